@@ -1,0 +1,270 @@
+"""The `irq` command line. Each command parses its flags, calls into irq's core, and prints
+the result (a rich table, or JSON with --json). Errors become one line plus a hint."""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from typer.exceptions import TyperException
+
+from . import errors
+from .ledger import Ledger, resolve_db_path
+from .ui import UI
+
+app = typer.Typer(
+    name="irq",
+    help="An experiment queue and ledger for ML studies on SLURM clusters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@dataclass
+class Ctx:
+    db: Path
+    config: Optional[Path]
+    ui: UI
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.db)
+
+
+def ctx(c: typer.Context) -> Ctx:
+    return c.obj
+
+
+@app.callback()
+def _root(
+    c: typer.Context,
+    db: Optional[Path] = typer.Option(None, "--db", help="Ledger file (default: $IRQ_DB or ./queue.db)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from here."),
+) -> None:
+    c.obj = Ctx(resolve_db_path(db), config, UI())
+
+
+def _dump(model: Any) -> dict:
+    return model.model_dump(mode="json")
+
+
+# -- ledger ------------------------------------------------------------------------------
+@app.command()
+def init(c: typer.Context) -> None:
+    """Create the ledger (queue.db) and a commented irq.toml here."""
+    from .config import write_default_config
+
+    x = ctx(c)
+    existed = x.db.exists()
+    Ledger(x.db, create=True).close()
+    cfg = write_default_config(Path.cwd() / "irq.toml")
+    x.ui.print(f"{'ledger already at' if existed else 'created ledger'} {x.db}")
+    if cfg:
+        x.ui.print(f"wrote {cfg} (commented; add a [clusters.NAME] table to submit to SLURM)")
+
+
+@app.command("import")
+def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md to read.")) -> None:
+    """Read a queue.md (the hand-kept layout or irq's export) into the ledger: all of it or nothing."""
+    from .experiments import import_queue
+
+    x = ctx(c)
+    if not x.db.exists():
+        Ledger(x.db, create=True).close()
+    rep = import_queue(x.ledger(), path)
+    if rep.repaired_lines:
+        x.ui.print(f"repaired double-encoded UTF-8 (mojibake such as 'â€”' for '—') on {rep.repaired_lines} lines")
+    states = ", ".join(f"{n} {s}" for s, n in rep.states.items())
+    x.ui.print(f"imported {rep.experiments} experiments ({states}) and {rep.attempts} attempts from {path}")
+
+
+@app.command()
+def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="Write here instead of stdout.")) -> None:
+    """Render queue.md from the ledger (templates/queue.md.j2)."""
+    from .experiments import export_queue
+
+    x = ctx(c)
+    text = export_queue(x.ledger(), path)
+    if path is None:
+        sys.stdout.write(text)
+    else:
+        x.ui.print(f"wrote {path}")
+
+
+@app.command()
+def add(
+    c: typer.Context,
+    exp_id: str = typer.Argument(..., metavar="ID", help="Like Q-011."),
+    title: Optional[str] = typer.Option(None, "--title", "-t"),
+    config: Optional[Path] = typer.Option(None, "--config-file", "-c", help="Trainer config JSON; its rank, steps, mining... become parameters."),
+    hypothesis: Optional[str] = typer.Option(None, "--hypothesis"),
+    param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE, repeatable (overrides the config file)."),
+    priority: str = typer.Option("MEDIUM", "--priority", help="HIGHEST, HIGH, MEDIUM or LOW."),
+    after: list[str] = typer.Option([], "--after", help="Run after this experiment (repeatable)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="'0-9' or '0,1,2': a seed array."),
+    gpus: Optional[int] = typer.Option(None, "--gpus"),
+    cpus: Optional[int] = typer.Option(None, "--cpus"),
+    memory: Optional[str] = typer.Option(None, "--mem", help="e.g. 16GB"),
+    time: Optional[str] = typer.Option(None, "--time", help="e.g. '2 hours' or 02:00:00"),
+    partition: Optional[str] = typer.Option(None, "--partition"),
+    notes: Optional[str] = typer.Option(None, "--notes"),
+    proposed: bool = typer.Option(False, "--proposed", help="A future extension: never submitted until `irq ready`."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Add an experiment (READY, or PROPOSED with --proposed)."""
+    from .experiments import add_experiment
+    from .fields import parse_scalar
+
+    x = ctx(c)
+    params: dict[str, Any] = {}
+    for p in param:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise errors.UsageError(f"--param wants KEY=VALUE, got {p!r}")
+        params[key.strip()] = parse_scalar(value)[0]
+    exp = add_experiment(
+        x.ledger(), exp_id, title, config=config, hypothesis=hypothesis, params=params,
+        priority=priority, depends_on=after, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
+        time=time, partition=partition, notes=notes, proposed=proposed,
+    )
+    if as_json:
+        x.ui.json(_dump(exp))
+    else:
+        x.ui.print(f"added {exp.id} ({exp.state}): {exp.title}")
+
+
+@app.command()
+def ready(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
+    """Promote proposed experiments (Future Extensions) to READY."""
+    from .experiments import promote
+
+    x = ctx(c)
+    for i in ids:
+        e = promote(x.ledger(), i)
+        x.ui.print(f"{e.id} is READY")
+
+
+@app.command()
+def retry(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
+    """Put FAILED experiments back to READY; earlier attempts are kept."""
+    from .experiments import retry as retry_
+
+    x = ctx(c)
+    for i in ids:
+        e = retry_(x.ledger(), i)
+        x.ui.print(f"{e.id} is READY again (its earlier attempts stay in the ledger)")
+
+
+STATE_STYLE = {"READY": "cyan", "IN_PROGRESS": "yellow", "DONE": "green", "FAILED": "red", "PROPOSED": "dim"}
+
+
+@app.command()
+def status(
+    c: typer.Context,
+    as_json: bool = typer.Option(False, "--json"),
+    offline: bool = typer.Option(False, "--offline", help="Do not ask the backend first."),
+) -> None:
+    """Experiments grouped by state, with their latest attempt and job slots."""
+    from rich.table import Table
+
+    from .experiments import status_rows
+
+    x = ctx(c)
+    ledger = x.ledger()
+    slots = None
+    if not offline:
+        from .runner import refresh_for_status
+
+        slots = refresh_for_status(ledger, x.config, x.ui)
+    rows = status_rows(ledger)
+    if as_json:
+        x.ui.json({"experiments": [asdict(r) for r in rows], "slots": slots})
+        return
+    for state in ("IN_PROGRESS", "READY", "FAILED", "DONE", "PROPOSED"):
+        group = [r for r in rows if r.state == state]
+        if not group:
+            continue
+        t = Table(title=f"{state} ({len(group)})", title_justify="left", title_style=STATE_STYLE[state])
+        for col in ("id", "title", "priority", "attempts", "job", "detail"):
+            t.add_column(col)
+        for r in group:
+            t.add_row(r.id, r.title, r.priority, str(r.attempts), r.job_id or "", r.detail)
+        x.ui.print(t)
+    if slots:
+        x.ui.print(slots.get("summary", ""))
+
+
+@app.command()
+def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """One experiment: its definition and every attempt with error, root cause, fix and results."""
+    from rich.panel import Panel
+
+    from .export import attempt_lines, definition_lines
+    from .experiments import show as show_
+
+    x = ctx(c)
+    v = show_(x.ledger(), exp_id)
+    if as_json:
+        x.ui.json({
+            "experiment": _dump(v.experiment),
+            "attempts": [{k: val for k, val in _dump(a).items() if k != "script"} | {"has_script": bool(a.script)} for a in v.attempts],
+            "events": [_dump(e) for e in v.events],
+        })
+        return
+    e = v.experiment
+    x.ui.styled(f"[bold]{_esc(e.id + ': ' + e.title)}[/]  [{STATE_STYLE.get(e.state, 'white')}]{e.state}[/]")
+    if e.waiting_reason is not None and e.state == "IN_PROGRESS":
+        x.ui.print(f"queued locally, waiting for a slot: {e.waiting_reason}")
+    for line in definition_lines(e):
+        _print_line(x.ui, line)
+    for a in v.attempts:
+        body = []
+        for line in attempt_lines(a):
+            body.append(f"{line.key}: {line.value}")
+            body.extend(f"  {k}: {val}" for k, val in line.children)
+        x.ui.print(Panel("\n".join(body), title=f"attempt {a.number}", title_align="left"))
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _print_line(ui: UI, line: Any) -> None:
+    ui.print(f"  {line.key}: {line.value}")
+    for k, v in line.children:
+        ui.print(f"    {k}: {v}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ui = UI()
+    try:
+        rv = app(args=argv, standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except errors.IrqError as exc:
+        ui.error(exc)
+        code = exc.exit_code
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except TyperException as exc:
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            ui.err.print(f"error: {exc.format_message()}")
+        code = exc.exit_code
+    except typer.Abort:
+        ui.err.print("aborted")
+        code = 130
+    except KeyboardInterrupt:
+        ui.err.print("interrupted")
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

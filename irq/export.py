@@ -1,0 +1,196 @@
+"""queue.md from the ledger: the seed's layout, rendered by ``templates/queue.md.j2``.
+
+This module turns rows into blocks of ready-made bullet lines (the canonical text forms in
+``fields``); the template only lays them out. Import of the result gives back the same rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session
+
+from .fields import (
+    backticked, fmt_dependencies, fmt_memory, fmt_minutes, fmt_resources, fmt_scalar, fmt_seeds,
+    fmt_time, join_annotation, param_label,
+)
+from .ledger import Ledger
+from .models import Attempt, Experiment
+from .render import render
+from .states import SUCCESS_STATES, State, is_active
+
+DEFAULT_TITLE = "Experiment Queue"
+
+
+@dataclass
+class Line:
+    key: str
+    value: str
+    children: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class BlockView:
+    heading: str
+    lines: list[Line]
+
+
+@dataclass
+class QueueView:
+    title: str
+    preamble: str
+    sections: dict[str, list[BlockView]]
+    future_heading: str
+    proposed: list[BlockView]
+
+
+def definition_lines(e: Experiment) -> list[Line]:
+    ann = e.annotations
+    out: list[Line] = []
+    if e.hypothesis:
+        out.append(Line("Hypothesis", e.hypothesis))
+    if e.config_path:
+        out.append(Line("Config", f"`{e.config_path}`"))
+    if "mining" in e.parameters:
+        out.append(Line("Mining Strategy", backticked(fmt_scalar(e.parameters["mining"]))))
+    params = [(param_label(k), join_annotation(fmt_scalar(v), ann.get(f"parameters.{k}")))
+              for k, v in e.parameters.items() if k != "mining"]
+    if params:
+        out.append(Line("Parameters", "", params))
+    if e.seeds:
+        out.append(Line("Seeds", fmt_seeds(e.seeds)))
+    if e.resources:
+        out.append(Line("Resources", fmt_resources(e.resources)))
+    if not (e.state == State.PROPOSED.value and e.priority == "MEDIUM" and "priority" not in ann):
+        out.append(Line("Priority", join_annotation(e.priority, ann.get("priority"))))
+    if e.depends_on:
+        out.append(Line("Dependencies", fmt_dependencies(e.depends_on, ann.get("dependencies"))))
+    if e.retry_policy:
+        out.append(Line("Retry", fmt_retry(e.retry_policy)))
+    if e.notes:
+        out.append(Line("Notes", e.notes))
+    return out
+
+
+def fmt_retry(p: dict) -> str:
+    parts = []
+    if p.get("on"):
+        parts.append("on " + ", ".join(p["on"]))
+    if p.get("max_time_minutes"):
+        parts.append("max time " + fmt_minutes(p["max_time_minutes"]))
+    if p.get("max_memory_mb"):
+        parts.append("max memory " + fmt_memory(p["max_memory_mb"]))
+    if p.get("max_attempts"):
+        parts.append(f"max attempts {p['max_attempts']}")
+    return "; ".join(parts)
+
+
+ENDED_LABELS = {"COMPLETED": "Completed", "CANCELLED": "Cancelled"}
+
+
+def attempt_lines(a: Attempt) -> list[Line]:
+    ann = a.annotations
+    out: list[Line] = [Line("Status", join_annotation(a.state, ann.get("state")))]
+    extras = list(a.extras)
+
+    def add(key: str, value: object | None) -> None:
+        if value not in (None, "", [], {}):
+            out.append(Line(key, str(value)))
+
+    if a.backend != "imported":
+        add("Backend", a.backend)
+    add("Cluster", a.cluster)
+    add("Job ID", a.job_id)
+    add("Array", a.array)
+    if a.tasks:
+        out.append(Line("Tasks", "", [
+            (k, v["state"] + (f" (exit {v['exit_code']})" if v.get("exit_code") is not None else ""))
+            for k, v in sorted(a.tasks.items(), key=lambda kv: int(kv[0]))
+        ]))
+    add("Run ID", a.run_id)
+    add("Submitted", fmt_time(a.submitted_at))
+    add("Started", fmt_time(a.started_at))
+    if a.ended_at:
+        label = ann.get("ended_label") or ENDED_LABELS.get(a.state, "Failed" if not is_active(a.state) else "Ended")
+        add(label, fmt_time(a.ended_at))
+    # the seed puts the free-text runtime right after the times
+    while extras and extras[0][0] == "Runtime":
+        out.append(Line(*extras.pop(0)))
+    add("Unknown since", fmt_time(a.unknown_since))
+    if a.git_sha:
+        add("Git SHA", join_annotation(a.git_sha, ann.get("git_sha")))
+    add("Partition", a.partition)
+    add("Work dir", f"`{a.work_dir}`" if a.work_dir else None)
+    add("Run dir", f"`{a.run_dir}`" if a.run_dir else None)
+    for k, v in extras:
+        if k == "Workflow":
+            out.append(Line(k, v))
+    extras = [kv for kv in extras if kv[0] != "Workflow"]
+    add("Modules", ", ".join(a.modules))
+    if a.exit_code is not None:
+        add("Exit code", a.exit_code)
+    add("Error", a.error)
+    add("Root cause", a.root_cause)
+    add("Fix applied", a.fix_applied)
+    add("Suggested fix", a.suggested_fix)
+    add("Resources changed", a.resource_change)
+    if a.results:
+        out.append(Line("Results", "", [
+            (k, join_annotation(fmt_scalar(v), ann.get(f"results.{k}"))) for k, v in a.results.items()
+        ]))
+    add("Output", f"`{a.output}`" if a.output else None)
+    add("Fetched", fmt_time(a.fetched_at))
+    out.extend(Line(k, v) for k, v in extras)
+    return out
+
+
+def queued_lines(e: Experiment) -> list[Line]:
+    out = [Line("Status", e.annotations.get("queued_status", "QUEUED LOCALLY (waiting for job slot)"))]
+    out.append(Line("Reason", e.waiting_reason or "waiting for a job slot"))
+    if e.queued_since:
+        out.append(Line("Since", fmt_time(e.queued_since)))
+    out.extend(Line(k, v) for k, v in e.queue_extras)
+    return out
+
+
+def build_view(s: Session) -> QueueView:
+    exps = Ledger.experiments(s)
+    atts: dict[str, list[Attempt]] = {}
+    for a in Ledger.attempts(s):
+        atts.setdefault(a.experiment_id, []).append(a)
+    sections: dict[str, list[BlockView]] = {k: [] for k in ("READY", "IN_PROGRESS", "DONE", "FAILED")}
+    failed_attempts: list[BlockView] = []
+    proposed: list[BlockView] = []
+    for e in exps:
+        head = f"{e.id}: {e.title}"
+        if e.state == State.PROPOSED.value:
+            mark = "x" if e.annotations.get("checked") else " "
+            proposed.append(BlockView(f"- [{mark}] **{e.id}**: {e.title}", definition_lines(e)))
+            continue
+        sections[e.state].append(BlockView(head, definition_lines(e)))
+        for a in atts.get(e.id, []):
+            heading = f"{head} - ATTEMPT {a.number}"
+            if a.state in SUCCESS_STATES:
+                heading += " ✓ COMPLETED"
+                sections["DONE"].append(BlockView(heading, attempt_lines(a)))
+            elif is_active(a.state):
+                sections["IN_PROGRESS"].append(BlockView(heading, attempt_lines(a)))
+            else:
+                failed_attempts.append(BlockView(heading, attempt_lines(a)))
+        if e.state == State.IN_PROGRESS.value and e.waiting_reason is not None:
+            mark = e.annotations.get("queued_mark", "QUEUED - waiting for a slot")
+            sections["IN_PROGRESS"].append(BlockView(f"{head} ({mark})", queued_lines(e)))
+    sections["FAILED"].extend(failed_attempts)
+    return QueueView(
+        title=Ledger._get_meta(s, "title") or DEFAULT_TITLE,
+        preamble=Ledger._get_meta(s, "preamble") or "",
+        sections=sections,
+        future_heading=Ledger._get_meta(s, "future_heading") or "Future Extensions",
+        proposed=proposed,
+    )
+
+
+def export_text(ledger: Ledger, template_dir: Path | None = None) -> str:
+    with ledger.transaction() as s:
+        view = build_view(s)
+    return render("queue.md.j2", {"q": view}, template_dir)

@@ -1,0 +1,254 @@
+"""Canonical text forms of the values queue.md holds, and their parsers.
+
+Each ``fmt_*`` has a ``parse_*`` such that parse(fmt(v)) == v, which is what makes
+export -> import -> export reproduce the same text. Parsers also accept the looser forms a
+person writes by hand ("1e-4", "2.5 hours", "16GB RAM") and keep any trailing remark
+("20 (20×20 matrices)") as an annotation so that no fact is lost.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+Scalar = Any  # int | float | str | bool | None
+
+_NUM = re.compile(
+    r"^(?P<num>-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\.\d+(?:[eE][-+]?\d+)?)"
+    r"(?:\s+(?P<rest>.+))?$"
+)
+ID_IN_TEXT = re.compile(r"\bQ-\d{3,}\b")
+
+
+class FieldError(ValueError):
+    """A value that does not read; the caller adds file:line."""
+
+
+# -- scalars --------------------------------------------------------------------------
+def fmt_scalar(v: Scalar) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        return repr(v)
+    if v is None:
+        return "null"
+    return str(v)
+
+
+def parse_scalar(text: str) -> tuple[Scalar, str | None]:
+    """'100,000' -> 100000; '1e-4' -> 0.0001; '20 (20×20 matrices)' -> (20, '(20×20 matrices)')."""
+    text = text.strip()
+    if text in ("true", "false"):
+        return text == "true", None
+    if text == "null":
+        return None, None
+    if text in ("nan", "inf", "-inf"):
+        return float(text), None
+    m = _NUM.match(text)
+    if m:
+        num = m.group("num")
+        rest = m.group("rest")
+        plain = num.replace(",", "")
+        if re.fullmatch(r"-?\d+", plain):
+            return int(plain), rest
+        return float(plain), rest
+    return text, None
+
+
+def join_annotation(text: str, annotation: str | None) -> str:
+    return f"{text} {annotation}" if annotation else text
+
+
+# -- times ----------------------------------------------------------------------------
+def fmt_time(t: datetime | None) -> str:
+    if t is None:
+        return ""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    text = text.strip()
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise FieldError(f"not a UTC time: {text!r} (expected e.g. 2026-01-14T04:20:54Z)") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).replace(microsecond=0)
+
+
+# -- durations and memory -------------------------------------------------------------
+def fmt_minutes(m: int) -> str:
+    if m % 60 == 0:
+        h = m // 60
+        return f"{h} hour" if h == 1 else f"{h} hours"
+    if m > 60 and m % 30 == 0:
+        return f"{m / 60:g} hours"
+    return f"{m} minute" if m == 1 else f"{m} minutes"
+
+
+def parse_minutes(text: str) -> int:
+    t = text.strip().lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m)", t)
+    if m:
+        n = float(m.group(1))
+        return int(round(n * 60)) if m.group(2).startswith("h") else int(round(n))
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", t)
+    if m:
+        days = int(m.group(1) or 0)
+        if m.group(4) is not None:
+            h, mi = int(m.group(2)), int(m.group(3))
+        else:
+            h, mi = 0, int(m.group(2))
+        return days * 1440 + h * 60 + mi
+    raise FieldError(f"not a duration: {text!r} (expected e.g. '2 hours', '15 minutes', '02:30:00')")
+
+
+def slurm_time(minutes: int) -> str:
+    """The --time value: D-HH:MM:SS."""
+    d, rem = divmod(minutes, 1440)
+    h, m = divmod(rem, 60)
+    return f"{d}-{h:02d}:{m:02d}:00" if d else f"{h:02d}:{m:02d}:00"
+
+
+def fmt_memory(mb: int) -> str:
+    return f"{mb // 1024}GB" if mb % 1024 == 0 else f"{mb}MB"
+
+
+def parse_memory(text: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(TB|T|GB|G|MB|M)", text.strip(), re.I)
+    if not m:
+        raise FieldError(f"not an amount of memory: {text!r} (expected e.g. 16GB or 512MB)")
+    n, unit = float(m.group(1)), m.group(2).upper()[0]
+    return int(round(n * {"T": 1024 * 1024, "G": 1024, "M": 1}[unit]))
+
+
+def slurm_memory(mb: int) -> str:
+    return f"{mb // 1024}G" if mb % 1024 == 0 else f"{mb}M"
+
+
+# -- resources: "1 GPU, 16GB RAM, 2 hours, gpu_test partition" ------------------------
+RESOURCE_KEYS = ("gpus", "cpus", "memory_mb", "time_minutes", "partition")
+
+
+def fmt_resources(r: dict[str, Any]) -> str:
+    parts = []
+    if r.get("gpus") is not None:
+        parts.append(f"{r['gpus']} GPU" + ("" if r["gpus"] == 1 else "s"))
+    if r.get("cpus") is not None:
+        parts.append(f"{r['cpus']} CPU" + ("" if r["cpus"] == 1 else "s"))
+    if r.get("memory_mb") is not None:
+        parts.append(f"{fmt_memory(r['memory_mb'])} RAM")
+    if r.get("time_minutes") is not None:
+        parts.append(fmt_minutes(r["time_minutes"]))
+    if r.get("partition"):
+        parts.append(f"{r['partition']} partition")
+    return ", ".join(parts)
+
+
+def parse_resources(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        low = part.lower()
+        if m := re.fullmatch(r"(\d+)\s*gpus?", low):
+            out["gpus"] = int(m.group(1))
+        elif m := re.fullmatch(r"(\d+)\s*(?:cpus?|cores?)", low):
+            out["cpus"] = int(m.group(1))
+        elif m := re.fullmatch(r"(\d+(?:\.\d+)?\s*(?:tb|t|gb|g|mb|m))\s*(?:ram|memory|mem)", low):
+            out["memory_mb"] = parse_memory(m.group(1))
+        elif m := re.fullmatch(r"(\S+)\s+partition", part):
+            out["partition"] = m.group(1)
+        else:
+            try:
+                out["time_minutes"] = parse_minutes(part)
+            except FieldError:
+                raise FieldError(
+                    f"cannot read resource {part!r} (expected e.g. '1 GPU, 4 CPUs, 16GB RAM, 2 hours, gpu_test partition')"
+                ) from None
+    return out
+
+
+# -- seeds: "0-9" or "0, 2, 5" ---------------------------------------------------------
+def fmt_seeds(seeds: list[int]) -> str:
+    if not seeds:
+        return ""
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds)
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if m := re.fullmatch(r"(\d+)\s*-\s*(\d+)", part):
+            a, b = int(m.group(1)), int(m.group(2))
+            if b < a:
+                raise FieldError(f"empty seed range {part!r}")
+            seeds.extend(range(a, b + 1))
+        elif part.isdigit():
+            seeds.append(int(part))
+        else:
+            raise FieldError(f"cannot read seeds {text!r} (expected e.g. '0-9' or '0, 1, 2')")
+    if len(set(seeds)) != len(seeds):
+        raise FieldError(f"repeated seed in {text!r}")
+    return seeds
+
+
+# -- dependencies: "Run after Q-001 and Q-002 for fair comparison" ---------------------
+def ids_in(text: str) -> list[str]:
+    seen: list[str] = []
+    for m in ID_IN_TEXT.findall(text):
+        if m not in seen:
+            seen.append(m)
+    return seen
+
+
+def fmt_dependencies(ids: list[str], raw: str | None) -> str:
+    if raw and ids_in(raw) == ids:
+        return raw
+    if not ids:
+        return ""
+    joined = ids[0] if len(ids) == 1 else ", ".join(ids[:-1]) + " and " + ids[-1]
+    return f"Run after {joined}"
+
+
+# -- parameter labels ------------------------------------------------------------------
+PARAM_LABELS = {
+    "rank": "Rank",
+    "diffusion_steps": "Diffusion steps",
+    "train_steps": "Training steps",
+    "batch_size": "Batch size",
+    "learning_rate": "Learning rate",
+}
+_LABEL_TO_KEY = {v.lower(): k for k, v in PARAM_LABELS.items()}
+
+
+def param_key(label: str) -> str:
+    low = label.strip().lower()
+    if low in _LABEL_TO_KEY:
+        return _LABEL_TO_KEY[low]
+    return re.sub(r"[^0-9a-z]+", "_", low).strip("_")
+
+
+def param_label(key: str) -> str:
+    return PARAM_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+def backticked(v: str) -> str:
+    return f"`{v}`" if re.fullmatch(r"[\w./@+-]+", v) else v
+
+
+def strip_backticks(v: str) -> str:
+    v = v.strip()
+    if len(v) >= 2 and v.startswith("`") and v.endswith("`") and "`" not in v[1:-1]:
+        return v[1:-1]
+    return v

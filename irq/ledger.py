@@ -1,0 +1,265 @@
+"""The ledger: one SQLite file (WAL, busy timeout) shared by the CLI and the daemon.
+
+Every write happens inside ``Ledger.transaction()``: BEGIN IMMEDIATE takes the write lock up
+front, so two processes never interleave half-done changes, and a failure rolls back whole.
+Never hold a transaction open across a network call.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import event, func
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from . import errors
+from .models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
+from .states import LEGAL, Priority, State
+
+SCHEMA_VERSION = 1
+ID_RE = re.compile(r"^Q-\d{3,}$")
+DEFAULT_DB = "queue.db"
+
+# version -> function that upgrades a database from that version to the next one
+MIGRATIONS: dict[int, Callable[[Session], None]] = {}
+
+
+def validate_id(exp_id: str) -> str:
+    exp_id = exp_id.strip()
+    if not ID_RE.match(exp_id):
+        raise errors.InvalidId(f"invalid experiment id {exp_id!r}")
+    return exp_id
+
+
+def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
+    """--db wins, then IRQ_DB, then ./queue.db."""
+    return Path(db or os.environ.get("IRQ_DB") or DEFAULT_DB)
+
+
+class Ledger:
+    """Handle on one ledger file. Cheap to create; holds no open transaction."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise errors.LedgerError(
+                f"no ledger at {self.path}", "run `irq init` here, or point --db / IRQ_DB at one"
+            )
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
+        event.listen(self.engine, "connect", _on_connect)
+        event.listen(self.engine, "begin", _on_begin)
+        try:
+            self._prepare(create)
+        except OperationalError as exc:
+            raise errors.LedgerError(f"cannot open ledger {self.path}: {exc.orig}") from exc
+        except sqlite3.DatabaseError as exc:  # pragma: no cover - raised wrapped above
+            raise errors.LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
+
+    # -- schema -------------------------------------------------------------------------
+    def _prepare(self, create: bool) -> None:
+        with self.transaction() as s:
+            conn = s.connection()
+            tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "meta" not in tables:
+                if tables - {"meta"} and not create:
+                    raise errors.LedgerError(f"{self.path} is not an irq ledger (no meta table)")
+                SQLModel.metadata.create_all(conn)
+                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+                s.add(Meta(key="created_at", value=utcnow().isoformat()))
+                return
+            row = s.get(Meta, "schema_version")
+            version = int(row.value) if row else 0
+            if version > SCHEMA_VERSION:
+                raise errors.SchemaTooNew(
+                    f"ledger {self.path} has schema version {version}; this irq reads up to {SCHEMA_VERSION}"
+                )
+            while version < SCHEMA_VERSION:
+                if version not in MIGRATIONS:
+                    raise errors.LedgerError(f"no migration from schema version {version}")
+                MIGRATIONS[version](s)
+                version += 1
+                self._set_meta(s, "schema_version", str(version))
+            SQLModel.metadata.create_all(conn)  # tables added since: harmless when present
+
+    # -- sessions -----------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One atomic unit of work. Commits on success, rolls back on any exception."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            try:
+                yield s
+                s.commit()
+            except OperationalError as exc:
+                s.rollback()
+                if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                    raise errors.LedgerError(
+                        f"ledger {self.path} stayed locked by another irq process for 30 s",
+                        "try again; if it persists, look for a hung irq process",
+                    ) from exc
+                raise errors.LedgerError(f"ledger {self.path}: {exc.orig}") from exc
+            except BaseException:
+                s.rollback()
+                raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- meta ---------------------------------------------------------------------------
+    @staticmethod
+    def _set_meta(s: Session, key: str, value: str) -> None:
+        row = s.get(Meta, key)
+        if row:
+            row.value = value
+        else:
+            s.add(Meta(key=key, value=value))
+
+    @staticmethod
+    def _get_meta(s: Session, key: str) -> str | None:
+        row = s.get(Meta, key)
+        return row.value if row else None
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.transaction() as s:
+            row = s.get(Meta, key)
+            return row.value if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as s:
+            self._set_meta(s, key, value)
+
+    # -- lookups ------------------------------------------------------------------------
+    @staticmethod
+    def experiment(s: Session, exp_id: str) -> Experiment:
+        exp = s.get(Experiment, exp_id.strip())
+        if exp is None:
+            known = list(s.exec(select(Experiment.id)))
+            close = difflib.get_close_matches(exp_id.strip(), known, n=3, cutoff=0.6)
+            if not ID_RE.match(exp_id.strip()):
+                hint = errors.InvalidId.default_hint + (f"; did you mean {', '.join(close)}?" if close else "")
+                raise errors.InvalidId(f"invalid experiment id {exp_id!r}", hint)
+            raise errors.NotFound(exp_id, close)
+        return exp
+
+    @staticmethod
+    def experiments(s: Session, states: set[str] | None = None) -> list[Experiment]:
+        q = select(Experiment).order_by(Experiment.seq)
+        rows = list(s.exec(q))
+        return [e for e in rows if states is None or e.state in states]
+
+    @staticmethod
+    def attempts(s: Session, exp_id: str | None = None) -> list[Attempt]:
+        q = select(Attempt).order_by(Attempt.experiment_id, Attempt.number)
+        if exp_id is not None:
+            q = q.where(Attempt.experiment_id == exp_id)
+        return list(s.exec(q))
+
+    @staticmethod
+    def latest_attempt(s: Session, exp_id: str) -> Attempt | None:
+        q = select(Attempt).where(Attempt.experiment_id == exp_id).order_by(Attempt.number.desc())
+        return s.exec(q).first()
+
+    @staticmethod
+    def attempt_by_token(s: Session, token: str) -> Attempt | None:
+        return s.exec(select(Attempt).where(Attempt.token == token)).first()
+
+    @staticmethod
+    def events(s: Session, exp_id: str | None = None) -> list[Event]:
+        q = select(Event).order_by(Event.id)
+        if exp_id is not None:
+            q = q.where(Event.experiment_id == exp_id)
+        return list(s.exec(q))
+
+    # -- writers ------------------------------------------------------------------------
+    @staticmethod
+    def add_experiment(s: Session, exp: Experiment) -> Experiment:
+        validate_id(exp.id)
+        if s.get(Experiment, exp.id) is not None:
+            raise errors.DuplicateId(f"experiment {exp.id} already exists")
+        Priority(exp.priority)
+        if not exp.seq:
+            exp.seq = (s.exec(select(func.max(Experiment.seq))).one() or 0) + 1
+        s.add(exp)
+        s.add(Event(experiment_id=exp.id, to_state=exp.state, reason="created"))
+        return exp
+
+    @staticmethod
+    def set_state(s: Session, exp: Experiment, to: State | str, reason: str,
+                  attempt: Attempt | None = None, at: datetime | None = None) -> None:
+        """The only writer of Experiment.state: refuses moves the state machine forbids."""
+        to = State(to)
+        frm = State(exp.state)
+        if to not in LEGAL[frm]:
+            raise errors.IllegalTransition(
+                f"{exp.id} is {frm.value}; it cannot move to {to.value}"
+            )
+        exp.state = to.value
+        exp.updated_at = utcnow()
+        if to is not State.IN_PROGRESS:
+            exp.queued_since = None
+            exp.waiting_reason = None
+            exp.queue_extras = []
+        s.add(exp)
+        s.add(Event(experiment_id=exp.id, attempt_id=attempt.id if attempt else None,
+                    from_state=frm.value, to_state=to.value, reason=reason, at=at or utcnow()))
+
+    @staticmethod
+    def set_attempt_state(s: Session, att: Attempt, to: str, reason: str | None = None) -> bool:
+        """The only writer of Attempt.state; returns whether it changed."""
+        if att.state == to:
+            return False
+        s.add(Event(experiment_id=att.experiment_id, attempt_id=att.id, kind="attempt",
+                    from_state=att.state, to_state=to, reason=reason))
+        att.state = to
+        att.annotations = {k: v for k, v in att.annotations.items() if k != "state"}
+        att.updated_at = utcnow()
+        s.add(att)
+        return True
+
+    @staticmethod
+    def new_attempt(s: Session, exp: Experiment, **fields: Any) -> Attempt:
+        last = s.exec(select(func.max(Attempt.number)).where(Attempt.experiment_id == exp.id)).one()
+        fields.setdefault("token", new_token())
+        att = Attempt(experiment_id=exp.id, number=(last or 0) + 1, **fields)
+        s.add(att)
+        s.flush()
+        s.add(Event(experiment_id=exp.id, attempt_id=att.id, kind="attempt",
+                    from_state=None, to_state=att.state, reason="attempt created"))
+        return att
+
+    @staticmethod
+    def record_call(s: Session, backend: str, command: str) -> None:
+        s.add(SchedulerCall(backend=backend, command=command))
+
+    @staticmethod
+    def calls_since(s: Session, since: datetime) -> int:
+        return s.exec(select(func.count()).select_from(SchedulerCall).where(SchedulerCall.at >= since)).one()
+
+
+def new_token() -> str:
+    """Unique per attempt; short enough to sit in a SLURM job name."""
+    return "irq-" + secrets.token_hex(5)
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _on_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

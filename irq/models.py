@@ -1,0 +1,115 @@
+"""The ledger's tables: experiments, their submission attempts, and the event log.
+
+Attempts and events are never deleted: the history of an experiment (five failed pilots
+before one ran) is the point of the ledger.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC, second precision: what the ledger stores and queue.md prints."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the ledger itself (schema version, queue.md preamble)."""
+
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Experiment(SQLModel, table=True):
+    id: str = Field(primary_key=True)  # Q-003
+    seq: int = Field(index=True)  # queue order: order of creation / appearance
+    title: str
+    state: str = Field(default="READY", index=True)
+    hypothesis: Optional[str] = None
+    config_path: Optional[str] = None
+    # rank, diffusion_steps, train_steps, batch_size, learning_rate, mining, ... (JSON)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # gpus, cpus, memory ("16G"), time_minutes, partition
+    resources: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    priority: str = "MEDIUM"
+    depends_on: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    seeds: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    notes: Optional[str] = None
+    # Verbatim text that qualifies a typed value: {"priority": "(must run first)", ...}
+    annotations: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Free-text bullets kept verbatim, in order: [["Purpose", "..."], ...]
+    extras: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Set while the user asked to submit and no job slot is free ("queued locally").
+    queued_since: Optional[datetime] = None
+    waiting_reason: Optional[str] = None
+    queue_extras: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # retry policy (off by default): {"on": ["TIMEOUT", "OUT_OF_MEMORY"], "max_time_minutes": .., "max_memory": ..}
+    retry_policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Attempt(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("experiment_id", "number"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    experiment_id: str = Field(foreign_key="experiment.id", index=True)
+    number: int
+    token: str = Field(unique=True, index=True)  # carried by the job (name/comment): adoption key
+    backend: str = "imported"
+    cluster: Optional[str] = None
+    job_id: Optional[str] = Field(default=None, index=True)
+    array: Optional[str] = None  # "0-9%2"
+    # per array task: {"3": {"state": "COMPLETED", "exit_code": 0, ...}}
+    tasks: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    run_id: Optional[str] = None
+    state: str = "SUBMITTING"
+    exit_code: Optional[int] = None
+    submitted_at: Optional[datetime] = None
+    started_at: Optional[datetime] = None
+    ended_at: Optional[datetime] = None
+    unknown_since: Optional[datetime] = None
+    git_sha: Optional[str] = None
+    partition: Optional[str] = None
+    work_dir: Optional[str] = None
+    run_dir: Optional[str] = None
+    modules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    script: Optional[str] = Field(default=None, sa_column=Column(Text))
+    error: Optional[str] = None
+    root_cause: Optional[str] = None
+    fix_applied: Optional[str] = None
+    suggested_fix: Optional[str] = None
+    resource_change: Optional[str] = None  # why this attempt got more time/memory
+    results: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    output: Optional[str] = None  # where fetched results are
+    fetched_at: Optional[datetime] = None
+    annotations: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    extras: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Event(SQLModel, table=True):
+    """Append-only: one row per change of an experiment's or attempt's state."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    experiment_id: str = Field(index=True)
+    attempt_id: Optional[int] = None
+    kind: str = "experiment"  # experiment | attempt
+    from_state: Optional[str] = None
+    to_state: str
+    reason: Optional[str] = None
+
+
+class SchedulerCall(SQLModel, table=True):
+    """One row per round trip to a scheduler: the polling budget admins can read."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    backend: str
+    command: str  # squeue | sacct | sbatch | scancel | sacctmgr | sinfo ...
