@@ -1,0 +1,358 @@
+"""The training loop: fresh matrices every step, checkpoints that resume bit for bit, final metrics."""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from trainer import data as D
+from trainer.config import TrainConfig, from_checkpoint
+from trainer.diagnostics import mining_diagnostics
+from trainer.diffusion import Energy, Schedule
+from trainer.ema import EMA
+from trainer.evaluate import score
+from trainer.mining import mine
+from trainer.model import EnergyMLP, Film, Weights
+from trainer.objective import training_loss
+from trainer.rundir import RunDir
+
+# config keys that change what a checkpoint means: a resumed run may not change them
+SHAPE_KEYS = ("rank", "diffusion_steps")
+
+
+class NaNLossError(RuntimeError):
+    """The loss stopped being finite: the run cannot recover, say where it happened."""
+
+
+class Interrupted(RuntimeError):
+    """SIGTERM/SIGINT (preemption, scancel, time limit): last.pt was saved, rerun to resume."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; "
+                         "last checkpoint saved, rerun with the same --out to resume")
+        self.signum = signum
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Constant, or cosine-annealed from cosine_lr_start to min_lr at train_steps."""
+    start = cfg.cosine_lr_start
+    if start is None or step < start or cfg.train_steps <= start:
+        return cfg.learning_rate
+    progress = min(1.0, (step - start) / (cfg.train_steps - start))
+    return cfg.min_lr + 0.5 * (cfg.learning_rate - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam(0.9, 0.99); the fused kernel where available (same update, ~3x cheaper on CPU)."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.99), fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.99))
+
+
+def detached(f: Energy) -> Energy:
+    """The same energy without the parameters' graph: mining trains nothing."""
+    film = Film(*(v.detach() for v in (f.film.scale2, f.film.bias2, f.film.scale3, f.film.bias3)))
+    weights = Weights(*(v.detach() for v in vars(f.weights).values()))
+    return Energy(f.model, f.ctx.detach(), film, weights)
+
+
+def energy_of_batch(model: EnergyMLP, a: torch.Tensor, t: torch.Tensor) -> Energy:
+    return Energy(model, model.context(a), model.film(t), model.weights())
+
+
+@dataclass
+class Progress:
+    """Everything besides tensors that a resumed run must remember."""
+
+    step: int = 0
+    best_val_mse: float = math.inf
+    best_step: Optional[int] = None
+    steps_to_threshold: Optional[int] = None
+    train_time_s: float = 0.0  # time inside training steps (excludes evaluation and checkpoints)
+    wall_time_s: float = 0.0  # total, accumulated over resumed sessions
+    sums: dict = field(default_factory=dict)  # loss terms accumulated since the last curve row
+    stopped_early: bool = False
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, run: RunDir, git_sha: Optional[str] = None):
+        self.cfg, self.run, self.git_sha = cfg, run, git_sha
+        self.device = resolve_device(cfg.device)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        seed_everything(cfg.seed)
+        n2 = cfg.rank * cfg.rank
+        self.schedule = Schedule.cosine(cfg.diffusion_steps, self.device)
+        self.model = EnergyMLP(n2, cfg.diffusion_steps).to(self.device)
+        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_update_every, cfg.ema_warmup)
+        self.opt = make_optimizer(self.model, cfg)
+        self.stream = D.TrainStream(cfg.rank, cfg.batch_size, seed=cfg.seed)
+        self.noise = torch.Generator(device=self.device)
+        self.noise.manual_seed(cfg.seed + 1_000_003)
+        self.cpu_noise = D.seeded(cfg.seed + 2_000_003)  # uniform negatives, drawn on the CPU
+        self.diag_noise = D.seeded(cfg.seed + 3_000_017)
+        # fixed, held-out sets: the same for every run of a study (they depend on data_seed only)
+        self.val = D.fixed_set(cfg.rank, cfg.val_size, cfg.data_seed, D.VAL_OFFSET).to(self.device)
+        self.test = D.fixed_set(cfg.rank, cfg.test_size, cfg.data_seed, D.TEST_OFFSET).to(self.device)
+        self.ood = D.fixed_set(cfg.rank, cfg.ood_size, cfg.data_seed, D.OOD_OFFSET, ood=True).to(self.device)
+        mean = D.mean_inverse(cfg.rank, cfg.data_seed).to(self.device)
+        self.baselines = D.baselines(self.val.y, mean)
+        self.ood_baselines = D.baselines(self.ood.y, mean) if len(self.ood) else None
+        self.threshold = cfg.mse_threshold if cfg.mse_threshold is not None else 0.9 * self.baselines["mean"]
+        self.progress = Progress()
+        self._signal: Optional[int] = None
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def state(self) -> dict:
+        p = self.progress
+        return {
+            "step": p.step, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(),
+            "stream": self.stream.state_dict(), "noise": self.noise.get_state(),
+            "cpu_noise": self.cpu_noise.get_state(), "diag_noise": self.diag_noise.get_state(),
+            "python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
+            "torch_rng": torch.get_rng_state(), "progress": vars(p).copy(), "torch_version": torch.__version__,
+        }
+
+    def resume(self) -> Optional[int]:
+        if not self.run.last.exists():
+            return None
+        ck = self.run.load_checkpoint(self.run.last)
+        saved = from_checkpoint(ck["config"])
+        for key in SHAPE_KEYS:
+            if getattr(saved, key) != getattr(self.cfg, key):
+                raise RuntimeError(f"cannot resume: checkpoint has {key}={getattr(saved, key)}, "
+                                   f"config has {getattr(self.cfg, key)}")
+        changed = [k for k, v in self.cfg.to_dict().items() if ck["config"].get(k) != v]
+        self.model.load_state_dict(ck["model"])
+        self.ema.load_state_dict(ck["ema"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.stream.load_state_dict(ck["stream"])
+        self.noise.set_state(ck["noise"])
+        self.cpu_noise.set_state(ck["cpu_noise"])
+        self.diag_noise.set_state(ck["diag_noise"])
+        random.setstate(ck["python_rng"])
+        np.random.set_state(ck["numpy_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.progress = Progress(**ck["progress"])
+        self.run.truncate_curve(self.progress.step)
+        if changed:
+            self.run.log(f"resuming with changed config keys: {', '.join(changed)}")
+        return self.progress.step
+
+    def save_last(self) -> None:
+        self.run.save_checkpoint(self.run.last, self.state())
+
+    # ---- one optimisation step ------------------------------------------------------------------
+    def train_step(self, a: torch.Tensor, y0: torch.Tensor) -> dict:
+        cfg, sched, gen = self.cfg, self.schedule, self.noise
+        b = a.shape[0]
+        t = torch.randint(0, cfg.diffusion_steps, (b,), generator=gen, device=self.device)
+        noise = torch.randn(y0.shape, generator=gen, device=self.device)
+        contrast_noise = torch.randn(y0.shape, generator=gen, device=self.device) if cfg.mining != "none" else None
+        f = energy_of_batch(self.model, a, t)
+        negatives = None
+        if cfg.mining != "none":
+            negatives = mine(cfg, detached(f), sched, y0, t, contrast_noise, generator=self.cpu_noise)
+        parts = training_loss(f, sched, y0, t, noise, negatives, contrast_noise, cfg.energy_loss_weight)
+        loss = float(parts.loss.detach())
+        if not math.isfinite(loss):
+            raise NaNLossError(f"NaN loss at step {self.progress.step + 1} (loss={loss})")
+        self.opt.zero_grad(set_to_none=True)
+        parts.loss.backward()
+        params = list(self.model.parameters())
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        self.opt.step()
+        self.ema.update(self.model)
+        out = {"loss": loss, "loss_denoise": float(parts.denoise), "grad_norm": grad_norm}
+        if parts.energy is not None:
+            out["loss_energy"] = float(parts.energy)
+        return out
+
+    # ---- evaluation and bookkeeping -------------------------------------------------------------
+    def evaluate(self, model: EnergyMLP, data: D.FixedSet):
+        c = self.cfg
+        return score(model, self.schedule, data, c.inner_steps, c.faithful, c.eval_batch_size, c.accuracy_tol)
+
+    def diagnostics(self, a: torch.Tensor, y0: torch.Tensor) -> dict:
+        c, k = self.cfg, min(self.cfg.diag_size, a.shape[0])
+        a, y0 = a[:k], y0[:k]
+        t = torch.randint(0, c.diffusion_steps, (k,), generator=self.diag_noise).to(self.device)
+        noise = torch.randn(y0.shape, generator=self.diag_noise).to(self.device)
+        with torch.no_grad():
+            f = energy_of_batch(self.model, a, t)
+        return mining_diagnostics(c, f, self.schedule, a, y0, t, noise, self.diag_noise)
+
+    def checkpoint(self, a: torch.Tensor, y0: torch.Tensor) -> bool:
+        """Evaluate, append a curve row, save checkpoints; True if early stopping says stop."""
+        c, p = self.cfg, self.progress
+        t0 = time.perf_counter()
+        val = self.evaluate(self.ema.model, self.val)
+        k = min(c.val_size, a.shape[0])
+        train = self.evaluate(self.ema.model, D.FixedSet(a[:k], y0[:k]))
+        count = max(p.sums.get("count", 0), 1)
+        row = {"step": p.step}
+        for key in ("loss", "loss_denoise", "loss_energy", "grad_norm"):
+            if key in p.sums:
+                row[key] = p.sums[key] / count
+        row.update({"train_mse": train.mse, "val_mse": val.mse, "val_accuracy": val.accuracy,
+                    "lr": self.opt.param_groups[0]["lr"], "train_time_s": round(p.train_time_s, 3)})
+        if c.diagnostics:
+            row.update(self.diagnostics(a, y0))
+        p.sums = {}
+        improved = val.mse < p.best_val_mse
+        if improved:
+            p.best_val_mse, p.best_step = val.mse, p.step
+        if p.steps_to_threshold is None and val.mse <= self.threshold:
+            p.steps_to_threshold = p.step
+        row["best_val_mse"] = p.best_val_mse
+        self.run.append_curve(row)
+        if improved:
+            self.run.save_checkpoint(self.run.best, self.state())
+        stop = c.early_stopping_patience is not None and p.step - (p.best_step or 0) >= c.early_stopping_patience
+        p.stopped_early = stop and p.step < c.train_steps
+        self.save_last()
+        self.run.log(f"step {p.step}: train_mse {train.mse:.5f} val_mse {val.mse:.5f} "
+                     f"(best {p.best_val_mse:.5f} @ {p.best_step}; predict-mean {self.baselines['mean']:.5f}) "
+                     f"eval {time.perf_counter() - t0:.1f}s")
+        self._last_train_mse = train.mse
+        return p.stopped_early
+
+    # ---- the run --------------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        self._signal = signum
+
+    def fit(self) -> dict:
+        c, p, run = self.cfg, self.progress, self.run
+        resumed = self.resume()
+        p = self.progress
+        run.mark_started(c.to_dict(), c.seed, resumed)
+        run.log(f"irq trainer: mining={c.mining} rank={c.rank} T={c.diffusion_steps} steps={c.train_steps} "
+                f"batch={c.batch_size} device={self.device} torch={torch.__version__} threads={torch.get_num_threads()} "
+                f"faithful={c.faithful} seed={c.seed}" + (f" (resumed at step {resumed})" if resumed is not None else ""))
+        run.log(f"baselines on the validation set: predict-zero {self.baselines['zero']:.5f}, "
+                f"predict-mean {self.baselines['mean']:.5f}; threshold {self.threshold:.5f}")
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        for s in previous:
+            signal.signal(s, self._on_signal)
+        session_start = time.perf_counter()
+        wall_before = p.wall_time_s
+        self._last_train_mse = math.nan
+        a = y0 = None
+        try:
+            while p.step < c.train_steps:
+                if self._signal is not None:
+                    self.save_last()
+                    raise Interrupted(self._signal, p.step)
+                for group in self.opt.param_groups:
+                    group["lr"] = lr_at(c, p.step)
+                t0 = time.perf_counter()
+                a, y0 = (x.to(self.device, non_blocking=True) for x in self.stream.next())
+                terms = self.train_step(a, y0)
+                p.step += 1
+                p.train_time_s += time.perf_counter() - t0
+                for key, value in terms.items():
+                    p.sums[key] = p.sums.get(key, 0.0) + value
+                p.sums["count"] = p.sums.get("count", 0) + 1
+                if p.step % c.log_interval == 0:
+                    rate = p.step / max(p.train_time_s, 1e-9)
+                    eta = (c.train_steps - p.step) / max(rate, 1e-9)
+                    extra = f" energy {terms['loss_energy']:.4f}" if "loss_energy" in terms else ""
+                    run.log(f"step {p.step}/{c.train_steps} loss {terms['loss']:.4f} "
+                            f"(denoise {terms['loss_denoise']:.4f}{extra}) {rate:.2f} steps/s eta {eta / 60:.1f} min")
+                if p.step % c.checkpoint_interval == 0 or p.step == c.train_steps:
+                    p.wall_time_s = wall_before + time.perf_counter() - session_start
+                    if self.checkpoint(a, y0):
+                        run.log(f"early stopping at step {p.step}: no improvement since step {p.best_step}")
+                        break
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        p.wall_time_s = wall_before + time.perf_counter() - session_start
+        return self.finish(a, y0)
+
+    def finish(self, a: Optional[torch.Tensor], y0: Optional[torch.Tensor]) -> dict:
+        c, p = self.cfg, self.progress
+        rows = self.run.read_curve()
+        last_row = rows[-1] if rows and rows[-1].get("step") == p.step else None
+        if last_row is None and p.step > 0 and a is None:
+            a, y0 = (x.to(self.device) for x in D.TrainStream(c.rank, c.batch_size, c.seed).next())
+        val = self.evaluate(self.ema.model, self.val)
+        test = self.evaluate(self.ema.model, self.test) if len(self.test) else None
+        ood = self.evaluate(self.ema.model, self.ood) if len(self.ood) else None
+        train_mse = last_row["train_mse"] if last_row else (
+            self.evaluate(self.ema.model, D.FixedSet(a[: c.val_size], y0[: c.val_size])).mse if a is not None else None)
+        best_test = best_train = None
+        if self.run.best.exists() and p.best_step is not None:
+            best_model = EnergyMLP(c.rank * c.rank, c.diffusion_steps).to(self.device)
+            best_model.load_state_dict(self.run.load_checkpoint(self.run.best)["ema"]["model"])
+            best_test = self.evaluate(best_model, self.test).mse if len(self.test) else None
+            best_train = next((r["train_mse"] for r in rows if r.get("step") == p.best_step), None)
+        if p.best_step is None or val.mse < p.best_val_mse:
+            p.best_val_mse, p.best_step = val.mse, p.step
+        if p.steps_to_threshold is None and val.mse <= self.threshold:
+            p.steps_to_threshold = p.step
+        metrics = {
+            "train_mse": train_mse,
+            "val_mse": val.mse,
+            "best_val_mse": p.best_val_mse,
+            "best_step": p.best_step,
+            "best_train_mse": best_train,
+            "test_mse": test.mse if test else None,
+            "best_test_mse": best_test,
+            "ood_mse": ood.mse if ood else None,
+            "accuracy": val.accuracy,
+            "accuracy_tol": c.accuracy_tol,
+            "ood_accuracy": ood.accuracy if ood else None,
+            "steps_to_threshold": p.steps_to_threshold,
+            "mse_threshold": self.threshold,
+            "baseline_zero_mse": self.baselines["zero"],
+            "baseline_mean_mse": self.baselines["mean"],
+            "ood_baseline_zero_mse": self.ood_baselines["zero"] if self.ood_baselines else None,
+            "ood_baseline_mean_mse": self.ood_baselines["mean"] if self.ood_baselines else None,
+            "steps": p.step,
+            "stopped_early": p.stopped_early,
+            "wall_time_s": round(p.wall_time_s, 3),
+            "train_time_s": round(p.train_time_s, 3),
+            "steps_per_s": p.step / p.train_time_s if p.train_time_s > 0 else None,
+            "device": str(self.device),
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "num_threads": torch.get_num_threads(),
+            "git_sha": self.git_sha,
+            "seed": c.seed,
+            "mining": c.mining,
+            "faithful": c.faithful,
+            "config": c.to_dict(),
+        }
+        self.run.write_metrics(metrics)
+        self.run.log(f"done: {p.step} steps, val_mse {val.mse:.5f} (best {p.best_val_mse:.5f} @ {p.best_step}), "
+                     f"ood_mse {metrics['ood_mse']}, predict-mean {self.baselines['mean']:.5f}, "
+                     f"{metrics['steps_per_s'] or 0:.2f} steps/s")
+        return metrics
