@@ -1,0 +1,773 @@
+#!/usr/bin/env bash
+# A real, single-node SLURM cluster plus sshd on loopback, for irq's cluster tests.
+#
+#   bash tests/cluster/cluster.sh up        install (if missing), configure, start, wait, print env
+#   bash tests/cluster/cluster.sh down      stop every daemon this script started
+#   bash tests/cluster/cluster.sh status    what runs, sinfo, and the env values
+#   bash tests/cluster/cluster.sh env       print STATE_DIR/env (after a successful `up`)
+#   helpers for tests: stop-sshd, start-sshd, restart-slurmctld, restart-slurmdbd
+#
+# Needs root on Debian 12 (no systemd required). See docs/testing.md.
+#
+# Settings (environment):
+#   IRQ_CLUSTER_DIR       state directory (config, logs, pids, keys)   [/var/tmp/irq-test-cluster]
+#   IRQ_CLUSTER_SSH_PORT  sshd port on 127.0.0.1                        [2222]
+#   IRQ_CLUSTER_USER      test user                                     [irqtest]
+#   IRQ_CLUSTER_NAME      SLURM ClusterName                             [loopback]
+#   IRQ_CLUSTER_VENV      job Python venv                               [/opt/irq-test-cluster/venv]
+#   IRQ_CLUSTER_REPOS     bare git repositories for tests               [/srv/irq-test/repos]
+#   IRQ_CLUSTER_NO_INSTALL=1  never call apt-get (fail if something is missing)
+
+set -euo pipefail
+umask 022
+
+STATE_DIR=${IRQ_CLUSTER_DIR:-/var/tmp/irq-test-cluster}
+SSH_PORT=${IRQ_CLUSTER_SSH_PORT:-2222}
+TEST_USER=${IRQ_CLUSTER_USER:-irqtest}
+CLUSTER_NAME=${IRQ_CLUSTER_NAME:-loopback}
+VENV=${IRQ_CLUSTER_VENV:-/opt/irq-test-cluster/venv}
+REPOS_DIR=${IRQ_CLUSTER_REPOS:-/srv/irq-test/repos}
+
+PYTHON_MODULE=python/3.10.13-fasrc01
+CUDA_MODULE=cuda/11.8.0-fasrc01
+QOS_NAME=twojobs
+ACCOUNT_NAME=irq
+DB_NAME=irq_slurm_acct
+DB_USER=irqslurm
+DB_PASS=irqslurm-loopback-only
+
+ETC=$STATE_DIR/etc
+RUN=$STATE_DIR/run
+LOG=$STATE_DIR/log
+SPOOL=$STATE_DIR/spool
+SSH_DIR=$STATE_DIR/ssh
+MODULEPATH_DIR=$STATE_DIR/modulefiles
+SLURM_CONF_FILE=$ETC/slurm.conf
+CLIENT_KEY=$SSH_DIR/id_ed25519
+HOST_KEY=$SSH_DIR/ssh_host_ed25519_key
+KNOWN_HOSTS=$SSH_DIR/known_hosts
+SSHD_CONFIG=$SSH_DIR/sshd_config
+ENV_FILE=$STATE_DIR/env
+
+PACKAGES=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server openssh-server
+          openssh-client lmod git python3 python3-venv procps)
+
+NODE=$(hostname -s)
+T0=$(date +%s)
+
+# ---------------------------------------------------------------------------- output helpers
+say()  { printf '[cluster %3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
+warn() { printf '[cluster] WARNING: %s\n' "$*" >&2; }
+die() {
+    printf '[cluster] ERROR: %s\n' "$1" >&2
+    shift || true
+    for f in "$@"; do
+        if [ -f "$f" ]; then
+            printf '[cluster] ---- last lines of %s ----\n' "$f" >&2
+            tail -n 30 "$f" >&2 || true
+        fi
+    done
+    exit 1
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll every 0.5 s until COMMAND succeeds.
+wait_for() {
+    local timeout=$1 what=$2; shift 2
+    local deadline=$(( $(date +%s) + timeout ))
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.5
+    done
+}
+
+# pid_of PIDFILE NAME: print the pid if PIDFILE names a live process called NAME.
+pid_of() {
+    local file=$1 name=$2 pid
+    [ -f "$file" ] || return 1
+    pid=$(tr -dc '0-9' <"$file")
+    [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
+    [ "$(cat "/proc/$pid/comm")" = "$name" ] || return 1
+    echo "$pid"
+}
+
+# stop_pid PID: TERM, wait up to 15 s, then KILL.
+stop_pid() {
+    local pid=$1 i
+    kill "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 30); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.5
+    done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "must run as root (it installs packages, starts daemons, creates user $TEST_USER)"
+}
+
+# ---------------------------------------------------------------------------- install
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "packages: all installed"
+        return
+    fi
+    [ "${IRQ_CLUSTER_NO_INSTALL:-0}" != 1 ] || die "missing packages (IRQ_CLUSTER_NO_INSTALL=1): ${missing[*]}"
+    command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${missing[*]}"
+    say "installing: ${missing[*]}"
+    local t=$(date +%s) apt_log=$LOG/apt.log
+    export DEBIAN_FRONTEND=noninteractive
+    local opts=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+    # No init system here: keep maintainer scripts from starting daemons.
+    local policy=/usr/sbin/policy-rc.d created_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; created_policy=1
+    fi
+    if ! apt-get install "${opts[@]}" "${missing[@]}" >"$apt_log" 2>&1; then
+        say "apt-get install failed; running apt-get update and retrying"
+        apt-get update -q >>"$apt_log" 2>&1 || true
+        apt-get install "${opts[@]}" "${missing[@]}" >>"$apt_log" 2>&1 || {
+            [ $created_policy = 1 ] && rm -f "$policy"
+            die "apt-get install failed" "$apt_log"
+        }
+    fi
+    [ $created_policy = 1 ] && rm -f "$policy"
+    say "packages installed in $(( $(date +%s) - t ))s"
+}
+
+# ---------------------------------------------------------------------------- directories
+make_dirs() {
+    mkdir -p "$STATE_DIR" "$ETC" "$RUN" "$LOG" "$SPOOL/slurmd" "$SPOOL/slurmctld" "$SSH_DIR" \
+             "$MODULEPATH_DIR/python" "$MODULEPATH_DIR/cuda" /etc/slurm
+    # The test user reads slurm.conf and the module files below the state directory.
+    chmod 755 "$STATE_DIR" "$ETC" "$MODULEPATH_DIR" "$MODULEPATH_DIR/python" "$MODULEPATH_DIR/cuda"
+    chmod 755 "$SSH_DIR"
+    # slurmstepd runs the job script from SlurmdSpoolDir as the job user: keep it traversable.
+    chmod 755 "$SPOOL" "$SPOOL/slurmd"
+    chmod 700 "$RUN" "$SPOOL/slurmctld"
+}
+
+# ---------------------------------------------------------------------------- munge
+munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+
+start_munge() {
+    if munge_ok; then say "munge: running"; return; fi
+    local pid
+    if pid=$(pid_of /run/munge/munged.pid munged); then stop_pid "$pid"; fi
+    rm -f /run/munge/munged.pid
+    [ -s /etc/munge/munge.key ] || {
+        say "munge: creating key"
+        if command -v mungekey >/dev/null; then mungekey --create --force; else create-munge-key -f; fi
+    }
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge /etc/munge/munge.key
+    chmod 755 /run/munge; chmod 700 /etc/munge; chmod 400 /etc/munge/munge.key
+    say "munge: starting"
+    runuser -u munge -- /usr/sbin/munged --force >>"$LOG/munged.start.log" 2>&1 \
+        || die "munged did not start" "$LOG/munged.start.log" /var/log/munge/munged.log
+    wait_for 15 munge munge_ok || die "munge -n | unmunge fails" /var/log/munge/munged.log
+    pid_of /run/munge/munged.pid munged >"$RUN/munged.ours" || true
+}
+
+stop_munge() {
+    local pid
+    if [ -f "$RUN/munged.ours" ] && pid=$(pid_of "$RUN/munged.ours" munged); then
+        say "munge: stopping ($pid)"; stop_pid "$pid"
+    fi
+    rm -f "$RUN/munged.ours"
+}
+
+# ---------------------------------------------------------------------------- MariaDB
+mariadb_ok() { mysqladmin --protocol=socket ping >/dev/null 2>&1; }
+
+start_mariadb() {
+    if mariadb_ok; then
+        say "mariadb: running"
+    else
+        mkdir -p /run/mysqld; chown mysql:mysql /run/mysqld
+        if [ ! -d /var/lib/mysql/mysql ]; then
+            say "mariadb: initialising data directory"
+            mysql_install_db --user=mysql --datadir=/var/lib/mysql >"$LOG/mariadb-install.log" 2>&1 \
+                || die "mysql_install_db failed" "$LOG/mariadb-install.log"
+        fi
+        say "mariadb: starting (127.0.0.1)"
+        touch "$LOG/mariadb.log"; chown mysql:mysql "$LOG/mariadb.log"
+        # Small buffers: 2 shared cores and a test database of a few rows.
+        setsid nohup mysqld_safe --skip-syslog --log-error="$LOG/mariadb.log" \
+            --bind-address=127.0.0.1 --pid-file=/run/mysqld/mysqld.pid \
+            --innodb-buffer-pool-size=64M --performance-schema=OFF \
+            </dev/null >>"$LOG/mariadb.log" 2>&1 &
+        echo $! >"$RUN/mysqld_safe.ours"
+        wait_for 60 mariadb mariadb_ok || die "MariaDB did not answer within 60s" "$LOG/mariadb.log"
+    fi
+    mysql --protocol=socket <<SQL || die "could not create the accounting database" "$LOG/mariadb.log"
+CREATE DATABASE IF NOT EXISTS $DB_NAME;
+CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
+CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+GRANT ALL ON $DB_NAME.* TO '$DB_USER'@'localhost';
+GRANT ALL ON $DB_NAME.* TO '$DB_USER'@'127.0.0.1';
+FLUSH PRIVILEGES;
+SQL
+}
+
+stop_mariadb() {
+    if [ -f "$RUN/mysqld_safe.ours" ]; then
+        if mariadb_ok; then
+            say "mariadb: stopping"
+            mysqladmin --protocol=socket shutdown >/dev/null 2>&1 || true
+        fi
+        local pid
+        pid=$(tr -dc '0-9' <"$RUN/mysqld_safe.ours")
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            wait_for 30 mysqld_safe bash -c "! kill -0 $pid" || stop_pid "$pid"
+        fi
+        rm -f "$RUN/mysqld_safe.ours"
+    fi
+}
+
+# ---------------------------------------------------------------------------- SLURM config
+node_cpus()   { nproc; }
+node_memory() {  # MB for RealMemory: physical memory minus 1 GiB for the system, at least 1024
+    local mb
+    mb=$(awk '/^MemTotal:/ {print int($2/1024) - 1024}' /proc/meminfo)
+    [ "$mb" -ge 1024 ] || mb=1024
+    echo "$mb"
+}
+
+write_if_changed() {  # write_if_changed FILE MODE < content; returns 0 if the file changed
+    local file=$1 mode=$2 tmp
+    tmp=$(mktemp "$file.XXXXXX")
+    cat >"$tmp"
+    chmod "$mode" "$tmp"
+    if [ -f "$file" ] && cmp -s "$tmp" "$file"; then
+        rm -f "$tmp"; return 1
+    fi
+    mv -f "$tmp" "$file"; return 0
+}
+
+# Memory enforcement: with a writable cgroup v1 memory hierarchy (this kind of VM has one),
+# task/cgroup kills a job over its --mem and sacct shows OUT_OF_MEMORY, as on a real cluster.
+# Otherwise the JobAcctGather poller kills it (OverMemoryKill) and sacct shows FAILED, 0:9.
+cgroup_v1_usable() {
+    local c probe
+    for c in memory freezer; do
+        [ "$(stat -f -c %T "/sys/fs/cgroup/$c" 2>/dev/null)" = cgroupfs ] || return 1
+    done
+    probe=/sys/fs/cgroup/memory/irq-test-cluster-probe.$$
+    mkdir "$probe" 2>/dev/null || return 1
+    rmdir "$probe" 2>/dev/null || true
+}
+
+memory_mode() {
+    case "${IRQ_CLUSTER_CGROUP:-auto}" in
+        yes|1|cgroup) echo cgroup ;;
+        no|0|jobacct) echo jobacct ;;
+        *) if cgroup_v1_usable; then echo cgroup; else echo jobacct; fi ;;
+    esac
+}
+
+SLURM_CONF_CHANGED=0
+MEMORY_MODE=
+write_slurm_config() {
+    local mem cpus mode proctrack task gather_params
+    mem=$(node_memory); cpus=$(node_cpus)
+    mode=$(memory_mode); MEMORY_MODE=$mode
+    if [ "$mode" = cgroup ]; then
+        proctrack=proctrack/cgroup; task=task/cgroup; gather_params=NoOverMemoryKill
+    else
+        proctrack=proctrack/linuxproc; task=task/none; gather_params=OverMemoryKill
+    fi
+    say "memory enforcement: $mode"
+    if write_if_changed "$SLURM_CONF_FILE" 644 <<EOF
+# Written by tests/cluster/cluster.sh -- irq's loopback test cluster. Do not edit; rerun \`up\`.
+ClusterName=$CLUSTER_NAME
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+SwitchType=switch/none
+# Memory enforcement mode: $mode (cgroup: see cgroup.conf).
+ProctrackType=$proctrack
+TaskPlugin=$task
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+# Jobs without --mem get 1 GB per CPU, so two small jobs can run side by side.
+DefMemPerCPU=1024
+# Reject at submit time what can never fit a partition (time, memory, nodes).
+EnforcePartLimits=ALL
+# Without cgroups (mode jobacct), OverMemoryKill: the accounting poller (every second) kills
+# a step whose processes use more RSS than the job asked for (--mem).
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=$gather_params
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStorageEnforce=associations,limits,qos
+JobCompType=jobcomp/none
+# Quick tests: forget finished jobs after 5 s (sacct keeps them), kill fast, no grace time.
+MinJobAge=5
+KillWait=2
+OverTimeLimit=0
+InactiveLimit=0
+Waittime=0
+ReturnToService=2
+SlurmdTimeout=60
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2,batch_sched_delay=0
+MailProg=/bin/true
+StateSaveLocation=$SPOOL/slurmctld
+SlurmdSpoolDir=$SPOOL/slurmd
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+GresTypes=gpu
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
+PartitionName=gpu_test Nodes=$NODE Default=YES MaxTime=02:00:00 DefaultTime=00:30:00 State=UP
+PartitionName=gpu Nodes=$NODE Default=NO MaxTime=02:00:00 DefaultTime=00:30:00 State=UP
+EOF
+    then SLURM_CONF_CHANGED=1; fi
+    # Two fake GPUs so that --gres=gpu:1 works as on a GPU cluster. slurmd drops GPUs without
+    # a File and wants character devices: symlinks to /dev/null. Jobs see CUDA_VISIBLE_DEVICES.
+    mkdir -p "$STATE_DIR/fake-gpu"
+    ln -sfn /dev/null "$STATE_DIR/fake-gpu/gpu0"
+    ln -sfn /dev/null "$STATE_DIR/fake-gpu/gpu1"
+    if write_if_changed "$ETC/gres.conf" 644 <<EOF
+# Written by tests/cluster/cluster.sh
+NodeName=$NODE Name=gpu File=$STATE_DIR/fake-gpu/gpu[0-1]
+EOF
+    then SLURM_CONF_CHANGED=1; fi
+    if write_if_changed "$ETC/cgroup.conf" 644 <<EOF
+# Written by tests/cluster/cluster.sh (used when ProctrackType=proctrack/cgroup)
+CgroupPlugin=cgroup/v1
+CgroupAutomount=no
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=no
+ConstrainCores=no
+ConstrainDevices=no
+EOF
+    then SLURM_CONF_CHANGED=1; fi
+    write_if_changed "$ETC/slurmdbd.conf" 600 <<EOF || true
+# Written by tests/cluster/cluster.sh
+AuthType=auth/munge
+DbdAddr=127.0.0.1
+DbdHost=localhost
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StorageUser=$DB_USER
+StoragePass=$DB_PASS
+StorageLoc=$DB_NAME
+PidFile=$RUN/slurmdbd.pid
+LogFile=$LOG/slurmdbd.log
+DebugLevel=info
+EOF
+    # Clients (the test user over ssh, batch jobs) read the default path, as on a real cluster.
+    local f
+    for f in slurm.conf gres.conf cgroup.conf; do
+        if [ -f "/etc/slurm/$f" ] && ! cmp -s "$ETC/$f" "/etc/slurm/$f"; then
+            grep -q 'tests/cluster/cluster.sh' "/etc/slurm/$f" 2>/dev/null \
+                || [ -f "/etc/slurm/$f.before-irq-test-cluster" ] \
+                || cp -p "/etc/slurm/$f" "/etc/slurm/$f.before-irq-test-cluster"
+        fi
+        install -m 644 "$ETC/$f" "/etc/slurm/$f"
+    done
+}
+
+# ---------------------------------------------------------------------------- SLURM daemons
+daemon_env() { env SLURM_CONF="$SLURM_CONF_FILE" "$@"; }
+
+# stop_daemon NAME PIDFILE: stop ours; also stop a stray one left by an earlier run elsewhere.
+stop_daemon() {
+    local name=$1 pidfile=$2 pid
+    if pid=$(pid_of "$pidfile" "$name"); then
+        say "$name: stopping ($pid)"; stop_pid "$pid"
+    fi
+    rm -f "$pidfile"
+}
+
+kill_strays() {
+    local name=$1 pid
+    for pid in $(pgrep -x "$name" 2>/dev/null || true); do
+        warn "$name ($pid) runs without our pid file (left over from an earlier run?); stopping it"
+        stop_pid "$pid"
+    done
+}
+
+dbd_ok() { sacctmgr -n -P list cluster format=cluster >/dev/null 2>&1; }
+
+start_slurmdbd() {
+    if pid_of "$RUN/slurmdbd.pid" slurmdbd >/dev/null && dbd_ok; then say "slurmdbd: running"; return; fi
+    stop_daemon slurmdbd "$RUN/slurmdbd.pid"
+    kill_strays slurmdbd
+    say "slurmdbd: starting"
+    daemon_env /usr/sbin/slurmdbd >>"$LOG/slurmdbd.start.log" 2>&1 \
+        || die "slurmdbd did not start" "$LOG/slurmdbd.start.log" "$LOG/slurmdbd.log"
+    wait_for 60 slurmdbd dbd_ok || die "slurmdbd does not answer sacctmgr within 60s" "$LOG/slurmdbd.log"
+}
+
+ctld_ok() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+
+start_slurmctld() {
+    if [ "$SLURM_CONF_CHANGED" = 0 ] && pid_of "$RUN/slurmctld.pid" slurmctld >/dev/null && ctld_ok; then
+        say "slurmctld: running"; return
+    fi
+    stop_daemon slurmctld "$RUN/slurmctld.pid"
+    kill_strays slurmctld
+    say "slurmctld: starting"
+    daemon_env /usr/sbin/slurmctld >>"$LOG/slurmctld.start.log" 2>&1 \
+        || die "slurmctld did not start" "$LOG/slurmctld.start.log" "$LOG/slurmctld.log"
+    wait_for 60 slurmctld ctld_ok || die "slurmctld does not answer scontrol ping within 60s" "$LOG/slurmctld.log"
+}
+
+start_slurmd() {
+    if [ "$SLURM_CONF_CHANGED" = 0 ] && pid_of "$RUN/slurmd.pid" slurmd >/dev/null; then
+        say "slurmd: running"; return
+    fi
+    stop_daemon slurmd "$RUN/slurmd.pid"
+    kill_strays slurmd
+    say "slurmd: starting"
+    daemon_env /usr/sbin/slurmd >>"$LOG/slurmd.start.log" 2>&1 \
+        || die "slurmd did not start" "$LOG/slurmd.start.log" "$LOG/slurmd.log"
+}
+
+node_state() { sinfo -h -n "$NODE" -o '%t' 2>/dev/null | head -n1; }
+node_idle()  { case "$(node_state)" in idle|mix|alloc) return 0;; *) return 1;; esac; }
+
+wait_node_idle() {
+    local deadline=$(( $(date +%s) + 60 )) st
+    while :; do
+        st=$(node_state)
+        case "$st" in
+            idle|mix|alloc) say "node $NODE: $st"; return 0;;
+            inval*)
+                die "node $NODE is INVAL: $(sinfo -h -R -o %E 2>/dev/null); fix slurm.conf/gres.conf, then restart-slurmctld" \
+                    "$LOG/slurmd.log" "$LOG/slurmctld.log";;
+            *drain*|down*|drng*|fail*)
+                # e.g. after slurmd was killed; the config is ours, so resume it.
+                scontrol update NodeName="$NODE" State=RESUME >/dev/null 2>&1 || true;;
+        esac
+        [ "$(date +%s)" -lt "$deadline" ] || die "node $NODE is '$st', not idle, after 60s ($(sinfo -h -R 2>/dev/null))" \
+            "$LOG/slurmd.log" "$LOG/slurmctld.log"
+        sleep 0.5
+    done
+}
+
+# ---------------------------------------------------------------------------- accounting
+sacct_has() {  # sacct_has ENTITY NAME [extra filter...]
+    local entity=$1 name=$2; shift 2
+    sacctmgr -n -P list "$entity" "$@" format=name 2>/dev/null | grep -qx "$name"
+}
+
+setup_accounting() {
+    sacctmgr -n -P list cluster format=cluster 2>/dev/null | grep -qx "$CLUSTER_NAME" || {
+        say "accounting: adding cluster $CLUSTER_NAME"
+        sacctmgr -i add cluster "$CLUSTER_NAME" >/dev/null || die "sacctmgr add cluster failed" "$LOG/slurmdbd.log"
+    }
+    sacct_has qos "$QOS_NAME" || {
+        say "accounting: adding QOS $QOS_NAME (MaxSubmitJobsPerUser=2)"
+        sacctmgr -i add qos "$QOS_NAME" MaxSubmitJobsPerUser=2 >/dev/null || die "sacctmgr add qos failed"
+    }
+    [ "$(sacctmgr -n -P list qos "$QOS_NAME" format=MaxSubmitPU)" = 2 ] \
+        || sacctmgr -i modify qos "$QOS_NAME" set MaxSubmitJobsPerUser=2 >/dev/null
+    sacctmgr -n -P list account "$ACCOUNT_NAME" format=account 2>/dev/null | grep -qx "$ACCOUNT_NAME" || {
+        say "accounting: adding account $ACCOUNT_NAME"
+        sacctmgr -i add account "$ACCOUNT_NAME" Cluster="$CLUSTER_NAME" Description=irq-tests Organization=irq \
+            >/dev/null || die "sacctmgr add account failed"
+    }
+    sacctmgr -n -P list user "$TEST_USER" format=user 2>/dev/null | grep -qx "$TEST_USER" || {
+        say "accounting: adding user $TEST_USER"
+        sacctmgr -i add user "$TEST_USER" Account="$ACCOUNT_NAME" DefaultAccount="$ACCOUNT_NAME" \
+            Cluster="$CLUSTER_NAME" >/dev/null || die "sacctmgr add user failed"
+    }
+    local assoc
+    assoc=$(sacctmgr -n -P list assoc user="$TEST_USER" cluster="$CLUSTER_NAME" format=qos,defaultqos | head -n1)
+    if [ "$assoc" != "normal,$QOS_NAME|$QOS_NAME" ]; then
+        say "accounting: QOS normal,$QOS_NAME (default $QOS_NAME) for $TEST_USER"
+        sacctmgr -i modify user "$TEST_USER" set QOS=normal,"$QOS_NAME" DefaultQOS="$QOS_NAME" >/dev/null \
+            || die "sacctmgr modify user failed"
+    fi
+}
+
+# ---------------------------------------------------------------------------- test user
+setup_user() {
+    local home
+    if ! id "$TEST_USER" >/dev/null 2>&1; then
+        say "user: creating $TEST_USER"
+        useradd -m -s /bin/bash "$TEST_USER"
+    fi
+    # useradd leaves the account locked ('!'), and sshd refuses even a key for it.
+    [ "$(getent shadow "$TEST_USER" | cut -d: -f2)" = '*' ] || usermod -p '*' "$TEST_USER"
+    [ "$(getent passwd "$TEST_USER" | cut -d: -f7)" = /bin/bash ] || usermod -s /bin/bash "$TEST_USER"
+    home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+    USER_HOME=$home
+    WORK_DIR=$home/irq-work
+    SCRATCH_DIR=$home/scratch
+
+    # Like a cluster's ~/.bashrc that sources /etc/bashrc: `module` in every bash the user gets,
+    # including the non-interactive one sshd starts for `ssh host COMMAND`.
+    local rc=$home/.bashrc marker='# >>> irq test cluster: Lmod >>>'
+    [ -f "$rc" ] || cp /etc/skel/.bashrc "$rc" 2>/dev/null || touch "$rc"
+    if ! grep -qF "$marker" "$rc"; then
+        { printf '%s\n' "$marker" \
+            'if ! type module >/dev/null 2>&1 && [ -r /etc/profile.d/lmod.sh ]; then' \
+            '    . /etc/profile.d/lmod.sh' \
+            'fi' \
+            '# <<< irq test cluster: Lmod <<<'
+          cat "$rc"; } >"$rc.new"
+        mv -f "$rc.new" "$rc"
+    fi
+    [ -f "$home/.profile" ] || cp /etc/skel/.profile "$home/.profile" 2>/dev/null || true
+
+    # Client key pair (used by root-run tests) and authorized_keys of the test user.
+    [ -f "$CLIENT_KEY" ] || ssh-keygen -q -t ed25519 -N '' -C "irq-test-cluster-client" -f "$CLIENT_KEY"
+    chmod 600 "$CLIENT_KEY"
+    mkdir -p "$home/.ssh" "$WORK_DIR" "$SCRATCH_DIR"
+    local pub; pub=$(cat "$CLIENT_KEY.pub")
+    grep -qxF "$pub" "$home/.ssh/authorized_keys" 2>/dev/null || echo "$pub" >>"$home/.ssh/authorized_keys"
+    chmod 700 "$home/.ssh"; chmod 600 "$home/.ssh/authorized_keys"
+    chown -R "$TEST_USER:" "$home/.ssh" "$rc" "$WORK_DIR" "$SCRATCH_DIR"
+    [ -f "$home/.profile" ] && chown "$TEST_USER:" "$home/.profile"
+    chmod 755 "$home"
+
+    # Bare repositories: created by root, readable by the test user.
+    mkdir -p "$REPOS_DIR"; chmod 755 "$REPOS_DIR" "$(dirname "$REPOS_DIR")"
+    git config --system --get-all safe.directory 2>/dev/null | grep -qx '\*' \
+        || git config --system --add safe.directory '*'
+}
+
+# ---------------------------------------------------------------------------- Lmod + job Python
+setup_modules() {
+    write_if_changed "$MODULEPATH_DIR/python/3.10.13-fasrc01.lua" 644 <<EOF || true
+-- irq loopback test cluster: stands in for a cluster's python/3.10.13-fasrc01 module.
+-- The interpreter is really Debian's python3 in a venv with torch (CPU) and numpy.
+whatis("Name: python")
+whatis("Version: 3.10.13-fasrc01")
+help([[Python for jobs on irq's loopback test cluster ($VENV)]])
+prepend_path("PATH", "$VENV/bin")
+EOF
+    write_if_changed "$MODULEPATH_DIR/cuda/11.8.0-fasrc01.lua" 644 <<EOF || true
+-- irq loopback test cluster: a harmless stand-in for a CUDA module (there is no GPU here).
+whatis("Name: cuda")
+whatis("Version: 11.8.0-fasrc01")
+setenv("CUDA_MODULE_LOADED", "11.8.0-fasrc01")
+EOF
+    # /etc/profile.d/lmod.sh builds MODULEPATH from this file, in every shell that sources it.
+    local mp=/etc/lmod/modulespath
+    mkdir -p /etc/lmod; touch "$mp"
+    grep -qxF "$MODULEPATH_DIR" "$mp" || echo "$MODULEPATH_DIR" >>"$mp"
+}
+
+venv_ok() { "$VENV/bin/python" -c 'import torch, numpy' >/dev/null 2>&1; }
+
+setup_venv() {
+    if venv_ok; then say "job python: $VENV ok"; return; fi
+    local t=$(date +%s) pip_opts=(-q)
+    say "job python: creating $VENV (torch CPU + numpy)"
+    rm -rf "$VENV"; mkdir -p "$(dirname "$VENV")"
+    /usr/bin/python3 -m venv "$VENV" >"$LOG/venv.log" 2>&1 || die "python3 -m venv failed" "$LOG/venv.log"
+    # A bounded torch: the CPU wheel (a local wheel directory if the machine has one).
+    [ -d /opt/wheels ] && pip_opts+=(--find-links /opt/wheels)
+    "$VENV/bin/pip" install "${pip_opts[@]}" 'torch>=2.3,<2.14' numpy >>"$LOG/venv.log" 2>&1 \
+        || die "pip install torch numpy failed" "$LOG/venv.log"
+    venv_ok || die "torch does not import in $VENV" "$LOG/venv.log"
+    chmod -R a+rX "$VENV"
+    say "job python ready in $(( $(date +%s) - t ))s"
+}
+
+# ---------------------------------------------------------------------------- sshd
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$SSH_PORT") 2>/dev/null; }
+
+ssh_user() {  # ssh_user COMMAND: one command as the test user, through our sshd
+    ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$KNOWN_HOSTS" \
+        -o ConnectTimeout=5 -i "$CLIENT_KEY" -p "$SSH_PORT" "$TEST_USER@127.0.0.1" "$@"
+}
+
+write_sshd_config() {
+    [ -f "$HOST_KEY" ] || ssh-keygen -q -t ed25519 -N '' -C "irq-test-cluster-host" -f "$HOST_KEY"
+    chmod 600 "$HOST_KEY"
+    write_if_changed "$SSHD_CONFIG" 644 <<EOF || true
+# Written by tests/cluster/cluster.sh
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $HOST_KEY
+PidFile $RUN/sshd.pid
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+StrictModes no
+X11Forwarding no
+PrintMotd no
+MaxStartups 50:30:100
+MaxSessions 50
+Subsystem sftp internal-sftp
+EOF
+    echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$HOST_KEY.pub")" >"$KNOWN_HOSTS"
+    chmod 644 "$KNOWN_HOSTS"
+}
+
+start_sshd() {
+    write_sshd_config
+    if pid_of "$RUN/sshd.pid" sshd >/dev/null && port_open; then say "sshd: running on 127.0.0.1:$SSH_PORT"; return; fi
+    stop_daemon sshd "$RUN/sshd.pid"
+    local pid
+    for pid in $(pgrep -f "^/usr/sbin/sshd -f $SSHD_CONFIG" 2>/dev/null || true); do
+        warn "sshd ($pid) for $SSHD_CONFIG runs without our pid file; stopping it"
+        stop_pid "$pid"
+    done
+    port_open && die "port 127.0.0.1:$SSH_PORT is taken by another process (set IRQ_CLUSTER_SSH_PORT)"
+    mkdir -p /run/sshd; chmod 755 /run/sshd
+    /usr/sbin/sshd -t -f "$SSHD_CONFIG" >"$LOG/sshd.start.log" 2>&1 || die "sshd -t rejects $SSHD_CONFIG" "$LOG/sshd.start.log"
+    say "sshd: starting on 127.0.0.1:$SSH_PORT"
+    /usr/sbin/sshd -f "$SSHD_CONFIG" -E "$LOG/sshd.log" >>"$LOG/sshd.start.log" 2>&1 \
+        || die "sshd did not start" "$LOG/sshd.start.log" "$LOG/sshd.log"
+    wait_for 15 sshd port_open || die "sshd does not listen on 127.0.0.1:$SSH_PORT" "$LOG/sshd.log"
+}
+
+stop_sshd() { stop_daemon sshd "$RUN/sshd.pid"; }
+
+# ---------------------------------------------------------------------------- env output
+user_paths() {
+    USER_HOME=$(getent passwd "$TEST_USER" | cut -d: -f6)
+    WORK_DIR=$USER_HOME/irq-work
+    SCRATCH_DIR=$USER_HOME/scratch
+}
+
+write_env() {
+    user_paths
+    cat >"$ENV_FILE" <<EOF
+IRQ_CLUSTER_HOST=127.0.0.1
+IRQ_CLUSTER_PORT=$SSH_PORT
+IRQ_CLUSTER_USER=$TEST_USER
+IRQ_CLUSTER_KEY=$CLIENT_KEY
+IRQ_CLUSTER_KNOWN_HOSTS=$KNOWN_HOSTS
+IRQ_CLUSTER_MODULEPATH=$MODULEPATH_DIR
+IRQ_CLUSTER_REPOS=$REPOS_DIR
+IRQ_CLUSTER_WORKDIR=$WORK_DIR
+IRQ_CLUSTER_SCRATCH=$SCRATCH_DIR
+IRQ_CLUSTER_PYTHON_MODULE=$PYTHON_MODULE
+IRQ_CLUSTER_CUDA_MODULE=$CUDA_MODULE
+IRQ_CLUSTER_NAME=$CLUSTER_NAME
+IRQ_CLUSTER_DIR=$STATE_DIR
+IRQ_CLUSTER_QOS=$QOS_NAME
+IRQ_CLUSTER_ACCOUNT=$ACCOUNT_NAME
+IRQ_CLUSTER_PARTITIONS=gpu_test,gpu
+IRQ_CLUSTER_SLURM_CONF=/etc/slurm/slurm.conf
+IRQ_CLUSTER_MEMORY_ENFORCEMENT=$MEMORY_MODE
+IRQ_CLUSTER_OOM_STATE=$([ "$MEMORY_MODE" = cgroup ] && echo OUT_OF_MEMORY || echo FAILED)
+EOF
+    chmod 644 "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------------------- verification
+verify() {
+    munge_ok || die "munge is not working" /var/log/munge/munged.log
+    wait_node_idle
+    # The user's own view, over ssh, with Lmod: proves sshd, keys, known_hosts, slurm.conf, modules.
+    local out
+    out=$(ssh_user "sinfo -h -o %P; module is-avail $PYTHON_MODULE && echo module-ok" 2>&1) \
+        || die "ssh $TEST_USER@127.0.0.1:$SSH_PORT failed: $out" "$LOG/sshd.log"
+    grep -q 'gpu_test\*' <<<"$out" || die "sinfo over ssh does not show gpu_test: $out" "$LOG/slurmctld.log"
+    grep -q 'module-ok' <<<"$out" || die "module $PYTHON_MODULE not available over ssh: $out"
+    say "ssh $TEST_USER@127.0.0.1:$SSH_PORT: sinfo and module ok"
+}
+
+# ---------------------------------------------------------------------------- commands
+cmd_up() {
+    need_root
+    make_dirs
+    say "state directory $STATE_DIR, node $NODE"
+    install_packages
+    start_munge
+    start_mariadb
+    write_slurm_config
+    start_slurmdbd
+    setup_user
+    setup_accounting
+    setup_modules
+    start_slurmctld
+    start_slurmd
+    start_sshd
+    setup_venv
+    verify
+    write_env
+    say "cluster up in $(( $(date +%s) - T0 ))s"
+    cat "$ENV_FILE"
+}
+
+cmd_down() {
+    need_root
+    stop_sshd
+    # Running jobs would be orphaned otherwise (proctrack/linuxproc): cancel them first.
+    if pid_of "$RUN/slurmctld.pid" slurmctld >/dev/null && ctld_ok; then
+        if [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
+            say "cancelling remaining jobs"
+            scancel --full --user="$TEST_USER" >/dev/null 2>&1 || true
+            wait_for 15 squeue bash -c '[ -z "$(squeue -h -t R,CG -o %i)" ]' || true
+        fi
+    fi
+    stop_daemon slurmd "$RUN/slurmd.pid"
+    stop_daemon slurmctld "$RUN/slurmctld.pid"
+    stop_daemon slurmdbd "$RUN/slurmdbd.pid"
+    stop_mariadb
+    stop_munge
+    rm -f "$ENV_FILE"
+    say "cluster down (packages, user, config and accounting data stay)"
+}
+
+show() { if "$@" >/dev/null 2>&1; then echo running; else echo stopped; fi; }
+
+cmd_status() {
+    echo "munge:     $(show munge_ok)"
+    echo "mariadb:   $(show mariadb_ok)"
+    echo "slurmdbd:  $(show pid_of "$RUN/slurmdbd.pid" slurmdbd)"
+    echo "slurmctld: $(show pid_of "$RUN/slurmctld.pid" slurmctld)"
+    echo "slurmd:    $(show pid_of "$RUN/slurmd.pid" slurmd)"
+    echo "sshd:      $(show pid_of "$RUN/sshd.pid" sshd) (127.0.0.1:$SSH_PORT)"
+    if ctld_ok; then sinfo 2>&1 || true; squeue 2>&1 || true; fi
+    if [ -f "$ENV_FILE" ]; then cat "$ENV_FILE"; else echo "(no $ENV_FILE: run up)"; return 1; fi
+    # Exit 0 only if everything is up.
+    munge_ok && mariadb_ok && ctld_ok && pid_of "$RUN/slurmd.pid" slurmd >/dev/null \
+        && pid_of "$RUN/slurmdbd.pid" slurmdbd >/dev/null && pid_of "$RUN/sshd.pid" sshd >/dev/null \
+        && node_idle
+}
+
+cmd_restart_slurmctld() {
+    need_root
+    stop_daemon slurmctld "$RUN/slurmctld.pid"
+    SLURM_CONF_CHANGED=1 start_slurmctld
+    wait_node_idle
+}
+
+cmd_restart_slurmdbd() {
+    need_root
+    stop_daemon slurmdbd "$RUN/slurmdbd.pid"
+    start_slurmdbd
+}
+
+usage() {
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+case "${1:-}" in
+    up)                cmd_up ;;
+    down)              cmd_down ;;
+    status)            cmd_status ;;
+    env)               cat "$ENV_FILE" ;;
+    stop-sshd)         need_root; stop_sshd; say "sshd stopped" ;;
+    start-sshd)        need_root; start_sshd ;;
+    restart-slurmctld) cmd_restart_slurmctld ;;
+    restart-slurmdbd)  cmd_restart_slurmdbd ;;
+    *)                 usage ;;
+esac
