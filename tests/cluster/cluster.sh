@@ -48,6 +48,7 @@ HOST_KEY=$SSH_DIR/ssh_host_ed25519_key
 KNOWN_HOSTS=$SSH_DIR/known_hosts
 SSHD_CONFIG=$SSH_DIR/sshd_config
 ENV_FILE=$STATE_DIR/env
+SSH_CLIENT_CONFIG=$SSH_DIR/ssh_config
 
 PACKAGES=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server openssh-server
           openssh-client lmod git python3 python3-venv procps)
@@ -68,6 +69,17 @@ die() {
         fi
     done
     exit 1
+}
+
+# The machine cannot host the cluster (not root, no apt, install failed): exit 3, so that the
+# pytest fixture can skip (or fail under CI) with this reason.
+cannot_host() {
+    printf '[cluster] CANNOT HOST THE TEST CLUSTER: %s\n' "$1" >&2
+    shift || true
+    for f in "$@"; do
+        if [ -f "$f" ]; then printf '[cluster] ---- last lines of %s ----\n' "$f" >&2; tail -n 30 "$f" >&2; fi
+    done
+    exit 3
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: poll every 0.5 s until COMMAND succeeds.
@@ -102,12 +114,13 @@ stop_pid() {
 }
 
 need_root() {
-    [ "$(id -u)" = 0 ] || die "must run as root (it installs packages, starts daemons, creates user $TEST_USER)"
+    [ "$(id -u)" = 0 ] || cannot_host "must run as root (it installs packages, starts daemons, creates user $TEST_USER)"
 }
 
 # ---------------------------------------------------------------------------- install
 install_packages() {
     local missing=() p
+    command -v dpkg-query >/dev/null || cannot_host "not a Debian-like system (no dpkg-query)"
     for p in "${PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
@@ -115,8 +128,8 @@ install_packages() {
         say "packages: all installed"
         return
     fi
-    [ "${IRQ_CLUSTER_NO_INSTALL:-0}" != 1 ] || die "missing packages (IRQ_CLUSTER_NO_INSTALL=1): ${missing[*]}"
-    command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${missing[*]}"
+    [ "${IRQ_CLUSTER_NO_INSTALL:-0}" != 1 ] || cannot_host "missing packages (IRQ_CLUSTER_NO_INSTALL=1): ${missing[*]}"
+    command -v apt-get >/dev/null || cannot_host "apt-get not found; install by hand: ${missing[*]}"
     say "installing: ${missing[*]}"
     local t=$(date +%s) apt_log=$LOG/apt.log
     export DEBIAN_FRONTEND=noninteractive
@@ -131,7 +144,7 @@ install_packages() {
         apt-get update -q >>"$apt_log" 2>&1 || true
         apt-get install "${opts[@]}" "${missing[@]}" >>"$apt_log" 2>&1 || {
             [ $created_policy = 1 ] && rm -f "$policy"
-            die "apt-get install failed" "$apt_log"
+            cannot_host "apt-get install failed" "$apt_log"
         }
     fi
     [ $created_policy = 1 ] && rm -f "$policy"
@@ -614,6 +627,19 @@ Subsystem sftp internal-sftp
 EOF
     echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$HOST_KEY.pub")" >"$KNOWN_HOSTS"
     chmod 644 "$KNOWN_HOSTS"
+    # For `ssh -F FILE irq-test-cluster` / GIT_SSH_COMMAND="ssh -F FILE".
+    cat >"$SSH_CLIENT_CONFIG" <<EOF
+Host irq-test-cluster
+    HostName 127.0.0.1
+    Port $SSH_PORT
+    User $TEST_USER
+    IdentityFile $CLIENT_KEY
+    IdentitiesOnly yes
+    UserKnownHostsFile $KNOWN_HOSTS
+    StrictHostKeyChecking yes
+    BatchMode yes
+EOF
+    chmod 644 "$SSH_CLIENT_CONFIG"
 }
 
 start_sshd() {
@@ -651,6 +677,7 @@ IRQ_CLUSTER_PORT=$SSH_PORT
 IRQ_CLUSTER_USER=$TEST_USER
 IRQ_CLUSTER_KEY=$CLIENT_KEY
 IRQ_CLUSTER_KNOWN_HOSTS=$KNOWN_HOSTS
+IRQ_CLUSTER_SSH_CONFIG=$SSH_CLIENT_CONFIG
 IRQ_CLUSTER_MODULEPATH=$MODULEPATH_DIR
 IRQ_CLUSTER_REPOS=$REPOS_DIR
 IRQ_CLUSTER_WORKDIR=$WORK_DIR

@@ -1,0 +1,281 @@
+"""The loopback SLURM cluster for irq's cluster tests, as a session-scoped pytest fixture.
+
+Register it in a conftest.py with::
+
+    from tests.cluster.fixture import slurm_cluster  # noqa: F401
+
+``slurm_cluster`` runs ``tests/cluster/cluster.sh up`` once per test session and returns a
+:class:`Cluster`. At the end of the session it runs ``down`` again, unless the cluster was already
+running before the session or ``IRQ_CLUSTER_KEEP=1`` is set. If the machine cannot host the
+cluster (not root, no apt, apt fails) the fixture skips, or fails when ``CI`` is set.
+
+See docs/testing.md.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent / "cluster.sh"
+DEFAULT_STATE_DIR = "/var/tmp/irq-test-cluster"
+CANNOT_HOST = 3  # exit code of cluster.sh when the machine cannot host the cluster
+
+SACCT_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Start", "End", "Elapsed", "Partition")
+SQUEUE_FIELDS = (("JobID", "%i"), ("State", "%T"), ("Reason", "%r"), ("Name", "%j"),
+                 ("Partition", "%P"))
+# A login environment for the test user (what sshd/`su -` would give), for run_as_user.
+USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
+
+
+class ClusterError(RuntimeError):
+    """cluster.sh failed."""
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("IRQ_CLUSTER_DIR", DEFAULT_STATE_DIR))
+
+
+def _script(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def _check(proc: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
+    if proc.returncode != 0:
+        raise ClusterError(f"cluster.sh {what} failed (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-4000:]}{proc.stdout[-2000:]}")
+    return proc
+
+
+def read_env(path: Path | None = None) -> dict[str, str]:
+    """The KEY=VALUE lines that `cluster.sh up` wrote to STATE_DIR/env."""
+    path = path or state_dir() / "env"
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip()
+    return env
+
+
+def _slurm_time(since: datetime | str) -> str:
+    if isinstance(since, datetime):
+        return since.strftime("%Y-%m-%dT%H:%M:%S")
+    return since
+
+
+@dataclass
+class Cluster:
+    """A running loopback cluster. Paths are absolute; `env` holds every IRQ_CLUSTER_* value."""
+
+    host: str
+    port: int
+    user: str
+    key: Path                 # private key of the client (root-owned, mode 600)
+    known_hosts: Path         # holds the sshd host key for [127.0.0.1]:PORT
+    ssh_config_path: Path     # OpenSSH client config with `Host irq-test-cluster`
+    modulepath: Path
+    repos: Path               # bare git repositories (see new_bare_repo)
+    workdir: Path             # owned by the test user, e.g. /home/irqtest/irq-work
+    scratch: Path             # owned by the test user
+    python_module: str        # python/3.10.13-fasrc01
+    cuda_module: str          # cuda/11.8.0-fasrc01
+    name: str                 # SLURM ClusterName
+    state_dir: Path
+    qos: str                  # the user's default QOS (MaxSubmitJobsPerUser=2)
+    account: str
+    oom_state: str            # sacct State of a job killed for exceeding --mem
+    memory_enforcement: str   # "cgroup" or "jobacct"
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    ssh_alias = "irq-test-cluster"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> "Cluster":
+        return cls(
+            host=env["IRQ_CLUSTER_HOST"],
+            port=int(env["IRQ_CLUSTER_PORT"]),
+            user=env["IRQ_CLUSTER_USER"],
+            key=Path(env["IRQ_CLUSTER_KEY"]),
+            known_hosts=Path(env["IRQ_CLUSTER_KNOWN_HOSTS"]),
+            ssh_config_path=Path(env["IRQ_CLUSTER_SSH_CONFIG"]),
+            modulepath=Path(env["IRQ_CLUSTER_MODULEPATH"]),
+            repos=Path(env["IRQ_CLUSTER_REPOS"]),
+            workdir=Path(env["IRQ_CLUSTER_WORKDIR"]),
+            scratch=Path(env["IRQ_CLUSTER_SCRATCH"]),
+            python_module=env["IRQ_CLUSTER_PYTHON_MODULE"],
+            cuda_module=env["IRQ_CLUSTER_CUDA_MODULE"],
+            name=env["IRQ_CLUSTER_NAME"],
+            state_dir=Path(env["IRQ_CLUSTER_DIR"]),
+            qos=env.get("IRQ_CLUSTER_QOS", "twojobs"),
+            account=env.get("IRQ_CLUSTER_ACCOUNT", "irq"),
+            oom_state=env.get("IRQ_CLUSTER_OOM_STATE", "OUT_OF_MEMORY"),
+            memory_enforcement=env.get("IRQ_CLUSTER_MEMORY_ENFORCEMENT", "cgroup"),
+            env=dict(env),
+        )
+
+    # ------------------------------------------------------------------ commands as the user
+    @property
+    def home(self) -> Path:
+        return self.workdir.parent
+
+    def run_as_user(self, cmd: str, *, check: bool = False, timeout: float = 120,
+                    input: str | None = None) -> subprocess.CompletedProcess:
+        """Run `cmd` locally as the test user in a login shell (`bash -lc`), with the clean
+        environment a login has (HOME, USER, PATH; /etc/profile and ~/.bashrc give `module`).
+        Independent of irq and of sshd: for checking squeue/sacct/files from a test."""
+        argv = ["runuser", "-u", self.user, "--", "env", "-i",
+                f"HOME={self.home}", f"USER={self.user}", f"LOGNAME={self.user}",
+                "SHELL=/bin/bash", f"PATH={USER_PATH}", "LANG=C.UTF-8",
+                "bash", "-lc", cmd]
+        proc = subprocess.run(argv, cwd=self.home, input=input, capture_output=True, text=True,
+                              timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            raise ClusterError(f"as {self.user}: {cmd!r} exited {proc.returncode}:\n"
+                               f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        return proc
+
+    def sacct_jobs(self, since: datetime | str | None = None, *, steps: bool = False,
+                   fields: tuple[str, ...] = SACCT_FIELDS) -> list[dict[str, str]]:
+        """The test user's jobs from `sacct -P -n` (allocations only unless steps=True), started
+        since `since` (datetime or SLURM time string; default: the last hour). One dict per row,
+        keyed by field name; array tasks appear as JOBID_TASK."""
+        since = since if since is not None else datetime.now() - timedelta(hours=1)
+        cmd = (f"sacct {'' if steps else '-X '}-P -n -o {','.join(fields)} "
+               f"--starttime {shlex.quote(_slurm_time(since))}")
+        out = self.run_as_user(cmd, check=True).stdout
+        return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line.strip()]
+
+    def squeue_jobs(self, *, array_tasks: bool = False) -> list[dict[str, str]]:
+        """The test user's pending/running jobs: JobID, State, Reason, Name, Partition.
+        array_tasks=True expands pending array tasks one per row (squeue -r)."""
+        fmt = "|".join(spec for _, spec in SQUEUE_FIELDS)
+        out = self.run_as_user(f"squeue -h {'-r ' if array_tasks else ''}-u {self.user} "
+                               f"-o {shlex.quote(fmt)}", check=True).stdout
+        keys = [k for k, _ in SQUEUE_FIELDS]
+        return [dict(zip(keys, line.split("|"))) for line in out.splitlines() if line.strip()]
+
+    def cancel_all(self, timeout: float = 60) -> None:
+        """scancel every job of the test user and wait until squeue shows none (start clean)."""
+        subprocess.run(["scancel", "--user", self.user], capture_output=True, timeout=30)
+        deadline = time.monotonic() + timeout
+        while True:
+            out = subprocess.run(["squeue", "-h", "-u", self.user, "-o", "%i"],
+                                 capture_output=True, text=True, timeout=30).stdout
+            if not out.strip():
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"jobs of {self.user} still queued after {timeout}s: {out.split()}")
+            time.sleep(0.5)
+
+    def wait_for_job(self, job_id: str | int, since: datetime | str, *, timeout: float = 60,
+                     states: tuple[str, ...] | None = None) -> dict[str, str]:
+        """Poll sacct until the job (or array task "ID_N") reaches a final state (or one of
+        `states`); return its sacct row."""
+        final = states or ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY",
+                           "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE")
+        job_id = str(job_id)
+        deadline = time.monotonic() + timeout
+        row: dict[str, str] | None = None
+        while time.monotonic() < deadline:
+            for r in self.sacct_jobs(since):
+                if r["JobID"] == job_id:
+                    row = r
+            if row and row["State"].split()[0] in final:
+                return row
+            time.sleep(0.5)
+        raise ClusterError(f"job {job_id} not in {final} after {timeout}s (last: {row})")
+
+    # ------------------------------------------------------------------ daemons
+    def stop_sshd(self) -> None:
+        _check(_script("stop-sshd", timeout=60), "stop-sshd")
+
+    def start_sshd(self) -> None:
+        _check(_script("start-sshd", timeout=60), "start-sshd")
+
+    def restart_slurmctld(self) -> None:
+        _check(_script("restart-slurmctld", timeout=180), "restart-slurmctld")
+
+    def restart_slurmdbd(self) -> None:
+        _check(_script("restart-slurmdbd", timeout=180), "restart-slurmdbd")
+
+    # ------------------------------------------------------------------ git
+    def new_bare_repo(self, name: str) -> Path:
+        """An empty bare git repository REPOS/NAME (".git" appended unless given), replacing
+        any earlier one of that name. Owned by the test user (so `git push` over ssh as the
+        user works) and readable by everyone; root may also push to it by path."""
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"bad repository name {name!r}")
+        path = self.repos / (name if name.endswith(".git") else f"{name}.git")
+        if path.exists():
+            shutil.rmtree(path)
+        subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(path)],
+                       check=True, capture_output=True)
+        subprocess.run(["chown", "-R", f"{self.user}:", str(path)], check=True)
+        subprocess.run(["chmod", "-R", "a+rX", str(path)], check=True)
+        return path
+
+    def ssh_command(self) -> list[str]:
+        """argv prefix for the OpenSSH client: `[*cluster.ssh_command(), "squeue"]`."""
+        return ["ssh", "-F", str(self.ssh_config_path), self.ssh_alias]
+
+
+def cluster_is_up() -> bool:
+    """True if `cluster.sh status` finds every daemon running and the node idle."""
+    try:
+        return _script("status", timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def cluster_up() -> Cluster:
+    """Run `cluster.sh up` (idempotent) and return the Cluster. Raises ClusterError; the
+    exit code CANNOT_HOST is in `.returncode` of the error's cause message."""
+    proc = _script("up")
+    if proc.returncode != 0:
+        err = ClusterError(f"cluster.sh up failed (exit {proc.returncode}):\n{proc.stderr[-6000:]}")
+        err.returncode = proc.returncode  # type: ignore[attr-defined]
+        raise err
+    return Cluster.from_env(read_env())
+
+
+def cluster_down() -> None:
+    _check(_script("down", timeout=300), "down")
+
+
+def _cannot_host(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"the loopback SLURM test cluster cannot run here: {reason}", pytrace=False)
+    pytest.skip(f"loopback SLURM test cluster unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The loopback SLURM cluster (tests/cluster/cluster.sh), up for the whole session."""
+    if os.name != "posix" or not shutil.which("bash"):
+        _cannot_host("needs Linux with bash")
+    if os.geteuid() != 0:
+        _cannot_host("needs root (installs packages, starts slurmctld/slurmd/sshd, adds a user)")
+    was_running = cluster_is_up()
+    try:
+        cluster = cluster_up()
+    except ClusterError as exc:
+        if getattr(exc, "returncode", None) == CANNOT_HOST:
+            _cannot_host(str(exc))
+        pytest.fail(str(exc), pytrace=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("cluster.sh up did not finish within 30 minutes", pytrace=False)
+    yield cluster
+    if was_running or os.environ.get("IRQ_CLUSTER_KEEP") == "1":
+        return
+    cluster_down()
