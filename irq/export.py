@@ -37,6 +37,7 @@ class BlockView:
 
 @dataclass
 class QueueView:
+    order: list[str]
     title: str
     preamble: str
     sections: dict[str, list[BlockView]]
@@ -182,6 +183,7 @@ def build_view(s: Session) -> QueueView:
             sections["IN_PROGRESS"].append(BlockView(f"{head} ({mark})", queued_lines(e)))
     sections["FAILED"].extend(failed_attempts)
     return QueueView(
+        order=[e.id for e in exps],
         title=Ledger._get_meta(s, "title") or DEFAULT_TITLE,
         preamble=Ledger._get_meta(s, "preamble") or "",
         sections=sections,

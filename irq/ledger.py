@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlalchemy import event, func
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from . import errors
@@ -61,10 +61,8 @@ class Ledger:
         event.listen(self.engine, "begin", _on_begin)
         try:
             self._prepare(create)
-        except OperationalError as exc:
+        except DatabaseError as exc:  # not SQLite, corrupt, unreadable
             raise errors.LedgerError(f"cannot open ledger {self.path}: {exc.orig}") from exc
-        except sqlite3.DatabaseError as exc:  # pragma: no cover - raised wrapped above
-            raise errors.LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
 
     # -- schema -------------------------------------------------------------------------
     def _prepare(self, create: bool) -> None:

@@ -95,6 +95,7 @@ class QueueDoc:
     attempts: list[Attempt] = field(default_factory=list)
     repaired_lines: int = 0
     irq_format: bool = False
+    order: list[str] = field(default_factory=list)  # queue order, as irq's export records it
 
 
 # -- reading text ------------------------------------------------------------------------
@@ -144,7 +145,10 @@ def _blocks(text: str, src: str) -> tuple[QueueDoc, list[Block]]:
             in_comment = "-->" not in stripped
             continue
         if stripped.startswith("<!--"):
-            doc.irq_format |= stripped.startswith(FORMAT_MARKER)
+            if stripped.startswith(FORMAT_MARKER):
+                doc.irq_format = True
+                if m := re.search(r"order:\s*([^>]*?)\s*-->", stripped):
+                    doc.order = m.group(1).split()
             in_comment = "-->" not in stripped
             continue
         if section is None and not doc.title and stripped.startswith("# "):
@@ -214,8 +218,11 @@ def _blocks(text: str, src: str) -> tuple[QueueDoc, list[Block]]:
             continue
         raise err(n, f"expected a bullet '- **Key**: value', got {stripped[:60]!r}")
 
-    doc.preamble = "\n".join(preamble).strip("\n")
-    doc.preamble = re.sub(r"(\n\s*---\s*)+$", "", doc.preamble).strip("\n")
+    while preamble and preamble[-1].strip() in ("", "---"):
+        preamble.pop()  # the separator before the first section belongs to the layout
+    while preamble and not preamble[0].strip():
+        preamble.pop(0)
+    doc.preamble = "\n".join(preamble)
     return doc, blocks
 
 
@@ -257,6 +264,9 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
     for b in blocks:
         if b.exp_id not in order:
             order.append(b.exp_id)
+    if doc.order:  # irq's export: keep the ledger's queue order, not the order of sections
+        rank = {i: n for n, i in enumerate(doc.order)}
+        order.sort(key=lambda i: rank.get(i, len(rank)))
     for seq, exp_id in enumerate(order, start=1):
         if exp_id in defs:
             exp, dblock = defs[exp_id]

@@ -19,7 +19,7 @@ from .errors import IrqError
 class UI:
     def __init__(self) -> None:
         self.out = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
     def interactive(self) -> bool:
@@ -29,6 +29,7 @@ class UI:
         """Plain strings print as they are (no markup); rich objects render."""
         if args and all(isinstance(a, str) for a in args):
             kw.setdefault("markup", False)
+            kw.setdefault("soft_wrap", True)
         self.out.print(*args, **kw)
 
     def styled(self, text: str) -> None:

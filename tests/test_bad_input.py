@@ -1,0 +1,167 @@
+"""Bad input gets one clear error line (file:line where it applies), a non-zero exit, and
+leaves the ledger exactly as it was."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from irq import errors
+from irq.experiments import add_experiment, import_queue
+from irq.ledger import Ledger
+
+GOOD = """# Queue
+
+## READY
+
+### Q-001: Baseline
+- **Hypothesis**: works
+- **Priority**: HIGH
+
+### Q-002: Random
+- **Priority**: MEDIUM
+- **Dependencies**: Run after Q-001
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "queue.md") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def snapshot(db: Path) -> list:
+    con = sqlite3.connect(db)
+    try:
+        return [
+            con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+            for t in ("experiment", "attempt", "event", "meta")
+        ]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        (GOOD + "- **Colour**: blue\n", 12, "unknown key 'Colour'"),
+        (GOOD + "\n### Q-3: Bad id\n", 13, "invalid experiment id 'Q-3'"),
+        (GOOD + "\n### Q-001: Again\n", 13, "duplicate id Q-001 (first defined at line 5)"),
+        (GOOD + "\nsome loose text\n", 13, "expected a bullet"),
+        (GOOD + "\n## SOMEDAY\n", 13, "unknown section 'SOMEDAY'"),
+        (GOOD + "- **Priority**: URGENT\n", 12, "unknown priority 'URGENT'"),
+        (GOOD + "- **Resources**: 1 GPU, lots of RAM\n", 12, "cannot read resource 'lots of RAM'"),
+        (GOOD.replace("Run after Q-001", "Run after Q-009"), None, "depends on unknown experiment Q-009"),
+        (GOOD + "\n## FAILED\n\n### Q-001: Baseline - ATTEMPT 1\n- **Status**: FAILED\n- **Submitted**: yesterday\n",
+         17, "not a UTC time: 'yesterday'"),
+        (GOOD + "\n## FAILED\n\n### Q-001: Baseline - ATTEMPT 1\n- **Status**: FAILED\n"
+                "\n### Q-001: Baseline - ATTEMPT 1\n- **Status**: FAILED\n", 18, "attempt 1 appears twice (also at line 15)"),
+    ],
+)
+def test_a_malformed_queue_is_refused_with_file_and_line_and_writes_nothing(tmp_path, ledger, irq, text, line, words):
+    import_queue(ledger, write(tmp_path, "# Other\n\n## READY\n\n### Q-100: Existing\n", "existing.md"))
+    before = snapshot(ledger.path)
+    path = write(tmp_path, text)
+    with pytest.raises(errors.ParseError) as exc:
+        import_queue(ledger, path)
+    assert words in str(exc.value)
+    if line is not None:
+        assert f"{path}:{line}:" in str(exc.value)
+    assert snapshot(ledger.path) == before
+    result = irq("import", str(path))
+    assert result.code == 2
+    assert words in result.err and "error:" in result.err
+    assert snapshot(ledger.path) == before
+
+
+def test_unknown_key_lists_the_known_ones(tmp_path, ledger):
+    with pytest.raises(errors.ParseError) as exc:
+        import_queue(ledger, write(tmp_path, GOOD + "- **Colour**: blue\n"))
+    assert "Hypothesis" in exc.value.hint and "Resources" in exc.value.hint
+
+
+def test_an_unreadable_or_missing_file(tmp_path, ledger, irq):
+    with pytest.raises(errors.ParseError, match="cannot read"):
+        import_queue(ledger, tmp_path / "nope.md")
+    (tmp_path / "adir.md").mkdir()
+    r = irq("import", str(tmp_path / "adir.md"))
+    assert r.code == 2 and "cannot read" in r.err
+
+
+def test_a_file_that_is_not_utf8(tmp_path, ledger):
+    p = tmp_path / "latin1.md"
+    p.write_bytes(GOOD.encode() + "- **Notes**: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(errors.ParseError, match=r"latin1.md:12: not UTF-8"):
+        import_queue(ledger, p)
+
+
+def test_importing_ids_the_ledger_already_has_writes_nothing(tmp_path, ledger):
+    p = write(tmp_path, GOOD)
+    import_queue(ledger, p)
+    before = snapshot(ledger.path)
+    with pytest.raises(errors.DuplicateId, match="Q-001, Q-002"):
+        import_queue(ledger, p)
+    assert snapshot(ledger.path) == before
+
+
+def test_a_ledger_with_a_newer_schema_is_refused(tmp_path, irq):
+    db = tmp_path / "queue.db"
+    Ledger(db, create=True).close()
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(errors.SchemaTooNew):
+        Ledger(db)
+    r = irq("status", "--offline")
+    assert r.code == 1 and "schema version 99" in r.err and "upgrade irq" in r.err
+
+
+def test_a_file_that_is_not_a_ledger(tmp_path, irq):
+    (tmp_path / "queue.db").write_text("hello, not a database")
+    r = irq("status", "--offline")
+    assert r.code == 1 and "cannot open ledger" in r.err
+
+
+def test_no_ledger_yet_says_to_run_init(tmp_path, irq):
+    r = irq("status", "--offline")
+    assert r.code == 1 and "no ledger at queue.db" in r.err and "irq init" in r.err
+
+
+def test_unknown_ids_suggest_the_closest(tmp_path, ledger, irq):
+    import_queue(ledger, write(tmp_path, GOOD))
+    r = irq("show", "Q-0001")
+    assert r.code == 1 and "unknown experiment Q-0001" in r.err and "did you mean Q-001" in r.err
+    r = irq("show", "Q01")
+    assert r.code == 2 and "invalid experiment id 'Q01'" in r.err
+
+
+def test_impossible_transitions_are_refused(tmp_path, ledger, irq):
+    import_queue(ledger, write(tmp_path, GOOD))
+    before = snapshot(ledger.path)
+    r = irq("retry", "Q-001")
+    assert r.code == 1 and "Q-001 is READY; only a FAILED experiment can be retried" in r.err
+    r = irq("ready", "Q-001")
+    assert r.code == 1 and "Q-001 is READY; it cannot move to READY" in r.err
+    assert snapshot(ledger.path) == before
+
+
+def test_bad_ids_and_duplicates_on_add(tmp_path, ledger, irq):
+    add_experiment(ledger, "Q-001", "Baseline")
+    with pytest.raises(errors.DuplicateId):
+        add_experiment(ledger, "Q-001", "Again")
+    r = irq("add", "Q-1", "--title", "x")
+    assert r.code == 2 and "invalid experiment id" in r.err
+    r = irq("add", "Q-002", "--title", "x", "--after", "Q-007")
+    assert r.code == 1 and "unknown experiment Q-007" in r.err and "Q-001" in r.err
+    r = irq("add", "Q-002", "--title", "x", "--time", "a fortnight")
+    assert r.code == 2 and "not a duration" in r.err
+    with ledger.transaction() as s:
+        assert [e.id for e in Ledger.experiments(s)] == ["Q-001"]
+
+
+def test_a_trainer_config_that_is_not_json(tmp_path, ledger, irq):
+    p = write(tmp_path, '{"rank": 20,\n "mining": }', "bad.json")
+    r = irq("add", "Q-001", "--title", "x", "--config-file", str(p))
+    assert r.code == 2 and "bad.json:2: not valid JSON" in r.err

@@ -1,0 +1,96 @@
+"""A researcher's first session: init, add experiments, look at them, export queue.md."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from irq.ledger import Ledger
+
+
+def test_init_creates_the_ledger_and_a_commented_config(tmp_path, irq):
+    r = irq("init")
+    assert r.code == 0 and "created ledger queue.db" in r.out
+    assert (tmp_path / "queue.db").exists()
+    cfg = (tmp_path / "irq.toml").read_text()
+    assert cfg.startswith("# irq configuration") and "[clusters.fasrc]" in cfg
+    r = irq("init")
+    assert r.code == 0 and "ledger already at queue.db" in r.out
+
+
+def test_db_can_be_chosen_by_flag_or_environment(tmp_path, irq, monkeypatch):
+    assert irq("--db", "other.db", "init").code == 0
+    assert (tmp_path / "other.db").exists()
+    monkeypatch.setenv("IRQ_DB", str(tmp_path / "env.db"))
+    assert irq("init").code == 0
+    assert (tmp_path / "env.db").exists()
+
+
+def test_add_from_flags_and_a_trainer_config(tmp_path, irq):
+    irq("init")
+    cfg = tmp_path / "q003.json"
+    cfg.write_text(json.dumps({"rank": 20, "diffusion_steps": 10, "train_steps": 100000, "batch_size": 2048,
+                               "learning_rate": 1e-4, "mining": "adversarial", "mining_opt_steps": 2}))
+    r = irq("add", "Q-001", "--title", "Baseline", "--priority", "high", "--gpus", "1", "--mem", "16GB",
+            "--time", "2 hours", "--partition", "gpu_test", "-p", "mining=none")
+    assert r.code == 0, r
+    r = irq("add", "Q-003", "--title", "Adversarial", "--config-file", str(cfg), "--after", "Q-001",
+            "--seeds", "0-9", "-p", "train_steps=1000", "--json")
+    assert r.code == 0, r
+    exp = json.loads(r.out)
+    assert exp["parameters"] == {"rank": 20, "diffusion_steps": 10, "train_steps": 1000, "batch_size": 2048,
+                                 "learning_rate": 0.0001, "mining": "adversarial"}
+    assert exp["depends_on"] == ["Q-001"] and exp["seeds"] == list(range(10))
+    assert exp["config_path"] == str(cfg)
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        q1 = Ledger.experiment(s, "Q-001")
+    assert q1.priority == "HIGH" and q1.resources == {"gpus": 1, "memory_mb": 16384, "time_minutes": 120,
+                                                      "partition": "gpu_test"}
+
+
+def test_status_groups_by_state_and_speaks_json(irq, seed_queue):
+    irq("init")
+    assert irq("import", str(seed_queue)).code == 0
+    r = irq("status", "--offline")
+    assert r.code == 0
+    assert r.out.index("IN_PROGRESS (3)") < r.out.index("DONE (1)") < r.out.index("PROPOSED (6)")
+    data = json.loads(irq("status", "--offline", "--json").out)
+    rows = {row["id"]: row for row in data["experiments"]}
+    assert rows["Q-003"]["detail"].startswith("queued locally, waiting for a slot")
+    assert rows["Q-004"]["attempts"] == 6 and rows["Q-004"]["detail"] == "val_mse 0.0688"
+    assert rows["Q-001"]["job_id"] == "55239690" and rows["Q-001"]["scheduler_state"] == "RUNNING"
+
+
+def test_show_lists_every_attempt_with_its_error_cause_and_fix(irq, seed_queue):
+    irq("import", str(seed_queue))
+    r = irq("show", "Q-004")
+    assert r.code == 0
+    for fact in ("attempt 1", "python: command not found", "Module load lines commented out",
+                 "attempt 6", "Validation MSE: 0.0688", "python/3.10.13-fasrc01"):
+        assert fact in r.out
+    data = json.loads(irq("show", "Q-004", "--json").out)
+    assert [a["number"] for a in data["attempts"]] == [1, 2, 3, 4, 5, 6]
+    assert data["attempts"][2]["root_cause"].startswith("Cluster uses versioned module names")
+    assert data["experiment"]["state"] == "DONE"
+
+
+def test_export_writes_queue_md_that_imports_back(tmp_path, irq, seed_queue):
+    irq("import", str(seed_queue))
+    r = irq("export", "queue.md")
+    assert r.code == 0 and (tmp_path / "queue.md").exists()
+    assert irq("--db", "copy.db", "import", "queue.md").code == 0
+    again = irq("--db", "copy.db", "export")
+    assert again.out == (tmp_path / "queue.md").read_text()
+
+
+def test_import_reports_the_mojibake_repair(irq, seed_queue):
+    r = irq("import", str(seed_queue))
+    assert "repaired double-encoded UTF-8" in r.out
+    assert "imported 10 experiments (3 IN_PROGRESS, 1 DONE, 6 PROPOSED) and 8 attempts" in r.out
+
+
+def test_ready_promotes_a_future_extension(irq, seed_queue):
+    irq("import", str(seed_queue))
+    r = irq("ready", "Q-006")
+    assert r.code == 0 and "Q-006 is READY" in r.out
+    data = json.loads(irq("status", "--offline", "--json").out)
+    assert {row["id"]: row["state"] for row in data["experiments"]}["Q-006"] == "READY"

@@ -1,0 +1,142 @@
+"""A researcher brings the hand-kept queue.md of the IRED study into irq: every fact in it
+must survive, one by one."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from irq.experiments import import_queue
+from irq.ledger import Ledger
+
+
+def t(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+@pytest.fixture
+def study(ledger, seed_queue):
+    report = import_queue(ledger, seed_queue)
+    with ledger.transaction() as s:
+        exps = {e.id: e for e in Ledger.experiments(s)}
+        atts = {}
+        for a in Ledger.attempts(s):
+            atts.setdefault(a.experiment_id, []).append(a)
+    return report, exps, atts
+
+
+def test_mojibake_is_repaired_and_reported(study):
+    report, exps, _ = study
+    assert report.repaired_lines > 0
+    assert exps["Q-001"].annotations["parameters.rank"] == "(20×20 matrices)"
+
+
+def test_every_experiment_is_there_once_with_its_state(study):
+    report, exps, atts = study
+    assert list(exps) == [f"Q-{n:03d}" for n in range(1, 11)]
+    assert {i: e.state for i, e in exps.items() if int(i[2:]) <= 4} == {
+        "Q-001": "IN_PROGRESS", "Q-002": "IN_PROGRESS", "Q-003": "IN_PROGRESS", "Q-004": "DONE",
+    }
+    assert all(exps[f"Q-{n:03d}"].state == "PROPOSED" for n in range(5, 11))
+    assert report.experiments == 10 and report.attempts == 8
+
+
+def test_definitions_keep_parameters_resources_priority_and_dependencies(study):
+    _, exps, _ = study
+    q1 = exps["Q-001"]
+    assert q1.title == "Baseline (No Negative Mining)"
+    assert q1.hypothesis == "Establish baseline performance with standard diffusion training"
+    assert q1.config_path == "configs/q001_baseline.json"
+    assert q1.parameters == {"mining": "none", "rank": 20, "diffusion_steps": 10, "train_steps": 100_000,
+                             "batch_size": 2048, "learning_rate": 1e-4}
+    assert q1.resources == {"gpus": 1, "memory_mb": 16 * 1024, "time_minutes": 120, "partition": "gpu_test"}
+    assert q1.priority == "HIGH"
+    assert q1.annotations["priority"] == "(must run first - establishes baseline)"
+    assert q1.notes == "Standard energy-based diffusion without contrastive negative mining"
+    q2 = exps["Q-002"]
+    assert q2.depends_on == ["Q-001"]
+    assert q2.parameters["negative_sampling"] == "Random matrices from uniform distribution"
+    q3 = exps["Q-003"]
+    assert q3.depends_on == ["Q-001", "Q-002"]
+    assert q3.resources["time_minutes"] == 150
+    assert q3.parameters["mining"] == "adversarial"
+    assert "opt_step()" in q3.parameters["negative_optimization"]
+    q4 = exps["Q-004"]
+    assert q4.priority == "HIGHEST"
+    assert q4.parameters["rank"] == 10 and q4.parameters["train_steps"] == 1000
+    assert q4.resources == {"gpus": 1, "memory_mb": 8192, "time_minutes": 15, "partition": "gpu_test"}
+
+
+def test_q003_is_queued_locally_waiting_for_a_slot(study):
+    _, exps, atts = study
+    q3 = exps["Q-003"]
+    assert "Q-003" not in atts
+    assert q3.waiting_reason == "SLURM QOSMaxSubmitJobPerUserLimit (max 2 jobs per user)"
+    assert ["Auto-submit", "Will submit automatically when Q-001 or Q-002 completes"] in q3.queue_extras
+
+
+def test_running_and_pending_attempts(study):
+    _, _, atts = study
+    (a1,) = atts["Q-001"]
+    assert (a1.number, a1.state, a1.job_id, a1.run_id) == (1, "RUNNING", "55239690", "q001_20260114_042054")
+    assert a1.submitted_at == t("2026-01-14T04:20:54Z") and a1.started_at == t("2026-01-14T04:23:20Z")
+    assert a1.git_sha == "9a691f6" and a1.partition == "gpu_test"
+    assert ["Workflow", "✅ Automated git clone to `/tmp/ired-job-55239690`"] in a1.extras
+    (a2,) = atts["Q-002"]
+    assert (a2.state, a2.job_id, a2.run_id) == ("PENDING", "55240031", "q002_20260114_042901")
+    assert a2.annotations["state"] == "(waiting for SLURM scheduler)"
+    assert ["Note", "Running in parallel with Q-001"] in a2.extras
+
+
+def test_the_pilot_is_one_experiment_with_six_attempts_in_order(study):
+    _, _, atts = study
+    q4 = atts["Q-004"]
+    assert [a.number for a in q4] == [1, 2, 3, 4, 5, 6]
+    assert [a.job_id for a in q4] == ["55131103", "55208278", "55210815", "55211671", "55213584", "55214713"]
+    assert [a.state for a in q4] == ["FAILED", "CANCELLED", "FAILED", "FAILED", "FAILED", "COMPLETED"]
+    assert [a.run_id for a in q4] == [
+        "q004_20260113_185013", "q004_20260113_223811", "q004_20260113_225500",
+        "q004_20260113_225843", "q004_20260113_231120", "q004_20260113_234005",
+    ]
+    a1, a2, a3, a4, a5, a6 = q4
+    assert a1.submitted_at == t("2026-01-13T10:51:04Z") and a1.ended_at == t("2026-01-13T22:36:38Z")
+    assert a1.error == "`python: command not found`"
+    assert a1.root_cause == "Module load lines commented out in sbatch script"
+    assert a1.fix_applied.startswith("Uncommented `module load python/3.9`")
+    assert a2.ended_at == t("2026-01-13T22:55:00Z")
+    assert a2.extras == [["Reason", "Redeployed with gpu_test partition for better queue priority "
+                                    "(was submitted with old gpu partition)"]]
+    assert a3.error == "Module not found - `python/3.9` doesn't exist on cluster"
+    assert a3.root_cause == "Cluster uses versioned module names (e.g., `python/3.10.13-fasrc01`)"
+    assert "gitlink" in a4.root_cause
+    assert a4.extras[0][0] == "Required fix" and "git rm --cached projects/ired" in a4.extras[0][1]
+    assert "69c9fcf" in a5.root_cause and a5.ended_at == t("2026-01-13T23:18:21Z")
+    assert a6.started_at == t("2026-01-13T23:41:31Z") and a6.ended_at == t("2026-01-13T23:42:37Z")
+    assert a6.modules == ["python/3.10.13-fasrc01", "cuda/11.8.0-fasrc01"]
+    assert a6.results == {"Training MSE": 0.0706, "Validation MSE": 0.0688,
+                          "Configuration": "10×10 matrices, 1000 steps, no mining",
+                          "Output": "results/ds_inverse/model_mlp_pilot"}
+    assert ["Runtime", "2 minutes 16 seconds (136s)"] in a6.extras
+    assert ["Milestone", "🎉 First successful completion with automated git workflow!"] in a6.extras
+
+
+def test_future_extensions_are_proposed_and_never_submittable(study):
+    _, exps, _ = study
+    assert exps["Q-006"].title == "Larger matrices (rank=50) to test scalability"
+    assert exps["Q-010"].state == "PROPOSED"
+
+
+def test_the_preamble_survives(ledger, seed_queue):
+    import_queue(ledger, seed_queue)
+    assert ledger.get_meta("title") == "Experiment Queue — Adversarial Negative Mining for Matrix Inversion"
+    pre = ledger.get_meta("preamble")
+    assert "## Research Question" in pre and "**H3 (Adversarial negatives)**" in pre
+    assert "convergence speed (steps to threshold)" in pre
+
+
+def test_every_import_is_in_the_event_log(ledger, seed_queue):
+    import_queue(ledger, seed_queue)
+    with ledger.transaction() as s:
+        events = Ledger.events(s)
+    assert len(events) == 10 + 8
+    assert all(e.reason == "imported from seed_queue.md" for e in events)
