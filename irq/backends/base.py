@@ -1,0 +1,110 @@
+"""The small interface every backend implements, and the data that crosses it.
+
+A backend knows nothing of the ledger: the runner hands it a ``JobRequest`` (a rendered
+script plus where it writes) and gets back job ids and ``JobInfo`` rows. One backend object
+is one session (one SSH connection for the slurm backend), reused for every call of one
+command or one daemon cycle, and closed with ``close()`` (or a ``with`` block).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    token: str  # the attempt's unique token: find the job again after a crash
+    name: str  # SLURM job name; contains the token (e.g. "Q-003.irq-0a1b2c3d4e")
+    script: str  # the whole rendered sbatch script
+    run_dir: str  # where the job writes (created before submission; logs go here too)
+    array: str | None = None  # e.g. "0-9%2"
+    log_name: str = "slurm-%j.out"  # file name pattern in run_dir (%A_%a for arrays)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One job, or one array task, as the scheduler reports it."""
+
+    job_id: str  # "1234", or "1234_3" for array task 3
+    state: str  # normalized SLURM state: PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT, ...
+    name: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None  # squeue's reason (JobArrayTaskLimit, Resources, ...) or who cancelled
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def base_id(self) -> str:
+        return self.job_id.split("_", 1)[0]
+
+    @property
+    def task_id(self) -> int | None:
+        _, sep, task = self.job_id.partition("_")
+        return int(task) if sep and task.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Job slots: limit - jobs the user has in the queue (all of them, irq's or not)."""
+
+    limit: int | None  # None: no limit known
+    used: int
+    source: str  # where the limit came from: "config", "sacctmgr QOS normal", "local"
+
+    @property
+    def free(self) -> int:
+        return 1_000_000 if self.limit is None else max(0, self.limit - self.used)
+
+    def summary(self) -> str:
+        if self.limit is None:
+            return f"{self.used} jobs in the queue (no job limit known)"
+        return f"job slots: {self.used} of {self.limit} used, {self.free} free (limit from {self.source})"
+
+
+@dataclass
+class CallCounter:
+    """What one backend session cost: scheduler commands run (squeue, sacct, sbatch, ...:
+    the polling budget admins read) and network round trips (one SSH exec or SFTP call)."""
+
+    calls: list[str] = field(default_factory=list)
+    round_trips: int = 0
+
+    def add(self, *commands: str, round_trips: int = 1) -> None:
+        self.calls.extend(commands)
+        self.round_trips += round_trips
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
+class Backend(Protocol):
+    name: str  # "local" or "slurm:NAME": what the ledger records on the attempt
+    counter: CallCounter
+
+    def slots(self) -> Slots:
+        """The user's job limit and how much of it is used right now."""
+
+    def submit(self, req: JobRequest) -> str:
+        """Submit; return the job id. Raises SlotLimit (queue it locally), SubmissionRefused,
+        or BackendError (an infrastructure fault: the job may or may not exist; adopt by token)."""
+
+    def find(self, names: list[str], since: datetime) -> dict[str, str]:
+        """Job name -> job id for jobs with these names submitted since then (adoption)."""
+
+    def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
+        """Base job id -> its rows (one, or one per array task), for all ids in a constant
+        number of round trips. Ids the scheduler no longer knows are absent."""
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def fetch(self, run_dir: str, dest: Path, exclude: tuple[str, ...] = ("checkpoints",)) -> list[Path]:
+        """Copy the run directory's files (recursively, minus `exclude` folders) into dest;
+        return what was copied. A missing run_dir copies nothing."""
+
+    def read_file(self, path: str, max_bytes: int = 65536) -> str | None:
+        """The end of a file (a job log), or None if it does not exist."""
+
+    def close(self) -> None: ...
