@@ -143,6 +143,7 @@ def sample(
     inner_steps: int,
     faithful: bool = True,
     generator: torch.Generator | None = None,
+    init: Tensor | None = None,
 ) -> Tensor:
     """Predict A^-1 for a batch of A (B, n^2) by reverse diffusion with inner energy descent.
 
@@ -150,9 +151,9 @@ def sample(
     [-2, 2]; y = sqrt(abar_t) x0; `inner_steps` descent steps; clamp to +-2 sqrt(abar_t); rescale to
     level t-1. Faithful mode returns y still scaled by sqrt(abar_0), as the reference does.
     """
-    device = a.device
-    noise = torch.randn(a.shape, generator=generator, dtype=a.dtype, device="cpu").to(device)
-    y = noise
+    if init is None:  # drawn on the CPU so a seed gives the same start on every device
+        init = torch.randn(a.shape, generator=generator, dtype=a.dtype, device="cpu").to(a.device)
+    y = init
     table = model.film_table()
     weights = model.weights()
     ctx = model.context(a)

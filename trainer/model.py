@@ -111,43 +111,86 @@ class EnergyMLP(nn.Module):
     # ---- the energy and its gradient -----------------------------------------------------------
     def energy(self, ctx: Tensor, y: Tensor, film: Film, w: Weights | None = None) -> Tensor:
         """E(A, y, t) per sample. ctx/film broadcast against y, so y may be (k, B, n^2)."""
-        w = w or self.weights()
-        h1 = F.silu(ctx + y @ w.w1y.t())
-        h2 = F.silu(F.linear(h1, w.w2, w.b2) * film.scale2 + film.bias2)
-        h3 = F.silu(F.linear(h2, w.w3, w.b3) * film.scale3 + film.bias3)
-        out = F.linear(h3, w.w4, w.b4)
-        return out.pow(2).sum(-1)
+        return KERNELS.energy(ctx, y, film, w or self.weights())
 
     def energy_and_grad(self, ctx: Tensor, y: Tensor, film: Film, w: Weights | None = None,
                         need_energy: bool = True, grad_block: int | None = None) -> tuple[Tensor | None, Tensor]:
-        """(E, dE/dy) with the backward pass written out, so it is itself differentiable.
-
-        y may stack k inputs that share A and t, (k, B, n^2): the forward pass then runs as one
-        matrix product per layer, and `grad_block` picks the one block whose gradient is needed.
-        swish(z) = z s(z) has derivative s(z) (1 + z (1 - s(z))) = s + h (1 - s), h = swish(z).
-        """
-        w = w or self.weights()
-        z1 = ctx + y @ w.w1y.t()
-        s1 = torch.sigmoid(z1)
-        h1 = z1 * s1
-        z2 = F.linear(h1, w.w2, w.b2) * film.scale2 + film.bias2
-        s2 = torch.sigmoid(z2)
-        h2 = z2 * s2
-        z3 = F.linear(h2, w.w3, w.b3) * film.scale3 + film.bias3
-        s3 = torch.sigmoid(z3)
-        h3 = z3 * s3
-        out = F.linear(h3, w.w4, w.b4)
-        energy = out.pow(2).sum(-1) if need_energy else None
-        if grad_block is not None:
-            out, s1, h1, s2, h2, s3, h3 = (v[grad_block] for v in (out, s1, h1, s2, h2, s3, h3))
-        # backward from dE/dout = 2 out, layer by layer
-        d = (out @ w.w4) * torch.addcmul(s3, h3, 1 - s3) * film.scale3
-        d = (d @ w.w3) * torch.addcmul(s2, h2, 1 - s2) * film.scale2
-        d = (d @ w.w2) * torch.addcmul(s1, h1, 1 - s1)
-        grad = 2 * (d @ w.w1y)
-        return energy, grad
+        """(E, dE/dy); see `energy_and_grad` below."""
+        return KERNELS.energy_and_grad(ctx, y, film, w or self.weights(), need_energy, grad_block)
 
     def forward(self, a: Tensor, y: Tensor, t: Tensor) -> Tensor:
         """Energy of (a, y) at per-sample steps t: the plain, readable entry point."""
         return self.energy(self.context(a), y, self.film(t))
 
+
+def energy(ctx: Tensor, y: Tensor, film: Film, w: Weights) -> Tensor:
+    """E = ||fc4(h3)||^2 with h1 = swish(ctx + W_y y), h2, h3 FiLM-modulated swish layers."""
+    h1 = F.silu(ctx + y @ w.w1y.t())
+    h2 = F.silu(F.linear(h1, w.w2, w.b2) * film.scale2 + film.bias2)
+    h3 = F.silu(F.linear(h2, w.w3, w.b3) * film.scale3 + film.bias3)
+    out = F.linear(h3, w.w4, w.b4)
+    return out.pow(2).sum(-1)
+
+
+def energy_and_grad(ctx: Tensor, y: Tensor, film: Film, w: Weights, need_energy: bool = True,
+                    grad_block: int | None = None) -> tuple[Tensor | None, Tensor]:
+    """(E, dE/dy) with the backward pass written out, so it is itself differentiable.
+
+    y may stack k inputs that share A and t, (k, B, n^2): the forward pass then runs as one
+    matrix product per layer, and `grad_block` picks the one block whose gradient is needed.
+    swish(z) = z s(z) has derivative s(z) (1 + z (1 - s(z))) = s + h (1 - s), h = swish(z).
+    """
+    z1 = ctx + y @ w.w1y.t()
+    s1 = torch.sigmoid(z1)
+    h1 = z1 * s1
+    z2 = F.linear(h1, w.w2, w.b2) * film.scale2 + film.bias2
+    s2 = torch.sigmoid(z2)
+    h2 = z2 * s2
+    z3 = F.linear(h2, w.w3, w.b3) * film.scale3 + film.bias3
+    s3 = torch.sigmoid(z3)
+    h3 = z3 * s3
+    out = F.linear(h3, w.w4, w.b4)
+    e = out.pow(2).sum(-1) if need_energy else None
+    if grad_block is not None:
+        out, s1, h1, s2, h2, s3, h3 = (v[grad_block] for v in (out, s1, h1, s2, h2, s3, h3))
+    # backward from dE/dout = 2 out, layer by layer
+    d = (out @ w.w4) * torch.addcmul(s3, h3, 1 - s3) * film.scale3
+    d = (d @ w.w3) * torch.addcmul(s2, h2, 1 - s2) * film.scale2
+    d = (d @ w.w2) * torch.addcmul(s1, h1, 1 - s1)
+    return e, 2 * (d @ w.w1y)
+
+
+class Kernels:
+    """The two hot functions, eager by default; `compile()` swaps in torch.compile'd versions for
+    the no-grad paths (mining, sampling), and any compile failure falls back to eager for good."""
+
+    def __init__(self) -> None:
+        self._compiled: dict | None = None
+        self.failure: str | None = None
+
+    def compile(self) -> None:
+        try:
+            self._compiled = {
+                "energy": torch.compile(energy, dynamic=False),
+                "energy_and_grad": torch.compile(energy_and_grad, dynamic=False),
+            }
+        except Exception as exc:  # noqa: BLE001 - no compiler, unsupported platform...
+            self.failure = f"{type(exc).__name__}: {exc}"
+
+    def _call(self, name: str, eager, *args):
+        if self._compiled is not None and not torch.is_grad_enabled():
+            try:
+                return self._compiled[name](*args)
+            except Exception as exc:  # noqa: BLE001
+                self.failure = f"{type(exc).__name__}: {exc}"
+                self._compiled = None
+        return eager(*args)
+
+    def energy(self, *args):
+        return self._call("energy", energy, *args)
+
+    def energy_and_grad(self, *args):
+        return self._call("energy_and_grad", energy_and_grad, *args)
+
+
+KERNELS = Kernels()

@@ -20,7 +20,7 @@ from trainer.diffusion import Energy, Schedule
 from trainer.ema import EMA
 from trainer.evaluate import score
 from trainer.mining import mine
-from trainer.model import EnergyMLP, Film, Weights
+from trainer.model import KERNELS, EnergyMLP, Film, Weights
 from trainer.objective import training_loss
 from trainer.rundir import RunDir
 
@@ -105,6 +105,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
+        if cfg.compile:
+            KERNELS.compile()  # mining and sampling only; training keeps eager autograd
         seed_everything(cfg.seed)
         n2 = cfg.rank * cfg.rank
         self.schedule = Schedule.cosine(cfg.diffusion_steps, self.device)
@@ -256,6 +258,8 @@ class Trainer:
         run.log(f"irq trainer: mining={c.mining} rank={c.rank} T={c.diffusion_steps} steps={c.train_steps} "
                 f"batch={c.batch_size} device={self.device} torch={torch.__version__} threads={torch.get_num_threads()} "
                 f"faithful={c.faithful} seed={c.seed}" + (f" (resumed at step {resumed})" if resumed is not None else ""))
+        if c.compile and KERNELS.failure:
+            run.log(f"torch.compile unavailable, running eager: {KERNELS.failure}")
         run.log(f"baselines on the validation set: predict-zero {self.baselines['zero']:.5f}, "
                 f"predict-mean {self.baselines['mean']:.5f}; threshold {self.threshold:.5f}")
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
