@@ -5,7 +5,8 @@
 #   bash tests/cluster/cluster.sh down      stop every daemon this script started
 #   bash tests/cluster/cluster.sh status    what runs, sinfo, and the env values
 #   bash tests/cluster/cluster.sh env       print STATE_DIR/env (after a successful `up`)
-#   helpers for tests: stop-sshd, start-sshd, restart-slurmctld, restart-slurmdbd
+#   helpers for tests: stop-sshd, start-sshd, restart-slurmctld, stop-slurmctld,
+#                      start-slurmctld, restart-slurmdbd
 #
 # Needs root on Debian 12 (no systemd required). See docs/testing.md.
 #
@@ -743,11 +744,14 @@ cmd_down() {
             wait_for 15 squeue bash -c '[ -z "$(squeue -h -t R,CG -o %i)" ]' || true
         fi
     fi
-    stop_daemon slurmd "$RUN/slurmd.pid"
-    stop_daemon slurmctld "$RUN/slurmctld.pid"
+    # slurmd and slurmctld side by side, then slurmdbd (it takes their last records), then the rest.
+    stop_daemon slurmd "$RUN/slurmd.pid" &
+    stop_daemon slurmctld "$RUN/slurmctld.pid" &
+    wait
     stop_daemon slurmdbd "$RUN/slurmdbd.pid"
-    stop_mariadb
-    stop_munge
+    stop_mariadb &
+    stop_munge &
+    wait
     rm -f "$ENV_FILE"
     say "cluster down (packages, user, config and accounting data stay)"
 }
@@ -776,6 +780,12 @@ cmd_restart_slurmctld() {
     wait_node_idle
 }
 
+cmd_start_slurmctld() {
+    need_root
+    SLURM_CONF_CHANGED=1 start_slurmctld
+    wait_node_idle
+}
+
 cmd_restart_slurmdbd() {
     need_root
     stop_daemon slurmdbd "$RUN/slurmdbd.pid"
@@ -783,7 +793,7 @@ cmd_restart_slurmdbd() {
 }
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -795,6 +805,8 @@ case "${1:-}" in
     stop-sshd)         need_root; stop_sshd; say "sshd stopped" ;;
     start-sshd)        need_root; start_sshd ;;
     restart-slurmctld) cmd_restart_slurmctld ;;
+    stop-slurmctld)    need_root; stop_daemon slurmctld "$RUN/slurmctld.pid"; say "slurmctld stopped" ;;
+    start-slurmctld)   cmd_start_slurmctld ;;
     restart-slurmdbd)  cmd_restart_slurmdbd ;;
     *)                 usage ;;
 esac

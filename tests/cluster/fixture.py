@@ -206,6 +206,14 @@ class Cluster:
     def restart_slurmctld(self) -> None:
         _check(_script("restart-slurmctld", timeout=180), "restart-slurmctld")
 
+    def stop_slurmctld(self) -> None:
+        """Stop the controller (squeue/sbatch then fail as when a cluster's controller is down);
+        start_slurmctld() or restart_slurmctld() brings it back with its saved job state."""
+        _check(_script("stop-slurmctld", timeout=60), "stop-slurmctld")
+
+    def start_slurmctld(self) -> None:
+        _check(_script("start-slurmctld", timeout=180), "start-slurmctld")
+
     def restart_slurmdbd(self) -> None:
         _check(_script("restart-slurmdbd", timeout=180), "restart-slurmdbd")
 
@@ -239,9 +247,15 @@ def cluster_is_up() -> bool:
 
 
 def cluster_up() -> Cluster:
-    """Run `cluster.sh up` (idempotent) and return the Cluster. Raises ClusterError; the
-    exit code CANNOT_HOST is in `.returncode` of the error's cause message."""
+    """Run `cluster.sh up` (idempotent) and return the Cluster. Raises ClusterError with
+    `.returncode` (CANNOT_HOST when the machine cannot host the cluster). Progress lines go to
+    STATE_DIR/log/up.log."""
     proc = _script("up")
+    try:  # keep the progress lines (with timings) for later reading
+        (state_dir() / "log").mkdir(parents=True, exist_ok=True)
+        (state_dir() / "log" / "up.log").write_text(proc.stderr + proc.stdout)
+    except OSError:
+        pass
     if proc.returncode != 0:
         err = ClusterError(f"cluster.sh up failed (exit {proc.returncode}):\n{proc.stderr[-6000:]}")
         err.returncode = proc.returncode  # type: ignore[attr-defined]
