@@ -178,6 +178,9 @@ def status(
         from .runner import refresh_for_status
 
         slots = refresh_for_status(ledger, x.config, x.ui)
+        if slots and slots.get("unreachable"):
+            for name, msg in slots["unreachable"].items():
+                x.ui.err.print(f"warning: {name} did not answer ({msg}); states shown as last known", markup=False)
     rows = status_rows(ledger)
     if as_json:
         x.ui.json({"experiments": [asdict(r) for r in rows], "slots": slots})
@@ -193,7 +196,9 @@ def status(
             t.add_row(r.id, r.title, r.priority, str(r.attempts), r.job_id or "", r.detail)
         x.ui.print(t)
     if slots:
-        x.ui.print(slots.get("summary", ""))
+        if slots.get("summary"):
+            x.ui.print(slots["summary"])
+        x.ui.print(f"scheduler calls in the last hour: {slots['scheduler_calls_last_hour']}")
 
 
 @app.command()
@@ -226,6 +231,140 @@ def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
             body.append(f"{line.key}: {line.value}")
             body.extend(f"  {k}: {val}" for k, val in line.children)
         x.ui.print(Panel("\n".join(body), title=f"attempt {a.number}", title_align="left"))
+
+
+def _config(x: Ctx):
+    from .config import load_config
+
+    return load_config(x.config)
+
+
+@app.command("render")
+def render_(
+    c: typer.Context,
+    exp_id: str = typer.Argument(..., metavar="ID"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the script here."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local, or slurm:NAME (default: irq.toml's backend)."),
+) -> None:
+    """Print the job script `irq submit` would send for an experiment, exactly."""
+    from .runner import render_for
+
+    x = ctx(c)
+    script, skipped = render_for(x.ledger(), _config(x), exp_id, backend)
+    if output:
+        output.write_text(script)
+        x.ui.print(f"wrote {output}")
+    else:
+        sys.stdout.write(script)
+    if skipped:
+        x.ui.err.print(f"note: parameters not passed to the trainer (not trainer config keys): {', '.join(skipped)}",
+                       markup=False)
+
+
+@app.command()
+def submit(
+    c: typer.Context,
+    ids: list[str] = typer.Argument(None, metavar="[ID...]"),
+    all_ready: bool = typer.Option(False, "--all-ready", help="Every READY experiment, by priority and dependencies."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local, or slurm:NAME (default: irq.toml's backend)."),
+    no_check: bool = typer.Option(False, "--no-check", help="Skip the preflight checks."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Submit experiments while job slots are free; the rest wait, queued locally."""
+    from .runner import Backends, submit as submit_
+
+    x = ctx(c)
+    if not ids and not all_ready:
+        raise errors.UsageError("name experiments to submit, or pass --all-ready", "e.g. `irq submit Q-003`")
+    config = _config(x)
+    preflight = None
+    if not no_check:
+        from .preflight import preflight_hook
+
+        preflight = preflight_hook(config)
+    with Backends(config, prompt=_prompt(x)) as backends:
+        outs = submit_(x.ledger(), config, backends, x.ui, ids or None, all_ready, preflight, backend)
+    _after_change(x, config)
+    if as_json:
+        x.ui.json([asdict(o) for o in outs])
+        return
+    for o in outs:
+        x.ui.print(f"{o.id}: {o.status}" + (f" as job {o.job_id}" if o.job_id else "") + (f" ({o.message})" if o.message else ""))
+
+
+@app.command()
+def fetch(
+    c: typer.Context,
+    ids: list[str] = typer.Argument(None, metavar="[ID...]"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Download results of finished attempts; mark experiments DONE or FAILED (with the cause)."""
+    from .runner import Backends, fetch as fetch_, refresh
+
+    x = ctx(c)
+    config = _config(x)
+    with Backends(config, prompt=_prompt(x)) as backends:
+        refresh(x.ledger(), backends, x.ui)
+        outs = fetch_(x.ledger(), config, backends, x.ui, ids or None)
+    _after_change(x, config)
+    if as_json:
+        x.ui.json([asdict(o) for o in outs])
+        return
+    if not outs:
+        x.ui.print("nothing to fetch: no attempt has finished since the last fetch")
+    for o in outs:
+        x.ui.print(f"{o.id} attempt {o.attempt}: {o.state} ({o.detail})")
+
+
+@app.command()
+def cancel(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
+    """Cancel a running or pending job (or take an experiment off the local queue)."""
+    from .runner import Backends, cancel as cancel_
+
+    x = ctx(c)
+    config = _config(x)
+    with Backends(config, prompt=_prompt(x)) as backends:
+        for i in ids:
+            x.ui.print(cancel_(x.ledger(), backends, x.ui, i))
+    _after_change(x, config)
+
+
+@app.command()
+def log(
+    c: typer.Context,
+    exp_id: str = typer.Argument(..., metavar="ID"),
+    lines: int = typer.Option(40, "--lines", "-n"),
+) -> None:
+    """The tail of the latest attempt's job output."""
+    from .runner import Backends, log_tail
+
+    x = ctx(c)
+    with Backends(_config(x), prompt=_prompt(x)) as backends:
+        att, text = log_tail(x.ledger(), backends, exp_id, lines)
+    x.ui.err.print(f"{exp_id} attempt {att.number}, job {att.job_id}:", markup=False)
+    sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
+
+
+def _prompt(x: Ctx):
+    """Keyboard-interactive answers (password, one-time code) from a person at a terminal."""
+    if not sys.stdin.isatty():
+        return None
+    import getpass
+
+    def ask(title: str, instructions: str, prompts: list) -> list[str]:
+        if instructions:
+            x.ui.err.print(instructions, markup=False)
+        return [getpass.getpass(p) if not echo else input(p) for p, echo in prompts]
+
+    return ask
+
+
+def _after_change(x: Ctx, config) -> None:
+    """Keep the configured queue.md export current after a command changed the ledger."""
+    if config.export:
+        from .experiments import export_queue
+
+        export_queue(x.ledger(), config.resolve(config.export))
 
 
 def _esc(text: str) -> str:

@@ -40,10 +40,13 @@ def _env(dirs: tuple[Path, ...]) -> jinja2.Environment:
     return env
 
 
-def render(name: str, context: dict[str, Any], extra_dir: Path | None = None) -> str:
+def render(name: str, context: dict[str, Any], extra_dir: Path | None = None,
+           filters: dict[str, Any] | None = None) -> str:
     dirs = tuple(template_dirs(extra_dir))
     try:
-        return _env(dirs).get_template(name).render(**context)
+        env = _env(dirs)
+        env.filters.update(filters or {})
+        return env.get_template(name).render(**context)
     except jinja2.TemplateNotFound:
         raise errors.TemplateError(
             f"template {name} not found in " + ", ".join(str(d) for d in dirs) or "no template folder"

@@ -40,6 +40,8 @@ class Priority(str, Enum):
 # Scheduler (attempt) states, as SLURM names them, plus irq's own bookkeeping states.
 SUBMITTING = "SUBMITTING"  # row written, sbatch not yet confirmed: adopt by token on restart
 UNKNOWN = "UNKNOWN"  # the scheduler could not be asked; see Attempt.unknown_since
+REFUSED = "REFUSED"  # sbatch said no (job limit, bad partition): no job exists
+NOT_SUBMITTED = "NOT_SUBMITTED"  # irq stopped before the job reached the scheduler
 ACTIVE_STATES = {
     SUBMITTING, "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING",
     "SUSPENDED", "STOPPED", UNKNOWN,

@@ -1,0 +1,244 @@
+"""The embedded default backend: jobs run as detached processes on this machine.
+
+Each job is a folder under ``WORKDIR/jobs/<id>`` holding the request and one state file per
+task, written by a small supervisor (``python -m irq.backends.localrun``) that runs the
+script with bash and a SLURM-like environment, at most ``throttle`` tasks at a time, and
+enforces ``#SBATCH --time``. The files outlive irq: a later ``irq status`` reads what
+finished or crashed meanwhile, and a supervisor that died is noticed by its pid.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import errors
+from .base import CallCounter, JobInfo, JobRequest, Slots
+
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+
+
+def parse_array(spec: str | None) -> tuple[list[int], int]:
+    """'0-9%2' -> ([0..9], 2); None -> ([None-task], 1)."""
+    if not spec:
+        return [], 1
+    body, _, throttle = spec.partition("%")
+    tasks: list[int] = []
+    for part in body.split(","):
+        a, sep, b = part.partition("-")
+        tasks.extend(range(int(a), int(b) + 1) if sep else [int(a)])
+    return tasks, int(throttle) if throttle else len(tasks)
+
+
+def time_limit_seconds(script: str) -> int | None:
+    m = re.search(r"^#SBATCH\s+--time=(?:(\d+)-)?(\d+):(\d+):(\d+)\s*$", script, re.M)
+    if not m:
+        return None
+    d, h, mi, s = (int(x or 0) for x in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours is dead for our purpose
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _read_json(p: Path) -> dict:
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_json(p: Path, data: dict) -> None:
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, p)
+
+
+class LocalBackend:
+    """Backend protocol on this machine; ``slots`` is how many tasks may run at once."""
+
+    name = "local"
+
+    def __init__(self, workdir: Path, slots: int = 2) -> None:
+        self.root = Path(workdir)
+        self.jobs = self.root / "jobs"
+        self.jobs.mkdir(parents=True, exist_ok=True)
+        self.limit = slots
+        self.counter = CallCounter()
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        with open(self.root / "lock", "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _next_id(self) -> str:
+        p = self.root / "next_id"
+        n = int(p.read_text()) if p.exists() else 1000
+        p.write_text(str(n + 1))
+        return str(n)
+
+    def _job_dirs(self) -> list[Path]:
+        return sorted((d for d in self.jobs.iterdir() if (d / "job.json").exists()), key=lambda d: int(d.name))
+
+    def _infos(self, d: Path) -> list[JobInfo]:
+        job = _read_json(d / "job.json")
+        sup = _read_json(d / "supervisor.json")
+        sup_alive = pid_alive(sup.get("pid"))
+        out = []
+        for key in job.get("tasks") or [None]:
+            tid = f"{d.name}_{key}" if key is not None else d.name
+            st = _read_json(d / f"task-{key if key is not None else 'x'}.json") or {"state": "PENDING"}
+            state = st["state"]
+            reason = st.get("reason")
+            if state not in FINAL and not sup_alive and not pid_alive(st.get("pid")):
+                started = (d / "supervisor.json").exists()
+                if started or _age(d) > 30:
+                    state, reason = "NODE_FAIL", "the local runner died (machine restart or killed)"
+            out.append(JobInfo(job_id=tid, state=state, name=job.get("name", ""),
+                               exit_code=st.get("exit_code"), signal=st.get("signal"), reason=reason,
+                               start=_dt(st.get("start")), end=_dt(st.get("end"))))
+        return out
+
+    # -- protocol -------------------------------------------------------------------------
+    def slots(self) -> Slots:
+        used = sum(1 for d in self._job_dirs() if any(i.state not in FINAL for i in self._infos(d)))
+        self.counter.add("squeue", round_trips=0)
+        return Slots(limit=self.limit, used=used, source="local slots")
+
+    def submit(self, req: JobRequest) -> str:
+        tasks, throttle = parse_array(req.array)
+        with self._lock():
+            if self.slots().free < 1:
+                raise errors.SlotLimit(f"all {self.limit} local slots are busy")
+            job_id = self._next_id()
+            d = self.jobs / job_id
+            d.mkdir()
+            (d / "job.sbatch").write_text(req.script)
+            write_json(d / "job.json", {
+                "id": job_id, "name": req.name, "token": req.token, "run_dir": req.run_dir,
+                "array": req.array, "tasks": tasks or None, "throttle": min(throttle, self.limit) if tasks else 1,
+                "log_name": req.log_name, "time_limit": time_limit_seconds(req.script), "submitted": _now(),
+            })
+        Path(req.run_dir).mkdir(parents=True, exist_ok=True)
+        log = open(d / "supervisor.log", "ab")
+        subprocess.Popen([sys.executable, "-m", "irq.backends.localrun", str(d)], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log, start_new_session=True, close_fds=True,
+                         env={**os.environ, "PYTHONPATH": _irq_path()})
+        log.close()
+        self.counter.add("sbatch", round_trips=0)
+        return job_id
+
+    def find(self, names: list[str], since: datetime) -> dict[str, str]:
+        wanted = set(names)
+        found = {}
+        for d in self._job_dirs():
+            job = _read_json(d / "job.json")
+            if job.get("name") in wanted:
+                found[job["name"]] = d.name
+        return found
+
+    def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
+        self.counter.add("squeue", "sacct", round_trips=0)
+        out = {}
+        for jid in job_ids:
+            d = self.jobs / jid.split("_")[0]
+            if (d / "job.json").exists():
+                out[d.name] = self._infos(d)
+        return out
+
+    def cancel(self, job_id: str) -> None:
+        d = self.jobs / job_id.split("_")[0]
+        if not (d / "job.json").exists():
+            raise errors.BackendError(f"no local job {job_id}", "see `irq status`")
+        (d / "cancel").write_text(_now())
+        sup = _read_json(d / "supervisor.json")
+        if pid_alive(sup.get("pid")):
+            os.kill(sup["pid"], signal.SIGTERM)
+        else:  # nobody runs it: mark what is left as cancelled ourselves
+            job = _read_json(d / "job.json")
+            for key in job.get("tasks") or [None]:
+                p = d / f"task-{key if key is not None else 'x'}.json"
+                st = _read_json(p)
+                if st.get("state") not in FINAL:
+                    write_json(p, {**st, "state": "CANCELLED", "end": _now(), "reason": "by user"})
+        self.counter.add("scancel", round_trips=0)
+
+    def fetch(self, run_dir: str, dest: Path, exclude: tuple[str, ...] = ("checkpoints",)) -> list[Path]:
+        src = Path(run_dir)
+        if not src.is_dir():
+            return []
+        copied = []
+        for p in sorted(src.rglob("*")):
+            rel = p.relative_to(src)
+            if p.is_dir() or any(part in exclude for part in rel.parts):
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, target)
+            copied.append(target)
+        return copied
+
+    def read_file(self, path: str, max_bytes: int = 65536) -> str | None:
+        p = Path(path)
+        if not p.is_file():
+            return None
+        with open(p, "rb") as f:
+            f.seek(max(0, p.stat().st_size - max_bytes))
+            return f.read().decode("utf-8", "replace")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "LocalBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+def _age(d: Path) -> float:
+    import time
+
+    return time.time() - d.stat().st_mtime
+
+
+def _irq_path() -> str:
+    here = str(Path(__file__).resolve().parents[2])
+    old = os.environ.get("PYTHONPATH")
+    return f"{here}:{old}" if old else here

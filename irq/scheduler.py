@@ -1,0 +1,57 @@
+"""What to submit next: a pure function from the ledger's state and the free slots to a plan.
+
+Kept apart from the code that acts on it, so the daemon's decisions can be tested (and shown
+with ``--dry-run``) without a cluster.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .states import Priority
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    priority: str
+    seq: int
+    state: str  # READY, or IN_PROGRESS while queued locally
+    depends_on: tuple[str, ...] = ()
+    requested: bool = False  # the user asked to submit it (queued locally)
+
+
+@dataclass
+class Plan:
+    submit: list[str] = field(default_factory=list)
+    wait: dict[str, str] = field(default_factory=dict)  # id -> why it waits
+    hold: dict[str, str] = field(default_factory=dict)  # id -> why it cannot run (a dependency failed)
+
+    def describe(self) -> list[str]:
+        lines = [f"submit {i}" for i in self.submit]
+        lines += [f"wait   {i}: {r}" for i, r in self.wait.items()]
+        lines += [f"hold   {i}: {r}" for i, r in self.hold.items()]
+        return lines
+
+
+def order_key(c: Candidate) -> tuple[int, int, int]:
+    """Priority first (HIGHEST..LOW), then what the user asked for, then queue order."""
+    return (Priority(c.priority).rank, 0 if c.requested else 1, c.seq)
+
+
+def plan(candidates: list[Candidate], states: dict[str, str], free_slots: int) -> Plan:
+    """Fill `free_slots` with candidates whose dependencies are DONE, best first."""
+    p = Plan()
+    for c in sorted(candidates, key=order_key):
+        failed = [d for d in c.depends_on if states.get(d) == "FAILED"]
+        if failed:
+            p.hold[c.id] = f"dependency {', '.join(failed)} FAILED (retry it, or drop the dependency)"
+            continue
+        pending = [d for d in c.depends_on if states.get(d) != "DONE"]
+        if pending:
+            p.wait[c.id] = "waiting for " + ", ".join(f"{d} ({states.get(d, 'unknown')})" for d in pending)
+            continue
+        if len(p.submit) < free_slots:
+            p.submit.append(c.id)
+        else:
+            p.wait[c.id] = "no free job slot"
+    return p
