@@ -367,6 +367,35 @@ def _after_change(x: Ctx, config) -> None:
         export_queue(x.ledger(), config.resolve(config.export))
 
 
+@app.command()
+def demo(
+    c: typer.Context,
+    folder: Path = typer.Option(Path("irq-demo"), "--dir", help="Where the demo's ledger, runs and results go."),
+    quick: bool = typer.Option(False, "--quick", help="A tiny config (seconds) instead of the seed's pilot (minutes)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run the study's pilot end to end on this machine: queue, train, fetch, compare."""
+    from rich.table import Table
+
+    from .demo import run_demo
+
+    x = ctx(c)
+    res = run_demo(folder, x.ui, quick=quick)
+    if as_json:
+        x.ui.json(res.rows)
+        return
+    t = Table(title="pilot results (validation MSE; lower is better)", title_justify="left")
+    for col in ("id", "mining", "state", "val_mse", "predict mean", "predict zero", "steps/s"):
+        t.add_column(col)
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
+    for r in res.rows:
+        t.add_row(r["id"], str(r["mining"]), r["state"], fmt(r["val_mse"]), fmt(r["baseline_mean_mse"]),
+                  fmt(r["baseline_zero_mse"]), fmt(r["steps_per_s"]) if r["steps_per_s"] else "")
+    x.ui.print(t)
+    x.ui.print(f"ledger: {folder / 'queue.db'}  queue: {folder / 'queue.md'}  results: {folder / 'results'}")
+    x.ui.print(f"next: `irq --db {folder / 'queue.db'} status`, `irq --db {folder / 'queue.db'} show Q-043`")
+
+
 def _esc(text: str) -> str:
     from rich.markup import escape
 

@@ -202,8 +202,9 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
     record_calls(ledger, backends)
     for exp_id in p.submit:
         outcomes.append(_submit_one(ledger, config, backend, target, exp_id, ui, preflight))
+    used = slots.used + sum(1 for o in outcomes if o.status == "submitted")
     for exp_id, why in {**p.wait, **p.hold}.items():
-        reason = why if why != "no free job slot" else f"no free job slot ({slots.used} of {slots.limit} used)"
+        reason = why if why != "no free job slot" else f"no free job slot ({used} of {slots.limit} used)"
         status = "held" if exp_id in p.hold else "queued"
         if queue_waiting:
             _queue_locally(ledger, exp_id, reason)
@@ -317,7 +318,7 @@ def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
                     att.error = None
                     Ledger.set_attempt_state(s, att, "PENDING", f"adopted job {att.job_id} by its token")
                     notes.append(f"{att.experiment_id}: adopted job {att.job_id} (submitted before irq could record it)")
-                elif utcnow() - (att.submitted_at or utcnow()) > ADOPT_GRACE:
+                elif utcnow() - (att.submitted_at or utcnow()) >= ADOPT_GRACE:
                     att.ended_at = utcnow()
                     att.error = "never reached the scheduler (irq stopped or the link dropped before sbatch)"
                     Ledger.set_attempt_state(s, att, "NOT_SUBMITTED", "no job carries its token")

@@ -1,0 +1,214 @@
+"""The embedded default: with no cluster configured, irq runs jobs on this machine, keeps the
+job limit, and everything (slots, arrays, failures, cancel, crash safety) behaves as on SLURM."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irq.ledger import Ledger
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = str(REPO / "trainer" / "configs" / "tiny.json")
+FAST = ["-p", "train_steps=40", "-p", "checkpoint_interval=20", "-p", "val_size=64"]
+
+
+def add(irq, exp_id: str, *extra: str) -> None:
+    r = irq("add", exp_id, "--title", f"tiny {exp_id}", "--config-file", TINY, *FAST, *extra)
+    assert r.code == 0, r
+
+
+def wait_until_finished(irq, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = json.loads(irq("status", "--json").out)
+        rows = data["experiments"]
+        if not any(r["scheduler_state"] in ("PENDING", "RUNNING", "SUBMITTING") for r in rows):
+            return {r["id"]: r for r in rows}
+        time.sleep(0.5)
+    raise AssertionError("jobs did not finish in time")
+
+
+def test_submit_run_fetch_records_metrics_and_marks_done(tmp_path, irq):
+    irq("init")
+    add(irq, "Q-001")
+    r = irq("submit", "Q-001")
+    assert r.code == 0 and "Q-001: submitted as job" in r.out
+    rows = wait_until_finished(irq)
+    assert rows["Q-001"]["scheduler_state"] == "COMPLETED" and rows["Q-001"]["state"] == "IN_PROGRESS"
+    r = irq("fetch")
+    assert "Q-001 attempt 1: DONE" in r.out
+    show = json.loads(irq("show", "Q-001", "--json").out)
+    (att,) = show["attempts"]
+    assert att["backend"] == "local" and att["state"] == "COMPLETED" and att["exit_code"] == 0
+    assert 0 < att["results"]["val_mse"] < att["results"]["baseline_zero_mse"]
+    assert att["results"]["steps"] == 40 and att["run_id"].startswith("q001_")
+    assert (tmp_path / att["output"] / "metrics.json").exists()
+    assert not (tmp_path / att["output"] / "checkpoints").exists()  # checkpoints stay in the run dir
+    assert show["experiment"]["state"] == "DONE"
+    stored = Ledger(tmp_path / "queue.db")
+    with stored.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+    assert "-m trainer --config trainer/configs/tiny.json" in a.script  # the script that ran is kept
+
+
+def test_a_third_submission_waits_queued_locally_for_a_slot(tmp_path, irq):
+    irq("init")
+    (tmp_path / "irq.toml").write_text("[local]\nslots = 2\n")
+    for i in (1, 2, 3):
+        add(irq, f"Q-00{i}", "-p", "train_steps=150")
+    r = irq("submit", "Q-001", "Q-002", "Q-003")
+    assert "Q-001: submitted" in r.out and "Q-002: submitted" in r.out
+    assert "Q-003: queued (no free job slot (2 of 2 used))" in r.out
+    rows = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}
+    assert rows["Q-003"]["state"] == "IN_PROGRESS" and rows["Q-003"]["attempts"] == 0
+    assert rows["Q-003"]["detail"].startswith("queued locally, waiting for a slot")
+    wait_until_finished(irq)
+    irq("fetch")
+    r = irq("submit", "--all-ready")  # a queued experiment is picked up once slots free
+    assert "Q-003: submitted" in r.out
+    wait_until_finished(irq)
+    irq("fetch")
+    rows = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}
+    assert {i: x["state"] for i, x in rows.items()} == {"Q-001": "DONE", "Q-002": "DONE", "Q-003": "DONE"}
+
+
+def test_dependencies_and_priorities_order_the_submissions(tmp_path, irq):
+    irq("init")
+    (tmp_path / "irq.toml").write_text("[local]\nslots = 1\n")
+    add(irq, "Q-001", "--priority", "LOW")
+    add(irq, "Q-002", "--priority", "HIGHEST", "--after", "Q-001")
+    add(irq, "Q-003", "--priority", "HIGH")
+    r = irq("submit", "--all-ready")
+    assert "Q-003: submitted" in r.out  # HIGH beats LOW; Q-002 waits for Q-001
+    assert "Q-002: queued (waiting for Q-001 (READY))" in r.out
+    assert "Q-001: queued (no free job slot" in r.out
+
+
+def test_a_seed_array_runs_every_seed(tmp_path, irq):
+    irq("init")
+    add(irq, "Q-101", "--seeds", "0-2")
+    r = irq("submit", "Q-101")
+    assert r.code == 0
+    wait_until_finished(irq)
+    irq("fetch")
+    att = json.loads(irq("show", "Q-101", "--json").out)["attempts"][0]
+    assert att["array"] == "0-2%2"
+    assert sorted(att["tasks"]) == ["0", "1", "2"] and {t["state"] for t in att["tasks"].values()} == {"COMPLETED"}
+    vals = [att["results"][f"seed_{i}.val_mse"] for i in range(3)]
+    assert len(set(vals)) == 3  # three different seeds, three different runs
+    assert att["results"]["val_mse_mean"] == pytest.approx(sum(vals) / 3)
+
+
+def test_a_failing_job_is_failed_with_its_root_cause(tmp_path, irq):
+    irq("init")
+    (tmp_path / "irq.toml").write_text('[local]\npython = "python-not-installed"\n')
+    add(irq, "Q-004")
+    irq("submit", "Q-004")
+    wait_until_finished(irq)
+    r = irq("fetch")
+    assert "Q-004 attempt 1: FAILED (`python-not-installed: command not found`)" in r.out
+    att = json.loads(irq("show", "Q-004", "--json").out)["attempts"][0]
+    assert att["state"] == "FAILED" and att["exit_code"] == 127
+    assert "not on the job's PATH" in att["root_cause"]
+    r = irq("log", "Q-004")
+    assert "command not found" in r.out
+    assert irq("retry", "Q-004").code == 0
+
+
+def test_cancel_a_running_job(tmp_path, irq):
+    irq("init")
+    add(irq, "Q-001", "-p", "train_steps=100000")
+    irq("submit", "Q-001")
+    time.sleep(1)
+    r = irq("cancel", "Q-001")
+    assert "cancel sent for job" in r.out
+    wait_until_finished(irq)
+    r = irq("fetch")
+    assert "Q-001 attempt 1: FAILED (CANCELLED" in r.out
+
+
+def test_cancel_of_a_locally_queued_experiment_makes_it_ready(tmp_path, irq):
+    irq("init")
+    (tmp_path / "irq.toml").write_text("[local]\nslots = 1\n")
+    add(irq, "Q-001", "-p", "train_steps=100000")
+    add(irq, "Q-002")
+    irq("submit", "Q-001", "Q-002")
+    r = irq("cancel", "Q-002")
+    assert "it is READY again" in r.out
+    irq("cancel", "Q-001")
+
+
+def test_jobs_outlive_the_irq_process_and_a_kill_after_sbatch_is_adopted_once(tmp_path, irq):
+    irq("init")
+    add(irq, "Q-001")
+    env = {**os.environ, "IRQ_FAULT": "after_sbatch", "IRQ_USER_CONFIG": str(tmp_path / "none.toml")}
+    proc = subprocess.run([sys.executable, "-m", "irq", "submit", "Q-001"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9  # killed like `kill -9` right after the job was submitted
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        (a,) = Ledger.attempts(s, "Q-001")
+        assert a.state == "SUBMITTING" and a.job_id is None
+    r = irq("status")  # a later irq finds the job by its token
+    assert "adopted job" in r.err
+    rows = wait_until_finished(irq)
+    assert rows["Q-001"]["attempts"] == 1
+    jobs = list((tmp_path / ".irq" / "local" / "jobs").iterdir())
+    assert len([j for j in jobs if j.is_dir()]) == 1  # submitted exactly once
+    assert irq("submit", "Q-001").out.strip() == "Q-001: skipped (already submitted; see `irq status`)"
+
+
+def test_a_kill_before_sbatch_requeues_and_never_duplicates(tmp_path, irq, monkeypatch):
+    import irq.runner as runner
+    from datetime import timedelta
+
+    irq("init")
+    add(irq, "Q-001")
+    env = {**os.environ, "IRQ_FAULT": "before_sbatch", "IRQ_USER_CONFIG": str(tmp_path / "none.toml")}
+    proc = subprocess.run([sys.executable, "-m", "irq", "submit", "Q-001"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9
+    monkeypatch.setattr(runner, "ADOPT_GRACE", timedelta(seconds=0))
+    r = irq("submit", "Q-001")
+    assert "never reached the scheduler; queued again" in r.err and "Q-001: submitted" in r.out
+    wait_until_finished(irq)
+    irq("fetch")
+    show = json.loads(irq("show", "Q-001", "--json").out)
+    assert [a["state"] for a in show["attempts"]] == ["NOT_SUBMITTED", "COMPLETED"]
+    assert show["experiment"]["state"] == "DONE"
+
+
+def test_a_dead_local_runner_is_noticed(tmp_path, irq):
+    import signal
+
+    irq("init")
+    add(irq, "Q-001", "-p", "train_steps=100000")
+    irq("submit", "Q-001")
+    job = next((tmp_path / ".irq" / "local" / "jobs").iterdir())
+    for _ in range(50):
+        if (job / "supervisor.json").exists():
+            break
+        time.sleep(0.1)
+    sup = json.loads((job / "supervisor.json").read_text())["pid"]
+    task = json.loads((job / "task-x.json").read_text())
+    os.kill(sup, signal.SIGKILL)
+    os.killpg(task["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    rows = wait_until_finished(irq)
+    assert rows["Q-001"]["scheduler_state"] == "NODE_FAIL"
+    r = irq("fetch")
+    assert "NODE_FAIL" in r.out
+
+
+def test_render_shows_what_submit_sends(tmp_path, irq):
+    irq("init")
+    add(irq, "Q-001", "-p", "colour=blue")
+    r = irq("render", "Q-001")
+    assert r.out.startswith("#!/bin/bash\n#SBATCH --job-name=Q-001.irq-")
+    assert "-m trainer --config trainer/configs/tiny.json" in r.out
+    assert "not passed to the trainer (not trainer config keys): colour" in r.err
