@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import socket
 import subprocess
@@ -38,8 +39,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def finite(obj: Any) -> Any:
+    """NaN and inf become null: strict JSON readers reject them, and they mean 'no number' here."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    _atomic_write(path, (json.dumps(finite(obj), indent=2, allow_nan=False) + "\n").encode())
 
 
 def resolve_git_sha(explicit: Optional[str]) -> Optional[str]:
@@ -96,7 +108,7 @@ class RunDir:
 
     def append_curve(self, row: dict) -> None:
         with open(self.curve, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+            fh.write(json.dumps(finite(row), allow_nan=False) + "\n")
 
     def read_curve(self) -> list[dict]:
         if not self.curve.exists():
