@@ -12,6 +12,7 @@ process, so the comparison does not depend on how busy the machine is.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -122,7 +123,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, compile={args.compile}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, compile={args.compile}, "
+          f"load average {load} (other processes slow both columns alike: steps are interleaved)")
     print(f"{'config':<6} {'mining':<12} {'s/step':>8} {'steps/s':>8} {'ref s/step':>10} {'vs ref':>7}"
           + (f" {'naive s/step':>12} {'vs naive':>8}" if args.naive else ""))
     for name, shape in CONFIGS.items():

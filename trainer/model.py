@@ -126,8 +126,8 @@ class EnergyMLP(nn.Module):
 def energy(ctx: Tensor, y: Tensor, film: Film, w: Weights) -> Tensor:
     """E = ||fc4(h3)||^2 with h1 = swish(ctx + W_y y), h2, h3 FiLM-modulated swish layers."""
     h1 = F.silu(ctx + y @ w.w1y.t())
-    h2 = F.silu(F.linear(h1, w.w2, w.b2) * film.scale2 + film.bias2)
-    h3 = F.silu(F.linear(h2, w.w3, w.b3) * film.scale3 + film.bias3)
+    h2 = F.silu(torch.addcmul(film.bias2, F.linear(h1, w.w2, w.b2), film.scale2))
+    h3 = F.silu(torch.addcmul(film.bias3, F.linear(h2, w.w3, w.b3), film.scale3))
     out = F.linear(h3, w.w4, w.b4)
     return out.pow(2).sum(-1)
 
@@ -143,10 +143,10 @@ def energy_and_grad(ctx: Tensor, y: Tensor, film: Film, w: Weights, need_energy:
     z1 = ctx + y @ w.w1y.t()
     s1 = torch.sigmoid(z1)
     h1 = z1 * s1
-    z2 = F.linear(h1, w.w2, w.b2) * film.scale2 + film.bias2
+    z2 = torch.addcmul(film.bias2, F.linear(h1, w.w2, w.b2), film.scale2)
     s2 = torch.sigmoid(z2)
     h2 = z2 * s2
-    z3 = F.linear(h2, w.w3, w.b3) * film.scale3 + film.bias3
+    z3 = torch.addcmul(film.bias3, F.linear(h2, w.w3, w.b3), film.scale3)
     s3 = torch.sigmoid(z3)
     h3 = z3 * s3
     out = F.linear(h3, w.w4, w.b4)
