@@ -101,6 +101,9 @@ class TrainConfig:
             (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
              "device must be auto, cpu, cuda or cuda:N"),
             (self.num_threads is None or self.num_threads >= 1, "num_threads must be >= 1 or null"),
+            (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+             "early_stopping_patience must be >= 1 or null"),
+            (self.cosine_lr_start is None or self.cosine_lr_start >= 0, "cosine_lr_start must be >= 0 or null"),
         ]
         for ok, message in checks:
             if not ok:

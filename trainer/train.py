@@ -66,6 +66,11 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.min_lr + 0.5 * (cfg.learning_rate - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
+def should_stop(step: int, best_step: Optional[int], patience: Optional[int]) -> bool:
+    """Early stopping: `patience` steps have passed since the best validation MSE."""
+    return patience is not None and step - (best_step or 0) >= patience
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam(0.9, 0.99); the fused kernel where available (same update, ~3x cheaper on CPU)."""
     try:
@@ -237,7 +242,7 @@ class Trainer:
         self.run.append_curve(row)
         if improved:
             self.run.save_checkpoint(self.run.best, self.state())
-        stop = c.early_stopping_patience is not None and p.step - (p.best_step or 0) >= c.early_stopping_patience
+        stop = should_stop(p.step, p.best_step, c.early_stopping_patience)
         p.stopped_early = stop and p.step < c.train_steps
         self.save_last()
         self.run.log(f"step {p.step}: train_mse {train.mse:.5f} val_mse {val.mse:.5f} "

@@ -199,3 +199,21 @@ def test_ema_follows_the_reference_ramp():
         elif step == 111:
             decay = 1 - (1 + 10) ** (-2 / 3)
             assert math.isclose(ema.model.weight.item(), decay * before + (1 - decay) * step, rel_tol=1e-6)
+
+
+def test_the_learning_rate_is_constant_then_follows_a_cosine_from_its_start_step():
+    from trainer.train import lr_at
+
+    cfg = TrainConfig(learning_rate=1e-4, min_lr=1e-6, cosine_lr_start=30_000, train_steps=100_000)
+    assert lr_at(cfg, 0) == lr_at(cfg, 29_999) == 1e-4
+    assert math.isclose(lr_at(cfg, 65_000), (1e-4 + 1e-6) / 2)
+    assert math.isclose(lr_at(cfg, 100_000), 1e-6)
+    assert lr_at(TrainConfig(learning_rate=3e-4), 99_999) == 3e-4
+
+
+def test_early_stopping_waits_for_patience_steps_after_the_best_validation_score():
+    from trainer.train import should_stop
+
+    assert not should_stop(5000, 1000, None)
+    assert not should_stop(10_999, 1000, 10_000)
+    assert should_stop(11_000, 1000, 10_000)
