@@ -1,0 +1,73 @@
+"""Fixtures for stories against the real loopback cluster: a project (a git clone of this
+repository whose commit is pushed to a bare repo the cluster clones) configured for it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def toml_str(v: str) -> str:
+    return json.dumps(v)
+
+
+@pytest.fixture
+def project(slurm_cluster, tmp_path, monkeypatch, request):
+    """A project checkout with irq.toml for the loopback cluster; cwd is inside it."""
+    c = slurm_cluster
+    c.cancel_all()
+    proj = tmp_path / "proj"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(proj)], check=True)
+    bare = c.new_bare_repo(f"irq-{request.node.name[:40]}-{time.time_ns()}")
+    subprocess.run(["git", "-C", str(proj), "push", "--quiet", str(bare), "HEAD:refs/heads/main"], check=True)
+    workdir = getattr(request, "param", None) or str(c.workdir)
+    (proj / "irq.toml").write_text(f"""\
+backend = "loopback"
+
+[clusters.loopback]
+host = {toml_str(c.host)}
+port = {c.port}
+user = {toml_str(c.user)}
+identity_file = {toml_str(str(c.key))}
+known_hosts = {toml_str(str(c.known_hosts))}
+repo_url = {toml_str(str(bare))}
+workdir = {toml_str(workdir)}
+scratch = {toml_str(str(c.scratch))}
+partition = "gpu_test"
+modules = [{toml_str(c.python_module)}]
+poll_interval = 1
+""")
+    monkeypatch.chdir(proj)
+    yield proj
+    c.cancel_all()
+
+
+def add_tiny(irq, exp_id: str, *extra: str) -> None:
+    r = irq("add", exp_id, "--title", f"tiny {exp_id}", "--config-file", "trainer/configs/tiny.json",
+            "-p", "train_steps=40", "-p", "checkpoint_interval=20", "-p", "val_size=64",
+            "--time", "10 minutes", "--mem", "2GB", *extra)
+    assert r.code == 0, r
+
+
+def wait_states(irq, ids: list[str], done=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"),
+                timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    rows = {}
+    while time.monotonic() < deadline:
+        r = irq("status", "--json")
+        assert r.code == 0, r
+        rows = {x["id"]: x for x in json.loads(r.out)["experiments"]}
+        if all(rows[i]["scheduler_state"] in done for i in ids):
+            return rows
+        time.sleep(1)
+    raise AssertionError(f"not finished: {[(i, rows.get(i, {}).get('scheduler_state')) for i in ids]}")
+
+
+def since() -> datetime:
+    return datetime.now() - timedelta(minutes=10)

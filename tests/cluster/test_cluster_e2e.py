@@ -1,0 +1,185 @@
+"""The user's story on a real SLURM cluster over SSH: submit, watch, fetch; job limits;
+arrays; failures with their causes; cancel; host keys; hostile names; a dropped link."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from irq.ledger import Ledger
+
+from .conftest import add_tiny, since, wait_states
+
+pytestmark = pytest.mark.cluster
+
+
+def test_submit_run_complete_fetch(project, irq, slurm_cluster):
+    add_tiny(irq, "Q-001")
+    r = irq("submit", "Q-001")
+    assert r.code == 0 and "Q-001: submitted as job" in r.out, r
+    job_id = r.out.split("as job ")[1].split()[0]
+    seen = set()
+    for _ in range(120):
+        row = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}["Q-001"]
+        seen.add(row["scheduler_state"])
+        if row["scheduler_state"] == "COMPLETED":
+            break
+        import time
+
+        time.sleep(0.5)
+    assert "COMPLETED" in seen and seen & {"PENDING", "RUNNING"}
+    r = irq("fetch")
+    assert "Q-001 attempt 1: DONE" in r.out, r
+    show = json.loads(irq("show", "Q-001", "--json").out)
+    att = show["attempts"][0]
+    assert show["experiment"]["state"] == "DONE"
+    assert att["job_id"] == job_id and att["backend"] == "slurm:loopback" and att["partition"] == "gpu_test"
+    assert att["results"]["val_mse"] < att["results"]["baseline_zero_mse"]
+    assert att["git_sha"] == subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                            cwd=project).stdout.strip()
+    assert att["started_at"] and att["ended_at"] and att["exit_code"] == 0
+    assert (project / att["output"] / "metrics.json").exists()
+    assert [j for j in slurm_cluster.sacct_jobs(since()) if j["JobID"] == job_id][0]["State"] == "COMPLETED"
+    # the clone was removed after the run
+    assert not list(slurm_cluster.scratch.glob(f"irq-job-{job_id}*"))
+
+
+def test_a_third_submission_stays_queued_locally(project, irq, slurm_cluster):
+    for i in (1, 2, 3):
+        add_tiny(irq, f"Q-00{i}", "-p", "train_steps=100000")
+    r = irq("submit", "Q-001", "Q-002", "Q-003")
+    assert "Q-001: submitted" in r.out and "Q-002: submitted" in r.out, r
+    assert "Q-003: queued (no free job slot (2 of 2 used))" in r.out
+    assert len(slurm_cluster.squeue_jobs()) == 2
+    rows = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}
+    assert rows["Q-003"]["state"] == "IN_PROGRESS" and rows["Q-003"]["attempts"] == 0
+    data = json.loads(irq("status", "--json").out)
+    assert data["slots"]["limit"] == 2 and data["slots"]["free"] == 0
+
+
+def test_a_job_submitted_outside_irq_holds_a_slot(project, irq, slurm_cluster):
+    slurm_cluster.run_as_user("sbatch --wrap 'sleep 120' -J outside", check=True)
+    add_tiny(irq, "Q-001", "-p", "train_steps=100000")
+    add_tiny(irq, "Q-002")
+    r = irq("submit", "Q-001", "Q-002")
+    assert "Q-001: submitted" in r.out, r
+    assert "Q-002: queued (no free job slot (2 of 2 used))" in r.out
+
+
+def test_sbatch_refusing_for_the_limit_keeps_it_queued(project, irq, slurm_cluster, monkeypatch):
+    """Even if the slot count is stale, the scheduler's own refusal queues, never fails."""
+    from irq.backends.base import Slots
+    from irq.backends.slurm import SlurmBackend
+
+    for _ in range(2):
+        slurm_cluster.run_as_user("sbatch --wrap 'sleep 120'", check=True)
+    monkeypatch.setattr(SlurmBackend, "slots", lambda self: Slots(limit=2, used=0, source="stale"))
+    add_tiny(irq, "Q-001")
+    r = irq("submit", "Q-001")
+    assert "Q-001: queued" in r.out and "QOSMaxSubmitJobPerUserLimit" in r.out, r
+    show = json.loads(irq("show", "Q-001", "--json").out)
+    assert show["experiment"]["state"] == "IN_PROGRESS"
+    assert show["attempts"][0]["state"] == "REFUSED"
+
+
+def test_a_multi_seed_array(project, irq, slurm_cluster):
+    add_tiny(irq, "Q-101", "--seeds", "0-1")
+    r = irq("submit", "Q-101")
+    assert "Q-101: submitted" in r.out, r
+    wait_states(irq, ["Q-101"])
+    r = irq("fetch")
+    assert "Q-101 attempt 1: DONE" in r.out, r
+    att = json.loads(irq("show", "Q-101", "--json").out)["attempts"][0]
+    assert att["array"] == "0-1%2" and set(att["tasks"]) == {"0", "1"}
+    assert att["results"]["seed_0.val_mse"] != att["results"]["seed_1.val_mse"]
+    jobs = [j for j in slurm_cluster.sacct_jobs(since()) if j["JobID"].startswith(att["job_id"] + "_")]
+    assert sorted(j["JobID"] for j in jobs) == [f"{att['job_id']}_0", f"{att['job_id']}_1"]
+
+
+def test_failures_are_classified_with_their_root_cause(project, irq, slurm_cluster):
+    toml = project / "irq.toml"
+    # attempt 1 of the seed: no module loaded -> python: command not found
+    toml.write_text(toml.read_text().replace(f'modules = ["{slurm_cluster.python_module}"]', "modules = []"))
+    add_tiny(irq, "Q-004")
+    irq("submit", "Q-004", "--no-check")
+    wait_states(irq, ["Q-004"])
+    r = irq("fetch")
+    assert "Q-004 attempt 1: FAILED (`python: command not found`)" in r.out, r
+    # attempt 3 of the seed: a module name that does not exist
+    toml.write_text(toml.read_text().replace("modules = []", 'modules = ["python/3.9"]'))
+    assert irq("retry", "Q-004").code == 0
+    irq("submit", "Q-004", "--no-check")
+    wait_states(irq, ["Q-004"])
+    r = irq("fetch")
+    assert "Q-004 attempt 2: FAILED (Module not found - `python/3.9` doesn't exist on cluster)" in r.out, r
+    show = json.loads(irq("show", "Q-004", "--json").out)
+    assert [a["state"] for a in show["attempts"]] == ["FAILED", "FAILED"]
+    assert "versioned names" in show["attempts"][1]["root_cause"]
+    assert "command not found" in irq("log", "Q-004").out or "module" in irq("log", "Q-004").out
+
+
+def test_cancel_a_running_job(project, irq, slurm_cluster):
+    add_tiny(irq, "Q-001", "-p", "train_steps=100000")
+    irq("submit", "Q-001")
+    r = irq("cancel", "Q-001")
+    assert "cancel sent for job" in r.out, r
+    wait_states(irq, ["Q-001"])
+    r = irq("fetch")
+    assert "Q-001 attempt 1: FAILED (CANCELLED" in r.out, r
+    assert not slurm_cluster.squeue_jobs()
+
+
+def test_an_unknown_host_key_is_refused(project, irq, slurm_cluster, tmp_path):
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    toml = project / "irq.toml"
+    toml.write_text(toml.read_text().replace(str(slurm_cluster.known_hosts), str(empty)))
+    add_tiny(irq, "Q-001")
+    r = irq("submit", "Q-001")
+    assert r.code != 0 and "SHA256:" in r.err and "irq trust" in r.err, r
+    assert empty.read_text() == ""  # never added silently
+    with Ledger(project / "queue.db").transaction() as s:
+        assert Ledger.attempts(s) == [] and Ledger.experiment(s, "Q-001").state == "READY"
+    r = irq("trust", "--yes")
+    assert r.code == 0 and "fingerprint SHA256:" in r.out
+    assert irq("submit", "Q-001").code == 0
+
+
+@pytest.mark.parametrize("project", ["/home/irqtest/irq-work/odd dir $(touch PWNED) it's; ls"], indirect=True)
+def test_shell_metacharacters_in_titles_and_paths_are_harmless(project, irq, slurm_cluster):
+    r = irq("add", "Q-001", "--title", 'Quote " and $(touch PWNED) `id`; rm -rf ~', "--config-file",
+            "trainer/configs/tiny.json", "-p", "train_steps=30", "--time", "10 minutes")
+    assert r.code == 0
+    r = irq("submit", "Q-001")
+    assert "submitted" in r.out, r
+    wait_states(irq, ["Q-001"])
+    r = irq("fetch")
+    assert "Q-001 attempt 1: DONE" in r.out, r
+    odd = Path("/home/irqtest/irq-work/odd dir $(touch PWNED) it's; ls")
+    assert odd.is_dir()
+    assert not list(Path("/home/irqtest").rglob("PWNED")) and not Path("PWNED").exists()
+
+
+def test_a_link_cut_between_sbatch_and_recording_is_adopted_once(project, irq, slurm_cluster, monkeypatch):
+    add_tiny(irq, "Q-001")
+    monkeypatch.setenv("IRQ_FAULT", "after_sbatch")
+    monkeypatch.setenv("IRQ_FAULT_ACTION", "drop")
+    r = irq("submit", "Q-001")
+    assert r.code != 0 and "connection dropped" in r.err, r
+    with Ledger(project / "queue.db").transaction() as s:
+        (a,) = Ledger.attempts(s, "Q-001")
+        assert a.state == "SUBMITTING" and a.job_id is None
+        name = f"Q-001.{a.token}"
+    monkeypatch.delenv("IRQ_FAULT")
+    r = irq("status")
+    assert "adopted job" in r.err, r
+    r = irq("submit", "Q-001")
+    assert "skipped (already submitted" in r.out
+    wait_states(irq, ["Q-001"])
+    jobs = [j for j in slurm_cluster.sacct_jobs(since()) if j["JobName"] == name]
+    assert len(jobs) == 1
+    with Ledger(project / "queue.db").transaction() as s:
+        (a,) = Ledger.attempts(s, "Q-001")
+    assert a.job_id == jobs[0]["JobID"]
