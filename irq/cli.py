@@ -281,7 +281,7 @@ def submit(
     if not no_check:
         from .preflight import preflight_hook
 
-        preflight = preflight_hook(config)
+        preflight = preflight_hook(config, x.ledger())
     with Backends(config, prompt=_prompt(x)) as backends:
         outs = submit_(x.ledger(), config, backends, x.ui, ids or None, all_ready, preflight, backend)
     _after_change(x, config)
@@ -367,6 +367,99 @@ def trust(
             raise errors.HostKeyError("host key not trusted", "nothing was written")
     path = trust_host(cfg, key)
     x.ui.print(f"added to {path}" if path else "that key was already trusted")
+
+
+@app.command()
+def daemon(
+    c: typer.Context,
+    action: str = typer.Argument("run", help="run (foreground, the default), start (detached), stop, status."),
+    once: bool = typer.Option(False, "--once", help="One cycle, then exit."),
+    interval: Optional[float] = typer.Option(None, "--interval", help="Seconds between cycles (default: irq.toml [daemon])."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what a cycle would submit; change nothing."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Keep job slots full: refresh, fetch, submit READY experiments by priority, re-export queue.md."""
+    from . import daemon as d
+    from .runner import Backends
+
+    x = ctx(c)
+    config = _config(x)
+    if action == "status":
+        info = d.status_detached(x.ledger())
+        if as_json:
+            x.ui.json(info)
+        else:
+            x.ui.print(f"daemon {'running (pid ' + str(info['pid']) + ')' if info['running'] else 'not running'}; "
+                       f"last cycle {info['last_cycle'] or 'never'}; scheduler calls in the last hour: "
+                       f"{info['scheduler_calls_last_hour']}")
+        return
+    if action == "stop":
+        pid = d.stop_detached(x.db)
+        x.ui.print(f"stopped the daemon (pid {pid})" if pid else "no daemon was running")
+        return
+    if action == "start":
+        extra = [f"--interval={interval}"] if interval else []
+        log_path = x.db.parent / ".irq" / "daemon.log"
+        pid = d.start_detached(x.db, x.config, log_path, extra)
+        x.ui.print(f"daemon started (pid {pid}); log: {log_path}; `irq daemon stop` stops it")
+        return
+    if action != "run":
+        raise errors.UsageError(f"unknown daemon action {action!r}", "use run, start, stop or status")
+    ledger = x.ledger()
+    if dry_run:
+        with Backends(config, prompt=_prompt(x)) as backends:
+            p, slots = d.dry_run_plan(ledger, config, backends)
+        if as_json:
+            x.ui.json({"slots": slots.summary(), "submit": p.submit, "wait": p.wait, "hold": p.hold})
+            return
+        x.ui.print(slots.summary())
+        for line in p.describe() or ["nothing to submit"]:
+            x.ui.print(line)
+        return
+    from .preflight import preflight_hook
+
+    d.run(ledger, config, x.ui, interval=interval, once=once, preflight=preflight_hook(config, ledger))
+
+
+@app.command()
+def check(
+    c: typer.Context,
+    ids: list[str] = typer.Argument(..., metavar="ID..."),
+    backend: Optional[str] = typer.Option(None, "--backend"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Preflight: would these experiments run? (pushed commit, files, modules, partition, scratch)."""
+    from .jobscript import build_job, run_id_for
+    from .models import utcnow
+    from .preflight import run_checks
+    from .runner import Backends, config_in_repo, target_sha
+
+    x = ctx(c)
+    config = _config(x)
+    ledger = x.ledger()
+    failed = False
+    report = {}
+    with Backends(config, prompt=_prompt(x)) as backends:
+        name = backend or backends.default_name()
+        target = backends.target(name)
+        for i in ids:
+            with ledger.transaction() as s:
+                exp = Ledger.experiment(s, i)
+            exp = config_in_repo(exp, config, target)
+            sha = target_sha(config, target)
+            req, _ = build_job(exp, token="irq-0000000000", attempt=0, target=target, git_sha=sha,
+                               run_id=run_id_for(exp.id, utcnow()))
+            checks = run_checks(None, exp, target, sha, backends.get(name), req.script)
+            report[exp.id] = [asdict(ch) for ch in checks]
+            failed |= not all(ch.ok for ch in checks)
+            if not as_json:
+                x.ui.print(f"{exp.id} on {name} at {sha[:12]}:")
+                for ch in checks:
+                    x.ui.print("  " + ch.line())
+    if as_json:
+        x.ui.json(report)
+    if failed:
+        raise typer.Exit(1)
 
 
 def _prompt(x: Ctx):

@@ -1,25 +1,221 @@
-"""Checks before a job spends a slot and an hour in the queue (seed 000: five failed pilots).
+"""Checks before a job spends a slot and an hour in the queue.
 
-This module is filled in by the preflight work; until then the hook checks what needs no
-cluster: the trainer config the job will run exists in the repository.
+Each check is one of the seed's failed pilots (000, Q-004 attempts 1-5) caught in seconds:
+the commit is on the repository the cluster clones ("pushed?") and holds the config and the
+trainer as files (not a gitlink); every module exists (clusters use versioned names); python
+is found once they are loaded; the partition exists and the resources fit it; scratch and the
+work dir are writable; no module load is commented out. All remote checks run in one SSH
+round trip, and a passing result is cached per cluster, commit and inputs.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from . import errors
 from .config import Config
+from .fields import fmt_memory, fmt_minutes, parse_minutes
 from .jobscript import Target
+from .ledger import Ledger
 from .models import Experiment
 
+ENTRY_POINT = "trainer/__main__.py"
 
-def preflight_hook(config: Config) -> Callable[[Experiment, Target, str], None]:
-    def check(exp: Experiment, target: Target, sha: str) -> None:
-        if target.kind == "local" and exp.config_path:
-            p = Path(exp.config_path)
-            if not p.is_absolute():
-                p = Path(target.code_dir) / p
-            if not p.is_file():
-                raise errors.PreflightFailed(f"{exp.id}: config file {exp.config_path} does not exist")
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}" + ("" if self.ok or not self.fix else f" -> {self.fix}")
+
+
+REMOTE = r'''
+repo=$1; sha=$2; scratch=$3; workdir=$4; part=$5; py=$6; nmod=$7; shift 7
+mods=""; i=0
+while [ $i -lt "$nmod" ]; do mods="$mods $1"; shift; i=$((i+1)); done
+tmp=$(mktemp -d 2>/dev/null || echo "/tmp/irq-check-$$")
+if git clone --quiet --bare --filter=blob:none "$repo" "$tmp/r" >/dev/null 2>"$tmp/err" \
+   || git clone --quiet --bare "$repo" "$tmp/r" >/dev/null 2>"$tmp/err"; then
+  if git -C "$tmp/r" cat-file -e "$sha^{commit}" 2>/dev/null; then
+    echo "COMMIT|ok"
+    for f in "$@"; do
+      t=$(git -C "$tmp/r" ls-tree "$sha" -- "$f" | awk '{print $2}')
+      echo "FILE|$f|${t:-missing}"
+    done
+  else
+    echo "COMMIT|missing"
+  fi
+else
+  echo "CLONE|fail|$(head -c 300 "$tmp/err" | tr '\n' ' ')"
+fi
+rm -rf "$tmp"
+if ! type module >/dev/null 2>&1; then
+  . /etc/profile.d/lmod.sh >/dev/null 2>&1 || . /usr/share/lmod/lmod/init/bash >/dev/null 2>&1 || . /etc/profile.d/modules.sh >/dev/null 2>&1
+fi
+if [ "$nmod" -gt 0 ]; then
+  if type module >/dev/null 2>&1; then
+    for m in $mods; do
+      if module is-avail "$m" >/dev/null 2>&1; then echo "MODULE|$m|ok"; else echo "MODULE|$m|missing"; fi
+    done
+  else
+    echo "MODULES|unavailable"
+  fi
+fi
+p=$( (for m in $mods; do module load "$m" >/dev/null 2>&1; done; command -v "$py") 2>/dev/null )
+echo "PYTHON|${p:-missing}"
+if [ -n "$part" ]; then
+  s=$(sinfo -h -p "$part" -o '%P|%l|%m|%c|%G|%a' 2>/dev/null | head -n 1)
+  echo "PARTITION|${s:-missing}"
+fi
+for d in "$scratch" "$workdir"; do
+  if mkdir -p -- "$d" 2>/dev/null && [ -w "$d" ]; then echo "WRITABLE|$d|ok"; else echo "WRITABLE|$d|no"; fi
+done
+'''
+
+
+def _slurm_limit_minutes(text: str) -> int | None:
+    if text in ("infinite", "UNLIMITED", "n/a", ""):
+        return None
+    try:
+        return parse_minutes(text if text.count(":") != 1 else f"0:{text}")
+    except Exception:
+        return None
+
+
+def commented_module_loads(script: str) -> list[str]:
+    return [line.strip() for line in script.splitlines() if re.match(r"^\s*#+\s*module\s+(load|add)\b", line)]
+
+
+def remote_checks(exp: Experiment, target: Target, sha: str, backend: Any, python: str) -> list[Check]:
+    files = [ENTRY_POINT] + ([exp.config_path] if exp.config_path else [])
+    part = exp.resources.get("partition") or target.partition or ""
+    args = [target.repo_url, sha, target.scratch, target.workdir, part, python, str(len(target.modules)),
+            *target.modules, *files]
+    rc, out, err = backend.session.run(["bash", "-c", REMOTE, "irq", *args], calls=("git", "module", "sinfo"))
+    checks: list[Check] = []
+    for line in out.splitlines():
+        kind, _, rest = line.partition("|")
+        f = rest.split("|")
+        if kind == "CLONE":
+            checks.append(Check("repository", False, f"the cluster cannot clone {target.repo_url}: {f[1] if len(f) > 1 else ''}",
+                                "check repo_url in irq.toml and the cluster's access to it (deploy key?)"))
+        elif kind == "COMMIT":
+            checks.append(Check("commit pushed", f[0] == "ok",
+                                f"{sha[:12]} is on {target.repo_url}" if f[0] == "ok" else
+                                f"commit {sha[:12]} is not on {target.repo_url}: pushed?", "git push, then submit again"))
+        elif kind == "FILE":
+            path, typ = f[0], f[1]
+            if typ == "blob":
+                checks.append(Check(f"file {path}", True, "in the commit"))
+            elif typ == "commit":
+                checks.append(Check(f"file {path}", False, f"{path} is inside a gitlink (submodule), not files, in {sha[:12]}",
+                                    "git rm --cached DIR && git add DIR/ && git commit && git push"))
+            else:
+                checks.append(Check(f"file {path}", False, f"{path} does not exist in commit {sha[:12]}",
+                                    "git add it, commit, push" if path != ENTRY_POINT else "the repository must hold trainer/"))
+        elif kind == "MODULE":
+            checks.append(Check(f"module {f[0]}", f[1] == "ok",
+                                "available" if f[1] == "ok" else f"module {f[0]} does not exist on the cluster",
+                                "list the versioned names with `module -t avail`, fix modules in irq.toml"))
+        elif kind == "MODULES":
+            checks.append(Check("modules", False, "no `module` command (Lmod / Environment Modules) on the cluster",
+                                "set module_init in irq.toml, or remove modules"))
+        elif kind == "PYTHON":
+            ok = f[0] != "missing"
+            checks.append(Check("python", ok, f"{python} is {f[0]}" if ok else
+                                f"`{python}` is not found after loading {', '.join(target.modules) or 'no modules'}",
+                                "load the module that provides python (irq.toml modules); is a module load commented out?"))
+        elif kind == "PARTITION":
+            checks.extend(_partition_checks(exp, part, f))
+        elif kind == "WRITABLE":
+            checks.append(Check(f"writable {f[0]}", f[1] == "ok", "writable" if f[1] == "ok" else f"{f[0]} is not writable",
+                                "fix scratch / workdir in irq.toml"))
+    if rc != 0 and not checks:
+        raise errors.BackendError(f"preflight on {target.name} failed: {err.strip()[:300]}")
+    return checks
+
+
+def _partition_checks(exp: Experiment, part: str, f: list[str]) -> list[Check]:
+    if f[0] == "missing":
+        return [Check(f"partition {part}", False, f"partition {part} does not exist",
+                      "`sinfo -s` lists the partitions; fix partition in the experiment or irq.toml")]
+    _, limit, mem, cpus, gres = (f + ["", "", "", "", ""])[:5]
+    out = [Check(f"partition {part}", True, f"exists (time limit {limit})")]
+    res = exp.resources
+    lim = _slurm_limit_minutes(limit)
+    if res.get("time_minutes") and lim is not None and res["time_minutes"] > lim:
+        out.append(Check("time fits", False, f"{fmt_minutes(res['time_minutes'])} is over {part}'s limit {fmt_minutes(lim)}",
+                         "ask for less time, or use another partition"))
+    mem_mb = int(re.sub(r"\D.*", "", mem) or 0)
+    if res.get("memory_mb") and mem_mb and res["memory_mb"] > mem_mb:
+        out.append(Check("memory fits", False, f"{fmt_memory(res['memory_mb'])} is more than a {part} node has ({fmt_memory(mem_mb)})",
+                         "ask for less memory"))
+    ncpu = int(re.sub(r"\D.*", "", cpus) or 0)
+    if res.get("cpus") and ncpu and res["cpus"] > ncpu:
+        out.append(Check("cpus fit", False, f"{res['cpus']} CPUs is more than a {part} node has ({ncpu})", "ask for fewer CPUs"))
+    if res.get("gpus"):
+        m = re.search(r"gpu(?::[\w-]+)?:(\d+)", gres or "")
+        have = int(m.group(1)) if m else 0
+        if have < res["gpus"]:
+            out.append(Check("gpus fit", False, f"{res['gpus']} GPU(s) asked; {part} nodes have {have}",
+                             "use a GPU partition, or gpus = 0"))
+    return out
+
+
+def local_checks(exp: Experiment, target: Target) -> list[Check]:
+    checks = []
+    if exp.config_path:
+        p = Path(exp.config_path)
+        p = p if p.is_absolute() else Path(target.code_dir) / p
+        checks.append(Check(f"file {exp.config_path}", p.is_file(), "exists" if p.is_file() else f"{p} does not exist",
+                            "fix the experiment's config path"))
+    exe = shutil.which(target.python)
+    checks.append(Check("python", exe is not None, f"{target.python} is {exe}" if exe else f"`{target.python}` is not found",
+                        "fix [local] python in irq.toml"))
+    return checks
+
+
+def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str, backend: Any,
+               script: str | None = None) -> list[Check]:
+    """All checks for one experiment on one target, using the cache for passing results."""
+    checks: list[Check] = []
+    if script is not None:
+        bad = commented_module_loads(script)
+        checks.append(Check("module loads", not bad, "none commented out" if not bad else
+                            f"commented out: {'; '.join(bad)}", "uncomment them (seed 000, attempt 1)"))
+    if target.kind == "local":
+        return checks + local_checks(exp, target)
+    key = "preflight:" + hashlib.sha256(json.dumps(
+        [target.name, sha, target.modules, target.repo_url, target.scratch, target.workdir, target.python,
+         exp.config_path, exp.resources], sort_keys=True, default=str).encode()).hexdigest()[:24]
+    if ledger is not None and (cached := ledger.get_meta(key)):
+        return checks + [Check(**c) for c in json.loads(cached)]
+    remote = remote_checks(exp, target, sha, backend, target.python)
+    if ledger is not None and all(c.ok for c in remote):
+        ledger.set_meta(key, json.dumps([asdict(c) for c in remote]))
+    return checks + remote
+
+
+def preflight_hook(config: Config, ledger: Ledger | None = None,
+                   backend_for: Callable[[str], Any] | None = None) -> Callable[[Experiment, Target, str], None]:
+    """What `irq submit` and the daemon call before each submission."""
+
+    def check(exp: Experiment, target: Target, sha: str, backend: Any = None, script: str | None = None) -> None:
+        if target.kind != "local" and backend is None:
+            return
+        checks = run_checks(ledger, exp, target, sha, backend, script)
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            raise errors.PreflightFailed("; ".join(f"{c.name}: {c.detail}" for c in bad),
+                                         "; ".join(dict.fromkeys(c.fix for c in bad if c.fix)) or None)
+
     return check

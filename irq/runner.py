@@ -168,7 +168,7 @@ def candidates(s: Any) -> tuple[list[Candidate], dict[str, str]]:
 
 
 def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[str] | None = None,
-           all_ready: bool = False, preflight: Callable[[Experiment, Target, str], None] | None = None,
+           all_ready: bool = False, preflight: Callable[..., None] | None = None,
            backend_name: str | None = None, queue_waiting: bool = True) -> list[SubmitOutcome]:
     """Submit the named experiments (or every READY one) while job slots are free; queue the
     rest locally with the reason. Dependencies and priorities decide the order."""
@@ -224,24 +224,25 @@ def _queue_locally(ledger: Ledger, exp_id: str, reason: str) -> None:
 
 
 def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target, exp_id: str, ui: UI,
-                preflight: Callable[[Experiment, Target, str], None] | None) -> SubmitOutcome:
+                preflight: Callable[..., None] | None) -> SubmitOutcome:
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
     sha = target_sha(config, target)
     job_exp = config_in_repo(exp, config, target)
-    if preflight is not None:
-        try:
-            preflight(job_exp, target, sha)
-        except errors.PreflightFailed as exc:
-            _queue_locally(ledger, exp_id, f"preflight failed: {exc.message}")
-            return SubmitOutcome(exp_id, "held", message=exc.message)
     now = utcnow()
     token = new_token()
     run_id = run_id_for(exp_id, now)
     with ledger.transaction() as s:
-        exp = Ledger.experiment(s, exp_id)
         number = len(Ledger.attempts(s, exp.id)) + 1
-        req, skipped = build_job(job_exp, token=token, attempt=number, target=target, git_sha=sha, run_id=run_id)
+    req, skipped = build_job(job_exp, token=token, attempt=number, target=target, git_sha=sha, run_id=run_id)
+    if preflight is not None:
+        try:
+            preflight(job_exp, target, sha, backend, req.script)
+        except errors.PreflightFailed as exc:
+            _queue_locally(ledger, exp_id, f"preflight failed: {exc.message}")
+            return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
         att = Ledger.new_attempt(
             s, exp, token=token, backend=backend.name, state=SUBMITTING, run_id=run_id, git_sha=sha,
             partition=exp.resources.get("partition") or target.partition, run_dir=req.run_dir,
@@ -249,6 +250,10 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
             cluster=target.name.split(":", 1)[1] if ":" in target.name else None,
             work_dir=f"{target.scratch}/irq-job-<job id>" if target.clone else target.code_dir,
         )
+        change = exp.annotations.get("pending_resource_change")
+        if change:
+            att.resource_change = change
+            exp.annotations = {k: v for k, v in exp.annotations.items() if k != "pending_resource_change"}
         if exp.state == State.READY.value:
             Ledger.set_state(s, exp, State.IN_PROGRESS, f"submitting attempt {number}", attempt=att)
         exp.waiting_reason = None

@@ -1,0 +1,263 @@
+"""`irq daemon`: keep the job slots full until the queue is empty.
+
+Each cycle: refresh (one batched query per backend), fetch what finished, apply retry
+policies, submit READY experiments into free slots (the scheduler's plan), re-export
+queue.md if anything changed. Restart-safe: a cycle begins by reconciling attempts whose
+submission was never confirmed, so `kill -9` at any point loses and duplicates nothing. An
+unreachable cluster leaves every state as it was and is retried with backoff.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from . import errors, faults
+from .config import Config
+from .experiments import export_queue
+from .fields import fmt_memory, fmt_minutes
+from .ledger import Ledger
+from .models import utcnow
+from .runner import Backends, candidates, fetch, record_calls, refresh, submit
+from .scheduler import Plan, plan
+from .states import State
+from .ui import UI
+
+
+@dataclass
+class CycleReport:
+    changed: list[str] = field(default_factory=list)
+    submitted: list[str] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    needs_person: str | None = None
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.changed or self.submitted or self.fetched or self.retried)
+
+
+def dry_run_plan(ledger: Ledger, config: Config, backends: Backends) -> tuple[Plan, Any]:
+    """What a cycle would submit now; reads the scheduler, writes nothing."""
+    slots = backends.get(backends.default_name()).slots()
+    with ledger.transaction() as s:
+        cands, states = candidates(s)
+    return plan(cands, states, slots.free), slots
+
+
+def apply_retry_policies(ledger: Ledger) -> list[str]:
+    """After TIMEOUT / OUT_OF_MEMORY: more time or memory (up to the policy's cap), READY again."""
+    out = []
+    with ledger.transaction() as s:
+        for exp in Ledger.experiments(s, {State.FAILED.value}):
+            pol = exp.retry_policy
+            if not pol:
+                continue
+            last = Ledger.latest_attempt(s, exp.id)
+            if last is None or last.state not in pol.get("on", ["TIMEOUT", "OUT_OF_MEMORY"]):
+                continue
+            if len(Ledger.attempts(s, exp.id)) >= pol.get("max_attempts", 3):
+                continue
+            res = dict(exp.resources)
+            change = None
+            if last.state == "TIMEOUT" and res.get("time_minutes"):
+                new = min(res["time_minutes"] * 2, pol.get("max_time_minutes") or res["time_minutes"] * 2)
+                if new > res["time_minutes"]:
+                    change = f"time {fmt_minutes(res['time_minutes'])} -> {fmt_minutes(new)} after TIMEOUT"
+                    res["time_minutes"] = new
+            elif last.state == "OUT_OF_MEMORY" and res.get("memory_mb"):
+                new = min(res["memory_mb"] * 2, pol.get("max_memory_mb") or res["memory_mb"] * 2)
+                if new > res["memory_mb"]:
+                    change = f"memory {fmt_memory(res['memory_mb'])} -> {fmt_memory(new)} after OUT_OF_MEMORY"
+                    res["memory_mb"] = new
+            if change is None:
+                continue  # at the cap: a person decides
+            exp.resources = res
+            exp.annotations = {**exp.annotations, "pending_resource_change": change}
+            Ledger.set_state(s, exp, State.READY, f"retry policy: {change}")
+            out.append(f"{exp.id}: {change}")
+    return out
+
+
+def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
+          preflight: Any = None) -> CycleReport:
+    rep = CycleReport()
+    try:
+        r = refresh(ledger, backends, ui)
+        rep.changed, rep.unreachable = r.changed, dict(r.unreachable)
+        if not rep.unreachable:
+            rep.fetched = [f"{o.id}: {o.state}" for o in fetch(ledger, config, backends, ui)]
+            rep.retried = apply_retry_policies(ledger)
+            outs = submit(ledger, config, backends, ui, all_ready=True, preflight=preflight, queue_waiting=False)
+            rep.submitted = [o.id for o in outs if o.status == "submitted"]
+            rep.waiting = {o.id: o.message for o in outs if o.status in ("queued", "held")}
+    except errors.AuthError as exc:
+        rep.needs_person = exc.message
+    except errors.BackendError as exc:
+        rep.unreachable[backends.default_name()] = exc.message
+    finally:
+        try:
+            record_calls(ledger, backends)
+        except errors.IrqError:
+            pass
+    if rep.anything and config.export:
+        faults.point("before_export")
+        export_queue(ledger, config.resolve(config.export))
+    ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
+    return rep
+
+
+class DaemonLock:
+    """One daemon per ledger: an exclusive lock on `<ledger>.daemon.lock` holding its pid."""
+
+    def __init__(self, db: Path) -> None:
+        self.path = db.with_name(db.name + ".daemon.lock")
+        self.fh: Any = None
+
+    def acquire(self) -> None:
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            pid = self.fh.read().strip() or "?"
+            self.fh.close()
+            raise errors.IrqError(f"a daemon already serves {self.path.name[:-12]} (pid {pid})",
+                                  "`irq daemon stop` stops it; one daemon per ledger") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+
+    def holder(self) -> int | None:
+        """The pid of the running daemon, if any."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                txt = fh.read().strip()
+                return int(txt) if txt.isdigit() else -1
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        return None
+
+    def release(self) -> None:
+        if self.fh:
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+
+def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None, once: bool = False,
+        preflight: Any = None, max_cycles: int | None = None) -> int:
+    """The daemon loop. SIGINT / SIGTERM finish the current step, then exit 0."""
+    lock = DaemonLock(ledger.path)
+    lock.acquire()
+    stop = {"flag": False}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["flag"] = True
+        ui.log(f"received {signal.Signals(signum).name}: finishing the current step")
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    base = max(1.0, float(interval if interval is not None else config.daemon.interval))
+    wait = base
+    cycles = 0
+    try:
+        ui.log(f"daemon serving {ledger.path} (backend {config.backend}, interval {base:g}s)")
+        while not stop["flag"]:
+            cycles += 1
+            with Backends(config) as backends:
+                rep = cycle(ledger, config, ui, backends, preflight)
+            _log_cycle(ui, rep)
+            if once or (max_cycles and cycles >= max_cycles):
+                break
+            if rep.unreachable or rep.needs_person or not rep.anything:
+                wait = min(wait * 2, float(config.daemon.max_interval))  # back off: nothing to do, or down
+            else:
+                wait = base
+            if _queue_empty(ledger):
+                ui.log("queue empty: every experiment is DONE, FAILED or PROPOSED")
+                if not rep.anything:
+                    wait = float(config.daemon.max_interval)
+            deadline = time.monotonic() + wait
+            while not stop["flag"] and time.monotonic() < deadline:
+                time.sleep(min(0.5, deadline - time.monotonic()))
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        lock.release()
+    ui.log("daemon stopped")
+    return 0
+
+
+def _queue_empty(ledger: Ledger) -> bool:
+    with ledger.transaction() as s:
+        return not Ledger.experiments(s, {State.READY.value, State.IN_PROGRESS.value})
+
+
+def _log_cycle(ui: UI, rep: CycleReport) -> None:
+    for c in rep.changed:
+        ui.log(c)
+    for f in rep.fetched:
+        ui.log(f"fetched {f}")
+    for r in rep.retried:
+        ui.log(f"retry policy {r}")
+    if rep.submitted:
+        ui.log("submitted " + ", ".join(rep.submitted))
+    for name, msg in rep.unreachable.items():
+        ui.log(f"{name} unreachable: {msg}; states unchanged, retrying with backoff")
+    if rep.needs_person:
+        ui.log(f"login needs a person: {rep.needs_person}. Run `irq status` at a terminal to log in; the daemon waits.")
+    if not (rep.anything or rep.unreachable or rep.needs_person):
+        ui.log("cycle: nothing changed")
+
+
+# -- detached ------------------------------------------------------------------------------
+def start_detached(db: Path, config_path: Path | None, log: Path, extra: list[str]) -> int:
+    if (pid := DaemonLock(db).holder()) is not None:
+        raise errors.IrqError(f"a daemon already serves {db} (pid {pid})", "`irq daemon stop` first")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "irq", "--db", str(db)]
+    if config_path:
+        cmd += ["--config", str(config_path)]
+    cmd += ["daemon", "run", *extra]
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True)
+    for _ in range(50):  # wait until it holds the lock, or died
+        if DaemonLock(db).holder() == proc.pid:
+            return proc.pid
+        if proc.poll() is not None:
+            raise errors.IrqError(f"the daemon exited at once (code {proc.returncode})", f"see {log}")
+        time.sleep(0.1)
+    return proc.pid
+
+
+def stop_detached(db: Path, timeout: float = 30) -> int | None:
+    pid = DaemonLock(db).holder()
+    if pid is None or pid < 0:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and DaemonLock(db).holder() is not None:
+        time.sleep(0.2)
+    return pid
+
+
+def status_detached(ledger: Ledger) -> dict[str, Any]:
+    pid = DaemonLock(ledger.path).holder()
+    last = ledger.get_meta("daemon_last_cycle")
+    with ledger.transaction() as s:
+        calls = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
+    return {"running": pid is not None, "pid": pid, "last_cycle": last, "scheduler_calls_last_hour": calls}
