@@ -40,6 +40,7 @@ class CycleReport:
     waiting: dict[str, str] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     needs_person: str | None = None
+    exported: bool = False
 
     @property
     def anything(self) -> bool:
@@ -109,11 +110,25 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
             record_calls(ledger, backends)
         except errors.IrqError:
             pass
-    if rep.anything and config.export:
-        faults.point("before_export")
-        export_queue(ledger, config.resolve(config.export))
+    if config.export:
+        _export_if_stale(ledger, config.resolve(config.export), rep)
     ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
     return rep
+
+
+def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport) -> None:
+    """Re-export queue.md whenever it differs from the ledger (also after a crash mid-export)."""
+    from .export import export_text
+
+    text = export_text(ledger)
+    try:
+        current = path.read_text(encoding="utf-8")
+    except OSError:
+        current = None
+    if text != current:
+        faults.point("before_export")
+        export_queue(ledger, path)
+        rep.exported = True
 
 
 class DaemonLock:
@@ -220,6 +235,8 @@ def _log_cycle(ui: UI, rep: CycleReport) -> None:
         ui.log(f"{name} unreachable: {msg}; states unchanged, retrying with backoff")
     if rep.needs_person:
         ui.log(f"login needs a person: {rep.needs_person}. Run `irq status` at a terminal to log in; the daemon waits.")
+    if rep.exported:
+        ui.log("re-exported queue.md")
     if not (rep.anything or rep.unreachable or rep.needs_person):
         ui.log("cycle: nothing changed")
 

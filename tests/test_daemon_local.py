@@ -1,0 +1,170 @@
+"""`irq daemon` alone runs a campaign to the end on the local backend: slots refilled as jobs
+finish, priorities and dependencies respected, queue.md re-exported; killed with SIGKILL at
+the worst moments and restarted, it submits every experiment exactly once."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irq.daemon import apply_retry_policies
+from irq.ledger import Ledger
+from irq.models import Experiment
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = str(REPO / "trainer" / "configs" / "tiny.json")
+
+
+def campaign(irq, tmp_path: Path, n: int = 6) -> None:
+    irq("init")
+    (tmp_path / "irq.toml").write_text('export = "queue.md"\n[local]\nslots = 2\n[daemon]\ninterval = 1\nmax_interval = 2\n')
+    prios = ["LOW", "HIGHEST", "MEDIUM", "HIGH", "MEDIUM", "HIGHEST"]
+    for i in range(1, n + 1):
+        extra = ["--after", "Q-002"] if i == 3 else []
+        r = irq("add", f"Q-00{i}", "--title", f"campaign {i}", "--config-file", TINY, "-p", "train_steps=30",
+                "-p", "val_size=64", "--priority", prios[i - 1], *extra)
+        assert r.code == 0, r
+
+
+def daemon(tmp_path: Path, *args: str, fault: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "IRQ_USER_CONFIG": str(tmp_path / "none.toml")}
+    env.pop("IRQ_FAULT", None)
+    if fault:
+        env["IRQ_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "irq", "daemon", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_until_done(tmp_path: Path, limit: float = 240) -> None:
+    """Start the daemon, stop it (SIGTERM) once the queue is empty."""
+    env = {**os.environ, "IRQ_USER_CONFIG": str(tmp_path / "none.toml")}
+    env.pop("IRQ_FAULT", None)
+    proc = subprocess.Popen([sys.executable, "-m", "irq", "daemon"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + limit
+    try:
+        while time.monotonic() < deadline:
+            with Ledger(tmp_path / "queue.db").transaction() as s:
+                states = {e.state for e in Ledger.experiments(s)}
+            if states <= {"DONE", "FAILED"}:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError("campaign did not finish")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "finishing the current step" in out and "daemon stopped" in out
+
+
+def local_jobs(tmp_path: Path) -> list[dict]:
+    jobs = tmp_path / ".irq" / "local" / "jobs"
+    return [json.loads((d / "job.json").read_text()) for d in jobs.iterdir() if (d / "job.json").exists()]
+
+
+def test_the_daemon_alone_runs_a_campaign_under_the_slot_limit(tmp_path, irq):
+    campaign(irq, tmp_path)
+    run_until_done(tmp_path)
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        exps = {e.id: e for e in Ledger.experiments(s)}
+        atts = {a.experiment_id: a for a in Ledger.attempts(s)}
+        events = Ledger.events(s)
+    assert {e.state for e in exps.values()} == {"DONE"}
+    assert all(a.results.get("val_mse") for a in atts.values())
+    # never more than two jobs at once: the submission order respects priority and dependency
+    order = sorted(atts.values(), key=lambda a: (a.submitted_at, a.id))
+    first_two = {a.experiment_id for a in order[:2]}
+    assert first_two == {"Q-002", "Q-006"}  # the two HIGHEST
+    assert atts["Q-003"].submitted_at >= atts["Q-002"].ended_at  # ran after its dependency finished
+    assert order[-1].experiment_id == "Q-001"  # LOW goes last
+    running = []
+    for a in order:
+        running = [b for b in running if b.ended_at > a.submitted_at]
+        assert len(running) < 2
+        running.append(a)
+    text = (tmp_path / "queue.md").read_text()
+    assert text.count("✓ COMPLETED") == 6 and "## DONE" in text
+    assert len(local_jobs(tmp_path)) == 6
+
+
+@pytest.mark.parametrize("fault", ["after_sbatch", "mid_fetch", "before_export", "before_sbatch"])
+def test_kill_9_at_any_point_and_restart_loses_and_duplicates_nothing(tmp_path, irq, fault, monkeypatch):
+    import irq.runner as runner
+
+    campaign(irq, tmp_path)
+    killed = 0
+    for _ in range(3):  # die at the fault point a few times in a row, at different jobs
+        r = daemon(tmp_path, fault=fault)
+        if r.returncode == -9:
+            killed += 1
+        time.sleep(0.5)
+    assert killed >= 1, "the fault point was never reached"
+    # attempts left SUBMITTING by a kill before sbatch are requeued after the grace period
+    (tmp_path / "irq.toml").write_text((tmp_path / "irq.toml").read_text())
+    if fault == "before_sbatch":
+        time.sleep(runner.ADOPT_GRACE.total_seconds() + 1)
+    run_until_done(tmp_path)
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        exps = Ledger.experiments(s)
+        atts = Ledger.attempts(s)
+    assert {e.state for e in exps} == {"DONE"}
+    jobs = local_jobs(tmp_path)
+    names = [j["name"] for j in jobs]
+    assert len(names) == len(set(names))  # no attempt's job was submitted twice
+    per_exp = {}
+    for j in jobs:
+        per_exp.setdefault(j["name"].split(".")[0], []).append(j)
+    assert sorted(per_exp) == [f"Q-00{i}" for i in range(1, 7)]
+    assert all(len(v) == 1 for v in per_exp.values())  # every experiment ran exactly once
+    with_job = [a for a in atts if a.job_id]
+    assert sorted(a.job_id for a in with_job) == sorted(j["id"] for j in jobs)  # nothing forgotten
+    assert (tmp_path / "queue.md").read_text().count("✓ COMPLETED") == 6
+
+
+def test_one_daemon_per_ledger_and_start_stop_status(tmp_path, irq):
+    irq("init")
+    (tmp_path / "irq.toml").write_text("[daemon]\ninterval = 1\n")
+    r = irq("daemon", "start")
+    assert r.code == 0 and "daemon started (pid" in r.out, r
+    r = daemon(tmp_path, "--once", timeout=30)
+    assert r.returncode == 1 and "a daemon already serves" in r.stderr
+    st = json.loads(irq("daemon", "status", "--json").out)
+    assert st["running"] is True and st["pid"] > 0
+    r = irq("daemon", "stop")
+    assert "stopped the daemon" in r.out
+    assert json.loads(irq("daemon", "status", "--json").out)["running"] is False
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, irq):
+    campaign(irq, tmp_path)
+    before = (tmp_path / "queue.db").read_bytes()
+    r = irq("daemon", "--dry-run")
+    assert r.code == 0
+    assert "submit Q-002" in r.out and "submit Q-006" in r.out and "wait   Q-003: waiting for Q-002 (READY)" in r.out
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        assert {e.state for e in Ledger.experiments(s)} == {"READY"} and not Ledger.attempts(s)
+
+
+def test_retry_policy_grows_time_after_a_timeout_up_to_the_cap(tmp_path, ledger):
+    with ledger.transaction() as s:
+        Ledger.add_experiment(s, Experiment(id="Q-001", seq=0, title="t", state="FAILED",
+                                            resources={"time_minutes": 60, "memory_mb": 4096},
+                                            retry_policy={"on": ["TIMEOUT", "OUT_OF_MEMORY"], "max_time_minutes": 90,
+                                                          "max_attempts": 3}))
+        Ledger.new_attempt(s, Ledger.experiment(s, "Q-001"), state="TIMEOUT")
+    assert apply_retry_policies(ledger) == ["Q-001: time 1 hour -> 1.5 hours after TIMEOUT"]
+    with ledger.transaction() as s:
+        e = Ledger.experiment(s, "Q-001")
+        assert e.state == "READY" and e.resources["time_minutes"] == 90
+        assert e.annotations["pending_resource_change"] == "time 1 hour -> 1.5 hours after TIMEOUT"
+        Ledger.set_state(s, e, "IN_PROGRESS", "t")
+        Ledger.set_state(s, e, "FAILED", "t")
+        Ledger.new_attempt(s, e, state="TIMEOUT")
+    assert apply_retry_policies(ledger) == []  # at the cap: a person decides

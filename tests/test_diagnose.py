@@ -1,0 +1,76 @@
+"""Every FAILED attempt gets an error, a root cause and a fix from a catalogue of known
+failures, matched on the job's log and the scheduler's state. These logs are recorded from
+real jobs (the SLURM cluster tests produce the ones a loopback cluster can)."""
+from __future__ import annotations
+
+import pytest
+
+from irq.diagnose import diagnose
+
+TRACEBACK = """\
+irq: job 12 of Q-003 on vm at 2026-11-23T17:00:00Z
+Traceback (most recent call last):
+  File "/tmp/irq-job-12/trainer/__main__.py", line 5, in <module>
+    main()
+  File "/tmp/irq-job-12/trainer/train.py", line 88, in train
+    loss = objective(batch)
+ValueError: shapes (256,100) and (256,400) not aligned
+irq: trainer exited with 1
+"""
+
+CASES = [
+    ("FAILED", 127, "/var/spool/slurmd/job55131103/slurm_script: line 14: python: command not found\n",
+     "command_not_found", "`python: command not found`"),
+    ("FAILED", 3, 'Lmod has detected the following error:  The following module(s) are unknown: "python/3.9"\n',
+     "module_missing", "Module not found - `python/3.9` doesn't exist on cluster"),
+    ("FAILED", 2, "python: can't open file '/tmp/irq-job-9/experiments/matrix_inversion_mining.py': [Errno 2] No such file or directory\n",
+     "file_missing", "File not found - `/tmp/irq-job-9/experiments/matrix_inversion_mining.py` doesn't exist in the job's clone"),
+    ("FAILED", 1, TRACEBACK, "traceback", "ValueError: shapes (256,100) and (256,400) not aligned"),
+    ("FAILED", 1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n", "cuda_oom", "CUDA out of memory"),
+    ("FAILED", 1, "RuntimeError: Found no NVIDIA driver on your system.\n", "cuda_unavailable",
+     "CUDA unavailable: Found no NVIDIA driver"),
+    ("FAILED", 3, "step 420 | loss nan\nerror: NaN loss at step 420\n", "nan_loss", "NaN loss at step 420"),
+    ("OUT_OF_MEMORY", 0, "slurmstepd: error: Detected 1 oom_kill event in StepId=77.batch.\n", "oom_killed",
+     "OUT_OF_MEMORY: the job exceeded its memory limit"),
+    ("TIMEOUT", 0, "slurmstepd: error: *** JOB 78 ON vm CANCELLED AT 2026-11-23T17:01:05 DUE TO TIME LIMIT ***\n",
+     "timeout", "TIMEOUT: the job reached its time limit"),
+    ("NODE_FAIL", 0, "", "node_fail", "NODE_FAIL: the node running the job failed"),
+    ("PREEMPTED", 0, "slurmstepd: error: *** JOB 80 ON vm CANCELLED AT 2026-11-23T17:01:05 DUE TO PREEMPTION ***\n",
+     "preempted", "PREEMPTED: a higher-priority job took the node"),
+    ("CANCELLED", 0, "slurmstepd: error: *** JOB 81 ON vm CANCELLED AT 2026-11-23T17:01:05 ***\n", "cancelled", "CANCELLED"),
+]
+
+
+@pytest.mark.parametrize("state, code, log, pattern, error", CASES, ids=[c[3] for c in CASES])
+def test_known_failures(state, code, log, pattern, error):
+    d = diagnose(state, code, log)
+    assert d.pattern == pattern
+    assert d.error == error
+    assert d.root_cause and d.fix
+
+
+def test_a_traceback_names_its_last_frame():
+    d = diagnose("FAILED", 1, TRACEBACK)
+    assert 'File "/tmp/irq-job-12/trainer/train.py", line 88, in train' in d.root_cause
+
+
+def test_a_job_killed_for_memory_that_exits_zero_is_still_out_of_memory():
+    d = diagnose("OUT_OF_MEMORY", 0, "all went well, apparently\n")
+    assert d.pattern == "oom_killed"
+
+
+def test_who_cancelled_it_when_known():
+    d = diagnose("CANCELLED", 0, "", reason="by 1001")
+    assert d.error == "CANCELLED by 1001"
+
+
+def test_an_unknown_failure_shows_the_last_lines_of_its_log():
+    log = "\n".join(f"line {i}" for i in range(20)) + "\nsomething odd happened\n"
+    d = diagnose("FAILED", 9, log)
+    assert d.pattern == "unknown" and d.error == "FAILED (exit code 9)"
+    assert d.root_cause.endswith("line 16\nline 17\nline 18\nline 19\nsomething odd happened")
+
+
+def test_completed_without_results():
+    d = diagnose("COMPLETED", 0, "irq: trainer exited with 0\n", trainer_error=None)
+    assert d.pattern == "no_results"

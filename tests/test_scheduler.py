@@ -1,0 +1,34 @@
+"""The daemon's decision, as a pure function: which READY experiments go into free slots."""
+from __future__ import annotations
+
+from irq.scheduler import Candidate, plan
+
+
+def c(i: str, prio: str = "MEDIUM", seq: int = 0, deps: tuple[str, ...] = (), requested: bool = False) -> Candidate:
+    return Candidate(i, prio, seq or int(i[2:]), "READY", deps, requested)
+
+
+def test_priority_then_queue_order_fill_the_free_slots():
+    p = plan([c("Q-001", "LOW"), c("Q-002", "HIGH"), c("Q-003", "HIGHEST"), c("Q-004", "HIGH")], {}, 2)
+    assert p.submit == ["Q-003", "Q-002"]
+    assert p.wait == {"Q-004": "no free job slot", "Q-001": "no free job slot"}
+
+
+def test_dependencies_wait_until_done_and_hold_when_failed():
+    states = {"Q-001": "IN_PROGRESS", "Q-002": "DONE", "Q-005": "FAILED"}
+    p = plan([c("Q-003", deps=("Q-001", "Q-002")), c("Q-004", deps=("Q-002",)), c("Q-006", deps=("Q-005",))],
+             states, 5)
+    assert p.submit == ["Q-004"]
+    assert p.wait == {"Q-003": "waiting for Q-001 (IN_PROGRESS)"}
+    assert p.hold["Q-006"].startswith("dependency Q-005 FAILED")
+
+
+def test_what_the_user_asked_for_goes_first_within_a_priority():
+    p = plan([c("Q-001"), c("Q-002", requested=True)], {}, 1)
+    assert p.submit == ["Q-002"]
+
+
+def test_no_slots_submits_nothing():
+    p = plan([c("Q-001", "HIGHEST")], {}, 0)
+    assert p.submit == [] and p.wait == {"Q-001": "no free job slot"}
+    assert p.describe() == ["wait   Q-001: no free job slot"]
