@@ -134,7 +134,8 @@ install_packages() {
     say "installing: ${missing[*]}"
     local t=$(date +%s) apt_log=$LOG/apt.log
     export DEBIAN_FRONTEND=noninteractive
-    local opts=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+    local opts=(-y -q -o DPkg::Lock::Timeout=300
+                -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
     # No init system here: keep maintainer scripts from starting daemons.
     local policy=/usr/sbin/policy-rc.d created_policy=0
     if [ ! -e "$policy" ]; then
@@ -729,6 +730,8 @@ cmd_up() {
     setup_venv
     verify
     write_env
+    # Brought up by hand: the pytest fixture must not stop it at the end of a session.
+    [ "${IRQ_CLUSTER_FROM_FIXTURE:-}" = 1 ] || rm -f "$STATE_DIR/sessions/.fixture-started"
     say "cluster up in $(( $(date +%s) - T0 ))s"
     cat "$ENV_FILE"
 }
@@ -752,7 +755,7 @@ cmd_down() {
     stop_mariadb &
     stop_munge &
     wait
-    rm -f "$ENV_FILE"
+    rm -f "$ENV_FILE" "$STATE_DIR/sessions/.fixture-started"
     say "cluster down (packages, user, config and accounting data stay)"
 }
 
@@ -796,6 +799,20 @@ usage() {
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
+
+# One cluster command at a time (several test sessions may share this machine): rerun this
+# script under flock(1). `-o` keeps the lock's file descriptor out of this script, so the daemons
+# it starts do not inherit (and hold) the lock.
+case "${1:-}" in
+    up|down|stop-sshd|start-sshd|restart-slurmctld|stop-slurmctld|start-slurmctld|restart-slurmdbd)
+        if [ "$(id -u)" = 0 ] && [ -z "${IRQ_CLUSTER_LOCKED:-}" ] && command -v flock >/dev/null; then
+            export IRQ_CLUSTER_LOCKED=1
+            rc=0
+            flock -o -E 75 -w 900 "${STATE_DIR%/}.lock" bash "$0" "$@" || rc=$?
+            [ "$rc" != 75 ] || die "another cluster.sh held ${STATE_DIR%/}.lock for 15 minutes"
+            exit "$rc"
+        fi ;;
+esac
 
 case "${1:-}" in
     up)                cmd_up ;;

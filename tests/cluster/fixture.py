@@ -5,8 +5,9 @@ Register it in a conftest.py with::
     from tests.cluster.fixture import slurm_cluster  # noqa: F401
 
 ``slurm_cluster`` runs ``tests/cluster/cluster.sh up`` once per test session and returns a
-:class:`Cluster`. At the end of the session it runs ``down`` again, unless the cluster was already
-running before the session or ``IRQ_CLUSTER_KEEP=1`` is set. If the machine cannot host the
+:class:`Cluster`. At the end of the session it runs ``down`` again if a test session started the
+cluster, unless ``IRQ_CLUSTER_KEEP=1`` is set or another test session on this machine still uses
+it (STATE_DIR/sessions/PID). A cluster brought up by hand (``cluster.sh up``) stays up. If the machine cannot host the
 cluster (not root, no apt, apt fails) the fixture skips, or fails when ``CI`` is set.
 
 See docs/testing.md.
@@ -47,6 +48,7 @@ def _script(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(SCRIPT), *args],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "IRQ_CLUSTER_FROM_FIXTURE": "1"},
     )
 
 
@@ -267,6 +269,34 @@ def cluster_down() -> None:
     _check(_script("down", timeout=300), "down")
 
 
+def _sessions_dir() -> Path:
+    return state_dir() / "sessions"
+
+
+def _register_session() -> Path:
+    """Mark this test session as a user of the cluster (STATE_DIR/sessions/PID)."""
+    mark = _sessions_dir() / str(os.getpid())
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text(f"{time.time()}\n")
+    return mark
+
+
+def _other_live_sessions() -> list[int]:
+    live = []
+    for mark in _sessions_dir().glob("*"):
+        try:
+            pid = int(mark.name)
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            mark.unlink(missing_ok=True)  # a session that ended without its teardown
+            continue
+        except PermissionError:
+            pid = int(mark.name)
+        if pid != os.getpid():
+            live.append(pid)
+    return live
+
+
 def _cannot_host(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"the loopback SLURM test cluster cannot run here: {reason}", pytrace=False)
@@ -289,7 +319,17 @@ def slurm_cluster():
         pytest.fail(str(exc), pytrace=False)
     except subprocess.TimeoutExpired:
         pytest.fail("cluster.sh up did not finish within 30 minutes", pytrace=False)
-    yield cluster
-    if was_running or os.environ.get("IRQ_CLUSTER_KEEP") == "1":
+    mark = _register_session()
+    started_by_fixture = _sessions_dir() / ".fixture-started"
+    if not was_running:
+        started_by_fixture.touch()
+    try:
+        yield cluster
+    finally:
+        mark.unlink(missing_ok=True)
+    # The last test session stops a cluster that a test session started (not one brought up by
+    # hand: `cluster.sh up` outside the fixture removes the .fixture-started mark).
+    if os.environ.get("IRQ_CLUSTER_KEEP") == "1" or _other_live_sessions():
         return
-    cluster_down()
+    if started_by_fixture.exists():
+        cluster_down()
