@@ -111,6 +111,10 @@ def add(
     partition: Optional[str] = typer.Option(None, "--partition"),
     notes: Optional[str] = typer.Option(None, "--notes"),
     proposed: bool = typer.Option(False, "--proposed", help="A future extension: never submitted until `irq ready`."),
+    retry_on: list[str] = typer.Option([], "--retry-on", help="TIMEOUT or OUT_OF_MEMORY: resubmit with more time/memory (repeatable)."),
+    retry_max_time: Optional[str] = typer.Option(None, "--retry-max-time", help="Cap for --retry-on TIMEOUT, e.g. '8 hours'."),
+    retry_max_mem: Optional[str] = typer.Option(None, "--retry-max-mem", help="Cap for --retry-on OUT_OF_MEMORY, e.g. 64GB."),
+    retry_max_attempts: int = typer.Option(3, "--retry-max-attempts"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add an experiment (READY, or PROPOSED with --proposed)."""
@@ -128,11 +132,31 @@ def add(
         x.ledger(), exp_id, title, config=config, hypothesis=hypothesis, params=params,
         priority=priority, depends_on=after, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
         time=time, partition=partition, notes=notes, proposed=proposed,
+        retry=_retry_policy(retry_on, retry_max_time, retry_max_mem, retry_max_attempts),
     )
     if as_json:
         x.ui.json(_dump(exp))
     else:
         x.ui.print(f"added {exp.id} ({exp.state}): {exp.title}")
+
+
+def _retry_policy(on: list[str], max_time: Optional[str], max_mem: Optional[str], attempts: int) -> dict:
+    from .fields import FieldError, parse_memory, parse_minutes
+
+    if not on:
+        return {}
+    bad = [o for o in on if o.upper() not in ("TIMEOUT", "OUT_OF_MEMORY")]
+    if bad:
+        raise errors.UsageError(f"--retry-on takes TIMEOUT or OUT_OF_MEMORY, not {bad[0]!r}")
+    pol: dict = {"on": [o.upper() for o in on], "max_attempts": attempts}
+    try:
+        if max_time:
+            pol["max_time_minutes"] = parse_minutes(max_time)
+        if max_mem:
+            pol["max_memory_mb"] = parse_memory(max_mem)
+    except FieldError as exc:
+        raise errors.UsageError(str(exc)) from None
+    return pol
 
 
 @app.command()

@@ -92,6 +92,7 @@ def add_experiment(
     partition: str | None = None,
     notes: str | None = None,
     proposed: bool = False,
+    retry: dict[str, Any] | None = None,
 ) -> Experiment:
     exp_id = validate_id(exp_id)
     parameters: dict[str, Any] = {}
@@ -128,7 +129,7 @@ def add_experiment(
         id=exp_id, seq=0, title=title.strip(), hypothesis=hypothesis, priority=prio,
         config_path=str(config) if config else None, parameters=parameters, resources=resources,
         depends_on=deps, seeds=seed_list, notes=notes,
-        state=(State.PROPOSED if proposed else State.READY).value,
+        state=(State.PROPOSED if proposed else State.READY).value, retry_policy=retry or {},
     )
     with ledger.transaction() as s:
         for d in deps:
