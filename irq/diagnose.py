@@ -45,7 +45,7 @@ CATALOGUE: list[Rule] = [
          build=lambda m, log: _d("cuda_oom", "CUDA out of memory", "the model and batch do not fit the GPU's memory",
                                  "lower batch_size, or ask for a GPU with more memory")),
     Rule("cuda_unavailable", re.compile(r"(no CUDA GPUs are available|Found no NVIDIA driver|CUDA driver initialization failed|"
-                                        r"Torch not compiled with CUDA enabled)"),
+                                        r"Torch not compiled with CUDA enabled|CUDA is not available)"),
          build=lambda m, log: _d("cuda_unavailable", f"CUDA unavailable: {m.group(1)}",
                                  "the job runs without a usable GPU (no --gres=gpu, wrong partition, or a CPU build of torch)",
                                  "request a GPU (gpus = 1) on a GPU partition, or run with device = cpu")),
@@ -66,8 +66,8 @@ CATALOGUE: list[Rule] = [
                                  "the commit was not pushed to the repository the cluster clones",
                                  "git push, then `irq retry ID`")),
     Rule("file_missing", re.compile(r"(?:No such file or directory|can't open file|FileNotFoundError)[^\n]*?'?([\w./-]+\.(?:py|json|yaml|toml))'?"
-                                    r"|(\S+\.(?:py|json)): No such file"),
-         build=lambda m, log: _d("file_missing", f"File not found - `{m.group(1) or m.group(2)}` doesn't exist in the job's clone",
+                                    r"|(\S+\.(?:py|json)): No such file|config file not found: (\S+)"),
+         build=lambda m, log: _d("file_missing", f"File not found - `{m.group(1) or m.group(2) or m.group(3)}` doesn't exist in the job's clone",
                                  "the file is not in the pinned commit (not committed, or tracked as a gitlink/submodule)",
                                  "git add the files (not a gitlink), commit, push, then `irq retry ID`")),
     Rule("traceback", re.compile(r"^Traceback \(most recent call last\)", re.M), build=_traceback),
@@ -92,6 +92,7 @@ CATALOGUE: list[Rule] = [
                                  "`irq retry ID` to run it again")),
 ]
 
+TRACEBACK = re.compile(r"^Traceback \(most recent call last\)", re.M)
 STATE_FIRST = {"OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "CANCELLED", "BOOT_FAIL", "LOST"}
 
 
@@ -112,7 +113,11 @@ def diagnose(state: str, exit_code: int | None, log_tail: str, reason: str | Non
             continue
         m = rule.log.search(log_tail)
         if m:
-            return rule.build(m, log_tail)
+            d = rule.build(m, log_tail)
+            if rule.name != "traceback" and TRACEBACK.search(log_tail):
+                frame = _traceback(None, log_tail).root_cause.removeprefix("Python exception raised at ")
+                d = Diagnosis(d.error, f"{d.root_cause} (raised at {frame})", d.fix, d.pattern)
+            return d
     if state == "COMPLETED":
         return _d("no_results", "the job completed but wrote no metrics.json",
                   trainer_error or "the run directory holds no results", "`irq log ID` shows the job's output")

@@ -49,6 +49,13 @@ if git clone --quiet --bare --filter=blob:none "$repo" "$tmp/r" >/dev/null 2>"$t
     echo "COMMIT|ok"
     for f in "$@"; do
       t=$(git -C "$tmp/r" ls-tree "$sha" -- "$f" | awk '{print $2}')
+      if [ -z "$t" ]; then  # inside a gitlink (a submodule entry), the files are not in the commit
+        d=$(dirname -- "$f")
+        while [ "$d" != "." ] && [ "$d" != "/" ]; do
+          [ "$(git -C "$tmp/r" ls-tree "$sha" -- "$d" | awk '{print $2}')" = commit ] && { t=gitlink; break; }
+          d=$(dirname -- "$d")
+        done
+      fi
       echo "FILE|$f|${t:-missing}"
     done
   else
@@ -116,7 +123,7 @@ def remote_checks(exp: Experiment, target: Target, sha: str, backend: Any, pytho
             path, typ = f[0], f[1]
             if typ == "blob":
                 checks.append(Check(f"file {path}", True, "in the commit"))
-            elif typ == "commit":
+            elif typ in ("commit", "gitlink"):
                 checks.append(Check(f"file {path}", False, f"{path} is inside a gitlink (submodule), not files, in {sha[:12]}",
                                     "git rm --cached DIR && git add DIR/ && git commit && git push"))
             else:
