@@ -7,13 +7,17 @@ Register it in a conftest.py with::
 ``slurm_cluster`` runs ``tests/cluster/cluster.sh up`` once per test session and returns a
 :class:`Cluster`. At the end of the session it runs ``down`` again if a test session started the
 cluster, unless ``IRQ_CLUSTER_KEEP=1`` is set or another test session on this machine still uses
-it (STATE_DIR/sessions/PID). A cluster brought up by hand (``cluster.sh up``) stays up. If the machine cannot host the
+it (STATE_DIR/sessions/PID). A cluster brought up by hand (``cluster.sh up``) stays up.
+
+Test sessions on one machine share the test user, its 2-job QOS and ``cancel_all``, so the fixture
+makes them take turns (STATE_DIR.session.lock; ``IRQ_CLUSTER_SHARED=1`` opts out). If the machine cannot host the
 cluster (not root, no apt, apt fails) the fixture skips, or fails when ``CI`` is set.
 
 See docs/testing.md.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import shutil
@@ -297,6 +301,32 @@ def _other_live_sessions() -> list[int]:
     return live
 
 
+def _session_lock():
+    """Hold STATE_DIR.session.lock for the whole test session: the sessions on one machine share
+    one test user and its QOS (and `cancel_all` cancels every job of it), so cluster test sessions
+    take turns. Waits up to IRQ_CLUSTER_SESSION_WAIT seconds (default 1800); IRQ_CLUSTER_SHARED=1
+    skips the lock. Returns the open file (the lock lives as long as it) or None."""
+    if os.environ.get("IRQ_CLUSTER_SHARED") == "1":
+        return None
+    path = Path(f"{str(state_dir()).rstrip('/')}.session.lock")
+    fh = open(path, "a+")  # not inherited by child processes (PEP 446)
+    deadline = time.monotonic() + float(os.environ.get("IRQ_CLUSTER_SESSION_WAIT", "1800"))
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fh.seek(0); fh.truncate(); fh.write(f"{os.getpid()}\n"); fh.flush()
+            return fh
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                fh.seek(0)
+                holder = fh.read().strip()
+                fh.close()
+                pytest.fail(f"another test session (pid {holder}) has used the loopback cluster "
+                            f"for too long ({path}); set IRQ_CLUSTER_SHARED=1 to share it",
+                            pytrace=False)
+            time.sleep(2)
+
+
 def _cannot_host(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"the loopback SLURM test cluster cannot run here: {reason}", pytrace=False)
@@ -310,15 +340,18 @@ def slurm_cluster():
         _cannot_host("needs Linux with bash")
     if os.geteuid() != 0:
         _cannot_host("needs root (installs packages, starts slurmctld/slurmd/sshd, adds a user)")
-    was_running = cluster_is_up()
+    session_lock = _session_lock()
     try:
+        was_running = cluster_is_up()
         cluster = cluster_up()
-    except ClusterError as exc:
+    except (ClusterError, subprocess.TimeoutExpired) as exc:
+        if session_lock is not None:
+            session_lock.close()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            pytest.fail("cluster.sh up did not finish within 30 minutes", pytrace=False)
         if getattr(exc, "returncode", None) == CANNOT_HOST:
             _cannot_host(str(exc))
         pytest.fail(str(exc), pytrace=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail("cluster.sh up did not finish within 30 minutes", pytrace=False)
     mark = _register_session()
     started_by_fixture = _sessions_dir() / ".fixture-started"
     if not was_running:
@@ -329,7 +362,11 @@ def slurm_cluster():
         mark.unlink(missing_ok=True)
     # The last test session stops a cluster that a test session started (not one brought up by
     # hand: `cluster.sh up` outside the fixture removes the .fixture-started mark).
-    if os.environ.get("IRQ_CLUSTER_KEEP") == "1" or _other_live_sessions():
-        return
-    if started_by_fixture.exists():
-        cluster_down()
+    try:
+        if os.environ.get("IRQ_CLUSTER_KEEP") == "1" or _other_live_sessions():
+            return
+        if started_by_fixture.exists():
+            cluster_down()
+    finally:
+        if session_lock is not None:
+            session_lock.close()
