@@ -244,6 +244,20 @@ def test_merge_prefers_squeue_for_live_and_sacct_for_finished() -> None:
     assert out["5"][0].state == "CANCELLED"
 
 
+def test_merge_placeholder_and_cancelled_array_remainder() -> None:
+    # recorded: a 1-second job that failed, while slurmdbd still had only its batch step
+    placeholder = "83|FAILED|3:0|2026-11-23T17:22:16|2026-11-23T17:22:16|allocation\n"
+    (row,) = merge([], parse_sacct(placeholder), ["83"])["83"]
+    assert (row.state, row.exit_code) == ("COMPLETING", None)  # not final until the real record lands
+    # recorded: array 0-3%2 cancelled while tasks 2-3 were pending
+    cancelled = ("101_0|CANCELLED by 0|0:0|2026-11-23T17:22:48|2026-11-23T17:22:50|arr\n"
+                 "101_1|CANCELLED by 0|0:0|2026-11-23T17:22:48|2026-11-23T17:22:50|arr\n"
+                 "101|CANCELLED by 0|0:0|2026-11-23T17:22:50|2026-11-23T17:22:50|arr\n")
+    rows = merge([], parse_sacct(cancelled), ["101"])["101"]
+    assert [r.job_id for r in rows] == ["101", "101_0", "101_1"]
+    assert all(r.state == "CANCELLED" and r.reason == "by 0" for r in rows)
+
+
 def test_small_parsers() -> None:
     assert expand_job_id("5_[0-6:2]") == ["5_0", "5_2", "5_4", "5_6"]
     assert expand_job_id("7_[1,3-4%1]") == ["7_1", "7_3", "7_4"]

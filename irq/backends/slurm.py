@@ -42,6 +42,10 @@ INFRA_PATTERNS = re.compile(
     r"|Communication connection failure|Transport endpoint",
     re.I,
 )
+# slurmdbd (22.05) may record a fast job first from its batch step, before the job's own start
+# message: for a few seconds sacct then shows JobName "allocation", State PENDING while it runs,
+# or the batch step's state (CANCELLED where the job is TIMEOUT) once it ended. Never final.
+PLACEHOLDER_NAME = "allocation"
 NO_TIMES = {"", "unknown", "none", "n/a", "invalid"}
 LIVE_FROM_SQUEUE = {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "CONFIGURING", "RESIZING", "SIGNALING",
                     "STAGE_OUT"}
@@ -143,27 +147,36 @@ def parse_sacct(text: str) -> list[JobInfo]:
 
 def merge(squeue_rows: Iterable[JobInfo], sacct_rows: Iterable[JobInfo],
           job_ids: Iterable[str] | None = None) -> dict[str, list[JobInfo]]:
-    """Base id -> rows (tasks sorted). squeue knows live jobs best (state, reason); sacct knows
-    finished ones (exit code, end). sacct ran after squeue, so its final state wins a race."""
+    """Base id -> rows. squeue knows live jobs best (state, reason); sacct knows finished ones
+    (exit code, end); sacct ran after squeue, so a final state there wins a race.
+
+    Rows of an array: one per task, by task id; a row with the bare base id before them stands
+    for tasks that never started (SLURM's record of the unsplit remainder, e.g. an array
+    cancelled while tasks were pending). A sacct placeholder (see PLACEHOLDER_NAME) that
+    squeue no longer shows is reported COMPLETING: finished, its accounting not yet recorded."""
     wanted = {j.split("_", 1)[0] for j in job_ids} if job_ids is not None else None
     acct: dict[str, JobInfo] = {}
     for r in sacct_rows:
         acct[r.job_id] = r  # a later row (requeue) replaces an earlier one
-    rows: dict[str, JobInfo] = dict(acct)
+    rows: dict[str, JobInfo] = {}
+    for jid, a in acct.items():
+        if a.name == PLACEHOLDER_NAME:
+            a = JobInfo(job_id=jid, state="COMPLETING", name="", start=a.start,
+                        reason="finished; waiting for the accounting record")
+        rows[jid] = a
     for q in squeue_rows:
         a = acct.get(q.job_id)
-        if a is not None and is_final(a.state):
+        if a is not None and is_final(a.state) and a.name != PLACEHOLDER_NAME:
             continue  # finished between the two commands
-        rows[q.job_id] = JobInfo(job_id=q.job_id, state=q.state, name=q.name or (a.name if a else ""),
+        rows[q.job_id] = JobInfo(job_id=q.job_id, state=q.state,
+                                 name=q.name or (a.name if a and a.name != PLACEHOLDER_NAME else ""),
                                  reason=q.reason, start=q.start or (a.start if a else None))
     out: dict[str, list[JobInfo]] = {}
     for r in rows.values():
-        if wanted is not None and r.base_id not in wanted:
-            continue
-        out.setdefault(r.base_id, []).append(r)
-    for base, lst in out.items():
-        if len(lst) > 1:
-            lst[:] = sorted((r for r in lst if r.task_id is not None), key=lambda r: r.task_id) or lst
+        if wanted is None or r.base_id in wanted:
+            out.setdefault(r.base_id, []).append(r)
+    for lst in out.values():
+        lst.sort(key=lambda r: -1 if r.task_id is None else r.task_id)
     return out
 
 
