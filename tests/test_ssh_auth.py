@@ -119,25 +119,25 @@ def cfg(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ClusterConfi
 
 def test_keyboard_interactive_password_and_code(cfg: ClusterConfig, server) -> None:
     _, _, iface = server
-    asked: list[tuple[str, bool]] = []
+    asked: list[tuple[str, str, list]] = []
 
-    def prompt(text: str, echo: bool) -> str:
-        asked.append((text, echo))
-        return PASSWORD if "Password" in text else CODE
+    def prompt(title: str, instructions: str, prompts: list[tuple[str, bool]]) -> list[str]:
+        asked.append((title, instructions, prompts))
+        return [PASSWORD if "Password" in text else CODE for text, _ in prompts]
 
     with SSHSession(cfg, prompt=prompt) as s:
         rc, out, _ = s.run(["echo", "it's me"])
     assert (rc, out) == (0, "hello from the login node\n")
     assert iface.commands == [b"echo 'it'\"'\"'s me'"]
-    assert [a[1] for a in asked] == [False, True]  # the password is not echoed, the code is
-    assert asked[0][0].endswith("Password: ") and "Two-factor login" in asked[0][0]
-    assert asked[1][0] == "Verification code: "
+    # one round, both prompts; the password is not echoed, the code is
+    assert asked == [("Two-factor login", "Enter your password, then the code from your app.",
+                      [("Password: ", False), ("Verification code: ", True)])]
     assert iface.answers == [PASSWORD, CODE]
 
 
 def test_wrong_code_is_auth_error(cfg: ClusterConfig) -> None:
     with pytest.raises(errors.AuthError) as exc:
-        SSHSession(cfg, prompt=lambda text, echo: "wrong").run(["true"])
+        SSHSession(cfg, prompt=lambda title, instr, prompts: ["wrong"] * len(prompts)).run(["true"])
     assert "rejected the password or one-time code" in exc.value.message
 
 
@@ -153,7 +153,7 @@ def test_no_prompt_and_no_tty_needs_a_person(cfg: ClusterConfig, server, monkeyp
 
 def test_keyboard_interactive_can_be_disabled(cfg: ClusterConfig) -> None:
     with pytest.raises(errors.AuthError) as exc:
-        SSHSession(replace(cfg, allow_keyboard_interactive=False), prompt=lambda t, e: CODE).run(["true"])
+        SSHSession(replace(cfg, allow_keyboard_interactive=False), prompt=lambda t, i, p: [CODE] * len(p)).run(["true"])
     assert "refused the login" in exc.value.message
 
 
@@ -161,7 +161,7 @@ def test_unknown_host_key_names_fingerprint(cfg: ClusterConfig, server, tmp_path
     port, host_key, _ = server
     (tmp_path / "known_hosts").write_text("")
     with pytest.raises(errors.HostKeyError) as exc:
-        SSHSession(cfg, prompt=lambda t, e: "").run(["true"])
+        SSHSession(cfg, prompt=lambda t, i, p: [""] * len(p)).run(["true"])
     assert fingerprint(host_key) in exc.value.message and f"[127.0.0.1]:{port}" in exc.value.message
     assert "irq trust twofa" in exc.value.hint
 

@@ -33,8 +33,9 @@ from .. import errors
 from ..config import ClusterConfig
 from .base import CallCounter
 
-# prompt(text, echo) -> answer: asks a person for a password, one-time code or passphrase.
-Prompt = Callable[[str, bool], str]
+# prompt(title, instructions, [(prompt text, echo), ...]) -> [answer, ...]: asks a person for a
+# password, one-time code or key passphrase (paramiko's keyboard-interactive handler shape).
+Prompt = Callable[[str, str, list[tuple[str, bool]]], list[str]]
 
 DEFAULT_COMMAND_TIMEOUT = 120.0  # seconds an exec may take before the connection counts as dead
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -203,14 +204,26 @@ def default_prompt() -> Prompt | None:
     if not interactive:
         return None
 
-    def ask(text: str, echo: bool) -> str:
-        if echo:
-            sys.stderr.write(text)
-            sys.stderr.flush()
-            return sys.stdin.readline().rstrip("\n")
-        return getpass.getpass(text)
+    def ask(title: str, instructions: str, prompts: list[tuple[str, bool]]) -> list[str]:
+        header = "\n".join(s for s in (title, instructions) if s and s.strip())
+        if header:
+            sys.stderr.write(header + "\n")
+        answers = []
+        for text, echo in prompts:
+            if echo:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+                answers.append(sys.stdin.readline().rstrip("\n"))
+            else:
+                answers.append(getpass.getpass(text))
+        return answers
 
     return ask
+
+
+def _ask_one(ask: Prompt, text: str) -> str:
+    answers = list(ask("", "", [(text, False)]) or [])
+    return answers[0] if answers else ""
 
 
 class SSHSession:
@@ -379,7 +392,7 @@ class SSHSession:
             if ask is None:
                 return None  # an agent may hold it
             try:
-                return paramiko.PKey.from_path(path, ask(f"Passphrase for key {path}: ", False))
+                return paramiko.PKey.from_path(path, _ask_one(ask, f"Passphrase for key {path}: "))
             except paramiko.SSHException:
                 raise errors.AuthError(f"wrong passphrase for {path}", "try again, or load the key with ssh-add") from None
         except (paramiko.SSHException, OSError, ValueError) as exc:
@@ -435,9 +448,9 @@ class SSHSession:
         try:
             for _ in range(4):  # e.g. password, then one-time code as a second round
                 if "keyboard-interactive" in allowed:
-                    rest = t.auth_interactive(user, self._interactive_handler(ask, ep))
+                    rest = t.auth_interactive(user, self._interactive_handler(ask))
                 else:
-                    rest = t.auth_password(user, ask(f"Password for {user}@{ep.hostname}: ", False))
+                    rest = t.auth_password(user, _ask_one(ask, f"Password for {user}@{ep.hostname}: "))
                 if t.is_authenticated():
                     return
                 allowed = list(rest or [])
@@ -451,14 +464,12 @@ class SSHSession:
                                "try again (one-time codes expire quickly)")
 
     @staticmethod
-    def _interactive_handler(ask: Prompt, ep: Endpoint):
+    def _interactive_handler(ask: Prompt):
         def handler(title: str, instructions: str, prompts: list[tuple[str, bool]]) -> list[str]:
-            answers = []
-            header = "\n".join(s for s in (title, instructions) if s and s.strip())
-            for i, (text, echo) in enumerate(prompts):
-                shown = f"{header}\n{text}" if header and i == 0 else text
-                answers.append(ask(shown or f"{ep.user}@{ep.hostname}: ", bool(echo)))
-            return answers
+            if not prompts:  # some servers send an empty round (e.g. a banner): nothing to ask
+                return []
+            answers = list(ask(title, instructions, [(text, bool(echo)) for text, echo in prompts]) or [])
+            return (answers + [""] * len(prompts))[: len(prompts)]
 
         return handler
 
