@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import ftfy
 
 from . import errors
 from .fields import (
@@ -110,6 +109,8 @@ def read_text(path: Path) -> tuple[str, int]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise errors.ParseError(str(path), line, "not UTF-8 text", "save the file as UTF-8") from exc
+    import ftfy  # only reading a queue file needs it: keep other commands quick
+
     fixed_lines, repaired = [], 0
     for line in text.split("\n"):
         fixed = ftfy.fix_encoding(line)
