@@ -814,6 +814,21 @@ case "${1:-}" in
         fi ;;
 esac
 
+# A pytest session holds STATE_DIR.session.lock while it uses the cluster (tests/cluster/fixture.py).
+# Stopping things under it by hand breaks its tests: refuse unless --force or called by the fixture.
+guard_session() {
+    local lockfile="${STATE_DIR%/}.session.lock"
+    [ "${IRQ_CLUSTER_FROM_FIXTURE:-}" = 1 ] && return 0
+    [ "${2:-}" = --force ] && return 0
+    [ -e "$lockfile" ] || return 0
+    if ! flock -n "$lockfile" true 2>/dev/null; then
+        die "a test session (pid $(head -c 20 "$lockfile" | tr -dc 0-9)) is using the cluster; wait for it, or: $0 $1 --force"
+    fi
+}
+case "${1:-}" in
+    down|stop-sshd|stop-slurmctld|restart-slurmctld|restart-slurmdbd) guard_session "$@" ;;
+esac
+
 case "${1:-}" in
     up)                cmd_up ;;
     down)              cmd_down ;;

@@ -287,7 +287,7 @@ def _register_session() -> Path:
 
 def _other_live_sessions() -> list[int]:
     live = []
-    for mark in _sessions_dir().glob("*"):
+    for mark in _sessions_dir().glob("[0-9]*"):  # not the .fixture-started mark
         try:
             pid = int(mark.name)
             os.kill(pid, 0)
