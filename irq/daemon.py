@@ -49,10 +49,12 @@ class CycleReport:
 
 def dry_run_plan(ledger: Ledger, config: Config, backends: Backends) -> tuple[Plan, Any]:
     """What a cycle would submit now; reads the scheduler, writes nothing."""
-    slots = backends.get(backends.default_name()).slots()
+    backend = backends.get(backends.default_name())
+    slots = backend.slots()
+    per_task = getattr(backend, "counts_array_tasks", False)
     with ledger.transaction() as s:
-        cands, states = candidates(s)
-    return plan(cands, states, slots.free), slots
+        cands, states = candidates(s, per_task)
+    return plan(cands, states, slots.free, slots.limit if per_task else None), slots
 
 
 def apply_retry_policies(ledger: Ledger) -> list[str]:

@@ -156,14 +156,16 @@ def render_for(ledger: Ledger, config: Config, exp_id: str, backend_name: str | 
     return req.script, skipped
 
 
-def candidates(s: Any) -> tuple[list[Candidate], dict[str, str]]:
+def candidates(s: Any, per_task: bool = False) -> tuple[list[Candidate], dict[str, str]]:
+    """READY and locally queued experiments; with per_task, an array costs one slot per seed."""
     exps = Ledger.experiments(s)
     active = {a.experiment_id for a in Ledger.attempts(s) if is_active(a.state)}
     out = []
     for e in exps:
         queued = e.state == State.IN_PROGRESS.value and e.id not in active and e.waiting_reason is not None
         if e.state == State.READY.value or queued:
-            out.append(Candidate(e.id, e.priority, e.seq, e.state, tuple(e.depends_on), requested=queued))
+            cost = len(e.seeds) if per_task and len(e.seeds) > 1 else 1
+            out.append(Candidate(e.id, e.priority, e.seq, e.state, tuple(e.depends_on), requested=queued, cost=cost))
     return out, {e.id: e.state for e in exps}
 
 
@@ -177,8 +179,9 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
     target = backends.target(name)
     outcomes: list[SubmitOutcome] = []
     reconcile(ledger, backends, ui)
+    per_task = getattr(backend, "counts_array_tasks", False)
     with ledger.transaction() as s:
-        cands, states = candidates(s)
+        cands, states = candidates(s, per_task)
         if ids is not None:
             wanted = []
             for i in ids:
@@ -198,11 +201,12 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
         elif not all_ready:
             return outcomes
     slots = backend.slots()
-    p = plan(cands, states, slots.free)
+    p = plan(cands, states, slots.free, slots.limit if per_task else None)
     record_calls(ledger, backends)
     for exp_id in p.submit:
         outcomes.append(_submit_one(ledger, config, backend, target, exp_id, ui, preflight))
-    used = slots.used + sum(1 for o in outcomes if o.status == "submitted")
+    cost = {c.id: c.cost for c in cands}
+    used = slots.used + sum(cost.get(o.id, 1) for o in outcomes if o.status == "submitted")
     for exp_id, why in {**p.wait, **p.hold}.items():
         reason = why if why != "no free job slot" else f"no free job slot ({used} of {slots.limit} used)"
         status = "held" if exp_id in p.hold else "queued"

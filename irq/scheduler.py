@@ -18,6 +18,7 @@ class Candidate:
     state: str  # READY, or IN_PROGRESS while queued locally
     depends_on: tuple[str, ...] = ()
     requested: bool = False  # the user asked to submit it (queued locally)
+    cost: int = 1  # job slots it takes: SLURM counts each array task against the limit
 
 
 @dataclass
@@ -38,9 +39,11 @@ def order_key(c: Candidate) -> tuple[int, int, int]:
     return (Priority(c.priority).rank, 0 if c.requested else 1, c.seq)
 
 
-def plan(candidates: list[Candidate], states: dict[str, str], free_slots: int) -> Plan:
-    """Fill `free_slots` with candidates whose dependencies are DONE, best first."""
+def plan(candidates: list[Candidate], states: dict[str, str], free_slots: int, limit: int | None = None) -> Plan:
+    """Fill `free_slots` with candidates whose dependencies are DONE, best first. A candidate
+    that can never fit (an array with more tasks than the job limit) is held, not retried."""
     p = Plan()
+    used = 0
     for c in sorted(candidates, key=order_key):
         failed = [d for d in c.depends_on if states.get(d) == "FAILED"]
         if failed:
@@ -50,8 +53,13 @@ def plan(candidates: list[Candidate], states: dict[str, str], free_slots: int) -
         if pending:
             p.wait[c.id] = "waiting for " + ", ".join(f"{d} ({states.get(d, 'unknown')})" for d in pending)
             continue
-        if len(p.submit) < free_slots:
+        if limit is not None and c.cost > limit:
+            p.hold[c.id] = (f"its {c.cost} array tasks exceed the job limit of {limit} (each task counts): "
+                            "split the seeds, or use a partition / QOS with a higher limit")
+            continue
+        if used + c.cost <= free_slots:
             p.submit.append(c.id)
+            used += c.cost
         else:
             p.wait[c.id] = "no free job slot"
     return p

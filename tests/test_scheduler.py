@@ -32,3 +32,11 @@ def test_no_slots_submits_nothing():
     p = plan([c("Q-001", "HIGHEST")], {}, 0)
     assert p.submit == [] and p.wait == {"Q-001": "no free job slot"}
     assert p.describe() == ["wait   Q-001: no free job slot"]
+
+
+def test_an_array_takes_a_slot_per_task_and_one_too_big_is_held():
+    p = plan([c("Q-101", "HIGH"), Candidate("Q-102", "HIGH", 102, "READY", (), False, cost=2),
+              Candidate("Q-103", "HIGH", 103, "READY", (), False, cost=10)], {}, 2, limit=2)
+    assert p.submit == ["Q-101"]
+    assert p.wait == {"Q-102": "no free job slot"}
+    assert p.hold["Q-103"].startswith("its 10 array tasks exceed the job limit of 2")

@@ -250,6 +250,7 @@ class SlurmBackend:
     def __init__(self, cfg: ClusterConfig, session: SSHSession | None = None, prompt: Prompt | None = None) -> None:
         self.cfg = cfg
         self.name = f"slurm:{cfg.name}"
+        self.counts_array_tasks = True  # each array task counts against MaxSubmitJobsPerUser
         self.session = session if session is not None else SSHSession(cfg, prompt=prompt)
         self.counter: CallCounter = self.session.counter
         self._limit: tuple[int | None, str] | None = None

@@ -24,6 +24,10 @@ def project(slurm_cluster, tmp_path, monkeypatch, request):
     c.cancel_all()
     proj = tmp_path / "proj"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(proj)], check=True)
+    (proj / "queue.db").unlink()  # the repository's own study ledger: this project starts empty
+    from irq.ledger import Ledger
+
+    Ledger(proj / "queue.db", create=True).close()
     bare = c.new_bare_repo(f"irq-{request.node.name[:40]}-{time.time_ns()}")
     subprocess.run(["git", "-C", str(proj), "push", "--quiet", str(bare), "HEAD:refs/heads/main"], check=True)
     workdir = getattr(request, "param", None) or str(c.workdir)
