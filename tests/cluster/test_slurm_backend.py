@@ -265,6 +265,25 @@ def test_alias_from_ssh_config(cluster: Cluster) -> None:
         assert b.slots().limit == 2
 
 
+def test_proxy_jump_one_hop(cluster: Cluster, tmp_path: Path) -> None:
+    """ProxyJump through the cluster's own sshd (a direct-tcpip channel) back to itself."""
+    conf = tmp_path / "ssh_config"
+    conf.write_text(cluster.ssh_config_path.read_text() + f"""
+Host behind-bastion
+    HostName {cluster.host}
+    Port {cluster.port}
+    User {cluster.user}
+    IdentityFile {cluster.key}
+    UserKnownHostsFile {cluster.known_hosts}
+    ProxyJump {cluster.ssh_alias}
+""")
+    cfg = ClusterConfig(name="loopback", host="behind-bastion", ssh_config=str(conf), repo_url="unused",
+                        workdir=str(cluster.workdir))
+    with SSHSession(cfg) as s:
+        rc, out, _ = s.run(["sh", "-c", 'echo "$SSH_CONNECTION"'])
+        assert rc == 0 and out.split()[0] == "127.0.0.1" and len(s._hops) == 1
+
+
 def test_unknown_host_key_is_refused_with_fingerprint(cluster: Cluster, cfg: ClusterConfig, tmp_path: Path) -> None:
     kh = tmp_path / "known_hosts"
     kh.write_text("")
