@@ -82,10 +82,10 @@ def _expand(p: str) -> str:
 
 def _load_ssh_config(path: str | None) -> paramiko.SSHConfig:
     p = Path(_expand(path)) if path else Path.home() / ".ssh" / "config"
-    if path and not p.is_file():
+    if path and not p.exists():
         raise errors.ConfigError(f"ssh_config = {path!r}: no such file",
                                  "fix ssh_config in irq.toml, or remove it to use ~/.ssh/config")
-    if not p.is_file():
+    if not p.exists():
         return paramiko.SSHConfig()
     try:
         return paramiko.SSHConfig.from_path(str(p))
