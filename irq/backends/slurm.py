@@ -20,7 +20,6 @@ The parse_* functions are pure, for tests on recorded output.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -337,9 +336,9 @@ class SlurmBackend:
         sq, sa = self._squeue_sacct(["--starttime", start], SACCT_FIELDS)
         found: dict[str, str] = {}
         for r in [*parse_sacct(sa), *parse_squeue(sq)]:
-            if r.name in wanted:
+            if r.name in wanted and r.base_id.isdigit():
                 prev = found.get(r.name)
-                if prev is None or int(r.base_id) > int(prev):
+                if prev is None or int(r.base_id) > int(prev):  # the newest of duplicates
                     found[r.name] = r.base_id
         return found
 
@@ -396,7 +395,3 @@ class SlurmBackend:
     def close(self) -> None:
         self.session.close()
 
-
-def shell_words(cmd: Sequence[str]) -> str:
-    """How a command list reaches the remote shell (for messages and tests)."""
-    return shlex.join(list(cmd))
