@@ -96,10 +96,11 @@ def fmt_minutes(m: int) -> str:
 
 def parse_minutes(text: str) -> int:
     t = text.strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m)", t)
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m)", t)
     if m:
         n = float(m.group(1))
-        return int(round(n * 60)) if m.group(2).startswith("h") else int(round(n))
+        unit = {"d": 1440, "h": 60, "m": 1}[m.group(2)[0]]
+        return int(round(n * unit))
     m = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", t)
     if m:
         days = int(m.group(1) or 0)
@@ -108,7 +109,7 @@ def parse_minutes(text: str) -> int:
         else:
             h, mi = 0, int(m.group(2))
         return days * 1440 + h * 60 + mi
-    raise FieldError(f"not a duration: {text!r} (expected e.g. '2 hours', '15 minutes', '02:30:00')")
+    raise FieldError(f"not a duration: {text!r} (expected e.g. '2 hours', '15 minutes', '1 day', '02:30:00')")
 
 
 def slurm_time(minutes: int) -> str:

@@ -24,13 +24,18 @@ def project(slurm_cluster, tmp_path, monkeypatch, request):
     c.cancel_all()
     proj = tmp_path / "proj"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(proj)], check=True)
-    (proj / "queue.db").unlink()  # the repository's own study ledger: this project starts empty
+    # the repository's own study ledger goes: this project starts empty, its ledger untracked
+    git = ["git", "-C", str(proj), "-c", "user.name=irq tests", "-c", "user.email=tests@irq"]
+    subprocess.run([*git, "rm", "-q", "queue.db"], check=True)
+    subprocess.run([*git, "commit", "-qm", "a project of its own"], check=True)
+    (proj / ".git" / "info" / "exclude").write_text("queue.db*\nresults/\n.irq/\n")
     from irq.ledger import Ledger
 
     Ledger(proj / "queue.db", create=True).close()
     bare = c.new_bare_repo(f"irq-{request.node.name[:40]}-{time.time_ns()}")
     subprocess.run(["git", "-C", str(proj), "push", "--quiet", str(bare), "HEAD:refs/heads/main"], check=True)
-    workdir = getattr(request, "param", None) or str(c.workdir)
+    # each test its own work dir on the cluster, so sacct rows can be told apart by WorkDir
+    workdir = getattr(request, "param", None) or f"{c.workdir}/t{time.time_ns()}"
     (proj / "irq.toml").write_text(f"""\
 backend = "loopback"
 
@@ -71,6 +76,15 @@ def wait_states(irq, ids: list[str], done=("COMPLETED", "FAILED", "CANCELLED", "
             return rows
         time.sleep(1)
     raise AssertionError(f"not finished: {[(i, rows.get(i, {}).get('scheduler_state')) for i in ids]}")
+
+
+def project_jobs(cluster, project) -> list[dict]:
+    """sacct rows (allocations, array tasks included) of jobs this project's irq submitted."""
+    import tomllib
+
+    workdir = tomllib.loads((project / "irq.toml").read_text())["clusters"]["loopback"]["workdir"]
+    rows = cluster.sacct_jobs(since(), fields=("JobID", "JobName", "State", "WorkDir"))
+    return [r for r in rows if r["WorkDir"].startswith(workdir + "/")]
 
 
 def since() -> datetime:

@@ -16,7 +16,7 @@ import pytest
 
 from irq.ledger import Ledger
 
-from .conftest import add_tiny, since, wait_states
+from .conftest import add_tiny, project_jobs, wait_states
 
 pytestmark = pytest.mark.cluster
 
@@ -66,9 +66,9 @@ def wait_all(project: Path, states=("DONE",), timeout: float = 400) -> dict:
     raise AssertionError(f"campaign unfinished: {got}")
 
 
-def jobs_by_experiment(cluster) -> dict[str, list[dict]]:
+def jobs_by_experiment(cluster, project) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
-    for j in cluster.sacct_jobs(since()):
+    for j in project_jobs(cluster, project):
         if "_" in j["JobID"] or not j["JobName"].startswith("Q-"):
             continue
         out.setdefault(j["JobName"].split(".")[0], []).append(j)
@@ -97,7 +97,7 @@ def test_the_daemon_alone_runs_a_campaign_of_six_under_the_two_job_limit(project
     order = [a.experiment_id for a in sorted(atts.values(), key=lambda a: (a.submitted_at, a.id))]
     assert set(order[:2]) == {"Q-002", "Q-006"} and order[-1] == "Q-001"
     assert atts["Q-003"].submitted_at >= atts["Q-002"].ended_at
-    jobs = jobs_by_experiment(slurm_cluster)
+    jobs = jobs_by_experiment(slurm_cluster, project)
     assert {k: len(v) for k, v in jobs.items()} == {f"Q-00{i}": 1 for i in range(1, 7)}
     assert (project / "queue.md").read_text().count("✓ COMPLETED") == 6
 
@@ -118,7 +118,7 @@ def test_kill_9_at_fault_points_then_restart_submits_each_exactly_once(project, 
         wait_all(project)
     finally:
         stop_daemon(proc)
-    jobs = jobs_by_experiment(slurm_cluster)
+    jobs = jobs_by_experiment(slurm_cluster, project)
     assert {k: len(v) for k, v in jobs.items()} == {f"Q-00{i}": 1 for i in range(1, 7)}
     with Ledger(project / "queue.db").transaction() as s:
         recorded = sorted(a.job_id for a in Ledger.attempts(s) if a.job_id)
@@ -188,7 +188,10 @@ def test_preflight_catches_each_failed_pilot(project, irq, slurm_cluster):
     r = irq("check", "Q-006")
     assert "FAIL time fits: 72 hours is over gpu_test's limit" in r.out, r
     # a file missing from the commit, and files inside a gitlink (attempt 4)
-    irq("add", "Q-007", "--title", "missing config", "--config-file", "configs/q004_pilot.json")
+    tiny = (project / "trainer" / "configs" / "tiny.json").read_text()
+    (project / "configs").mkdir()
+    (project / "configs" / "q004_pilot.json").write_text(tiny)  # written, never committed
+    assert irq("add", "Q-007", "--title", "missing config", "--config-file", "configs/q004_pilot.json").code == 0
     r = irq("check", "Q-007")
     assert "FAIL file configs/q004_pilot.json: configs/q004_pilot.json does not exist in commit" in r.out, r
     sha = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -198,7 +201,10 @@ def test_preflight_catches_each_failed_pilot(project, irq, slurm_cluster):
                    check=True)
     bare = good.split('repo_url = "')[1].split('"')[0]
     subprocess.run(["git", "-C", str(project), "push", "-q", bare, "HEAD:refs/heads/main"], check=True)
-    irq("add", "Q-008", "--title", "in a gitlink", "--config-file", "projects/ired/configs/q004_pilot.json")
+    (project / "projects" / "ired" / "configs").mkdir(parents=True)
+    (project / "projects" / "ired" / "configs" / "q004_pilot.json").write_text(tiny)
+    assert irq("add", "Q-008", "--title", "in a gitlink",
+               "--config-file", "projects/ired/configs/q004_pilot.json").code == 0
     r = irq("check", "Q-008")
     assert "is inside a gitlink (submodule), not files" in r.out, r
     # scratch not writable
@@ -223,7 +229,11 @@ def test_a_commented_out_module_load_is_caught(project, irq, slurm_cluster, monk
 @pytest.mark.parametrize("case", ["missing_file", "traceback", "memory", "timeout"])
 def test_real_failing_jobs_are_diagnosed(project, irq, slurm_cluster, case):
     if case == "missing_file":
-        irq("add", "Q-010", "--title", "no such config", "--config-file", "trainer/configs/does_not_exist.json")
+        # written here, never committed: the job's clone of the pinned commit lacks it (seed 000, attempt 5)
+        (project / "trainer" / "configs" / "does_not_exist.json").write_text(
+            (project / "trainer" / "configs" / "tiny.json").read_text())
+        assert irq("add", "Q-010", "--title", "uncommitted config",
+                   "--config-file", "trainer/configs/does_not_exist.json").code == 0
         expect = "File not found - `trainer/configs/does_not_exist.json` doesn't exist in the job's clone"
     elif case == "traceback":
         add_tiny(irq, "Q-010", "-p", "device=cuda")
