@@ -210,26 +210,35 @@ def status_rows(ledger: Ledger) -> list[StatusRow]:
         atts: dict[str, list[Attempt]] = {}
         for a in Ledger.attempts(s):
             atts.setdefault(a.experiment_id, []).append(a)
-        for e in Ledger.experiments(s):
+        exps = Ledger.experiments(s)
+        states = {e.id: e.state for e in exps}
+        for e in exps:
             mine = atts.get(e.id, [])
             last = mine[-1] if mine else None
             rows.append(StatusRow(
                 id=e.id, title=e.title, state=e.state, priority=e.priority, attempts=len(mine),
                 job_id=last.job_id if last else None,
                 scheduler_state=last.state if last else None,
-                detail=_detail(e, last), updated_at=e.updated_at,
+                detail=_detail(e, last, states), updated_at=e.updated_at,
             ))
     return rows
 
 
-def _detail(e: Experiment, last: Attempt | None) -> str:
+def _detail(e: Experiment, last: Attempt | None, states: dict[str, str]) -> str:
     from .fields import fmt_time
     from .states import is_active
 
     if e.state == State.IN_PROGRESS.value and e.waiting_reason is not None and not (last and is_active(last.state)):
         return f"queued locally, waiting for a slot: {e.waiting_reason}"
+    if e.state == State.READY.value and e.depends_on:
+        failed = [d for d in e.depends_on if states.get(d) == "FAILED"]
+        if failed:
+            return f"held: dependency {', '.join(failed)} FAILED"
+        pending = [d for d in e.depends_on if states.get(d) != "DONE"]
+        if pending:
+            return "waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in pending)
     if last is None:
-        return "waiting on " + ", ".join(e.depends_on) if e.depends_on and e.state == "READY" else ""
+        return ""
     if last.unknown_since:
         return f"state unknown since {fmt_time(last.unknown_since)} (scheduler unreachable)"
     if e.state == State.FAILED.value:

@@ -168,3 +168,40 @@ def test_retry_policy_grows_time_after_a_timeout_up_to_the_cap(tmp_path, ledger)
         Ledger.set_state(s, e, "FAILED", "t")
         Ledger.new_attempt(s, e, state="TIMEOUT")
     assert apply_retry_policies(ledger) == []  # at the cap: a person decides
+
+
+def test_a_login_that_needs_a_person_is_said_clearly_and_the_daemon_waits(tmp_path, irq, monkeypatch):
+    from irq import errors
+    from irq.config import load_config
+    from irq.daemon import cycle
+    from irq.runner import Backends
+    from irq.ui import UI
+
+    irq("init")
+    add = irq("add", "Q-001", "--title", "t", "--config-file", TINY)
+    assert add.code == 0
+
+    def needs_person(self, name):
+        raise errors.AuthError("login to fasrc needs a password and a one-time code (no terminal to ask)")
+
+    monkeypatch.setattr(Backends, "get", needs_person)
+    ledger = Ledger(tmp_path / "queue.db")
+    with Backends(load_config()) as b:
+        rep = cycle(ledger, load_config(), UI(), b)
+    assert rep.needs_person.startswith("login to fasrc needs a password")
+    with ledger.transaction() as s:
+        assert Ledger.experiment(s, "Q-001").state == "READY" and Ledger.attempts(s) == []
+
+
+def test_status_says_why_a_ready_experiment_waits(tmp_path, irq):
+    irq("init")
+    irq("add", "Q-001", "--title", "a")
+    irq("add", "Q-002", "--title", "b", "--after", "Q-001")
+    rows = {r["id"]: r for r in json.loads(irq("status", "--json").out)["experiments"]}
+    assert rows["Q-002"]["detail"] == "waiting for Q-001 (READY)"
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        e = Ledger.experiment(s, "Q-001")
+        Ledger.set_state(s, e, "IN_PROGRESS", "t")
+        Ledger.set_state(s, e, "FAILED", "t")
+    rows = {r["id"]: r for r in json.loads(irq("status", "--json").out)["experiments"]}
+    assert rows["Q-002"]["detail"] == "held: dependency Q-001 FAILED"

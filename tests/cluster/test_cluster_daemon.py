@@ -256,3 +256,29 @@ def test_real_failing_jobs_are_diagnosed(project, irq, slurm_cluster, case):
         assert 'train.py", line' in att["root_cause"] and "in resolve_device" in att["root_cause"]
     if case == "timeout":
         assert att["state"] == "TIMEOUT"
+
+
+def test_a_slurmctld_outage_fails_nothing_and_the_daemon_recovers(project, irq, slurm_cluster):
+    with_daemon_config(project)
+    for i in (1, 2):
+        add_tiny(irq, f"Q-00{i}", "-p", "train_steps=300")
+    proc = start_daemon(project)
+    try:
+        deadline = time.monotonic() + 120
+        while not slurm_cluster.squeue_jobs():
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        slurm_cluster.stop_slurmctld()
+        try:
+            time.sleep(8)
+            with Ledger(project / "queue.db").transaction() as s:
+                assert "FAILED" not in {e.state for e in Ledger.experiments(s)}
+                assert any(a.unknown_since for a in Ledger.attempts(s))
+            r = irq("status", "--json")
+            assert r.code == 0 and "did not answer" in r.err
+        finally:
+            slurm_cluster.start_slurmctld()
+        wait_all(project)
+    finally:
+        log = stop_daemon(proc)
+    assert "unreachable" in log
