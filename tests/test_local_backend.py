@@ -109,7 +109,10 @@ def test_a_failing_job_is_failed_with_its_root_cause(tmp_path, irq):
     irq("init")
     (tmp_path / "irq.toml").write_text('[local]\npython = "python-not-installed"\n')
     add(irq, "Q-004")
-    irq("submit", "Q-004")
+    r = irq("submit", "Q-004")  # the preflight sees it coming and holds it
+    assert "Q-004: held (python: `python-not-installed` is not found" in r.out, r
+    assert irq("cancel", "Q-004").code == 0  # off the local queue
+    irq("submit", "Q-004", "--no-check")  # run it anyway: the job fails, and fetch says why
     wait_until_finished(irq)
     r = irq("fetch")
     assert "Q-004 attempt 1: FAILED (`python-not-installed: command not found`)" in r.out

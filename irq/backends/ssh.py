@@ -504,10 +504,19 @@ class SSHSession:
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                 if chan.exit_status_ready():
-                    while chan.recv_ready():
-                        out += chan.recv(65536)
-                    while chan.recv_stderr_ready():
-                        err += chan.recv_stderr(65536)
+                    # sshd may send the exit status before the last of the output: read to EOF
+                    chan.settimeout(max(1.0, deadline - time.monotonic()))
+                    try:
+                        while chunk := chan.recv(65536):
+                            out += chunk
+                        while chunk := chan.recv_stderr(65536):
+                            err += chunk
+                    except socket.timeout:
+                        self._drop()
+                        raise errors.BackendError(
+                            f"the output of {what} from {self.endpoint.where} never ended",
+                            "irq keeps every experiment as it was; the next command or daemon cycle reconnects",
+                        ) from None
                     rc = chan.recv_exit_status()
                     if rc == -1 and not t.is_active():  # closed, not exited: the link dropped
                         self._drop()
