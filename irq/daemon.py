@@ -188,7 +188,11 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
         ui.log(f"received {signal.Signals(signum).name}: finishing the current step")
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    base = max(1.0, float(interval if interval is not None else config.daemon.interval))
+    if interval is None:  # the larger of [daemon] interval and the cluster's own poll_interval
+        interval = config.daemon.interval
+        if config.backend != "local":
+            interval = max(interval, config.cluster().poll_interval)
+    base = max(1.0, float(interval))
     wait = base
     cycles = 0
     try:
