@@ -36,7 +36,7 @@ def wait_until_finished(irq, timeout: float = 120) -> dict:
 
 def test_submit_run_fetch_records_metrics_and_marks_done(tmp_path, irq):
     irq("init")
-    add(irq, "Q-001")
+    add(irq, "Q-001", "-p", "num_threads=null")  # torch's default: what the local backend sets
     r = irq("submit", "Q-001")
     assert r.code == 0 and "Q-001: submitted as job" in r.out
     rows = wait_until_finished(irq)
@@ -48,6 +48,8 @@ def test_submit_run_fetch_records_metrics_and_marks_done(tmp_path, irq):
     assert att["backend"] == "local" and att["state"] == "COMPLETED" and att["exit_code"] == 0
     assert 0 < att["results"]["val_mse"] < att["results"]["baseline_zero_mse"]
     assert att["results"]["steps"] == 40 and att["run_id"].startswith("q001_")
+    if "OMP_NUM_THREADS" not in os.environ:  # two slots share the cores instead of fighting over them
+        assert att["results"]["num_threads"] == max(1, (os.cpu_count() or 1) // 2)
     assert (tmp_path / att["output"] / "metrics.json").exists()
     assert not (tmp_path / att["output"] / "checkpoints").exists()  # checkpoints stay in the run dir
     assert show["experiment"]["state"] == "DONE"

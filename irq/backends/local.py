@@ -150,6 +150,8 @@ class LocalBackend:
                 "id": job_id, "name": req.name, "token": req.token, "run_dir": req.run_dir,
                 "array": req.array, "tasks": tasks or None, "throttle": min(throttle, self.limit) if tasks else 1,
                 "log_name": req.log_name, "time_limit": time_limit_seconds(req.script), "submitted": _now(),
+                # share the cores between the slots: two torch jobs each using every core thrash
+                "cpus_per_task": max(1, (os.cpu_count() or 1) // max(1, self.limit)),
             })
         Path(req.run_dir).mkdir(parents=True, exist_ok=True)
         log = open(d / "supervisor.log", "ab")

@@ -80,8 +80,10 @@ def _start(d: Path, job: dict, key: object) -> subprocess.Popen:
         "%a", str(key) if key is not None else "").replace("%j", base)
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SLURM_JOB_ID": task_job_id, "SLURM_JOB_NAME": job["name"],
-           "SLURM_SUBMIT_DIR": str(run_dir), "SLURM_CPUS_PER_TASK": "1", "SLURM_NTASKS": "1",
+    cpus = str(job.get("cpus_per_task", 1))
+    env = {"OMP_NUM_THREADS": cpus, "MKL_NUM_THREADS": cpus, **os.environ,
+           "SLURM_JOB_ID": task_job_id, "SLURM_JOB_NAME": job["name"],
+           "SLURM_SUBMIT_DIR": str(run_dir), "SLURM_CPUS_PER_TASK": cpus, "SLURM_NTASKS": "1",
            "SLURM_JOB_PARTITION": "local"}
     if key is not None:
         env.update(SLURM_ARRAY_JOB_ID=base, SLURM_ARRAY_TASK_ID=str(key))
