@@ -57,11 +57,12 @@ def run_demo(folder: Path, ui: UI, quick: bool = False, poll: float = 2.0) -> De
                     active = [a for a in Ledger.attempts(s) if is_active(a.state)]
                     ready = [e for e in Ledger.experiments(s) if e.state == "READY"]
                 if ready:
-                    submit(ledger, config, backends, ui, all_ready=True, queue_waiting=False)
-                    continue
+                    outs = submit(ledger, config, backends, ui, all_ready=True, queue_waiting=False)
+                    if any(o.status == "submitted" for o in outs):
+                        continue
                 if not active:
                     break
-                time.sleep(poll)
+                time.sleep(poll)  # never spin: the trainers need the cores
     export_queue(ledger, folder / "queue.md")
     rows = []
     with ledger.transaction() as s:
