@@ -155,8 +155,10 @@ class LocalBackend:
             })
         Path(req.run_dir).mkdir(parents=True, exist_ok=True)
         log = open(d / "supervisor.log", "ab")
+        # cwd = the job folder: `-m` puts the cwd first on sys.path, and the user's folder may hold
+        # another copy of irq (a checkout); the supervisor must run this one
         subprocess.Popen([sys.executable, "-m", "irq.backends.localrun", str(d)], stdin=subprocess.DEVNULL,
-                         stdout=log, stderr=log, start_new_session=True, close_fds=True,
+                         stdout=log, stderr=log, start_new_session=True, close_fds=True, cwd=d,
                          env={**os.environ, "PYTHONPATH": _irq_path()})
         log.close()
         self.counter.add("sbatch", round_trips=0)
