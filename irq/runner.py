@@ -329,6 +329,7 @@ def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
                     notes.append(f"{att.experiment_id}: adopted job {att.job_id} (submitted before irq could record it)")
                 elif utcnow() - (att.submitted_at or utcnow()) >= ADOPT_GRACE:
                     att.ended_at = utcnow()
+                    att.unknown_since = None  # known now: the scheduler never had it
                     att.error = "never reached the scheduler (irq stopped or the link dropped before sbatch)"
                     Ledger.set_attempt_state(s, att, "NOT_SUBMITTED", "no job carries its token")
                     exp = Ledger.experiment(s, att.experiment_id)
