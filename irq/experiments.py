@@ -13,7 +13,7 @@ from typing import Any
 from . import errors
 from .export import export_text
 from .fields import FieldError, parse_memory, parse_minutes, parse_seeds
-from .ledger import Ledger, validate_id
+from .ledger import Ledger, new_token, validate_id
 from .models import Attempt, Event, Experiment, utcnow
 from .queuefile import parse_file
 from .states import Priority, State
@@ -49,7 +49,6 @@ def import_queue(ledger: Ledger, path: Path) -> ImportReport:
             s.add(Event(experiment_id=exp.id, to_state=exp.state, reason=reason))
         s.flush()
         for att in doc.attempts:
-            from .ledger import new_token
             att.token = new_token()
             s.add(att)
             s.flush()

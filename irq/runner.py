@@ -523,9 +523,6 @@ def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> 
                 Ledger.set_state(s, exp, State.DONE, f"attempt {att.number} completed", attempt=att)
             detail = ", ".join(f"{k} {results[k]:.4g}" for k in ("val_mse", "val_mse_mean") if isinstance(results.get(k), float))
             return FetchOutcome(exp.id, att.number, "DONE", detail or "completed")
-        reason = None
-        if att.tasks:
-            reason = None
         d = diagnose(att.state, att.exit_code, log, trainer_error="; ".join(errors_seen) or None)
         att.error, att.root_cause, att.suggested_fix = d.error, d.root_cause, d.fix.replace("ID", exp.id)
         s.add(att)
