@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from irq.backends.slurm import SlurmBackend  # noqa: E402
-from irq.config import ClusterConfig  # noqa: E402
+from irq.backends.slurm import SlurmBackend
+from irq.config import ClusterConfig
 from tests.cluster.fixture import Cluster, cluster_is_up, read_env  # noqa: E402
 
 

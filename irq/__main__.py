@@ -1,3 +1,3 @@
-from .cli import main
+from irq.cli import main
 
 main()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import errors
+from irq import errors
 
 if sys.version_info >= (3, 11):
     import tomllib

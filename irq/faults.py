@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from . import errors
+from irq import errors
 
 
 def point(name: str) -> None:

@@ -3,7 +3,6 @@ nothing here reads the user's ~/.config or writes the repository's queue.db."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def ledger(tmp_path: Path):
-    from irq.ledger import Ledger
+    from irq.ledger.database import Ledger
 
     lg = Ledger(tmp_path / "queue.db", create=True)
     yield lg

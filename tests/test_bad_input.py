@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from irq import errors
-from irq.experiments import add_experiment, import_queue
-from irq.ledger import Ledger
+from irq.experiments.edit import add_experiment
+from irq.formats.queue_io import import_queue
+from irq.ledger.database import Ledger
 
 GOOD = """# Queue
 

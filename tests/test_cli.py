@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from irq.ledger import Ledger
+from irq.ledger.database import Ledger
 
 
 def test_init_creates_the_ledger_and_a_commented_config(tmp_path, irq):

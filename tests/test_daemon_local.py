@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from irq.daemon import apply_retry_policies
-from irq.ledger import Ledger
-from irq.models import Experiment
+from irq.daemon.loop import apply_retry_policies
+from irq.ledger.database import Ledger
+from irq.ledger.models import Experiment
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = str(REPO / "trainer" / "configs" / "tiny.json")
@@ -96,7 +96,7 @@ def test_the_daemon_alone_runs_a_campaign_under_the_slot_limit(tmp_path, irq):
 
 @pytest.mark.parametrize("fault", ["after_sbatch", "mid_fetch", "before_export", "before_sbatch"])
 def test_kill_9_at_any_point_and_restart_loses_and_duplicates_nothing(tmp_path, irq, fault, monkeypatch):
-    import irq.runner as runner
+    import irq.jobs.sync as runner
 
     campaign(irq, tmp_path)
     killed = 0
@@ -172,9 +172,9 @@ def test_retry_policy_grows_time_after_a_timeout_up_to_the_cap(tmp_path, ledger)
 
 def test_a_login_that_needs_a_person_is_said_clearly_and_the_daemon_waits(tmp_path, irq, monkeypatch):
     from irq import errors
+    from irq.backends.registry import Backends
     from irq.config import load_config
-    from irq.daemon import cycle
-    from irq.runner import Backends
+    from irq.daemon.loop import cycle
     from irq.ui import UI
 
     irq("init")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from irq.diagnose import diagnose
+from irq.policy.diagnose import diagnose
 
 TRACEBACK = """\
 irq: job 12 of Q-003 on vm at 2026-11-23T17:00:00Z

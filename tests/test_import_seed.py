@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from irq.experiments import import_queue
-from irq.ledger import Ledger
+from irq.formats.queue_io import import_queue
+from irq.ledger.database import Ledger
 
 
 def t(s: str) -> datetime:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from irq import errors
+from irq.backends.target import Target
 from irq.config import ClusterConfig
-from irq.jobscript import Target, build_job, run_id_for, trainer_overrides, trainer_keys
-from irq.models import Experiment
-from irq.render import render
+from irq.formats.render import render
+from irq.jobs.jobscript import build_job, run_id_for, trainer_keys, trainer_overrides
+from irq.ledger.models import Experiment
 
 GOLDEN = Path(__file__).parent / "golden"
 FASRC = ClusterConfig(

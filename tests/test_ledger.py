@@ -2,19 +2,18 @@
 an append-only history, WAL so that two processes can work on it at once."""
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from irq import errors, ledger as ledger_mod
-from irq.experiments import add_experiment, promote, retry
-from irq.ledger import Ledger
-from irq.models import Experiment
-from irq.states import LEGAL, State
+from irq import errors
+from irq.experiments.edit import add_experiment, promote, retry
+from irq.ledger import database as ledger_mod
+from irq.ledger.database import Ledger
+from irq.ledger.models import Experiment
+from irq.ledger.states import LEGAL, State
 
 
 def test_the_file_is_sqlite_in_wal_mode_with_a_schema_version(ledger):
@@ -104,8 +103,8 @@ def test_an_older_schema_is_migrated(tmp_path, monkeypatch):
 
 WRITER = """
 import sys
-from irq.ledger import Ledger
-from irq.experiments import add_experiment
+from irq.ledger.database import Ledger
+from irq.experiments.edit import add_experiment
 lg = Ledger(sys.argv[1])
 for i in range(int(sys.argv[2]), int(sys.argv[2]) + 25):
     add_experiment(lg, f"Q-{i:03d}", f"from process {sys.argv[2]}")

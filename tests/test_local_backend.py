@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from irq.ledger import Ledger
+from irq.ledger.database import Ledger
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = str(REPO / "trainer" / "configs" / "tiny.json")
@@ -169,8 +169,9 @@ def test_jobs_outlive_the_irq_process_and_a_kill_after_sbatch_is_adopted_once(tm
 
 
 def test_a_kill_before_sbatch_requeues_and_never_duplicates(tmp_path, irq, monkeypatch):
-    import irq.runner as runner
     from datetime import timedelta
+
+    import irq.jobs.sync as runner
 
     irq("init")
     add(irq, "Q-001")

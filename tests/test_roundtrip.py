@@ -9,11 +9,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from irq.experiments import export_queue, import_queue
-from irq.fields import param_key, param_label, parse_scalar
-from irq.ledger import Ledger
-from irq.models import Attempt, Experiment, Meta
-from irq.queuefile import ATT_FREE, QUEUED_FREE
+from irq.formats.fields import param_key, param_label, parse_scalar
+from irq.formats.queue_io import export_queue, import_queue
+from irq.formats.queuefile import ATT_FREE, QUEUED_FREE
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt, Experiment, Meta
 
 ALPHABET = string.ascii_letters + string.digits + " .,;:!?()[]{}'\"/+-=_<>%&@$^~|" + "×—é✓αβ→"
 

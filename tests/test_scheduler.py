@@ -1,7 +1,7 @@
 """The daemon's decision, as a pure function: which READY experiments go into free slots."""
 from __future__ import annotations
 
-from irq.scheduler import Candidate, plan
+from irq.policy.scheduler import Candidate, plan
 
 
 def c(i: str, prio: str = "MEDIUM", seq: int = 0, deps: tuple[str, ...] = (), requested: bool = False) -> Candidate:

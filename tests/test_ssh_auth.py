@@ -15,10 +15,18 @@ import pytest
 
 from irq import errors
 from irq.backends.slurm import (
-    classify_sbatch_error, expand_job_id, merge, parse_sacct, parse_sacctmgr_limit, parse_squeue,
-    parse_time, split_sections,
+    classify_sbatch_error,
+    expand_job_id,
+    merge,
+    parse_sacct,
+    parse_sacctmgr_limit,
+    parse_squeue,
+    parse_time,
+    split_sections,
 )
-from irq.backends.ssh import SSHSession, fingerprint, resolve_endpoint
+from irq.backends.ssh.endpoint import resolve_endpoint
+from irq.backends.ssh.hostkeys import fingerprint
+from irq.backends.ssh.session import SSHSession
 from irq.config import ClusterConfig
 
 PASSWORD, CODE = "correct horse", "123456"

@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import errors
-from .base import CallCounter, JobInfo, JobRequest, Slots
+from irq import errors
+from irq.backends.base import CallCounter, JobInfo, JobRequest, Slots
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .local import FINAL, _now, _read_json, write_json
+from irq.backends.local import _now, _read_json, write_json
 
 
 def main(job_dir: str) -> int:

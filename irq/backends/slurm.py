@@ -24,11 +24,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .. import errors
-from ..config import ClusterConfig
-from ..states import is_final, normalize_scheduler_state
-from .base import CallCounter, JobInfo, JobRequest, Slots
-from .ssh import Prompt, SSHSession
+from irq import errors
+from irq.backends.base import CallCounter, JobInfo, JobRequest, Slots
+from irq.backends.ssh.auth import Prompt
+from irq.backends.ssh.session import SSHSession
+from irq.config import ClusterConfig
+from irq.ledger.states import is_final, normalize_scheduler_state
 
 MARK = "@@irq-section@@"
 SQUEUE_FORMAT = "%i|%T|%r|%S|%j"  # name last: it may contain "|"

@@ -29,7 +29,7 @@ def project(slurm_cluster, tmp_path, monkeypatch, request):
     subprocess.run([*git, "rm", "-q", "queue.db"], check=True)
     subprocess.run([*git, "commit", "-qm", "a project of its own"], check=True)
     (proj / ".git" / "info" / "exclude").write_text("queue.db*\nresults/\n.irq/\n")
-    from irq.ledger import Ledger
+    from irq.ledger.database import Ledger
 
     Ledger(proj / "queue.db", create=True).close()
     bare = c.new_bare_repo(f"irq-{request.node.name[:40]}-{time.time_ns()}")

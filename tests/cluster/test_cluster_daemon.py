@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from irq.ledger import Ledger
+from irq.ledger.database import Ledger
 
 from .conftest import add_tiny, project_jobs, wait_states
 
@@ -231,7 +231,7 @@ def test_preflight_catches_each_failed_pilot(project, irq, slurm_cluster):
 
 
 def test_a_commented_out_module_load_is_caught(project, irq, slurm_cluster, monkeypatch, tmp_path):
-    from irq.jobscript import REPO_ROOT
+    from irq.backends.target import REPO_ROOT
 
     tpl = (REPO_ROOT / "templates" / "job.sbatch.j2").read_text()
     custom = tmp_path / "tpl"

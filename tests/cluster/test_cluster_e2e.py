@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from irq.ledger import Ledger
+from irq.ledger.database import Ledger
 
 from .conftest import add_tiny, since, wait_states
 

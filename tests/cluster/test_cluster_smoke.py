@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import time
 from datetime import datetime, timedelta
 
 import paramiko
 import pytest
 
-from tests.cluster.fixture import Cluster  # the `slurm_cluster` fixture comes from tests/conftest.py
+from tests.cluster.fixture import (
+    Cluster,  # the `slurm_cluster` fixture comes from tests/conftest.py
+)
 
 pytestmark = pytest.mark.cluster
 

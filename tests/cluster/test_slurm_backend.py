@@ -22,9 +22,10 @@ import pytest
 from irq import errors
 from irq.backends.base import JobInfo, JobRequest
 from irq.backends.slurm import SlurmBackend
-from irq.backends.ssh import SSHSession, fetch_host_key, fingerprint, trust_host
+from irq.backends.ssh.hostkeys import fingerprint, trust_host
+from irq.backends.ssh.session import SSHSession, fetch_host_key
 from irq.config import ClusterConfig
-from irq.states import is_active
+from irq.ledger.states import is_active
 from tests.cluster.fixture import Cluster
 
 pytestmark = pytest.mark.cluster

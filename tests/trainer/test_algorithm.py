@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 
+import naive
 import pytest
 import torch
 
-import naive
 from trainer.config import TrainConfig
 from trainer.diffusion import Energy, Schedule, StepRecord, clamp_bound, descend, sample
 from trainer.mining import mine

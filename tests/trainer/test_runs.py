@@ -14,7 +14,6 @@ import time
 
 import pytest
 import torch
-
 from conftest import ROOT, read_curve, read_json, run_trainer
 
 METRIC_KEYS = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .states import Priority
+from irq.ledger.states import Priority
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,22 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from .fields import (
-    backticked, fmt_dependencies, fmt_memory, fmt_minutes, fmt_resources, fmt_scalar, fmt_seeds,
-    fmt_time, join_annotation, param_label,
+from irq.formats.fields import (
+    backticked,
+    fmt_dependencies,
+    fmt_memory,
+    fmt_minutes,
+    fmt_resources,
+    fmt_scalar,
+    fmt_seeds,
+    fmt_time,
+    join_annotation,
+    param_label,
 )
-from .ledger import Ledger
-from .models import Attempt, Experiment
-from .render import render
-from .states import SUCCESS_STATES, State, is_active
+from irq.formats.render import render
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt, Experiment
+from irq.ledger.states import SUCCESS_STATES, State, is_active
 
 DEFAULT_TITLE = "Experiment Queue"
 

@@ -10,13 +10,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import load_config, write_default_config
-from .experiments import add_experiment, export_queue
-from .jobscript import REPO_ROOT
-from .ledger import Ledger
-from .runner import Backends, fetch, refresh, submit
-from .states import is_active
-from .ui import UI
+from irq.backends.registry import Backends
+from irq.backends.target import REPO_ROOT
+from irq.config import load_config, write_default_config
+from irq.experiments.edit import add_experiment
+from irq.formats.queue_io import export_queue
+from irq.jobs.fetch import fetch
+from irq.jobs.submit import submit
+from irq.jobs.sync import refresh
+from irq.ledger.database import Ledger
+from irq.ledger.states import is_active
+from irq.ui import UI
 
 STRATEGIES = (("Q-041", "none", "Pilot: no negative mining (baseline)"),
               ("Q-042", "random", "Pilot: random negatives"),

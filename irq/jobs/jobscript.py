@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import errors
-from .backends.base import JobRequest
-from .config import ClusterConfig, Config
-from .fields import fmt_scalar, slurm_memory, slurm_time
-from .models import Experiment
-from .render import render
+from irq import errors
+from irq.backends.base import JobRequest
+from irq.backends.target import REPO_ROOT, Target
+from irq.formats.fields import fmt_scalar, slurm_memory, slurm_time
+from irq.formats.render import render
+from irq.ledger.models import Experiment
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "job.sbatch.j2"
 
 
@@ -33,34 +31,6 @@ def trainer_keys(code_dir: Path = REPO_ROOT) -> frozenset[str]:
         return frozenset()
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where a job runs: the local machine or one cluster, with what that implies."""
-
-    kind: str  # "local" | "slurm"
-    name: str  # backend name recorded on attempts: "local" or "slurm:NAME"
-    workdir: str  # absolute: runs/<run_id> live below it
-    partition: str | None = None
-    modules: tuple[str, ...] = ()
-    module_init: str = ""
-    python: str = "python"
-    clone: bool = False
-    repo_url: str = ""
-    scratch: str = "/tmp"
-    code_dir: str = ""
-    array_throttle: int = 2
-
-    @classmethod
-    def local(cls, config: Config, python: str) -> "Target":
-        return cls(kind="local", name="local", workdir=str(config.resolve(config.local.workdir).resolve()),
-                   python=config.local.python or python, code_dir=str(REPO_ROOT),
-                   array_throttle=config.local.slots)
-
-    @classmethod
-    def cluster(cls, c: ClusterConfig) -> "Target":
-        return cls(kind="slurm", name=f"slurm:{c.name}", workdir=c.workdir, partition=c.partition,
-                   modules=tuple(c.modules), module_init=c.module_init, python=c.python, clone=True,
-                   repo_url=c.repo_url, scratch=c.scratch, array_throttle=c.job_limit or 2)
 
 
 def run_id_for(exp_id: str, when: datetime) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import jinja2
 
-from . import errors
+from irq import errors
 
 
 def template_dirs(extra: Path | None = None) -> list[Path]:
@@ -23,7 +23,7 @@ def template_dirs(extra: Path | None = None) -> list[Path]:
     env_dir = os.environ.get("IRQ_TEMPLATES")
     if env_dir:
         dirs.append(Path(env_dir))
-    dirs.append(Path(__file__).resolve().parent.parent / "templates")
+    dirs.append(Path(__file__).resolve().parents[2] / "templates")
     return [d for d in dirs if d.is_dir()]
 
 

@@ -13,15 +13,22 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from . import errors
-from .fields import (
-    FieldError, ids_in, param_key, parse_memory, parse_minutes, parse_resources, parse_scalar,
-    parse_seeds, parse_time, strip_backticks,
+from irq import errors
+from irq.formats.fields import (
+    FieldError,
+    ids_in,
+    param_key,
+    parse_memory,
+    parse_minutes,
+    parse_resources,
+    parse_scalar,
+    parse_seeds,
+    parse_time,
+    strip_backticks,
 )
-from .ledger import ID_RE
-from .models import Attempt, Experiment
-from .states import Priority, State, is_active, normalize_scheduler_state
+from irq.ledger.database import ID_RE
+from irq.ledger.models import Attempt, Experiment
+from irq.ledger.states import Priority, State, is_active, normalize_scheduler_state
 
 FORMAT_MARKER = "<!-- irq:queue v1"
 SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED}

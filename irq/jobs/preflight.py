@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import errors
-from .config import Config
-from .fields import fmt_memory, fmt_minutes, parse_minutes
-from .jobscript import Target
-from .ledger import Ledger
-from .models import Experiment
+from irq import errors
+from irq.backends.target import Target
+from irq.config import Config
+from irq.formats.fields import fmt_memory, fmt_minutes, parse_minutes
+from irq.ledger.database import Ledger
+from irq.ledger.models import Experiment
 
 ENTRY_POINT = "trainer/__main__.py"
 

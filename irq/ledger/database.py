@@ -21,9 +21,9 @@ from sqlalchemy import event, func
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from . import errors
-from .models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
-from .states import LEGAL, Priority, State
+from irq import errors
+from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
+from irq.ledger.states import LEGAL, Priority, State
 
 SCHEMA_VERSION = 1
 ID_RE = re.compile(r"^Q-\d{3,}$")

@@ -11,24 +11,24 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from . import errors, faults
-from .config import Config
-from .experiments import export_queue
-from .fields import fmt_memory, fmt_minutes
-from .ledger import Ledger
-from .models import utcnow
-from .runner import Backends, candidates, fetch, record_calls, refresh, submit
-from .scheduler import Plan, plan
-from .states import State
-from .ui import UI
+from irq import errors, faults
+from irq.backends.registry import Backends, record_calls
+from irq.config import Config
+from irq.formats.fields import fmt_memory, fmt_minutes
+from irq.formats.queue_io import export_queue
+from irq.jobs.fetch import fetch
+from irq.jobs.submit import candidates, submit
+from irq.jobs.sync import refresh
+from irq.ledger.database import Ledger
+from irq.ledger.models import utcnow
+from irq.ledger.states import State
+from irq.policy.scheduler import Plan, plan
+from irq.ui import UI
 
 
 @dataclass
@@ -120,7 +120,7 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
 
 def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport) -> None:
     """Re-export queue.md whenever it differs from the ledger (also after a crash mid-export)."""
-    from .export import export_text
+    from irq.formats.export import export_text
 
     text = export_text(ledger)
     try:
@@ -248,39 +248,7 @@ def _log_cycle(ui: UI, rep: CycleReport) -> None:
 
 
 # -- detached ------------------------------------------------------------------------------
-def start_detached(db: Path, config_path: Path | None, log: Path, extra: list[str]) -> int:
-    if (pid := DaemonLock(db).holder()) is not None:
-        raise errors.IrqError(f"a daemon already serves {db} (pid {pid})", "`irq daemon stop` first")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "irq", "--db", str(db)]
-    if config_path:
-        cmd += ["--config", str(config_path)]
-    cmd += ["daemon", "run", *extra]
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True)
-    for _ in range(50):  # wait until it holds the lock, or died
-        if DaemonLock(db).holder() == proc.pid:
-            return proc.pid
-        if proc.poll() is not None:
-            raise errors.IrqError(f"the daemon exited at once (code {proc.returncode})", f"see {log}")
-        time.sleep(0.1)
-    return proc.pid
 
 
-def stop_detached(db: Path, timeout: float = 30) -> int | None:
-    pid = DaemonLock(db).holder()
-    if pid is None or pid < 0:
-        return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and DaemonLock(db).holder() is not None:
-        time.sleep(0.2)
-    return pid
 
 
-def status_detached(ledger: Ledger) -> dict[str, Any]:
-    pid = DaemonLock(ledger.path).holder()
-    last = ledger.get_meta("daemon_last_cycle")
-    with ledger.transaction() as s:
-        calls = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
-    return {"running": pid is not None, "pid": pid, "last_cycle": last, "scheduler_calls_last_hour": calls}

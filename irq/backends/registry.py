@@ -1,0 +1,70 @@
+"""The backends a command or daemon cycle uses, each opened once, and the record of their scheduler calls."""
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Callable
+
+from irq import errors
+from irq.backends.base import Backend
+from irq.backends.target import Target
+from irq.config import Config
+from irq.ledger.database import Ledger
+
+
+class Backends:
+    """Opens each backend once per command or daemon cycle (one SSH connection each)."""
+
+    def __init__(self, config: Config, prompt: Callable[..., Any] | None = None) -> None:
+        self.config = config
+        self.prompt = prompt
+        self._open: dict[str, Backend] = {}
+        self._stack = ExitStack()
+
+    def target(self, name: str | None = None) -> Target:
+        name = name or ("local" if self.config.backend == "local" else f"slurm:{self.config.backend}")
+        if name == "local":
+            return Target.local(self.config, sys.executable)
+        return Target.cluster(self.config.cluster(name.split(":", 1)[1]))
+
+    def get(self, name: str) -> Backend:
+        if name not in self._open:
+            if name == "local":
+                from irq.backends.local import LocalBackend
+
+                t = self.target("local")
+                self._open[name] = LocalBackend(Path(t.workdir), self.config.local.slots)
+            elif name.startswith("slurm:"):
+                from irq.backends.slurm import SlurmBackend
+
+                self._open[name] = SlurmBackend(self.config.cluster(name.split(":", 1)[1]), prompt=self.prompt)
+            else:
+                raise errors.ConfigError(f"attempts were made with backend {name!r}, which irq does not know")
+            self._stack.callback(self._open[name].close)
+        return self._open[name]
+
+    def default_name(self) -> str:
+        return "local" if self.config.backend == "local" else f"slurm:{self.config.backend}"
+
+    def opened(self) -> dict[str, Backend]:
+        return dict(self._open)
+
+    def close(self) -> None:
+        self._stack.close()
+        self._open.clear()
+
+    def __enter__(self) -> "Backends":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def record_calls(ledger: Ledger, backends: Backends) -> None:
+    """Append this session's scheduler calls to the ledger (the polling budget)."""
+    with ledger.transaction() as s:
+        for name, b in backends.opened().items():
+            for cmd in b.counter.calls:
+                Ledger.record_call(s, name, cmd)
+            b.counter.calls.clear()

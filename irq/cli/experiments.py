@@ -1,0 +1,143 @@
+"""Commands on the ledger: init, import, export, add, ready, retry."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from irq import errors
+from irq.cli.app import app, ctx
+from irq.cli.common import _dump
+from irq.ledger.database import Ledger
+
+
+@app.command()
+def init(c: typer.Context) -> None:
+    """Create the ledger (queue.db) and a commented irq.toml here."""
+    from irq.config import write_default_config
+
+    x = ctx(c)
+    existed = x.db.exists()
+    Ledger(x.db, create=True).close()
+    cfg = write_default_config(Path.cwd() / "irq.toml")
+    x.ui.print(f"{'ledger already at' if existed else 'created ledger'} {x.db}")
+    if cfg:
+        x.ui.print(f"wrote {cfg} (commented; add a [clusters.NAME] table to submit to SLURM)")
+
+
+@app.command("import")
+def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md to read.")) -> None:
+    """Read a queue.md (the hand-kept layout or irq's export) into the ledger: all of it or nothing."""
+    from irq.formats.queue_io import import_queue
+
+    x = ctx(c)
+    if not x.db.exists():
+        Ledger(x.db, create=True).close()
+    rep = import_queue(x.ledger(), path)
+    if rep.repaired_lines:
+        x.ui.print(f"repaired double-encoded UTF-8 (mojibake such as 'â€”' for '—') on {rep.repaired_lines} lines")
+    states = ", ".join(f"{n} {s}" for s, n in rep.states.items())
+    x.ui.print(f"imported {rep.experiments} experiments ({states}) and {rep.attempts} attempts from {path}")
+
+
+@app.command()
+def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="Write here instead of stdout.")) -> None:
+    """Render queue.md from the ledger (templates/queue.md.j2)."""
+    from irq.formats.queue_io import export_queue
+
+    x = ctx(c)
+    text = export_queue(x.ledger(), path)
+    if path is None:
+        sys.stdout.write(text)
+    else:
+        x.ui.print(f"wrote {path}")
+
+
+@app.command()
+def add(
+    c: typer.Context,
+    exp_id: str = typer.Argument(..., metavar="ID", help="Like Q-011."),
+    title: Optional[str] = typer.Option(None, "--title", "-t"),
+    config: Optional[Path] = typer.Option(None, "--config-file", "-c", help="Trainer config JSON; its rank, steps, mining... become parameters."),
+    hypothesis: Optional[str] = typer.Option(None, "--hypothesis"),
+    param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE, repeatable (overrides the config file)."),
+    priority: str = typer.Option("MEDIUM", "--priority", help="HIGHEST, HIGH, MEDIUM or LOW."),
+    after: list[str] = typer.Option([], "--after", help="Run after this experiment (repeatable)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="'0-9' or '0,1,2': a seed array."),
+    gpus: Optional[int] = typer.Option(None, "--gpus"),
+    cpus: Optional[int] = typer.Option(None, "--cpus"),
+    memory: Optional[str] = typer.Option(None, "--mem", help="e.g. 16GB"),
+    time: Optional[str] = typer.Option(None, "--time", help="e.g. '2 hours' or 02:00:00"),
+    partition: Optional[str] = typer.Option(None, "--partition"),
+    notes: Optional[str] = typer.Option(None, "--notes"),
+    proposed: bool = typer.Option(False, "--proposed", help="A future extension: never submitted until `irq ready`."),
+    retry_on: list[str] = typer.Option([], "--retry-on", help="TIMEOUT or OUT_OF_MEMORY: resubmit with more time/memory (repeatable)."),
+    retry_max_time: Optional[str] = typer.Option(None, "--retry-max-time", help="Cap for --retry-on TIMEOUT, e.g. '8 hours'."),
+    retry_max_mem: Optional[str] = typer.Option(None, "--retry-max-mem", help="Cap for --retry-on OUT_OF_MEMORY, e.g. 64GB."),
+    retry_max_attempts: int = typer.Option(3, "--retry-max-attempts"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Add an experiment (READY, or PROPOSED with --proposed)."""
+    from irq.experiments.edit import add_experiment
+    from irq.formats.fields import parse_scalar
+
+    x = ctx(c)
+    params: dict[str, Any] = {}
+    for p in param:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise errors.UsageError(f"--param wants KEY=VALUE, got {p!r}")
+        params[key.strip()] = parse_scalar(value)[0]
+    exp = add_experiment(
+        x.ledger(), exp_id, title, config=config, hypothesis=hypothesis, params=params,
+        priority=priority, depends_on=after, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
+        time=time, partition=partition, notes=notes, proposed=proposed,
+        retry=_retry_policy(retry_on, retry_max_time, retry_max_mem, retry_max_attempts),
+    )
+    if as_json:
+        x.ui.json(_dump(exp))
+    else:
+        x.ui.print(f"added {exp.id} ({exp.state}): {exp.title}")
+
+
+def _retry_policy(on: list[str], max_time: Optional[str], max_mem: Optional[str], attempts: int) -> dict:
+    from irq.formats.fields import FieldError, parse_memory, parse_minutes
+
+    if not on:
+        return {}
+    bad = [o for o in on if o.upper() not in ("TIMEOUT", "OUT_OF_MEMORY")]
+    if bad:
+        raise errors.UsageError(f"--retry-on takes TIMEOUT or OUT_OF_MEMORY, not {bad[0]!r}")
+    pol: dict = {"on": [o.upper() for o in on], "max_attempts": attempts}
+    try:
+        if max_time:
+            pol["max_time_minutes"] = parse_minutes(max_time)
+        if max_mem:
+            pol["max_memory_mb"] = parse_memory(max_mem)
+    except FieldError as exc:
+        raise errors.UsageError(str(exc)) from None
+    return pol
+
+
+@app.command()
+def ready(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
+    """Promote proposed experiments (Future Extensions) to READY."""
+    from irq.experiments.edit import promote
+
+    x = ctx(c)
+    for i in ids:
+        e = promote(x.ledger(), i)
+        x.ui.print(f"{e.id} is READY")
+
+
+@app.command()
+def retry(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
+    """Put FAILED experiments back to READY; earlier attempts are kept."""
+    from irq.experiments.edit import retry as retry_
+
+    x = ctx(c)
+    for i in ids:
+        e = retry_(x.ledger(), i)
+        x.ui.print(f"{e.id} is READY again (its earlier attempts stay in the ledger)")

@@ -1,0 +1,1 @@
+"""The user's verbs on experiments that need no cluster: add, promote, retry, views."""

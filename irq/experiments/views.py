@@ -1,0 +1,86 @@
+"""Read-only views of the ledger for status and show."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt, Event, Experiment, utcnow
+from irq.ledger.states import State
+
+
+@dataclass
+class ExperimentView:
+    experiment: Experiment
+    attempts: list[Attempt]
+    events: list[Event]
+
+
+def show(ledger: Ledger, exp_id: str) -> ExperimentView:
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
+        return ExperimentView(exp, Ledger.attempts(s, exp.id), Ledger.events(s, exp.id))
+
+
+def now_iso() -> str:
+    return utcnow().isoformat()
+
+
+@dataclass
+class StatusRow:
+    """One line of `irq status`: the experiment, its latest attempt, why it waits."""
+
+    id: str
+    title: str
+    state: str
+    priority: str
+    attempts: int
+    job_id: str | None
+    scheduler_state: str | None
+    detail: str
+    updated_at: Any
+
+
+def status_rows(ledger: Ledger) -> list[StatusRow]:
+    rows: list[StatusRow] = []
+    with ledger.transaction() as s:
+        atts: dict[str, list[Attempt]] = {}
+        for a in Ledger.attempts(s):
+            atts.setdefault(a.experiment_id, []).append(a)
+        exps = Ledger.experiments(s)
+        states = {e.id: e.state for e in exps}
+        for e in exps:
+            mine = atts.get(e.id, [])
+            last = mine[-1] if mine else None
+            rows.append(StatusRow(
+                id=e.id, title=e.title, state=e.state, priority=e.priority, attempts=len(mine),
+                job_id=last.job_id if last else None,
+                scheduler_state=last.state if last else None,
+                detail=_detail(e, last, states), updated_at=e.updated_at,
+            ))
+    return rows
+
+
+def _detail(e: Experiment, last: Attempt | None, states: dict[str, str]) -> str:
+    from irq.formats.fields import fmt_time
+    from irq.ledger.states import is_active
+
+    if e.state == State.IN_PROGRESS.value and e.waiting_reason is not None and not (last and is_active(last.state)):
+        return f"queued locally, waiting for a slot: {e.waiting_reason}"
+    if e.state == State.READY.value and e.depends_on:
+        failed = [d for d in e.depends_on if states.get(d) == "FAILED"]
+        if failed:
+            return f"held: dependency {', '.join(failed)} FAILED"
+        pending = [d for d in e.depends_on if states.get(d) != "DONE"]
+        if pending:
+            return "waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in pending)
+    if last is None:
+        return ""
+    if last.unknown_since:
+        return f"state unknown since {fmt_time(last.unknown_since)} (scheduler unreachable)"
+    if e.state == State.FAILED.value:
+        return (last.root_cause or last.error or last.state)[:120]
+    if e.state == State.DONE.value:
+        val = last.results.get("val_mse", last.results.get("Validation MSE"))
+        return f"val_mse {val}" if val is not None else ""
+    return last.state

@@ -1,0 +1,1 @@
+"""Text formats: queue.md import and export, field values, Jinja templates."""

@@ -1,0 +1,1 @@
+"""Jobs: the job script, git facts, preflight, submission, state sync, fetching results."""

@@ -1,0 +1,38 @@
+"""Cancel a job, or take an experiment off the local queue."""
+from __future__ import annotations
+
+from irq import errors
+from irq.backends.registry import Backends, record_calls
+from irq.jobs.sync import reconcile
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt
+from irq.ledger.states import (
+    SUBMITTING,
+    State,
+    is_active,
+)
+from irq.ui import UI
+
+
+def cancel(ledger: Ledger, backends: Backends, ui: UI, exp_id: str) -> str:
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
+        a = Ledger.latest_attempt(s, exp.id)
+        if exp.state == State.IN_PROGRESS.value and (a is None or not is_active(a.state)):
+            Ledger.set_state(s, exp, State.READY, "taken off the local queue by the user")
+            return f"{exp.id} was queued locally; it is READY again (nothing was running)"
+        if exp.state != State.IN_PROGRESS.value or a is None:
+            raise errors.IllegalTransition(f"{exp.id} is {exp.state}: nothing to cancel")
+    if a.state == SUBMITTING or not a.job_id:
+        reconcile(ledger, backends, ui)
+        with ledger.transaction() as s:
+            a = s.get(Attempt, a.id)
+        if not a.job_id:
+            raise errors.BackendError(f"{exp_id}'s submission is not confirmed yet", "try again in a minute")
+    backends.get(a.backend).cancel(a.job_id)
+    with ledger.transaction() as s:
+        att = s.get(Attempt, a.id)
+        att.annotations = {**att.annotations, "cancelled_by": "irq cancel"}
+        s.add(att)
+    record_calls(ledger, backends)
+    return f"cancel sent for job {a.job_id} of {exp_id}; `irq fetch` records it once the scheduler confirms"

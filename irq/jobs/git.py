@@ -1,0 +1,53 @@
+"""Git facts about the code a job runs: the commit, whether the tree is dirty, config paths inside the repository."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from irq import errors
+from irq.backends.target import Target
+from irq.config import Config
+from irq.ledger.models import Experiment
+
+
+def git_sha(path: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_dirty(path: Path) -> bool:
+    out = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+                         capture_output=True, text=True, timeout=10)
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def target_sha(config: Config, target: Target) -> str:
+    root = Path(target.code_dir) if target.kind == "local" else config.root
+    sha = git_sha(root)
+    if sha is None:
+        if target.kind == "local":
+            return "unknown"
+        raise errors.PreflightFailed(f"{root} is not a git repository: jobs clone a pinned commit",
+                                     "run irq from your project's git checkout")
+    return sha
+
+
+def config_in_repo(exp: Experiment, config: Config, target: Target) -> Experiment:
+    """A config path as the job sees it: relative to the repository root it runs from."""
+    if not exp.config_path:
+        return exp
+    p = Path(exp.config_path)
+    base = Path(target.code_dir) if target.kind == "local" else config.root
+    if p.is_absolute():
+        try:
+            rel = p.resolve().relative_to(base.resolve())
+        except ValueError:
+            if target.kind == "local":
+                return exp
+            raise errors.PreflightFailed(f"{exp.id}'s config {p} is outside the repository the job clones",
+                                         "keep trainer configs inside the repository") from None
+        exp = exp.model_copy(update={"config_path": str(rel)})
+    return exp

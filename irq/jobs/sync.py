@@ -1,0 +1,176 @@
+"""Keep attempts in step with the scheduler: adopt unconfirmed submissions, refresh active jobs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from irq import errors
+from irq.backends.base import JobInfo
+from irq.backends.registry import Backends, record_calls
+from irq.config import load_config
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt, utcnow
+from irq.ledger.states import (
+    SUBMITTING,
+    is_active,
+    is_final,
+)
+from irq.ui import UI
+
+ADOPT_GRACE = timedelta(seconds=30)  # a SUBMITTING row younger than this may still be in flight
+
+
+def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
+    """Adopt jobs whose submission was never confirmed (crash or dropped link after sbatch)."""
+    with ledger.transaction() as s:
+        pending = [a for a in Ledger.attempts(s) if a.state == SUBMITTING]
+    notes = []
+    by_backend: dict[str, list[Attempt]] = {}
+    for a in pending:
+        by_backend.setdefault(a.backend, []).append(a)
+    for name, atts in by_backend.items():
+        backend = backends.get(name)
+        since = min(a.submitted_at or utcnow() for a in atts) - timedelta(minutes=5)
+        names = {f"{a.experiment_id}.{a.token}": a for a in atts}
+        found = backend.find(list(names), since)
+        for jname, a in names.items():
+            with ledger.transaction() as s:
+                att = s.get(Attempt, a.id)
+                if att.state != SUBMITTING:
+                    continue
+                if jname in found:
+                    att.job_id = found[jname]
+                    att.unknown_since = None
+                    att.error = None
+                    Ledger.set_attempt_state(s, att, "PENDING", f"adopted job {att.job_id} by its token")
+                    notes.append(f"{att.experiment_id}: adopted job {att.job_id} (submitted before irq could record it)")
+                elif utcnow() - (att.submitted_at or utcnow()) >= ADOPT_GRACE:
+                    att.ended_at = utcnow()
+                    att.unknown_since = None  # known now: the scheduler never had it
+                    att.error = "never reached the scheduler (irq stopped or the link dropped before sbatch)"
+                    Ledger.set_attempt_state(s, att, "NOT_SUBMITTED", "no job carries its token")
+                    exp = Ledger.experiment(s, att.experiment_id)
+                    exp.waiting_reason = "re-queued: the previous submission never reached the scheduler"
+                    exp.queued_since = utcnow()
+                    s.add(exp)
+                    notes.append(f"{att.experiment_id}: attempt {att.number} never reached the scheduler; queued again")
+    for n in notes:
+        ui.log(n)
+    record_calls(ledger, backends)
+    return notes
+
+
+@dataclass
+class RefreshReport:
+    changed: list[str] = field(default_factory=list)  # "Q-001: RUNNING -> COMPLETED"
+    finished: list[int] = field(default_factory=list)  # attempt ids that reached a final state
+    unreachable: dict[str, str] = field(default_factory=dict)  # backend -> error
+
+
+def aggregate(rows: list[JobInfo]) -> tuple[str, int | None, datetime | None, datetime | None, str | None]:
+    """One state for a job or an array: active while any task is, else the worst outcome."""
+    states = [r.state for r in rows]
+    if any(is_active(st) for st in states):
+        st = "RUNNING" if "RUNNING" in states else next(x for x in states if is_active(x))
+    elif all(x == "COMPLETED" for x in states):
+        st = "COMPLETED"
+    else:
+        order = ["OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "FAILED", "CANCELLED"]
+        st = next((x for x in order if x in states), next(x for x in states if x != "COMPLETED"))
+    codes = [r.exit_code for r in rows if r.exit_code is not None]
+    exit_code = max(codes) if codes else None
+    starts = [r.start for r in rows if r.start]
+    ends = [r.end for r in rows if r.end]
+    end = max(ends) if ends and not any(is_active(x) for x in states) else None
+    reason = next((r.reason for r in rows if r.reason), None)
+    return st, exit_code, (min(starts) if starts else None), end, reason
+
+
+def refresh(ledger: Ledger, backends: Backends, ui: UI) -> RefreshReport:
+    """Ask each backend about every active attempt: one batched query per backend."""
+    report = RefreshReport()
+    reconcile_safe(ledger, backends, ui, report)
+    with ledger.transaction() as s:
+        active = [a for a in Ledger.attempts(s) if is_active(a.state) and a.job_id and a.backend != "imported"]
+    by_backend: dict[str, list[Attempt]] = {}
+    for a in active:
+        by_backend.setdefault(a.backend, []).append(a)
+    for name, atts in by_backend.items():
+        since = min(a.submitted_at or utcnow() for a in atts) - timedelta(hours=1)
+        try:
+            rows = backends.get(name).query([a.job_id for a in atts], since)
+        except errors.BackendError as exc:
+            report.unreachable[name] = exc.message
+            _mark_unknown(ledger, [a.id for a in atts])
+            ui.log(f"{name}: {exc.message} (states kept; unknown since now)")
+            continue
+        with ledger.transaction() as s:
+            for a in atts:
+                att = s.get(Attempt, a.id)
+                got = rows.get(att.job_id.split("_")[0])
+                if not got:
+                    if att.unknown_since is None:
+                        att.unknown_since = utcnow()
+                        s.add(att)
+                    continue
+                st, code, start, end, reason = aggregate(got)
+                att.unknown_since = None
+                if len(got) > 1 or got[0].task_id is not None:
+                    att.tasks = {str(r.task_id): {"state": r.state, "exit_code": r.exit_code} for r in got
+                                 if r.task_id is not None}
+                att.started_at = att.started_at or start
+                if end:
+                    att.ended_at = end
+                if code is not None:
+                    att.exit_code = code
+                old = att.state
+                if Ledger.set_attempt_state(s, att, st, reason or "scheduler"):
+                    report.changed.append(f"{att.experiment_id}: {old} -> {st}")
+                s.add(att)
+                if is_final(st):
+                    report.finished.append(att.id)
+    record_calls(ledger, backends)
+    return report
+
+
+def reconcile_safe(ledger: Ledger, backends: Backends, ui: UI, report: RefreshReport) -> None:
+    try:
+        reconcile(ledger, backends, ui)
+    except errors.BackendError as exc:
+        report.unreachable["reconcile"] = exc.message
+
+
+def _mark_unknown(ledger: Ledger, attempt_ids: list[int]) -> None:
+    with ledger.transaction() as s:
+        for i in attempt_ids:
+            a = s.get(Attempt, i)
+            if a.unknown_since is None:
+                a.unknown_since = utcnow()
+                s.add(a)
+
+
+def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict[str, Any] | None:
+    """Before `irq status`: refresh active attempts (none active: no scheduler call)."""
+    with ledger.transaction() as s:
+        active = [a for a in Ledger.attempts(s) if is_active(a.state) and a.backend != "imported"]
+        calls = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
+    info: dict[str, Any] = {"scheduler_calls_last_hour": calls}
+    if not active:
+        return info
+    config = load_config(config_path)
+    with Backends(config) as backends:
+        rep = refresh(ledger, backends, ui)
+        try:
+            sl = backends.get(backends.default_name()).slots()
+            info.update(limit=sl.limit, used=sl.used, free=sl.free if sl.limit is not None else None,
+                        summary=sl.summary())
+        except errors.BackendError as exc:
+            info["summary"] = f"job slots unknown: {exc.message}"
+        record_calls(ledger, backends)
+    if rep.unreachable:
+        info["unreachable"] = rep.unreachable
+    with ledger.transaction() as s:
+        info["scheduler_calls_last_hour"] = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
+    return info

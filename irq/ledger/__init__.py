@@ -1,0 +1,1 @@
+"""The ledger: the SQLite database, its tables, and the states experiments and attempts move through."""
