@@ -1,0 +1,153 @@
+"""irq at the size of a long study: 10,000 experiments and 50,000 attempts, 200 of them active.
+
+    .venv/bin/python bench/bench_scale.py [--experiments 10000] [--attempts-per 5] [--runs 3]
+
+Builds that ledger with a script (bulk SQL into a ledger made by `irq init`, so the schema is the
+one this irq writes), then runs each command as its own process and reads the process's own CPU
+time and peak memory from the kernel (wait4). Every figure is printed beside the CLI's start-up
+floor (`irq --help`) measured in the same run, because the machines are shared and noisy: the
+ratio is the figure to compare. When myqueue is installed (`mq` on PATH), `mq ls` on a folder of
+as many tasks is measured in the same run too. Nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+STATES = ("DONE", "FAILED", "READY", "PROPOSED")
+ATTEMPT_FINAL = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED")
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
+    """(cpu seconds, wall seconds, peak RSS in MB) of one process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}")
+    return ru.ru_utime + ru.ru_stime, wall, ru.ru_maxrss // 1024
+
+
+def defaults_for(conn: sqlite3.Connection, table: str) -> dict[str, object]:
+    """A value for every NOT NULL column without a default: JSON columns get {} or [] by name."""
+    lists = {"depends_on", "seeds", "extras", "queue_extras", "modules"}
+    out: dict[str, object] = {}
+    for _, name, typ, notnull, dflt, pk in conn.execute(f"PRAGMA table_info({table})"):
+        if notnull and dflt is None and not pk:
+            if typ.upper() == "JSON":
+                out[name] = "[]" if name in lists else "{}"
+            elif typ.upper() in ("INTEGER", "FLOAT", "BOOLEAN"):
+                out[name] = 0
+            elif typ.upper() == "DATETIME":
+                out[name] = "2026-01-01 00:00:00"
+            else:
+                out[name] = ""
+    return out
+
+
+def insert(conn: sqlite3.Connection, table: str, base: dict[str, object], rows: list[dict[str, object]]) -> None:
+    cols = list({**base, **rows[0]})
+    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+    conn.executemany(sql, [tuple({**base, **r}[c] for c in cols) for r in rows])
+
+
+def build_ledger(folder: Path, irq: list[str], n_exp: int, per: int, active: int) -> Path:
+    env = {**os.environ, "IRQ_USER_CONFIG": str(folder / "none.toml")}
+    subprocess.run(irq + ["init"], cwd=folder, env=env, check=True, capture_output=True)
+    db = folder / "queue.db"
+    conn = sqlite3.connect(db)
+    exp_base, att_base = defaults_for(conn, "experiment"), defaults_for(conn, "attempt")
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    exps, atts = [], []
+    for i in range(n_exp):
+        state = "IN_PROGRESS" if i < active else STATES[i % len(STATES)]
+        when = (t0 + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S")
+        exps.append({"id": f"Q-{i + 1:05d}", "seq": i + 1, "title": f"sweep point {i} [lr=1e-3]", "state": state,
+                     "priority": "MEDIUM", "parameters": json.dumps({"rank": 20, "mining": "adversarial", "seed": i % 10}),
+                     "resources": json.dumps({"gpus": 1, "time_minutes": 120, "partition": "gpu"}),
+                     "created_at": when, "updated_at": when})
+        for n in range(1, per + 1):
+            last = n == per
+            st = ("RUNNING" if i < active and last else
+                  "COMPLETED" if state == "DONE" and last else ATTEMPT_FINAL[(i + n) % len(ATTEMPT_FINAL)])
+            atts.append({"experiment_id": f"Q-{i + 1:05d}", "number": n, "token": f"irq-{i:06d}{n:02d}",
+                         "backend": "local", "job_id": str(100000 + i * per + n), "run_id": f"q{i:05d}_{n}",
+                         "state": st, "submitted_at": when, "run_dir": f"/scratch/runs/q{i:05d}_{n}",
+                         "script": "#!/bin/bash\n" + "#SBATCH --comment=padding\n" * 40,
+                         "results": json.dumps({"val_mse": 0.01 + (i % 97) / 1e4} if st == "COMPLETED" else {}),
+                         "error": None if st in ("COMPLETED", "RUNNING") else "exit code 1",
+                         "created_at": when, "updated_at": when})
+    insert(conn, "experiment", exp_base, exps)
+    insert(conn, "attempt", att_base, atts)
+    conn.commit()
+    conn.close()
+    return db
+
+
+def build_myqueue(folder: Path, n: int) -> Path | None:
+    if shutil.which("mq") is None:
+        return None
+    home = folder / "mq"
+    home.mkdir()
+    subprocess.run(["mq", "init"], cwd=home, check=True, capture_output=True)
+    for i in range(n):
+        (home / f"t{i}.py").write_text("pass\n")
+    subprocess.run(["mq", "submit", "--dry-run", *[f"t{i}.py" for i in range(10)]], cwd=home, capture_output=True)
+    return home
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--experiments", type=int, default=10_000)
+    ap.add_argument("--attempts-per", type=int, default=5)
+    ap.add_argument("--active", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="irq-scale-"))
+    irq = [sys.executable, "-m", "irq"]
+    t = time.perf_counter()
+    build_ledger(tmp, irq, args.experiments, args.attempts_per, args.active)
+    print(f"ledger: {args.experiments} experiments, {args.experiments * args.attempts_per} attempts "
+          f"({args.active} active) built in {time.perf_counter() - t:.1f}s")
+    env = {**os.environ, "IRQ_USER_CONFIG": str(tmp / "none.toml"), "COLUMNS": "120"}
+    mid = f"Q-{args.experiments // 2:05d}"
+    cases = {
+        "irq --help": irq + ["--help"],
+        "irq status --offline": irq + ["status", "--offline"],
+        "irq status": irq + ["status"],
+        "irq status --json": irq + ["status", "--json", "--offline"],
+        f"irq show {mid}": irq + ["show", mid],
+        "irq export": irq + ["export"],
+    }
+    rows = {}
+    for name, cmd in cases.items():
+        figs = [run_measured(cmd, tmp, env) for _ in range(args.runs)]
+        rows[name] = (statistics.median(f[0] for f in figs), statistics.median(f[1] for f in figs),
+                      max(f[2] for f in figs))
+    floor = rows["irq --help"][0]
+    mq = build_myqueue(tmp, args.experiments)
+    mq_cpu = statistics.median(run_measured(["mq", "ls"], mq, env)[0] for _ in range(args.runs)) if mq else None
+    print(f"{'command':26} {'cpu s':>7} {'wall s':>7} {'peak MB':>8} {'x start-up':>11}"
+          + (f" {'x mq ls':>8}" if mq_cpu else ""))
+    for name, (cpu, wall, mb) in rows.items():
+        print(f"{name:26} {cpu:7.2f} {wall:7.2f} {mb:8d} {cpu / floor:11.1f}"
+              + (f" {cpu / mq_cpu:8.1f}" if mq_cpu else ""))
+    if not mq_cpu:
+        print("(myqueue not installed: no `mq ls` column)")
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
