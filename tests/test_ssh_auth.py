@@ -14,7 +14,7 @@ import paramiko
 import pytest
 
 from irq import errors
-from irq.backends.slurm import (
+from irq.backends.slurm_output import (
     classify_sbatch_error,
     expand_job_id,
     merge,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from irq import errors
+from irq.backends.base import Backend
 from irq.backends.target import Target
 from irq.config import Config
 from irq.formats.fields import fmt_memory, fmt_minutes, parse_minutes
@@ -102,12 +103,12 @@ def commented_module_loads(script: str) -> list[str]:
     return [line.strip() for line in script.splitlines() if re.match(r"^\s*#+\s*module\s+(load|add)\b", line)]
 
 
-def remote_checks(exp: Experiment, target: Target, sha: str, backend: Any, python: str) -> list[Check]:
+def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, python: str) -> list[Check]:
     files = [ENTRY_POINT] + ([exp.config_path] if exp.config_path else [])
     part = exp.resources.get("partition") or target.partition or ""
     args = [target.repo_url, sha, target.scratch, target.workdir, part, python, str(len(target.modules)),
             *target.modules, *files]
-    rc, out, err = backend.session.run(["bash", "-c", REMOTE, "irq", *args], calls=("git", "module", "sinfo"))
+    rc, out, err = backend.run_check(REMOTE, args, calls=("git", "module", "sinfo"))
     checks: list[Check] = []
     for line in out.splitlines():
         kind, _, rest = line.partition("|")
