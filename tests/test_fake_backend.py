@@ -200,8 +200,8 @@ def test_preflight_runs_its_script_through_the_protocol(fake) -> None:
     exp = Experiment(id="Q-001", seq=1, title="t", parameters={}, resources={}, depends_on=[], seeds=[])
     target = Target(kind="slurm", name="fake", workdir="/w", repo_url="git@example.org:lab/proj.git",
                     modules=("python/3.11",), scratch="/s")
-    fake.check_reply = (0, "COMMIT|missing\nMODULE|python/3.11|missing\nPYTHON|missing\n"
-                           "WRITABLE|/s|ok\nWRITABLE|/w|ok\n", "")
+    lines = "COMMIT|missing\nMODULE|python/3.11|missing\nPYTHON|missing\nWRITABLE|/s|ok\nWRITABLE|/w|ok\n"
+    fake.check_reply = (0, lines, "")
     checks = {c.name: c for c in run_checks(None, exp, target, "0123456789abcdef", fake)}
     assert not checks["commit pushed"].ok and "pushed?" in checks["commit pushed"].detail
     assert not checks["module python/3.11"].ok and not checks["python"].ok and checks["writable /w"].ok
@@ -228,3 +228,62 @@ def fake_request(array: str | None = None):
     from irq.backends.base import JobRequest
 
     return JobRequest(token="irq-x", name="T-001.irq-x", script="#!/bin/bash\n", run_dir="/r", array=array)
+
+
+# ---------------------------------------------------------------------- the protocol itself
+def _members(proto: type) -> dict[str, object]:
+    names = set(getattr(proto, "__annotations__", {})) | {n for n in vars(proto) if not n.startswith("_")}
+    return {n: vars(proto).get(n) for n in names}
+
+
+def _params(fn: object) -> list[str]:
+    import inspect
+
+    return list(inspect.signature(fn).parameters)
+
+
+def test_every_backend_and_remote_implements_its_whole_protocol(tmp_path: Path) -> None:
+    from irq.backends.base import Backend, Remote
+    from irq.backends.fakeshell import FakeShell
+    from irq.backends.local import LocalBackend
+    from irq.backends.slurm import SlurmBackend
+    from irq.backends.ssh.session import SSHSession
+    from irq.config import ClusterConfig
+
+    cfg = ClusterConfig(name="c", host="login.example.org", repo_url="x", workdir="/w", ssh_config="/dev/null",
+                        user="me")
+    shell = FakeShell(tmp_path / "sh")
+    cases = [(Backend, [LocalBackend(tmp_path / "local"), SlurmBackend(cfg, remote=shell), FakeBackend()]),
+             (Remote, [shell, SSHSession(cfg)])]
+    for proto, impls in cases:
+        for name, spec in _members(proto).items():
+            for impl in impls:
+                assert hasattr(impl, name), f"{type(impl).__name__} lacks {proto.__name__}.{name}"
+                if callable(spec) and not isinstance(spec, property):
+                    assert _params(getattr(type(impl), name)) == _params(spec), (type(impl).__name__, name)
+
+
+def test_callers_use_only_what_the_protocol_declares() -> None:
+    """No reaching into one backend's insides (its SSH session, a getattr for an optional flag)."""
+    import ast
+
+    from irq.backends.base import Backend
+
+    declared = set(_members(Backend))
+    root = Path(__file__).resolve().parent.parent / "irq"
+    used: dict[str, str] = {}
+    for path in root.rglob("*.py"):
+        if "backends" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and node.args:
+                assert getattr(node.args[0], "id", None) != "backend", f"getattr(backend, ...) in {path}"
+            if not isinstance(node, ast.Attribute):
+                continue
+            v = node.value
+            via_get = (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "get"
+                       and getattr(v.func.value, "id", None) == "backends")
+            if getattr(v, "id", None) == "backend" or via_get:
+                used[node.attr] = str(path.relative_to(root))
+    assert {"slots", "submit", "find", "query", "cancel", "run_check", "counts_array_tasks"} <= set(used)
+    assert {k: f for k, f in used.items() if k not in declared} == {}

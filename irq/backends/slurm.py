@@ -59,7 +59,7 @@ class SlurmBackend:
         self.counter: CallCounter = remote.counter
         self._limit: tuple[int | None, str] | None = None
 
-    def __enter__(self) -> "SlurmBackend":
+    def __enter__(self) -> SlurmBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -110,7 +110,7 @@ class SlurmBackend:
         script = ('export TZ=UTC0; m=$1; echo "$m"; squeue -h -r -u "$2" -o "$3"; echo "$m rc=$?"; '
                   'shift 3; sacct -X -P -n "$@"; echo "$m rc=$?"')
         args = [MARK, self.user, SQUEUE_FORMAT, *sacct_args, "-o", ",".join(sacct_fields)]
-        rc, out, err = self._sh(script, *args, calls=("squeue", "sacct"))
+        _, out, err = self._sh(script, *args, calls=("squeue", "sacct"))
         try:
             (sq, sq_rc), (sa, sa_rc) = split_sections(out, 2)
         except ValueError:
@@ -159,7 +159,7 @@ class SlurmBackend:
                   'sacctmgr -n -P show user "$2" format=DefaultAccount; echo "$1 rc=$?"; '
                   'scontrol show config 2>/dev/null | sed -n "s/^ClusterName *= *//p"; echo "$1 rc=$?"; fi')
         calls = ("squeue", "sacctmgr", "sacctmgr", "sacctmgr", "scontrol") if discover else ("squeue",)
-        rc, out, err = self._sh(script, MARK, self.user, "yes" if discover else "no", calls=calls)
+        _, out, err = self._sh(script, MARK, self.user, "yes" if discover else "no", calls=calls)
         try:
             sections = split_sections(out, 5 if discover else 1)
         except ValueError:
@@ -183,9 +183,9 @@ class SlurmBackend:
         rc, out, err = self.remote.run(["scancel", str(job_id)], calls=("scancel",))
         if rc != 0:
             text = err.strip() or out.strip()
-            if re.search(r"already completing or completed", text, re.I):
+            if re.search(r"already completing or completed", text, re.IGNORECASE):
                 return
-            if re.search(r"Invalid job id", text, re.I):
+            if re.search(r"Invalid job id", text, re.IGNORECASE):
                 raise errors.BackendError(f"{self.cfg.name} knows no job {job_id}",
                                           "it may have finished long ago; see `irq status`")
             raise errors.BackendError(f"scancel {job_id} failed on {self.cfg.name}: {text[:300]}",

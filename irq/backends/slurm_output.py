@@ -19,12 +19,12 @@ MARK = "@@irq-section@@"
 SQUEUE_FORMAT = "%i|%T|%r|%S|%j"  # name last: it may contain "|"
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "JobName")  # name last, as above
 SINCE_MARGIN = timedelta(hours=1)  # clock skew between here and the cluster
-LIMIT_PATTERNS = re.compile(r"MaxSubmitJob|job submit limit", re.I)
+LIMIT_PATTERNS = re.compile(r"MaxSubmitJob|job submit limit", re.IGNORECASE)
 INFRA_PATTERNS = re.compile(
     r"Unable to contact slurm controller|Socket timed out|Connection refused|Zero Bytes were transmitted"
     r"|temporarily unable to accept|slurm_persist_conn|Slurm accounting storage is disabled"
     r"|Communication connection failure|Transport endpoint",
-    re.I,
+    re.IGNORECASE,
 )
 # slurmdbd (22.05) may record a fast job first from its batch step, before the job's own start
 # message: for a few seconds sacct then shows JobName "allocation", State PENDING while it runs,
