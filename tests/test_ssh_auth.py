@@ -39,6 +39,7 @@ class TwoFactorServer(paramiko.ServerInterface):
         self.answers: list[str] = []
         self.commands: list[bytes] = []
         self.exec_event = threading.Event()
+        self.drop = False  # close the connection instead of answering the command
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey,keyboard-interactive"
@@ -87,7 +88,10 @@ def server(tmp_path: Path):
             try:
                 t.start_server(server=iface)
                 chan = t.accept(5)
-                if chan is not None and iface.exec_event.wait(5):
+                if chan is not None and iface.exec_event.wait(5) and iface.drop:
+                    iface.exec_event.clear()
+                    t.close()  # the link dies mid-command: no output, no exit status
+                elif chan is not None and iface.exec_event.is_set():
                     chan.sendall(b"hello from the login node\n")
                     chan.send_exit_status(0)
                     chan.close()
@@ -141,6 +145,20 @@ def test_keyboard_interactive_password_and_code(cfg: ClusterConfig, server) -> N
     assert asked == [("Two-factor login", "Enter your password, then the code from your app.",
                       [("Password: ", False), ("Verification code: ", True)])]
     assert iface.answers == [PASSWORD, CODE]
+
+
+def test_a_connection_lost_mid_command_raises_and_the_next_call_reconnects(cfg: ClusterConfig, server) -> None:
+    _, _, iface = server
+    iface.drop = True
+    prompt = lambda title, instr, prompts: [PASSWORD if "Password" in p else CODE for p, _ in prompts]  # noqa: E731
+    with SSHSession(cfg, prompt=prompt) as s:
+        with pytest.raises(errors.BackendError) as exc:
+            s.run(["squeue"])
+        assert exc.value.message == f"the connection to 127.0.0.1:{cfg.port} dropped during squeue"
+        assert "next command or daemon cycle reconnects" in exc.value.hint
+        iface.drop = False
+        assert s.run(["echo", "again"]) == (0, "hello from the login node\n", "")
+        assert s.counter.calls == ["squeue", "echo"] and s.counter.round_trips == 2
 
 
 def test_wrong_code_is_auth_error(cfg: ClusterConfig) -> None:

@@ -199,7 +199,9 @@ class SSHSession:
         except errors.IrqError:
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise self._lost(f"SSH to {self.endpoint.where} failed during {what}: {exc}",
+            if not t.is_active():
+                raise self._lost(f"the connection to {self.endpoint.where} dropped during {what}") from None
+            raise self._lost(f"SSH to {self.endpoint.where} failed during {what}: {exc or type(exc).__name__}",
                              errors.BackendError.default_hint) from None
         finally:
             chan.close()
