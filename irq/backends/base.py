@@ -3,7 +3,8 @@
 A backend knows nothing of the ledger: the runner hands it a ``JobRequest`` (a rendered
 script plus where it writes) and gets back job ids and ``JobInfo`` rows. One backend object
 is one session (one SSH connection for the slurm backend), reused for every call of one
-command or one daemon cycle, and closed with ``close()`` (or a ``with`` block).
+command or one daemon cycle, and closed with ``close()`` (or a ``with`` block). Callers use
+only what ``Backend`` declares (a test holds them to it).
 """
 from __future__ import annotations
 
