@@ -200,7 +200,7 @@ class SSHSession:
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
             if not t.is_active():
-                raise self._lost(f"the connection to {self.endpoint.where} dropped during {what}") from None
+                raise self._lost(self._dropped(what)) from None
             raise self._lost(f"SSH to {self.endpoint.where} failed during {what}: {exc or type(exc).__name__}",
                              errors.BackendError.default_hint) from None
         finally:
@@ -221,7 +221,7 @@ class SSHSession:
             if chan.exit_status_ready():
                 break
             if chan.closed or not t.is_active():
-                raise self._lost(f"the connection to {self.endpoint.where} dropped during {what}")
+                raise self._lost(self._dropped(what))
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._lost(f"no answer from {self.endpoint.where} within {limit:g}s during {what}",
@@ -239,8 +239,11 @@ class SSHSession:
             raise self._lost(f"the output of {what} from {self.endpoint.where} never ended") from None
         rc = chan.recv_exit_status()
         if rc == -1 and not t.is_active():  # closed, not exited: the link dropped
-            raise self._lost(f"the connection to {self.endpoint.where} dropped during {what}")
+            raise self._lost(self._dropped(what))
         return rc, out, err
+
+    def _dropped(self, what: str) -> str:
+        return f"the connection to {self.endpoint.where} dropped during {what}"
 
     def _lost(self, message: str, hint: str = RECONNECT_HINT) -> errors.BackendError:
         """The error for a connection that failed mid-call; forgets it (the next call reconnects)."""
