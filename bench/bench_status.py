@@ -52,11 +52,11 @@ def measure(backend: SlurmBackend, ids: list[str], since: datetime, repeats: int
 
 def measure_per_job(backend: SlurmBackend, ids: list[str], since: datetime) -> tuple[int, float]:
     """For comparison: what a hand-written loop costs, one `squeue`+`sacct` exec per job."""
-    rt0 = backend.session.counter.round_trips
+    rt0 = backend.remote.counter.round_trips
     t0 = time.perf_counter()
     for job_id in ids:
         backend.query([job_id], since)
-    return backend.session.counter.round_trips - rt0, time.perf_counter() - t0
+    return backend.remote.counter.round_trips - rt0, time.perf_counter() - t0
 
 
 def main() -> int:

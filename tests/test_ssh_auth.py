@@ -14,7 +14,7 @@ import paramiko
 import pytest
 
 from irq import errors
-from irq.backends.slurm import (
+from irq.backends.slurm_output import (
     classify_sbatch_error,
     expand_job_id,
     merge,
@@ -24,8 +24,8 @@ from irq.backends.slurm import (
     parse_time,
     split_sections,
 )
-from irq.backends.ssh.endpoint import resolve_endpoint
-from irq.backends.ssh.hostkeys import fingerprint
+from irq.backends.ssh.endpoint import Endpoint, resolve_endpoint
+from irq.backends.ssh.hostkeys import check_host_key, fingerprint, trust_host
 from irq.backends.ssh.session import SSHSession
 from irq.config import ClusterConfig
 
@@ -39,6 +39,7 @@ class TwoFactorServer(paramiko.ServerInterface):
         self.answers: list[str] = []
         self.commands: list[bytes] = []
         self.exec_event = threading.Event()
+        self.drop = False  # close the connection instead of answering the command
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey,keyboard-interactive"
@@ -87,7 +88,10 @@ def server(tmp_path: Path):
             try:
                 t.start_server(server=iface)
                 chan = t.accept(5)
-                if chan is not None and iface.exec_event.wait(5):
+                if chan is not None and iface.exec_event.wait(5) and iface.drop:
+                    iface.exec_event.clear()
+                    t.close()  # the link dies mid-command: no output, no exit status
+                elif chan is not None and iface.exec_event.is_set():
                     chan.sendall(b"hello from the login node\n")
                     chan.send_exit_status(0)
                     chan.close()
@@ -143,6 +147,20 @@ def test_keyboard_interactive_password_and_code(cfg: ClusterConfig, server) -> N
     assert iface.answers == [PASSWORD, CODE]
 
 
+def test_a_connection_lost_mid_command_raises_and_the_next_call_reconnects(cfg: ClusterConfig, server) -> None:
+    _, _, iface = server
+    iface.drop = True
+    prompt = lambda title, instr, prompts: [PASSWORD if "Password" in p else CODE for p, _ in prompts]  # noqa: E731
+    with SSHSession(cfg, prompt=prompt) as s:
+        with pytest.raises(errors.BackendError) as exc:
+            s.run(["squeue"])
+        assert exc.value.message == f"the connection to 127.0.0.1:{cfg.port} dropped during squeue"
+        assert "next command or daemon cycle reconnects" in exc.value.hint
+        iface.drop = False
+        assert s.run(["echo", "again"]) == (0, "hello from the login node\n", "")
+        assert s.counter.calls == ["squeue", "echo"] and s.counter.round_trips == 2
+
+
 def test_wrong_code_is_auth_error(cfg: ClusterConfig) -> None:
     with pytest.raises(errors.AuthError) as exc:
         SSHSession(cfg, prompt=lambda title, instr, prompts: ["wrong"] * len(prompts)).run(["true"])
@@ -172,6 +190,37 @@ def test_unknown_host_key_names_fingerprint(cfg: ClusterConfig, server, tmp_path
         SSHSession(cfg, prompt=lambda t, i, p: [""] * len(p)).run(["true"])
     assert fingerprint(host_key) in exc.value.message and f"[127.0.0.1]:{port}" in exc.value.message
     assert "irq trust twofa" in exc.value.hint
+
+
+def test_changed_host_key_is_refused_before_login(cfg: ClusterConfig, server, tmp_path: Path) -> None:
+    port, host_key, iface = server
+    other = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path / "impostor"))
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{port} {other.get_name()} {other.get_base64()}\n")  # recorded: another key
+    asked: list[object] = []
+    with pytest.raises(errors.HostKeyError) as exc:
+        SSHSession(cfg, prompt=lambda *a: asked.append(a) or [PASSWORD, CODE]).run(["true"])
+    msg = exc.value.message
+    assert "HAS CHANGED" in msg and "man-in-the-middle" in msg
+    assert fingerprint(host_key) in msg and fingerprint(other) in msg  # what it shows, what was recorded
+    assert f"ssh-keygen -R '[127.0.0.1]:{port}'" in exc.value.hint and "irq trust twofa" in exc.value.hint
+    assert asked == [] and iface.answers == [] and iface.commands == []  # no password sent to it
+    with pytest.raises(errors.HostKeyError, match="already records another ssh-ed25519 key"):
+        trust_host(cfg, host_key)  # `irq trust` never replaces a recorded key
+    assert kh.read_text().count("\n") == 1
+
+
+def test_check_host_key_compares_the_key_not_the_name(tmp_path: Path) -> None:
+    a = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path / "a"))
+    b = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path / "b"))
+    kh = tmp_path / "kh"
+    kh.write_text(f"login.example.org {a.get_name()} {a.get_base64()}\n")
+    ep = Endpoint(alias="c", hostname="login.example.org", port=22, user="me", known_hosts=[str(kh)])
+    check_host_key(ep, a, "c")  # the recorded key passes
+    with pytest.raises(errors.HostKeyError, match="HAS CHANGED"):
+        check_host_key(ep, b, "c")
+    with pytest.raises(errors.HostKeyError, match="is not known"):
+        check_host_key(replace(ep, port=2222), a, "c")  # [host]:2222 is another entry
 
 
 def test_connection_refused_is_backend_error(cfg: ClusterConfig) -> None:

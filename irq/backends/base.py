@@ -3,10 +3,12 @@
 A backend knows nothing of the ledger: the runner hands it a ``JobRequest`` (a rendered
 script plus where it writes) and gets back job ids and ``JobInfo`` rows. One backend object
 is one session (one SSH connection for the slurm backend), reused for every call of one
-command or one daemon cycle, and closed with ``close()`` (or a ``with`` block).
+command or one daemon cycle, and closed with ``close()`` (or a ``with`` block). Callers use
+only what ``Backend`` declares (a test holds them to it).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -80,9 +82,38 @@ class CallCounter:
         return len(self.calls)
 
 
+class Remote(Protocol):
+    """A login node as the SLURM backend sees it: run a command, move files. SSHSession is one
+    (paramiko); tests plug in a fake shell that replays recorded scheduler output."""
+
+    counter: CallCounter  # every exec and file operation counts one round trip
+
+    @property
+    def user(self) -> str: ...  # the remote user name (squeue -u)
+
+    @property
+    def where(self) -> str: ...  # "user@host:port", for messages
+
+    def run(self, cmd: Sequence[str] | str, *, stdin: str | bytes | None = None,
+            timeout: float | None = None, calls: Sequence[str] | None = None) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr). A list is quoted per argument; `calls` names the
+        scheduler commands it runs, for the counter. A lost link raises BackendError."""
+
+    def put_text(self, path: str, text: str, mode: int = 0o644) -> None: ...
+
+    def read_tail(self, path: str, max_bytes: int = 65536) -> str | None: ...
+
+    def get_tree(self, remote_dir: str, local_dir: Path, exclude: Sequence[str] = ()) -> list[Path]: ...
+
+    def close(self) -> None: ...
+
+
 class Backend(Protocol):
     name: str  # "local" or "slurm:NAME": what the ledger records on the attempt
     counter: CallCounter
+    # True where every array task counts as one job against the user's limit (SLURM's
+    # MaxSubmitJobsPerUser); then an array of n seeds needs n free slots.
+    counts_array_tasks: bool
 
     def slots(self) -> Slots:
         """The user's job limit and how much of it is used right now."""
@@ -106,5 +137,9 @@ class Backend(Protocol):
 
     def read_file(self, path: str, max_bytes: int = 65536) -> str | None:
         """The end of a file (a job log), or None if it does not exist."""
+
+    def run_check(self, script: str, args: Sequence[str], calls: Sequence[str] = ()) -> tuple[int, str, str]:
+        """Run a bash check script where jobs run (`bash -c SCRIPT irq ARGS...`: the values
+        are $1..., never spliced into the text): (exit code, stdout, stderr). Preflight uses it."""
 
     def close(self) -> None: ...

@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +24,7 @@ from pathlib import Path
 from irq import errors
 from irq.backends.base import CallCounter, JobInfo, JobRequest, Slots
 
+CHECK_TIMEOUT = 120.0  # seconds a preflight script may take (it may clone a repository)
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
 
 
@@ -85,6 +86,7 @@ class LocalBackend:
     """Backend protocol on this machine; ``slots`` is how many tasks may run at once."""
 
     name = "local"
+    counts_array_tasks = False  # a local array holds one slot; its throttle shares the cores
 
     def __init__(self, workdir: Path, slots: int = 2) -> None:
         self.root = Path(workdir)
@@ -221,6 +223,15 @@ class LocalBackend:
         with open(p, "rb") as f:
             f.seek(max(0, p.stat().st_size - max_bytes))
             return f.read().decode("utf-8", "replace")
+
+    def run_check(self, script: str, args: Sequence[str], calls: Sequence[str] = ()) -> tuple[int, str, str]:
+        self.counter.add(*calls, round_trips=0)
+        try:
+            p = subprocess.run(["bash", "-c", script, "irq", *args], capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL, timeout=CHECK_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise errors.BackendError(f"a check script ran over {CHECK_TIMEOUT:g}s on this machine") from None
+        return p.returncode, p.stdout, p.stderr
 
     def close(self) -> None:
         pass

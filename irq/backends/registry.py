@@ -20,10 +20,20 @@ class Backends:
         self.config = config
         self.prompt = prompt
         self._open: dict[str, Backend] = {}
+        self._targets: dict[str, Target] = {}  # of backends handed in with provide()
         self._stack = ExitStack()
 
+    def provide(self, backend: Backend, target: Target) -> None:
+        """Use an already open backend under its name (tests: a FakeBackend, or a SlurmBackend
+        on a fake shell); it is closed with the others. irq.toml cannot name such a backend."""
+        self._open[backend.name] = backend
+        self._targets[backend.name] = target
+        self._stack.callback(backend.close)
+
     def target(self, name: str | None = None) -> Target:
-        name = name or ("local" if self.config.backend == "local" else f"slurm:{self.config.backend}")
+        name = name or self.default_name()
+        if name in self._targets:
+            return self._targets[name]
         if name == "local":
             return Target.local(self.config, sys.executable)
         return Target.cluster(self.config.cluster(name.split(":", 1)[1]))

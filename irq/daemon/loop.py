@@ -51,7 +51,7 @@ def dry_run_plan(ledger: Ledger, config: Config, backends: Backends) -> tuple[Pl
     """What a cycle would submit now; reads the scheduler, writes nothing."""
     backend = backends.get(backends.default_name())
     slots = backend.slots()
-    per_task = getattr(backend, "counts_array_tasks", False)
+    per_task = backend.counts_array_tasks
     with ledger.transaction() as s:
         cands, states = candidates(s, per_task)
     return plan(cands, states, slots.free, slots.limit if per_task else None), slots

@@ -13,11 +13,13 @@ import hashlib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from irq import errors
+from irq.backends.base import Backend
 from irq.backends.target import Target
 from irq.config import Config
 from irq.formats.fields import fmt_memory, fmt_minutes, parse_minutes
@@ -102,12 +104,12 @@ def commented_module_loads(script: str) -> list[str]:
     return [line.strip() for line in script.splitlines() if re.match(r"^\s*#+\s*module\s+(load|add)\b", line)]
 
 
-def remote_checks(exp: Experiment, target: Target, sha: str, backend: Any, python: str) -> list[Check]:
+def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, python: str) -> list[Check]:
     files = [ENTRY_POINT] + ([exp.config_path] if exp.config_path else [])
     part = exp.resources.get("partition") or target.partition or ""
     args = [target.repo_url, sha, target.scratch, target.workdir, part, python, str(len(target.modules)),
             *target.modules, *files]
-    rc, out, err = backend.session.run(["bash", "-c", REMOTE, "irq", *args], calls=("git", "module", "sinfo"))
+    rc, out, err = backend.run_check(REMOTE, args, calls=("git", "module", "sinfo"))
     checks: list[Check] = []
     for line in out.splitlines():
         kind, _, rest = line.partition("|")
@@ -191,7 +193,7 @@ def local_checks(exp: Experiment, target: Target) -> list[Check]:
     return checks
 
 
-def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str, backend: Any,
+def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str, backend: Backend | None,
                script: str | None = None) -> list[Check]:
     """All checks for one experiment on one target, using the cache for passing results."""
     checks: list[Check] = []
@@ -206,6 +208,8 @@ def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str,
          exp.config_path, exp.resources], sort_keys=True, default=str).encode()).hexdigest()[:24]
     if ledger is not None and (cached := ledger.get_meta(key)):
         return checks + [Check(**c) for c in json.loads(cached)]
+    if backend is None:
+        raise ValueError(f"checks on {target.name} need its backend")
     remote = remote_checks(exp, target, sha, backend, target.python)
     if ledger is not None and all(c.ok for c in remote):
         ledger.set_meta(key, json.dumps([asdict(c) for c in remote]))
@@ -216,7 +220,8 @@ def preflight_hook(config: Config, ledger: Ledger | None = None,
                    backend_for: Callable[[str], Any] | None = None) -> Callable[[Experiment, Target, str], None]:
     """What `irq submit` and the daemon call before each submission."""
 
-    def check(exp: Experiment, target: Target, sha: str, backend: Any = None, script: str | None = None) -> None:
+    def check(exp: Experiment, target: Target, sha: str, backend: Backend | None = None,
+              script: str | None = None) -> None:
         if target.kind != "local" and backend is None:
             return
         checks = run_checks(ledger, exp, target, sha, backend, script)

@@ -74,7 +74,7 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
     target = backends.target(name)
     outcomes: list[SubmitOutcome] = []
     reconcile(ledger, backends, ui)
-    per_task = getattr(backend, "counts_array_tasks", False)
+    per_task = backend.counts_array_tasks
     with ledger.transaction() as s:
         cands, states = candidates(s, per_task)
         if ids is not None:

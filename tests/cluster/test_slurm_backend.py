@@ -231,7 +231,7 @@ def test_find_adopts_by_name(cluster: Cluster, backend: SlurmBackend, run_dir: s
 # ---------------------------------------------------------------------- files
 def test_fetch_copies_run_dir_without_checkpoints(cluster: Cluster, backend: SlurmBackend, run_dir: str,
                                                   tmp_path: Path) -> None:
-    s = backend.session
+    s = backend.remote
     rc, _, err = s.run(["mkdir", "-p", f"{run_dir}/seed_0", f"{run_dir}/checkpoints"])
     assert rc == 0, err
     s.put_text(f"{run_dir}/metrics.json", '{"mse": 0.07}\n')
@@ -246,9 +246,9 @@ def test_fetch_copies_run_dir_without_checkpoints(cluster: Cluster, backend: Slu
 
 
 def test_read_file_tails_a_log(cluster: Cluster, backend: SlurmBackend, run_dir: str) -> None:
-    backend.session.run(["mkdir", "-p", run_dir])
+    backend.remote.run(["mkdir", "-p", run_dir])
     text = "".join(f"line {i}\n" for i in range(20000))
-    backend.session.put_text(f"{run_dir}/big.log", text)
+    backend.remote.put_text(f"{run_dir}/big.log", text)
     tail = backend.read_file(f"{run_dir}/big.log", max_bytes=100)
     assert tail == text[-100:] and tail.endswith("line 19999\n")
     assert backend.read_file(f"{run_dir}/big.log") == text[-65536:]

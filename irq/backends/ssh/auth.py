@@ -78,6 +78,7 @@ def identity_keys(ep: Endpoint, prompt: Prompt | None):
             seen.add(k.asbytes())
             yield k
 
+
 def load_key(path: str, required: bool, prompt: Prompt | None) -> paramiko.PKey | None:
     if not os.path.isfile(path):
         if required:
@@ -103,30 +104,9 @@ def load_key(path: str, required: bool, prompt: Prompt | None) -> paramiko.PKey 
 def authenticate(t: paramiko.Transport, ep: Endpoint, cfg: ClusterConfig, prompt: Prompt | None) -> None:
     """Keys first; then, if the server asks for more and allows it, keyboard-interactive."""
     user = ep.user
-    allowed: list[str] | None = None
-    tried = 0
-    for key in identity_keys(ep, prompt):
-        tried += 1
-        try:
-            rest = t.auth_publickey(user, key)
-        except paramiko.BadAuthenticationType as exc:
-            allowed = list(exc.allowed_types)
-            break
-        except paramiko.AuthenticationException:
-            continue
-        if t.is_authenticated():
-            return
-        allowed = list(rest)  # partial success: a second factor follows
-        break
-    if allowed is None:
-        try:
-            t.auth_none(user)
-        except paramiko.BadAuthenticationType as exc:
-            allowed = list(exc.allowed_types)
-        except paramiko.AuthenticationException:
-            allowed = []
-        if t.is_authenticated():
-            return
+    allowed, tried = _try_keys(t, ep, prompt)
+    if t.is_authenticated():
+        return
     can_interact = cfg.allow_keyboard_interactive and (
         "keyboard-interactive" in allowed or "password" in allowed)
     if not can_interact:
@@ -146,22 +126,52 @@ def authenticate(t: paramiko.Transport, ep: Endpoint, cfg: ClusterConfig, prompt
         )
     t.auth_timeout = INTERACTIVE_AUTH_TIMEOUT
     try:
+        _interact(t, ep, ask, allowed)
+    finally:
+        t.auth_timeout = cfg.connect_timeout
+    if not t.is_authenticated():
+        raise errors.AuthError(f"{user}@{ep.where} rejected the password or one-time code",
+                               "try again (one-time codes expire quickly)")
+
+
+def _try_keys(t: paramiko.Transport, ep: Endpoint, prompt: Prompt | None) -> tuple[list[str], int]:
+    """Offer each key (then `none`) until one is accepted: (methods the server allows next,
+    keys tried). A partial success (a second factor follows) stops the offers."""
+    tried = 0
+    for key in identity_keys(ep, prompt):
+        tried += 1
+        try:
+            rest = t.auth_publickey(ep.user, key)
+        except paramiko.BadAuthenticationType as exc:
+            return list(exc.allowed_types), tried
+        except paramiko.AuthenticationException:
+            continue
+        return list(rest), tried  # accepted, or partially: a second factor follows
+    try:
+        t.auth_none(ep.user)
+    except paramiko.BadAuthenticationType as exc:
+        return list(exc.allowed_types), tried
+    except paramiko.AuthenticationException:
+        return [], tried
+    return [], tried
+
+
+def _interact(t: paramiko.Transport, ep: Endpoint, ask: Prompt, allowed: list[str]) -> None:
+    """Password and one-time code rounds, as the server asks for them (a wrong answer ends them)."""
+    try:
         for _ in range(4):  # e.g. password, then one-time code as a second round
             if "keyboard-interactive" in allowed:
-                rest = t.auth_interactive(user, interactive_handler(ask))
+                rest = t.auth_interactive(ep.user, interactive_handler(ask))
             else:
-                rest = t.auth_password(user, _ask_one(ask, f"Password for {user}@{ep.hostname}: "))
+                rest = t.auth_password(ep.user, _ask_one(ask, f"Password for {ep.user}@{ep.hostname}: "))
             if t.is_authenticated():
                 return
             allowed = list(rest or [])
             if not ("keyboard-interactive" in allowed or "password" in allowed):
-                break
+                return
     except paramiko.AuthenticationException:
-        pass
-    finally:
-        t.auth_timeout = cfg.connect_timeout
-    raise errors.AuthError(f"{user}@{ep.where} rejected the password or one-time code",
-                           "try again (one-time codes expire quickly)")
+        return
+
 
 def interactive_handler(ask: Prompt):
     def handler(title: str, instructions: str, prompts: list[tuple[str, bool]]) -> list[str]:

@@ -42,6 +42,7 @@ from irq.backends.ssh.hostkeys import (
 from irq.config import ClusterConfig
 
 DEFAULT_COMMAND_TIMEOUT = 120.0  # seconds an exec may take before the connection counts as dead
+RECONNECT_HINT = "irq keeps every experiment as it was; the next command or daemon cycle reconnects"
 
 
 class SSHSession:
@@ -182,73 +183,72 @@ class SSHSession:
         if calls is None:
             calls = () if isinstance(cmd, str) else (os.path.basename(cmd[0]),)
         what = ", ".join(calls) or (command if len(command) < 40 else command[:37] + "...")
-        limit = timeout if timeout is not None else self.command_timeout
         t = self.connect()
         self.counter.add(*calls, round_trips=1)
         try:
             chan = t.open_session(timeout=self.cfg.connect_timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            self._drop()
-            raise errors.BackendError(f"SSH to {self.endpoint.where}: cannot open a channel for {what}: {exc}",
-                                      errors.BackendError.default_hint) from None
+            raise self._lost(f"SSH to {self.endpoint.where}: cannot open a channel for {what}: {exc}",
+                             errors.BackendError.default_hint) from None
         try:
             chan.exec_command(command)
             if stdin is not None:
                 chan.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
             chan.shutdown_write()
-            out, err = bytearray(), bytearray()
-            deadline = time.monotonic() + limit
-            while True:
-                while chan.recv_ready():
-                    out += chan.recv(65536)
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
-                if chan.exit_status_ready():
-                    # sshd may send the exit status before the last of the output: read to EOF
-                    chan.settimeout(max(1.0, deadline - time.monotonic()))
-                    try:
-                        while chunk := chan.recv(65536):
-                            out += chunk
-                        while chunk := chan.recv_stderr(65536):
-                            err += chunk
-                    except socket.timeout:
-                        self._drop()
-                        raise errors.BackendError(
-                            f"the output of {what} from {self.endpoint.where} never ended",
-                            "irq keeps every experiment as it was; the next command or daemon cycle reconnects",
-                        ) from None
-                    rc = chan.recv_exit_status()
-                    if rc == -1 and not t.is_active():  # closed, not exited: the link dropped
-                        self._drop()
-                        raise errors.BackendError(
-                            f"the connection to {self.endpoint.where} dropped during {what}",
-                            "irq keeps every experiment as it was; the next command or daemon cycle reconnects",
-                        )
-                    break
-                if chan.closed or not t.is_active():
-                    self._drop()
-                    raise errors.BackendError(
-                        f"the connection to {self.endpoint.where} dropped during {what}",
-                        "irq keeps every experiment as it was; the next command or daemon cycle reconnects",
-                    )
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._drop()
-                    raise errors.BackendError(
-                        f"no answer from {self.endpoint.where} within {limit:g}s during {what}",
-                        "the connection or the login node hangs; irq keeps every experiment as it was "
-                        "and tries again next time",
-                    )
-                select.select([chan], [], [], min(left, 0.5))
+            rc, out, err = self._collect(t, chan, what, timeout if timeout is not None else self.command_timeout)
         except errors.IrqError:
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            self._drop()
-            raise errors.BackendError(f"SSH to {self.endpoint.where} failed during {what}: {exc}",
-                                      errors.BackendError.default_hint) from None
+            if not t.is_active():
+                raise self._lost(self._dropped(what)) from None
+            raise self._lost(f"SSH to {self.endpoint.where} failed during {what}: {exc or type(exc).__name__}",
+                             errors.BackendError.default_hint) from None
         finally:
             chan.close()
         return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def _collect(self, t: paramiko.Transport, chan: paramiko.Channel, what: str,
+                 limit: float) -> tuple[int, bytearray, bytearray]:
+        """Read a running command's output until it exits; raise (and drop the connection) if the
+        link dies or nothing ends within `limit` seconds."""
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + limit
+        while True:
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            if chan.exit_status_ready():
+                break
+            if chan.closed or not t.is_active():
+                raise self._lost(self._dropped(what))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._lost(f"no answer from {self.endpoint.where} within {limit:g}s during {what}",
+                                 "the connection or the login node hangs; irq keeps every experiment as it "
+                                 "was and tries again next time")
+            select.select([chan], [], [], min(left, 0.5))
+        # sshd may send the exit status before the last of the output: read to EOF
+        chan.settimeout(max(1.0, deadline - time.monotonic()))
+        try:
+            while chunk := chan.recv(65536):
+                out += chunk
+            while chunk := chan.recv_stderr(65536):
+                err += chunk
+        except socket.timeout:
+            raise self._lost(f"the output of {what} from {self.endpoint.where} never ended") from None
+        rc = chan.recv_exit_status()
+        if rc == -1 and not t.is_active():  # closed, not exited: the link dropped
+            raise self._lost(self._dropped(what))
+        return rc, out, err
+
+    def _dropped(self, what: str) -> str:
+        return f"the connection to {self.endpoint.where} dropped during {what}"
+
+    def _lost(self, message: str, hint: str = RECONNECT_HINT) -> errors.BackendError:
+        """The error for a connection that failed mid-call; forgets it (the next call reconnects)."""
+        self._drop()
+        return errors.BackendError(message, hint)
 
     # ------------------------------------------------------------------ SFTP
     def sftp(self) -> paramiko.SFTPClient:

@@ -1,0 +1,289 @@
+"""Submission, adoption, refusal and refresh through the real irq/jobs code and a real SQLite
+ledger, against the in-memory FakeBackend: the crash and link-loss cases in milliseconds."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from irq import errors
+from irq.backends.fake import FakeBackend, fake_target
+from irq.backends.registry import Backends
+from irq.backends.target import Target
+from irq.config import Config
+from irq.experiments.edit import add_experiment
+from irq.jobs.preflight import run_checks
+from irq.jobs.submit import submit
+from irq.jobs.sync import reconcile, refresh
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt, utcnow
+from irq.ui import UI
+
+
+@pytest.fixture
+def fake() -> FakeBackend:
+    return FakeBackend(limit=2)
+
+
+@pytest.fixture
+def backends(tmp_path: Path, fake: FakeBackend):
+    b = Backends(Config(path=None, root=tmp_path))
+    b.provide(fake, fake_target(tmp_path / "work"))
+    yield b
+    b.close()
+    assert fake.closed
+
+
+def go(ledger: Ledger, backends: Backends, *ids: str, **kw):
+    outs = submit(ledger, backends.config, backends, UI(), list(ids) if ids else None, backend_name="fake", **kw)
+    return {o.id: o for o in outs}
+
+
+def attempts(ledger: Ledger, exp_id: str = "Q-001") -> list[Attempt]:
+    with ledger.transaction() as s:
+        return Ledger.attempts(s, exp_id)
+
+
+def experiment(ledger: Ledger, exp_id: str = "Q-001"):
+    with ledger.transaction() as s:
+        return Ledger.experiment(s, exp_id)
+
+
+def ever_failed(ledger: Ledger, exp_id: str = "Q-001") -> bool:
+    with ledger.transaction() as s:
+        return any(e.to_state == "FAILED" for e in Ledger.events(s, exp_id))
+
+
+def test_submit_refresh_to_completed(ledger, backends, fake) -> None:
+    add_experiment(ledger, "Q-001", "first")
+    out = go(ledger, backends, "Q-001")["Q-001"]
+    assert (out.status, out.job_id) == ("submitted", "100")
+    (att,) = attempts(ledger)
+    assert (att.state, att.job_id, att.backend) == ("PENDING", "100", "fake")
+    assert fake.jobs["100"].request.name == f"Q-001.{att.token}"  # the token is in the job name
+    fake.set_state("100", "RUNNING")
+    assert refresh(ledger, backends, UI()).changed == ["Q-001: PENDING -> RUNNING"]
+    fake.set_state("100", "COMPLETED", exit_code=0)
+    rep = refresh(ledger, backends, UI())
+    (att,) = attempts(ledger)
+    assert rep.finished == [att.id] and (att.state, att.exit_code) == ("COMPLETED", 0)
+    assert att.started_at is not None and att.ended_at is not None
+
+
+def test_adopts_the_orphan_of_a_crash_between_sbatch_and_recording(ledger, backends, fake, monkeypatch) -> None:
+    add_experiment(ledger, "Q-001", "crashes after sbatch")
+    monkeypatch.setenv("IRQ_FAULT", "after_sbatch")  # irq dies right after the scheduler took the job
+    monkeypatch.setenv("IRQ_FAULT_ACTION", "drop")
+    with pytest.raises(errors.BackendError):
+        go(ledger, backends, "Q-001")
+    monkeypatch.delenv("IRQ_FAULT")
+    (att,) = attempts(ledger)
+    assert (att.state, att.job_id) == ("SUBMITTING", None) and list(fake.jobs) == ["100"]
+    notes = reconcile(ledger, backends, UI())  # the next command, after the restart
+    assert notes == ["Q-001: adopted job 100 (submitted before irq could record it)"]
+    (att,) = attempts(ledger)
+    assert (att.state, att.job_id, att.unknown_since) == ("PENDING", "100", None)
+    assert go(ledger, backends, all_ready=True) == {}  # nothing submitted twice
+    assert list(fake.jobs) == ["100"] and experiment(ledger).state == "IN_PROGRESS"
+
+
+def test_a_crash_before_sbatch_queues_the_experiment_again(ledger, backends, fake, monkeypatch) -> None:
+    add_experiment(ledger, "Q-001", "crashes before sbatch")
+    monkeypatch.setenv("IRQ_FAULT", "before_sbatch")
+    monkeypatch.setenv("IRQ_FAULT_ACTION", "drop")
+    with pytest.raises(errors.BackendError):
+        go(ledger, backends, "Q-001")
+    monkeypatch.delenv("IRQ_FAULT")
+    assert fake.jobs == {}
+    reconcile(ledger, backends, UI())  # young: it may still be in flight, so it is left alone
+    assert attempts(ledger)[0].state == "SUBMITTING"
+    with ledger.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+        a.submitted_at = utcnow() - timedelta(minutes=2)
+        s.add(a)
+    assert reconcile(ledger, backends, UI()) == ["Q-001: attempt 1 never reached the scheduler; queued again"]
+    assert attempts(ledger)[0].state == "NOT_SUBMITTED"
+    assert go(ledger, backends, all_ready=True)["Q-001"].status == "submitted"
+    assert [a.state for a in attempts(ledger)] == ["NOT_SUBMITTED", "PENDING"] and not ever_failed(ledger)
+
+
+def test_refusal_by_qos_waits_and_never_fails(ledger, backends, fake) -> None:
+    add_experiment(ledger, "Q-001", "refused")
+    fake.refuse_next()  # slots looked free, but sbatch says the QOS is full (a job from elsewhere)
+    out = go(ledger, backends, "Q-001")["Q-001"]
+    assert out.status == "queued" and "QOSMaxSubmitJobPerUserLimit" in out.message
+    (att,) = attempts(ledger)
+    exp = experiment(ledger)
+    assert att.state == "REFUSED" and att.job_id is None
+    assert exp.state == "IN_PROGRESS" and "QOSMaxSubmitJobPerUserLimit" in exp.waiting_reason
+    assert not ever_failed(ledger) and fake.jobs == {}
+    out = go(ledger, backends, all_ready=True)["Q-001"]  # the next cycle: the QOS has room again
+    assert out.status == "submitted" and [a.state for a in attempts(ledger)] == ["REFUSED", "PENDING"]
+    assert experiment(ledger).waiting_reason is None
+
+
+def test_a_full_queue_is_never_sent_to_sbatch(ledger, backends, fake) -> None:
+    fake.occupy(2)  # two jobs the user submitted by hand
+    add_experiment(ledger, "Q-001", "waits")
+    out = go(ledger, backends, "Q-001")["Q-001"]
+    assert (out.status, out.message) == ("queued", "no free job slot (2 of 2 used)")
+    assert "sbatch" not in fake.counter.calls and attempts(ledger) == []
+    assert fake.find(["outside"], utcnow() - timedelta(minutes=1))  # theirs, and never adopted by irq
+
+
+def test_other_refusals_fail_the_experiment(ledger, backends, fake) -> None:
+    add_experiment(ledger, "Q-001", "bad partition")
+    fake.refuse_next(errors.SubmissionRefused("sbatch refused the job: invalid partition specified: nope"))
+    assert go(ledger, backends, "Q-001")["Q-001"].status == "refused"
+    assert experiment(ledger).state == "FAILED" and attempts(ledger)[0].state == "REFUSED"
+
+
+def test_array_tasks_cost_one_slot_each_when_the_backend_says_so(ledger, backends, fake) -> None:
+    add_experiment(ledger, "Q-001", "three seeds", seeds="0-2")
+    out = go(ledger, backends, "Q-001")["Q-001"]  # 3 tasks, limit 2: can never fit
+    assert out.status == "held" and "3 array tasks exceed the job limit of 2" in out.message
+    fake.counts_array_tasks = False  # e.g. the local backend: an array holds one slot
+    out = go(ledger, backends, "Q-001")["Q-001"]
+    assert out.status == "submitted" and [r.job_id for r in fake.query([out.job_id], utcnow())[out.job_id]] == [
+        f"{out.job_id}_0", f"{out.job_id}_1", f"{out.job_id}_2"]
+
+
+def test_a_drop_after_accept_is_unknown_then_adopted(ledger, backends, fake) -> None:
+    add_experiment(ledger, "Q-001", "link drops")
+    fake.drop_after_accept()
+    out = go(ledger, backends, "Q-001")["Q-001"]
+    assert out.status == "unknown" and "dropped during sbatch" in out.message
+    (att,) = attempts(ledger)
+    assert att.state == "SUBMITTING" and att.unknown_since is not None
+    assert att.error.startswith("submission unconfirmed")
+    assert experiment(ledger).state == "IN_PROGRESS" and not ever_failed(ledger)
+    rep = refresh(ledger, backends, UI())  # the next refresh adopts it by its token
+    (att,) = attempts(ledger)
+    assert (att.state, att.job_id, att.unknown_since, att.error) == ("PENDING", "100", None, None)
+    assert rep.unreachable == {} and len(fake.jobs) == 1
+
+
+def test_a_failing_squeue_is_unknown_since_t_never_failed(ledger, backends, fake) -> None:
+    add_experiment(ledger, "Q-001", "scheduler goes away")
+    go(ledger, backends, "Q-001")
+    fake.set_state("100", "RUNNING")
+    refresh(ledger, backends, UI())
+    fake.go_down()
+    before = utcnow()
+    rep = refresh(ledger, backends, UI())
+    assert "Unable to contact slurm controller" in rep.unreachable["fake"]
+    (att,) = attempts(ledger)
+    since = att.unknown_since
+    assert att.state == "RUNNING" and since is not None and before <= since <= utcnow()
+    refresh(ledger, backends, UI())  # still down: "unknown since" keeps the first moment
+    assert attempts(ledger)[0].unknown_since == since
+    assert experiment(ledger).state == "IN_PROGRESS" and not ever_failed(ledger)
+    fake.come_back()
+    fake.set_state("100", "FAILED", exit_code=3)  # what happened meanwhile is then read as it was
+    refresh(ledger, backends, UI())
+    (att,) = attempts(ledger)
+    assert (att.state, att.exit_code, att.unknown_since) == ("FAILED", 3, None)
+
+
+def test_scheduler_calls_are_recorded(ledger, backends, fake) -> None:
+    add_experiment(ledger, "Q-001", "counted")
+    go(ledger, backends, "Q-001")
+    with ledger.transaction() as s:
+        assert Ledger.calls_since(s, utcnow() - timedelta(minutes=1)) == len(["squeue", "sbatch"])
+    assert fake.counter.calls == []  # moved to the ledger
+
+
+def test_preflight_runs_its_script_through_the_protocol(fake) -> None:
+    from irq.ledger.models import Experiment
+
+    exp = Experiment(id="Q-001", seq=1, title="t", parameters={}, resources={}, depends_on=[], seeds=[])
+    target = Target(kind="slurm", name="fake", workdir="/w", repo_url="git@example.org:lab/proj.git",
+                    modules=("python/3.11",), scratch="/s")
+    lines = "COMMIT|missing\nMODULE|python/3.11|missing\nPYTHON|missing\nWRITABLE|/s|ok\nWRITABLE|/w|ok\n"
+    fake.check_reply = (0, lines, "")
+    checks = {c.name: c for c in run_checks(None, exp, target, "0123456789abcdef", fake)}
+    assert not checks["commit pushed"].ok and "pushed?" in checks["commit pushed"].detail
+    assert not checks["module python/3.11"].ok and not checks["python"].ok and checks["writable /w"].ok
+    ((_, args),) = fake.checks
+    assert args[:2] == ("git@example.org:lab/proj.git", "0123456789abcdef") and "python/3.11" in args
+    assert fake.counter.calls == ["git", "module", "sinfo"]
+
+
+def test_cancel_and_files(fake, tmp_path: Path) -> None:
+    job = fake.submit(fake_request("0-1"))
+    fake.set_state(f"{job}_0", "RUNNING")
+    fake.cancel(f"{job}_1")
+    rows = fake.query([job], utcnow())[job]
+    assert [(r.state, r.reason) for r in rows] == [("RUNNING", None), ("CANCELLED", "by user")]
+    with pytest.raises(errors.BackendError):
+        fake.cancel("999")
+    fake.files = {"/r/metrics.json": "{}", "/r/checkpoints/m.pt": "x", "/r/seed_0/log": "ok", "/other": "no"}
+    got = sorted(str(p.relative_to(tmp_path)) for p in fake.fetch("/r", tmp_path))
+    assert got == ["metrics.json", "seed_0/log"]
+    assert fake.read_file("/r/seed_0/log", max_bytes=1) == "k" and fake.read_file("/nope") is None
+
+
+def fake_request(array: str | None = None):
+    from irq.backends.base import JobRequest
+
+    return JobRequest(token="irq-x", name="T-001.irq-x", script="#!/bin/bash\n", run_dir="/r", array=array)
+
+
+# ---------------------------------------------------------------------- the protocol itself
+def _members(proto: type) -> dict[str, object]:
+    names = set(getattr(proto, "__annotations__", {})) | {n for n in vars(proto) if not n.startswith("_")}
+    return {n: vars(proto).get(n) for n in names}
+
+
+def _params(fn: object) -> list[str]:
+    import inspect
+
+    return list(inspect.signature(fn).parameters)
+
+
+def test_every_backend_and_remote_implements_its_whole_protocol(tmp_path: Path) -> None:
+    from irq.backends.base import Backend, Remote
+    from irq.backends.fakeshell import FakeShell
+    from irq.backends.local import LocalBackend
+    from irq.backends.slurm import SlurmBackend
+    from irq.backends.ssh.session import SSHSession
+    from irq.config import ClusterConfig
+
+    cfg = ClusterConfig(name="c", host="login.example.org", repo_url="x", workdir="/w", ssh_config="/dev/null",
+                        user="me")
+    shell = FakeShell(tmp_path / "sh")
+    cases = [(Backend, [LocalBackend(tmp_path / "local"), SlurmBackend(cfg, remote=shell), FakeBackend()]),
+             (Remote, [shell, SSHSession(cfg)])]
+    for proto, impls in cases:
+        for name, spec in _members(proto).items():
+            for impl in impls:
+                assert hasattr(impl, name), f"{type(impl).__name__} lacks {proto.__name__}.{name}"
+                if callable(spec) and not isinstance(spec, property):
+                    assert _params(getattr(type(impl), name)) == _params(spec), (type(impl).__name__, name)
+
+
+def test_callers_use_only_what_the_protocol_declares() -> None:
+    """No reaching into one backend's insides (its SSH session, a getattr for an optional flag)."""
+    import ast
+
+    from irq.backends.base import Backend
+
+    declared = set(_members(Backend))
+    root = Path(__file__).resolve().parent.parent / "irq"
+    used: dict[str, str] = {}
+    for path in root.rglob("*.py"):
+        if "backends" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and node.args:
+                assert getattr(node.args[0], "id", None) != "backend", f"getattr(backend, ...) in {path}"
+            if not isinstance(node, ast.Attribute):
+                continue
+            v = node.value
+            via_get = (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "get"
+                       and getattr(v.func.value, "id", None) == "backends")
+            if getattr(v, "id", None) == "backend" or via_get:
+                used[node.attr] = str(path.relative_to(root))
+    assert {"slots", "submit", "find", "query", "cancel", "run_check", "counts_array_tasks"} <= set(used)
+    assert {k: f for k, f in used.items() if k not in declared} == {}
