@@ -9,7 +9,7 @@ import typer
 
 from irq import errors
 from irq.cli.app import app, ctx
-from irq.cli.common import _dump
+from irq.cli.common import _config, _dump
 from irq.ledger.database import Ledger
 
 
@@ -44,11 +44,12 @@ def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md 
 
 @app.command()
 def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="Write here instead of stdout.")) -> None:
-    """Render queue.md from the ledger (templates/queue.md.j2)."""
+    """Render queue.md from the ledger (template queue.md.j2; a project templates/ folder overrides it)."""
     from irq.formats.queue_io import export_queue
+    from irq.formats.render import project_templates
 
     x = ctx(c)
-    text = export_queue(x.ledger(), path)
+    text = export_queue(x.ledger(), path, project_templates(_config(x)))
     if path is None:
         sys.stdout.write(text)
     else:

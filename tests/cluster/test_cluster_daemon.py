@@ -233,7 +233,7 @@ def test_preflight_catches_each_failed_pilot(project, irq, slurm_cluster):
 def test_a_commented_out_module_load_is_caught(project, irq, slurm_cluster, monkeypatch, tmp_path):
     from irq.backends.target import REPO_ROOT
 
-    tpl = (REPO_ROOT / "templates" / "job.sbatch.j2").read_text()
+    tpl = (REPO_ROOT / "irq" / "formats" / "templates" / "job.sbatch.j2").read_text()
     custom = tmp_path / "tpl"
     custom.mkdir()
     (custom / "job.sbatch.j2").write_text(tpl.replace("module load {{ m | q }}", "# module load {{ m | q }}"))
