@@ -5,12 +5,12 @@ The layout: a title, free preamble, then sections ``## READY``, ``## IN_PROGRESS
 bullets (with nested lists for Parameters and Results), and a ``Future Extensions``
 checklist of proposed experiments. A block with a Status bullet is a submission attempt (or,
 with ``QUEUED LOCALLY``, a request waiting for a job slot); any other block defines the
-experiment. Everything here is pure: it returns rows, the importer writes them.
+experiment. Everything here is pure: it returns rows, the importer writes them. Reading the lines
+(and their ``file:line`` errors) is ``queuelines``; here the blocks become rows.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from irq import errors
@@ -26,12 +26,10 @@ from irq.formats.fields import (
     parse_time,
     strip_backticks,
 )
+from irq.formats.queuelines import SECTIONS, Block, QueueDoc, read_blocks, read_text
 from irq.ledger.database import ID_RE
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import Priority, State, is_active, normalize_scheduler_state
-
-FORMAT_MARKER = "<!-- irq:queue v1"
-SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED}
 
 # bullet label -> Experiment attribute (definition blocks)
 DEF_KEYS = {
@@ -59,72 +57,6 @@ ATT_FREE = (
 QUEUED_KEYS = {"Status", "Reason", "Since"}
 QUEUED_FREE = ("Configuration", "Expected runtime", "Auto-submit", "Purpose", "Note")
 
-_HEADING = re.compile(r"^###\s+(?P<id>\S+?):\s*(?P<rest>.*)$")
-_BULLET = re.compile(r"^(?P<indent>\s*)[-*]\s+\*\*(?P<key>[^*]+?)\*\*:\s?(?P<value>.*)$")
-_SUBITEM = re.compile(r"^(?P<indent>\s+)[-*]\s+(?P<text>.+)$")
-_CHECK = re.compile(r"^[-*]\s+\[(?P<mark>[ xX])\]\s+\*\*(?P<id>[^*]+)\*\*:?\s*(?P<title>.*)$")
-_ATTEMPT_SUFFIX = re.compile(r"\s+-\s+ATTEMPT\s+(\d+)\s*$")
-_COMPLETED_SUFFIX = re.compile(r"\s*✓\s*COMPLETED\s*$")
-_QUEUED_SUFFIX = re.compile(r"\s*\((QUEUED[^)]*)\)\s*$")
-
-
-@dataclass
-class Item:
-    key: str
-    value: str
-    line: int
-    children: list["Item"] = field(default_factory=list)
-
-
-@dataclass
-class Block:
-    section: str
-    line: int
-    exp_id: str
-    title: str
-    attempt_no: int | None = None
-    completed_mark: bool = False
-    queued_mark: str | None = None
-    items: list[Item] = field(default_factory=list)
-    checklist: bool = False
-    checked: bool = False
-
-
-@dataclass
-class QueueDoc:
-    """What one queue.md says, as ledger rows not yet written."""
-
-    title: str = ""
-    preamble: str = ""
-    future_heading: str = ""
-    experiments: list[Experiment] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
-    repaired_lines: int = 0
-    irq_format: bool = False
-    order: list[str] = field(default_factory=list)  # queue order, as irq's export records it
-
-
-# -- reading text ------------------------------------------------------------------------
-def read_text(path: Path) -> tuple[str, int]:
-    """The file's text with double-encoded UTF-8 repaired; and how many lines needed it."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise errors.ParseError(str(path), line, "not UTF-8 text", "save the file as UTF-8") from exc
-    import ftfy  # only reading a queue file needs it: keep other commands quick
-
-    fixed_lines, repaired = [], 0
-    for line in text.split("\n"):
-        fixed = ftfy.fix_encoding(line)
-        repaired += fixed != line
-        fixed_lines.append(fixed)
-    return "\n".join(fixed_lines), repaired
-
 
 def parse_file(path: Path) -> QueueDoc:
     text, repaired = read_text(path)
@@ -133,121 +65,9 @@ def parse_file(path: Path) -> QueueDoc:
     return doc
 
 
-# -- structure ----------------------------------------------------------------------------
-def _blocks(text: str, src: str) -> tuple[QueueDoc, list[Block]]:
-    doc = QueueDoc()
-    lines = text.split("\n")
-    preamble: list[str] = []
-    section: str | None = None
-    blocks: list[Block] = []
-    cur: Block | None = None
-    last_item: Item | None = None
-    in_comment = False
-
-    def err(n: int, msg: str, hint: str | None = None) -> errors.ParseError:
-        return errors.ParseError(src, n, msg, hint)
-
-    for n, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if in_comment:
-            in_comment = "-->" not in stripped
-            continue
-        if stripped.startswith("<!--"):
-            if stripped.startswith(FORMAT_MARKER):
-                doc.irq_format = True
-                if m := re.search(r"order:\s*([^>]*?)\s*-->", stripped):
-                    doc.order = m.group(1).split()
-            in_comment = "-->" not in stripped
-            continue
-        if section is None and not doc.title and stripped.startswith("# "):
-            doc.title = stripped[2:].strip()
-            continue
-        if stripped.startswith("## "):
-            name = stripped[3:].strip()
-            if name in SECTIONS:
-                section, cur, last_item = name, None, None
-                continue
-            if name.lower().startswith(("future extensions", "proposed")):
-                section, cur, last_item = "FUTURE", None, None
-                doc.future_heading = name
-                continue
-            if section is None:
-                preamble.append(line)
-                continue
-            raise err(n, f"unknown section {name!r}",
-                      "sections are READY, IN_PROGRESS, DONE, FAILED and Future Extensions")
-        if section is None:
-            preamble.append(line)
-            continue
-        if not stripped or stripped == "---":
-            continue
-        if section == "FUTURE":
-            m = _CHECK.match(stripped) if not line[:1].isspace() else None
-            if m:
-                cur = Block("FUTURE", n, m.group("id").strip(), m.group("title").strip(),
-                            checklist=True, checked=m.group("mark") != " ")
-                blocks.append(cur)
-                last_item = None
-                continue
-            if cur is None or not line[:1].isspace():
-                raise err(n, f"expected a checklist item '- [ ] **Q-NNN**: title', got {stripped[:60]!r}")
-        if stripped.startswith("### "):
-            m = _HEADING.match(stripped)
-            if not m or not m.group("rest").strip():
-                raise err(n, f"expected a heading '### Q-NNN: Title', got {stripped[:60]!r}")
-            cur = _heading_block(section, n, m.group("id"), m.group("rest"))
-            blocks.append(cur)
-            last_item = None
-            continue
-        if stripped.startswith("#"):
-            raise err(n, f"unexpected heading {stripped[:60]!r} inside section {section}")
-        if cur is None:
-            raise err(n, f"text outside an experiment block: {stripped[:60]!r}",
-                      "each entry starts with '### Q-NNN: Title'")
-        indent = len(line) - len(line.lstrip())
-        bm = _BULLET.match(line)
-        nested_under_check = cur.checklist
-        if bm and (indent == 0 or (nested_under_check and last_item is None) or
-                   (nested_under_check and indent <= 2)):
-            last_item = Item(bm.group("key").strip(), bm.group("value").strip(), n)
-            cur.items.append(last_item)
-            continue
-        sm = _SUBITEM.match(line)
-        if sm and last_item is not None and indent > 0:
-            text_ = sm.group("text").strip()
-            if bm:  # a nested "- **Key**: value"
-                key, value = bm.group("key").strip(), bm.group("value").strip()
-            elif ": " in text_ or text_.endswith(":"):
-                key, _, value = text_.partition(":")
-                key, value = key.strip(), value.strip()
-            else:
-                raise err(n, f"expected 'Name: value' in the list under {last_item.key!r}, got {text_[:60]!r}")
-            last_item.children.append(Item(key, value, n))
-            continue
-        raise err(n, f"expected a bullet '- **Key**: value', got {stripped[:60]!r}")
-
-    while preamble and preamble[-1].strip() in ("", "---"):
-        preamble.pop()  # the separator before the first section belongs to the layout
-    while preamble and not preamble[0].strip():
-        preamble.pop(0)
-    doc.preamble = "\n".join(preamble)
-    return doc, blocks
-
-
-def _heading_block(section: str, n: int, exp_id: str, rest: str) -> Block:
-    title, attempt_no, completed, queued = rest.strip(), None, False, None
-    if m := _COMPLETED_SUFFIX.search(title):
-        completed, title = True, title[: m.start()]
-    if m := _QUEUED_SUFFIX.search(title):
-        queued, title = m.group(1), title[: m.start()]
-    if m := _ATTEMPT_SUFFIX.search(title):
-        attempt_no, title = int(m.group(1)), title[: m.start()]
-    return Block(section, n, exp_id, title.strip(), attempt_no, completed, queued)
-
-
 # -- meaning -------------------------------------------------------------------------------
 def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
-    doc, blocks = _blocks(text, src)
+    doc, blocks = read_blocks(text, src)
     defs: dict[str, tuple[Experiment, Block]] = {}
     atts: dict[str, list[tuple[Attempt, Block]]] = {}
     queued: dict[str, Block] = {}
