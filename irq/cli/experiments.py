@@ -10,13 +10,13 @@ import typer
 from irq import errors
 from irq.cli.app import app, ctx
 from irq.cli.common import _config, _dump
-from irq.ledger.database import Ledger
 
 
 @app.command()
 def init(c: typer.Context) -> None:
     """Create the ledger (queue.db) and a commented irq.toml here."""
     from irq.config import write_default_config
+    from irq.ledger.database import Ledger
 
     x = ctx(c)
     existed = x.db.exists()
@@ -31,6 +31,7 @@ def init(c: typer.Context) -> None:
 def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md to read.")) -> None:
     """Read a queue.md (the hand-kept layout or irq's export) into the ledger: all of it or nothing."""
     from irq.formats.queue_io import import_queue
+    from irq.ledger.database import Ledger
 
     x = ctx(c)
     if not x.db.exists():

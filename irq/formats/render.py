@@ -13,7 +13,7 @@ import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 
@@ -43,10 +43,13 @@ def template_dirs(extra: Path | None = None) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def _packaged(name: str) -> str | None:
-    """A template shipped with irq, read through importlib.resources (works from any install)."""
+def _packaged(name: str) -> tuple[str, None, Callable[[], bool]] | None:
+    """A template shipped with irq, read through importlib.resources (works from any install).
+
+    Never "up to date": each render looks again, so a project template added while a daemon
+    runs is used from its next cycle on."""
     res = resources.files(PACKAGE).joinpath(FOLDER, name)
-    return res.read_text(encoding="utf-8") if res.is_file() else None
+    return (res.read_text(encoding="utf-8"), None, lambda: False) if res.is_file() else None
 
 
 @lru_cache(maxsize=8)
