@@ -44,7 +44,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV")}
-    r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{src}[train]"], env=env,
+    r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-compile", f"{src}[train]"], env=env,
                        capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stderr[-3000:]
     return venv / "bin"

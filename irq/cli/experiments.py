@@ -15,28 +15,22 @@ from irq.cli.common import _config, _dump
 @app.command()
 def init(c: typer.Context) -> None:
     """Create the ledger (queue.db) and a commented irq.toml here."""
-    from irq.config import write_default_config
-    from irq.ledger.database import Ledger
+    from irq.experiments.project import init_project
 
     x = ctx(c)
-    existed = x.db.exists()
-    Ledger(x.db, create=True).close()
-    cfg = write_default_config(Path.cwd() / "irq.toml")
-    x.ui.print(f"{'ledger already at' if existed else 'created ledger'} {x.db}")
-    if cfg:
-        x.ui.print(f"wrote {cfg} (commented; add a [clusters.NAME] table to submit to SLURM)")
+    done = init_project(x.db, Path.cwd())
+    x.ui.print(f"{'ledger already at' if done.existed else 'created ledger'} {done.db}")
+    if done.config:
+        x.ui.print(f"wrote {done.config} (commented; add a [clusters.NAME] table to submit to SLURM)")
 
 
 @app.command("import")
 def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md to read.")) -> None:
     """Read a queue.md (the hand-kept layout or irq's export) into the ledger: all of it or nothing."""
-    from irq.formats.queue_io import import_queue
-    from irq.ledger.database import Ledger
+    from irq.experiments.project import import_file
 
     x = ctx(c)
-    if not x.db.exists():
-        Ledger(x.db, create=True).close()
-    rep = import_queue(x.ledger(), path)
+    rep = import_file(x.db, path)
     if rep.repaired_lines:
         x.ui.print(f"repaired double-encoded UTF-8 (mojibake such as 'â€”' for '—') on {rep.repaired_lines} lines")
     states = ", ".join(f"{n} {s}" for s, n in rep.states.items())
