@@ -11,7 +11,9 @@ experiment. Everything here is pure: it returns rows, the importer writes them. 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from irq import errors
 from irq.formats.fields import (
@@ -26,17 +28,18 @@ from irq.formats.fields import (
     parse_time,
     strip_backticks,
 )
-from irq.formats.queuelines import SECTIONS, Block, QueueDoc, read_blocks, read_text
+from irq.formats.queuelines import (
+    SECTIONS,
+    Block,
+    Item,
+    QueueDoc,
+    read_blocks,
+    read_text,
+)
 from irq.ledger.database import ID_RE
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import Priority, State, is_active, normalize_scheduler_state
 
-# bullet label -> Experiment attribute (definition blocks)
-DEF_KEYS = {
-    "Hypothesis": "hypothesis", "Config": "config_path", "Mining Strategy": "mining",
-    "Parameters": "parameters", "Resources": "resources", "Priority": "priority",
-    "Dependencies": "depends_on", "Seeds": "seeds", "Notes": "notes", "Retry": "retry_policy",
-}
 # bullet label -> Attempt attribute
 ATT_KEYS = {
     "Status": "state", "Backend": "backend", "Cluster": "cluster", "Job ID": "job_id",
@@ -152,62 +155,6 @@ def _number_attempts(exp_id: str, pairs: list[tuple[Attempt, Block]], src: str) 
     return sorted((a for a, _ in pairs), key=lambda a: a.number)
 
 
-def _definition(b: Block, src: str) -> Experiment:
-    exp = Experiment(id=b.exp_id, seq=0, title=b.title, state=State.READY.value)
-    params: dict = {}
-    ann: dict[str, str] = {}
-    if b.checked:
-        ann["checked"] = "x"
-    for it in b.items:
-        attr = DEF_KEYS.get(it.key)
-        if attr is None:
-            raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in the definition of {b.exp_id}",
-                                    "known keys: " + ", ".join(DEF_KEYS))
-        try:
-            if attr in ("hypothesis", "notes"):
-                setattr(exp, attr, it.value)
-            elif attr == "config_path":
-                exp.config_path = strip_backticks(it.value)
-            elif attr == "mining":
-                params["mining"] = strip_backticks(it.value)
-            elif attr == "parameters":
-                if it.value:
-                    raise FieldError("Parameters takes a nested list ('  - Rank: 20'), not a value")
-                for c in it.children:
-                    key = param_key(c.key)
-                    value, note = parse_scalar(strip_backticks(c.value) if c.value.startswith("`") else c.value)
-                    params[key] = value
-                    if note:
-                        ann[f"parameters.{key}"] = note
-            elif attr == "resources":
-                exp.resources = parse_resources(it.value)
-            elif attr == "priority":
-                word, _, note = it.value.partition(" ")
-                try:
-                    exp.priority = Priority(word.upper()).value
-                except ValueError:
-                    raise FieldError(f"unknown priority {word!r} (HIGHEST, HIGH, MEDIUM or LOW)") from None
-                if note.strip():
-                    ann["priority"] = note.strip()
-            elif attr == "depends_on":
-                exp.depends_on = ids_in(it.value)
-                if it.value != " and ".join(exp.depends_on):
-                    ann["dependencies"] = it.value
-                if b.exp_id in exp.depends_on:
-                    raise FieldError(f"{b.exp_id} cannot depend on itself")
-            elif attr == "seeds":
-                exp.seeds = parse_seeds(it.value)
-            elif attr == "retry_policy":
-                exp.retry_policy = _parse_retry(it.value)
-        except FieldError as exc:
-            raise errors.ParseError(src, it.line, str(exc)) from None
-        if it.children and attr != "parameters":
-            raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
-    exp.parameters = params
-    exp.annotations = ann
-    return exp
-
-
 def _parse_retry(text: str) -> dict:
     """'on TIMEOUT, OUT_OF_MEMORY; max 8 hours; max 64GB' -> policy dict."""
     policy: dict = {}
@@ -224,6 +171,83 @@ def _parse_retry(text: str) -> dict:
             raise FieldError(f"cannot read retry policy part {part!r} "
                              "(expected 'on TIMEOUT, OUT_OF_MEMORY; max time 8 hours; max memory 64GB; max attempts 3')")
     return policy
+
+
+@dataclass
+class _Gathered:
+    """What a block's bullets add up to besides the row's own fields."""
+
+    params: dict = field(default_factory=dict)
+    ann: dict[str, str] = field(default_factory=dict)
+
+
+def _d_parameters(exp: Experiment, it: Item, g: _Gathered) -> None:
+    if it.value:
+        raise FieldError("Parameters takes a nested list ('  - Rank: 20'), not a value")
+    for c in it.children:
+        key = param_key(c.key)
+        value, note = parse_scalar(strip_backticks(c.value) if c.value.startswith("`") else c.value)
+        g.params[key] = value
+        if note:
+            g.ann[f"parameters.{key}"] = note
+
+
+def _d_priority(exp: Experiment, it: Item, g: _Gathered) -> None:
+    word, _, note = it.value.partition(" ")
+    try:
+        exp.priority = Priority(word.upper()).value
+    except ValueError:
+        raise FieldError(f"unknown priority {word!r} (HIGHEST, HIGH, MEDIUM or LOW)") from None
+    if note.strip():
+        g.ann["priority"] = note.strip()
+
+
+def _d_dependencies(exp: Experiment, it: Item, g: _Gathered) -> None:
+    exp.depends_on = ids_in(it.value)
+    if it.value != " and ".join(exp.depends_on):
+        g.ann["dependencies"] = it.value
+    if exp.id in exp.depends_on:
+        raise FieldError(f"{exp.id} cannot depend on itself")
+
+
+def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Experiment, Item, _Gathered], None]:
+    def setter(exp: Experiment, it: Item, g: _Gathered) -> None:
+        setattr(exp, attr, parse(it.value))
+
+    return setter
+
+
+def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
+    g.params["mining"] = strip_backticks(it.value)
+
+
+# definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
+_DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
+    "Hypothesis": _d_set("hypothesis"), "Notes": _d_set("notes"),
+    "Config": _d_set("config_path", strip_backticks), "Mining Strategy": _d_mining,
+    "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
+    "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
+    "Retry": _d_set("retry_policy", _parse_retry),
+}
+
+
+def _definition(b: Block, src: str) -> Experiment:
+    exp = Experiment(id=b.exp_id, seq=0, title=b.title, state=State.READY.value)
+    g = _Gathered(ann={"checked": "x"} if b.checked else {})
+    for it in b.items:
+        setter = _DEF_SETTERS.get(it.key)
+        if setter is None:
+            raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in the definition of {b.exp_id}",
+                                    "known keys: " + ", ".join(_DEF_SETTERS))
+        try:
+            setter(exp, it, g)
+        except FieldError as exc:
+            raise errors.ParseError(src, it.line, str(exc)) from None
+        if it.children and it.key != "Parameters":
+            raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
+    exp.parameters = g.params
+    exp.annotations = g.ann
+    return exp
 
 
 def _attempt(b: Block, src: str) -> Attempt:
