@@ -250,59 +250,91 @@ def _definition(b: Block, src: str) -> Experiment:
     return exp
 
 
+AttemptSetter = Callable[[Attempt, Item, dict], None]
+
+
+def _a_state(att: Attempt, it: Item, ann: dict) -> None:
+    att.state = normalize_scheduler_state(it.value)
+    rest = it.value.strip()[len(it.value.split()[0]):].strip() if it.value.split() else ""
+    if rest:
+        ann["state"] = rest
+
+
+def _a_git_sha(att: Attempt, it: Item, ann: dict) -> None:
+    sha, _, note = it.value.partition(" ")
+    att.git_sha = sha
+    if note.strip():
+        ann["git_sha"] = note.strip()
+
+
+def _a_results(att: Attempt, it: Item, ann: dict) -> None:
+    res: dict = {}
+    for c in it.children:
+        value, note = parse_scalar(c.value)
+        res[c.key] = value
+        if note:
+            ann[f"results.{c.key}"] = note
+    att.results = res
+
+
+def _a_tasks(att: Attempt, it: Item, ann: dict) -> None:
+    tasks: dict = {}
+    for c in it.children:
+        m = re.fullmatch(r"(\w+)(?: \(exit (-?\d+)\))?", c.value)
+        if not m or not c.key.isdigit():
+            raise FieldError(f"cannot read array task {c.key}: {c.value!r} (expected '3: COMPLETED (exit 0)')")
+        tasks[c.key] = {"state": m.group(1), "exit_code": int(m.group(2)) if m.group(2) else None}
+    att.tasks = tasks
+
+
+def _a_time(attr: str) -> AttemptSetter:
+    def setter(att: Attempt, it: Item, ann: dict) -> None:
+        setattr(att, attr, parse_time(it.value))
+        if attr == "ended_at":
+            ann["ended_label"] = it.key  # Completed, Failed, Cancelled or Ended
+
+    return setter
+
+
+def _a_set(attr: str, parse: Callable[[str], Any] = str) -> AttemptSetter:
+    def setter(att: Attempt, it: Item, ann: dict) -> None:
+        setattr(att, attr, parse(it.value))
+
+    return setter
+
+
+def _attempt_setter(attr: str) -> AttemptSetter:
+    """How an attempt bullet's value becomes the attribute ATT_KEYS maps it to."""
+    special: dict[str, AttemptSetter] = {
+        "state": _a_state, "git_sha": _a_git_sha, "results": _a_results, "tasks": _a_tasks,
+        "exit_code": _a_set("exit_code", int),
+        "modules": _a_set("modules", lambda v: [m.strip() for m in v.split(",") if m.strip()]),
+    }
+    if attr in special:
+        return special[attr]
+    if attr.endswith("_at") or attr == "unknown_since":
+        return _a_time(attr)
+    return _a_set(attr, strip_backticks if attr in ("work_dir", "run_dir", "output") else str)
+
+
 def _attempt(b: Block, src: str) -> Attempt:
     att = Attempt(experiment_id=b.exp_id, number=0, token="", backend="imported")
     ann: dict[str, str] = {}
     extras: list[list[str]] = []
     for it in b.items:
         attr = ATT_KEYS.get(it.key)
-        try:
-            if attr is None:
-                if it.key not in ATT_FREE:
-                    raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in an attempt of {b.exp_id}",
-                                            "known keys: " + ", ".join([*ATT_KEYS, *ATT_FREE]))
-                extras.append([it.key, it.value])
-            elif attr == "state":
-                state = normalize_scheduler_state(it.value)
-                att.state = state
-                rest = it.value.strip()[len(it.value.split()[0]):].strip() if it.value.split() else ""
-                if rest:
-                    ann["state"] = rest
-            elif attr.endswith("_at") or attr == "unknown_since":
-                setattr(att, attr, parse_time(it.value))
-                if attr == "ended_at":
-                    ann["ended_label"] = it.key
-            elif attr == "modules":
-                att.modules = [m.strip() for m in it.value.split(",") if m.strip()]
-            elif attr == "exit_code":
-                att.exit_code = int(it.value)
-            elif attr == "git_sha":
-                sha, _, note = it.value.partition(" ")
-                att.git_sha = sha
-                if note.strip():
-                    ann["git_sha"] = note.strip()
-            elif attr == "results":
-                res: dict = {}
-                for c in it.children:
-                    value, note = parse_scalar(c.value)
-                    res[c.key] = value
-                    if note:
-                        ann[f"results.{c.key}"] = note
-                att.results = res
-            elif attr == "tasks":
-                tasks: dict = {}
-                for c in it.children:
-                    m = re.fullmatch(r"(\w+)(?: \(exit (-?\d+)\))?", c.value)
-                    if not m or not c.key.isdigit():
-                        raise FieldError(f"cannot read array task {c.key}: {c.value!r} (expected '3: COMPLETED (exit 0)')")
-                    tasks[c.key] = {"state": m.group(1), "exit_code": int(m.group(2)) if m.group(2) else None}
-                att.tasks = tasks
-            else:
-                setattr(att, attr, strip_backticks(it.value) if attr in ("work_dir", "run_dir", "output") else it.value)
-        except FieldError as exc:
-            raise errors.ParseError(src, it.line, str(exc)) from None
-        except ValueError as exc:
-            raise errors.ParseError(src, it.line, f"bad value for {it.key!r}: {exc}") from None
+        if attr is None and it.key not in ATT_FREE:
+            raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in an attempt of {b.exp_id}",
+                                    "known keys: " + ", ".join([*ATT_KEYS, *ATT_FREE]))
+        if attr is None:
+            extras.append([it.key, it.value])  # free text the seed uses, kept verbatim
+        else:
+            try:
+                _attempt_setter(attr)(att, it, ann)
+            except FieldError as exc:
+                raise errors.ParseError(src, it.line, str(exc)) from None
+            except ValueError as exc:
+                raise errors.ParseError(src, it.line, f"bad value for {it.key!r}: {exc}") from None
         if it.children and attr not in ("results", "tasks"):
             raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
     att.annotations = ann
