@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from irq.ledger.database import Ledger
 
@@ -93,3 +94,36 @@ def test_ready_promotes_a_future_extension(irq, seed_queue):
     assert r.code == 0 and "Q-006 is READY" in r.out
     data = json.loads(irq("status", "--offline", "--json").out)
     assert {row["id"]: row["state"] for row in data["experiments"]}["Q-006"] == "READY"
+
+
+def test_daemon_is_a_group_of_run_start_stop_status(irq):
+    irq("init")
+    irq("add", "Q-001", "--title", "First", "--priority", "high")
+    irq("add", "Q-002", "--title", "Second", "--after", "Q-001")
+    r = irq("daemon", "run", "--dry-run", "--json")
+    assert r.code == 0, r
+    plan = json.loads(r.out)
+    assert plan["submit"] == ["Q-001"] and "Q-001" in plan["wait"]["Q-002"]
+    r = irq("daemon", "run", "--dry-run")
+    assert r.code == 0 and "submit Q-001" in r.out, r
+    st = json.loads(irq("daemon", "status", "--json").out)
+    assert st["running"] is False and st["last_cycle"] is None
+    assert "no daemon was running" in irq("daemon", "stop").out
+    r = irq("daemon", "sometimes")
+    assert r.code == 2 and "No such command" in r.err, r
+    with Ledger(Path("queue.db")).transaction() as s:  # the dry run changed nothing
+        assert {e.id: e.state for e in Ledger.experiments(s)} == {"Q-001": "READY", "Q-002": "READY"}
+
+
+def test_render_and_check_preview_the_same_job(tmp_path, irq):
+    irq("init")
+    irq("add", "Q-001", "--title", "First", "-p", "mining=random", "-p", "colour=blue")
+    r = irq("render", "Q-001", "-o", "job.sh")
+    assert r.code == 0 and "colour" in r.err  # not a trainer key: said, not passed
+    script = (tmp_path / "job.sh").read_text()
+    assert "--mining random" in script and "colour" not in script
+    assert "# irq experiment Q-001 attempt 1 (First)" in script
+    r = irq("check", "Q-001", "--json")
+    checks = json.loads(r.out)["Q-001"]
+    assert {c["name"] for c in checks} >= {"module loads"}
+    assert r.code == (0 if all(c["ok"] for c in checks) else 1)

@@ -23,6 +23,6 @@ def run(tmp_path, *args):
 
 def test_no_command_imports_torch(tmp_path, seed_queue):
     for args in (["init"], ["import", str(seed_queue)], ["status"], ["show", "Q-004"], ["export"],
-                 ["render", "Q-004"], ["daemon", "--dry-run"], ["check", "Q-004"], ["--help"]):
+                 ["render", "Q-004"], ["daemon", "run", "--dry-run"], ["check", "Q-004"], ["--help"]):
         r = run(tmp_path, *args)
         assert "IMPORTED: \n" in r.stdout, (args, r.stdout[-300:], r.stderr[-500:])

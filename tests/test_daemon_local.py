@@ -37,7 +37,7 @@ def daemon(tmp_path: Path, *args: str, fault: str | None = None, timeout: float 
     env.pop("IRQ_FAULT", None)
     if fault:
         env["IRQ_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "irq", "daemon", *args], cwd=tmp_path, env=env,
+    return subprocess.run([sys.executable, "-m", "irq", "daemon", "run", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -45,7 +45,7 @@ def run_until_done(tmp_path: Path, limit: float = 240) -> None:
     """Start the daemon, stop it (SIGTERM) once the queue is empty."""
     env = {**os.environ, "IRQ_USER_CONFIG": str(tmp_path / "none.toml")}
     env.pop("IRQ_FAULT", None)
-    proc = subprocess.Popen([sys.executable, "-m", "irq", "daemon"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "irq", "daemon", "run"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + limit
     try:
@@ -145,7 +145,7 @@ def test_one_daemon_per_ledger_and_start_stop_status(tmp_path, irq):
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, irq):
     campaign(irq, tmp_path)
     before = (tmp_path / "queue.db").read_bytes()
-    r = irq("daemon", "--dry-run")
+    r = irq("daemon", "run", "--dry-run")
     assert r.code == 0
     assert "submit Q-002" in r.out and "submit Q-006" in r.out and "wait   Q-003: waiting for Q-002 (READY)" in r.out
     with Ledger(tmp_path / "queue.db").transaction() as s:

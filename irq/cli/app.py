@@ -4,14 +4,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from typer.exceptions import TyperException
 
 from irq import errors
-from irq.ledger.database import Ledger, resolve_db_path
 from irq.ui import UI
+
+if TYPE_CHECKING:
+    from irq.ledger.database import Ledger
 
 app = typer.Typer(
     name="irq",
@@ -28,7 +30,9 @@ class Ctx:
     config: Optional[Path]
     ui: UI
 
-    def ledger(self) -> Ledger:
+    def ledger(self) -> "Ledger":
+        from irq.ledger.database import Ledger
+
         return Ledger(self.db)
 
 
@@ -42,6 +46,8 @@ def _root(
     db: Optional[Path] = typer.Option(None, "--db", help="Ledger file (default: $IRQ_DB or ./queue.db)."),
     config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from here."),
 ) -> None:
+    from irq.ledger.database import resolve_db_path  # sqlmodel: not for `irq --help`
+
     c.obj = Ctx(resolve_db_path(db), config, UI())
 
 

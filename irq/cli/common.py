@@ -1,4 +1,4 @@
-"""Helpers the command modules share: config, prompts, re-export after a change, escaping."""
+"""Helpers the command modules share: config, prompts, escaping, state colours."""
 from __future__ import annotations
 
 import sys
@@ -30,14 +30,6 @@ def _prompt(x: Ctx):
         return [getpass.getpass(p) if not echo else input(p) for p, echo in prompts]
 
     return ask
-
-
-def _after_change(x: Ctx, config) -> None:
-    """Keep the configured queue.md export current after a command changed the ledger."""
-    if config.export:
-        from irq.formats.queue_io import export_queue
-
-        export_queue(x.ledger(), config.resolve(config.export))
 
 
 def _esc(text: str) -> str:

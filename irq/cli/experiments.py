@@ -9,33 +9,28 @@ import typer
 
 from irq import errors
 from irq.cli.app import app, ctx
-from irq.cli.common import _dump
-from irq.ledger.database import Ledger
+from irq.cli.common import _config, _dump
 
 
 @app.command()
 def init(c: typer.Context) -> None:
     """Create the ledger (queue.db) and a commented irq.toml here."""
-    from irq.config import write_default_config
+    from irq.experiments.project import init_project
 
     x = ctx(c)
-    existed = x.db.exists()
-    Ledger(x.db, create=True).close()
-    cfg = write_default_config(Path.cwd() / "irq.toml")
-    x.ui.print(f"{'ledger already at' if existed else 'created ledger'} {x.db}")
-    if cfg:
-        x.ui.print(f"wrote {cfg} (commented; add a [clusters.NAME] table to submit to SLURM)")
+    done = init_project(x.db, Path.cwd())
+    x.ui.print(f"{'ledger already at' if done.existed else 'created ledger'} {done.db}")
+    if done.config:
+        x.ui.print(f"wrote {done.config} (commented; add a [clusters.NAME] table to submit to SLURM)")
 
 
 @app.command("import")
 def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md to read.")) -> None:
     """Read a queue.md (the hand-kept layout or irq's export) into the ledger: all of it or nothing."""
-    from irq.formats.queue_io import import_queue
+    from irq.experiments.project import import_file
 
     x = ctx(c)
-    if not x.db.exists():
-        Ledger(x.db, create=True).close()
-    rep = import_queue(x.ledger(), path)
+    rep = import_file(x.db, path)
     if rep.repaired_lines:
         x.ui.print(f"repaired double-encoded UTF-8 (mojibake such as 'â€”' for '—') on {rep.repaired_lines} lines")
     states = ", ".join(f"{n} {s}" for s, n in rep.states.items())
@@ -44,11 +39,12 @@ def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md 
 
 @app.command()
 def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="Write here instead of stdout.")) -> None:
-    """Render queue.md from the ledger (templates/queue.md.j2)."""
+    """Render queue.md from the ledger (template queue.md.j2; a project templates/ folder overrides it)."""
     from irq.formats.queue_io import export_queue
+    from irq.formats.render import project_templates
 
     x = ctx(c)
-    text = export_queue(x.ledger(), path)
+    text = export_queue(x.ledger(), path, project_templates(_config(x)))
     if path is None:
         sys.stdout.write(text)
     else:

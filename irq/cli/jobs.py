@@ -8,10 +8,11 @@ from typing import Optional
 
 import typer
 
-from irq import errors
+from irq.cli import render
 from irq.cli.app import app, ctx
-from irq.cli.common import _after_change, _config, _prompt
-from irq.ledger.database import Ledger
+from irq.cli.common import _config, _prompt
+
+BACKEND_HELP = "local, or slurm:NAME (default: irq.toml's backend)."
 
 
 @app.command("render")
@@ -19,20 +20,20 @@ def render_(
     c: typer.Context,
     exp_id: str = typer.Argument(..., metavar="ID"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the script here."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="local, or slurm:NAME (default: irq.toml's backend)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
 ) -> None:
     """Print the job script `irq submit` would send for an experiment, exactly."""
-    from irq.jobs.submit import render_for
+    from irq.jobs.preview import job_script
 
     x = ctx(c)
-    script, skipped = render_for(x.ledger(), _config(x), exp_id, backend)
+    p = job_script(x.ledger(), _config(x), exp_id, backend)
     if output:
-        output.write_text(script)
+        output.write_text(p.script)
         x.ui.print(f"wrote {output}")
     else:
-        sys.stdout.write(script)
-    if skipped:
-        x.ui.err.print(f"note: parameters not passed to the trainer (not trainer config keys): {', '.join(skipped)}",
+        sys.stdout.write(p.script)
+    if p.skipped:
+        x.ui.err.print(f"note: parameters not passed to the trainer (not trainer config keys): {', '.join(p.skipped)}",
                        markup=False)
 
 
@@ -41,31 +42,21 @@ def submit(
     c: typer.Context,
     ids: list[str] = typer.Argument(None, metavar="[ID...]"),
     all_ready: bool = typer.Option(False, "--all-ready", help="Every READY experiment, by priority and dependencies."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="local, or slurm:NAME (default: irq.toml's backend)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the preflight checks."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Submit experiments while job slots are free; the rest wait, queued locally."""
-    from irq.backends.registry import Backends
-    from irq.jobs.submit import submit as submit_
+    from irq.jobs.actions import submit_experiments
 
     x = ctx(c)
-    if not ids and not all_ready:
-        raise errors.UsageError("name experiments to submit, or pass --all-ready", "e.g. `irq submit Q-003`")
-    config = _config(x)
-    preflight = None
-    if not no_check:
-        from irq.jobs.preflight import preflight_hook
-
-        preflight = preflight_hook(config, x.ledger())
-    with Backends(config, prompt=_prompt(x)) as backends:
-        outs = submit_(x.ledger(), config, backends, x.ui, ids or None, all_ready, preflight, backend)
-    _after_change(x, config)
+    outs = submit_experiments(x.ledger(), _config(x), x.ui, ids or [], all_ready, backend,
+                              check=not no_check, prompt=_prompt(x))
     if as_json:
         x.ui.json([asdict(o) for o in outs])
         return
     for o in outs:
-        x.ui.print(f"{o.id}: {o.status}" + (f" as job {o.job_id}" if o.job_id else "") + (f" ({o.message})" if o.message else ""))
+        x.ui.print(render.outcome(o))
 
 
 @app.command()
@@ -75,16 +66,10 @@ def fetch(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Download results of finished attempts; mark experiments DONE or FAILED (with the cause)."""
-    from irq.backends.registry import Backends
-    from irq.jobs.fetch import fetch as fetch_
-    from irq.jobs.sync import refresh
+    from irq.jobs.actions import fetch_results
 
     x = ctx(c)
-    config = _config(x)
-    with Backends(config, prompt=_prompt(x)) as backends:
-        refresh(x.ledger(), backends, x.ui)
-        outs = fetch_(x.ledger(), config, backends, x.ui, ids or None)
-    _after_change(x, config)
+    outs = fetch_results(x.ledger(), _config(x), x.ui, ids or [], prompt=_prompt(x))
     if as_json:
         x.ui.json([asdict(o) for o in outs])
         return
@@ -97,15 +82,11 @@ def fetch(
 @app.command()
 def cancel(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
     """Cancel a running or pending job (or take an experiment off the local queue)."""
-    from irq.backends.registry import Backends
-    from irq.jobs.cancel import cancel as cancel_
+    from irq.jobs.actions import cancel_experiments
 
     x = ctx(c)
-    config = _config(x)
-    with Backends(config, prompt=_prompt(x)) as backends:
-        for i in ids:
-            x.ui.print(cancel_(x.ledger(), backends, x.ui, i))
-    _after_change(x, config)
+    for line in cancel_experiments(x.ledger(), _config(x), x.ui, ids, prompt=_prompt(x)):
+        x.ui.print(line)
 
 
 @app.command()
@@ -115,12 +96,10 @@ def log(
     lines: int = typer.Option(40, "--lines", "-n"),
 ) -> None:
     """The tail of the latest attempt's job output."""
-    from irq.backends.registry import Backends
-    from irq.jobs.fetch import log_tail
+    from irq.jobs.actions import latest_log
 
     x = ctx(c)
-    with Backends(_config(x), prompt=_prompt(x)) as backends:
-        att, text = log_tail(x.ledger(), backends, exp_id, lines)
+    att, text = latest_log(x.ledger(), _config(x), exp_id, lines, prompt=_prompt(x))
     x.ui.err.print(f"{exp_id} attempt {att.number}, job {att.job_id}:", markup=False)
     sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
 
@@ -133,35 +112,13 @@ def check(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Preflight: would these experiments run? (pushed commit, files, modules, partition, scratch)."""
-    from irq.backends.registry import Backends
-    from irq.jobs.git import config_in_repo, target_sha
-    from irq.jobs.jobscript import build_job, run_id_for
-    from irq.jobs.preflight import run_checks
-    from irq.ledger.models import utcnow
+    from irq.jobs.preview import check_jobs
 
     x = ctx(c)
-    config = _config(x)
-    ledger = x.ledger()
-    failed = False
-    report = {}
-    with Backends(config, prompt=_prompt(x)) as backends:
-        name = backend or backends.default_name()
-        target = backends.target(name)
-        for i in ids:
-            with ledger.transaction() as s:
-                exp = Ledger.experiment(s, i)
-            exp = config_in_repo(exp, config, target)
-            sha = target_sha(config, target)
-            req, _ = build_job(exp, token="irq-0000000000", attempt=0, target=target, git_sha=sha,
-                               run_id=run_id_for(exp.id, utcnow()))
-            checks = run_checks(None, exp, target, sha, backends.get(name), req.script)
-            report[exp.id] = [asdict(ch) for ch in checks]
-            failed |= not all(ch.ok for ch in checks)
-            if not as_json:
-                x.ui.print(f"{exp.id} on {name} at {sha[:12]}:")
-                for ch in checks:
-                    x.ui.print("  " + ch.line())
+    reports = check_jobs(x.ledger(), _config(x), ids, backend, prompt=_prompt(x))
     if as_json:
-        x.ui.json(report)
-    if failed:
+        x.ui.json({r.id: r.as_json() for r in reports})
+    else:
+        render.checks(x.ui, reports)
+    if not all(r.ok for r in reports):
         raise typer.Exit(1)

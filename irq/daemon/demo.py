@@ -1,8 +1,8 @@
 """`irq demo`: the study's pilot (seed 000, Q-004) end to end on the local backend.
 
-Queues the pilot once per mining strategy, runs them with the bundled trainer two at a time,
-fetches the results and prints status and a comparison with the trivial baselines. No
-cluster needed; everything lands in a folder of its own.
+Queues the pilot once per mining strategy, then runs the daemon's own cycle (refresh, fetch,
+retry, submit, export) until the queue is empty, the bundled trainer running two at a time.
+No cluster needed; everything lands in a folder of its own.
 """
 from __future__ import annotations
 
@@ -10,21 +10,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from irq import errors
 from irq.backends.registry import Backends
 from irq.backends.target import REPO_ROOT
-from irq.config import load_config, write_default_config
+from irq.config import Config, load_config, write_default_config
+from irq.daemon.loop import DaemonLock, cycle, queue_empty
 from irq.experiments.edit import add_experiment
 from irq.formats.queue_io import export_queue
-from irq.jobs.fetch import fetch
-from irq.jobs.submit import submit
-from irq.jobs.sync import refresh
 from irq.ledger.database import Ledger
-from irq.ledger.states import is_active
 from irq.ui import UI
 
 STRATEGIES = (("Q-041", "none", "Pilot: no negative mining (baseline)"),
               ("Q-042", "random", "Pilot: random negatives"),
               ("Q-043", "adversarial", "Pilot: adversarial negatives"))
+RESULT_KEYS = ("val_mse", "baseline_mean_mse", "baseline_zero_mse", "steps_per_s")
 
 
 @dataclass
@@ -34,47 +33,56 @@ class DemoResult:
 
 
 def run_demo(folder: Path, ui: UI, quick: bool = False, poll: float = 2.0) -> DemoResult:
+    """Queue the pilot (first time only), drive daemon cycles until it is done, export queue.md."""
     folder.mkdir(parents=True, exist_ok=True)
     write_default_config(folder / "irq.toml")
     db = folder / "queue.db"
     fresh = not db.exists()
     ledger = Ledger(db, create=True)
     config = load_config(folder / "irq.toml")
-    cfg = REPO_ROOT / "trainer" / "configs" / ("tiny.json" if quick else "q004_pilot.json")
     if fresh:
-        for exp_id, mining, title in STRATEGIES:
-            add_experiment(ledger, exp_id, title, config=cfg, params={"mining": mining},
-                           priority="HIGHEST" if mining == "none" else "HIGH", time="15 minutes",
-                           hypothesis="all three strategies run end to end at pilot scale",
-                           notes="irq demo: " + ("tiny config" if quick else "the seed's pilot config"))
+        _queue_pilot(ledger, quick)
         ui.log(f"queued {len(STRATEGIES)} pilot experiments in {db}")
-    with Backends(config) as backends:
-        submit(ledger, config, backends, ui, all_ready=True, queue_waiting=False)
-        with ui.progress("pilot runs", total=len(STRATEGIES)) as step:
-            done = set()
-            while True:
-                refresh(ledger, backends, ui)
-                for o in fetch(ledger, config, backends, ui):
-                    done.add(o.id)
-                    step.advance(f"{o.id}: {o.state} {o.detail}")
-                with ledger.transaction() as s:
-                    active = [a for a in Ledger.attempts(s) if is_active(a.state)]
-                    ready = [e for e in Ledger.experiments(s) if e.state == "READY"]
-                if ready:
-                    outs = submit(ledger, config, backends, ui, all_ready=True, queue_waiting=False)
-                    if any(o.status == "submitted" for o in outs):
-                        continue
-                if not active:
-                    break
-                time.sleep(poll)  # never spin: the trainers need the cores
+    lock = DaemonLock(db)
+    lock.acquire()  # a daemon on this ledger would run the same cycle: one at a time
+    try:
+        _drive(ledger, config, ui, poll)
+    finally:
+        lock.release()
     export_queue(ledger, folder / "queue.md")
+    return DemoResult(folder, _rows(ledger))
+
+
+def _queue_pilot(ledger: Ledger, quick: bool) -> None:
+    cfg = REPO_ROOT / "trainer" / "configs" / ("tiny.json" if quick else "q004_pilot.json")
+    for exp_id, mining, title in STRATEGIES:
+        add_experiment(ledger, exp_id, title, config=cfg, params={"mining": mining},
+                       priority="HIGHEST" if mining == "none" else "HIGH", time="15 minutes",
+                       hypothesis="all three strategies run end to end at pilot scale",
+                       notes="irq demo: " + ("tiny config" if quick else "the seed's pilot config"))
+
+
+def _drive(ledger: Ledger, config: Config, ui: UI, poll: float) -> None:
+    """Daemon cycles until every experiment is DONE or FAILED; sleep between idle cycles."""
+    with Backends(config) as backends, ui.progress("pilot runs", total=len(STRATEGIES)) as step:
+        while True:
+            rep = cycle(ledger, config, ui, backends)
+            for line in rep.fetched:
+                step.advance(line)
+            if rep.needs_person or rep.unreachable:
+                raise errors.BackendError(f"the local backend did not answer: {rep.needs_person or rep.unreachable}")
+            if queue_empty(ledger):
+                return
+            if not rep.submitted:
+                time.sleep(poll)  # never spin: the trainers need the cores
+
+
+def _rows(ledger: Ledger) -> list[dict]:
     rows = []
     with ledger.transaction() as s:
         for e in Ledger.experiments(s):
             a = Ledger.latest_attempt(s, e.id)
             r = a.results if a else {}
             rows.append({"id": e.id, "mining": e.parameters.get("mining"), "state": e.state,
-                         "val_mse": r.get("val_mse"), "baseline_mean_mse": r.get("baseline_mean_mse"),
-                         "baseline_zero_mse": r.get("baseline_zero_mse"), "steps_per_s": r.get("steps_per_s"),
-                         "error": a.error if a else None})
-    return DemoResult(folder, rows)
+                         **{k: r.get(k) for k in RESULT_KEYS}, "error": a.error if a else None})
+    return rows

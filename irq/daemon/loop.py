@@ -21,6 +21,7 @@ from irq.backends.registry import Backends, record_calls
 from irq.config import Config
 from irq.formats.fields import fmt_memory, fmt_minutes
 from irq.formats.queue_io import export_queue
+from irq.formats.render import project_templates
 from irq.jobs.fetch import fetch
 from irq.jobs.submit import candidates, submit
 from irq.jobs.sync import refresh
@@ -93,6 +94,7 @@ def apply_retry_policies(ledger: Ledger) -> list[str]:
 
 def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
           preflight: Any = None) -> CycleReport:
+    """One pass: refresh, fetch, retry policies, submit into free slots, re-export. `irq demo` uses it too."""
     rep = CycleReport()
     try:
         r = refresh(ledger, backends, ui)
@@ -113,23 +115,23 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
         except errors.IrqError:
             pass
     if config.export:
-        _export_if_stale(ledger, config.resolve(config.export), rep)
+        _export_if_stale(ledger, config.resolve(config.export), rep, project_templates(config))
     ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
     return rep
 
 
-def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport) -> None:
+def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport, template_dir: Path | None) -> None:
     """Re-export queue.md whenever it differs from the ledger (also after a crash mid-export)."""
     from irq.formats.export import export_text
 
-    text = export_text(ledger)
+    text = export_text(ledger, template_dir)
     try:
         current = path.read_text(encoding="utf-8")
     except OSError:
         current = None
     if text != current:
         faults.point("before_export")
-        export_queue(ledger, path)
+        export_queue(ledger, path, template_dir)
         rep.exported = True
 
 
@@ -208,7 +210,7 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
                 wait = min(wait * 2, float(config.daemon.max_interval))  # back off: nothing to do, or down
             else:
                 wait = base
-            if _queue_empty(ledger):
+            if queue_empty(ledger):
                 ui.log("queue empty: every experiment is DONE, FAILED or PROPOSED")
                 if not rep.anything:
                     wait = float(config.daemon.max_interval)
@@ -223,7 +225,8 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
     return 0
 
 
-def _queue_empty(ledger: Ledger) -> bool:
+def queue_empty(ledger: Ledger) -> bool:
+    """Nothing left for a cycle to do: no experiment READY or IN_PROGRESS."""
     with ledger.transaction() as s:
         return not Ledger.experiments(s, {State.READY.value, State.IN_PROGRESS.value})
 
@@ -245,10 +248,3 @@ def _log_cycle(ui: UI, rep: CycleReport) -> None:
         ui.log("re-exported queue.md")
     if not (rep.anything or rep.unreachable or rep.needs_person):
         ui.log("cycle: nothing changed")
-
-
-# -- detached ------------------------------------------------------------------------------
-
-
-
-

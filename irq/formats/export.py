@@ -1,4 +1,4 @@
-"""queue.md from the ledger: the seed's layout, rendered by ``templates/queue.md.j2``.
+"""queue.md from the ledger: the seed's layout, rendered by ``irq/formats/templates/queue.md.j2``.
 
 This module turns rows into blocks of ready-made bullet lines (the canonical text forms in
 ``fields``); the template only lays them out. Import of the result gives back the same rows.

@@ -53,8 +53,8 @@ def import_queue(ledger: Ledger, path: Path) -> ImportReport:
     return ImportReport(str(path), len(doc.experiments), len(doc.attempts), doc.repaired_lines, states)
 
 
-def export_queue(ledger: Ledger, path: Path | None) -> str:
-    text = export_text(ledger)
+def export_queue(ledger: Ledger, path: Path | None, template_dir: Path | None = None) -> str:
+    text = export_text(ledger, template_dir)
     if path is not None:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")

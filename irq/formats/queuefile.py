@@ -5,13 +5,15 @@ The layout: a title, free preamble, then sections ``## READY``, ``## IN_PROGRESS
 bullets (with nested lists for Parameters and Results), and a ``Future Extensions``
 checklist of proposed experiments. A block with a Status bullet is a submission attempt (or,
 with ``QUEUED LOCALLY``, a request waiting for a job slot); any other block defines the
-experiment. Everything here is pure: it returns rows, the importer writes them.
+experiment. Everything here is pure: it returns rows, the importer writes them. Reading the lines
+(and their ``file:line`` errors) is ``queuelines``; here the blocks become rows.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from irq import errors
 from irq.formats.fields import (
@@ -26,19 +28,18 @@ from irq.formats.fields import (
     parse_time,
     strip_backticks,
 )
+from irq.formats.queuelines import (
+    SECTIONS,
+    Block,
+    Item,
+    QueueDoc,
+    read_blocks,
+    read_text,
+)
 from irq.ledger.database import ID_RE
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import Priority, State, is_active, normalize_scheduler_state
 
-FORMAT_MARKER = "<!-- irq:queue v1"
-SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED}
-
-# bullet label -> Experiment attribute (definition blocks)
-DEF_KEYS = {
-    "Hypothesis": "hypothesis", "Config": "config_path", "Mining Strategy": "mining",
-    "Parameters": "parameters", "Resources": "resources", "Priority": "priority",
-    "Dependencies": "depends_on", "Seeds": "seeds", "Notes": "notes", "Retry": "retry_policy",
-}
 # bullet label -> Attempt attribute
 ATT_KEYS = {
     "Status": "state", "Backend": "backend", "Cluster": "cluster", "Job ID": "job_id",
@@ -59,72 +60,6 @@ ATT_FREE = (
 QUEUED_KEYS = {"Status", "Reason", "Since"}
 QUEUED_FREE = ("Configuration", "Expected runtime", "Auto-submit", "Purpose", "Note")
 
-_HEADING = re.compile(r"^###\s+(?P<id>\S+?):\s*(?P<rest>.*)$")
-_BULLET = re.compile(r"^(?P<indent>\s*)[-*]\s+\*\*(?P<key>[^*]+?)\*\*:\s?(?P<value>.*)$")
-_SUBITEM = re.compile(r"^(?P<indent>\s+)[-*]\s+(?P<text>.+)$")
-_CHECK = re.compile(r"^[-*]\s+\[(?P<mark>[ xX])\]\s+\*\*(?P<id>[^*]+)\*\*:?\s*(?P<title>.*)$")
-_ATTEMPT_SUFFIX = re.compile(r"\s+-\s+ATTEMPT\s+(\d+)\s*$")
-_COMPLETED_SUFFIX = re.compile(r"\s*✓\s*COMPLETED\s*$")
-_QUEUED_SUFFIX = re.compile(r"\s*\((QUEUED[^)]*)\)\s*$")
-
-
-@dataclass
-class Item:
-    key: str
-    value: str
-    line: int
-    children: list["Item"] = field(default_factory=list)
-
-
-@dataclass
-class Block:
-    section: str
-    line: int
-    exp_id: str
-    title: str
-    attempt_no: int | None = None
-    completed_mark: bool = False
-    queued_mark: str | None = None
-    items: list[Item] = field(default_factory=list)
-    checklist: bool = False
-    checked: bool = False
-
-
-@dataclass
-class QueueDoc:
-    """What one queue.md says, as ledger rows not yet written."""
-
-    title: str = ""
-    preamble: str = ""
-    future_heading: str = ""
-    experiments: list[Experiment] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
-    repaired_lines: int = 0
-    irq_format: bool = False
-    order: list[str] = field(default_factory=list)  # queue order, as irq's export records it
-
-
-# -- reading text ------------------------------------------------------------------------
-def read_text(path: Path) -> tuple[str, int]:
-    """The file's text with double-encoded UTF-8 repaired; and how many lines needed it."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise errors.ParseError(str(path), line, "not UTF-8 text", "save the file as UTF-8") from exc
-    import ftfy  # only reading a queue file needs it: keep other commands quick
-
-    fixed_lines, repaired = [], 0
-    for line in text.split("\n"):
-        fixed = ftfy.fix_encoding(line)
-        repaired += fixed != line
-        fixed_lines.append(fixed)
-    return "\n".join(fixed_lines), repaired
-
 
 def parse_file(path: Path) -> QueueDoc:
     text, repaired = read_text(path)
@@ -133,121 +68,9 @@ def parse_file(path: Path) -> QueueDoc:
     return doc
 
 
-# -- structure ----------------------------------------------------------------------------
-def _blocks(text: str, src: str) -> tuple[QueueDoc, list[Block]]:
-    doc = QueueDoc()
-    lines = text.split("\n")
-    preamble: list[str] = []
-    section: str | None = None
-    blocks: list[Block] = []
-    cur: Block | None = None
-    last_item: Item | None = None
-    in_comment = False
-
-    def err(n: int, msg: str, hint: str | None = None) -> errors.ParseError:
-        return errors.ParseError(src, n, msg, hint)
-
-    for n, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if in_comment:
-            in_comment = "-->" not in stripped
-            continue
-        if stripped.startswith("<!--"):
-            if stripped.startswith(FORMAT_MARKER):
-                doc.irq_format = True
-                if m := re.search(r"order:\s*([^>]*?)\s*-->", stripped):
-                    doc.order = m.group(1).split()
-            in_comment = "-->" not in stripped
-            continue
-        if section is None and not doc.title and stripped.startswith("# "):
-            doc.title = stripped[2:].strip()
-            continue
-        if stripped.startswith("## "):
-            name = stripped[3:].strip()
-            if name in SECTIONS:
-                section, cur, last_item = name, None, None
-                continue
-            if name.lower().startswith(("future extensions", "proposed")):
-                section, cur, last_item = "FUTURE", None, None
-                doc.future_heading = name
-                continue
-            if section is None:
-                preamble.append(line)
-                continue
-            raise err(n, f"unknown section {name!r}",
-                      "sections are READY, IN_PROGRESS, DONE, FAILED and Future Extensions")
-        if section is None:
-            preamble.append(line)
-            continue
-        if not stripped or stripped == "---":
-            continue
-        if section == "FUTURE":
-            m = _CHECK.match(stripped) if not line[:1].isspace() else None
-            if m:
-                cur = Block("FUTURE", n, m.group("id").strip(), m.group("title").strip(),
-                            checklist=True, checked=m.group("mark") != " ")
-                blocks.append(cur)
-                last_item = None
-                continue
-            if cur is None or not line[:1].isspace():
-                raise err(n, f"expected a checklist item '- [ ] **Q-NNN**: title', got {stripped[:60]!r}")
-        if stripped.startswith("### "):
-            m = _HEADING.match(stripped)
-            if not m or not m.group("rest").strip():
-                raise err(n, f"expected a heading '### Q-NNN: Title', got {stripped[:60]!r}")
-            cur = _heading_block(section, n, m.group("id"), m.group("rest"))
-            blocks.append(cur)
-            last_item = None
-            continue
-        if stripped.startswith("#"):
-            raise err(n, f"unexpected heading {stripped[:60]!r} inside section {section}")
-        if cur is None:
-            raise err(n, f"text outside an experiment block: {stripped[:60]!r}",
-                      "each entry starts with '### Q-NNN: Title'")
-        indent = len(line) - len(line.lstrip())
-        bm = _BULLET.match(line)
-        nested_under_check = cur.checklist
-        if bm and (indent == 0 or (nested_under_check and last_item is None) or
-                   (nested_under_check and indent <= 2)):
-            last_item = Item(bm.group("key").strip(), bm.group("value").strip(), n)
-            cur.items.append(last_item)
-            continue
-        sm = _SUBITEM.match(line)
-        if sm and last_item is not None and indent > 0:
-            text_ = sm.group("text").strip()
-            if bm:  # a nested "- **Key**: value"
-                key, value = bm.group("key").strip(), bm.group("value").strip()
-            elif ": " in text_ or text_.endswith(":"):
-                key, _, value = text_.partition(":")
-                key, value = key.strip(), value.strip()
-            else:
-                raise err(n, f"expected 'Name: value' in the list under {last_item.key!r}, got {text_[:60]!r}")
-            last_item.children.append(Item(key, value, n))
-            continue
-        raise err(n, f"expected a bullet '- **Key**: value', got {stripped[:60]!r}")
-
-    while preamble and preamble[-1].strip() in ("", "---"):
-        preamble.pop()  # the separator before the first section belongs to the layout
-    while preamble and not preamble[0].strip():
-        preamble.pop(0)
-    doc.preamble = "\n".join(preamble)
-    return doc, blocks
-
-
-def _heading_block(section: str, n: int, exp_id: str, rest: str) -> Block:
-    title, attempt_no, completed, queued = rest.strip(), None, False, None
-    if m := _COMPLETED_SUFFIX.search(title):
-        completed, title = True, title[: m.start()]
-    if m := _QUEUED_SUFFIX.search(title):
-        queued, title = m.group(1), title[: m.start()]
-    if m := _ATTEMPT_SUFFIX.search(title):
-        attempt_no, title = int(m.group(1)), title[: m.start()]
-    return Block(section, n, exp_id, title.strip(), attempt_no, completed, queued)
-
-
 # -- meaning -------------------------------------------------------------------------------
 def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
-    doc, blocks = _blocks(text, src)
+    doc, blocks = read_blocks(text, src)
     defs: dict[str, tuple[Experiment, Block]] = {}
     atts: dict[str, list[tuple[Attempt, Block]]] = {}
     queued: dict[str, Block] = {}
@@ -332,62 +155,6 @@ def _number_attempts(exp_id: str, pairs: list[tuple[Attempt, Block]], src: str) 
     return sorted((a for a, _ in pairs), key=lambda a: a.number)
 
 
-def _definition(b: Block, src: str) -> Experiment:
-    exp = Experiment(id=b.exp_id, seq=0, title=b.title, state=State.READY.value)
-    params: dict = {}
-    ann: dict[str, str] = {}
-    if b.checked:
-        ann["checked"] = "x"
-    for it in b.items:
-        attr = DEF_KEYS.get(it.key)
-        if attr is None:
-            raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in the definition of {b.exp_id}",
-                                    "known keys: " + ", ".join(DEF_KEYS))
-        try:
-            if attr in ("hypothesis", "notes"):
-                setattr(exp, attr, it.value)
-            elif attr == "config_path":
-                exp.config_path = strip_backticks(it.value)
-            elif attr == "mining":
-                params["mining"] = strip_backticks(it.value)
-            elif attr == "parameters":
-                if it.value:
-                    raise FieldError("Parameters takes a nested list ('  - Rank: 20'), not a value")
-                for c in it.children:
-                    key = param_key(c.key)
-                    value, note = parse_scalar(strip_backticks(c.value) if c.value.startswith("`") else c.value)
-                    params[key] = value
-                    if note:
-                        ann[f"parameters.{key}"] = note
-            elif attr == "resources":
-                exp.resources = parse_resources(it.value)
-            elif attr == "priority":
-                word, _, note = it.value.partition(" ")
-                try:
-                    exp.priority = Priority(word.upper()).value
-                except ValueError:
-                    raise FieldError(f"unknown priority {word!r} (HIGHEST, HIGH, MEDIUM or LOW)") from None
-                if note.strip():
-                    ann["priority"] = note.strip()
-            elif attr == "depends_on":
-                exp.depends_on = ids_in(it.value)
-                if it.value != " and ".join(exp.depends_on):
-                    ann["dependencies"] = it.value
-                if b.exp_id in exp.depends_on:
-                    raise FieldError(f"{b.exp_id} cannot depend on itself")
-            elif attr == "seeds":
-                exp.seeds = parse_seeds(it.value)
-            elif attr == "retry_policy":
-                exp.retry_policy = _parse_retry(it.value)
-        except FieldError as exc:
-            raise errors.ParseError(src, it.line, str(exc)) from None
-        if it.children and attr != "parameters":
-            raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
-    exp.parameters = params
-    exp.annotations = ann
-    return exp
-
-
 def _parse_retry(text: str) -> dict:
     """'on TIMEOUT, OUT_OF_MEMORY; max 8 hours; max 64GB' -> policy dict."""
     policy: dict = {}
@@ -406,59 +173,168 @@ def _parse_retry(text: str) -> dict:
     return policy
 
 
+@dataclass
+class _Gathered:
+    """What a block's bullets add up to besides the row's own fields."""
+
+    params: dict = field(default_factory=dict)
+    ann: dict[str, str] = field(default_factory=dict)
+
+
+def _d_parameters(exp: Experiment, it: Item, g: _Gathered) -> None:
+    if it.value:
+        raise FieldError("Parameters takes a nested list ('  - Rank: 20'), not a value")
+    for c in it.children:
+        key = param_key(c.key)
+        value, note = parse_scalar(strip_backticks(c.value) if c.value.startswith("`") else c.value)
+        g.params[key] = value
+        if note:
+            g.ann[f"parameters.{key}"] = note
+
+
+def _d_priority(exp: Experiment, it: Item, g: _Gathered) -> None:
+    word, _, note = it.value.partition(" ")
+    try:
+        exp.priority = Priority(word.upper()).value
+    except ValueError:
+        raise FieldError(f"unknown priority {word!r} (HIGHEST, HIGH, MEDIUM or LOW)") from None
+    if note.strip():
+        g.ann["priority"] = note.strip()
+
+
+def _d_dependencies(exp: Experiment, it: Item, g: _Gathered) -> None:
+    exp.depends_on = ids_in(it.value)
+    if it.value != " and ".join(exp.depends_on):
+        g.ann["dependencies"] = it.value
+    if exp.id in exp.depends_on:
+        raise FieldError(f"{exp.id} cannot depend on itself")
+
+
+def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Experiment, Item, _Gathered], None]:
+    def setter(exp: Experiment, it: Item, g: _Gathered) -> None:
+        setattr(exp, attr, parse(it.value))
+
+    return setter
+
+
+def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
+    g.params["mining"] = strip_backticks(it.value)
+
+
+# definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
+_DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
+    "Hypothesis": _d_set("hypothesis"), "Notes": _d_set("notes"),
+    "Config": _d_set("config_path", strip_backticks), "Mining Strategy": _d_mining,
+    "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
+    "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
+    "Retry": _d_set("retry_policy", _parse_retry),
+}
+
+
+def _definition(b: Block, src: str) -> Experiment:
+    exp = Experiment(id=b.exp_id, seq=0, title=b.title, state=State.READY.value)
+    g = _Gathered(ann={"checked": "x"} if b.checked else {})
+    for it in b.items:
+        setter = _DEF_SETTERS.get(it.key)
+        if setter is None:
+            raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in the definition of {b.exp_id}",
+                                    "known keys: " + ", ".join(_DEF_SETTERS))
+        try:
+            setter(exp, it, g)
+        except FieldError as exc:
+            raise errors.ParseError(src, it.line, str(exc)) from None
+        if it.children and it.key != "Parameters":
+            raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
+    exp.parameters = g.params
+    exp.annotations = g.ann
+    return exp
+
+
+AttemptSetter = Callable[[Attempt, Item, dict], None]
+
+
+def _a_state(att: Attempt, it: Item, ann: dict) -> None:
+    att.state = normalize_scheduler_state(it.value)
+    rest = it.value.strip()[len(it.value.split()[0]):].strip() if it.value.split() else ""
+    if rest:
+        ann["state"] = rest
+
+
+def _a_git_sha(att: Attempt, it: Item, ann: dict) -> None:
+    sha, _, note = it.value.partition(" ")
+    att.git_sha = sha
+    if note.strip():
+        ann["git_sha"] = note.strip()
+
+
+def _a_results(att: Attempt, it: Item, ann: dict) -> None:
+    res: dict = {}
+    for c in it.children:
+        value, note = parse_scalar(c.value)
+        res[c.key] = value
+        if note:
+            ann[f"results.{c.key}"] = note
+    att.results = res
+
+
+def _a_tasks(att: Attempt, it: Item, ann: dict) -> None:
+    tasks: dict = {}
+    for c in it.children:
+        m = re.fullmatch(r"(\w+)(?: \(exit (-?\d+)\))?", c.value)
+        if not m or not c.key.isdigit():
+            raise FieldError(f"cannot read array task {c.key}: {c.value!r} (expected '3: COMPLETED (exit 0)')")
+        tasks[c.key] = {"state": m.group(1), "exit_code": int(m.group(2)) if m.group(2) else None}
+    att.tasks = tasks
+
+
+def _a_time(attr: str) -> AttemptSetter:
+    def setter(att: Attempt, it: Item, ann: dict) -> None:
+        setattr(att, attr, parse_time(it.value))
+        if attr == "ended_at":
+            ann["ended_label"] = it.key  # Completed, Failed, Cancelled or Ended
+
+    return setter
+
+
+def _a_set(attr: str, parse: Callable[[str], Any] = str) -> AttemptSetter:
+    def setter(att: Attempt, it: Item, ann: dict) -> None:
+        setattr(att, attr, parse(it.value))
+
+    return setter
+
+
+def _attempt_setter(attr: str) -> AttemptSetter:
+    """How an attempt bullet's value becomes the attribute ATT_KEYS maps it to."""
+    special: dict[str, AttemptSetter] = {
+        "state": _a_state, "git_sha": _a_git_sha, "results": _a_results, "tasks": _a_tasks,
+        "exit_code": _a_set("exit_code", int),
+        "modules": _a_set("modules", lambda v: [m.strip() for m in v.split(",") if m.strip()]),
+    }
+    if attr in special:
+        return special[attr]
+    if attr.endswith("_at") or attr == "unknown_since":
+        return _a_time(attr)
+    return _a_set(attr, strip_backticks if attr in ("work_dir", "run_dir", "output") else str)
+
+
 def _attempt(b: Block, src: str) -> Attempt:
     att = Attempt(experiment_id=b.exp_id, number=0, token="", backend="imported")
     ann: dict[str, str] = {}
     extras: list[list[str]] = []
     for it in b.items:
         attr = ATT_KEYS.get(it.key)
-        try:
-            if attr is None:
-                if it.key not in ATT_FREE:
-                    raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in an attempt of {b.exp_id}",
-                                            "known keys: " + ", ".join([*ATT_KEYS, *ATT_FREE]))
-                extras.append([it.key, it.value])
-            elif attr == "state":
-                state = normalize_scheduler_state(it.value)
-                att.state = state
-                rest = it.value.strip()[len(it.value.split()[0]):].strip() if it.value.split() else ""
-                if rest:
-                    ann["state"] = rest
-            elif attr.endswith("_at") or attr == "unknown_since":
-                setattr(att, attr, parse_time(it.value))
-                if attr == "ended_at":
-                    ann["ended_label"] = it.key
-            elif attr == "modules":
-                att.modules = [m.strip() for m in it.value.split(",") if m.strip()]
-            elif attr == "exit_code":
-                att.exit_code = int(it.value)
-            elif attr == "git_sha":
-                sha, _, note = it.value.partition(" ")
-                att.git_sha = sha
-                if note.strip():
-                    ann["git_sha"] = note.strip()
-            elif attr == "results":
-                res: dict = {}
-                for c in it.children:
-                    value, note = parse_scalar(c.value)
-                    res[c.key] = value
-                    if note:
-                        ann[f"results.{c.key}"] = note
-                att.results = res
-            elif attr == "tasks":
-                tasks: dict = {}
-                for c in it.children:
-                    m = re.fullmatch(r"(\w+)(?: \(exit (-?\d+)\))?", c.value)
-                    if not m or not c.key.isdigit():
-                        raise FieldError(f"cannot read array task {c.key}: {c.value!r} (expected '3: COMPLETED (exit 0)')")
-                    tasks[c.key] = {"state": m.group(1), "exit_code": int(m.group(2)) if m.group(2) else None}
-                att.tasks = tasks
-            else:
-                setattr(att, attr, strip_backticks(it.value) if attr in ("work_dir", "run_dir", "output") else it.value)
-        except FieldError as exc:
-            raise errors.ParseError(src, it.line, str(exc)) from None
-        except ValueError as exc:
-            raise errors.ParseError(src, it.line, f"bad value for {it.key!r}: {exc}") from None
+        if attr is None and it.key not in ATT_FREE:
+            raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in an attempt of {b.exp_id}",
+                                    "known keys: " + ", ".join([*ATT_KEYS, *ATT_FREE]))
+        if attr is None:
+            extras.append([it.key, it.value])  # free text the seed uses, kept verbatim
+        else:
+            try:
+                _attempt_setter(attr)(att, it, ann)
+            except FieldError as exc:
+                raise errors.ParseError(src, it.line, str(exc)) from None
+            except ValueError as exc:
+                raise errors.ParseError(src, it.line, f"bad value for {it.key!r}: {exc}") from None
         if it.children and attr not in ("results", "tasks"):
             raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
     att.annotations = ann

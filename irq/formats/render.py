@@ -1,4 +1,8 @@
-"""Jinja rendering of irq's text outputs (queue.md, sbatch scripts) from ``templates/``.
+"""Jinja rendering of irq's text outputs (queue.md, job scripts).
+
+Templates ship inside the package (``irq/formats/templates``, read with ``importlib.resources``
+so a regular, non-editable install finds them). A ``templates/`` folder beside the project's
+irq.toml, or the folder named by ``$IRQ_TEMPLATES``, overrides them file by file.
 
 StrictUndefined everywhere: a value the template needs and nobody set is an error naming
 it, never an empty string in a job script.
@@ -7,37 +11,52 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 
 from irq import errors
+from irq.config import Config
+
+PACKAGE = "irq.formats"
+FOLDER = "templates"
+
+
+def project_templates(config: Config | None) -> Path | None:
+    """The project's own template folder: ``templates/`` beside its irq.toml, if there is one."""
+    if config is None or config.path is None:
+        return None
+    folder = config.path.parent / FOLDER
+    return folder if folder.is_dir() else None
 
 
 def template_dirs(extra: Path | None = None) -> list[Path]:
-    """Project templates (irq.toml's folder) win over the ones shipped with irq."""
+    """Folders searched before the packaged templates: the project's, then $IRQ_TEMPLATES."""
     dirs: list[Path] = []
     if extra is not None:
         dirs.append(extra)
     env_dir = os.environ.get("IRQ_TEMPLATES")
     if env_dir:
         dirs.append(Path(env_dir))
-    dirs.append(Path(__file__).resolve().parents[2] / "templates")
     return [d for d in dirs if d.is_dir()]
+
+
+def _packaged(name: str) -> tuple[str, None, Callable[[], bool]] | None:
+    """A template shipped with irq, read through importlib.resources (works from any install).
+
+    Never "up to date": each render looks again, so a project template added while a daemon
+    runs is used from its next cycle on."""
+    res = resources.files(PACKAGE).joinpath(FOLDER, name)
+    return (res.read_text(encoding="utf-8"), None, lambda: False) if res.is_file() else None
 
 
 @lru_cache(maxsize=8)
 def _env(dirs: tuple[Path, ...]) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    return env
+    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader([str(d) for d in dirs]), jinja2.FunctionLoader(_packaged)])
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
 
 
 def render(name: str, context: dict[str, Any], extra_dir: Path | None = None,
@@ -48,9 +67,8 @@ def render(name: str, context: dict[str, Any], extra_dir: Path | None = None,
         env.filters.update(filters or {})
         return env.get_template(name).render(**context)
     except jinja2.TemplateNotFound:
-        raise errors.TemplateError(
-            f"template {name} not found in " + ", ".join(str(d) for d in dirs) or "no template folder"
-        ) from None
+        where = ", ".join([*(str(d) for d in dirs), f"{PACKAGE}/{FOLDER}"])
+        raise errors.TemplateError(f"template {name} not found in {where}") from None
     except jinja2.UndefinedError as exc:
         raise errors.TemplateError(f"template {name}: {exc.message}") from None
     except jinja2.TemplateSyntaxError as exc:

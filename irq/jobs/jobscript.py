@@ -1,4 +1,4 @@
-"""From an experiment and where it runs to the exact job script (templates/job.sbatch.j2).
+"""From an experiment and where it runs to the exact job script (irq/formats/templates/job.sbatch.j2).
 
 `irq render` prints what this returns and `irq submit` submits that same text, stored on the
 attempt. Pure: no ledger writes, no network.

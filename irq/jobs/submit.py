@@ -16,6 +16,7 @@ from irq.backends.base import Backend
 from irq.backends.registry import Backends, record_calls
 from irq.backends.target import Target
 from irq.config import Config
+from irq.formats.render import project_templates
 from irq.jobs.git import config_in_repo, target_sha
 from irq.jobs.jobscript import build_job, run_id_for
 from irq.jobs.sync import reconcile
@@ -36,19 +37,6 @@ class SubmitOutcome:
     status: str  # submitted | queued | held | refused | adopted | skipped | unknown
     job_id: str | None = None
     message: str = ""
-
-
-def render_for(ledger: Ledger, config: Config, exp_id: str, backend_name: str | None = None) -> tuple[str, list[str]]:
-    """`irq render`: the script exactly as `irq submit` would send it now."""
-    b = Backends(config)
-    target = b.target(backend_name)
-    with ledger.transaction() as s:
-        exp = Ledger.experiment(s, exp_id)
-        nxt = len(Ledger.attempts(s, exp.id)) + 1
-    exp = config_in_repo(exp, config, target)
-    req, skipped = build_job(exp, token="irq-0000000000", attempt=nxt, target=target,
-                             git_sha=target_sha(config, target), run_id=run_id_for(exp.id, utcnow()))
-    return req.script, skipped
 
 
 def candidates(s: Any, per_task: bool = False) -> tuple[list[Candidate], dict[str, str]]:
@@ -133,7 +121,8 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
     run_id = run_id_for(exp_id, now)
     with ledger.transaction() as s:
         number = len(Ledger.attempts(s, exp.id)) + 1
-    req, skipped = build_job(job_exp, token=token, attempt=number, target=target, git_sha=sha, run_id=run_id)
+    req, skipped = build_job(job_exp, token=token, attempt=number, target=target, git_sha=sha, run_id=run_id,
+                             template_dir=project_templates(config))
     if preflight is not None:
         try:
             preflight(job_exp, target, sha, backend, req.script)

@@ -43,7 +43,7 @@ def env_for(project: Path, fault: str | None = None) -> dict:
 
 
 def start_daemon(project: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "irq", "daemon"], cwd=project, env=env_for(project),
+    return subprocess.Popen([sys.executable, "-m", "irq", "daemon", "run"], cwd=project, env=env_for(project),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -108,7 +108,7 @@ def test_kill_9_at_fault_points_then_restart_submits_each_exactly_once(project, 
     for fault in ("after_sbatch", "after_sbatch", "mid_fetch", "before_export"):
         deadline = time.monotonic() + 120
         while True:  # run until the daemon dies at that point
-            r = subprocess.run([sys.executable, "-m", "irq", "daemon"], cwd=project, env=env_for(project, fault),
+            r = subprocess.run([sys.executable, "-m", "irq", "daemon", "run"], cwd=project, env=env_for(project, fault),
                                capture_output=True, text=True, timeout=180)
             if r.returncode == -9:
                 break
@@ -233,7 +233,7 @@ def test_preflight_catches_each_failed_pilot(project, irq, slurm_cluster):
 def test_a_commented_out_module_load_is_caught(project, irq, slurm_cluster, monkeypatch, tmp_path):
     from irq.backends.target import REPO_ROOT
 
-    tpl = (REPO_ROOT / "templates" / "job.sbatch.j2").read_text()
+    tpl = (REPO_ROOT / "irq" / "formats" / "templates" / "job.sbatch.j2").read_text()
     custom = tmp_path / "tpl"
     custom.mkdir()
     (custom / "job.sbatch.j2").write_text(tpl.replace("module load {{ m | q }}", "# module load {{ m | q }}"))

@@ -1,0 +1,241 @@
+"""queue.md, line by line: each kind of line (comment, title, section, checklist item, heading,
+bullet, nested item) has its own handler, and every error names the file and line.
+
+The result is the document's shape (title, preamble, blocks of key/value items); what the
+blocks mean as experiments and attempts is ``queuefile``'s job.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from irq import errors
+from irq.ledger.models import Attempt, Experiment
+from irq.ledger.states import State
+
+FORMAT_MARKER = "<!-- irq:queue v1"
+SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED}
+
+_HEADING = re.compile(r"^###\s+(?P<id>\S+?):\s*(?P<rest>.*)$")
+_BULLET = re.compile(r"^(?P<indent>\s*)[-*]\s+\*\*(?P<key>[^*]+?)\*\*:\s?(?P<value>.*)$")
+_SUBITEM = re.compile(r"^(?P<indent>\s+)[-*]\s+(?P<text>.+)$")
+_CHECK = re.compile(r"^[-*]\s+\[(?P<mark>[ xX])\]\s+\*\*(?P<id>[^*]+)\*\*:?\s*(?P<title>.*)$")
+_ATTEMPT_SUFFIX = re.compile(r"\s+-\s+ATTEMPT\s+(\d+)\s*$")
+_COMPLETED_SUFFIX = re.compile(r"\s*✓\s*COMPLETED\s*$")
+_QUEUED_SUFFIX = re.compile(r"\s*\((QUEUED[^)]*)\)\s*$")
+
+
+@dataclass
+class Item:
+    key: str
+    value: str
+    line: int
+    children: list["Item"] = field(default_factory=list)
+
+
+@dataclass
+class Block:
+    section: str
+    line: int
+    exp_id: str
+    title: str
+    attempt_no: int | None = None
+    completed_mark: bool = False
+    queued_mark: str | None = None
+    items: list[Item] = field(default_factory=list)
+    checklist: bool = False
+    checked: bool = False
+
+
+@dataclass
+class QueueDoc:
+    """What one queue.md says, as ledger rows not yet written."""
+
+    title: str = ""
+    preamble: str = ""
+    future_heading: str = ""
+    experiments: list[Experiment] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    repaired_lines: int = 0
+    irq_format: bool = False
+    order: list[str] = field(default_factory=list)  # queue order, as irq's export records it
+
+
+# -- reading text ------------------------------------------------------------------------
+def read_text(path: Path) -> tuple[str, int]:
+    """The file's text with double-encoded UTF-8 repaired; and how many lines needed it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise errors.ParseError(str(path), line, "not UTF-8 text", "save the file as UTF-8") from exc
+    import ftfy  # only reading a queue file needs it: keep other commands quick
+
+    fixed_lines, repaired = [], 0
+    for line in text.split("\n"):
+        fixed = ftfy.fix_encoding(line)
+        repaired += fixed != line
+        fixed_lines.append(fixed)
+    return "\n".join(fixed_lines), repaired
+
+
+# -- structure ----------------------------------------------------------------------------
+class _Reader:
+    """Feeds lines to the handler for their kind; holds where in the document we are."""
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.doc = QueueDoc()
+        self.preamble: list[str] = []
+        self.section: str | None = None
+        self.blocks: list[Block] = []
+        self.cur: Block | None = None
+        self.last_item: Item | None = None
+        self.in_comment = False
+
+    def err(self, n: int, msg: str, hint: str | None = None) -> errors.ParseError:
+        return errors.ParseError(self.src, n, msg, hint)
+
+    def feed(self, n: int, line: str) -> None:
+        stripped = line.strip()
+        for handler in (self.comment, self.title, self.section_heading, self.preamble_line):
+            if handler(n, line, stripped):
+                return
+        if not stripped or stripped == "---":
+            return
+        if self.section == "FUTURE" and self.checklist_item(n, line, stripped):
+            return
+        if stripped.startswith("#"):
+            self.heading(n, stripped)
+        elif not self.bullet(n, line) and not self.subitem(n, line):
+            raise self.err(n, f"expected a bullet '- **Key**: value', got {stripped[:60]!r}")
+
+    def comment(self, n: int, line: str, stripped: str) -> bool:
+        """HTML comments are skipped; irq's format marker (and its queue order) is read."""
+        if self.in_comment:
+            self.in_comment = "-->" not in stripped
+            return True
+        if not stripped.startswith("<!--"):
+            return False
+        if stripped.startswith(FORMAT_MARKER):
+            self.doc.irq_format = True
+            if m := re.search(r"order:\s*([^>]*?)\s*-->", stripped):
+                self.doc.order = m.group(1).split()
+        self.in_comment = "-->" not in stripped
+        return True
+
+    def title(self, n: int, line: str, stripped: str) -> bool:
+        if self.section is None and not self.doc.title and stripped.startswith("# "):
+            self.doc.title = stripped[2:].strip()
+            return True
+        return False
+
+    def section_heading(self, n: int, line: str, stripped: str) -> bool:
+        if not stripped.startswith("## "):
+            return False
+        name = stripped[3:].strip()
+        if name in SECTIONS or name.lower().startswith(("future extensions", "proposed")):
+            self.section, self.cur, self.last_item = name if name in SECTIONS else "FUTURE", None, None
+            if self.section == "FUTURE":
+                self.doc.future_heading = name
+            return True
+        if self.section is None:
+            return False  # a heading in the free preamble
+        raise self.err(n, f"unknown section {name!r}",
+                       "sections are READY, IN_PROGRESS, DONE, FAILED and Future Extensions")
+
+    def preamble_line(self, n: int, line: str, stripped: str) -> bool:
+        if self.section is None:
+            self.preamble.append(line)
+            return True
+        return False
+
+    def checklist_item(self, n: int, line: str, stripped: str) -> bool:
+        """'- [ ] **Q-NNN**: title' starts a proposed experiment; indented lines belong to it."""
+        m = _CHECK.match(stripped) if not line[:1].isspace() else None
+        if m:
+            self._start(Block("FUTURE", n, m.group("id").strip(), m.group("title").strip(),
+                              checklist=True, checked=m.group("mark") != " "))
+            return True
+        if self.cur is None or not line[:1].isspace():
+            raise self.err(n, f"expected a checklist item '- [ ] **Q-NNN**: title', got {stripped[:60]!r}")
+        return False
+
+    def heading(self, n: int, stripped: str) -> None:
+        if not stripped.startswith("### "):
+            raise self.err(n, f"unexpected heading {stripped[:60]!r} inside section {self.section}")
+        m = _HEADING.match(stripped)
+        if not m or not m.group("rest").strip():
+            raise self.err(n, f"expected a heading '### Q-NNN: Title', got {stripped[:60]!r}")
+        self._start(_heading_block(self.section or "", n, m.group("id"), m.group("rest")))
+
+    def _start(self, block: Block) -> None:
+        self.cur = block
+        self.blocks.append(block)
+        self.last_item = None
+
+    def _block(self, n: int, line: str) -> Block:
+        if self.cur is None:
+            raise self.err(n, f"text outside an experiment block: {line.strip()[:60]!r}",
+                           "each entry starts with '### Q-NNN: Title'")
+        return self.cur
+
+    def bullet(self, n: int, line: str) -> bool:
+        """'- **Key**: value' at the block's own level (a checklist item's bullets are indented)."""
+        cur = self._block(n, line)
+        indent = len(line) - len(line.lstrip())
+        bm = _BULLET.match(line)
+        if bm and (indent == 0 or (cur.checklist and (self.last_item is None or indent <= 2))):
+            self.last_item = Item(bm.group("key").strip(), bm.group("value").strip(), n)
+            cur.items.append(self.last_item)
+            return True
+        return False
+
+    def subitem(self, n: int, line: str) -> bool:
+        """A nested '- Name: value' (or '- **Name**: value') under the last bullet."""
+        sm = _SUBITEM.match(line)
+        if not sm or self.last_item is None or not line[:1].isspace():
+            return False
+        text = sm.group("text").strip()
+        if bm := _BULLET.match(line):
+            key, value = bm.group("key").strip(), bm.group("value").strip()
+        elif ": " in text or text.endswith(":"):
+            key, _, value = text.partition(":")
+            key, value = key.strip(), value.strip()
+        else:
+            raise self.err(n, f"expected 'Name: value' in the list under {self.last_item.key!r}, got {text[:60]!r}")
+        self.last_item.children.append(Item(key, value, n))
+        return True
+
+    def finish(self) -> tuple[QueueDoc, list[Block]]:
+        pre = self.preamble
+        while pre and pre[-1].strip() in ("", "---"):
+            pre.pop()  # the separator before the first section belongs to the layout
+        while pre and not pre[0].strip():
+            pre.pop(0)
+        self.doc.preamble = "\n".join(pre)
+        return self.doc, self.blocks
+
+
+def read_blocks(text: str, src: str) -> tuple[QueueDoc, list[Block]]:
+    """The document's title, preamble and experiment blocks, in file order."""
+    reader = _Reader(src)
+    for n, line in enumerate(text.split("\n"), start=1):
+        reader.feed(n, line)
+    return reader.finish()
+
+
+def _heading_block(section: str, n: int, exp_id: str, rest: str) -> Block:
+    title, attempt_no, completed, queued = rest.strip(), None, False, None
+    if m := _COMPLETED_SUFFIX.search(title):
+        completed, title = True, title[: m.start()]
+    if m := _QUEUED_SUFFIX.search(title):
+        queued, title = m.group(1), title[: m.start()]
+    if m := _ATTEMPT_SUFFIX.search(title):
+        attempt_no, title = int(m.group(1)), title[: m.start()]
+    return Block(section, n, exp_id, title.strip(), attempt_no, completed, queued)

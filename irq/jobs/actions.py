@@ -1,0 +1,66 @@
+"""One call per command that reaches a backend: open the backends once, do the work, re-export.
+
+The CLI parses arguments, calls one of these and renders what it returns; the daemon uses the
+lower-level functions (submit, fetch, refresh) inside its own cycle.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from irq import errors
+from irq.backends.registry import Backends
+from irq.config import Config
+from irq.formats.queue_io import export_queue
+from irq.formats.render import project_templates
+from irq.jobs.cancel import cancel
+from irq.jobs.fetch import FetchOutcome, fetch, log_tail
+from irq.jobs.preflight import preflight_hook
+from irq.jobs.submit import SubmitOutcome, submit
+from irq.jobs.sync import refresh
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt
+from irq.ui import UI
+
+Prompt = Callable[..., Any] | None
+
+
+def export_after_change(ledger: Ledger, config: Config) -> None:
+    """Keep the configured queue.md export current after a command changed the ledger."""
+    if config.export:
+        export_queue(ledger, config.resolve(config.export), project_templates(config))
+
+
+def submit_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], all_ready: bool,
+                       backend_name: str | None = None, check: bool = True,
+                       prompt: Prompt = None) -> list[SubmitOutcome]:
+    """`irq submit`: preflight (unless told not to), submit while slots are free, queue the rest."""
+    if not ids and not all_ready:
+        raise errors.UsageError("name experiments to submit, or pass --all-ready", "e.g. `irq submit Q-003`")
+    preflight = preflight_hook(config, ledger) if check else None
+    with Backends(config, prompt=prompt) as backends:
+        outs = submit(ledger, config, backends, ui, ids or None, all_ready, preflight, backend_name)
+    export_after_change(ledger, config)
+    return outs
+
+
+def fetch_results(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> list[FetchOutcome]:
+    """`irq fetch`: refresh states, then download what finished and mark experiments DONE or FAILED."""
+    with Backends(config, prompt=prompt) as backends:
+        refresh(ledger, backends, ui)
+        outs = fetch(ledger, config, backends, ui, ids or None)
+    export_after_change(ledger, config)
+    return outs
+
+
+def cancel_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> list[str]:
+    """`irq cancel`: one line per experiment saying what happened."""
+    with Backends(config, prompt=prompt) as backends:
+        lines = [cancel(ledger, backends, ui, i) for i in ids]
+    export_after_change(ledger, config)
+    return lines
+
+
+def latest_log(ledger: Ledger, config: Config, exp_id: str, lines: int, prompt: Prompt = None) -> tuple[Attempt, str]:
+    """`irq log`: the tail of the latest attempt's output."""
+    with Backends(config, prompt=prompt) as backends:
+        return log_tail(ledger, backends, exp_id, lines)

@@ -1,0 +1,83 @@
+"""The job an experiment would become now, without submitting it: `irq render` and `irq check`.
+
+Both commands build the script exactly as `irq submit` would (same commit, same target, same
+project templates), so what a person reads or checks is what runs.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from irq.backends.registry import Backends
+from irq.backends.target import Target
+from irq.config import Config
+from irq.formats.render import project_templates
+from irq.jobs.git import config_in_repo, target_sha
+from irq.jobs.jobscript import build_job, run_id_for
+from irq.jobs.preflight import Check, run_checks
+from irq.ledger.database import Ledger
+from irq.ledger.models import Experiment, utcnow
+
+PREVIEW_TOKEN = "irq-0000000000"
+
+
+@dataclass
+class JobPreview:
+    """One experiment's next job: where it runs, at which commit, and its script."""
+
+    experiment: Experiment
+    backend: str
+    target: Target
+    sha: str
+    script: str
+    skipped: list[str]  # parameters the trainer does not take
+
+
+@dataclass
+class CheckReport:
+    """Preflight for one experiment: every check and whether all passed."""
+
+    id: str
+    backend: str
+    sha: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_json(self) -> list[dict]:
+        return [asdict(c) for c in self.checks]
+
+
+def preview_job(ledger: Ledger, config: Config, backends: Backends, exp_id: str,
+                backend_name: str | None = None) -> JobPreview:
+    """The script `irq submit` would send for this experiment now (next attempt number)."""
+    name = backend_name or backends.default_name()
+    target = backends.target(name)
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
+        number = len(Ledger.attempts(s, exp.id)) + 1
+    exp = config_in_repo(exp, config, target)
+    sha = target_sha(config, target)
+    req, skipped = build_job(exp, token=PREVIEW_TOKEN, attempt=number, target=target, git_sha=sha,
+                             run_id=run_id_for(exp.id, utcnow()), template_dir=project_templates(config))
+    return JobPreview(exp, name, target, sha, req.script, skipped)
+
+
+def job_script(ledger: Ledger, config: Config, exp_id: str, backend_name: str | None = None) -> JobPreview:
+    """`irq render`: the preview, with the backends opened (and closed) for it."""
+    with Backends(config) as backends:
+        return preview_job(ledger, config, backends, exp_id, backend_name)
+
+
+def check_jobs(ledger: Ledger, config: Config, ids: list[str], backend_name: str | None = None,
+               prompt: Callable[..., Any] | None = None) -> list[CheckReport]:
+    """`irq check`: the preflight checks on each experiment's previewed job, nothing submitted."""
+    reports = []
+    with Backends(config, prompt=prompt) as backends:
+        for exp_id in ids:
+            p = preview_job(ledger, config, backends, exp_id, backend_name)
+            checks = run_checks(None, p.experiment, p.target, p.sha, backends.get(p.backend), p.script)
+            reports.append(CheckReport(p.experiment.id, p.backend, p.sha, checks))
+    return reports
