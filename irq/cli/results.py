@@ -68,7 +68,7 @@ def results(
 
     t = Table(title=f"{metric} ({'lower' if goal == 'min' else 'higher'} is better)", title_justify="left")
     for col in columns(table):
-        t.add_column(col, justify="left" if col == "id" else "right")
+        t.add_column(col, justify="left" if col == "id" else "right", no_wrap=col in ("id", "n"), overflow="fold")
     for r in table.rows:
         t.add_row(*cells(table, r))
     x.ui.print(t)
