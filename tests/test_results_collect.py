@@ -7,7 +7,13 @@ import pytest
 
 from irq.results.collect import collect, load_curve
 from irq.results.table import build, to_csv, to_json, to_latex, to_markdown
-from tests.results_fixture import FINAL, add_array_attempt, add_exp, add_single_attempt, study
+from tests.results_fixture import (
+    FINAL,
+    add_array_attempt,
+    add_exp,
+    add_single_attempt,
+    study,
+)
 
 
 def by_id(exps):

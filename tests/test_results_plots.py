@@ -6,7 +6,7 @@ import pytest
 
 from irq.results import plots
 from irq.results.collect import collect
-from tests.results_fixture import FINAL, STEPS, add_exp, add_array_attempt, study
+from tests.results_fixture import FINAL, STEPS, add_array_attempt, add_exp, study
 
 
 @pytest.fixture

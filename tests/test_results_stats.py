@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from irq.results.stats import compare, hedges_g, probability_of_improvement, rank_consistency, steps_to_threshold, summarise
+from irq.results.stats import (
+    compare,
+    hedges_g,
+    probability_of_improvement,
+    rank_consistency,
+    steps_to_threshold,
+    summarise,
+)
 
 RNG = np.random.default_rng(7)
 

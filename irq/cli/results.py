@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,19 +16,19 @@ from irq.cli.common import _config, _esc
 FORMATS = ("rich", "md", "latex", "csv", "json")
 
 
-def _metric_goal(config, metric: Optional[str]) -> tuple[str, str]:
+def _metric_goal(config, metric: str | None) -> tuple[str, str]:
     return metric or config.project.metric, config.project.goal
 
 
 @app.command()
 def results(
     c: typer.Context,
-    ids: Optional[list[str]] = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="Metric to compare (default: [project] metric, val_mse)."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Compare every other row with this experiment."),
-    criterion: Optional[list[str]] = typer.Option(None, "--criterion",
+    ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
+    metric: str | None = typer.Option(None, "--metric", help="Metric to compare (default: [project] metric, val_mse)."),
+    baseline: str | None = typer.Option(None, "--baseline", help="Compare every other row with this experiment."),
+    criterion: list[str] | None = typer.Option(None, "--criterion",
                                                   help='A stated criterion, e.g. "val_mse -20%" (needs --baseline).'),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Steps until the curve reaches this value."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Steps until the curve reaches this value."),
     fmt: str = typer.Option("rich", "--format", help="rich | md | latex | csv | json"),
     resamples: int = typer.Option(10_000, "--resamples", min=100, help="Bootstrap resamples."),
 ) -> None:
@@ -84,7 +83,7 @@ def sweep(
     c: typer.Context,
     base: str = typer.Argument(..., metavar="BASE", help="The experiment the points copy."),
     overrides: list[str] = typer.Argument(..., metavar="KEY=VALUES...", help="key=v1,v2 | key=range(a,b,s) | key=choice(a,b)"),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds of every point, e.g. 0-9 (default: the base's)."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Seeds of every point, e.g. 0-9 (default: the base's)."),
     proposed: bool = typer.Option(False, "--proposed", help="Create the points PROPOSED instead of READY."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the points; create nothing."),
     as_json: bool = typer.Option(False, "--json"),
@@ -126,9 +125,9 @@ def sweep(
 def plot(
     c: typer.Context,
     kind: str = typer.Argument(..., metavar="KIND", help="curves | final | conditioning | energy"),
-    ids: Optional[list[str]] = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all with results)."),
+    ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all with results)."),
     out: Path = typer.Option(Path("results/figures"), "-o", "--out", help="Folder for the PNG and PDF."),
-    metric: Optional[str] = typer.Option(None, "--metric"),
+    metric: str | None = typer.Option(None, "--metric"),
 ) -> None:
     """Figures from the fetched runs (PNG and PDF): learning curves, final values, conditioning, energy."""
     from irq.results import plots
@@ -150,12 +149,12 @@ def plot(
 @app.command()
 def report(
     c: typer.Context,
-    ids: Optional[list[str]] = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
+    ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
     out: Path = typer.Option(Path("results/summary.md"), "-o", "--out", help="The summary (figures go beside it)."),
-    metric: Optional[str] = typer.Option(None, "--metric"),
-    baseline: Optional[str] = typer.Option(None, "--baseline"),
-    criterion: Optional[list[str]] = typer.Option(None, "--criterion"),
-    threshold: Optional[float] = typer.Option(None, "--threshold"),
+    metric: str | None = typer.Option(None, "--metric"),
+    baseline: str | None = typer.Option(None, "--baseline"),
+    criterion: list[str] | None = typer.Option(None, "--criterion"),
+    threshold: float | None = typer.Option(None, "--threshold"),
 ) -> None:
     """The study's summary: table, verdicts, figures, and the runs behind every number."""
     from irq.results.report import write
