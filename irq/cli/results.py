@@ -34,7 +34,6 @@ def results(
 ) -> None:
     """One row per experiment over all its seeds: mean, spread, 95 % intervals; vs a baseline, verdicts."""
     from irq.results.collect import collect
-    from irq.results.report import verdicts
     from irq.results.table import build, notes, to_csv, to_json, to_latex, to_markdown
 
     if fmt not in FORMATS:
@@ -49,7 +48,11 @@ def results(
         wanted.insert(0, baseline)
     exps = collect(x.ledger(), config.root, wanted or None)
     table = build(exps, metric, goal, baseline, threshold, resamples)
-    vs = verdicts(exps, table, list(criterion or []), resamples)
+    vs = []
+    if criterion:
+        from irq.results.report import verdicts
+
+        vs = verdicts(exps, table, list(criterion), resamples)
     if fmt == "json":
         x.ui.json({"table": to_json(table), "verdicts": [{"id": v.id, "baseline": v.baseline, "criterion": v.criterion.text,
                                                           "outcome": v.outcome, "sentence": v.sentence,
