@@ -148,3 +148,24 @@ def test_steps_to_threshold():
     assert steps_to_threshold(curve, "val_mse", 0.1) == 300
     assert steps_to_threshold(curve, "val_mse", 0.01) is None
     assert steps_to_threshold(curve, "val_mse", 0.4, "max") == 100
+
+
+def test_vectorised_bootstrap_agrees_with_scipy_bootstrap_row_by_row():
+    from irq.results.stats import bootstrap_mean_ci
+
+    x = RNG.normal(0.035, 0.003, size=(6, 7))
+    low, high = bootstrap_mean_ci(x, 10_000, np.random.default_rng(0))
+    for row, lo, hi in zip(x, low, high):
+        ref = stats.bootstrap((row,), np.mean, n_resamples=10_000, method="percentile",
+                              rng=np.random.default_rng(1)).confidence_interval
+        width = ref.high - ref.low
+        assert lo == pytest.approx(ref.low, abs=0.04 * width)
+        assert hi == pytest.approx(ref.high, abs=0.04 * width)
+
+
+def test_summaries_of_mixed_sizes_keep_their_order():
+    groups = [[1.0, 2.0, 3.0, 4.0, 5.0], [7.0], [], [1.0, 3.0], [2.0, 4.0, 6.0, 8.0, 10.0]]
+    out = summarise(groups)
+    assert [s.n for s in out] == [5, 1, 0, 2, 5]
+    assert [s.mean for s in out] == [3.0, 7.0, None, 2.0, 6.0]
+    assert out[4].iqm == pytest.approx(stats.trim_mean([2, 4, 6, 8, 10], 0.25))
