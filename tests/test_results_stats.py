@@ -169,3 +169,28 @@ def test_summaries_of_mixed_sizes_keep_their_order():
     assert [s.n for s in out] == [5, 1, 0, 2, 5]
     assert [s.mean for s in out] == [3.0, 7.0, None, 2.0, 6.0]
     assert out[4].iqm == pytest.approx(stats.trim_mean([2, 4, 6, 8, 10], 0.25))
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 6])
+def test_distinct_draws_give_exactly_the_quantiles_of_all_resampled_means(n):
+    from irq.results.stats import quantiles_direct, quantiles_of_draws
+
+    x = RNG.normal(0.035, 0.003, size=(40, n))
+    counts = np.random.default_rng(n).multinomial(n, np.full(n, 1 / n), size=10_000)
+    draws, freq = np.unique(counts, axis=0, return_counts=True)
+    qs = [0.025, 0.05, 0.5, 0.95, 0.975]
+    expanded = np.quantile(x @ (counts.T / n), qs, axis=1)  # every resample's mean, written out
+    np.testing.assert_allclose(quantiles_of_draws(x, draws, freq, qs), expanded, rtol=1e-12)
+    np.testing.assert_allclose(quantiles_direct(x, counts, qs), expanded, rtol=1e-12)
+
+
+def test_many_seeds_take_the_direct_path_and_still_agree_with_scipy():
+    from irq.results.stats import bootstrap_mean_ci
+
+    x = RNG.normal(0.035, 0.003, size=(2, 30))
+    low, high = bootstrap_mean_ci(x, 10_000, np.random.default_rng(0))
+    for row, lo, hi in zip(x, low, high):
+        ref = stats.bootstrap((row,), np.mean, n_resamples=10_000, method="percentile",
+                              rng=np.random.default_rng(1)).confidence_interval
+        assert lo == pytest.approx(ref.low, abs=0.04 * (ref.high - ref.low))
+        assert hi == pytest.approx(ref.high, abs=0.04 * (ref.high - ref.low))

@@ -14,6 +14,7 @@ from irq.cli.app import app, ctx
 from irq.cli.common import _config, _esc
 
 FORMATS = ("rich", "md", "latex", "csv", "json")
+RICH_ROWS = 300  # more rows than this print as plain aligned text
 
 
 def _metric_goal(config, metric: str | None) -> tuple[str, str]:
@@ -34,7 +35,7 @@ def results(
 ) -> None:
     """One row per experiment over all its seeds: mean, spread, 95 % intervals; vs a baseline, verdicts."""
     from irq.results.collect import collect
-    from irq.results.table import build, notes, to_csv, to_json, to_latex, to_markdown
+    from irq.results.table import build, to_csv, to_json, to_latex, to_markdown
 
     if fmt not in FORMATS:
         raise errors.UsageError(f"unknown format {fmt!r}", "use " + ", ".join(FORMATS))
@@ -64,9 +65,21 @@ def results(
         if vs:
             sys.stdout.write("\n" + "".join(f"{'%' if fmt == 'latex' else '-'} {v.sentence}\n" for v in vs))
         return
+    from irq.results.table import to_text
+
+    if len(table.rows) > RICH_ROWS:  # rich lays out every cell: seconds for thousands of rows
+        sys.stdout.write(to_text(table))
+    else:
+        _rich_table(x, table, metric, goal)
+    for v in vs:
+        style = {"met": "green", "not met": "red"}.get(v.outcome, "yellow")
+        x.ui.styled(f"[{style}]{v.outcome}[/]: {_esc(v.sentence)}")
+
+
+def _rich_table(x, table, metric: str, goal: str) -> None:
     from rich.table import Table
 
-    from irq.results.table import cells, columns
+    from irq.results.table import cells, columns, notes
 
     t = Table(title=f"{metric} ({'lower' if goal == 'min' else 'higher'} is better)", title_justify="left")
     for col in columns(table):
@@ -76,9 +89,6 @@ def results(
     x.ui.print(t)
     for n in notes(table):
         x.ui.print(n)
-    for v in vs:
-        style = {"met": "green", "not met": "red"}.get(v.outcome, "yellow")
-        x.ui.styled(f"[{style}]{v.outcome}[/]: {_esc(v.sentence)}")
 
 
 @app.command()
