@@ -194,3 +194,19 @@ def test_many_seeds_take_the_direct_path_and_still_agree_with_scipy():
                               rng=np.random.default_rng(1)).confidence_interval
         assert lo == pytest.approx(ref.low, abs=0.04 * (ref.high - ref.low))
         assert hi == pytest.approx(ref.high, abs=0.04 * (ref.high - ref.low))
+
+
+@pytest.mark.parametrize("n", [5, 6, 7, 8, 11])
+def test_interquartile_mean_is_scipy_trim_mean(n):
+    from irq.results.stats import interquartile_mean
+
+    x = RNG.normal(0, 1, size=(4, n))
+    np.testing.assert_allclose(interquartile_mean(x), stats.trim_mean(x, 0.25, axis=1), rtol=1e-12)
+
+
+def test_t_interval_is_scipy_t_interval_for_many_rows():
+    x = RNG.normal(0.035, 0.003, size=(20, 4))
+    out = summarise(list(x))
+    lo, hi = stats.t.interval(0.95, 3, loc=x.mean(1), scale=stats.sem(x, axis=1))
+    np.testing.assert_allclose([s.t_low for s in out], lo, rtol=1e-10)
+    np.testing.assert_allclose([s.t_high for s in out], hi, rtol=1e-10)
