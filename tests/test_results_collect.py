@@ -101,3 +101,27 @@ def test_unknown_id_is_refused_with_a_suggestion(ledger, tmp_path):
     study(ledger, tmp_path)
     with pytest.raises(errors.NotFound):
         collect(ledger, tmp_path, ["Q-009"])
+
+
+def test_plain_text_table_for_long_outputs(ledger, tmp_path):
+    from irq.results.table import to_text
+
+    study(ledger, tmp_path)
+    add_exp(ledger, "Q-004", "never ran")
+    lines = to_text(build(collect(ledger, tmp_path), "val_mse")).splitlines()
+    assert lines[0].split()[:4] == ["id", "n", "mean", "std"]
+    assert set(lines[1]) <= {"-", " "}
+    assert len({len(line) for line in lines[2:5]}) == 1  # aligned columns
+    assert lines[2].split()[:3] == ["Q-001", "3", "0.04"]
+    assert lines[-1] == "Q-004: missing never submitted"
+
+
+def test_long_tables_print_as_text_from_the_cli(irq, ledger, tmp_path, monkeypatch):
+    import irq.cli.results as cli_results
+
+    monkeypatch.setattr(cli_results, "RICH_ROWS", 2)
+    (tmp_path / "irq.toml").write_text('backend = "local"\n')
+    study(ledger, tmp_path)
+    r = irq("results")
+    assert r.code == 0, r
+    assert r.out.splitlines()[0].startswith("id ") and "┃" not in r.out
