@@ -75,7 +75,7 @@ def test_experiment_without_results_is_a_row_with_n_0_and_the_reason(ledger, tmp
         Ledger.new_attempt(s, Ledger.experiment(s, "Q-002"), state="FAILED")
     t = build(collect(ledger, tmp_path), "val_mse")
     assert [r.summary.n for r in t.rows] == [0, 0]
-    assert t.rows[0].missing == ["never submitted"]
+    assert t.rows[0].missing == ["no attempt in the ledger"]
     assert "latest attempt 1 is FAILED" in t.rows[1].missing[0]
     assert "| Q-001 | 0 | – |" in to_markdown(t)
 
@@ -113,7 +113,7 @@ def test_plain_text_table_for_long_outputs(ledger, tmp_path):
     assert set(lines[1]) <= {"-", " "}
     assert len({len(line) for line in lines[2:5]}) == 1  # aligned columns
     assert lines[2].split()[:3] == ["Q-001", "3", "0.04"]
-    assert lines[-1] == "Q-004: missing never submitted"
+    assert lines[-1] == "Q-004: missing no attempt in the ledger"
 
 
 def test_long_tables_print_as_text_from_the_cli(irq, ledger, tmp_path, monkeypatch):
@@ -125,3 +125,11 @@ def test_long_tables_print_as_text_from_the_cli(irq, ledger, tmp_path, monkeypat
     r = irq("results")
     assert r.code == 0, r
     assert r.out.splitlines()[0].startswith("id ") and "┃" not in r.out
+
+
+def test_results_imported_from_a_hand_kept_queue_use_its_labels(ledger, tmp_path):
+    add_exp(ledger, "Q-004", "pilot")
+    add_single_attempt(ledger, "Q-004", {"Training MSE": 0.0706, "Validation MSE": 0.0688, "Output": "results/x"})
+    (e,) = collect(ledger, tmp_path)
+    (run,) = e.values("val_mse")[0]
+    assert (run.value("val_mse"), run.value("train_mse"), run.seed) == (0.0688, 0.0706, None)

@@ -27,7 +27,7 @@ def test_results_table_rich(irq, project, monkeypatch):
     assert r.code == 0, r
     for e in ("Q-001", "Q-002", "Q-003"):
         assert e in r.out
-    assert "Q-004: missing never submitted" in r.out
+    assert "Q-004: missing no attempt in the ledger" in r.out
     assert "predict-mean" in r.out
 
 
@@ -99,7 +99,7 @@ def test_report_end_to_end(irq, project):
     # provenance: every value with its attempt, seed and commit
     assert '<a id="q-003"></a>' in text
     assert "| 1 | 2 | 0.031 | 0123456789ab |" in text
-    assert "Q-004" in text and "missing: never submitted" in text
+    assert "Q-004" in text and "missing: no attempt in the ledger" in text
 
 
 def test_report_without_diagnostics_says_which_figures_are_absent(irq, ledger, tmp_path):
