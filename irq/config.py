@@ -59,6 +59,12 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class ProjectConfig:
+    metric: str = "val_mse"  # the headline metric `irq results` and `irq report` compare
+    goal: str = "min"  # "min": lower is better; "max": higher is better
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     root: Path
@@ -67,6 +73,7 @@ class Config:
     local: LocalConfig = field(default_factory=LocalConfig)
     clusters: dict[str, ClusterConfig] = field(default_factory=dict)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    project: ProjectConfig = field(default_factory=ProjectConfig)
 
     def cluster(self, name: str | None = None) -> ClusterConfig:
         name = name or self.backend
@@ -80,7 +87,7 @@ class Config:
         return q if q.is_absolute() else self.root / q
 
 
-TOP_KEYS = {"backend", "export", "local", "clusters", "daemon"}
+TOP_KEYS = {"backend", "export", "local", "clusters", "daemon", "project"}
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -128,6 +135,9 @@ def load_config(explicit: Path | None = None, start: Path | None = None) -> Conf
     _check_keys(data, TOP_KEYS, where, "")
     local = _build(LocalConfig, data.get("local", {}), where, "local")
     daemon = _build(DaemonConfig, data.get("daemon", {}), where, "daemon")
+    project = _build(ProjectConfig, data.get("project", {}), where, "project")
+    if project.goal not in ("min", "max"):
+        raise errors.ConfigError(f"{where}: [project] goal = {project.goal!r} must be \"min\" or \"max\"")
     clusters: dict[str, ClusterConfig] = {}
     raw_clusters = data.get("clusters", {})
     if not isinstance(raw_clusters, dict):
@@ -140,7 +150,7 @@ def load_config(explicit: Path | None = None, start: Path | None = None) -> Conf
                                  "set backend = \"local\" or add the cluster")
     root = path.parent if path else Path.cwd()
     return Config(path=path, root=root, backend=backend, export=data.get("export"),
-                  local=local, clusters=clusters, daemon=daemon)
+                  local=local, clusters=clusters, daemon=daemon, project=project)
 
 
 def _check_keys(data: dict, valid: set[str], where: str, section: str) -> None:
@@ -197,6 +207,10 @@ backend = "local"
 # slots = 2                  # jobs run at once on this machine
 # workdir = ".irq/local"     # job scripts, logs and run directories
 # python = ""                # interpreter for the trainer ("" = the one running irq)
+
+[project]
+# metric = "val_mse"         # the headline metric of `irq results` and `irq report`
+# goal = "min"               # "min": lower is better, "max": higher is better
 
 [daemon]
 # interval = 60              # seconds between cycles: the least it waits

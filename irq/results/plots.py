@@ -1,0 +1,225 @@
+"""Figures with matplotlib (Agg, headless; imported only here, inside the functions).
+
+Every function returns the Figure, so a caller (or a test) can look at what it shows; `save`
+writes it as PNG and PDF. Kinds (`irq plot KIND`):
+
+- curves: the metric over training per experiment, mean over seeds with a 95 % t band, the best
+  checkpoint (lowest mean) and the final one marked;
+- final: the final metric per experiment, one dot per seed, the mean with its bootstrap interval;
+- conditioning: histograms of the per-checkpoint medians of cond, sigma_min and log|det| for
+  positives and negatives (the trainer's diagnostics record medians over diag_size samples);
+- energy: the energy gap E(pos) - E(neg) over training (mean and band), and the distribution of
+  the mining gradient norm per descent step.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irq.results.collect import ExperimentRuns, load_curve
+from irq.results.stats import RESAMPLES, summarise
+
+KINDS = ("curves", "final", "conditioning", "energy")
+UNITS = {"val_mse": "MSE", "train_mse": "MSE", "best_val_mse": "MSE", "test_mse": "MSE", "ood_mse": "MSE",
+         "accuracy": "fraction", "val_accuracy": "fraction"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def label(metric: str) -> str:
+    unit = UNITS.get(metric)
+    return f"{metric} ({unit})" if unit else metric
+
+
+def _series(curves: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps present in every curve, and a (runs x steps) matrix of `key` there (NaN if absent)."""
+    steps = sorted(set.intersection(*({r["step"] for r in c if key in r} for c in curves))) if curves else []
+    m = np.full((len(curves), len(steps)), np.nan)
+    for i, c in enumerate(curves):
+        by = {r["step"]: r.get(key) for r in c}
+        for j, s in enumerate(steps):
+            v = by.get(s)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                m[i, j] = v
+    return np.array(steps), m
+
+
+def _band(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over runs and a 95 % t interval per column (no band from one run)."""
+    from scipy import stats
+
+    mean = np.nanmean(m, axis=0)
+    n = np.sum(~np.isnan(m), axis=0)
+    if m.shape[0] < 2:
+        return mean, mean, mean
+    sem = stats.sem(m, axis=0, nan_policy="omit")
+    sem = np.where(sem > 0, sem, np.nan)
+    lo, hi = stats.t.interval(0.95, np.maximum(n - 1, 1), loc=mean, scale=sem)
+    return mean, np.where(np.isnan(lo), mean, lo), np.where(np.isnan(hi), mean, hi)
+
+
+def curves(exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min", log_y: bool = True):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for e in exps:
+        cs = [c for c in (load_curve(r) for r in e.runs) if c]
+        if not cs:
+            continue
+        steps, m = _series(cs, metric)
+        if not len(steps):
+            continue
+        mean, lo, hi = _band(m)
+        (line,) = ax.plot(steps, mean, label=f"{e.id} (n = {len(cs)})", gid=f"mean:{e.id}")
+        if len(cs) > 1:
+            ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color(), gid=f"band:{e.id}")
+        best = int(np.nanargmin(mean) if goal == "min" else np.nanargmax(mean))
+        ax.plot([steps[best]], [mean[best]], marker="*", markersize=11, linestyle="none", color=line.get_color(),
+                gid=f"best:{e.id}")
+        ax.plot([steps[-1]], [mean[-1]], marker="o", linestyle="none", color=line.get_color(), gid=f"final:{e.id}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(label(metric))
+    if log_y and ax.lines:
+        ax.set_yscale("log")
+    ax.set_title(f"{metric} over training: mean over seeds, 95 % t band; ★ best, ● final")
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def final(exps: list[ExperimentRuns], metric: str = "val_mse", resamples: int = RESAMPLES):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(exps) + 2), 4.5))
+    groups = [[r.value(metric) for r in e.values(metric)[0]] for e in exps]
+    sums = summarise(groups, resamples)
+    jitter = np.random.default_rng(0)
+    for i, (e, vals, s) in enumerate(zip(exps, groups, sums)):
+        if not vals:
+            continue
+        xs = i + jitter.uniform(-0.12, 0.12, len(vals))
+        ax.plot(xs, vals, marker="o", linestyle="none", alpha=0.6, gid=f"seeds:{e.id}")
+        if s.ci_low is not None:
+            ax.errorbar([i + 0.3], [s.mean], yerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], fmt="D", color="black",
+                        capsize=4, gid=f"ci:{e.id}")
+        else:
+            ax.plot([i + 0.3], [s.mean], marker="D", color="black", linestyle="none", gid=f"ci:{e.id}")
+    ax.set_xticks(range(len(exps)), [f"{e.id}\nn = {len(g)}" for e, g in zip(exps, groups)])
+    ax.set_xlabel("experiment")
+    ax.set_ylabel(label(metric))
+    ax.set_title(f"final {metric}: seeds, and mean with 95 % bootstrap interval")
+    fig.tight_layout()
+    return fig
+
+
+COND = (("cond_median", "condition number (median per checkpoint)", True),
+        ("smin_median", "σ_min (median per checkpoint)", True),
+        ("logabsdet_median", "log|det| (median per checkpoint)", False))
+
+
+def _diag_values(e: ExperimentRuns, key: str) -> list[float]:
+    out = []
+    for r in e.runs:
+        for row in load_curve(r):
+            v = row.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
+                out.append(float(v))
+    return out
+
+
+def conditioning(exps: list[ExperimentRuns]):
+    plt = _plt()
+    fig, axes = plt.subplots(len(exps) or 1, 3, figsize=(11, 3 * max(1, len(exps))), squeeze=False)
+    for row, e in zip(axes, exps):
+        for ax, (key, title, logx) in zip(row, COND):
+            for side, color in (("pos", "tab:blue"), ("neg", "tab:red")):
+                vals = np.array(_diag_values(e, f"diag_{side}_{key}"))
+                if logx:
+                    vals = vals[vals > 0]
+                if not len(vals):
+                    continue
+                bins = np.geomspace(vals.min(), vals.max() * 1.0001, 20) if logx and vals.min() < vals.max() else 20
+                ax.hist(vals, bins=bins, alpha=0.5, color=color, gid=f"{side}:{e.id}:{key}",
+                        label=f"{'positives (true inverses)' if side == 'pos' else 'negatives'} ({len(vals)})")
+            if logx:
+                ax.set_xscale("log")
+            ax.set_xlabel(title)
+            ax.set_ylabel("checkpoints × seeds (count)")
+            ax.set_title(e.id, fontsize="small")
+            if ax.patches:
+                ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def energy(exps: list[ExperimentRuns]):
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.5))
+    grads: list[np.ndarray] = []
+    names: list[str] = []
+    for e in exps:
+        cs = [c for c in (load_curve(r) for r in e.runs) if c]
+        if not cs:
+            continue
+        steps, m = _series(cs, "diag_energy_gap")
+        if len(steps):
+            mean, lo, hi = _band(m)
+            (line,) = ax.plot(steps, mean, label=f"{e.id} (n = {len(cs)})", gid=f"mean:{e.id}")
+            if len(cs) > 1:
+                ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color(), gid=f"band:{e.id}")
+        per_step: dict[int, list[float]] = {}
+        for c in cs:
+            for row in c:
+                for k, v in enumerate(row.get("diag_step_grad_norm") or []):
+                    if isinstance(v, (int, float)) and np.isfinite(v):
+                        per_step.setdefault(k, []).append(float(v))
+        for k in sorted(per_step):
+            grads.append(np.array(per_step[k]))
+            names.append(f"{e.id}\nstep {k + 1}")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("E(pos) − E(neg) (energy units)")
+    ax.set_title("energy gap over training (< 0: positive ranked lower)")
+    if ax.lines[1:]:
+        ax.legend(fontsize="small")
+    if grads:
+        bx.boxplot(grads, tick_labels=names)
+    bx.set_xlabel("experiment, mining descent step")
+    bx.set_ylabel("‖∇_y E‖ (mean over samples)")
+    bx.set_title("mining gradient norms over checkpoints and seeds")
+    fig.tight_layout()
+    return fig
+
+
+def make(kind: str, exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min") -> Any:
+    if kind == "curves":
+        return curves(exps, metric, goal)
+    if kind == "final":
+        return final(exps, metric)
+    if kind == "conditioning":
+        return conditioning(exps)
+    if kind == "energy":
+        return energy(exps)
+    from irq import errors
+
+    raise errors.UsageError(f"unknown plot kind {kind!r}", "kinds: " + ", ".join(KINDS))
+
+
+def save(fig: Any, out_dir: Path, name: str) -> list[Path]:
+    """PNG (for markdown) and PDF (for the paper); the figure is closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=150 if p.suffix == ".png" else None)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,150 @@
+"""`irq sweep`: the override grammar researchers know from Hydra and DVC, and its points.
+
+    key=v                 one value
+    key=v1,v2,v3          a list (Hydra's comma sweep)
+    key=choice(v1,v2)     the same, Hydra's spelling
+    key=range(a,b[,s])    a <= v < b in steps of s (default 1), Hydra's range: stop excluded
+
+Values read like JSON scalars: 3 -> int, 0.5 -> float, true/false, null, anything else a string
+(quotes optional). Several keys give every combination, in the order written.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from irq import errors
+from irq.formats.fields import fmt_memory, fmt_seeds
+from irq.ledger.database import Ledger
+
+OVERRIDE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w.]*)\s*=\s*(?P<value>.*?)\s*$", re.DOTALL)
+FUNC = re.compile(r"^(?P<name>range|choice)\((?P<args>.*)\)$", re.DOTALL)
+
+
+def parse_value(text: str) -> Any:
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return t[1:-1]
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("null", "none"):
+        return None
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        v = float(t)
+        if math.isfinite(v):
+            return v
+    except ValueError:
+        pass
+    return t
+
+
+def _range(args: list[Any], text: str) -> list[Any]:
+    if not 1 <= len(args) <= 3 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+        raise errors.UsageError(f"cannot read {text!r}", "range takes one to three numbers: range(1,10,2)")
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) == 3 else 1)
+    if step == 0:
+        raise errors.UsageError(f"{text!r}: the step of a range cannot be 0")
+    if all(isinstance(a, int) for a in (start, stop, step)):
+        return list(range(start, stop, step))
+    count = math.ceil((stop - start) / step - 1e-9)
+    return [round(start + i * step, 12) for i in range(max(0, count))]
+
+
+def parse_override(text: str) -> tuple[str, list[Any]]:
+    m = OVERRIDE.match(text)
+    if not m:
+        raise errors.UsageError(f"cannot read the override {text!r}", "write key=v1,v2 or key=range(1,5)")
+    key, raw = m.group("key"), m.group("value")
+    f = FUNC.match(raw)
+    if f:
+        args = [parse_value(a) for a in f.group("args").split(",") if a.strip()]
+        values = _range(args, text) if f.group("name") == "range" else args
+    else:
+        values = [parse_value(v) for v in raw.split(",")] if raw else []
+    if not values:
+        raise errors.UsageError(f"the override {text!r} gives no values")
+    if len(set(map(repr, values))) != len(values):
+        raise errors.UsageError(f"the override {text!r} repeats a value")
+    return key, values
+
+
+def expand(overrides: list[str]) -> list[dict[str, Any]]:
+    """Every combination of the overrides' values, the first key varying slowest."""
+    parsed = [parse_override(o) for o in overrides]
+    keys = [k for k, _ in parsed]
+    if len(set(keys)) != len(keys):
+        raise errors.UsageError("a key appears twice in the sweep", "give each key once: key=v1,v2")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in parsed))]
+
+
+def fmt_value(v: Any) -> str:
+    return "null" if v is None else ("true" if v is True else "false" if v is False else str(v))
+
+
+@dataclass
+class Point:
+    id: str
+    title: str
+    overrides: dict[str, Any]
+    parameters: dict[str, Any]
+    seeds: list[int]
+
+
+def plan(ledger: Ledger, base_id: str, overrides: list[str], seeds: list[int] | None = None,
+         known_keys: frozenset[str] = frozenset()) -> tuple[Any, list[Point]]:
+    """The base experiment and one Point per combination, with fresh ids after the last one."""
+    if not overrides:
+        raise errors.UsageError("a sweep needs at least one key=values override", "e.g. mining_opt_steps=1,3,5")
+    points = expand(overrides)
+    unknown = sorted({k for p in points for k in p} - set(known_keys)) if known_keys else []
+    if unknown:
+        raise errors.UsageError(f"the trainer has no config key {', '.join(unknown)}",
+                                "sweep keys are trainer config keys: see docs/trainer.md")
+    with ledger.transaction() as s:
+        base = Ledger.experiment(s, base_id)
+        taken = {e.id for e in Ledger.experiments(s)}
+    numbers = [int(i.split("-")[1]) for i in taken]
+    nxt = max(numbers, default=0) + 1
+    out = []
+    for k, ov in enumerate(points):
+        label = ", ".join(f"{key}={fmt_value(v)}" for key, v in ov.items())
+        out.append(Point(id=f"Q-{nxt + k:03d}", title=f"{base.title} [{label}]", overrides=ov,
+                         parameters={**base.parameters, **ov}, seeds=list(seeds if seeds is not None else base.seeds)))
+    return base, out
+
+
+def base_config(base: Any, root: Path) -> Path | None:
+    """The base's trainer config file, if it can be read from here (points run with it too)."""
+    if not base.config_path:
+        return None
+    p = Path(base.config_path)
+    p = p if p.is_absolute() else root / p
+    return p if p.is_file() else None
+
+
+def create(ledger: Ledger, base: Any, points: list[Point], root: Path, proposed: bool = False) -> list[Any]:
+    """Add every point through the one function that adds experiments; each names its base."""
+    from irq.experiments.edit import add_experiment
+
+    r = base.resources or {}
+    config = base_config(base, root)
+    made = []
+    for p in points:
+        label = ", ".join(f"{k}={fmt_value(v)}" for k, v in p.overrides.items())
+        made.append(add_experiment(
+            ledger, p.id, p.title, config=config, params=p.parameters, hypothesis=base.hypothesis, priority=base.priority,
+            depends_on=list(base.depends_on), seeds=fmt_seeds(p.seeds) or None, gpus=r.get("gpus"), cpus=r.get("cpus"),
+            memory=fmt_memory(r["memory_mb"]) if r.get("memory_mb") else None,
+            time=f"{r['time_minutes']} minutes" if r.get("time_minutes") else None, partition=r.get("partition"),
+            notes=f"Sweep of {base.id}: {label}", proposed=proposed, retry=dict(base.retry_policy or {}),
+        ))
+    return made

@@ -1,0 +1,108 @@
+"""Verdicts in words on a stated criterion, e.g. "val_mse -20%": at least 20 % lower than the baseline.
+
+The answer comes from the one-sided 95 % bootstrap bound of the relative difference and the
+matching one-sided Welch test of mean(x) against (1 + change) * mean(baseline); both must agree:
+
+- met: the bound lies beyond the required change, and Welch rejects "not beyond" at 5 %;
+- not met: the opposite bound lies on the wrong side of it, and Welch rejects "beyond" at 5 %;
+- undecided: anything else (the interval straddles the required change, or n < 2 on a side).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from irq import errors
+from irq.results.stats import RESAMPLES, SEED, Comparison, compare
+
+ALPHA = 0.05
+CRITERION = re.compile(r"^\s*(?:(?P<metric>[A-Za-z_][\w.]*)\s*)?(?P<sign>[-+−])\s*(?P<pct>\d+(?:\.\d+)?)\s*%\s*$")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    metric: str
+    change: float  # relative: -0.20 = at least 20 % lower; +0.05 = at least 5 % higher
+    text: str
+
+    @property
+    def wording(self) -> str:
+        return f"≥ {abs(self.change) * 100:g} % {'lower' if self.change < 0 else 'higher'}"
+
+
+def parse_criterion(text: str, default_metric: str) -> Criterion:
+    m = CRITERION.match(text)
+    if not m:
+        raise errors.UsageError(f"cannot read the criterion {text!r}",
+                                'write METRIC and a signed percentage, e.g. "val_mse -20%" (at least 20 % lower)')
+    change = float(m.group("pct")) / 100 * (-1 if m.group("sign") in "-−" else 1)
+    if change == 0:
+        raise errors.UsageError(f"the criterion {text!r} asks for no change", 'e.g. "val_mse -20%"')
+    return Criterion(m.group("metric") or default_metric, change, text.strip())
+
+
+@dataclass
+class Verdict:
+    id: str
+    baseline: str
+    criterion: Criterion
+    outcome: str  # met | not met | undecided
+    comparison: Comparison
+    p_met: float | None  # one-sided Welch p for "beyond the required change"
+    p_not_met: float | None  # one-sided Welch p for "short of it"
+    sentence: str
+
+
+def pct(v: float | None, signed: bool = True) -> str:
+    if v is None:
+        return "–"
+    s = f"{v * 100:+.1f} %" if signed else f"{v * 100:.1f} %"
+    return s.replace("-", "−")
+
+
+def judge(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float], criterion: Criterion,
+          resamples: int = RESAMPLES, seed: int = SEED) -> Verdict:
+    from scipy import stats
+
+    c = compare(exp_id, x, baseline_id, b, "min", resamples, seed)
+    xa, ba = np.asarray(x, dtype=float), np.asarray(b, dtype=float)
+    target = 1 + criterion.change
+    p_met = p_not = None
+    outcome = "undecided"
+    why = ""
+    if c.rel_bound_low is None or c.rel_bound_high is None:
+        why = c.note or "no interval"
+    else:
+        lower = criterion.change < 0
+        # H1 "met": mean(x) < target * mean(b) (lower) or > (higher)
+        alt_met, alt_not = ("less", "greater") if lower else ("greater", "less")
+        if np.var(xa) > 0 or np.var(ba) > 0:
+            p_met = float(stats.ttest_ind(xa, target * ba, equal_var=False, alternative=alt_met).pvalue)
+            p_not = float(stats.ttest_ind(xa, target * ba, equal_var=False, alternative=alt_not).pvalue)
+        met_bound = c.rel_bound_high <= criterion.change if lower else c.rel_bound_low >= criterion.change
+        not_bound = c.rel_bound_low > criterion.change if lower else c.rel_bound_high < criterion.change
+        if met_bound and (p_met is None or p_met < ALPHA):
+            outcome = "met"
+        elif not_bound and (p_not is None or p_not < ALPHA):
+            outcome = "not met"
+        elif met_bound or not_bound:
+            why = "the bootstrap bound and Welch's test disagree"
+        else:
+            why = "the interval includes the required change"
+    sizes = f"n = {c.n} each" if c.n == c.n_baseline else f"n = {c.n} and {c.n_baseline}"
+    head = f"{exp_id} vs {baseline_id}: {pct(c.rel_diff)}"
+    if c.rel_low is not None:
+        head += f" (95 % CI {pct(c.rel_low)} to {pct(c.rel_high)}, {sizes})"
+    else:
+        head += f" ({sizes})"
+    sentence = f"{head}: the {criterion.wording} {criterion.metric} criterion is {outcome}"
+    if outcome == "undecided" and why:
+        sentence += f" ({why})"
+    elif outcome != "undecided":
+        bound = c.rel_bound_high if (criterion.change < 0) == (outcome == "met") else c.rel_bound_low
+        p = p_met if outcome == "met" else p_not
+        sentence += f" (one-sided 95 % bound {pct(bound)}" + (f", Welch p = {p:.2g}" if p is not None else "") + ")"
+    return Verdict(exp_id, baseline_id, criterion, outcome, c, p_met, p_not, sentence)

@@ -1,0 +1,135 @@
+"""Gathering per-seed values: arrays, repeated runs, NaN and missing metrics, experiments with no results."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from irq.results.collect import collect, load_curve
+from irq.results.table import build, to_csv, to_json, to_latex, to_markdown
+from tests.results_fixture import (
+    FINAL,
+    add_array_attempt,
+    add_exp,
+    add_single_attempt,
+    study,
+)
+
+
+def by_id(exps):
+    return {e.id: e for e in exps}
+
+
+def test_array_seeds_become_runs_with_their_folders(ledger, tmp_path):
+    study(ledger, tmp_path)
+    exps = by_id(collect(ledger, tmp_path))
+    e = exps["Q-003"]
+    have, missing = e.values("val_mse")
+    assert [r.seed for r in have] == [0, 1, 2] and not missing
+    assert [r.value("val_mse") for r in have] == [FINAL["Q-003"][s] for s in (0, 1, 2)]
+    assert load_curve(have[1])[-1]["val_mse"] == FINAL["Q-003"][1]
+    assert have[0].git_sha.startswith("0123456789ab")
+
+
+def test_nan_and_missing_metric_are_listed_as_missing_never_zero(ledger, tmp_path):
+    add_exp(ledger, "Q-001", "base", seeds=[0, 1, 2, 3])
+    add_array_attempt(ledger, tmp_path, "Q-001", {0: 0.04, 1: None, 2: 0.05})  # seed 1: NaN written as null
+    with ledger.transaction() as s:  # seed 3 of the array never wrote metrics
+        from irq.ledger.database import Ledger
+
+        a = Ledger.latest_attempt(s, "Q-001")
+        a.tasks = {**a.tasks, "3": {"state": "FAILED"}}
+        s.add(a)
+    (e,) = collect(ledger, tmp_path)
+    have, missing = e.values("val_mse")
+    assert [r.seed for r in have] == [0, 2]
+    reasons = {m.seed: m.reason for m in missing}
+    assert "not a number" in reasons[1] and "no val_mse" in reasons[3]
+    t = build([e], "val_mse")
+    row = t.rows[0]
+    assert row.summary.n == 2 and row.summary.mean == pytest.approx(0.045)  # not (0.04 + 0 + 0.05 + 0) / 4
+    md = to_markdown(t)
+    assert "Q-001: missing attempt 1 seed 1" in md and "seed 3" in md
+    assert e.values("ood_mse")[0] == []  # a metric no run has: all missing
+    assert all("no ood_mse" in m.reason for m in e.values("ood_mse")[1])
+
+
+def test_rerun_of_a_seed_replaces_the_earlier_one_and_single_runs_add_seeds(ledger, tmp_path):
+    add_exp(ledger, "Q-001", "base", seeds=[0, 1])
+    add_array_attempt(ledger, tmp_path, "Q-001", {0: 0.04, 1: 0.09})
+    add_single_attempt(ledger, "Q-001", {"val_mse": 0.05, "seed": 1})  # seed 1 run again
+    add_single_attempt(ledger, "Q-001", {"val_mse": 0.06, "seed": 4})  # a further repeated run
+    add_single_attempt(ledger, "Q-001", {"val_mse": 0.07})  # seed unknown: its own sample
+    (e,) = collect(ledger, tmp_path)
+    have, _ = e.values("val_mse")
+    assert [(r.attempt, r.seed, r.value("val_mse")) for r in have] == [
+        (1, 0, 0.04), (2, 1, 0.05), (3, 4, 0.06), (4, None, 0.07)]
+
+
+def test_experiment_without_results_is_a_row_with_n_0_and_the_reason(ledger, tmp_path):
+    add_exp(ledger, "Q-001", "never ran")
+    add_exp(ledger, "Q-002", "failed")
+    with ledger.transaction() as s:
+        from irq.ledger.database import Ledger
+
+        Ledger.new_attempt(s, Ledger.experiment(s, "Q-002"), state="FAILED")
+    t = build(collect(ledger, tmp_path), "val_mse")
+    assert [r.summary.n for r in t.rows] == [0, 0]
+    assert t.rows[0].missing == ["no attempt in the ledger"]
+    assert "latest attempt 1 is FAILED" in t.rows[1].missing[0]
+    assert "| Q-001 | 0 | – |" in to_markdown(t)
+
+
+def test_renderings_carry_the_same_numbers(ledger, tmp_path):
+    study(ledger, tmp_path)
+    t = build(collect(ledger, tmp_path, ["Q-003", "Q-001"]), "val_mse", baseline="Q-001")
+    assert [r.id for r in t.rows] == ["Q-003", "Q-001"]  # the order asked for
+    csv_rows = to_csv(t).splitlines()
+    assert csv_rows[0].startswith("id,n,mean,std")
+    assert csv_rows[1].startswith("Q-003,3,0.03,")
+    assert "\\begin{tabular}" in to_latex(t) and "Q-003 & 3 & 0.03" in to_latex(t)
+    data = json.loads(json.dumps(to_json(t)))
+    q3 = data["rows"][0]
+    assert q3["comparison"]["rel_diff"] == pytest.approx(0.03 / 0.04 - 1)
+    assert q3["trivial"] == {"predict-mean": pytest.approx(0.0341), "predict-zero": pytest.approx(0.0582)}
+    assert {v["seed"] for v in q3["values"]} == {0, 1, 2}
+
+
+def test_unknown_id_is_refused_with_a_suggestion(ledger, tmp_path):
+    from irq import errors
+
+    study(ledger, tmp_path)
+    with pytest.raises(errors.NotFound):
+        collect(ledger, tmp_path, ["Q-009"])
+
+
+def test_plain_text_table_for_long_outputs(ledger, tmp_path):
+    from irq.results.table import to_text
+
+    study(ledger, tmp_path)
+    add_exp(ledger, "Q-004", "never ran")
+    lines = to_text(build(collect(ledger, tmp_path), "val_mse")).splitlines()
+    assert lines[0].split()[:4] == ["id", "n", "mean", "std"]
+    assert set(lines[1]) <= {"-", " "}
+    assert len({len(line) for line in lines[2:5]}) == 1  # aligned columns
+    assert lines[2].split()[:3] == ["Q-001", "3", "0.04"]
+    assert lines[-1] == "Q-004: missing no attempt in the ledger"
+
+
+def test_long_tables_print_as_text_from_the_cli(irq, ledger, tmp_path, monkeypatch):
+    import irq.cli.results as cli_results
+
+    monkeypatch.setattr(cli_results, "RICH_ROWS", 2)
+    (tmp_path / "irq.toml").write_text('backend = "local"\n')
+    study(ledger, tmp_path)
+    r = irq("results")
+    assert r.code == 0, r
+    assert r.out.splitlines()[0].startswith("id ") and "┃" not in r.out
+
+
+def test_results_imported_from_a_hand_kept_queue_use_its_labels(ledger, tmp_path):
+    add_exp(ledger, "Q-004", "pilot")
+    add_single_attempt(ledger, "Q-004", {"Training MSE": 0.0706, "Validation MSE": 0.0688, "Output": "results/x"})
+    (e,) = collect(ledger, tmp_path)
+    (run,) = e.values("val_mse")[0]
+    assert (run.value("val_mse"), run.value("train_mse"), run.seed) == (0.0688, 0.0706, None)

@@ -1,0 +1,106 @@
+"""Each plot kind rendered from fixture runs; the figures are opened and what they show is checked."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irq.results import plots
+from irq.results.collect import collect
+from tests.results_fixture import FINAL, STEPS, add_array_attempt, add_exp, study
+
+
+@pytest.fixture
+def exps(ledger, tmp_path):
+    study(ledger, tmp_path)
+    return collect(ledger, tmp_path)
+
+
+def gids(ax, kind):
+    items = {"lines": ax.lines, "collections": ax.collections, "patches": ax.patches}[kind]
+    return {a.get_gid() for a in items if a.get_gid()}
+
+
+def test_curves_one_mean_and_band_per_strategy_best_and_final_marked(exps):
+    fig = plots.curves(exps)
+    (ax,) = fig.get_axes()
+    assert gids(ax, "lines") >= {f"{k}:{e}" for k in ("mean", "best", "final") for e in FINAL}
+    assert gids(ax, "collections") == {f"band:{e}" for e in FINAL}
+    mean3 = next(line for line in ax.lines if line.get_gid() == "mean:Q-003")
+    assert list(mean3.get_xdata()) == list(STEPS)
+    assert mean3.get_ydata()[-1] == pytest.approx(np.mean(list(FINAL["Q-003"].values())))
+    final3 = next(line for line in ax.lines if line.get_gid() == "final:Q-003")
+    assert final3.get_xdata()[0] == STEPS[-1]
+    assert ax.get_xlabel() == "training step" and ax.get_ylabel() == "val_mse (MSE)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"{e} (n = 3)" for e in FINAL]
+
+
+def test_band_is_the_t_interval_over_seeds(exps):
+    from scipy import stats
+
+    fig = plots.curves(exps, log_y=False)
+    band = next(c for c in fig.get_axes()[0].collections if c.get_gid() == "band:Q-001")
+    ys = band.get_paths()[0].vertices[:, 1]
+    v = np.array(list(FINAL["Q-001"].values()))
+    lo, hi = stats.t.interval(0.95, 2, loc=v.mean(), scale=v.std(ddof=1) / np.sqrt(3))
+    assert np.isclose(ys, lo).any() and np.isclose(ys, hi).any()
+
+
+def test_single_seed_has_no_band(ledger, tmp_path):
+    add_exp(ledger, "Q-001", "one seed", seeds=[0])
+    add_array_attempt(ledger, tmp_path, "Q-001", {0: 0.04})
+    ax = plots.curves(collect(ledger, tmp_path)).get_axes()[0]
+    assert "mean:Q-001" in gids(ax, "lines") and not gids(ax, "collections")
+
+
+def test_final_strip_plot_dots_per_seed_and_interval(exps):
+    fig = plots.final(exps)
+    (ax,) = fig.get_axes()
+    for e, vals in FINAL.items():
+        dots = next(line for line in ax.lines if line.get_gid() == f"seeds:{e}")
+        assert sorted(dots.get_ydata()) == pytest.approx(sorted(vals.values()))
+    bars = {c.lines[0].get_gid(): c for c in ax.containers}
+    for e, vals in FINAL.items():
+        (seg,) = bars[f"ci:{e}"].lines[2][0].get_segments()
+        lo, hi = sorted(seg[:, 1])
+        v = np.array(list(vals.values()))
+        assert v.min() - 1e-12 <= lo < v.mean() < hi <= v.max() + 1e-12  # a bootstrap interval of the mean of these seeds
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"{e}\nn = 3" for e in FINAL]
+    assert ax.get_ylabel() == "val_mse (MSE)"
+
+
+def test_conditioning_histograms_positives_vs_negatives(exps):
+    fig = plots.conditioning(exps)
+    axes = fig.get_axes()
+    assert len(axes) == 9  # 3 experiments x (cond, sigma_min, log|det|)
+    ax = axes[0]
+    assert ax.get_xlabel().startswith("condition number") and ax.get_xscale() == "log"
+    assert "pos:Q-001:cond_median" in gids(ax, "patches") and "neg:Q-001:cond_median" in gids(ax, "patches")
+    counts = sum(p.get_height() for p in ax.patches if p.get_gid() == "pos:Q-001:cond_median")
+    assert counts == 3 * len(STEPS)  # one median per checkpoint and seed
+    assert axes[1].get_xlabel().startswith("σ_min")
+    assert ax.get_ylabel() == "checkpoints × seeds (count)"
+
+
+def test_energy_gap_and_gradient_norms(exps):
+    fig = plots.energy(exps)
+    ax, bx = fig.get_axes()
+    assert {f"mean:{e}" for e in FINAL} <= gids(ax, "lines")
+    assert {f"band:{e}" for e in FINAL} == gids(ax, "collections")
+    assert ax.get_ylabel() == "E(pos) − E(neg) (energy units)"
+    labels = [t.get_text() for t in bx.get_xticklabels()]
+    assert labels[:2] == ["Q-001\nstep 1", "Q-001\nstep 2"] and len(labels) == 6
+    assert bx.get_ylabel().startswith("‖∇_y E‖")
+
+
+def test_save_writes_png_and_pdf(exps, tmp_path):
+    paths = plots.save(plots.curves(exps), tmp_path / "figs", "curves")
+    assert [p.name for p in paths] == ["curves.png", "curves.pdf"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+
+
+def test_plot_command(irq, ledger, tmp_path):
+    study(ledger, tmp_path)
+    r = irq("plot", "final", "Q-001", "Q-003", "-o", "figs")
+    assert r.code == 0, r
+    assert (tmp_path / "figs" / "final.pdf").exists()
+    assert irq("plot", "violin").code == 2

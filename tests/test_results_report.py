@@ -1,0 +1,121 @@
+"""`irq results` and `irq report` end to end on fixture runs of three strategies with three seeds each."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.results_fixture import FINAL, add_exp, study
+
+
+@pytest.fixture
+def project(ledger, tmp_path):
+    (tmp_path / "irq.toml").write_text('backend = "local"\n')
+    study(ledger, tmp_path)
+    add_exp(ledger, "Q-004", "Not run yet")
+    return tmp_path
+
+
+def test_results_table_rich(irq, project, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: every column in full
+    r = irq("results")
+    assert r.code == 0, r
+    for e in ("Q-001", "Q-002", "Q-003"):
+        assert e in r.out
+    assert "Q-004: missing no attempt in the ledger" in r.out
+    assert "predict-mean" in r.out
+
+
+def test_results_json_numbers_match_independent_computation(irq, project):
+    r = irq("results", "--baseline", "Q-001", "--format", "json")
+    assert r.code == 0, r
+    rows = {row["id"]: row for row in json.loads(r.out)["table"]["rows"]}
+    for e, vals in FINAL.items():
+        v = np.array(list(vals.values()))
+        s = rows[e]["summary"]
+        assert (s["n"], s["mean"], s["std"]) == (3, pytest.approx(v.mean()), pytest.approx(v.std(ddof=1)))
+    c = rows["Q-003"]["comparison"]
+    b = np.array(list(FINAL["Q-001"].values()))
+    x = np.array(list(FINAL["Q-003"].values()))
+    assert c["rel_diff"] == pytest.approx(x.mean() / b.mean() - 1)
+    assert rows["Q-003"]["first_in"] == 3 and rows["Q-001"]["first_in"] == 0  # Q-003 is best on every seed
+    assert rows["Q-004"]["summary"]["n"] == 0 and rows["Q-004"]["comparison"]["note"] == "no values"
+
+
+def test_results_csv_with_threshold_and_metric_from_config(irq, project):
+    (project / "irq.toml").write_text('backend = "local"\n[project]\nmetric = "val_mse"\ngoal = "min"\n')
+    r = irq("results", "Q-001", "Q-003", "--format", "csv", "--threshold", "0.05")
+    assert r.code == 0, r
+    rows = list(csv.DictReader(io.StringIO(r.out)))
+    assert [row["id"] for row in rows] == ["Q-001", "Q-003"]
+    # the fixture curves: final * (1 + 4 e^-k) at steps 100..500; Q-003 (0.03) reaches 0.05 at k = 2 (step 300)
+    assert rows[1]["steps to 0.05"] == "300" and rows[1]["reached"] == "3/3"
+
+
+def test_results_criterion_verdict_sentences(irq, project):
+    r = irq("results", "--baseline", "Q-001", "--criterion", "val_mse -20%", "--format", "md")
+    assert r.code == 0, r
+    assert "- Q-003 vs Q-001: −25.0 % (95 % CI" in r.out
+    assert "n = 3 each)" in r.out
+    q2 = next(line for line in r.out.splitlines() if line.startswith("- Q-002 vs Q-001"))
+    assert "criterion is not met" in q2 or "undecided" in q2
+
+
+def test_results_usage_errors(irq, project):
+    assert irq("results", "--criterion", "val_mse -20%").code == 2
+    assert irq("results", "--format", "xml").code == 2
+    r = irq("results", "Q-099")
+    assert r.code != 0 and "Q-099" in r.err
+
+
+def test_config_project_table(tmp_path):
+    from irq import errors
+    from irq.config import load_config
+
+    (tmp_path / "irq.toml").write_text('[project]\nmetric = "ood_mse"\ngoal = "max"\n')
+    cfg = load_config(start=tmp_path)
+    assert (cfg.project.metric, cfg.project.goal) == ("ood_mse", "max")
+    (tmp_path / "irq.toml").write_text('[project]\ngoal = "lowest"\n')
+    with pytest.raises(errors.ConfigError):
+        load_config(start=tmp_path)
+    (tmp_path / "irq.toml").write_text("")
+    assert load_config(start=tmp_path).project.metric == "val_mse"
+
+
+def test_report_end_to_end(irq, project):
+    r = irq("report", "-o", "results/summary.md", "--baseline", "Q-001", "--criterion", "val_mse -20%")
+    assert r.code == 0, r
+    text = (project / "results" / "summary.md").read_text()
+    assert "| Q-003 | 3 | 0.03 |" in text
+    assert "## Verdicts" in text and "Q-003 vs Q-001: −25.0 %" in text
+    for kind in ("curves", "final", "conditioning", "energy"):
+        assert f"![{kind}](figures/{kind}.png)" in text
+        assert (project / "results" / "figures" / f"{kind}.pdf").exists()
+    # provenance: every value with its attempt, seed and commit
+    assert '<a id="q-003"></a>' in text
+    assert "| 1 | 2 | 0.031 | 0123456789ab |" in text
+    assert "Q-004" in text and "missing: no attempt in the ledger" in text
+
+
+def test_report_without_diagnostics_says_which_figures_are_absent(irq, ledger, tmp_path):
+    (tmp_path / "irq.toml").write_text('backend = "local"\n')
+    study(ledger, tmp_path, diagnostics=False)
+    r = irq("report")
+    assert r.code == 0, r
+    text = (tmp_path / "results" / "summary.md").read_text()
+    assert "no figure: conditioning" in text and "--diagnostics true" in text
+    assert "![curves](figures/curves.png)" in text
+
+
+def test_help_imports_neither_scipy_nor_matplotlib(tmp_path):
+    probe = ("import sys\nfrom irq.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('HEAVY:', sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'matplotlib')))")
+    for args in (["--help"], ["results", "--help"], ["sweep", "--help"]):
+        r = subprocess.run([sys.executable, "-c", probe, *args], check=False, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120)
+        assert "HEAVY: []" in r.stdout, (args, r.stdout[-300:], r.stderr[-300:])

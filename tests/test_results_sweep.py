@@ -1,0 +1,88 @@
+"""The sweep grammar, point expansion, and `irq sweep` creating linked experiments."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from irq import errors
+from irq.results.sweep import expand, parse_override, parse_value
+from tests.results_fixture import add_exp
+
+
+def test_values_read_like_json_scalars():
+    assert [parse_value(v) for v in ("3", "0.5", "1e-3", "true", "null", "adversarial", "'7'")] == [
+        3, 0.5, 0.001, True, None, "adversarial", "7"]
+
+
+def test_grammar():
+    assert parse_override("mining_opt_steps=1,3,5,10,20") == ("mining_opt_steps", [1, 3, 5, 10, 20])
+    assert parse_override("k=range(1,5)") == ("k", [1, 2, 3, 4])  # stop excluded, as in Hydra
+    assert parse_override("k=range(0,10,3)") == ("k", [0, 3, 6, 9])
+    assert parse_override("k=range(3)") == ("k", [0, 1, 2])
+    assert parse_override("k=range(0.1,0.5,0.1)") == ("k", [0.1, 0.2, 0.3, 0.4])
+    assert parse_override("mining=choice(random,adversarial)") == ("mining", ["random", "adversarial"])
+    assert parse_override("lr=0.001") == ("lr", [0.001])
+    for bad in ("=1,2", "k=", "k=range(1,2,0)", "k=range(a,b)", "k=1,1"):
+        with pytest.raises(errors.UsageError):
+            parse_override(bad)
+
+
+def test_expand_is_the_cartesian_product_first_key_slowest():
+    pts = expand(["a=1,2", "b=x,y,z"])
+    assert len(pts) == 6
+    assert pts[:3] == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 1, "b": "z"}]
+    with pytest.raises(errors.UsageError):
+        expand(["a=1", "a=2"])
+
+
+@pytest.fixture
+def base(ledger, tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "adv.json").write_text(json.dumps({"rank": 20, "mining": "adversarial",
+                                                                "checkpoint_interval": 5000}))
+    (tmp_path / "irq.toml").write_text('backend = "local"\n')
+    add_exp(ledger, "Q-003", "Adversarial", parameters={"mining": "adversarial", "rank": 20},
+            config_path="configs/adv.json", seeds=[0], priority="HIGH", resources={"gpus": 1, "time_minutes": 90})
+    add_exp(ledger, "Q-010", "Other")
+    return ledger
+
+
+def test_dry_run_lists_and_creates_nothing(irq, base):
+    r = irq("sweep", "Q-003", "mining_opt_steps=1,3,5,10,20", "--dry-run", "--json")
+    assert r.code == 0, r
+    out = json.loads(r.out)
+    assert [p["id"] for p in out["points"]] == ["Q-011", "Q-012", "Q-013", "Q-014", "Q-015"]
+    assert out["points"][0]["title"] == "Adversarial [mining_opt_steps=1]"
+    with base.transaction() as s:
+        from irq.ledger.database import Ledger
+
+        assert len(Ledger.experiments(s)) == 2
+
+
+def test_sweep_creates_one_array_per_point_linked_to_the_base(irq, base):
+    r = irq("sweep", "Q-003", "mining_noise_scale=0.5,2.0", "mining_opt_steps=range(1,3)", "--seeds", "0-9",
+            "--proposed")
+    assert r.code == 0, r
+    assert "created 4 experiments from Q-003 (PROPOSED)" in r.out
+    from irq.ledger.database import Ledger
+
+    with base.transaction() as s:
+        made = [e for e in Ledger.experiments(s) if e.id not in ("Q-003", "Q-010")]
+    assert [e.id for e in made] == ["Q-011", "Q-012", "Q-013", "Q-014"]
+    e = made[1]
+    assert e.parameters == {"mining": "adversarial", "rank": 20, "mining_noise_scale": 0.5, "mining_opt_steps": 2}
+    assert e.seeds == list(range(10)) and e.state == "PROPOSED"
+    assert e.notes == "Sweep of Q-003: mining_noise_scale=0.5, mining_opt_steps=2"
+    assert e.config_path.endswith("configs/adv.json")
+    assert (e.priority, e.resources["gpus"], e.resources["time_minutes"]) == ("HIGH", 1, 90)
+
+
+def test_unknown_trainer_key_is_refused(irq, base):
+    r = irq("sweep", "Q-003", "mining_ascent_lr=0.1,0.5")
+    assert r.code == 2 and "no config key mining_ascent_lr" in r.err
+
+
+def test_unknown_base(irq, base):
+    r = irq("sweep", "Q-030", "mining_opt_steps=1")
+    assert r.code != 0 and "Q-030" in r.err

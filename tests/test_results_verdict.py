@@ -1,0 +1,69 @@
+"""Verdicts on constructed data where the answer is known: clearly met, clearly not, straddling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from irq import errors
+from irq.results.verdict import judge, parse_criterion
+
+BASE = [0.040, 0.041, 0.039, 0.0405, 0.0395, 0.040, 0.0402, 0.0398, 0.0401, 0.0399]
+
+
+def scaled(factor, jitter=0.0):
+    rng = np.random.default_rng(5)
+    return list(np.array(BASE) * factor + rng.normal(0, jitter, len(BASE)))
+
+
+def test_parse_criterion():
+    c = parse_criterion("val_mse -20%", "val_mse")
+    assert (c.metric, c.change) == ("val_mse", pytest.approx(-0.20))
+    assert parse_criterion("+5 %", "accuracy").metric == "accuracy"
+    assert parse_criterion("ood_mse −3.5%", "val_mse").change == pytest.approx(-0.035)
+    for bad in ("val_mse 20", "val_mse -0%", "lower please"):
+        with pytest.raises(errors.UsageError):
+            parse_criterion(bad, "val_mse")
+
+
+def test_clearly_met():
+    c = parse_criterion("val_mse -20%", "val_mse")
+    v = judge("Q-003", scaled(0.6), "Q-001", BASE, c)
+    assert v.outcome == "met"
+    assert v.comparison.rel_bound_high <= -0.20
+    # the matching Welch test, written out: x against 0.8 * baseline, one-sided
+    x, b = np.array(scaled(0.6)), 0.8 * np.array(BASE)
+    assert v.p_met == pytest.approx(stats.ttest_ind(x, b, equal_var=False, alternative="less").pvalue)
+    assert v.p_met < 0.05
+    assert v.sentence.startswith("Q-003 vs Q-001: −40.0 % (95 % CI −")
+    assert "n = 10 each): the ≥ 20 % lower val_mse criterion is met" in v.sentence
+
+
+def test_clearly_not_met():
+    c = parse_criterion("val_mse -20%", "val_mse")
+    v = judge("Q-002", scaled(0.97, 0.0005), "Q-001", BASE, c)
+    assert v.outcome == "not met"
+    assert v.comparison.rel_bound_low > -0.20
+    assert "criterion is not met" in v.sentence and "n = 10 each" in v.sentence
+
+
+def test_straddling_is_undecided():
+    c = parse_criterion("val_mse -20%", "val_mse")
+    rng = np.random.default_rng(11)
+    x = list(0.032 + rng.normal(0, 0.006, 5))  # about -20 %, wide spread
+    v = judge("Q-003", x, "Q-001", BASE, c)
+    assert v.comparison.rel_low < -0.20 < v.comparison.rel_high
+    assert v.outcome == "undecided"
+    assert "includes the required change" in v.sentence
+
+
+def test_higher_is_better_criterion():
+    c = parse_criterion("accuracy +5%", "val_mse")
+    assert judge("Q-003", scaled(1.2), "Q-001", BASE, c).outcome == "met"
+    assert judge("Q-003", scaled(0.9), "Q-001", BASE, c).outcome == "not met"
+
+
+def test_one_seed_is_undecided_and_says_why():
+    c = parse_criterion("val_mse -20%", "val_mse")
+    v = judge("Q-003", [0.01], "Q-001", BASE, c)
+    assert v.outcome == "undecided" and "n = 1" in v.sentence
