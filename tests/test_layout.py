@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 IRQ = ROOT / "irq"
 BASE = {"errors", "faults", "config", "ui", "__init__"}
 # lower rank first; a folder imports itself and lower ranks only (never a sibling of its own rank)
-RANK = {"base": 0, "ledger": 1, "backends": 2, "policy": 2, "formats": 2, "experiments": 3, "jobs": 4,
+RANK = {"base": 0, "ledger": 1, "backends": 2, "policy": 2, "formats": 2, "experiments": 3, "jobs": 4, "results": 5,
         "daemon": 5, "cli": 6, "__main__": 7}
 HEAVY = ("sqlmodel", "sqlalchemy", "paramiko", "scipy", "matplotlib", "torch")
 

@@ -117,7 +117,7 @@ def test_plain_text_table_for_long_outputs(ledger, tmp_path):
 
 
 def test_long_tables_print_as_text_from_the_cli(irq, ledger, tmp_path, monkeypatch):
-    import irq.cli.results as cli_results
+    import irq.cli.results_render as cli_results
 
     monkeypatch.setattr(cli_results, "RICH_ROWS", 2)
     (tmp_path / "irq.toml").write_text('backend = "local"\n')

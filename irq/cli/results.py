@@ -4,21 +4,15 @@ scipy and matplotlib are imported inside irq.results' functions, never at import
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 from irq import errors
 from irq.cli.app import app, ctx
-from irq.cli.common import _config, _esc
+from irq.cli.common import _config
 
 FORMATS = ("rich", "md", "latex", "csv", "json")
-RICH_ROWS = 300  # more rows than this print as plain aligned text
-
-
-def _metric_goal(config, metric: str | None) -> tuple[str, str]:
-    return metric or config.project.metric, config.project.goal
 
 
 @app.command()
@@ -33,62 +27,18 @@ def results(
     fmt: str = typer.Option("rich", "--format", help="rich | md | latex | csv | json"),
     resamples: int = typer.Option(10_000, "--resamples", min=100, help="Bootstrap resamples."),
 ) -> None:
-    """One row per experiment over all its seeds: mean, spread, 95 % intervals; vs a baseline, verdicts."""
-    from irq.results.collect import collect
-    from irq.results.table import build, to_csv, to_json, to_latex, to_markdown
+    """One row per experiment over all its seeds: mean, spread, 95 % intervals; vs a baseline, verdicts.
+
+    Example: irq results --baseline Q-001 --criterion "val_mse -20%"
+    """
+    from irq.cli.results_render import print_results
+    from irq.results.service import answer
 
     if fmt not in FORMATS:
         raise errors.UsageError(f"unknown format {fmt!r}", "use " + ", ".join(FORMATS))
-    if criterion and not baseline:
-        raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
     x = ctx(c)
-    config = _config(x)
-    metric, goal = _metric_goal(config, metric)
-    wanted = list(ids or [])
-    if baseline and wanted and baseline not in wanted:
-        wanted.insert(0, baseline)
-    exps = collect(x.ledger(), config.root, wanted or None)
-    table = build(exps, metric, goal, baseline, threshold, resamples)
-    vs = []
-    if criterion:
-        from irq.results.report import verdicts
-
-        vs = verdicts(exps, table, list(criterion), resamples)
-    if fmt == "json":
-        x.ui.json({"table": to_json(table), "verdicts": [{"id": v.id, "baseline": v.baseline, "criterion": v.criterion.text,
-                                                          "outcome": v.outcome, "sentence": v.sentence,
-                                                          "p_met": v.p_met, "p_not_met": v.p_not_met} for v in vs]})
-        return
-    if fmt != "rich":
-        text = {"md": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](table)
-        sys.stdout.write(text)
-        if vs:
-            sys.stdout.write("\n" + "".join(f"{'%' if fmt == 'latex' else '-'} {v.sentence}\n" for v in vs))
-        return
-    from irq.results.table import to_text
-
-    if len(table.rows) > RICH_ROWS:  # rich lays out every cell: seconds for thousands of rows
-        sys.stdout.write(to_text(table))
-    else:
-        _rich_table(x, table, metric, goal)
-    for v in vs:
-        style = {"met": "green", "not met": "red"}.get(v.outcome, "yellow")
-        x.ui.styled(f"[{style}]{v.outcome}[/]: {_esc(v.sentence)}")
-
-
-def _rich_table(x, table, metric: str, goal: str) -> None:
-    from rich.table import Table
-
-    from irq.results.table import cells, columns, notes
-
-    t = Table(title=f"{metric} ({'lower' if goal == 'min' else 'higher'} is better)", title_justify="left")
-    for col in columns(table):
-        t.add_column(col, justify="left" if col == "id" else "right", no_wrap=col in ("id", "n"), overflow="fold")
-    for r in table.rows:
-        t.add_row(*cells(table, r))
-    x.ui.print(t)
-    for n in notes(table):
-        x.ui.print(n)
+    ans = answer(x.ledger(), _config(x), ids, metric, baseline, list(criterion or []), threshold, resamples)
+    print_results(x.ui, ans, fmt)
 
 
 @app.command()
@@ -101,37 +51,16 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="List the points; create nothing."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """One experiment (or one array, with --seeds) per combination of the overrides, linked to BASE."""
-    from irq.formats.fields import FieldError, fmt_seeds, parse_seeds
-    from irq.jobs.jobscript import trainer_keys
-    from irq.results import sweep as sw
+    """One experiment (or one array, with --seeds) per combination of the overrides, linked to BASE.
+
+    Example: irq sweep Q-003 mining_opt_steps=1,3,5 --seeds 0-9 --dry-run
+    """
+    from irq.cli.results_render import print_sweep
+    from irq.results.service import sweep as sweep_
 
     x = ctx(c)
-    config = _config(x)
-    try:
-        seed_list = parse_seeds(seeds) if seeds else None
-    except FieldError as exc:
-        raise errors.UsageError(str(exc)) from None
-    ledger = x.ledger()
-    base_exp, points = sw.plan(ledger, base, overrides, seed_list, trainer_keys())
-    cfg_file = sw.base_config(base_exp, config.root)
-    if not dry_run:
-        sw.create(ledger, base_exp, points, config.root, proposed)
-        from irq.cli.common import _after_change
-
-        _after_change(x, config)
-    if as_json:
-        x.ui.json({"base": base_exp.id, "dry_run": dry_run, "config": str(cfg_file) if cfg_file else None,
-                   "points": [{"id": p.id, "title": p.title, "overrides": p.overrides, "seeds": p.seeds} for p in points]})
-        return
-    verb = "would create" if dry_run else "created"
-    state = "PROPOSED" if proposed else "READY"
-    x.ui.print(f"{verb} {len(points)} experiment{'s' if len(points) != 1 else ''} from {base_exp.id} ({state}):")
-    for p in points:
-        x.ui.print(f"  {p.id}  {p.title}" + (f"  seeds {fmt_seeds(p.seeds)}" if p.seeds else ""))
-    if base_exp.config_path and cfg_file is None:
-        x.ui.err.print(f"warning: {base_exp.id}'s config {base_exp.config_path} is not readable from here; "
-                       "the points carry its parameters only", markup=False)
+    out = sweep_(x.ledger(), _config(x), base, overrides, seeds, proposed, dry_run)
+    print_sweep(x.ui, out, proposed, as_json)
 
 
 @app.command()
@@ -145,12 +74,13 @@ def plot(
     """Figures from the fetched runs (PNG and PDF): learning curves, final values, conditioning, energy."""
     from irq.results import plots
     from irq.results.collect import collect
+    from irq.results.service import metric_goal
 
     if kind not in plots.KINDS:
         raise errors.UsageError(f"unknown plot kind {kind!r}", "kinds: " + ", ".join(plots.KINDS))
     x = ctx(c)
     config = _config(x)
-    metric, goal = _metric_goal(config, metric)
+    metric, goal = metric_goal(config, metric)
     exps = [e for e in collect(x.ledger(), config.root, list(ids or []) or None) if ids or e.runs]
     if not exps:
         raise errors.IrqError("no experiment has fetched results to plot", "`irq fetch` brings them in")
@@ -171,16 +101,15 @@ def report(
 ) -> None:
     """The study's summary: table, verdicts, figures, and the runs behind every number."""
     from irq.results.report import write
+    from irq.results.service import metric_goal, with_baseline
 
     if criterion and not baseline:
         raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
     x = ctx(c)
     config = _config(x)
-    metric, goal = _metric_goal(config, metric)
-    wanted = list(ids or [])
-    if baseline and wanted and baseline not in wanted:
-        wanted.insert(0, baseline)
-    rep = write(x.ledger(), config.root, out, metric, goal, baseline, list(criterion or []), wanted or None, threshold)
+    metric, goal = metric_goal(config, metric)
+    rep = write(x.ledger(), config.root, out, metric, goal, baseline, list(criterion or []),
+                with_baseline(ids, baseline), threshold)
     x.ui.print(f"wrote {rep.path} ({len(rep.table.rows)} experiments, {len(rep.verdicts)} verdicts, "
                f"{len(rep.figures) // 2} figures)")
     for s in rep.skipped:

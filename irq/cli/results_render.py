@@ -1,0 +1,74 @@
+"""How the results commands print: a rich table on a terminal, md/latex/csv/json on request."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from irq.ui import UI
+
+RICH_ROWS = 300  # more rows than this print as plain aligned text: rich lays out every cell
+
+
+def print_results(ui: UI, ans: Any, fmt: str) -> None:
+    """The table and its verdicts in the asked format."""
+    from irq.results.table import to_csv, to_json, to_latex, to_markdown, to_text
+
+    if fmt == "json":
+        ui.json({"table": to_json(ans.table), "verdicts": [
+            {"id": v.id, "baseline": v.baseline, "criterion": v.criterion.text, "outcome": v.outcome,
+             "sentence": v.sentence, "p_met": v.p_met, "p_not_met": v.p_not_met} for v in ans.verdicts]})
+        return
+    if fmt != "rich":
+        sys.stdout.write({"md": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](ans.table))
+        if ans.verdicts:
+            mark = "%" if fmt == "latex" else "-"
+            sys.stdout.write("\n" + "".join(f"{mark} {v.sentence}\n" for v in ans.verdicts))
+        return
+    if len(ans.table.rows) > RICH_ROWS:
+        sys.stdout.write(to_text(ans.table))
+    else:
+        _rich_table(ui, ans.table, ans.metric, ans.goal)
+    for v in ans.verdicts:
+        style = {"met": "green", "not met": "red"}.get(v.outcome, "yellow")
+        ui.styled(f"[{style}]{v.outcome}[/]: {_escape(v.sentence)}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _rich_table(ui: UI, table: Any, metric: str, goal: str) -> None:
+    from rich.table import Table
+
+    from irq.results.table import cells, columns, notes
+
+    t = Table(title=f"{metric} ({'lower' if goal == 'min' else 'higher'} is better)", title_justify="left")
+    for col in columns(table):
+        t.add_column(col, justify="left" if col == "id" else "right", no_wrap=col in ("id", "n"), overflow="fold")
+    for r in table.rows:
+        t.add_row(*cells(table, r))
+    ui.print(t)
+    for n in notes(table):
+        ui.print(n)
+
+
+def print_sweep(ui: UI, out: Any, proposed: bool, as_json: bool) -> None:
+    """The points a sweep created (or would create)."""
+    from irq.formats.fields import fmt_seeds
+
+    base, points = out.base, out.points
+    if as_json:
+        ui.json({"base": base.id, "dry_run": not out.created,
+                 "config": str(out.config_file) if out.config_file else None,
+                 "points": [{"id": p.id, "title": p.title, "overrides": p.overrides, "seeds": p.seeds} for p in points]})
+        return
+    verb = "created" if out.created else "would create"
+    ui.print(f"{verb} {len(points)} experiment{'s' if len(points) != 1 else ''} from {base.id} "
+             f"({'PROPOSED' if proposed else 'READY'}):")
+    for p in points:
+        ui.print(f"  {p.id}  {p.title}" + (f"  seeds {fmt_seeds(p.seeds)}" if p.seeds else ""))
+    if base.config_path and out.config_file is None:
+        ui.err.print(f"warning: {base.id}'s config {base.config_path} is not readable from here; "
+                     "the points carry its parameters only", markup=False)

@@ -1,0 +1,80 @@
+"""The results commands' work, apart from their rendering: what `irq results` and `irq sweep` answer."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from irq import errors
+from irq.config import Config
+from irq.ledger.database import Ledger
+
+
+@dataclass
+class ResultsAnswer:
+    """The table of `irq results` and the verdicts on the stated criteria."""
+
+    table: Any  # irq.results.table.Table
+    verdicts: list[Any] = field(default_factory=list)
+    metric: str = "val_mse"
+    goal: str = "min"
+
+
+@dataclass
+class SweepOutcome:
+    base: Any  # the base Experiment
+    points: list[Any]  # irq.results.sweep points
+    config_file: Path | None
+    created: bool
+
+
+def metric_goal(config: Config, metric: str | None) -> tuple[str, str]:
+    """The metric to compare (the flag, else irq.toml's [project] metric) and its direction."""
+    return metric or config.project.metric, config.project.goal
+
+
+def with_baseline(ids: list[str] | None, baseline: str | None) -> list[str] | None:
+    """The experiments to show: the baseline first when the user named some and not it."""
+    wanted = list(ids or [])
+    if baseline and wanted and baseline not in wanted:
+        wanted.insert(0, baseline)
+    return wanted or None
+
+
+def answer(ledger: Ledger, config: Config, ids: list[str] | None, metric: str | None, baseline: str | None,
+           criteria: list[str], threshold: float | None, resamples: int) -> ResultsAnswer:
+    """Collect every experiment's runs, summarise them, and judge the stated criteria."""
+    from irq.results.collect import collect
+    from irq.results.table import build
+
+    if criteria and not baseline:
+        raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
+    metric, goal = metric_goal(config, metric)
+    exps = collect(ledger, config.root, with_baseline(ids, baseline))
+    table = build(exps, metric, goal, baseline, threshold, resamples)
+    if not criteria:
+        return ResultsAnswer(table, [], metric, goal)
+    from irq.results.report import verdicts
+
+    return ResultsAnswer(table, verdicts(exps, table, criteria, resamples), metric, goal)
+
+
+def sweep(ledger: Ledger, config: Config, base: str, overrides: list[str], seeds: str | None,
+          proposed: bool, dry_run: bool) -> SweepOutcome:
+    """Plan one experiment per combination of the overrides; create them unless dry_run."""
+    from irq.formats.fields import FieldError, parse_seeds
+    from irq.jobs.jobscript import trainer_keys
+    from irq.results import sweep as sw
+
+    try:
+        seed_list = parse_seeds(seeds) if seeds else None
+    except FieldError as exc:
+        raise errors.UsageError(str(exc)) from None
+    base_exp, points = sw.plan(ledger, base, overrides, seed_list, trainer_keys())
+    cfg_file = sw.base_config(base_exp, config.root)
+    if not dry_run:
+        from irq.jobs.actions import export_after_change
+
+        sw.create(ledger, base_exp, points, config.root, proposed)
+        export_after_change(ledger, config)
+    return SweepOutcome(base_exp, points, cfg_file, not dry_run)
