@@ -103,22 +103,14 @@ def add(
 
 
 def _retry_policy(on: list[str], max_time: Optional[str], max_mem: Optional[str], attempts: int) -> dict:
-    from irq.formats.fields import FieldError, parse_memory, parse_minutes
+    from irq.formats.fields import FieldError
+    from irq.policy.retry import RetryPolicy
 
-    if not on:
-        return {}
-    bad = [o for o in on if o.upper() not in ("TIMEOUT", "OUT_OF_MEMORY")]
-    if bad:
-        raise errors.UsageError(f"--retry-on takes TIMEOUT or OUT_OF_MEMORY, not {bad[0]!r}")
-    pol: dict = {"on": [o.upper() for o in on], "max_attempts": attempts}
     try:
-        if max_time:
-            pol["max_time_minutes"] = parse_minutes(max_time)
-        if max_mem:
-            pol["max_memory_mb"] = parse_memory(max_mem)
+        pol = RetryPolicy.from_options(on, max_time, max_mem, attempts)
     except FieldError as exc:
-        raise errors.UsageError(str(exc)) from None
-    return pol
+        raise errors.UsageError(f"--retry-*: {exc}") from None
+    return pol.to_dict() if pol else {}
 
 
 @app.command()

@@ -70,8 +70,8 @@ def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
         return
     e = v.experiment
     x.ui.styled(f"[bold]{_esc(e.id + ': ' + e.title)}[/]  [{STATE_STYLE.get(e.state, 'white')}]{e.state}[/]")
-    if e.waiting_reason is not None and e.state == "IN_PROGRESS":
-        x.ui.print(f"queued locally, waiting for a slot: {e.waiting_reason}")
+    if v.waiting:
+        x.ui.print(v.waiting)
     for line in definition_lines(e):
         _print_line(x.ui, line)
     for a in v.attempts:
