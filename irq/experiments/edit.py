@@ -111,11 +111,11 @@ def promote(ledger: Ledger, exp_id: str) -> Experiment:
     """`irq ready`: a proposed experiment becomes READY (submittable); nothing else moves."""
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
-        if exp.state != State.PROPOSED:
+        if exp.state in (State.IN_PROGRESS, State.FAILED):  # legal moves to READY, but not this verb's
             raise errors.IllegalTransition(
                 f"{exp.id} is {exp.state}; only a PROPOSED experiment can be made ready",
                 f"`irq retry {exp.id}` puts a FAILED one back" if exp.state == State.FAILED
-                else f"`irq show {exp.id}` shows its attempts",
+                else f"`irq cancel {exp.id}` takes it off the local queue, or stops its job",
             )
         Ledger.set_state(s, exp, State.READY, "promoted by the user")
         return exp
