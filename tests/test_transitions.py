@@ -220,3 +220,30 @@ def test_the_repositorys_queue_db_still_opens(tmp_path):
     with Ledger(tmp_path / "copy.db").transaction() as s:
         q3 = Ledger.experiment(s, "Q-003")
         assert waiting(q3, False) is Waiting.QUEUED
+
+
+def test_a_held_experiment_shows_its_reason_and_fix_everywhere(tmp_path, ledger, irq):
+    from irq.experiments.views import status_rows
+    from irq.formats.queue_io import export_queue, import_queue
+
+    add_experiment(ledger, "Q-004", "Pilot")
+    add_experiment(ledger, "Q-003", "Queued")
+    with ledger.transaction() as s:
+        transitions.wait_locally(s, Ledger.experiment(s, "Q-004"), "preflight failed: python/3.9 is not a module",
+                                 "use python/3.10.13-fasrc01")
+        transitions.wait_locally(s, Ledger.experiment(s, "Q-003"), "no free job slot (2 of 2 used)")
+    rows = {r.id: r for r in status_rows(ledger)}
+    assert rows["Q-004"].detail == ("held until fixed: preflight failed: python/3.9 is not a module; "
+                                    "fix: use python/3.10.13-fasrc01")
+    assert rows["Q-003"].detail == "queued locally, waiting for a slot: no free job slot (2 of 2 used)"
+    r = irq("show", "Q-004")
+    assert "held until fixed" in r.out and "waiting for a slot" not in r.out
+    text = export_queue(ledger, tmp_path / "q.md")
+    assert "### Q-004: Pilot (HELD - until fixed)" in text and "- **Fix**: use python/3.10.13-fasrc01" in text
+    assert "### Q-003: Queued (QUEUED - waiting for a slot)" in text
+    second = Ledger(tmp_path / "two.db", create=True)
+    import_queue(second, tmp_path / "q.md")
+    assert export_queue(second, None) == text
+    with second.transaction() as s:
+        q4 = Ledger.experiment(s, "Q-004")
+        assert (waiting(q4, False), q4.held_fix) == (Waiting.HELD, "use python/3.10.13-fasrc01")
