@@ -1,8 +1,11 @@
 """Submission, refresh, fetch and cancel: the core that moves attempts through a backend.
 
 Exactly-once submission: the attempt row (state SUBMITTING, a unique token in the job name)
-is committed before the backend submits; the job id is recorded after. If irq dies or the
-link drops in between, ``reconcile`` finds the job by its name and adopts it, or, when the
+is committed before the backend submits; the job id is recorded after. The transaction that
+writes the row re-checks that the experiment is still submittable, that no attempt of it is
+active and that none was opened since the plan was made (BEGIN IMMEDIATE: a second `irq
+submit` or the daemon waits for it, then sees the row and skips). If irq dies or the link
+drops after the row, ``reconcile`` finds the job by its name and adopts it, or, when the
 scheduler has never seen it, puts the experiment back in the local queue. An infrastructure
 fault never marks an experiment FAILED: its attempts show "unknown since".
 """
