@@ -65,9 +65,8 @@ def test_attempt_moves_from(ledger, frm):
             with ledger.transaction() as s:
                 assert Ledger.set_attempt_state(s, Ledger.attempts(s, exp_id)[0], to, "test") is True
         else:
-            with pytest.raises(errors.IllegalTransition):
-                with ledger.transaction() as s:
-                    Ledger.set_attempt_state(s, Ledger.attempts(s, exp_id)[0], to, "test")
+            with pytest.raises(errors.IllegalTransition), ledger.transaction() as s:
+                Ledger.set_attempt_state(s, Ledger.attempts(s, exp_id)[0], to, "test")
         with ledger.transaction() as s:
             (a,) = Ledger.attempts(s, exp_id)
             events = [e for e in Ledger.events(s, exp_id) if e.kind == "attempt"]
@@ -101,18 +100,16 @@ def test_a_queued_experiment_with_a_job_cannot_go_back_to_ready(ledger):
     add_experiment(ledger, "Q-001", "t")
     with ledger.transaction() as s:
         Ledger.new_attempt(s, Ledger.experiment(s, "Q-001"))
-    with pytest.raises(errors.IllegalTransition, match="cannot go back to READY"):
-        with ledger.transaction() as s:
-            Ledger.set_state(s, Ledger.experiment(s, "Q-001"), State.READY, "t")
+    with pytest.raises(errors.IllegalTransition, match="cannot go back to READY"), ledger.transaction() as s:
+        Ledger.set_state(s, Ledger.experiment(s, "Q-001"), State.READY, "t")
 
 
 def test_one_active_attempt_per_experiment(ledger):
     add_experiment(ledger, "Q-001", "t")
     with ledger.transaction() as s:
         Ledger.new_attempt(s, Ledger.experiment(s, "Q-001"))
-    with pytest.raises(errors.IllegalTransition, match="already has attempt 1"):
-        with ledger.transaction() as s:
-            Ledger.new_attempt(s, Ledger.experiment(s, "Q-001"))
+    with pytest.raises(errors.IllegalTransition, match="already has attempt 1"), ledger.transaction() as s:
+        Ledger.new_attempt(s, Ledger.experiment(s, "Q-001"))
     with ledger.transaction() as s:
         assert len(Ledger.attempts(s, "Q-001")) == 1
 

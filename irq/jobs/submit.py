@@ -11,8 +11,9 @@ fault never marks an experiment FAILED: its attempts show "unknown since".
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from irq import errors, faults
 from irq.backends.base import Backend, JobRequest
@@ -25,7 +26,12 @@ from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger, new_token
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import REFUSED, SUBMITTING, AttemptState, State, is_active
-from irq.ledger.transitions import active_attempt, mark_unknown, submittable, wait_locally
+from irq.ledger.transitions import (
+    active_attempt,
+    mark_unknown,
+    submittable,
+    wait_locally,
+)
 from irq.policy.scheduler import Candidate, plan
 from irq.ui import UI
 
@@ -131,9 +137,17 @@ def _reason_and_fix(why: str) -> tuple[str, str]:
     return (reason, fix) if reason else (why, "see the reason")
 
 
+PREFLIGHT_FAILED = "preflight failed: "
+
+
 def _wait(ledger: Ledger, exp_id: str, reason: str, fix: str | None = None) -> None:
+    """Queue or hold locally. Waiting for a slot does not hide a failed preflight: that hold
+    stays until a preflight passes (the attempt opens) or the user takes it off the queue."""
     with ledger.transaction() as s:
-        wait_locally(s, Ledger.experiment(s, exp_id), reason, fix)
+        exp = Ledger.experiment(s, exp_id)
+        if fix is None and (exp.waiting_reason or "").startswith(PREFLIGHT_FAILED) and exp.held_fix is not None:
+            return
+        wait_locally(s, exp, reason, fix)
 
 
 def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target, exp_id: str, ui: UI,
@@ -149,7 +163,7 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
         try:
             preflight(job_exp, target, sha, backend, req.script)
         except errors.PreflightFailed as exc:
-            _wait(ledger, exp_id, f"preflight failed: {exc.message}", exc.hint)
+            _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
             return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
     att = _open_attempt(ledger, exp_id, number, backend, target, req, sha, run_id)
     if att is None:

@@ -12,7 +12,13 @@ from irq.backends.registry import Backends, record_calls
 from irq.config import load_config
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
-from irq.ledger.states import NOT_SUBMITTED, SUBMITTING, AttemptState, is_active, is_final
+from irq.ledger.states import (
+    NOT_SUBMITTED,
+    SUBMITTING,
+    AttemptState,
+    is_active,
+    is_final,
+)
 from irq.ledger.transitions import mark_unknown, wait_locally
 from irq.ui import UI
 

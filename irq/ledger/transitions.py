@@ -137,22 +137,23 @@ def move_attempt(s: Session, att: Attempt, to: AttemptState | str, reason: str |
     known now (unknown_since clears); ``facts`` (job_id, exit_code, error, ...) are recorded with
     it. A closed attempt gets its end time. Returns whether the state changed."""
     to = AttemptState(to)
+    bad = [k for k in facts if k in ("state", "ended_at", "unknown_since") or not hasattr(att, k)]
+    if bad:
+        raise TypeError(f"move_attempt cannot set {bad[0]!r}")
+    try:
+        frm = AttemptState(att.state)
+    except ValueError:
+        frm = AttemptState.UNKNOWN  # a word an old import kept verbatim
+    if att.state != to and to not in ATTEMPT_LEGAL[frm]:
+        raise errors.IllegalTransition(
+            f"{att.experiment_id} attempt {att.number} is {att.state}; it cannot move to {to.value}")
     for key, value in facts.items():
-        if key in ("state", "ended_at", "unknown_since") or not hasattr(att, key):
-            raise TypeError(f"move_attempt cannot set {key!r}")
         setattr(att, key, value)
     att.unknown_since = None
     att.updated_at = utcnow()
     s.add(att)
     if att.state == to:
         return False
-    try:
-        frm = AttemptState(att.state)
-    except ValueError:
-        frm = AttemptState.UNKNOWN  # a word an old import kept verbatim
-    if to not in ATTEMPT_LEGAL[frm]:
-        raise errors.IllegalTransition(
-            f"{att.experiment_id} attempt {att.number} is {att.state}; it cannot move to {to.value}")
     s.add(Event(experiment_id=att.experiment_id, attempt_id=att.id, kind="attempt",
                 from_state=att.state, to_state=to.value, reason=reason))
     att.state = to.value

@@ -9,7 +9,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from irq.formats.fields import FieldError, fmt_memory, fmt_minutes, parse_memory, parse_minutes
+from irq.formats.fields import (
+    FieldError,
+    fmt_memory,
+    fmt_minutes,
+    parse_memory,
+    parse_minutes,
+)
 
 RETRYABLE = ("TIMEOUT", "OUT_OF_MEMORY")
 DEFAULT_MAX_ATTEMPTS = 3
