@@ -125,3 +125,20 @@ def test_ready_moves_only_a_proposed_experiment(project, irq):
     r = irq("submit", "Q-010", "--no-check")
     assert "Q-010: skipped" in r.out, r
     assert _counts(project, "Q-010") == (1, 1)
+
+
+def test_a_failed_preflight_stays_held_while_the_experiment_also_waits_for_a_slot(ledger):
+    from irq.experiments.edit import add_experiment
+    from irq.jobs.submit import _wait
+    from irq.ledger.transitions import Waiting, waiting
+
+    add_experiment(ledger, "Q-004", "Pilot")
+    add_experiment(ledger, "Q-005", "Other", depends_on=["Q-004"])
+    _wait(ledger, "Q-004", "preflight failed: no python", "set [local] python")
+    _wait(ledger, "Q-004", "no free job slot (2 of 2 used)")
+    _wait(ledger, "Q-005", "dependency Q-004 FAILED", "retry it, or drop the dependency")
+    _wait(ledger, "Q-005", "waiting for Q-004 (READY)")  # its dependency was retried: no longer held
+    with ledger.transaction() as s:
+        q4, q5 = Ledger.experiment(s, "Q-004"), Ledger.experiment(s, "Q-005")
+        assert (waiting(q4, False), q4.waiting_reason) == (Waiting.HELD, "preflight failed: no python")
+        assert (waiting(q5, False), q5.waiting_reason) == (Waiting.QUEUED, "waiting for Q-004 (READY)")
