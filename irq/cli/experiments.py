@@ -109,7 +109,7 @@ def _retry_policy(on: list[str], max_time: Optional[str], max_mem: Optional[str]
     try:
         pol = RetryPolicy.from_options(on, max_time, max_mem, attempts)
     except FieldError as exc:
-        raise errors.UsageError(f"--retry-*: {exc}") from None
+        raise errors.UsageError(str(exc), "e.g. --retry-on TIMEOUT --retry-max-time '8 hours'") from None
     return pol.to_dict() if pol else {}
 
 
