@@ -22,9 +22,9 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from irq import errors
 from irq.ledger import transitions
-from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
 from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
 from irq.ledger.states import Priority
+from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
 
 SCHEMA_VERSION = 2
 ID_RE = re.compile(r"^Q-\d{3,}$")
