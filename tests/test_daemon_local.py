@@ -163,7 +163,7 @@ def test_retry_policy_grows_time_after_a_timeout_up_to_the_cap(tmp_path, ledger)
     with ledger.transaction() as s:
         e = Ledger.experiment(s, "Q-001")
         assert e.state == "READY" and e.resources["time_minutes"] == 90
-        assert e.annotations["pending_resource_change"] == "time 1 hour -> 1.5 hours after TIMEOUT"
+        assert e.pending_resource_change == "time 1 hour -> 1.5 hours after TIMEOUT"
         Ledger.set_state(s, e, "IN_PROGRESS", "t")
         Ledger.set_state(s, e, "FAILED", "t")
         Ledger.new_attempt(s, e, state="TIMEOUT")

@@ -69,6 +69,7 @@ def test_attempt_numbers_and_tokens_are_unique(ledger):
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, "Q-001")
         a1 = Ledger.new_attempt(s, exp, state="PENDING")
+        Ledger.set_attempt_state(s, a1, "FAILED", "ended")  # one active attempt at a time
         a2 = Ledger.new_attempt(s, exp, state="PENDING")
     assert (a1.number, a2.number) == (1, 2)
     assert a1.token != a2.token and a1.token.startswith("irq-")

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from irq.formats.fields import param_key, param_label, parse_scalar
+from irq.fields import param_key, param_label, parse_scalar
 from irq.formats.queue_io import export_queue, import_queue
 from irq.formats.queuefile import ATT_FREE, QUEUED_FREE
 from irq.ledger.database import Ledger

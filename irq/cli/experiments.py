@@ -77,7 +77,7 @@ def add(
 ) -> None:
     """Add an experiment (READY, or PROPOSED with --proposed)."""
     from irq.experiments.edit import add_experiment
-    from irq.formats.fields import parse_scalar
+    from irq.fields import parse_scalar
 
     x = ctx(c)
     params: dict[str, Any] = {}
@@ -99,22 +99,14 @@ def add(
 
 
 def _retry_policy(on: list[str], max_time: Optional[str], max_mem: Optional[str], attempts: int) -> dict:
-    from irq.formats.fields import FieldError, parse_memory, parse_minutes
+    from irq.fields import FieldError
+    from irq.policy.retry import RetryPolicy
 
-    if not on:
-        return {}
-    bad = [o for o in on if o.upper() not in ("TIMEOUT", "OUT_OF_MEMORY")]
-    if bad:
-        raise errors.UsageError(f"--retry-on takes TIMEOUT or OUT_OF_MEMORY, not {bad[0]!r}")
-    pol: dict = {"on": [o.upper() for o in on], "max_attempts": attempts}
     try:
-        if max_time:
-            pol["max_time_minutes"] = parse_minutes(max_time)
-        if max_mem:
-            pol["max_memory_mb"] = parse_memory(max_mem)
+        pol = RetryPolicy.from_options(on, max_time, max_mem, attempts)
     except FieldError as exc:
-        raise errors.UsageError(str(exc)) from None
-    return pol
+        raise errors.UsageError(str(exc), "e.g. --retry-on TIMEOUT --retry-max-time '8 hours'") from None
+    return pol.to_dict() if pol else {}
 
 
 @app.command()

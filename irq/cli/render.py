@@ -39,8 +39,8 @@ def show(ui: UI, v: Any) -> None:
 
     e = v.experiment
     ui.styled(f"[bold]{_esc(e.id + ': ' + e.title)}[/]  [{STATE_STYLE.get(e.state, 'white')}]{e.state}[/]")
-    if e.waiting_reason is not None and e.state == "IN_PROGRESS":
-        ui.print(f"queued locally, waiting for a slot: {e.waiting_reason}")
+    if v.waiting:
+        ui.print(v.waiting)
     for line in definition_lines(e):
         _print_line(ui, line)
     for a in v.attempts:

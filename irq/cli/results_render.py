@@ -56,7 +56,7 @@ def _rich_table(ui: UI, table: Any, metric: str, goal: str) -> None:
 
 def print_sweep(ui: UI, out: Any, proposed: bool, as_json: bool) -> None:
     """The points a sweep created (or would create)."""
-    from irq.formats.fields import fmt_seeds
+    from irq.fields import fmt_seeds
 
     base, points = out.base, out.points
     if as_json:

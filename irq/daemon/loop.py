@@ -19,7 +19,6 @@ from typing import Any
 from irq import errors, faults
 from irq.backends.registry import Backends, record_calls
 from irq.config import Config
-from irq.formats.fields import fmt_memory, fmt_minutes
 from irq.formats.queue_io import export_queue
 from irq.formats.render import project_templates
 from irq.jobs.fetch import fetch
@@ -28,6 +27,7 @@ from irq.jobs.sync import refresh
 from irq.ledger.database import Ledger
 from irq.ledger.models import utcnow
 from irq.ledger.states import State
+from irq.policy.retry import RetryPolicy, bigger
 from irq.policy.scheduler import Plan, plan
 from irq.ui import UI
 
@@ -59,36 +59,22 @@ def dry_run_plan(ledger: Ledger, config: Config, backends: Backends) -> tuple[Pl
 
 
 def apply_retry_policies(ledger: Ledger) -> list[str]:
-    """After TIMEOUT / OUT_OF_MEMORY: more time or memory (up to the policy's cap), READY again."""
+    """After TIMEOUT / OUT_OF_MEMORY: more time or memory (up to the policy's cap), READY again;
+    the change is recorded on the experiment and carried onto its next attempt."""
     out = []
     with ledger.transaction() as s:
         for exp in Ledger.experiments(s, {State.FAILED.value}):
-            pol = exp.retry_policy
-            if not pol:
-                continue
             last = Ledger.latest_attempt(s, exp.id)
-            if last is None or last.state not in pol.get("on", ["TIMEOUT", "OUT_OF_MEMORY"]):
+            if last is None:
                 continue
-            if len(Ledger.attempts(s, exp.id)) >= pol.get("max_attempts", 3):
-                continue
-            res = dict(exp.resources)
-            change = None
-            if last.state == "TIMEOUT" and res.get("time_minutes"):
-                new = min(res["time_minutes"] * 2, pol.get("max_time_minutes") or res["time_minutes"] * 2)
-                if new > res["time_minutes"]:
-                    change = f"time {fmt_minutes(res['time_minutes'])} -> {fmt_minutes(new)} after TIMEOUT"
-                    res["time_minutes"] = new
-            elif last.state == "OUT_OF_MEMORY" and res.get("memory_mb"):
-                new = min(res["memory_mb"] * 2, pol.get("max_memory_mb") or res["memory_mb"] * 2)
-                if new > res["memory_mb"]:
-                    change = f"memory {fmt_memory(res['memory_mb'])} -> {fmt_memory(new)} after OUT_OF_MEMORY"
-                    res["memory_mb"] = new
-            if change is None:
-                continue  # at the cap: a person decides
-            exp.resources = res
-            exp.annotations = {**exp.annotations, "pending_resource_change": change}
-            Ledger.set_state(s, exp, State.READY, f"retry policy: {change}")
-            out.append(f"{exp.id}: {change}")
+            bump = bigger(exp.resources, last.state, RetryPolicy.from_dict(exp.retry_policy),
+                          len(Ledger.attempts(s, exp.id)))
+            if bump is None:
+                continue  # no policy, not its trigger, attempts used up, or at the cap: a person decides
+            exp.resources = bump.resources
+            exp.pending_resource_change = bump.change
+            Ledger.set_state(s, exp, State.READY, f"retry policy: {bump.change}")
+            out.append(f"{exp.id}: {bump.change}")
     return out
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from irq import errors
-from irq.formats.fields import FieldError, parse_memory, parse_minutes, parse_seeds
+from irq.fields import FieldError, parse_memory, parse_minutes, parse_seeds
 from irq.ledger.database import Ledger, validate_id
 from irq.ledger.models import Experiment
 from irq.ledger.states import Priority, State
+from irq.policy.retry import RetryPolicy
 
 # trainer config keys that are experiment parameters (the rest stay in the config file)
 TRAINER_PARAM_KEYS = ("rank", "diffusion_steps", "train_steps", "batch_size", "learning_rate", "mining")
@@ -48,18 +49,8 @@ def add_experiment(
         prio = Priority(priority.upper()).value
     except ValueError:
         raise errors.UsageError(f"unknown priority {priority!r}", "use HIGHEST, HIGH, MEDIUM or LOW") from None
-    resources: dict[str, Any] = {}
     try:
-        if gpus is not None:
-            resources["gpus"] = gpus
-        if cpus is not None:
-            resources["cpus"] = cpus
-        if memory:
-            resources["memory_mb"] = parse_memory(memory)
-        if time:
-            resources["time_minutes"] = parse_minutes(time)
-        if partition:
-            resources["partition"] = partition
+        resources = _resources(gpus, cpus, memory, time, partition)
         seed_list = parse_seeds(seeds) if seeds else []
     except FieldError as exc:
         raise errors.UsageError(str(exc)) from None
@@ -70,13 +61,37 @@ def add_experiment(
         id=exp_id, seq=0, title=title.strip(), hypothesis=hypothesis, priority=prio,
         config_path=str(config) if config else None, parameters=parameters, resources=resources,
         depends_on=deps, seeds=seed_list, notes=notes,
-        state=(State.PROPOSED if proposed else State.READY).value, retry_policy=retry or {},
+        state=(State.PROPOSED if proposed else State.READY).value, retry_policy=_policy(retry),
     )
     with ledger.transaction() as s:
         for d in deps:
             Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
         Ledger.add_experiment(s, exp)
     return exp
+
+
+def _policy(retry: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        policy = RetryPolicy.from_dict(retry)
+    except FieldError as exc:
+        raise errors.UsageError(str(exc)) from None
+    return policy.to_dict() if policy else {}
+
+
+def _resources(gpus: int | None, cpus: int | None, memory: str | None, time: str | None,
+               partition: str | None) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    if gpus is not None:
+        resources["gpus"] = gpus
+    if cpus is not None:
+        resources["cpus"] = cpus
+    if memory:
+        resources["memory_mb"] = parse_memory(memory)
+    if time:
+        resources["time_minutes"] = parse_minutes(time)
+    if partition:
+        resources["partition"] = partition
+    return resources
 
 
 def read_trainer_config(path: Path) -> dict[str, Any]:
@@ -93,9 +108,15 @@ def read_trainer_config(path: Path) -> dict[str, Any]:
 
 
 def promote(ledger: Ledger, exp_id: str) -> Experiment:
-    """`irq ready`: a proposed experiment becomes READY (submittable)."""
+    """`irq ready`: a proposed experiment becomes READY (submittable); nothing else moves."""
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
+        if exp.state in (State.IN_PROGRESS, State.FAILED):  # legal moves to READY, but not this verb's
+            raise errors.IllegalTransition(
+                f"{exp.id} is {exp.state}; only a PROPOSED experiment can be made ready",
+                f"`irq retry {exp.id}` puts a FAILED one back" if exp.state == State.FAILED
+                else f"`irq cancel {exp.id}` takes it off the local queue, or stops its job",
+            )
         Ledger.set_state(s, exp, State.READY, "promoted by the user")
         return exp
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, Event, Experiment, utcnow
-from irq.ledger.states import State
+from irq.ledger.states import State, is_active
+from irq.ledger.transitions import Waiting, waiting
 
 
 @dataclass
@@ -14,12 +15,15 @@ class ExperimentView:
     experiment: Experiment
     attempts: list[Attempt]
     events: list[Event]
+    waiting: str | None = None  # queued locally / held until fixed, in words
 
 
 def show(ledger: Ledger, exp_id: str) -> ExperimentView:
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
-        return ExperimentView(exp, Ledger.attempts(s, exp.id), Ledger.events(s, exp.id))
+        atts = Ledger.attempts(s, exp.id)
+        line = waiting_line(exp, any(is_active(a.state) for a in atts))
+        return ExperimentView(exp, atts, Ledger.events(s, exp.id), line)
 
 
 def now_iso() -> str:
@@ -56,17 +60,27 @@ def status_rows(ledger: Ledger) -> list[StatusRow]:
                 id=e.id, title=e.title, state=e.state, priority=e.priority, attempts=len(mine),
                 job_id=last.job_id if last else None,
                 scheduler_state=last.state if last else None,
-                detail=_detail(e, last, states), updated_at=e.updated_at,
+                detail=_detail(e, last, states, any(is_active(a.state) for a in mine)), updated_at=e.updated_at,
             ))
     return rows
 
 
-def _detail(e: Experiment, last: Attempt | None, states: dict[str, str]) -> str:
-    from irq.formats.fields import fmt_time
-    from irq.ledger.states import is_active
+def waiting_line(e: Experiment, has_active_attempt: bool) -> str | None:
+    """Why an IN_PROGRESS experiment has no job, in words; None when it is not waiting."""
+    w = waiting(e, has_active_attempt)
+    if w is Waiting.HELD:
+        return f"held until fixed: {e.waiting_reason}; fix: {e.held_fix}"
+    if w is Waiting.QUEUED:
+        reason = e.waiting_reason or ""
+        return "queued locally, " + (reason if reason.startswith("waiting for ") else f"waiting for a slot: {reason}")
+    return None
 
-    if e.state == State.IN_PROGRESS.value and e.waiting_reason is not None and not (last and is_active(last.state)):
-        return f"queued locally, waiting for a slot: {e.waiting_reason}"
+
+def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_active_attempt: bool) -> str:
+    from irq.fields import fmt_time
+
+    if (line := waiting_line(e, has_active_attempt)) is not None:
+        return line
     if e.state == State.READY.value and e.depends_on:
         failed = [d for d in e.depends_on if states.get(d) == "FAILED"]
         if failed:

@@ -10,11 +10,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from irq.formats.fields import (
+from irq.fields import (
     backticked,
     fmt_dependencies,
-    fmt_memory,
-    fmt_minutes,
     fmt_resources,
     fmt_scalar,
     fmt_seeds,
@@ -26,6 +24,8 @@ from irq.formats.render import render
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import SUCCESS_STATES, State, is_active
+from irq.ledger.transitions import Waiting, queue_entry
+from irq.policy.retry import RetryPolicy
 
 DEFAULT_TITLE = "Experiment Queue"
 
@@ -74,24 +74,11 @@ def definition_lines(e: Experiment) -> list[Line]:
         out.append(Line("Priority", join_annotation(e.priority, ann.get("priority"))))
     if e.depends_on:
         out.append(Line("Dependencies", fmt_dependencies(e.depends_on, ann.get("dependencies"))))
-    if e.retry_policy:
-        out.append(Line("Retry", fmt_retry(e.retry_policy)))
+    if policy := RetryPolicy.from_dict(e.retry_policy):
+        out.append(Line("Retry", policy.format()))
     if e.notes:
         out.append(Line("Notes", e.notes))
     return out
-
-
-def fmt_retry(p: dict) -> str:
-    parts = []
-    if p.get("on"):
-        parts.append("on " + ", ".join(p["on"]))
-    if p.get("max_time_minutes"):
-        parts.append("max time " + fmt_minutes(p["max_time_minutes"]))
-    if p.get("max_memory_mb"):
-        parts.append("max memory " + fmt_memory(p["max_memory_mb"]))
-    if p.get("max_attempts"):
-        parts.append(f"max attempts {p['max_attempts']}")
-    return "; ".join(parts)
 
 
 ENDED_LABELS = {"COMPLETED": "Completed", "CANCELLED": "Cancelled"}
@@ -153,13 +140,26 @@ def attempt_lines(a: Attempt) -> list[Line]:
     return out
 
 
+QUEUED_STATUS = "QUEUED LOCALLY (waiting for job slot)"
+HELD_STATUS = "HELD LOCALLY (until fixed)"
+
+
 def queued_lines(e: Experiment) -> list[Line]:
-    out = [Line("Status", e.annotations.get("queued_status", "QUEUED LOCALLY (waiting for job slot)"))]
-    out.append(Line("Reason", e.waiting_reason or "waiting for a job slot"))
+    if queue_entry(e) is Waiting.HELD:
+        out = [Line("Status", HELD_STATUS), Line("Reason", e.waiting_reason or ""), Line("Fix", e.held_fix or "")]
+    else:
+        out = [Line("Status", e.annotations.get("queued_status", QUEUED_STATUS)),
+               Line("Reason", e.waiting_reason or "waiting for a job slot")]
     if e.queued_since:
         out.append(Line("Since", fmt_time(e.queued_since)))
     out.extend(Line(k, v) for k, v in e.queue_extras)
     return out
+
+
+def queued_mark(e: Experiment) -> str:
+    if queue_entry(e) is Waiting.HELD:
+        return "HELD - until fixed"
+    return e.annotations.get("queued_mark", "QUEUED - waiting for a slot")
 
 
 def build_view(s: Session) -> QueueView:
@@ -186,9 +186,8 @@ def build_view(s: Session) -> QueueView:
                 sections["IN_PROGRESS"].append(BlockView(heading, attempt_lines(a)))
             else:
                 failed_attempts.append(BlockView(heading, attempt_lines(a)))
-        if e.state == State.IN_PROGRESS.value and e.waiting_reason is not None:
-            mark = e.annotations.get("queued_mark", "QUEUED - waiting for a slot")
-            sections["IN_PROGRESS"].append(BlockView(f"{head} ({mark})", queued_lines(e)))
+        if queue_entry(e) is not None:
+            sections["IN_PROGRESS"].append(BlockView(f"{head} ({queued_mark(e)})", queued_lines(e)))
     sections["FAILED"].extend(failed_attempts)
     return QueueView(
         order=[e.id for e in exps],

@@ -4,7 +4,8 @@ The layout: a title, free preamble, then sections ``## READY``, ``## IN_PROGRESS
 ``## DONE``, ``## FAILED`` holding ``### Q-NNN: Title`` blocks of ``- **Key**: value``
 bullets (with nested lists for Parameters and Results), and a ``Future Extensions``
 checklist of proposed experiments. A block with a Status bullet is a submission attempt (or,
-with ``QUEUED LOCALLY``, a request waiting for a job slot); any other block defines the
+with ``QUEUED LOCALLY``, a request waiting for a job slot; with ``HELD LOCALLY``, one held
+until the ``Fix`` it names is made); any other block defines the
 experiment. Everything here is pure: it returns rows, the importer writes them. Reading the lines
 (and their ``file:line`` errors) is ``queuelines``; here the blocks become rows.
 """
@@ -16,12 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from irq import errors
-from irq.formats.fields import (
+from irq.fields import (
     FieldError,
     ids_in,
     param_key,
-    parse_memory,
-    parse_minutes,
     parse_resources,
     parse_scalar,
     parse_seeds,
@@ -39,6 +38,7 @@ from irq.formats.queuelines import (
 from irq.ledger.database import ID_RE
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import Priority, State, is_active, normalize_scheduler_state
+from irq.policy.retry import RetryPolicy
 
 # bullet label -> Attempt attribute
 ATT_KEYS = {
@@ -57,7 +57,7 @@ ATT_FREE = (
     "Workflow", "Configuration", "Expected runtime", "Purpose", "Note", "Runtime", "Milestone",
     "Validation", "Reason", "Required fix", "Auto-submit",
 )
-QUEUED_KEYS = {"Status", "Reason", "Since"}
+QUEUED_KEYS = {"Status", "Reason", "Fix", "Since"}
 QUEUED_FREE = ("Configuration", "Expected runtime", "Auto-submit", "Purpose", "Note")
 
 
@@ -84,7 +84,7 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
             if b.exp_id in defs:
                 raise errors.ParseError(src, b.line, f"duplicate id {b.exp_id} (first defined at line {defs[b.exp_id][1].line})")
             defs[b.exp_id] = (_definition(b, src), b)
-        elif b.queued_mark or _status_of(b).upper().startswith("QUEUED"):
+        elif b.queued_mark or _status_of(b).upper().startswith(("QUEUED", "HELD")):
             if b.exp_id in queued:
                 raise errors.ParseError(src, b.line, f"{b.exp_id} is queued twice (also at line {queued[b.exp_id].line})")
             queued[b.exp_id] = b
@@ -155,24 +155,6 @@ def _number_attempts(exp_id: str, pairs: list[tuple[Attempt, Block]], src: str) 
     return sorted((a for a, _ in pairs), key=lambda a: a.number)
 
 
-def _parse_retry(text: str) -> dict:
-    """'on TIMEOUT, OUT_OF_MEMORY; max 8 hours; max 64GB' -> policy dict."""
-    policy: dict = {}
-    for part in (p.strip() for p in text.split(";")):
-        if m := re.fullmatch(r"on\s+(.+)", part):
-            policy["on"] = [s.strip().upper() for s in m.group(1).split(",")]
-        elif m := re.fullmatch(r"max time\s+(.+)", part):
-            policy["max_time_minutes"] = parse_minutes(m.group(1))
-        elif m := re.fullmatch(r"max memory\s+(.+)", part):
-            policy["max_memory_mb"] = parse_memory(m.group(1))
-        elif m := re.fullmatch(r"max attempts\s+(\d+)", part):
-            policy["max_attempts"] = int(m.group(1))
-        else:
-            raise FieldError(f"cannot read retry policy part {part!r} "
-                             "(expected 'on TIMEOUT, OUT_OF_MEMORY; max time 8 hours; max memory 64GB; max attempts 3')")
-    return policy
-
-
 @dataclass
 class _Gathered:
     """What a block's bullets add up to besides the row's own fields."""
@@ -227,7 +209,7 @@ _DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
     "Config": _d_set("config_path", strip_backticks), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
-    "Retry": _d_set("retry_policy", _parse_retry),
+    "Retry": _d_set("retry_policy", lambda v: RetryPolicy.parse(v).to_dict()),
 }
 
 
@@ -346,9 +328,12 @@ def _apply_queued(exp: Experiment, b: Block, src: str) -> None:
     extras: list[list[str]] = []
     for it in b.items:
         if it.key == "Status":
-            exp.annotations = {**exp.annotations, "queued_status": it.value}
+            if not it.value.upper().startswith("HELD"):
+                exp.annotations = {**exp.annotations, "queued_status": it.value}
         elif it.key == "Reason":
             exp.waiting_reason = it.value
+        elif it.key == "Fix":
+            exp.held_fix = it.value
         elif it.key == "Since":
             try:
                 exp.queued_since = parse_time(it.value)
@@ -359,7 +344,9 @@ def _apply_queued(exp: Experiment, b: Block, src: str) -> None:
         else:
             raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in the queued entry of {b.exp_id}",
                                     "known keys: " + ", ".join([*QUEUED_KEYS, *QUEUED_FREE]))
-    if b.queued_mark:
+    if b.queued_mark and not b.queued_mark.startswith("HELD"):
         exp.annotations = {**exp.annotations, "queued_mark": b.queued_mark}
     exp.queue_extras = extras
     exp.waiting_reason = exp.waiting_reason or "waiting for a job slot"
+    if exp.held_fix is None and (b.queued_mark or _status_of(b)).upper().startswith("HELD"):
+        exp.held_fix = "see the reason"

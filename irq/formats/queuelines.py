@@ -23,7 +23,7 @@ _SUBITEM = re.compile(r"^(?P<indent>\s+)[-*]\s+(?P<text>.+)$")
 _CHECK = re.compile(r"^[-*]\s+\[(?P<mark>[ xX])\]\s+\*\*(?P<id>[^*]+)\*\*:?\s*(?P<title>.*)$")
 _ATTEMPT_SUFFIX = re.compile(r"\s+-\s+ATTEMPT\s+(\d+)\s*$")
 _COMPLETED_SUFFIX = re.compile(r"\s*✓\s*COMPLETED\s*$")
-_QUEUED_SUFFIX = re.compile(r"\s*\((QUEUED[^)]*)\)\s*$")
+_QUEUED_SUFFIX = re.compile(r"\s*\(((?:QUEUED|HELD)[^)]*)\)\s*$")
 
 
 @dataclass

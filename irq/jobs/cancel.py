@@ -6,23 +6,22 @@ from irq.backends.registry import Backends, record_calls
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt
-from irq.ledger.states import (
-    SUBMITTING,
-    State,
-    is_active,
-)
+from irq.ledger.states import SUBMITTING, State
+from irq.ledger.transitions import active_attempt, waiting
 from irq.ui import UI
 
 
 def cancel(ledger: Ledger, backends: Backends, ui: UI, exp_id: str) -> str:
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
-        a = Ledger.latest_attempt(s, exp.id)
-        if exp.state == State.IN_PROGRESS.value and (a is None or not is_active(a.state)):
+        a = active_attempt(s, exp.id)
+        if (w := waiting(exp, a is not None)) is not None:
             Ledger.set_state(s, exp, State.READY, "taken off the local queue by the user")
-            return f"{exp.id} was queued locally; it is READY again (nothing was running)"
-        if exp.state != State.IN_PROGRESS.value or a is None:
-            raise errors.IllegalTransition(f"{exp.id} is {exp.state}: nothing to cancel")
+            return f"{exp.id} was {w.value}; it is READY again (nothing was running)"
+        if a is None:
+            raise errors.IllegalTransition(f"{exp.id} is {exp.state}: nothing to cancel",
+                                           "`irq fetch` records a job that has ended" if exp.state == State.IN_PROGRESS
+                                           else None)
     if a.state == SUBMITTING or not a.job_id:
         reconcile(ledger, backends, ui)
         with ledger.transaction() as s:

@@ -15,7 +15,7 @@ from typing import Any
 from irq import errors
 from irq.backends.base import JobRequest
 from irq.backends.target import REPO_ROOT, Target
-from irq.formats.fields import fmt_scalar, slurm_memory, slurm_time
+from irq.fields import fmt_scalar, slurm_memory, slurm_time
 from irq.formats.render import render
 from irq.ledger.models import Experiment
 

@@ -22,7 +22,7 @@ from irq import errors
 from irq.backends.base import Backend
 from irq.backends.target import Target
 from irq.config import Config
-from irq.formats.fields import fmt_memory, fmt_minutes, parse_minutes
+from irq.fields import fmt_memory, fmt_minutes, parse_minutes
 from irq.ledger.database import Ledger
 from irq.ledger.models import Experiment
 

@@ -1,18 +1,22 @@
 """Submission, refresh, fetch and cancel: the core that moves attempts through a backend.
 
 Exactly-once submission: the attempt row (state SUBMITTING, a unique token in the job name)
-is committed before the backend submits; the job id is recorded after. If irq dies or the
-link drops in between, ``reconcile`` finds the job by its name and adopts it, or, when the
+is committed before the backend submits; the job id is recorded after. The transaction that
+writes the row re-checks that the experiment is still submittable, that no attempt of it is
+active and that none was opened since the plan was made (BEGIN IMMEDIATE: a second `irq
+submit` or the daemon waits for it, then sees the row and skips). If irq dies or the link
+drops after the row, ``reconcile`` finds the job by its name and adopts it, or, when the
 scheduler has never seen it, puts the experiment back in the local queue. An infrastructure
 fault never marks an experiment FAILED: its attempts show "unknown since".
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from irq import errors, faults
-from irq.backends.base import Backend
+from irq.backends.base import Backend, JobRequest
 from irq.backends.registry import Backends, record_calls
 from irq.backends.target import Target
 from irq.config import Config
@@ -22,10 +26,12 @@ from irq.jobs.jobscript import build_job, run_id_for
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger, new_token
 from irq.ledger.models import Attempt, utcnow
-from irq.ledger.states import (
-    SUBMITTING,
-    State,
-    is_active,
+from irq.ledger.states import REFUSED, SUBMITTING, AttemptState, State, is_active
+from irq.ledger.transitions import (
+    active_attempt,
+    mark_unknown,
+    submittable,
+    wait_locally,
 )
 from irq.policy.scheduler import Candidate, plan
 from irq.ui import UI
@@ -40,23 +46,43 @@ class SubmitOutcome:
 
 
 def candidates(s: Any, per_task: bool = False) -> tuple[list[Candidate], dict[str, str]]:
-    """READY and locally queued experiments; with per_task, an array costs one slot per seed."""
+    """READY and locally waiting experiments; with per_task, an array costs one slot per seed."""
     exps = Ledger.experiments(s)
     active = {a.experiment_id for a in Ledger.attempts(s) if is_active(a.state)}
     out = []
     for e in exps:
-        queued = e.state == State.IN_PROGRESS.value and e.id not in active and e.waiting_reason is not None
-        if e.state == State.READY.value or queued:
+        if submittable(e, e.id in active):
             cost = len(e.seeds) if per_task and len(e.seeds) > 1 else 1
-            out.append(Candidate(e.id, e.priority, e.seq, e.state, tuple(e.depends_on), requested=queued, cost=cost))
+            out.append(Candidate(e.id, e.priority, e.seq, e.state, tuple(e.depends_on),
+                                 requested=e.state == State.IN_PROGRESS, cost=cost))
     return out, {e.id: e.state for e in exps}
+
+
+def _named(s: Any, ids: list[str], cands: list[Candidate], outcomes: list[SubmitOutcome]) -> list[Candidate]:
+    """The candidates the user named; a named experiment that cannot be submitted says why."""
+    wanted = []
+    for i in ids:
+        exp = Ledger.experiment(s, i)
+        if exp.state == State.PROPOSED:
+            raise errors.IllegalTransition(f"{exp.id} is PROPOSED (a future extension)",
+                                           f"promote it first: `irq ready {exp.id}`")
+        if exp.state in (State.DONE, State.FAILED):
+            raise errors.IllegalTransition(f"{exp.id} is {exp.state}",
+                                           f"`irq retry {exp.id}` first" if exp.state == State.FAILED else
+                                           "add a new experiment to run it again")
+        if exp.id not in {c.id for c in cands}:
+            outcomes.append(SubmitOutcome(exp.id, "skipped", message="already submitted; see `irq status`"))
+            continue
+        wanted.append(exp.id)
+    return [c for c in cands if c.id in wanted]
 
 
 def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[str] | None = None,
            all_ready: bool = False, preflight: Callable[..., None] | None = None,
            backend_name: str | None = None, queue_waiting: bool = True) -> list[SubmitOutcome]:
     """Submit the named experiments (or every READY one) while job slots are free; queue the
-    rest locally with the reason. Dependencies and priorities decide the order."""
+    rest locally with the reason, hold those a person must fix. Dependencies and priorities
+    decide the order."""
     name = backend_name or backends.default_name()
     backend = backends.get(name)
     target = backends.target(name)
@@ -66,21 +92,7 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
     with ledger.transaction() as s:
         cands, states = candidates(s, per_task)
         if ids is not None:
-            wanted = []
-            for i in ids:
-                exp = Ledger.experiment(s, i)
-                if exp.state == State.PROPOSED.value:
-                    raise errors.IllegalTransition(f"{exp.id} is PROPOSED (a future extension)",
-                                                   f"promote it first: `irq ready {exp.id}`")
-                if exp.state in (State.DONE.value, State.FAILED.value):
-                    raise errors.IllegalTransition(f"{exp.id} is {exp.state}",
-                                                   f"`irq retry {exp.id}` first" if exp.state == "FAILED" else
-                                                   "add a new experiment to run it again")
-                if exp.id not in {c.id for c in cands}:
-                    outcomes.append(SubmitOutcome(exp.id, "skipped", message="already submitted; see `irq status`"))
-                    continue
-                wanted.append(exp.id)
-            cands = [c for c in cands if c.id in wanted]
+            cands = _named(s, ids, cands, outcomes)
         elif not all_ready:
             return outcomes
     slots = backend.slots()
@@ -90,97 +102,115 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
         outcomes.append(_submit_one(ledger, config, backend, target, exp_id, ui, preflight))
     cost = {c.id: c.cost for c in cands}
     used = slots.used + sum(cost.get(o.id, 1) for o in outcomes if o.status == "submitted")
-    for exp_id, why in {**p.wait, **p.hold}.items():
+    for exp_id, why in p.wait.items():
         reason = why if why != "no free job slot" else f"no free job slot ({used} of {slots.limit} used)"
-        status = "held" if exp_id in p.hold else "queued"
         if queue_waiting:
-            _queue_locally(ledger, exp_id, reason)
-        outcomes.append(SubmitOutcome(exp_id, status, message=reason))
+            _wait(ledger, exp_id, reason)
+        outcomes.append(SubmitOutcome(exp_id, "queued", message=reason))
+    for exp_id, why in p.hold.items():
+        if queue_waiting:
+            _wait(ledger, exp_id, *_reason_and_fix(why))
+        outcomes.append(SubmitOutcome(exp_id, "held", message=why))
     record_calls(ledger, backends)
     return outcomes
 
 
-def _queue_locally(ledger: Ledger, exp_id: str, reason: str) -> None:
+def _reason_and_fix(why: str) -> tuple[str, str]:
+    """The planner's 'dependency Q-005 FAILED (retry it, ...)' or '...limit of 2 (...): split the
+    seeds, ...' as (reason, fix)."""
+    if why.endswith(")") and " (" in why:
+        reason, _, fix = why[:-1].rpartition(" (")
+        return reason, fix
+    reason, _, fix = why.rpartition(": ")
+    return (reason, fix) if reason else (why, "see the reason")
+
+
+PREFLIGHT_FAILED = "preflight failed: "
+
+
+def _wait(ledger: Ledger, exp_id: str, reason: str, fix: str | None = None) -> None:
+    """Queue or hold locally. Waiting for a slot does not hide a failed preflight: that hold
+    stays until a preflight passes (the attempt opens) or the user takes it off the queue."""
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
-        if exp.state == State.READY.value:
-            Ledger.set_state(s, exp, State.IN_PROGRESS, f"queued locally: {reason}")
-            exp.queued_since = utcnow()
-        exp.waiting_reason = reason
-        s.add(exp)
+        if fix is None and (exp.waiting_reason or "").startswith(PREFLIGHT_FAILED) and exp.held_fix is not None:
+            return
+        wait_locally(s, exp, reason, fix)
 
 
 def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target, exp_id: str, ui: UI,
                 preflight: Callable[..., None] | None) -> SubmitOutcome:
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
+        number = len(Ledger.attempts(s, exp.id)) + 1
     sha = target_sha(config, target)
     job_exp = config_in_repo(exp, config, target)
-    now = utcnow()
-    token = new_token()
-    run_id = run_id_for(exp_id, now)
-    with ledger.transaction() as s:
-        number = len(Ledger.attempts(s, exp.id)) + 1
-    req, skipped = build_job(job_exp, token=token, attempt=number, target=target, git_sha=sha, run_id=run_id,
+    run_id = run_id_for(exp_id, utcnow())
+    req, skipped = build_job(job_exp, token=new_token(), attempt=number, target=target, git_sha=sha, run_id=run_id,
                              template_dir=project_templates(config))
     if preflight is not None:
         try:
             preflight(job_exp, target, sha, backend, req.script)
         except errors.PreflightFailed as exc:
-            _queue_locally(ledger, exp_id, f"preflight failed: {exc.message}")
+            _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
             return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
+    att = _open_attempt(ledger, exp_id, number, backend, target, req, sha, run_id)
+    if att is None:
+        return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
+    faults.point("before_sbatch")
+    outcome = _send(ledger, backend, att, req)
+    if outcome.status == "submitted":
+        ui.log(f"{exp_id}: submitted as job {outcome.job_id} ({backend.name})" + (
+            f"; not passed to the trainer: {', '.join(skipped)}" if skipped else ""))
+    return outcome
+
+
+def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, target: Target,
+                  req: JobRequest, sha: str | None, run_id: str) -> Attempt | None:
+    """Write the SUBMITTING attempt, re-checking in this same write transaction that the
+    experiment is still submittable and nobody opened an attempt since it was planned."""
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
-        att = Ledger.new_attempt(
-            s, exp, token=token, backend=backend.name, state=SUBMITTING, run_id=run_id, git_sha=sha,
+        live = active_attempt(s, exp.id) is not None
+        if not submittable(exp, live) or len(Ledger.attempts(s, exp.id)) + 1 != number:
+            return None
+        return Ledger.new_attempt(
+            s, exp, token=req.token, backend=backend.name, state=SUBMITTING, run_id=run_id, git_sha=sha,
             partition=exp.resources.get("partition") or target.partition, run_dir=req.run_dir,
-            modules=list(target.modules), script=req.script, submitted_at=now, array=req.array,
+            modules=list(target.modules), script=req.script, submitted_at=utcnow(), array=req.array,
             cluster=target.name.split(":", 1)[1] if ":" in target.name else None,
             work_dir=f"{target.scratch}/irq-job-<job id>" if target.clone else target.code_dir,
         )
-        change = exp.annotations.get("pending_resource_change")
-        if change:
-            att.resource_change = change
-            exp.annotations = {k: v for k, v in exp.annotations.items() if k != "pending_resource_change"}
-        if exp.state == State.READY.value:
-            Ledger.set_state(s, exp, State.IN_PROGRESS, f"submitting attempt {number}", attempt=att)
-        exp.waiting_reason = None
-        exp.queued_since = None
-        s.add(exp)
-    faults.point("before_sbatch")
+
+
+def _send(ledger: Ledger, backend: Backend, att: Attempt, req: JobRequest) -> SubmitOutcome:
+    """sbatch, then record what it said. An unconfirmed submission stays SUBMITTING: the next
+    reconcile adopts the job by its token, or re-queues the experiment."""
+    exp_id = att.experiment_id
     try:
         job_id = backend.submit(req)
     except errors.SlotLimit as exc:
-        _close_attempt(ledger, att.id, "REFUSED", error=exc.message, reason="job limit reached")
-        _queue_locally(ledger, exp_id, exc.message)
+        _close_attempt(ledger, att.id, REFUSED, error=exc.message, reason="job limit reached")
+        _wait(ledger, exp_id, exc.message)
         return SubmitOutcome(exp_id, "queued", message=exc.message)
     except errors.SubmissionRefused as exc:
-        _close_attempt(ledger, att.id, "REFUSED", error=exc.message, reason="scheduler refused the job",
+        _close_attempt(ledger, att.id, REFUSED, error=exc.message, reason="scheduler refused the job",
                        root_cause="the scheduler refused the job (see error)", fix=exc.hint, fail_experiment=True)
         return SubmitOutcome(exp_id, "refused", message=exc.message)
     except errors.BackendError as exc:
         with ledger.transaction() as s:
-            a = s.get(Attempt, att.id)
-            a.unknown_since = utcnow()
-            a.error = f"submission unconfirmed: {exc.message}"
-            s.add(a)
+            mark_unknown(s, s.get(Attempt, att.id), f"submission unconfirmed: {exc.message}")
         return SubmitOutcome(exp_id, "unknown", message=f"{exc.message}; the next run adopts the job if it exists")
     faults.point("after_sbatch")
     with ledger.transaction() as s:
-        a = s.get(Attempt, att.id)
-        a.job_id = job_id
-        Ledger.set_attempt_state(s, a, "PENDING", f"submitted as job {job_id}")
-    ui.log(f"{exp_id}: submitted as job {job_id} ({backend.name})" + (
-        f"; not passed to the trainer: {', '.join(skipped)}" if skipped else ""))
+        Ledger.set_attempt_state(s, s.get(Attempt, att.id), AttemptState.PENDING, f"submitted as job {job_id}", job_id=job_id)
     return SubmitOutcome(exp_id, "submitted", job_id=job_id)
 
 
-def _close_attempt(ledger: Ledger, attempt_id: int, state: str, *, error: str, reason: str,
+def _close_attempt(ledger: Ledger, attempt_id: int, state: AttemptState, *, error: str, reason: str,
                    root_cause: str | None = None, fix: str | None = None, fail_experiment: bool = False) -> None:
     with ledger.transaction() as s:
         a = s.get(Attempt, attempt_id)
-        a.error, a.root_cause, a.suggested_fix, a.ended_at = error, root_cause, fix, utcnow()
-        Ledger.set_attempt_state(s, a, state, reason)
+        Ledger.set_attempt_state(s, a, state, reason, error=error, root_cause=root_cause, suggested_fix=fix)
         if fail_experiment:
-            exp = Ledger.experiment(s, a.experiment_id)
-            Ledger.set_state(s, exp, State.FAILED, reason, attempt=a)
+            Ledger.set_state(s, Ledger.experiment(s, a.experiment_id), State.FAILED, reason, attempt=a)

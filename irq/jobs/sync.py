@@ -13,10 +13,13 @@ from irq.config import load_config
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
+    NOT_SUBMITTED,
     SUBMITTING,
+    AttemptState,
     is_active,
     is_final,
 )
+from irq.ledger.transitions import mark_unknown, wait_locally
 from irq.ui import UI
 
 ADOPT_GRACE = timedelta(seconds=30)  # a SUBMITTING row younger than this may still be in flight
@@ -41,20 +44,15 @@ def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
                 if att.state != SUBMITTING:
                     continue
                 if jname in found:
-                    att.job_id = found[jname]
-                    att.unknown_since = None
-                    att.error = None
-                    Ledger.set_attempt_state(s, att, "PENDING", f"adopted job {att.job_id} by its token")
+                    Ledger.set_attempt_state(s, att, AttemptState.PENDING, f"adopted job {found[jname]} by its token",
+                                             job_id=found[jname], error=None)
                     notes.append(f"{att.experiment_id}: adopted job {att.job_id} (submitted before irq could record it)")
                 elif utcnow() - (att.submitted_at or utcnow()) >= ADOPT_GRACE:
-                    att.ended_at = utcnow()
-                    att.unknown_since = None  # known now: the scheduler never had it
-                    att.error = "never reached the scheduler (irq stopped or the link dropped before sbatch)"
-                    Ledger.set_attempt_state(s, att, "NOT_SUBMITTED", "no job carries its token")
-                    exp = Ledger.experiment(s, att.experiment_id)
-                    exp.waiting_reason = "re-queued: the previous submission never reached the scheduler"
-                    exp.queued_since = utcnow()
-                    s.add(exp)
+                    Ledger.set_attempt_state(
+                        s, att, NOT_SUBMITTED, "no job carries its token",
+                        error="never reached the scheduler (irq stopped or the link dropped before sbatch)")
+                    wait_locally(s, Ledger.experiment(s, att.experiment_id),
+                                 "re-queued: the previous submission never reached the scheduler")
                     notes.append(f"{att.experiment_id}: attempt {att.number} never reached the scheduler; queued again")
     for n in notes:
         ui.log(n)
@@ -108,31 +106,30 @@ def refresh(ledger: Ledger, backends: Backends, ui: UI) -> RefreshReport:
             continue
         with ledger.transaction() as s:
             for a in atts:
-                att = s.get(Attempt, a.id)
-                got = rows.get(att.job_id.split("_")[0])
-                if not got:
-                    if att.unknown_since is None:
-                        att.unknown_since = utcnow()
-                        s.add(att)
-                    continue
-                st, code, start, end, reason = aggregate(got)
-                att.unknown_since = None
-                if len(got) > 1 or got[0].task_id is not None:
-                    att.tasks = {str(r.task_id): {"state": r.state, "exit_code": r.exit_code} for r in got
-                                 if r.task_id is not None}
-                att.started_at = att.started_at or start
-                if end:
-                    att.ended_at = end
-                if code is not None:
-                    att.exit_code = code
-                old = att.state
-                if Ledger.set_attempt_state(s, att, st, reason or "scheduler"):
-                    report.changed.append(f"{att.experiment_id}: {old} -> {st}")
-                s.add(att)
-                if is_final(st):
-                    report.finished.append(att.id)
+                if _apply(s, s.get(Attempt, a.id), rows.get(a.job_id.split("_")[0]), report):
+                    report.finished.append(a.id)
     record_calls(ledger, backends)
     return report
+
+
+def _apply(s: Any, att: Attempt, got: list[JobInfo] | None, report: RefreshReport) -> bool:
+    """Record what the scheduler said about one attempt; True when it reached a final state."""
+    if not is_active(att.state):
+        return False  # another irq recorded its end since this refresh read it
+    if not got:
+        mark_unknown(s, att)
+        return False
+    st, code, start, end, reason = aggregate(got)
+    facts: dict[str, Any] = {"started_at": att.started_at or start}
+    if len(got) > 1 or got[0].task_id is not None:
+        facts["tasks"] = {str(r.task_id): {"state": r.state, "exit_code": r.exit_code} for r in got
+                          if r.task_id is not None}
+    if code is not None:
+        facts["exit_code"] = code
+    old = att.state
+    if Ledger.set_attempt_state(s, att, AttemptState.of(st), reason or "scheduler", ended_at=end, **facts):
+        report.changed.append(f"{att.experiment_id}: {old} -> {att.state}")
+    return is_final(att.state)
 
 
 def reconcile_safe(ledger: Ledger, backends: Backends, ui: UI, report: RefreshReport) -> None:
@@ -145,10 +142,7 @@ def reconcile_safe(ledger: Ledger, backends: Backends, ui: UI, report: RefreshRe
 def _mark_unknown(ledger: Ledger, attempt_ids: list[int]) -> None:
     with ledger.transaction() as s:
         for i in attempt_ids:
-            a = s.get(Attempt, i)
-            if a.unknown_since is None:
-                a.unknown_since = utcnow()
-                s.add(a)
+            mark_unknown(s, s.get(Attempt, i))
 
 
 def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict[str, Any] | None:

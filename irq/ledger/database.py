@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,15 +21,35 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from irq import errors
+from irq.ledger import transitions
 from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
-from irq.ledger.states import LEGAL, Priority, State
+from irq.ledger.states import Priority
+from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ID_RE = re.compile(r"^Q-\d{3,}$")
 DEFAULT_DB = "queue.db"
 
+
+
+def _v1_to_v2(s: Session) -> None:
+    """Held experiments get a column for their fix; a retry policy's pending resource bump
+    moves from the annotations JSON into its own column."""
+    conn = s.connection()
+    cols = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(experiment)")}
+    for col in ("held_fix", "pending_resource_change"):
+        if col not in cols:
+            conn.exec_driver_sql(f"ALTER TABLE experiment ADD COLUMN {col} VARCHAR")
+    for exp in s.exec(select(Experiment)):
+        if "pending_resource_change" in exp.annotations:
+            ann = dict(exp.annotations)
+            exp.pending_resource_change = ann.pop("pending_resource_change")
+            exp.annotations = ann
+            s.add(exp)
+
+
 # version -> function that upgrades a database from that version to the next one
-MIGRATIONS: dict[int, Callable[[Session], None]] = {}
+MIGRATIONS: dict[int, Callable[[Session], None]] = {1: _v1_to_v2}
 
 
 def validate_id(exp_id: str) -> str:
@@ -191,49 +210,10 @@ class Ledger:
         s.add(Event(experiment_id=exp.id, to_state=exp.state, reason="created"))
         return exp
 
-    @staticmethod
-    def set_state(s: Session, exp: Experiment, to: State | str, reason: str,
-                  attempt: Attempt | None = None, at: datetime | None = None) -> None:
-        """The only writer of Experiment.state: refuses moves the state machine forbids."""
-        to = State(to)
-        frm = State(exp.state)
-        if to not in LEGAL[frm]:
-            raise errors.IllegalTransition(
-                f"{exp.id} is {frm.value}; it cannot move to {to.value}"
-            )
-        exp.state = to.value
-        exp.updated_at = utcnow()
-        if to is not State.IN_PROGRESS:
-            exp.queued_since = None
-            exp.waiting_reason = None
-            exp.queue_extras = []
-        s.add(exp)
-        s.add(Event(experiment_id=exp.id, attempt_id=attempt.id if attempt else None,
-                    from_state=frm.value, to_state=to.value, reason=reason, at=at or utcnow()))
-
-    @staticmethod
-    def set_attempt_state(s: Session, att: Attempt, to: str, reason: str | None = None) -> bool:
-        """The only writer of Attempt.state; returns whether it changed."""
-        if att.state == to:
-            return False
-        s.add(Event(experiment_id=att.experiment_id, attempt_id=att.id, kind="attempt",
-                    from_state=att.state, to_state=to, reason=reason))
-        att.state = to
-        att.annotations = {k: v for k, v in att.annotations.items() if k != "state"}
-        att.updated_at = utcnow()
-        s.add(att)
-        return True
-
-    @staticmethod
-    def new_attempt(s: Session, exp: Experiment, **fields: Any) -> Attempt:
-        last = s.exec(select(func.max(Attempt.number)).where(Attempt.experiment_id == exp.id)).one()
-        fields.setdefault("token", new_token())
-        att = Attempt(experiment_id=exp.id, number=(last or 0) + 1, **fields)
-        s.add(att)
-        s.flush()
-        s.add(Event(experiment_id=exp.id, attempt_id=att.id, kind="attempt",
-                    from_state=None, to_state=att.state, reason="attempt created"))
-        return att
+    # the state machines' writers (irq.ledger.transitions), where callers look for them
+    set_state = staticmethod(transitions.move_experiment)
+    set_attempt_state = staticmethod(transitions.move_attempt)
+    new_attempt = staticmethod(transitions.open_attempt)
 
     @staticmethod
     def record_call(s: Session, backend: str, command: str) -> None:
@@ -242,11 +222,6 @@ class Ledger:
     @staticmethod
     def calls_since(s: Session, since: datetime) -> int:
         return s.exec(select(func.count()).select_from(SchedulerCall).where(SchedulerCall.at >= since)).one()
-
-
-def new_token() -> str:
-    """Unique per attempt; short enough to sit in a SLURM job name."""
-    return "irq-" + secrets.token_hex(5)
 
 
 def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

@@ -28,7 +28,7 @@ class Experiment(SQLModel, table=True):
     id: str = Field(primary_key=True)
     seq: int = Field(index=True)  # queue order: order of creation / appearance
     title: str
-    state: str = Field(default="READY", index=True)
+    state: str = Field(default="READY", index=True)  # a State value
     hypothesis: Optional[str] = None
     config_path: Optional[str] = None
     # rank, diffusion_steps, train_steps, batch_size, learning_rate, mining, ... (JSON)
@@ -43,12 +43,17 @@ class Experiment(SQLModel, table=True):
     annotations: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Free-text bullets kept verbatim, in order: [["Purpose", "..."], ...]
     extras: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    # Set while the user asked to submit and no job slot is free ("queued locally").
+    # Set while an IN_PROGRESS experiment has no active attempt: "queued locally" (waiting for a
+    # slot or a dependency), or "held until fixed" when held_fix says what a person must fix.
+    # Written only by irq.ledger.transitions; read through transitions.waiting().
     queued_since: Optional[datetime] = None
     waiting_reason: Optional[str] = None
+    held_fix: Optional[str] = None
     queue_extras: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    # retry policy (off by default): {"on": ["TIMEOUT", "OUT_OF_MEMORY"], "max_time_minutes": .., "max_memory": ..}
+    # retry policy (off by default): irq.policy.retry.RetryPolicy as a dict
     retry_policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # a resource bump decided by the retry policy, carried onto the next attempt's resource_change
+    pending_resource_change: Optional[str] = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -67,7 +72,7 @@ class Attempt(SQLModel, table=True):
     # per array task: {"3": {"state": "COMPLETED", "exit_code": 0, ...}}
     tasks: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     run_id: Optional[str] = None
-    state: str = "SUBMITTING"
+    state: str = "SUBMITTING"  # an AttemptState value
     exit_code: Optional[int] = None
     submitted_at: Optional[datetime] = None
     started_at: Optional[datetime] = None

@@ -62,7 +62,7 @@ def answer(ledger: Ledger, config: Config, ids: list[str] | None, metric: str | 
 def sweep(ledger: Ledger, config: Config, base: str, overrides: list[str], seeds: str | None,
           proposed: bool, dry_run: bool) -> SweepOutcome:
     """Plan one experiment per combination of the overrides; create them unless dry_run."""
-    from irq.formats.fields import FieldError, parse_seeds
+    from irq.fields import FieldError, parse_seeds
     from irq.jobs.jobscript import trainer_keys
     from irq.results import sweep as sw
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from irq import errors
-from irq.formats.fields import fmt_memory, fmt_seeds
+from irq.fields import fmt_memory, fmt_seeds
 from irq.ledger.database import Ledger
 
 OVERRIDE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w.]*)\s*=\s*(?P<value>.*?)\s*$", re.DOTALL)

@@ -1,0 +1,144 @@
+"""Exactly once under every command: two `irq submit` of one experiment at the same moment, or
+`irq submit` beside `irq daemon --once`, start one job, never two (real processes, one real
+SQLite file, the local backend). And an experiment that already has a job is never submitted
+again, whatever queue entry an imported queue.md gave it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from irq.ledger.database import Ledger
+
+REPO = Path(__file__).resolve().parent.parent
+ROUNDS = 20
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "IRQ_DB"}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["IRQ_USER_CONFIG"] = str(tmp_path / "no-user-config.toml")
+    return env
+
+
+def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "irq", *args], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(p: subprocess.Popen) -> str:
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, (out, err)
+    return out
+
+
+def _jobs_named(tmp_path: Path, exp_id: str) -> int:
+    """Jobs the local backend actually started for the experiment (its job.json carries the name)."""
+    jobs = tmp_path / ".irq" / "local" / "jobs"
+    return sum(1 for d in jobs.iterdir() if (d / "job.json").exists()
+               and json.loads((d / "job.json").read_text()).get("name", "").startswith(exp_id + "."))
+
+
+@pytest.fixture
+def project(tmp_path: Path, irq) -> Path:
+    assert irq("init").code == 0
+    # many slots: a full machine would queue the second submission and hide a duplicate;
+    # `true` as the interpreter: each job ends at once and needs no torch
+    (tmp_path / "irq.toml").write_text('backend = "local"\n[local]\nslots = 100\npython = "true"\n')
+    return tmp_path
+
+
+def _add(irq, exp_id: str) -> None:
+    r = irq("add", exp_id, "--title", f"race {exp_id}", "--config-file", str(REPO / "trainer" / "configs" / "tiny.json"))
+    assert r.code == 0, r
+
+
+def _counts(tmp_path: Path, exp_id: str) -> tuple[int, int]:
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        attempts = len(Ledger.attempts(s, exp_id))
+    return attempts, _jobs_named(tmp_path, exp_id)
+
+
+@pytest.mark.parametrize("other", [("submit", "{id}", "--no-check"), ("daemon", "--once")],
+                         ids=["submit-submit", "submit-daemon"])
+def test_two_submitters_at_once_start_one_job(project, irq, other):
+    duplicates = []
+    for n in range(ROUNDS):
+        exp_id = f"Q-{100 + n}"
+        _add(irq, exp_id)
+        procs = [_start(project, "submit", exp_id, "--no-check"),
+                 _start(project, *(a.format(id=exp_id) for a in other))]
+        outs = [_finish(p) for p in procs]
+        attempts, jobs = _counts(project, exp_id)
+        if (attempts, jobs) != (1, 1):
+            duplicates.append((exp_id, attempts, jobs, outs))
+    assert duplicates == []
+
+
+QUEUE_MD = """# Experiment Queue
+
+## READY
+
+### Q-001: Baseline
+- **Priority**: HIGH
+
+## IN_PROGRESS
+
+### Q-001: Baseline - ATTEMPT 1
+- **Status**: RUNNING
+- **Job ID**: 55239690
+- **Submitted**: 2026-01-14T04:20:54Z
+
+### Q-001: Baseline (QUEUED - waiting for a slot)
+- **Status**: QUEUED LOCALLY (waiting for job slot)
+- **Reason**: SLURM QOSMaxSubmitJobPerUserLimit (max 2 jobs per user)
+"""
+
+
+def test_an_imported_running_experiment_with_a_queue_entry_is_never_submitted_again(project, irq):
+    (project / "queue.md").write_text(QUEUE_MD)
+    assert irq("import", "queue.md").code == 0, "import"
+    with Ledger(project / "queue.db").transaction() as s:
+        exp = Ledger.experiment(s, "Q-001")
+        assert exp.state == "IN_PROGRESS" and exp.waiting_reason is not None
+    r = irq("submit", "Q-001", "--no-check")
+    assert "Q-001: skipped" in r.out, r
+    irq("submit", "--all-ready", "--no-check")
+    assert irq("daemon", "--once").code == 0
+    _finish(_start(project, "daemon", "--once"))
+    assert _counts(project, "Q-001") == (1, 0)
+    # it says what it is doing: its job, not "queued locally"
+    row = {x["id"]: x for x in json.loads(irq("status", "--json", "--offline").out)["experiments"]}["Q-001"]
+    assert row["scheduler_state"] == "RUNNING" and not row["detail"].startswith("queued")
+
+
+def test_ready_moves_only_a_proposed_experiment(project, irq):
+    _add(irq, "Q-010")
+    r = irq("submit", "Q-010", "--no-check")
+    assert "Q-010: submitted" in r.out, r
+    r = irq("ready", "Q-010")
+    assert r.code != 0 and "only a PROPOSED experiment" in (r.out + r.err)
+    r = irq("submit", "Q-010", "--no-check")
+    assert "Q-010: skipped" in r.out, r
+    assert _counts(project, "Q-010") == (1, 1)
+
+
+def test_a_failed_preflight_stays_held_while_the_experiment_also_waits_for_a_slot(ledger):
+    from irq.experiments.edit import add_experiment
+    from irq.jobs.submit import _wait
+    from irq.ledger.transitions import Waiting, waiting
+
+    add_experiment(ledger, "Q-004", "Pilot")
+    add_experiment(ledger, "Q-005", "Other", depends_on=["Q-004"])
+    _wait(ledger, "Q-004", "preflight failed: no python", "set [local] python")
+    _wait(ledger, "Q-004", "no free job slot (2 of 2 used)")
+    _wait(ledger, "Q-005", "dependency Q-004 FAILED", "retry it, or drop the dependency")
+    _wait(ledger, "Q-005", "waiting for Q-004 (READY)")  # its dependency was retried: no longer held
+    with ledger.transaction() as s:
+        q4, q5 = Ledger.experiment(s, "Q-004"), Ledger.experiment(s, "Q-005")
+        assert (waiting(q4, False), q4.waiting_reason) == (Waiting.HELD, "preflight failed: no python")
+        assert (waiting(q5, False), q5.waiting_reason) == (Waiting.QUEUED, "waiting for Q-004 (READY)")
