@@ -20,7 +20,7 @@ from trainer.diffusion import Energy, Schedule
 from trainer.ema import EMA
 from trainer.evaluate import score
 from trainer.mining import mine
-from trainer.model import KERNELS, EnergyMLP, Film, Weights
+from trainer.model import EAGER, EnergyMLP, Film, Kernels, Weights
 from trainer.objective import training_loss
 from trainer.rundir import RunDir
 
@@ -110,12 +110,11 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        if cfg.compile:
-            KERNELS.compile()  # mining and sampling only; training keeps eager autograd
         seed_everything(cfg.seed)
+        self.kernels = Kernels.compiled() if cfg.compile else EAGER  # mining and sampling only
         n2 = cfg.rank * cfg.rank
         self.schedule = Schedule.cosine(cfg.diffusion_steps, self.device)
-        self.model = EnergyMLP(n2, cfg.diffusion_steps).to(self.device)
+        self.model = EnergyMLP(n2, cfg.diffusion_steps, self.kernels).to(self.device)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_update_every, cfg.ema_warmup)
         self.opt = make_optimizer(self.model, cfg)
         self.stream = D.TrainStream(cfg.rank, cfg.batch_size, seed=cfg.seed)
@@ -263,8 +262,8 @@ class Trainer:
         run.log(f"irq trainer: mining={c.mining} rank={c.rank} T={c.diffusion_steps} steps={c.train_steps} "
                 f"batch={c.batch_size} device={self.device} torch={torch.__version__} threads={torch.get_num_threads()} "
                 f"faithful={c.faithful} seed={c.seed}" + (f" (resumed at step {resumed})" if resumed is not None else ""))
-        if c.compile and KERNELS.failure:
-            run.log(f"torch.compile unavailable, running eager: {KERNELS.failure}")
+        if c.compile and self.kernels.failure:
+            run.log(f"torch.compile unavailable, running eager: {self.kernels.failure}")
         run.log(f"baselines on the validation set: predict-zero {self.baselines['zero']:.5f}, "
                 f"predict-mean {self.baselines['mean']:.5f}; threshold {self.threshold:.5f}")
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -319,7 +318,7 @@ class Trainer:
             self.evaluate(self.ema.model, D.FixedSet(a[: c.val_size], y0[: c.val_size])).mse if a is not None else None)
         best_test = best_train = None
         if self.run.best.exists() and p.best_step is not None:
-            best_model = EnergyMLP(c.rank * c.rank, c.diffusion_steps).to(self.device)
+            best_model = EnergyMLP(c.rank * c.rank, c.diffusion_steps, self.kernels).to(self.device)
             best_model.load_state_dict(self.run.load_checkpoint(self.run.best)["ema"]["model"])
             best_test = self.evaluate(best_model, self.test).mse if len(self.test) else None
             best_train = next((r["train_mse"] for r in rows if r.get("step") == p.best_step), None)
