@@ -19,7 +19,7 @@ from trainer.diagnostics import mining_diagnostics
 from trainer.diffusion import Energy, Schedule
 from trainer.ema import EMA
 from trainer.evaluate import score
-from trainer.mining import mine
+from trainer.mining import MiningKeys, mine
 from trainer.model import EAGER, EnergyMLP, Film, Kernels, Weights
 from trainer.objective import training_loss
 from trainer.rundir import RunDir
@@ -122,6 +122,7 @@ class Trainer:
         self.noise.manual_seed(cfg.seed + 1_000_003)
         self.cpu_noise = D.seeded(cfg.seed + 2_000_003)  # uniform negatives, drawn on the CPU
         self.diag_noise = D.seeded(cfg.seed + 3_000_017)
+        self.mining_keys = MiningKeys.of(cfg)
         # fixed, held-out sets: the same for every run of a study (they depend on data_seed only)
         self.val = D.fixed_set(cfg.rank, cfg.val_size, cfg.data_seed, D.VAL_OFFSET).to(self.device)
         self.test = D.fixed_set(cfg.rank, cfg.test_size, cfg.data_seed, D.TEST_OFFSET).to(self.device)
@@ -184,7 +185,7 @@ class Trainer:
         f = energy_of_batch(self.model, a, t)
         negatives = None
         if cfg.mining != "none":
-            negatives = mine(cfg, detached(f), sched, y0, t, contrast_noise, generator=self.cpu_noise)
+            negatives = mine(self.mining_keys, detached(f), sched, y0, t, contrast_noise, generator=self.cpu_noise)
         parts = training_loss(f, sched, y0, t, noise, negatives, contrast_noise, cfg.energy_loss_weight)
         loss = float(parts.loss.detach())
         if not math.isfinite(loss):
