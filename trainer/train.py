@@ -20,9 +20,11 @@ from trainer.diagnostics import mining_diagnostics
 from trainer.diffusion import Energy, Schedule
 from trainer.ema import EMA
 from trainer.evaluate import Score, score
-from trainer.mining import MiningKeys, mine
+from trainer.energy_schedule import EnergySchedule, schedule_from
 from trainer.model import EAGER, EnergyMLP, Film, Kernels, Weights
+from trainer.negatives import NegativeSampler, Negatives, SamplerKeys
 from trainer.objective import training_loss
+from trainer.residual import FilterKeys, filter_weights, residuals
 from trainer.rundir import RunDir
 
 # config keys that change what a checkpoint means: a resumed run may not change them
@@ -119,7 +121,13 @@ class Progress:
 
 
 # per-step terms averaged into each curve row (those a step did not produce are averaged over the others)
-ROW_TERMS = ("loss", "loss_denoise", "loss_energy", "grad_norm")
+ROW_TERMS = ("loss", "loss_denoise", "loss_energy", "grad_norm", "energy_pos", "energy_neg", "energy_gap",
+             "energy_weight", "filtered_frac", "replay_frac", "buffer_age", "buffer_fill")
+# values of the last curve row repeated in metrics.json: the state of the negatives at the end
+NEGATIVE_METRICS = ("energy_pos", "energy_neg", "energy_gap", "energy_weight", "filtered_frac", "replay_frac",
+                    "buffer_age", "buffer_fill", "neg_residual_p10", "neg_residual_p50", "neg_residual_p90")
+
+
 def accumulate(sums: dict, terms: dict) -> None:
     """Running sums and counts (key, key + '#n') of the per-step terms."""
     for key, value in terms.items():
@@ -129,6 +137,13 @@ def accumulate(sums: dict, terms: dict) -> None:
 
 def means(sums: dict) -> dict:
     return {k: sums[k] / sums[k + "#n"] for k in ROW_TERMS if sums.get(k + "#n")}
+
+
+def residual_quantiles(a: torch.Tensor, answer: torch.Tensor, n: int) -> dict:
+    """10th, 50th and 90th percentiles of ||A Y- - I||_F over a batch of negatives."""
+    q = torch.quantile(residuals(a, answer, n), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64,
+                                                              device=a.device))
+    return {"neg_residual_p10": float(q[0]), "neg_residual_p50": float(q[1]), "neg_residual_p90": float(q[2])}
 
 
 class Trainer:
@@ -148,10 +163,16 @@ class Trainer:
         self.noise.manual_seed(cfg.seed + 1_000_003)
         self.cpu_noise = D.seeded(cfg.seed + 2_000_003)  # uniform negatives, drawn on the CPU
         self.diag_noise = D.seeded(cfg.seed + 3_000_017)
-        self.mining_keys = MiningKeys.of(cfg)
+        self.sampler = NegativeSampler(SamplerKeys.of(cfg), self.schedule, cfg.rank * cfg.rank, cfg.seed,
+                                       self.device)
+        self.energy_schedule: EnergySchedule = schedule_from(
+            cfg.energy_loss_weight, cfg.energy_warmup_frac, cfg.train_steps, cfg.energy_t_min, cfg.energy_t_max,
+            cfg.diffusion_steps)
+        self.filter = FilterKeys(cfg.residual_filter, cfg.residual_percentile, cfg.residual_percentile_last)
         self.load_fixed_sets()
         self.progress = Progress()
         self._signal: Optional[int] = None
+        self._last: Optional[tuple[torch.Tensor, torch.Tensor, Optional[Negatives]]] = None
 
     def load_fixed_sets(self) -> None:
         """Held-out sets, the same for every run of a study (they depend on data_seed only)."""
@@ -172,6 +193,7 @@ class Trainer:
             "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(),
             "stream": self.stream.state_dict(), "noise": self.noise.get_state(),
             "cpu_noise": self.cpu_noise.get_state(), "diag_noise": self.diag_noise.get_state(),
+            "sampler": self.sampler.state_dict(),
             "python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
             "torch_rng": torch.get_rng_state(), "progress": vars(p).copy(), "torch_version": torch.__version__,
         }
@@ -193,6 +215,8 @@ class Trainer:
         self.stream.load_state_dict(ck["stream"])
         for gen, key in ((self.noise, "noise"), (self.cpu_noise, "cpu_noise"), (self.diag_noise, "diag_noise")):
             gen.set_state(ck[key])
+        if "sampler" in ck:
+            self.sampler.load_state_dict(ck["sampler"])
         random.setstate(ck["python_rng"])
         np.random.set_state(ck["numpy_rng"])
         torch.set_rng_state(ck["torch_rng"])
@@ -206,17 +230,31 @@ class Trainer:
         self.run.save_checkpoint(self.run.last, self.state())
 
     # ---- one optimisation step ------------------------------------------------------------------
+    def energy_weights(self, a: torch.Tensor, t: torch.Tensor, negatives: Negatives) -> tuple:
+        """(weight, terms): the schedule's w(s, t), times the residual filter's w_b when it is on."""
+        weight = self.energy_schedule.weights(self.progress.step, t)
+        terms: dict = {}
+        if self.filter.mode != "off":
+            keep = filter_weights(residuals(a, negatives.answer, self.cfg.rank), t, self.cfg.diffusion_steps,
+                                  self.filter).to(a.dtype)
+            weight = weight * keep
+            terms["filtered_frac"] = float(1 - keep.mean())
+        terms["energy_weight"] = float(weight.mean()) if isinstance(weight, torch.Tensor) else weight
+        return weight, terms
+
     def train_step(self, a: torch.Tensor, y0: torch.Tensor) -> dict:
-        """Loss (denoising + energy term), backward, clipped Adam step, EMA update."""
+        """Loss (denoising + weighted energy term), backward, clipped Adam step, EMA update."""
         cfg, sched, gen = self.cfg, self.schedule, self.noise
         mining = cfg.mining != "none"
         t = torch.randint(0, cfg.diffusion_steps, (a.shape[0],), generator=gen, device=self.device)
         noise = torch.randn(y0.shape, generator=gen, device=self.device)
         contrast_noise = torch.randn(y0.shape, generator=gen, device=self.device) if mining else None
         f = energy_of_batch(self.model, a, t)
-        negatives = mine(self.mining_keys, detached(f), sched, y0, t, contrast_noise,
-                         generator=self.cpu_noise) if mining else None
-        parts = training_loss(f, sched, y0, t, noise, negatives, contrast_noise, cfg.energy_loss_weight)
+        negatives = self.sampler.sample(detached(f), y0, t, contrast_noise, self.progress.step,
+                                        self.cpu_noise) if mining else None
+        weight, out = self.energy_weights(a, t, negatives) if negatives is not None else (0.0, {})
+        parts = training_loss(f, sched, y0, t, noise, negatives.answer if negatives else None, contrast_noise,
+                              weight, cfg.energy_loss, negatives.state if negatives else None)
         loss = float(parts.loss.detach())
         if not math.isfinite(loss):
             raise NaNLossError(f"NaN loss at step {self.progress.step + 1} (loss={loss})")
@@ -226,9 +264,13 @@ class Trainer:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(list(self.model.parameters()), max_norm))
         self.opt.step()
         self.ema.update(self.model)
-        out = {"loss": loss, "loss_denoise": float(parts.denoise), "grad_norm": grad_norm}
+        out.update({"loss": loss, "loss_denoise": float(parts.denoise), "grad_norm": grad_norm})
         if parts.energy is not None:
-            out["loss_energy"] = float(parts.energy)
+            e_pos, e_neg = float(parts.energy_pos.mean()), float(parts.energy_neg.mean())
+            out.update({"loss_energy": float(parts.energy), "energy_pos": e_pos, "energy_neg": e_neg,
+                        "energy_gap": e_pos - e_neg})
+            out.update(negatives.stats)
+        self._last = (a, y0, negatives)
         return out
 
     # ---- evaluation and bookkeeping -------------------------------------------------------------
@@ -252,6 +294,9 @@ class Trainer:
         k = min(c.val_size, a.shape[0])
         train = self.evaluate(self.ema.model, D.FixedSet(a[:k], y0[:k]))
         row = {"step": p.step, **means(p.sums)}
+        last = self._last
+        if last is not None and last[2] is not None:
+            row.update(residual_quantiles(last[0], last[2].answer, c.rank))
         row.update({"train_mse": train.mse, "val_mse": val.mse, "val_accuracy": val.accuracy,
                     "lr": self.opt.param_groups[0]["lr"], "train_time_s": round(p.train_time_s, 3)})
         if c.diagnostics:
@@ -305,6 +350,9 @@ class Trainer:
                      f"batch={c.batch_size} device={self.device} torch={torch.__version__} "
                      f"threads={torch.get_num_threads()} faithful={c.faithful} seed={c.seed}"
                      + (f" (resumed at step {resumed})" if resumed is not None else ""))
+        if c.mining != "none":
+            self.run.log(f"energy term: {c.energy_loss}, weight {c.energy_loss_weight}, "
+                         f"residual filter {c.residual_filter}")
         if c.compile and self.kernels.failure:
             self.run.log(f"torch.compile unavailable, running eager: {self.kernels.failure}")
         self.run.log(f"baselines on the validation set: predict-zero {self.baselines['zero']:.5f}, "
@@ -411,5 +459,8 @@ class Trainer:
             "python_version": platform.python_version(), "num_threads": torch.get_num_threads(),
             "git_sha": self.git_sha, "seed": c.seed, "mining": c.mining, "faithful": c.faithful,
         }
+        if c.mining != "none":
+            out["energy_loss"] = c.energy_loss
+            out.update({k: s.last_row[k] for k in NEGATIVE_METRICS if s.last_row and k in s.last_row})
         out["config"] = c.to_dict()
         return out
