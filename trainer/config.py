@@ -74,6 +74,8 @@ class TrainConfig:
     # the energy term
     energy_loss: str = _key("contrastive objective: nce (softplus(E+ - E-), the reference) | cd (E+ - E-)",
                             default="nce")
+    cd_reg: float = _key("energy_loss=cd: alpha of the L2 penalty alpha (E+^2 + E-^2) that bounds the energies",
+                         default=0.0)
     energy_warmup_frac: float = _key("energy weight ramps linearly from 0 over this fraction of train_steps",
                                      default=0.0)
     energy_t_min: float = _key("energy term only for t >= this x T", default=0.0)
@@ -122,6 +124,7 @@ class TrainConfig:
              "langevin_init_scale and langevin_noise_mult must be >= 0, langevin_step_scale > 0"),
             (self.replay_size >= 0, "replay_size must be >= 0"),
             (0 <= self.replay_prob <= 1, "replay_prob must be in [0, 1]"),
+            (self.cd_reg >= 0, "cd_reg must be >= 0"),
             (0 <= self.energy_warmup_frac <= 1, "energy_warmup_frac must be in [0, 1]"),
             (0 <= self.energy_t_min <= self.energy_t_max, "need 0 <= energy_t_min <= energy_t_max"),
             (0 <= self.residual_percentile <= 100 and 0 <= self.residual_percentile_last <= 100,

@@ -4,9 +4,11 @@
 
     nce: c = softplus(E+ - E-), the reference's cross-entropy over (-E+, -E-) with the positive as
          class 0: a classifier that treats the negatives as noise;
-    cd:  c = E+ - E-, so that mean_b c = mean E(x_pos) - mean E(x_neg): contrastive divergence, which
-         treats the negatives as samples of the model (seed 004). y- is detached: the gradient stops
-         at the sampler (no gradient through the chain that produced it).
+    cd:  c = E+ - E- + alpha (E+^2 + E-^2), so that with alpha = 0 mean_b c = mean E(x_pos) - mean E(x_neg):
+         contrastive divergence, which treats the negatives as samples of the model (seed 004). y- is
+         detached: the gradient stops at the sampler (no gradient through the chain that produced it).
+         E+ - E- alone is unbounded below (the model can raise E- without limit); alpha = `cd_reg` is
+         the L2 energy penalty of Du & Mordatch (2019) that keeps it bounded.
 
 w_b is the energy weight: a float (the reference's fixed 0.5) or per-sample weights from the
 energy schedule and the residual filter. y- = q_sample(Y-, t, eps') re-noises the level-0 negative
@@ -39,12 +41,12 @@ class LossParts:
 ENERGY_TERMS = ("nce", "cd")
 
 
-def contrast_term(e_pos: Tensor, e_neg: Tensor, kind: str) -> Tensor:
-    """Per-sample energy term: softplus(E+ - E-) (nce) or E+ - E- (cd)."""
+def contrast_term(e_pos: Tensor, e_neg: Tensor, kind: str, cd_reg: float = 0.0) -> Tensor:
+    """Per-sample energy term: softplus(E+ - E-) (nce) or E+ - E- + cd_reg (E+^2 + E-^2) (cd)."""
     if kind == "nce":
         return F.softplus(e_pos - e_neg)
     if kind == "cd":
-        return e_pos - e_neg
+        return e_pos - e_neg + cd_reg * (e_pos.pow(2) + e_neg.pow(2)) if cd_reg else e_pos - e_neg
     raise ValueError(f"energy_loss must be one of {', '.join(ENERGY_TERMS)}, not {kind!r}")
 
 
@@ -59,6 +61,7 @@ def training_loss(
     energy_weight: float | Tensor,
     energy_loss: str = "nce",
     neg_state: Optional[Tensor] = None,
+    cd_reg: float = 0.0,
 ) -> LossParts:
     """f must be built with gradients enabled (its ctx/film/weights carry the parameters' graph).
 
@@ -76,7 +79,7 @@ def training_loss(
     energies, eps_hat = f.model.energy_and_grad(f.ctx, torch.stack([y_t, pos, neg]), f.film, f.weights,
                                                 grad_block=0)
     denoise = (eps_hat - noise).pow(2).mean(-1)
-    contrast = contrast_term(energies[1], energies[2], energy_loss)
+    contrast = contrast_term(energies[1], energies[2], energy_loss, cd_reg)
     loss = (denoise + energy_weight * contrast).mean()
     return LossParts(loss, denoise.mean().detach(), contrast.mean().detach(),
                      energies[1].detach(), energies[2].detach())

@@ -254,7 +254,7 @@ class Trainer:
                                         self.cpu_noise) if mining else None
         weight, out = self.energy_weights(a, t, negatives) if negatives is not None else (0.0, {})
         parts = training_loss(f, sched, y0, t, noise, negatives.answer if negatives else None, contrast_noise,
-                              weight, cfg.energy_loss, negatives.state if negatives else None)
+                              weight, cfg.energy_loss, negatives.state if negatives else None, cfg.cd_reg)
         loss = float(parts.loss.detach())
         if not math.isfinite(loss):
             raise NaNLossError(f"NaN loss at step {self.progress.step + 1} (loss={loss})")

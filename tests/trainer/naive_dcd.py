@@ -60,8 +60,8 @@ class FifoBuffer:
         return out
 
 
-def cd_loss(m, sched, a, y0, t, noise, contrast_noise, neg_state, weights):
-    """mean_b [ mse_b + w_b (E(pos_b) - E(neg_b)) ], neg a constant (the sampler is not differentiated)."""
+def cd_loss(m, sched, a, y0, t, noise, contrast_noise, neg_state, weights, reg=0.0):
+    """mean_b [ mse_b + w_b (E(pos_b) - E(neg_b) + reg (E(pos_b)^2 + E(neg_b)^2)) ], neg a constant."""
     sa, s1a = sched.sqrt_abar[t][:, None], sched.sqrt_one_minus_abar[t][:, None]
     x = sa * y0 + s1a * noise
     _, eps_hat = naive.energy_and_grad(m, a, x, t)
@@ -71,7 +71,7 @@ def cd_loss(m, sched, a, y0, t, noise, contrast_noise, neg_state, weights):
         pos = sa[b] * y0[b] + s1a[b] * contrast_noise[b]
         e_pos = naive.energy(m, a[b:b + 1], pos[None], t[b:b + 1])[0]
         e_neg = naive.energy(m, a[b:b + 1], neg_state[b:b + 1].detach(), t[b:b + 1])[0]
-        total = total + mse + weights[b] * (e_pos - e_neg)
+        total = total + mse + weights[b] * (e_pos - e_neg + reg * (e_pos ** 2 + e_neg ** 2))
     return total / len(t)
 
 

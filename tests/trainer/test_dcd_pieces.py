@@ -137,16 +137,17 @@ def test_an_empty_buffer_starts_every_chain_fresh_and_a_restored_buffer_draws_th
 
 
 # ---- the CD loss ---------------------------------------------------------------------------------
-def test_the_cd_loss_and_its_gradients_equal_the_naive_loop_and_stop_at_the_sampler(setup):
+@pytest.mark.parametrize("reg", [0.0, 0.1])
+def test_the_cd_loss_and_its_gradients_equal_the_naive_loop_and_stop_at_the_sampler(setup, reg):
     model, sched, a, y0, t = setup
     noise, contrast = torch.randn_like(y0), torch.randn_like(y0)
     leaf = torch.randn_like(y0, requires_grad=True)  # stands for the sampler's inputs
     neg_state = sched.q_sample(y0, t, 2 * leaf)  # carries a graph back to `leaf`
     weights = torch.rand(B, dtype=torch.float64)
-    ref = naive_dcd.cd_loss(model, sched, a, y0, t, noise, contrast, neg_state, weights)
+    ref = naive_dcd.cd_loss(model, sched, a, y0, t, noise, contrast, neg_state, weights, reg)
     ref_grads = torch.autograd.grad(ref, list(model.parameters()))
     parts = training_loss(energy_of(model, a, t), sched, y0, t, noise, neg_state / 2, contrast, weights, "cd",
-                          neg_state)
+                          neg_state, reg)
     parts.loss.backward()
     assert torch.allclose(parts.loss, ref, atol=1e-12)
     for p, r in zip(model.parameters(), ref_grads):
@@ -154,7 +155,8 @@ def test_the_cd_loss_and_its_gradients_equal_the_naive_loop_and_stop_at_the_samp
     assert leaf.grad is None, "the gradient must stop at the negatives"
     e_pos = model(a, sched.q_sample(y0, t, contrast), t)
     e_neg = model(a, neg_state, t)
-    assert torch.allclose(parts.energy, e_pos.mean() - e_neg.mean(), atol=1e-12)
+    penalty = reg * (e_pos.pow(2) + e_neg.pow(2)).mean()
+    assert torch.allclose(parts.energy, e_pos.mean() - e_neg.mean() + penalty, atol=1e-12)
 
 
 def test_per_sample_weights_equal_to_the_constant_give_the_same_bits_and_zero_drops_a_term(setup):
