@@ -1,6 +1,7 @@
 """Cost of seed 004's negatives against `adversarial`, and of the existing three against an older commit.
 
-    .venv/bin/python bench/bench_trainer_dcd.py [--steps 20] [--threads 2] [--study] [--against REV]
+    .venv/bin/python bench/bench_trainer_dcd.py [--steps 20] [--threads 2] [--study | --study-only]
+                                                [--only CASE ...] [--against REV]
 
 Times whole training steps (fresh batch + negatives + loss + backward + Adam + EMA) for each case at
 the pilot config (rank 10, T 5, batch 256) and, with --study, at the study config (rank 20, T 10,
@@ -122,16 +123,19 @@ class Worker:
         self.proc.wait()
 
 
-def measure(shape: str, steps: int, warmup: int, threads: int | None, old_root: str | None) -> dict:
-    """{(label, case): median seconds}, every case stepped once per round, rounds interleaved."""
-    ours = list(CASES) + ["op:buffer", "op:filter"]
+def measure(shape: str, cases: list[str], steps: int, warmup: int, threads: int | None,
+            old_root: str | None) -> dict:
+    """{(label, case): median seconds}, every case stepped once per round, beside its old twin."""
+    ours = cases + (["op:buffer", "op:filter"] if "q204 full" in cases else [])
+    olds = [c for c in cases if c in OLD_CASES] if old_root else []
     workers = {"this": Worker(str(ROOT), shape, ours, threads)}
-    if old_root:
-        workers["old"] = Worker(old_root, shape, list(OLD_CASES), threads)
-    plan = [("this", c) for c in ours] + ([("old", c) for c in OLD_CASES] if old_root else [])
+    if olds:
+        workers["old"] = Worker(old_root, shape, olds, threads)
+    plan = [(label, c) for c in ours for label in ("this", "old") if label == "this" or c in olds]
     times: dict = {key: [] for key in plan}
     for i in range(warmup + steps):
-        for label, case in plan:
+        order = plan if i % 2 == 0 else [(lb, c) for c in ours for lb in ("old", "this") if (lb, c) in times]
+        for label, case in order:  # the twins alternate who goes first, round by round
             elapsed = workers[label].time(case)
             if i >= warmup:
                 times[(label, case)].append(elapsed)
@@ -150,12 +154,15 @@ def extract(rev: str) -> str:
 
 def report(shape: str, med: dict, rev: str | None) -> None:
     adv = med[("this", "adversarial")]
+    cases = [c for c in CASES if ("this", c) in med]
     print(f"\n{shape}: {'case':<15} {'s/step':>8} {'vs adversarial':>14}" + (f" {'vs ' + rev:>12}" if rev else ""))
-    for case in CASES:
+    for case in cases:
         line = f"{shape}: {case:<15} {med[('this', case)]:8.4f} {med[('this', case)] / adv:13.2f}x"
         if rev and ("old", case) in med:
             line += f" {med[('this', case)] / med[('old', case)]:11.2f}x"
         print(line)
+    if ("this", "op:buffer") not in med or ("this", "q202 langevin") not in med:
+        return
     lang, replay, full = (med[("this", c)] for c in ("q202 langevin", "q203 +replay", "q204 full"))
     print(f"{shape}: buffer draw+push alone {med[('this', 'op:buffer')] * 1000:.2f} ms/step; "
           f"q203 - q202 {1000 * (replay - lang):+.2f} ms/step")
@@ -169,7 +176,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--study", action="store_true", help="also the study config (slow: minutes)")
+    p.add_argument("--study-only", action="store_true", help="the study config only")
     p.add_argument("--against", default=BASE_REV, help="git revision whose none/random/adversarial to compare ('' skips)")
+    p.add_argument("--only", nargs="+", choices=list(CASES), help="these cases only (adversarial is always in)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--shape", help=argparse.SUPPRESS)
     p.add_argument("--cases", help=argparse.SUPPRESS)
@@ -181,8 +190,9 @@ def main() -> None:
     old_root = extract(args.against) if args.against else None
     print(f"torch {torch.__version__}, cpu, threads {args.threads or torch.get_num_threads()}, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.steps} rounds, medians")
-    for shape in ["pilot"] + (["study"] if args.study else []):
-        report(shape, measure(shape, args.steps, args.warmup, args.threads, old_root), args.against or None)
+    for shape in (["pilot"] if not args.study_only else []) + (["study"] if args.study or args.study_only else []):
+        cases = [c for c in CASES if not args.only or c in args.only or c == "adversarial"]
+        report(shape, measure(shape, cases, args.steps, args.warmup, args.threads, old_root), args.against or None)
 
 
 if __name__ == "__main__":
