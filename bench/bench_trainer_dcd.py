@@ -50,8 +50,6 @@ BASE_REV = "9b030a2"  # main before the seed 004 trainer
 # ---- worker: holds trainers, times one step per request ---------------------------------------
 def worker(root: str, shape: str, cases: list[str], threads: int | None) -> None:
     sys.path.insert(0, root)
-    import torch
-
     from trainer.config import TrainConfig
     from trainer.data import TrainStream
     from trainer.rundir import RunDir
@@ -64,9 +62,7 @@ def worker(root: str, shape: str, cases: list[str], threads: int | None) -> None
             continue
         cfg = TrainConfig(**SHAPES[shape], **CASES[name], val_size=16, test_size=0, ood_size=0,
                           num_threads=threads, device="cpu").validate()
-        trainer = Trainer(cfg, RunDir(tmp))
-        stream = TrainStream(cfg.rank, cfg.batch_size, seed=0)
-        steppers[name] = (lambda tr, st: lambda: tr.train_step(*st.next()))(trainer, stream)
+        steppers[name] = stepper(Trainer(cfg, RunDir(tmp)), TrainStream(cfg.rank, cfg.batch_size, seed=0))
     steppers.update(component_ops(shape, threads) if any(c.startswith("op:") for c in cases) else {})
     print("ready", flush=True)
     for line in sys.stdin:
@@ -74,6 +70,11 @@ def worker(root: str, shape: str, cases: list[str], threads: int | None) -> None
         t0 = time.perf_counter()
         steppers[name]()
         print(json.dumps(time.perf_counter() - t0), flush=True)
+
+
+def stepper(trainer, stream):
+    """One training step on a fresh batch of `stream`."""
+    return lambda: trainer.train_step(*stream.next())
 
 
 def component_ops(shape: str, threads: int | None) -> dict:

@@ -19,10 +19,10 @@ from trainer.config import TrainConfig, from_checkpoint
 from trainer.diagnostics import mining_diagnostics
 from trainer.diffusion import Energy, Schedule
 from trainer.ema import EMA
-from trainer.evaluate import Score, score
 from trainer.energy_schedule import EnergySchedule, schedule_from
+from trainer.evaluate import Score, score
 from trainer.model import EAGER, EnergyMLP, Film, Kernels, Weights
-from trainer.negatives import NegativeSampler, Negatives, SamplerKeys
+from trainer.negatives import Negatives, NegativeSampler, SamplerKeys
 from trainer.objective import training_loss
 from trainer.residual import FilterKeys, filter_weights, residuals
 from trainer.rundir import RunDir
