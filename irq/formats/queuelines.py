@@ -15,7 +15,8 @@ from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import State
 
 FORMAT_MARKER = "<!-- irq:queue v1"
-SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED}
+SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED,
+            "RETIRED": State.RETIRED}
 
 _HEADING = re.compile(r"^###\s+(?P<id>\S+?):\s*(?P<rest>.*)$")
 _BULLET = re.compile(r"^(?P<indent>\s*)[-*]\s+\*\*(?P<key>[^*]+?)\*\*:\s?(?P<value>.*)$")
@@ -147,7 +148,7 @@ class _Reader:
         if self.section is None:
             return False  # a heading in the free preamble
         raise self.err(n, f"unknown section {name!r}",
-                       "sections are READY, IN_PROGRESS, DONE, FAILED and Future Extensions")
+                       "sections are READY, IN_PROGRESS, DONE, FAILED, RETIRED and Future Extensions")
 
     def preamble_line(self, n: int, line: str, stripped: str) -> bool:
         if self.section is None:
