@@ -87,7 +87,7 @@ class ClusterConfig:
     known_hosts: PathStr | None = None  # default: ~/.ssh/known_hosts
     ssh_config: PathStr | None = None  # default: ~/.ssh/config
     partition: SbatchStr | None = None
-    modules: list[SbatchStr] = field(default_factory=list)
+    modules: list[Line] = field(default_factory=list)  # loaded shell-quoted, one per line
     module_init: Line = ""  # e.g. "source /etc/profile.d/lmod.sh": makes `module` exist in jobs
     python: Line = "python"
     job_limit: Count | None = None  # None: read MaxSubmitJobsPerUser from sacctmgr
