@@ -69,7 +69,8 @@ def read_text(path: Path) -> tuple[str, int]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
+        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}",
+                                "check the path; `irq export FILE` writes a queue.md to start from") from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
