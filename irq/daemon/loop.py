@@ -15,6 +15,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,10 @@ def next_wait(rep: CycleReport, base: float, previous: float, max_interval: floa
 
 
 def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None, once: bool = False,
-        preflight: Any = None, max_cycles: int | None = None) -> int:
-    """The daemon loop. SIGINT / SIGTERM finish the current step, then exit 0."""
+        preflight: Any = None, max_cycles: int | None = None,
+        open_backends: Callable[[Config], Backends] = Backends) -> int:
+    """The daemon loop. SIGINT / SIGTERM finish the current step, then exit 0. `open_backends`
+    opens each cycle's backends (tests hand in a FakeBackend)."""
     base = poll_interval(config, interval)
     lock = DaemonLock(ledger.path)
     lock.acquire()
@@ -220,7 +223,7 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
         ui.log(f"daemon serving {ledger.path} (backend {config.backend}, interval {base:g}s)")
         while not stop["flag"]:
             cycles += 1
-            with Backends(config) as backends:
+            with open_backends(config) as backends:
                 rep = cycle(ledger, config, ui, backends, preflight)
             _log_cycle(ui, rep)
             if once or (max_cycles and cycles >= max_cycles):
