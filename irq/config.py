@@ -247,13 +247,17 @@ def _config_error(errs: list[Any], where: str) -> errors.ConfigError:
         return errors.ConfigError(f"{where}: [{'.'.join(loc)}] must be a table",
                                   f"write it as a [{'.'.join(loc)}] table of key = value lines; see {DOCS}")
     if kind.endswith(("_type", "_parsing")):
-        want = kind.removesuffix("_type").removesuffix("_parsing").replace("str", "string").replace("int", "integer")
-        return errors.ConfigError(f"{head} = {value!r} has the wrong type (expected {want})", f"see {DOCS}")
+        base = kind.removesuffix("_type").removesuffix("_parsing")
+        want = WANT.get(base, base)
+        return errors.ConfigError(f"{head} = {value!r} has the wrong type (expected {want})",
+                                  f"see {DOCS} for its type, range and default")
     why = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
     return errors.ConfigError(f"{head} = {value!r}: {why}", f"see {DOCS} for its type, range and default")
 
 
 _ADAPTER = TypeAdapter(FileConfig)
+WANT = {"string": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+        "list": "a list", "dict": "a table"}
 
 
 DEFAULT_CONFIG = '''\
