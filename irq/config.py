@@ -263,6 +263,7 @@ WANT = {"string": "a string", "int": "an integer", "float": "a number", "bool": 
 DEFAULT_CONFIG = '''\
 # irq configuration. irq reads the irq.toml in this folder or the nearest parent folder,
 # on top of ~/.config/irq/config.toml. Every key is optional; shown are the defaults.
+# Every key with its type, range and an example: docs/configuration.md
 
 # Where jobs go: "local" (this machine, no cluster needed) or the name of a [clusters.NAME].
 backend = "local"
@@ -271,7 +272,7 @@ backend = "local"
 # export = "docs/queue.md"
 
 [local]
-# slots = 2                  # jobs run at once on this machine
+# slots = 2                  # jobs run at once on this machine (>= 1)
 # workdir = ".irq/local"     # job scripts, logs and run directories
 # python = ""                # interpreter for the trainer ("" = the one running irq)
 
@@ -280,8 +281,8 @@ backend = "local"
 # goal = "min"               # "min": lower is better, "max": higher is better
 
 [daemon]
-# interval = 60              # seconds between cycles: the least it waits
-# max_interval = 600         # backoff ceiling while nothing changes
+# interval = 60              # seconds between cycles while work runs or waits (> 0)
+# max_interval = 600         # backoff ceiling while the cluster does not answer
 
 # A SLURM cluster reached over SSH:
 # [clusters.fasrc]

@@ -103,3 +103,12 @@ def test_defaults_are_kept(tmp_path):
     assert (cfg.local.slots, cfg.local.workdir, cfg.local.python) == (2, ".irq/local", "")
     assert (cfg.daemon.interval, cfg.daemon.max_interval) == (60, 600)
     assert (cfg.project.metric, cfg.project.goal, cfg.export) == ("val_mse", "min", None)
+
+
+def test_backend_flag_takes_the_irq_toml_form(tmp_path, irq):
+    irq("init")
+    (tmp_path / "irq.toml").write_text(CLUSTER.replace('backend = "fasrc"', 'backend = "local"'))
+    irq("add", "Q-001", "--title", "x")
+    bare, full = irq("render", "Q-001", "--backend", "fasrc"), irq("render", "Q-001", "--backend", "slurm:fasrc")
+    assert (bare.code, bare.out, bare.err) == (full.code, full.out, full.err)
+    assert "unknown backend" not in bare.err
