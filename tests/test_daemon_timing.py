@@ -113,17 +113,25 @@ def test_an_empty_queue_does_not_sleep_max_interval(ledger, tmp_path):
     assert run(ledger, config, UI(), max_cycles=3, open_backends=opener(fake, tmp_path)) == 0
 
 
-def test_a_freed_slot_is_refilled_on_the_next_poll(ledger, tmp_path):
+def test_a_freed_slot_is_refilled_on_the_next_poll_after_quiet_cycles(ledger, tmp_path):
+    """Ten quiet cycles while the job runs (the old loop doubled its wait on each: 0.1 s became
+    minutes), then the job ends: the next poll refills the slot."""
     config = Config(path=None, root=tmp_path, daemon=DaemonConfig(interval=0.1, max_interval=HOUR))
     fake = FakeBackend(name="local", limit=1)
     for i in (1, 2):
         add_experiment(ledger, f"Q-00{i}", f"job {i}")
-    opened = opener(fake, tmp_path)
-    run(ledger, config, UI(), max_cycles=1, open_backends=opened)
-    assert len(fake.jobs) == 1
-    fake.set_state(next(iter(fake.jobs)), "COMPLETED")
-    run(ledger, config, UI(), max_cycles=2, open_backends=opened)  # quiet cycles: no backoff
-    assert len(fake.jobs) == 2
+    inner = opener(fake, tmp_path)
+    cycles = []
+
+    def open_backends(cfg: Config) -> Backends:
+        cycles.append(len(fake.jobs))
+        if len(cycles) == 12:
+            fake.set_state(next(iter(fake.jobs)), "COMPLETED")
+        return inner(cfg)
+
+    run(ledger, config, UI(), max_cycles=13, open_backends=open_backends)
+    assert cycles[1:12] == [1] * 11  # one job ran through the quiet cycles, the other waited
+    assert len(fake.jobs) == 2  # refilled in the cycle that saw the first end
 
 
 def _held(ledger: Ledger, exp_id: str) -> Experiment:
