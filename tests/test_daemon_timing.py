@@ -170,3 +170,12 @@ def test_an_experiment_without_a_runnable_config_is_held_until_edited(ledger, co
     with opener(fake, tmp_path)(config) as b:
         rep = cycle(ledger, config, UI(), b, hook)
     assert rep.submitted == ["Q-001"] and len(fake.jobs) == 1
+
+
+def test_an_export_into_a_missing_folder_is_logged_and_the_daemon_keeps_serving(ledger, tmp_path):
+    config = Config(path=None, root=tmp_path, export="nodir/queue.md",
+                    daemon=DaemonConfig(interval=0.1, max_interval=HOUR))
+    fake = FakeBackend(name="local", limit=1)
+    add_experiment(ledger, "Q-001", "x")
+    assert run(ledger, config, UI(), max_cycles=2, open_backends=opener(fake, tmp_path)) == 0
+    assert len(fake.jobs) == 1 and not (tmp_path / "nodir").exists()

@@ -107,7 +107,10 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
         except errors.IrqError:
             pass
     if config.export:
-        _export_if_stale(ledger, config.resolve(config.export), rep, project_templates(config))
+        try:
+            _export_if_stale(ledger, config.resolve(config.export), rep, project_templates(config))
+        except errors.UsageError as exc:  # a missing folder: say so every cycle, keep serving
+            ui.log(f"cannot re-export queue.md: {exc.message} ({exc.hint})")
     ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
     return rep
 
