@@ -63,7 +63,13 @@ def test_every_key_is_documented_with_its_type_range_and_default():
     from dataclasses import fields
     from pathlib import Path
 
-    from irq.config import ClusterConfig, DaemonConfig, FileConfig, LocalConfig, ProjectConfig
+    from irq.config import (
+        ClusterConfig,
+        DaemonConfig,
+        FileConfig,
+        LocalConfig,
+        ProjectConfig,
+    )
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip().strip("`") for line in doc.splitlines() if line.startswith("| `")}

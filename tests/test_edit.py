@@ -30,7 +30,7 @@ def _submitted(ledger: Ledger, exp_id: str, state: str = "FAILED") -> None:
 def test_edit_changes_fields_and_records_the_change(ledger):
     add_experiment(ledger, "Q-001", "Baseline", params={"mining": "none", "rank": 20})
     add_experiment(ledger, "Q-002", "Other")
-    exp, said = edit(ledger, "Q-001", Changes(title="Baseline, adversarial", params={"mining": "adversarial"},
+    _, said = edit(ledger, "Q-001", Changes(title="Baseline, adversarial", params={"mining": "adversarial"},
                                               unset=["rank"], time="2 hours", partition="gpu_test",
                                               priority="high", after=["Q-002"], seeds="0-2"))
     with ledger.transaction() as s:
