@@ -133,6 +133,8 @@ def test_edit_retire_rm_from_the_command_line(irq, tmp_path):
     show = json.loads(irq("show", "Q-001", "--json").out)
     assert show["experiment"]["parameters"] == {"mining": "random"}
     assert show["experiment"]["resources"] == {"gpus": 1}
+    edits = [e for e in show["events"] if e["kind"] == "edit"]
+    assert len(edits) == 1 and "mining" in edits[0]["reason"]
     assert irq("retire", "Q-002", "--reason", "not needed").code == 0
     rows = {r["id"]: r["state"] for r in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
     assert rows == {"Q-001": "READY", "Q-002": "RETIRED"}
