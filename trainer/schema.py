@@ -27,7 +27,17 @@ LIMITS: dict[str, dict[str, Any]] = {
     "diag_size": {"min": 2}, "ema_decay": {"min": 0, "lt": 1}, "ema_update_every": {"min": 1},
     "device": {"pattern": "^(auto|cpu|cuda(:[0-9]+)?)$"}, "num_threads": {"min": 1},
     "early_stopping_patience": {"min": 1}, "cosine_lr_start": {"min": 0},
+    # keys of the Langevin / energy-objective work; applied when TrainConfig has them
+    "energy_loss": {"choices": ["nce", "cd"]}, "residual_filter": {"choices": ["off", "drop", "weight"]},
+    "langevin_steps": {"min": 0}, "langevin_init_scale": {"min": 0}, "langevin_step_scale": {"gt": 0},
+    "langevin_noise_mult": {"min": 0}, "replay_size": {"min": 0}, "replay_prob": {"min": 0, "max": 1},
+    "cd_reg": {"min": 0}, "energy_warmup_frac": {"min": 0, "max": 1}, "energy_t_min": {"min": 0},
+    "energy_t_max": {"min": 0}, "residual_percentile": {"min": 0, "max": 100},
+    "residual_percentile_last": {"min": 0, "max": 100},
 }
+# checked by the trainer alone: the valid values depend on another key (energy_t_min <= energy_t_max)
+# or on a grammar of their own (mixed_strategy); irq checks their type only
+CROSS_FIELD = frozenset({"energy_t_min", "energy_t_max", "mixed_strategy"})
 
 
 def key_schema(f: dataclasses.Field, hint: Any) -> dict[str, Any]:
