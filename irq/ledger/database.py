@@ -27,7 +27,7 @@ from irq.ledger.states import Priority
 from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
 
 SCHEMA_VERSION = 2
-ID_RE = re.compile(r"^Q-\d{3,}$")
+ID_RE = re.compile(r"^Q-[0-9]{3,}$")  # ASCII digits only: Q-٠١١ is not Q-011
 DEFAULT_DB = "queue.db"
 
 
