@@ -50,6 +50,9 @@ class ClusterConfig:
     poll_interval: int = 60
     connect_timeout: float = 15.0
     allow_keyboard_interactive: bool = True  # passwords and one-time codes (two-factor)
+    # "openssh": the user's `ssh` through one master connection (`irq login`), ~/.ssh/config as is;
+    # "paramiko": irq's built-in client, one login per command or daemon cycle
+    transport: str = "openssh"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Config:
         return q if q.is_absolute() else self.root / q
 
 
+TRANSPORTS = ("openssh", "paramiko")
 TOP_KEYS = {"backend", "export", "local", "clusters", "daemon"}
 
 
@@ -134,6 +138,10 @@ def load_config(explicit: Path | None = None, start: Path | None = None) -> Conf
         raise errors.ConfigError(f"{where}: 'clusters' must be a table of [clusters.NAME] tables")
     for name, raw in raw_clusters.items():
         clusters[name] = _build(ClusterConfig, {**raw, "name": name}, where, f"clusters.{name}")
+        if clusters[name].transport not in TRANSPORTS:
+            raise errors.ConfigError(f"{where}: [clusters.{name}] transport = {clusters[name].transport!r}",
+                                     "use \"openssh\" (the default: your ssh, one login shared by every "
+                                     "command) or \"paramiko\"")
     backend = data.get("backend", "local")
     if backend != "local" and backend not in clusters:
         raise errors.ConfigError(f"{where}: backend = {backend!r} names no [clusters.{backend}] table",
@@ -216,6 +224,8 @@ backend = "local"
 # python = "python"
 # job_limit = 2                          # omit: read MaxSubmitJobsPerUser from sacctmgr
 # poll_interval = 60
+# transport = "openssh"                  # your ssh through one master: `irq login fasrc` once,
+#                                        # then every command and the daemon reuse it; or "paramiko"
 '''
 
 

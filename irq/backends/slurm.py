@@ -28,6 +28,7 @@ from irq import errors
 from irq.backends.base import CallCounter, JobInfo, JobRequest, Slots
 from irq.backends.ssh.auth import Prompt
 from irq.backends.ssh.session import SSHSession
+from irq.backends.ssh.transport import open_session
 from irq.config import ClusterConfig
 from irq.ledger.states import is_final, normalize_scheduler_state
 
@@ -251,7 +252,7 @@ class SlurmBackend:
         self.cfg = cfg
         self.name = f"slurm:{cfg.name}"
         self.counts_array_tasks = True  # each array task counts against MaxSubmitJobsPerUser
-        self.session = session if session is not None else SSHSession(cfg, prompt=prompt)
+        self.session = session if session is not None else open_session(cfg, prompt=prompt)
         self.counter: CallCounter = self.session.counter
         self._limit: tuple[int | None, str] | None = None
 
