@@ -741,8 +741,6 @@ start_sshd_mfa() {
     /usr/sbin/sshd -f "$MFA_SSHD_CONFIG" -E "$LOG/sshd-mfa.log" >>"$LOG/sshd-mfa.start.log" 2>&1 \
         || die "sshd (second factor) did not start" "$LOG/sshd-mfa.start.log" "$LOG/sshd-mfa.log"
     wait_for 15 sshd-mfa mfa_port_open || die "sshd does not listen on 127.0.0.1:$MFA_PORT" "$LOG/sshd-mfa.log"
-    echo "IRQ_CLUSTER_MFA_PORT=$MFA_PORT"
-    echo "IRQ_CLUSTER_MFA_DIR=$MFA_DIR"
 }
 
 stop_sshd_mfa() {
@@ -925,7 +923,7 @@ case "${1:-}" in
     env)               cat "$ENV_FILE" ;;
     stop-sshd)         need_root; stop_sshd; say "sshd stopped" ;;
     start-sshd)        need_root; start_sshd ;;
-    start-sshd-mfa)    need_root; start_sshd_mfa ;;
+    start-sshd-mfa)    need_root; start_sshd_mfa; echo "IRQ_CLUSTER_MFA_PORT=$MFA_PORT"; echo "IRQ_CLUSTER_MFA_DIR=$MFA_DIR" ;;
     stop-sshd-mfa)     need_root; stop_sshd_mfa; say "sshd (second factor) stopped" ;;
     restart-slurmctld) cmd_restart_slurmctld ;;
     stop-slurmctld)    need_root; stop_daemon slurmctld "$RUN/slurmctld.pid"; say "slurmctld stopped" ;;
