@@ -206,9 +206,23 @@ class OpenSSHSession:
                                       f"{self.cfg.connect_timeout + 30:g}s",
                                       "check your network/VPN; irq keeps every experiment as it was") from None
         if p.returncode != 0:
-            raise classify_ssh_failure(self.cfg.name, self._where(), p.stderr)
+            raise self._with_fingerprint(classify_ssh_failure(self.cfg.name, self._where(), p.stderr))
         self.counter.add(round_trips=1)
         self._ready = True
+
+    def _with_fingerprint(self, exc: errors.BackendError) -> errors.BackendError:
+        """ssh does not print an unknown host's key: look at it (a handshake, no login) so the
+        person can compare it with the one the admins publish before `irq trust`."""
+        if not isinstance(exc, errors.HostKeyError) or "not known" not in exc.message:
+            return exc
+        try:
+            from irq.backends.ssh.session import fetch_host_key
+
+            key_type, fp, _ = fetch_host_key(self.cfg)
+        except errors.IrqError:
+            return exc
+        return errors.HostKeyError(f"the host key of {self._where()} is not known: {key_type} {fp} "
+                                   f"(not in {' '.join(self.endpoint.known_hosts)})", exc.hint)
 
     def login(self) -> bool:
         """Open the master interactively (ssh asks at the terminal: code, password, passphrase).
@@ -223,7 +237,7 @@ class OpenSSHSession:
             raise errors.BackendError(f"login to {self._where()} took longer than {LOGIN_TIMEOUT:g}s",
                                       f"run `irq login {self.cfg.name}` again") from None
         if p.returncode != 0:
-            exc = classify_ssh_failure(self.cfg.name, self._where(), p.stderr)
+            exc = self._with_fingerprint(classify_ssh_failure(self.cfg.name, self._where(), p.stderr))
             if isinstance(exc, errors.NeedsLogin):
                 raise errors.AuthError(f"{self.where} refused the login: {p.stderr.strip()[:300]}",
                                        "check the user, key and code, then try again") from None
