@@ -255,6 +255,9 @@ class SlurmBackend:
         self.session = session if session is not None else open_session(cfg, prompt=prompt)
         self.counter: CallCounter = self.session.counter
         self._limit: tuple[int | None, str] | None = None
+        self.discovered_limit: tuple[int | None, str] | None = None  # read from sacctmgr by this session
+        self.limit_refused = False  # sbatch refused for the job limit: the known limit is stale
+        self._used: int | None = None  # the user's queued jobs (tasks), from this session's last squeue
 
     def __enter__(self) -> "SlurmBackend":
         return self
@@ -265,6 +268,10 @@ class SlurmBackend:
     @property
     def user(self) -> str:
         return self.session.user
+
+    def known_limit(self, limit: int | None, source: str) -> None:
+        """A job limit discovered earlier (the ledger caches it): slots() then skips sacctmgr."""
+        self._limit = (limit, source)
 
     def _sh(self, script: str, *args: str, calls: Sequence[str], timeout: float | None = None,
             stdin: str | None = None) -> tuple[int, str, str]:
@@ -284,6 +291,7 @@ class SlurmBackend:
         opts = [f"--job-name={req.name}"]
         if req.array:
             opts.append(f"--array={req.array}")
+        self._used = None  # the queue changes (or may have): count it again
         rc, out, err = self._sh(script, req.run_dir, *opts, calls=("sbatch",), stdin=req.script)
         if rc != 0:
             if rc == 97:
@@ -293,7 +301,10 @@ class SlurmBackend:
                 raise errors.BackendError(f"sbatch is not on the PATH of {self.user} on {self.cfg.name}: "
                                           f"{err.strip()[:200]}",
                                           "make sbatch reachable in non-interactive shells (e.g. ~/.bashrc)")
-            raise classify_sbatch_error(err, out)
+            exc = classify_sbatch_error(err, out)
+            if isinstance(exc, errors.SlotLimit):
+                self.limit_refused = True
+            raise exc
         for line in reversed(out.strip().splitlines()):
             m = re.fullmatch(r"(\d+)(?:;\S+)?", line.strip())
             if m:
@@ -320,6 +331,7 @@ class SlurmBackend:
                 "the scheduler or its accounting database is not answering; irq keeps every experiment "
                 "as it was and asks again later",
             )
+        self._used = sum(1 for ln in sq.splitlines() if ln.strip())  # every task of every job of the user
         return sq, sa
 
     def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
@@ -346,9 +358,13 @@ class SlurmBackend:
 
     # ------------------------------------------------------------------ slots
     def slots(self) -> Slots:
-        """limit: cfg.job_limit, else sacctmgr (cached for the session); used: every task of
-        every job of the user in squeue now. One round trip."""
+        """limit: cfg.job_limit, else sacctmgr (read once, then known_limit() from the ledger's
+        cache); used: every task of every job of the user in squeue. No round trip when this
+        session's refresh already ran squeue (and nothing was submitted since), else one."""
         discover = self.cfg.job_limit is None and self._limit is None
+        if self._used is not None and not discover:
+            limit, source = (self.cfg.job_limit, "config") if self.cfg.job_limit is not None else self._limit
+            return Slots(limit=limit, used=self._used, source=source)
         script = ('export TZ=UTC0; echo "$1"; squeue -h -r -u "$2" -o "%i|%T"; echo "$1 rc=$?"; '
                   'if [ "$3" = yes ]; then '
                   'sacctmgr -n -P show assoc where user="$2" format=Cluster,Account,Partition,QOS,DefaultQOS,MaxSubmit; '
@@ -365,13 +381,15 @@ class SlurmBackend:
         if sq_rc != 0:
             raise errors.BackendError(f"squeue failed on {self.cfg.name}: {err.strip()[:400]}",
                                       "the scheduler is not answering; try again later")
-        used = sum(1 for ln in sq.splitlines() if ln.strip())
+        used = self._used = sum(1 for ln in sq.splitlines() if ln.strip())
         if self.cfg.job_limit is not None:
             return Slots(limit=self.cfg.job_limit, used=used, source="config")
         if discover:
             (assoc, a_rc), (qos, _), (user_info, _), (cluster, _) = sections[1:]
             self._limit = parse_sacctmgr_limit(assoc, qos, user_info, cluster.strip()) if a_rc == 0 \
                 else (None, "sacctmgr unavailable")
+            if a_rc == 0:
+                self.discovered_limit = self._limit
         limit, source = self._limit or (None, "")
         return Slots(limit=limit, used=used, source=source)
 

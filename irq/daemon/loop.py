@@ -18,6 +18,7 @@ from typing import Any
 
 from irq import errors, faults
 from irq.backends.registry import Backends, record_calls
+from irq.backends.registry import slots as cached_slots
 from irq.config import Config
 from irq.formats.fields import fmt_memory, fmt_minutes
 from irq.formats.queue_io import export_queue
@@ -50,7 +51,7 @@ class CycleReport:
 def dry_run_plan(ledger: Ledger, config: Config, backends: Backends) -> tuple[Plan, Any]:
     """What a cycle would submit now; reads the scheduler, writes nothing."""
     backend = backends.get(backends.default_name())
-    slots = backend.slots()
+    slots = cached_slots(ledger, backends)
     per_task = getattr(backend, "counts_array_tasks", False)
     with ledger.transaction() as s:
         cands, states = candidates(s, per_task)

@@ -9,6 +9,7 @@ from typing import Any
 from irq import errors
 from irq.backends.base import JobInfo
 from irq.backends.registry import Backends, record_calls
+from irq.backends.registry import slots as cached_slots
 from irq.config import load_config
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
@@ -163,7 +164,7 @@ def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict
     with Backends(config) as backends:
         rep = refresh(ledger, backends, ui)
         try:
-            sl = backends.get(backends.default_name()).slots()
+            sl = cached_slots(ledger, backends)
             info.update(limit=sl.limit, used=sl.used, free=sl.free if sl.limit is not None else None,
                         summary=sl.summary())
         except errors.BackendError as exc:
