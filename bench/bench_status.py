@@ -30,11 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from irq.backends.registry import Backends, slots  # noqa: E402
+from sqlmodel import func, select  # noqa: E402
+
+from irq.backends.registry import Backends, record_calls, slots  # noqa: E402
 from irq.config import load_config  # noqa: E402
 from irq.jobs.sync import refresh  # noqa: E402
 from irq.ledger.database import Ledger  # noqa: E402
-from irq.ledger.models import Experiment  # noqa: E402
+from irq.ledger.models import Experiment, SchedulerCall  # noqa: E402
 from irq.ui import UI  # noqa: E402
 from tests.cluster.fixture import Cluster, cluster_is_up, read_env  # noqa: E402
 
@@ -84,15 +86,18 @@ def one_refresh(project: Path, cluster: Cluster) -> tuple[int, int, list[str], f
     config = load_config(project / "irq.toml")
     ledger = Ledger(project / "queue.db")
     before = logins(cluster)
+    with ledger.transaction() as s:
+        last = s.exec(select(func.max(SchedulerCall.id))).one() or 0
     t0 = time.perf_counter()
     with Backends(config) as backends:
         refresh(ledger, backends, UI())
-        calls = list(backends.get("slurm:loopback").counter.calls)
         slots(ledger, backends)
-        b = backends.get("slurm:loopback")
-        calls += b.counter.calls
-        trips = b.counter.round_trips
+        record_calls(ledger, backends)
+        trips = backends.get("slurm:loopback").counter.round_trips
     seconds = time.perf_counter() - t0
+    with ledger.transaction() as s:
+        calls = [c.command for c in s.exec(select(SchedulerCall).where(SchedulerCall.id > last)
+                                           .order_by(SchedulerCall.id))]
     ledger.close()
     return logins(cluster) - before, trips, calls, seconds
 

@@ -365,14 +365,16 @@ class SlurmBackend:
         if self._used is not None and not discover:
             limit, source = (self.cfg.job_limit, "config") if self.cfg.job_limit is not None else self._limit
             return Slots(limit=limit, used=self._used, source=source)
-        script = ('export TZ=UTC0; echo "$1"; squeue -h -r -u "$2" -o "%i|%T"; echo "$1 rc=$?"; '
-                  'if [ "$3" = yes ]; then '
+        count = self._used is None  # else this session's refresh counted the queue already
+        script = ('export TZ=UTC0; echo "$1"; if [ "$4" = yes ]; then squeue -h -r -u "$2" -o "%i|%T"; fi; '
+                  'echo "$1 rc=$?"; if [ "$3" = yes ]; then '
                   'sacctmgr -n -P show assoc where user="$2" format=Cluster,Account,Partition,QOS,DefaultQOS,MaxSubmit; '
                   'echo "$1 rc=$?"; sacctmgr -n -P show qos format=Name,MaxSubmitPU,MaxJobsPU; echo "$1 rc=$?"; '
                   'sacctmgr -n -P show user "$2" format=DefaultAccount; echo "$1 rc=$?"; '
                   'scontrol show config 2>/dev/null | sed -n "s/^ClusterName *= *//p"; echo "$1 rc=$?"; fi')
-        calls = ("squeue", "sacctmgr", "sacctmgr", "sacctmgr", "scontrol") if discover else ("squeue",)
-        rc, out, err = self._sh(script, MARK, self.user, "yes" if discover else "no", calls=calls)
+        calls = (("squeue",) if count else ()) + (("sacctmgr",) * 3 + ("scontrol",) if discover else ())
+        rc, out, err = self._sh(script, MARK, self.user, "yes" if discover else "no", "yes" if count else "no",
+                                calls=calls)
         try:
             sections = split_sections(out, 5 if discover else 1)
         except ValueError:
@@ -381,7 +383,9 @@ class SlurmBackend:
         if sq_rc != 0:
             raise errors.BackendError(f"squeue failed on {self.cfg.name}: {err.strip()[:400]}",
                                       "the scheduler is not answering; try again later")
-        used = self._used = sum(1 for ln in sq.splitlines() if ln.strip())
+        if count:
+            self._used = sum(1 for ln in sq.splitlines() if ln.strip())
+        used = self._used
         if self.cfg.job_limit is not None:
             return Slots(limit=self.cfg.job_limit, used=used, source="config")
         if discover:

@@ -6,10 +6,11 @@ cannot attach to an OpenSSH master) means a code per command and no daemon. With
 the code once) and every later command and daemon cycle runs through it. ``~/.ssh/config``
 (GSSAPI, ProxyJump, agents, an existing setup) applies as it is.
 
-Unattended use never prompts: every command runs ``ssh`` with ``BatchMode=yes``. A session
-first asks the master whether it lives (``ssh -O check``, local, no network); when none does,
-it tries to open one with ``BatchMode=yes`` (keys alone are enough on many clusters), and when
-that needs a person it raises ``NeedsLogin`` ("run irq login CLUSTER"). Host keys are checked
+Unattended use never prompts: every command runs ``ssh`` with ``BatchMode=yes`` and
+``ControlMaster=auto``: through the master when one is up (one ssh process, no login), else it
+opens the master itself when keys alone are enough (many clusters), and when that needs a
+person it fails at once and irq raises ``NeedsLogin`` ("run irq login CLUSTER"). ``irq login``
+checks the master with ``ssh -O check`` and opens it interactively. Host keys are checked
 with ``StrictHostKeyChecking=yes`` against the same known_hosts files the paramiko transport
 reads; a master's socket lives in a directory of irq's own (``%C``: a short hash, so the path
 fits macOS's 104-byte limit), and a socket whose master died is removed.
@@ -103,7 +104,6 @@ class OpenSSHSession:
         self.counter = counter if counter is not None else CallCounter()
         self.command_timeout = command_timeout
         self.endpoint = resolve_endpoint(cfg)
-        self._ready = False  # the master was seen alive by this session
 
     # ------------------------------------------------------------------ identity
     @property
@@ -190,26 +190,6 @@ class OpenSSHSession:
                 return False
         return False
 
-    def ensure_master(self) -> None:
-        """A live master, opened without a person if keys are enough; else NeedsLogin."""
-        if self._ready:
-            return
-        if self.master_alive():
-            self._ready = True
-            return
-        self.clean_stale()
-        try:
-            p = subprocess.run([*self.options(master="yes"), "true"], stdin=subprocess.DEVNULL,
-                               capture_output=True, text=True, timeout=self.cfg.connect_timeout + 30)
-        except subprocess.TimeoutExpired:
-            raise errors.BackendError(f"SSH to {self._where()} did not answer within "
-                                      f"{self.cfg.connect_timeout + 30:g}s",
-                                      "check your network/VPN; irq keeps every experiment as it was") from None
-        if p.returncode != 0:
-            raise self._with_fingerprint(classify_ssh_failure(self.cfg.name, self._where(), p.stderr))
-        self.counter.add(round_trips=1)
-        self._ready = True
-
     def _with_fingerprint(self, exc: errors.BackendError) -> errors.BackendError:
         """ssh does not print an unknown host's key: look at it (a handshake, no login) so the
         person can compare it with the one the admins publish before `irq trust`."""
@@ -245,7 +225,6 @@ class OpenSSHSession:
         if not self.master_alive():
             raise errors.BackendError(f"logged in to {self._where()}, but no master connection stayed up",
                                       "does your ssh config disable ControlMaster for this host?")
-        self._ready = True
         return True
 
     def logout(self) -> bool:
@@ -256,26 +235,24 @@ class OpenSSHSession:
         args = self.options()
         subprocess.run([*args[:-1], "-O", "exit", args[-1]], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=15)
-        self._ready = False
         return True
 
     # ------------------------------------------------------------------ commands
     def _exec(self, command: str, stdin: bytes | None, timeout: float | None, what: str) -> tuple[int, bytes, str]:
-        self.ensure_master()
+        """One `ssh` process: through the master if one is up, else (ControlMaster=auto) it becomes
+        the master itself, in BatchMode: keys alone, or NeedsLogin. ssh unlinks a stale socket."""
         limit = timeout if timeout is not None else self.command_timeout
         try:
-            p = subprocess.run([*self.options(), command], input=stdin if stdin is not None else b"",
+            p = subprocess.run([*self.options(master="auto"), command], input=stdin if stdin is not None else b"",
                                capture_output=True, timeout=limit)
         except subprocess.TimeoutExpired:
-            self._ready = False
             raise errors.BackendError(
                 f"no answer from {self._where()} within {limit:g}s during {what}",
                 "the connection or the login node hangs; irq keeps every experiment as it was "
                 "and tries again next time") from None
         err = p.stderr.decode("utf-8", "replace")
         if p.returncode == 255 and not p.stdout and _looks_like_ssh(err):
-            self._ready = False
-            raise classify_ssh_failure(self.cfg.name, self._where(), err)
+            raise self._with_fingerprint(classify_ssh_failure(self.cfg.name, self._where(), err))
         return p.returncode, p.stdout, err
 
     def run(self, cmd: Sequence[str] | str, *, stdin: str | bytes | None = None,
@@ -287,14 +264,12 @@ class OpenSSHSession:
             calls = () if isinstance(cmd, str) else (os.path.basename(cmd[0]),)
         what = ", ".join(calls) or (command if len(command) < 40 else command[:37] + "...")
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        self.ensure_master()
         self.counter.add(*calls, round_trips=1)
         rc, out, err = self._exec(command, data, timeout, what)
         return rc, out.decode("utf-8", "replace"), err
 
     # ------------------------------------------------------------------ files
     def _sh(self, script: str, *args: str, stdin: bytes | None = None, what: str) -> tuple[int, bytes, str]:
-        self.ensure_master()
         self.counter.add(round_trips=1)
         return self._exec(shlex.join(["sh", "-c", script, "irq", *args]), stdin, None, what)
 
@@ -340,7 +315,7 @@ class OpenSSHSession:
 
     def close(self) -> None:
         """Nothing to close: the master outlives the command (that is its point)."""
-        self._ready = False
+        return None
 
 
 def _looks_like_ssh(stderr: str) -> bool:
