@@ -34,7 +34,7 @@ def daemon(
         else:
             x.ui.print(f"daemon {'running (pid ' + str(info['pid']) + ')' if info['running'] else 'not running'}; "
                        f"last cycle {info['last_cycle'] or 'never'}; scheduler calls in the last hour: "
-                       f"{info['scheduler_calls_last_hour']}")
+                       f"{info['scheduler_calls_last_hour']}" + (f"; {info['needs_login']}" if info["needs_login"] else ""))
         return
     if action == "stop":
         pid = detached.stop_detached(x.db)

@@ -82,7 +82,7 @@ def fetch(
     x = ctx(c)
     config = _config(x)
     with Backends(config, prompt=_prompt(x)) as backends:
-        refresh(x.ledger(), backends, x.ui)
+        refreshed = refresh(x.ledger(), backends, x.ui)
         outs = fetch_(x.ledger(), config, backends, x.ui, ids or None)
     _after_change(x, config)
     if as_json:
@@ -92,6 +92,8 @@ def fetch(
         x.ui.print("nothing to fetch: no attempt has finished since the last fetch")
     for o in outs:
         x.ui.print(f"{o.id} attempt {o.attempt}: {o.state} ({o.detail})")
+    if refreshed.refused:
+        raise next(iter(refreshed.refused.values()))
 
 
 @app.command()

@@ -32,7 +32,10 @@ def status(
                 x.ui.err.print(f"warning: {name} did not answer ({msg}); states shown as last known", markup=False)
     rows = status_rows(ledger)
     if as_json:
+        refused = slots.pop("refused", None) if slots else None
         x.ui.json({"experiments": [asdict(r) for r in rows], "slots": slots})
+        if refused:
+            raise refused
         return
     for state in ("IN_PROGRESS", "READY", "FAILED", "DONE", "PROPOSED"):
         group = [r for r in rows if r.state == state]
@@ -48,6 +51,8 @@ def status(
         if slots.get("summary"):
             x.ui.print(slots["summary"])
         x.ui.print(f"scheduler calls in the last hour: {slots['scheduler_calls_last_hour']}")
+    if slots and slots.get("refused"):  # last-known states shown; a refused host key still fails the command
+        raise slots.pop("refused")
 
 
 @app.command()

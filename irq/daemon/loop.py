@@ -41,6 +41,7 @@ class CycleReport:
     waiting: dict[str, str] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     needs_person: str | None = None
+    refused: errors.HostKeyError | None = None  # a host key was refused: stop, a person must check it
     exported: bool = False
 
     @property
@@ -98,12 +99,16 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
     try:
         r = refresh(ledger, backends, ui)
         rep.changed, rep.unreachable = r.changed, dict(r.unreachable)
+        rep.refused = next(iter(r.refused.values()), None)
+        rep.needs_person = next((m for m in r.unreachable.values() if m.startswith("needs login")), None)
         if not rep.unreachable:
             rep.fetched = [f"{o.id}: {o.state}" for o in fetch(ledger, config, backends, ui)]
             rep.retried = apply_retry_policies(ledger)
             outs = submit(ledger, config, backends, ui, all_ready=True, preflight=preflight, queue_waiting=False)
             rep.submitted = [o.id for o in outs if o.status == "submitted"]
             rep.waiting = {o.id: o.message for o in outs if o.status in ("queued", "held")}
+    except errors.HostKeyError as exc:
+        rep.refused = exc
     except errors.AuthError as exc:
         rep.needs_person = exc.message
     except errors.BackendError as exc:
@@ -116,6 +121,7 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
     if config.export:
         _export_if_stale(ledger, config.resolve(config.export), rep)
     ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
+    ledger.set_meta("daemon_needs_login", rep.needs_person or "")
     return rep
 
 
@@ -203,6 +209,8 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
             with Backends(config) as backends:
                 rep = cycle(ledger, config, ui, backends, preflight)
             _log_cycle(ui, rep)
+            if rep.refused:  # a changed or unknown host key: never retried unattended
+                raise rep.refused
             if once or (max_cycles and cycles >= max_cycles):
                 break
             if rep.unreachable or rep.needs_person or not rep.anything:
@@ -241,7 +249,8 @@ def _log_cycle(ui: UI, rep: CycleReport) -> None:
     for name, msg in rep.unreachable.items():
         ui.log(f"{name} unreachable: {msg}; states unchanged, retrying with backoff")
     if rep.needs_person:
-        ui.log(f"login needs a person: {rep.needs_person}. Run `irq status` at a terminal to log in; the daemon waits.")
+        ui.log(f"login needs a person: {rep.needs_person}. The daemon waits and resumes by itself once you "
+               "run `irq login CLUSTER` at a terminal.")
     if rep.exported:
         ui.log("re-exported queue.md")
     if not (rep.anything or rep.unreachable or rep.needs_person):

@@ -68,6 +68,7 @@ class RefreshReport:
     changed: list[str] = field(default_factory=list)  # "Q-001: RUNNING -> COMPLETED"
     finished: list[int] = field(default_factory=list)  # attempt ids that reached a final state
     unreachable: dict[str, str] = field(default_factory=dict)  # backend -> error
+    refused: dict[str, errors.HostKeyError] = field(default_factory=dict)  # a host key was refused: a person must act
 
 
 def aggregate(rows: list[JobInfo]) -> tuple[str, int | None, datetime | None, datetime | None, str | None]:
@@ -104,6 +105,8 @@ def refresh(ledger: Ledger, backends: Backends, ui: UI) -> RefreshReport:
             rows = backends.get(name).query([a.job_id for a in atts], since)
         except errors.BackendError as exc:
             report.unreachable[name] = exc.message
+            if isinstance(exc, errors.HostKeyError):
+                report.refused[name] = exc
             _mark_unknown(ledger, [a.id for a in atts])
             ui.log(f"{name}: {exc.message} (states kept; unknown since now)")
             continue
@@ -141,6 +144,8 @@ def reconcile_safe(ledger: Ledger, backends: Backends, ui: UI, report: RefreshRe
         reconcile(ledger, backends, ui)
     except errors.BackendError as exc:
         report.unreachable["reconcile"] = exc.message
+        if isinstance(exc, errors.HostKeyError):
+            report.refused["reconcile"] = exc
 
 
 def _mark_unknown(ledger: Ledger, attempt_ids: list[int]) -> None:
@@ -172,6 +177,8 @@ def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict
         record_calls(ledger, backends)
     if rep.unreachable:
         info["unreachable"] = rep.unreachable
+    if rep.refused:
+        info["refused"] = next(iter(rep.refused.values()))  # `irq status` shows the states, then exits with it
     with ledger.transaction() as s:
         info["scheduler_calls_last_hour"] = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
     return info
