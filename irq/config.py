@@ -46,6 +46,7 @@ class ClusterConfig:
     modules: list[str] = field(default_factory=list)
     module_init: str = ""  # e.g. "source /etc/profile.d/lmod.sh": makes `module` exist in jobs
     python: str = "python"
+    python_imports: list[str] = field(default_factory=lambda: ["torch", "numpy"])  # preflight: the job's python imports these
     job_limit: int | None = None  # None: read MaxSubmitJobsPerUser from sacctmgr
     poll_interval: int = 60
     connect_timeout: float = 15.0
