@@ -162,8 +162,21 @@ def outage_mid_campaign(project, irq, cluster, stop, start, status_says: str | N
     return log
 
 
-def test_sshd_down_mid_campaign_fails_nothing_and_the_daemon_recovers(project, irq, slurm_cluster):
-    outage_mid_campaign(project, irq, slurm_cluster, slurm_cluster.stop_sshd, slurm_cluster.start_sshd)
+def drop_masters(control_dir: Path) -> None:
+    """The link to the login node drops: every master connection irq had open dies with it."""
+    for sock in control_dir.iterdir():
+        p = subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "check", "x"], capture_output=True, text=True)
+        pid = p.stderr.partition("pid=")[2].partition(")")[0]
+        if pid.isdigit():
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def test_sshd_down_mid_campaign_fails_nothing_and_the_daemon_recovers(project, irq, slurm_cluster, control_dir):
+    def down() -> None:
+        slurm_cluster.stop_sshd()
+        drop_masters(control_dir)
+
+    outage_mid_campaign(project, irq, slurm_cluster, down, slurm_cluster.start_sshd)
 
 
 def test_a_slurmctld_outage_fails_nothing_and_the_daemon_recovers(project, irq, slurm_cluster):
