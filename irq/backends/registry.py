@@ -46,6 +46,16 @@ class Backends:
             self._stack.callback(self._open[name].close)
         return self._open[name]
 
+    def new_cycle(self) -> None:
+        """A daemon cycle starts: backends that can keep their connection forget what they
+        learned about the queue; the others are closed and reopen on first use."""
+        for name, b in list(self._open.items()):
+            if hasattr(b, "new_cycle"):
+                b.new_cycle()
+            else:
+                b.close()
+                del self._open[name]
+
     def default_name(self) -> str:
         return "local" if self.config.backend == "local" else f"slurm:{self.config.backend}"
 

@@ -269,6 +269,13 @@ class SlurmBackend:
     def user(self) -> str:
         return self.session.user
 
+    def new_cycle(self) -> None:
+        """Keep the connection (a daemon's lifetime), forget this cycle's view of the queue and
+        the limit (the ledger's cache supplies it again)."""
+        self._used = None
+        self._limit = None
+        self.discovered_limit = None
+
     def known_limit(self, limit: int | None, source: str) -> None:
         """A job limit discovered earlier (the ledger caches it): slots() then skips sacctmgr."""
         self._limit = (limit, source)

@@ -202,12 +202,13 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
     base = max(1.0, float(interval))
     wait = base
     cycles = 0
+    backends = Backends(config)  # one connection for the daemon's lifetime; a drop reconnects on use
     try:
         ui.log(f"daemon serving {ledger.path} (backend {config.backend}, interval {base:g}s)")
         while not stop["flag"]:
             cycles += 1
-            with Backends(config) as backends:
-                rep = cycle(ledger, config, ui, backends, preflight)
+            backends.new_cycle()
+            rep = cycle(ledger, config, ui, backends, preflight)
             _log_cycle(ui, rep)
             if rep.refused:  # a changed or unknown host key: never retried unattended
                 raise rep.refused
@@ -225,6 +226,7 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
             while not stop["flag"] and time.monotonic() < deadline:
                 time.sleep(min(0.5, deadline - time.monotonic()))
     finally:
+        backends.close()
         for s, h in old.items():
             signal.signal(s, h)
         lock.release()

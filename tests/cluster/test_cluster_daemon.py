@@ -287,3 +287,30 @@ def test_real_failing_jobs_are_diagnosed(project, irq, slurm_cluster, case):
     if case == "timeout":
         assert att["state"] == "TIMEOUT"
 
+
+
+@pytest.mark.parametrize("transport", ["paramiko", "openssh"])
+def test_a_running_daemon_logs_in_once_for_its_lifetime(project, irq, slurm_cluster, transport):
+    with_daemon_config(project)
+    add_tiny(irq, "Q-001", "-p", "train_steps=20")
+    add_tiny(irq, "Q-002", "-p", "train_steps=20")
+    log = slurm_cluster.state_dir / "log" / "sshd.log"
+
+    def logins() -> int:
+        return log.read_text(errors="replace").count(f"Accepted publickey for {slurm_cluster.user}")
+
+    before = logins()
+    proc = start_daemon(project)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            with Ledger(project / "queue.db").transaction() as s:
+                if {e.state for e in Ledger.experiments(s)} == {"DONE"}:
+                    break
+            time.sleep(1)
+    finally:
+        out = stop_daemon(proc)
+    with Ledger(project / "queue.db").transaction() as s:
+        assert {e.state for e in Ledger.experiments(s)} == {"DONE"}, out[-2000:]
+    assert out.count("cycle") + out.count("submitted") >= 3, out[-2000:]
+    assert logins() - before == 1, out[-2000:]
