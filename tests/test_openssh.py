@@ -69,3 +69,12 @@ def test_transport_is_checked_in_irq_toml(tmp_path):
     (tmp_path / "irq.toml").write_text(base + 'transport = "telnet"\n')
     with pytest.raises(errors.ConfigError, match="transport"):
         load_config(tmp_path / "irq.toml")
+
+
+def test_exit_255_from_ssh_itself_is_told_from_a_remote_program_that_exited_255():
+    from irq.backends.ssh.openssh import _looks_like_ssh
+
+    assert _looks_like_ssh("irqtest@127.0.0.1: Permission denied (keyboard-interactive).\n")
+    assert _looks_like_ssh("ssh: connect to host 127.0.0.1 port 2222: Connection refused\n")
+    assert _looks_like_ssh("Host key verification failed.\n")
+    assert not _looks_like_ssh("my_script: giving up\n")

@@ -320,6 +320,7 @@ class OpenSSHSession:
 
 def _looks_like_ssh(stderr: str) -> bool:
     """Exit 255 with a message from ssh itself (not a remote program that exited 255)."""
-    return bool(re.search(r"^(ssh: |kex_|Permission denied|Host key|Connection |Control socket|"
-                          r"mux_client|@@@@|No \S+ host key|Received disconnect|packet_write|"
-                          r"client_loop|Timeout|channel \d+)", stderr, re.M)) or not stderr.strip()
+    return bool(re.search(r"^(ssh: |kex_|Host key|Connection |Control socket|mux_client|@@@@|"
+                          r"No \S+ host key|Received disconnect|packet_write|client_loop|Timeout|channel \d+)"
+                          r"|Permission denied \(|Host key verification failed|Connection refused|"
+                          r"Connection timed out|Could not resolve hostname", stderr, re.M)) or not stderr.strip()
