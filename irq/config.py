@@ -94,6 +94,11 @@ class ClusterConfig:
     poll_interval: Seconds = 60
     connect_timeout: Seconds = 15.0
     allow_keyboard_interactive: Annotated[bool, Strict()] = True  # passwords and one-time codes (two-factor)
+    # preflight: the job's python must import these (the bundled trainer needs torch and numpy)
+    python_imports: list[Line] = field(default_factory=lambda: ["torch", "numpy"])
+    # "openssh": the user's `ssh` through one master connection (`irq login`), ~/.ssh/config as is;
+    # "paramiko": irq's built-in client, one login per command or daemon cycle
+    transport: Literal["openssh", "paramiko"] = "openssh"
 
 
 @dataclass(config=STRICT)

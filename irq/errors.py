@@ -94,6 +94,13 @@ class AuthError(BackendError):
     default_hint = "check the user, key or password for this cluster in irq.toml / ~/.ssh/config"
 
 
+class NeedsLogin(AuthError):
+    """Logging in needs a person (a one-time code, a password) and no master connection is up:
+    unattended commands stop here instead of prompting; experiments keep their states."""
+
+    default_hint = "run `irq login CLUSTER` in a terminal; every command and the daemon then use that connection"
+
+
 class SubmissionRefused(IrqError):
     """The scheduler refused a job for a reason other than the job limit."""
 

@@ -120,16 +120,15 @@ def test_a_freed_slot_is_refilled_on_the_next_poll_after_quiet_cycles(ledger, tm
     fake = FakeBackend(name="local", limit=1)
     for i in (1, 2):
         add_experiment(ledger, f"Q-00{i}", f"job {i}")
-    inner = opener(fake, tmp_path)
     cycles = []
 
-    def open_backends(cfg: Config) -> Backends:
+    def new_cycle() -> None:  # the daemon keeps its backends; each cycle starts here
         cycles.append(len(fake.jobs))
         if len(cycles) == 12:
             fake.set_state(next(iter(fake.jobs)), "COMPLETED")
-        return inner(cfg)
 
-    run(ledger, config, UI(), max_cycles=13, open_backends=open_backends)
+    fake.new_cycle = new_cycle  # type: ignore[method-assign]
+    run(ledger, config, UI(), max_cycles=13, open_backends=opener(fake, tmp_path))
     assert cycles[1:12] == [1] * 11  # one job ran through the quiet cycles, the other waited
     assert len(fake.jobs) == 2  # refilled in the cycle that saw the first end
 

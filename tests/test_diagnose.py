@@ -74,3 +74,24 @@ def test_an_unknown_failure_shows_the_last_lines_of_its_log():
 def test_completed_without_results():
     d = diagnose("COMPLETED", 0, "irq: trainer exited with 0\n", trainer_error=None)
     assert d.pattern == "no_results"
+
+
+MISSING_TORCH = """\
+irq: job 77 of Q-004 on vm at 2026-12-03T16:00:00Z
+Traceback (most recent call last):
+  File "<frozen runpy>", line 198, in _run_module_as_main
+  File "/tmp/irq-job-77/trainer/__main__.py", line 3, in <module>
+    import torch
+ModuleNotFoundError: No module named 'torch'
+irq: trainer exited with 1
+"""
+
+
+def test_a_missing_python_package_is_an_environment_problem_with_an_environment_fix():
+    d = diagnose("FAILED", 1, MISSING_TORCH)
+    assert d.pattern == "python_package_missing"
+    assert d.error == "ModuleNotFoundError: No module named 'torch'"
+    assert "environment" in d.root_cause and "`torch`" in d.root_cause
+    assert "pip install torch" in d.fix and "commit" not in d.fix.replace("no commit needed", "")
+    sub = diagnose("FAILED", 1, "ModuleNotFoundError: No module named 'numpy.core'\n")
+    assert sub.pattern == "python_package_missing" and "pip install numpy`" in sub.fix

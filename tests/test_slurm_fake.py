@@ -99,10 +99,15 @@ def test_limit_discovery_reads_sacctmgr_once_per_session(backend, shell, cfg) ->
     assert first.source == "sacctmgr QOS twojobs MaxSubmitJobsPerUser"
     assert [c[4] for c in shell.calls("sacctmgr")] == ["assoc", "qos", "user"]
     assert ["-u", "irqtest"] == shell.calls("squeue")[0][3:5]
+    again = backend.slots()  # same session, nothing submitted since: the count and the limit are reused
+    assert (again.limit, again.used) == (2, 2) and len(shell.calls("sacctmgr")) == 3
+    assert backend.counter.round_trips == 1
+    assert backend.counter.calls == ["squeue", "sacctmgr", "sacctmgr", "sacctmgr", "scontrol"]
+    backend.new_cycle()  # a daemon's next cycle: the limit comes back from the ledger's cache
+    backend.known_limit(2, "cached")
     shell.reply("squeue", "")
-    assert backend.slots().used == 0 and len(shell.calls("sacctmgr")) == 3  # cached
-    assert backend.counter.round_trips == 2
-    assert backend.counter.calls == ["squeue", "sacctmgr", "sacctmgr", "sacctmgr", "scontrol", "squeue"]
+    assert backend.slots().used == 0 and len(shell.calls("sacctmgr")) == 3
+    assert backend.counter.calls[-1] == "squeue" and backend.counter.round_trips == 2
     configured = SlurmBackend(replace(cfg, job_limit=5), remote=FakeShell(Path(shell.root) / "other"))
     configured.remote.reply("squeue", "1|PENDING\n")
     assert (configured.slots().limit, configured.slots().source) == (5, "config")

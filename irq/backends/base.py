@@ -142,4 +142,15 @@ class Backend(Protocol):
         """Run a bash check script where jobs run (`bash -c SCRIPT irq ARGS...`: the values
         are $1..., never spliced into the text): (exit code, stdout, stderr). Preflight uses it."""
 
+    def new_cycle(self) -> None:
+        """A daemon cycle starts: forget what was learned about the queue, keep the connection."""
+
+    def known_limit(self, limit: int | None, source: str) -> None:
+        """The job limit as read earlier (the ledger caches it): slots() need not ask for it again."""
+
+    def take_limit_news(self) -> tuple[str, tuple[int | None, str] | None]:
+        """What this session learned about the job limit, once: ("found", (limit, source)) when it
+        read the limit from the scheduler, ("stale", None) when a submission was refused for the
+        limit (the cached one is wrong), ("", None) otherwise."""
+
     def close(self) -> None: ...

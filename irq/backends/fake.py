@@ -192,5 +192,14 @@ class FakeBackend:
         self.checks.append((script, tuple(args)))
         return self.check_reply
 
+    def new_cycle(self) -> None:
+        """Nothing is remembered between cycles here."""
+
+    def known_limit(self, limit: int | None, source: str) -> None:
+        """The limit is set by the test: nothing to cache."""
+
+    def take_limit_news(self) -> tuple[str, tuple[int | None, str] | None]:
+        return "", None
+
     def close(self) -> None:
         self.closed = True

@@ -233,6 +233,15 @@ class LocalBackend:
             raise errors.BackendError(f"a check script ran over {CHECK_TIMEOUT:g}s on this machine") from None
         return p.returncode, p.stdout, p.stderr
 
+    def new_cycle(self) -> None:
+        """Nothing is remembered between cycles here."""
+
+    def known_limit(self, limit: int | None, source: str) -> None:
+        """The limit is the configured slots: nothing to cache."""
+
+    def take_limit_news(self) -> tuple[str, tuple[int | None, str] | None]:
+        return "", None
+
     def close(self) -> None:
         pass
 

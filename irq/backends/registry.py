@@ -1,13 +1,15 @@
 """The backends a command or daemon cycle uses, each opened once, and the record of their scheduler calls."""
 from __future__ import annotations
 
+import json
 import sys
 from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from irq import errors
-from irq.backends.base import Backend
+from irq.backends.base import Backend, Slots
 from irq.backends.target import Target
 from irq.config import Config
 from irq.ledger.database import Ledger
@@ -61,6 +63,12 @@ class Backends:
             self._stack.callback(self._open[name].close)
         return self._open[name]
 
+    def new_cycle(self) -> None:
+        """A daemon cycle starts: every open backend keeps its connection and forgets what it
+        learned about the queue."""
+        for b in self._open.values():
+            b.new_cycle()
+
     def default_name(self) -> str:
         return "local" if self.config.backend == "local" else f"slurm:{self.config.backend}"
 
@@ -78,10 +86,43 @@ class Backends:
         self.close()
 
 
+LIMIT_MAX_AGE = timedelta(hours=1)  # sacctmgr (slurmdbd, which admins guard most) at most hourly
+
+
+def slots(ledger: Ledger, backends: Backends, name: str | None = None) -> Slots:
+    """The backend's job slots, its job limit taken from the ledger's cache (Meta
+    `job_limit:NAME`, with the time it was read) while younger than an hour; a limit the
+    backend read from the scheduler is cached for the next command or daemon cycle."""
+    name = name or backends.default_name()
+    b = backends.get(name)
+    key = f"job_limit:{name}"
+    try:
+        cached = json.loads(ledger.get_meta(key) or "null")
+    except ValueError:
+        cached = None
+    if cached and datetime.now(timezone.utc) - datetime.fromisoformat(cached["at"]) < LIMIT_MAX_AGE:
+        b.known_limit(cached["limit"], cached["source"])
+    result = b.slots()
+    _remember_limit(ledger, name, b)
+    return result
+
+
+def _remember_limit(ledger: Ledger, name: str, b: Backend) -> None:
+    news, found = b.take_limit_news()
+    if news == "stale":  # the scheduler disagrees with the cache: read it again next time
+        ledger.set_meta(f"job_limit:{name}", "null")
+    elif news == "found" and found is not None:
+        ledger.set_meta(f"job_limit:{name}", json.dumps(
+            {"limit": found[0], "source": found[1], "at": datetime.now(timezone.utc).isoformat()}))
+
+
 def record_calls(ledger: Ledger, backends: Backends) -> None:
-    """Append this session's scheduler calls to the ledger (the polling budget)."""
+    """Append this session's scheduler calls to the ledger (the polling budget); drop a cached
+    job limit the scheduler just contradicted (sbatch refused for the limit)."""
     with ledger.transaction() as s:
         for name, b in backends.opened().items():
             for cmd in b.counter.calls:
                 Ledger.record_call(s, name, cmd)
             b.counter.calls.clear()
+    for name, b in backends.opened().items():
+        _remember_limit(ledger, name, b)

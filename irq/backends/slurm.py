@@ -51,13 +51,16 @@ class SlurmBackend:
     def __init__(self, cfg: ClusterConfig, remote: Remote | None = None, prompt: Prompt | None = None) -> None:
         self.cfg = cfg
         self.name = f"slurm:{cfg.name}"
-        if remote is None:  # paramiko is imported only when a cluster is used
-            from irq.backends.ssh.session import SSHSession
+        if remote is None:  # the transport (OpenSSH or paramiko) is imported only when a cluster is used
+            from irq.backends.ssh.transport import open_session
 
-            remote = SSHSession(cfg, prompt=prompt)
+            remote = open_session(cfg, prompt=prompt)
         self.remote: Remote = remote
         self.counter: CallCounter = remote.counter
         self._limit: tuple[int | None, str] | None = None
+        self.discovered_limit: tuple[int | None, str] | None = None  # read from sacctmgr by this session
+        self.limit_refused = False  # sbatch refused for the job limit: the known limit is stale
+        self._used: int | None = None  # the user's queued jobs (tasks), from this session's last squeue
 
     def __enter__(self) -> SlurmBackend:
         return self
@@ -68,6 +71,25 @@ class SlurmBackend:
     @property
     def user(self) -> str:
         return self.remote.user
+
+    def new_cycle(self) -> None:
+        """Keep the connection (a daemon's lifetime), forget this cycle's view of the queue and
+        the limit (the ledger's cache supplies it again)."""
+        self._used = None
+        self._limit = None
+        self.discovered_limit = None
+
+    def known_limit(self, limit: int | None, source: str) -> None:
+        """A job limit discovered earlier (the ledger caches it): slots() then skips sacctmgr."""
+        self._limit = (limit, source)
+
+    def take_limit_news(self) -> tuple[str, tuple[int | None, str] | None]:
+        """("stale", None) after sbatch refused for the limit, ("found", limit) after sacctmgr; once."""
+        if self.limit_refused:
+            self.limit_refused = False
+            return "stale", None
+        found, self.discovered_limit = self.discovered_limit, None
+        return ("found", found) if found is not None else ("", None)
 
     def _sh(self, script: str, *args: str, calls: Sequence[str], timeout: float | None = None,
             stdin: str | None = None) -> tuple[int, str, str]:
@@ -87,6 +109,7 @@ class SlurmBackend:
         opts = [f"--job-name={req.name}"]
         if req.array:
             opts.append(f"--array={req.array}")
+        self._used = None  # the queue changes (or may have): count it again
         rc, out, err = self._sh(script, req.run_dir, *opts, calls=("sbatch",), stdin=req.script)
         if rc != 0:
             if rc == 97:
@@ -96,7 +119,10 @@ class SlurmBackend:
                 raise errors.BackendError(f"sbatch is not on the PATH of {self.user} on {self.cfg.name}: "
                                           f"{err.strip()[:200]}",
                                           "make sbatch reachable in non-interactive shells (e.g. ~/.bashrc)")
-            raise classify_sbatch_error(err, out)
+            exc = classify_sbatch_error(err, out)
+            if isinstance(exc, errors.SlotLimit):
+                self.limit_refused = True
+            raise exc
         for line in reversed(out.strip().splitlines()):
             m = re.fullmatch(r"(\d+)(?:;\S+)?", line.strip())
             if m:
@@ -123,6 +149,7 @@ class SlurmBackend:
                 "the scheduler or its accounting database is not answering; irq keeps every experiment "
                 "as it was and asks again later",
             )
+        self._used = sum(1 for ln in sq.splitlines() if ln.strip())  # every task of every job of the user
         return sq, sa
 
     def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
@@ -149,34 +176,48 @@ class SlurmBackend:
 
     # ------------------------------------------------------------------ slots
     def slots(self) -> Slots:
-        """limit: cfg.job_limit, else sacctmgr (cached for the session); used: every task of
-        every job of the user in squeue now. One round trip."""
+        """limit: cfg.job_limit, else sacctmgr (read once, then known_limit() from the ledger's
+        cache); used: every task of every job of the user in squeue. No round trip when this
+        session's refresh already ran squeue (and nothing was submitted since), else one."""
         discover = self.cfg.job_limit is None and self._limit is None
-        script = ('export TZ=UTC0; echo "$1"; squeue -h -r -u "$2" -o "%i|%T"; echo "$1 rc=$?"; '
-                  'if [ "$3" = yes ]; then '
-                  'sacctmgr -n -P show assoc where user="$2" format=Cluster,Account,Partition,QOS,DefaultQOS,MaxSubmit; '
-                  'echo "$1 rc=$?"; sacctmgr -n -P show qos format=Name,MaxSubmitPU,MaxJobsPU; echo "$1 rc=$?"; '
-                  'sacctmgr -n -P show user "$2" format=DefaultAccount; echo "$1 rc=$?"; '
-                  'scontrol show config 2>/dev/null | sed -n "s/^ClusterName *= *//p"; echo "$1 rc=$?"; fi')
-        calls = ("squeue", "sacctmgr", "sacctmgr", "sacctmgr", "scontrol") if discover else ("squeue",)
-        _, out, err = self._sh(script, MARK, self.user, "yes" if discover else "no", calls=calls)
-        try:
-            sections = split_sections(out, 5 if discover else 1)
-        except ValueError:
-            raise errors.BackendError(f"squeue on {self.cfg.name} answered oddly: {(err or out).strip()[:300]}") from None
+        if self._used is not None and not discover:
+            limit, source = (self.cfg.job_limit, "config") if self.cfg.job_limit is not None else self._limit
+            return Slots(limit=limit, used=self._used, source=source)
+        count = self._used is None  # else this session's refresh counted the queue already
+        sections, err = self._slots_round_trip(discover, count)
         sq, sq_rc = sections[0]
         if sq_rc != 0:
             raise errors.BackendError(f"squeue failed on {self.cfg.name}: {err.strip()[:400]}",
                                       "the scheduler is not answering; try again later")
-        used = sum(1 for ln in sq.splitlines() if ln.strip())
+        if count:
+            self._used = sum(1 for ln in sq.splitlines() if ln.strip())
+        used = self._used or 0
         if self.cfg.job_limit is not None:
             return Slots(limit=self.cfg.job_limit, used=used, source="config")
         if discover:
             (assoc, a_rc), (qos, _), (user_info, _), (cluster, _) = sections[1:]
             self._limit = parse_sacctmgr_limit(assoc, qos, user_info, cluster.strip()) if a_rc == 0 \
                 else (None, "sacctmgr unavailable")
+            if a_rc == 0:
+                self.discovered_limit = self._limit
         limit, source = self._limit or (None, "")
         return Slots(limit=limit, used=used, source=source)
+
+    def _slots_round_trip(self, discover: bool, count: bool) -> tuple[list[tuple[str, int]], str]:
+        """squeue (unless counted already) and, to discover the limit, sacctmgr: one round trip."""
+        script = ('export TZ=UTC0; echo "$1"; if [ "$4" = yes ]; then squeue -h -r -u "$2" -o "%i|%T"; fi; '
+                  'echo "$1 rc=$?"; if [ "$3" = yes ]; then '
+                  'sacctmgr -n -P show assoc where user="$2" format=Cluster,Account,Partition,QOS,DefaultQOS,MaxSubmit; '
+                  'echo "$1 rc=$?"; sacctmgr -n -P show qos format=Name,MaxSubmitPU,MaxJobsPU; echo "$1 rc=$?"; '
+                  'sacctmgr -n -P show user "$2" format=DefaultAccount; echo "$1 rc=$?"; '
+                  'scontrol show config 2>/dev/null | sed -n "s/^ClusterName *= *//p"; echo "$1 rc=$?"; fi')
+        calls = (("squeue",) if count else ()) + (("sacctmgr",) * 3 + ("scontrol",) if discover else ())
+        _, out, err = self._sh(script, MARK, self.user, "yes" if discover else "no", "yes" if count else "no",
+                               calls=calls)
+        try:
+            return split_sections(out, 5 if discover else 1), err
+        except ValueError:
+            raise errors.BackendError(f"squeue on {self.cfg.name} answered oddly: {(err or out).strip()[:300]}") from None
 
     # ------------------------------------------------------------------ the rest
     def cancel(self, job_id: str) -> None:

@@ -25,6 +25,7 @@ class Target:
     scratch: str = "/tmp"
     code_dir: str = ""
     array_throttle: int = 2
+    python_imports: tuple[str, ...] = ()  # what the job's python must import (preflight checks it)
 
     @classmethod
     def local(cls, config: Config, python: str) -> "Target":
@@ -36,4 +37,5 @@ class Target:
     def cluster(cls, c: ClusterConfig) -> "Target":
         return cls(kind="slurm", name=f"slurm:{c.name}", workdir=c.workdir, partition=c.partition,
                    modules=tuple(c.modules), module_init=c.module_init, python=c.python, clone=True,
-                   repo_url=c.repo_url, scratch=c.scratch, array_throttle=c.job_limit or 2)
+                   repo_url=c.repo_url, scratch=c.scratch, array_throttle=c.job_limit or 2,
+                   python_imports=tuple(c.python_imports))

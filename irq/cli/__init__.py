@@ -3,7 +3,7 @@
 Importing the verb modules registers their commands, in the order `irq --help` lists them.
 """
 # isort: off
-from irq.cli import experiments, views, jobs, clusters, daemon, results  # noqa: F401
+from irq.cli import experiments, views, jobs, clusters, login, daemon, results  # noqa: F401
 from irq.cli.app import app, main
 # isort: on
 

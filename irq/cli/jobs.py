@@ -71,14 +71,13 @@ def fetch(
     from irq.jobs.actions import fetch_results
 
     x = ctx(c)
-    outs = fetch_results(x.ledger(), _config(x), x.ui, ids or [], prompt=_prompt(x))
+    rep = fetch_results(x.ledger(), _config(x), x.ui, ids or [], prompt=_prompt(x))
     if as_json:
-        x.ui.json([asdict(o) for o in outs])
-        return
-    if not outs:
-        x.ui.print("nothing to fetch: no attempt has finished since the last fetch")
-    for o in outs:
-        x.ui.print(f"{o.id} attempt {o.attempt}: {o.state} ({o.detail})")
+        x.ui.json([asdict(o) for o in rep.outcomes])
+    else:
+        render.fetched(x.ui, rep.outcomes)
+    if rep.refused:  # what could be done is shown; a refused host key still fails the command
+        raise rep.refused
 
 
 @app.command()

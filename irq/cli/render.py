@@ -75,7 +75,8 @@ def outcome(o: Any) -> str:
 def daemon_status(info: dict) -> str:
     running = f"running (pid {info['pid']})" if info["running"] else "not running"
     return (f"daemon {running}; last cycle {info['last_cycle'] or 'never'}; "
-            f"scheduler calls in the last hour: {info['scheduler_calls_last_hour']}")
+            f"scheduler calls in the last hour: {info['scheduler_calls_last_hour']}"
+            + (f"; {info['needs_login']}" if info.get("needs_login") else ""))
 
 
 def demo(ui: UI, res: Any) -> None:
@@ -96,3 +97,11 @@ def demo(ui: UI, res: Any) -> None:
 
 def _num(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+
+
+def fetched(ui: UI, outs: list[Any]) -> None:
+    """`irq fetch`: one line per attempt fetched."""
+    if not outs:
+        ui.print("nothing to fetch: no attempt has finished since the last fetch")
+    for o in outs:
+        ui.print(f"{o.id} attempt {o.attempt}: {o.state} ({o.detail})")

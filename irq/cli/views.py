@@ -22,6 +22,8 @@ def status(
         x.ui.json(render.status_json(report))
     else:
         render.status(x.ui, report)
+    if report.refused:  # last-known states shown; a refused host key still fails the command
+        raise report.refused
 
 
 @app.command()

@@ -51,4 +51,5 @@ def status_detached(ledger: Ledger) -> dict[str, Any]:
     last = ledger.get_meta("daemon_last_cycle")
     with ledger.transaction() as s:
         calls = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
-    return {"running": pid is not None, "pid": pid, "last_cycle": last, "scheduler_calls_last_hour": calls}
+    return {"running": pid is not None, "pid": pid, "last_cycle": last, "scheduler_calls_last_hour": calls,
+            "needs_login": ledger.get_meta("daemon_needs_login") or None}

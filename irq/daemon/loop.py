@@ -22,6 +22,7 @@ from typing import Any
 
 from irq import errors, faults
 from irq.backends.registry import Backends, record_calls
+from irq.backends.registry import slots as cached_slots
 from irq.config import Config
 from irq.formats.queue_io import export_queue
 from irq.formats.render import project_templates
@@ -47,6 +48,7 @@ class CycleReport:
     waiting: dict[str, str] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     needs_person: str | None = None
+    refused: errors.HostKeyError | None = None  # a host key was refused: stop, a person must check it
     exported: bool = False
 
     @property
@@ -57,7 +59,7 @@ class CycleReport:
 def dry_run_plan(ledger: Ledger, config: Config, backends: Backends) -> tuple[Plan, Any]:
     """What a cycle would submit now; reads the scheduler, writes nothing."""
     backend = backends.get(backends.default_name())
-    slots = backend.slots()
+    slots = cached_slots(ledger, backends)
     per_task = backend.counts_array_tasks
     with ledger.transaction() as s:
         cands, states = candidates(s, per_task)
@@ -91,12 +93,16 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
     try:
         r = refresh(ledger, backends, ui)
         rep.changed, rep.unreachable = r.changed, dict(r.unreachable)
+        rep.refused = next(iter(r.refused.values()), None)
+        rep.needs_person = next((m for m in r.unreachable.values() if m.startswith("needs login")), None)
         if not rep.unreachable:
             rep.fetched = [f"{o.id}: {o.state}" for o in fetch(ledger, config, backends, ui)]
             rep.retried = apply_retry_policies(ledger)
             outs = submit(ledger, config, backends, ui, all_ready=True, preflight=preflight, queue_waiting=False)
             rep.submitted = [o.id for o in outs if o.status == "submitted"]
             rep.waiting = {o.id: o.message for o in outs if o.status in ("queued", "held")}
+    except errors.HostKeyError as exc:
+        rep.refused = exc
     except errors.AuthError as exc:
         rep.needs_person = exc.message
     except errors.BackendError as exc:
@@ -112,6 +118,7 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
         except errors.UsageError as exc:  # a missing folder: say so every cycle, keep serving
             ui.log(f"cannot re-export queue.md: {exc.message} ({exc.hint})")
     ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
+    ledger.set_meta("daemon_needs_login", rep.needs_person or "")
     return rep
 
 
@@ -209,7 +216,7 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
         preflight: Any = None, max_cycles: int | None = None,
         open_backends: Callable[[Config], Backends] = Backends) -> int:
     """The daemon loop. SIGINT / SIGTERM finish the current step, then exit 0. `open_backends`
-    opens each cycle's backends (tests hand in a FakeBackend)."""
+    opens the backends once for the daemon's lifetime (tests hand in a FakeBackend)."""
     base = poll_interval(config, interval)
     lock = DaemonLock(ledger.path)
     lock.acquire()
@@ -222,13 +229,16 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     wait, cycles, was_empty = base, 0, False
     watch = LedgerWatch(ledger.path)
+    backends = open_backends(config)  # one connection for the daemon's lifetime; a drop reconnects on use
     try:
         ui.log(f"daemon serving {ledger.path} (backend {config.backend}, interval {base:g}s)")
         while not stop["flag"]:
             cycles += 1
-            with open_backends(config) as backends:
-                rep = cycle(ledger, config, ui, backends, preflight)
+            backends.new_cycle()
+            rep = cycle(ledger, config, ui, backends, preflight)
             _log_cycle(ui, rep)
+            if rep.refused:  # a changed or unknown host key: never retried unattended
+                raise rep.refused
             if once or (max_cycles and cycles >= max_cycles):
                 break
             wait = next_wait(rep, base, wait, float(config.daemon.max_interval))
@@ -240,6 +250,7 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
             _sleep(wait, stop, watch, early=not (rep.unreachable or rep.needs_person))
     finally:
         watch.close()
+        backends.close()
         for s, h in old.items():
             signal.signal(s, h)
         lock.release()
@@ -287,7 +298,8 @@ def _log_cycle(ui: UI, rep: CycleReport) -> None:
     for name, msg in rep.unreachable.items():
         ui.log(f"{name} unreachable: {msg}; states unchanged, retrying with backoff")
     if rep.needs_person:
-        ui.log(f"login needs a person: {rep.needs_person}. Run `irq status` at a terminal to log in; the daemon waits.")
+        ui.log(f"login needs a person: {rep.needs_person}. The daemon waits and resumes by itself once you "
+               "run `irq login CLUSTER` at a terminal.")
     if rep.exported:
         ui.log("re-exported queue.md")
     if not (rep.anything or rep.unreachable or rep.needs_person):

@@ -5,6 +5,7 @@ lower-level functions (submit, fetch, refresh) inside its own cycle.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from irq import errors
@@ -43,13 +44,21 @@ def submit_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], a
     return outs
 
 
-def fetch_results(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> list[FetchOutcome]:
+@dataclass
+class FetchReport:
+    """What `irq fetch` did, and a refused host key to fail the command with once it is shown."""
+
+    outcomes: list[FetchOutcome]
+    refused: errors.HostKeyError | None = None
+
+
+def fetch_results(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> FetchReport:
     """`irq fetch`: refresh states, then download what finished and mark experiments DONE or FAILED."""
     with Backends(config, prompt=prompt) as backends:
-        refresh(ledger, backends, ui)
+        refreshed = refresh(ledger, backends, ui)
         outs = fetch(ledger, config, backends, ui, ids or None)
     export_after_change(ledger, config)
-    return outs
+    return FetchReport(outs, next(iter(refreshed.refused.values()), None))
 
 
 def cancel_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> list[str]:

@@ -47,6 +47,8 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
         for a in todo:
             try:
                 out.append(_fetch_one(ledger, config, backends.get(a.backend), a))
+            except errors.HostKeyError:
+                raise  # not "not yet": nothing can be fetched until a person checks the key
             except errors.BackendError as exc:
                 ui.log(f"{a.experiment_id}: cannot fetch yet: {exc.message}")
                 continue

@@ -43,7 +43,7 @@ class Check:
 
 
 REMOTE = r'''
-repo=$1; sha=$2; scratch=$3; workdir=$4; part=$5; py=$6; nmod=$7; shift 7
+repo=$1; sha=$2; scratch=$3; workdir=$4; part=$5; py=$6; imports=$7; nmod=$8; shift 8
 mods=""; i=0
 while [ $i -lt "$nmod" ]; do mods="$mods $1"; shift; i=$((i+1)); done
 tmp=$(mktemp -d 2>/dev/null || echo "/tmp/irq-check-$$")
@@ -83,6 +83,18 @@ if [ "$nmod" -gt 0 ]; then
 fi
 p=$( (for m in $mods; do module load "$m" >/dev/null 2>&1; done; command -v "$py") 2>/dev/null )
 echo "PYTHON|${p:-missing}"
+if [ -n "$p" ] && [ -n "$imports" ]; then  # the job's python, after the same module loads, imports what the run needs
+  r=$( (for m in $mods; do module load "$m" >/dev/null 2>&1; done; "$py" -c '
+import importlib, sys
+bad = []
+for name in sys.argv[1].split(","):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        bad.append(f"{name} ({type(exc).__name__})")
+print("IMPORTS|" + ",".join(bad))' "$imports") 2>/dev/null | grep "^IMPORTS|" | tail -n 1)
+  echo "${r:-IMPORTS|?python did not run}"
+fi
 if [ -n "$part" ]; then
   s=$(sinfo -h -p "$part" -o '%P|%l|%m|%c|%G|%a' 2>/dev/null | head -n 1)
   echo "PARTITION|${s:-missing}"
@@ -109,7 +121,8 @@ def commented_module_loads(script: str) -> list[str]:
 def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, python: str) -> list[Check]:
     files = [ENTRY_POINT] + ([exp.config_path] if exp.config_path else [])
     part = exp.resources.get("partition") or target.partition or ""
-    args = [target.repo_url, sha, target.scratch, target.workdir, part, python, str(len(target.modules)),
+    args = [target.repo_url, sha, target.scratch, target.workdir, part, python, ",".join(target.python_imports),
+            str(len(target.modules)),
             *target.modules, *files]
     rc, out, err = backend.run_check(REMOTE, args, calls=("git", "module", "sinfo"))
     checks: list[Check] = []
@@ -145,6 +158,12 @@ def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, p
             checks.append(Check("python", ok, f"{python} is {f[0]}" if ok else
                                 f"`{python}` is not found after loading {', '.join(target.modules) or 'no modules'}",
                                 "load the module that provides python (irq.toml modules); is a module load commented out?"))
+        elif kind == "IMPORTS":
+            bad = rest.strip()
+            checks.append(Check("python imports", not bad, f"{python} imports {', '.join(target.python_imports)}"
+                                if not bad else f"{python} (after the module loads) cannot import: {bad.lstrip('?')}",
+                                "install them in the cluster's job python (a venv or conda env: `pip install "
+                                f"{' '.join(target.python_imports)}`) and point `python` in irq.toml at it"))
         elif kind == "PARTITION":
             checks.extend(_partition_checks(exp, part, f))
         elif kind == "WRITABLE":
@@ -222,7 +241,7 @@ def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str,
         return checks + local_checks(exp, target)
     key = "preflight:" + hashlib.sha256(json.dumps(
         [target.name, sha, target.modules, target.repo_url, target.scratch, target.workdir, target.python,
-         exp.config_path, exp.resources], sort_keys=True, default=str).encode()).hexdigest()[:24]
+         exp.config_path, exp.resources, target.python_imports], sort_keys=True, default=str).encode()).hexdigest()[:24]
     if ledger is not None and (cached := ledger.get_meta(key)):
         return checks + [Check(**c) for c in json.loads(cached)]
     if backend is None:

@@ -18,6 +18,7 @@ class StatusReport:
     rows: list[StatusRow]
     slots: dict[str, Any] | None  # limit, used, free, summary, scheduler_calls_last_hour, unreachable
     unreachable: dict[str, str] = field(default_factory=dict)
+    refused: Any = None  # a refused host key (HostKeyError): shown states are last known, the command fails
 
     def groups(self) -> list[tuple[str, list[StatusRow]]]:
         """Rows by state, in the order a person reads them; empty states left out."""
@@ -29,5 +30,6 @@ def status_report(ledger: Ledger, config_path: Path | None, ui: UI, offline: boo
     """Refresh active attempts (one batched scheduler query; none when nothing is active), then read rows."""
     slots = None if offline else refresh_for_status(ledger, config_path, ui)
     unreachable = dict((slots or {}).get("unreachable") or {})
-    return StatusReport(status_rows(ledger), slots, unreachable)
+    refused = slots.pop("refused", None) if slots else None
+    return StatusReport(status_rows(ledger), slots, unreachable, refused)
 

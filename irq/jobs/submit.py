@@ -18,6 +18,7 @@ from typing import Any
 from irq import errors, faults
 from irq.backends.base import Backend, JobRequest
 from irq.backends.registry import Backends, record_calls
+from irq.backends.registry import slots as cached_slots
 from irq.backends.target import Target
 from irq.config import Config
 from irq.formats.render import project_templates
@@ -95,7 +96,7 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
             cands = _named(s, ids, cands, outcomes)
         elif not all_ready:
             return outcomes
-    slots = backend.slots()
+    slots = cached_slots(ledger, backends, name)
     p = plan(cands, states, slots.free, slots.limit if per_task else None)
     record_calls(ledger, backends)
     for exp_id in p.submit:

@@ -9,6 +9,7 @@ from typing import Any
 from irq import errors
 from irq.backends.base import JobInfo
 from irq.backends.registry import Backends, record_calls
+from irq.backends.registry import slots as cached_slots
 from irq.config import load_config
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
@@ -65,6 +66,7 @@ class RefreshReport:
     changed: list[str] = field(default_factory=list)  # "Q-001: RUNNING -> COMPLETED"
     finished: list[int] = field(default_factory=list)  # attempt ids that reached a final state
     unreachable: dict[str, str] = field(default_factory=dict)  # backend -> error
+    refused: dict[str, errors.HostKeyError] = field(default_factory=dict)  # a host key was refused: a person must act
 
 
 def aggregate(rows: list[JobInfo]) -> tuple[str, int | None, datetime | None, datetime | None, str | None]:
@@ -101,6 +103,8 @@ def refresh(ledger: Ledger, backends: Backends, ui: UI) -> RefreshReport:
             rows = backends.get(name).query([a.job_id for a in atts], since)
         except errors.BackendError as exc:
             report.unreachable[name] = exc.message
+            if isinstance(exc, errors.HostKeyError):
+                report.refused[name] = exc
             _mark_unknown(ledger, [a.id for a in atts])
             ui.log(f"{name}: {exc.message} (states kept; unknown since now)")
             continue
@@ -137,6 +141,8 @@ def reconcile_safe(ledger: Ledger, backends: Backends, ui: UI, report: RefreshRe
         reconcile(ledger, backends, ui)
     except errors.BackendError as exc:
         report.unreachable["reconcile"] = exc.message
+        if isinstance(exc, errors.HostKeyError):
+            report.refused["reconcile"] = exc
 
 
 def _mark_unknown(ledger: Ledger, attempt_ids: list[int]) -> None:
@@ -157,7 +163,7 @@ def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict
     with Backends(config) as backends:
         rep = refresh(ledger, backends, ui)
         try:
-            sl = backends.get(backends.default_name()).slots()
+            sl = cached_slots(ledger, backends)
             info.update(limit=sl.limit, used=sl.used, free=sl.free if sl.limit is not None else None,
                         summary=sl.summary())
         except errors.BackendError as exc:
@@ -165,6 +171,8 @@ def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict
         record_calls(ledger, backends)
     if rep.unreachable:
         info["unreachable"] = rep.unreachable
+    if rep.refused:
+        info["refused"] = next(iter(rep.refused.values()))  # `irq status` shows the states, then exits with it
     with ledger.transaction() as s:
         info["scheduler_calls_last_hour"] = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
     return info

@@ -52,6 +52,15 @@ CATALOGUE: list[Rule] = [
     Rule("nan_loss", re.compile(r"NaN loss at step (\d+)"),
          build=lambda m, log: _d("nan_loss", f"NaN loss at step {m.group(1)}", "training diverged",
                                  "lower learning_rate, keep grad_clip on, or check the data")),
+    Rule("python_package_missing", re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'"),
+         build=lambda m, log: _d("python_package_missing",
+                                 f"ModuleNotFoundError: No module named '{m.group(1)}'",
+                                 f"an environment problem, not the code: the job's python cannot import "
+                                 f"`{m.group(1).split('.')[0]}` (the cluster's python after the module loads)",
+                                 f"install `{m.group(1).split('.')[0]}` into the cluster's job python (the venv or conda "
+                                 f"env that `python` in irq.toml names: `PYTHON -m pip install "
+                                 f"{m.group(1).split('.')[0]}`), or load the module that provides it; then "
+                                 "`irq check ID` and `irq retry ID` (no commit needed)")),
     Rule("module_missing", re.compile(r"The following module\(s\) are unknown: \"?([^\"\n]+)\"?|"
                                       r"ERROR: Unable to locate a modulefile for '([^']+)'|module load (\S+) failed"),
          build=lambda m, log: _d("module_missing", f"Module not found - `{(m.group(1) or m.group(2) or m.group(3)).strip()}` doesn't exist on cluster",

@@ -5,7 +5,8 @@
 #   bash tests/cluster/cluster.sh down      stop every daemon this script started
 #   bash tests/cluster/cluster.sh status    what runs, sinfo, and the env values
 #   bash tests/cluster/cluster.sh env       print STATE_DIR/env (after a successful `up`)
-#   helpers for tests: stop-sshd, start-sshd, restart-slurmctld, stop-slurmctld,
+#   helpers for tests: stop-sshd, start-sshd, start-sshd-mfa, stop-sshd-mfa (a second sshd
+#                      that asks for a one-time code), restart-slurmctld, stop-slurmctld,
 #                      start-slurmctld, restart-slurmdbd
 #
 # Needs root on Debian 12 (no systemd required). See docs/testing.md.
@@ -24,6 +25,7 @@ umask 022
 
 STATE_DIR=${IRQ_CLUSTER_DIR:-/var/tmp/irq-test-cluster}
 SSH_PORT=${IRQ_CLUSTER_SSH_PORT:-2222}
+MFA_PORT=${IRQ_CLUSTER_MFA_PORT:-2223}
 TEST_USER=${IRQ_CLUSTER_USER:-irqtest}
 CLUSTER_NAME=${IRQ_CLUSTER_NAME:-loopback}
 VENV=${IRQ_CLUSTER_VENV:-/opt/irq-test-cluster/venv}
@@ -49,6 +51,9 @@ HOST_KEY=$SSH_DIR/ssh_host_ed25519_key
 KNOWN_HOSTS=$SSH_DIR/known_hosts
 SSHD_CONFIG=$SSH_DIR/sshd_config
 ENV_FILE=$STATE_DIR/env
+MFA_DIR=$STATE_DIR/mfa
+MFA_SSHD_CONFIG=$SSH_DIR/sshd_mfa_config
+PAM_SSHD=/etc/pam.d/sshd
 SSH_CLIENT_CONFIG=$SSH_DIR/ssh_config
 
 PACKAGES=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server openssh-server
@@ -664,6 +669,87 @@ start_sshd() {
 
 stop_sshd() { stop_daemon sshd "$RUN/sshd.pid"; }
 
+# ---------------------------------------------------------------------------- second-factor sshd
+# A second sshd (127.0.0.1:MFA_PORT, same host key, user and authorized key) that asks for a
+# one-time code after the public key: keyboard-interactive through PAM pam_exec. The code is
+# whatever MFA_DIR/code holds (tests write it); every check appends a line to MFA_DIR/runs
+# ("ok USER" or "bad USER"): one line per login that reached the second factor.
+mfa_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$MFA_PORT") 2>/dev/null; }
+
+write_mfa_config() {
+    mkdir -p "$MFA_DIR"; chmod 700 "$MFA_DIR"
+    [ -f "$MFA_DIR/code" ] || echo 424242 >"$MFA_DIR/code"
+    touch "$MFA_DIR/runs"
+    write_if_changed "$MFA_DIR/check-code" 755 <<EOF || true
+#!/bin/sh
+# pam_exec expose_authtok: the typed code arrives on stdin (NUL-terminated).
+read -r typed || true
+typed=\$(printf '%s' "\$typed" | tr -d '\\000\\r\\n ')
+want=\$(tr -d '\\r\\n ' <"$MFA_DIR/code")
+if [ -n "\$typed" ] && [ "\$typed" = "\$want" ]; then
+    echo "ok \$PAM_USER" >>"$MFA_DIR/runs"; exit 0
+fi
+echo "bad \$PAM_USER" >>"$MFA_DIR/runs"; exit 1
+EOF
+    # sshd (9.2) always uses the PAM service "sshd"; the main sshd runs UsePAM no, so only this
+    # one reads the file. The machine's own file is saved once and restored by stop-sshd-mfa.
+    if [ -f "$PAM_SSHD" ] && ! grep -q irq-test-cluster "$PAM_SSHD" && [ ! -f "$PAM_SSHD.before-irq-test-cluster" ]; then
+        cp -p "$PAM_SSHD" "$PAM_SSHD.before-irq-test-cluster"
+    fi
+    write_if_changed "$PAM_SSHD" 644 <<EOF || true
+# Written by irq-test-cluster (tests/cluster/cluster.sh start-sshd-mfa): a one-time code.
+auth     requisite  pam_exec.so expose_authtok quiet $MFA_DIR/check-code
+auth     optional   pam_permit.so
+account  required   pam_permit.so
+session  optional   pam_permit.so
+password required   pam_deny.so
+EOF
+    write_if_changed "$MFA_SSHD_CONFIG" 644 <<EOF || true
+# Written by tests/cluster/cluster.sh: public key, then a one-time code (keyboard-interactive)
+Port $MFA_PORT
+ListenAddress 127.0.0.1
+HostKey $HOST_KEY
+PidFile $RUN/sshd-mfa.pid
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication yes
+AuthenticationMethods publickey,keyboard-interactive
+UsePAM yes
+PermitRootLogin no
+StrictModes no
+X11Forwarding no
+PrintMotd no
+MaxStartups 50:30:100
+MaxSessions 50
+Subsystem sftp internal-sftp
+EOF
+    # the same host key on another port: known_hosts needs its own line
+    grep -q "^\[127.0.0.1\]:$MFA_PORT " "$KNOWN_HOSTS" 2>/dev/null \
+        || echo "[127.0.0.1]:$MFA_PORT $(cut -d' ' -f1,2 "$HOST_KEY.pub")" >>"$KNOWN_HOSTS"
+}
+
+start_sshd_mfa() {
+    [ -f "$HOST_KEY" ] || die "run up first"
+    write_mfa_config
+    if pid_of "$RUN/sshd-mfa.pid" sshd >/dev/null && mfa_port_open; then say "sshd (second factor): running on 127.0.0.1:$MFA_PORT"; return; fi
+    stop_daemon sshd "$RUN/sshd-mfa.pid"
+    mfa_port_open && die "port 127.0.0.1:$MFA_PORT is taken by another process (set IRQ_CLUSTER_MFA_PORT)"
+    mkdir -p /run/sshd; chmod 755 /run/sshd
+    /usr/sbin/sshd -t -f "$MFA_SSHD_CONFIG" >"$LOG/sshd-mfa.start.log" 2>&1 || die "sshd -t rejects $MFA_SSHD_CONFIG" "$LOG/sshd-mfa.start.log"
+    say "sshd (second factor): starting on 127.0.0.1:$MFA_PORT"
+    /usr/sbin/sshd -f "$MFA_SSHD_CONFIG" -E "$LOG/sshd-mfa.log" >>"$LOG/sshd-mfa.start.log" 2>&1 \
+        || die "sshd (second factor) did not start" "$LOG/sshd-mfa.start.log" "$LOG/sshd-mfa.log"
+    wait_for 15 sshd-mfa mfa_port_open || die "sshd does not listen on 127.0.0.1:$MFA_PORT" "$LOG/sshd-mfa.log"
+}
+
+stop_sshd_mfa() {
+    stop_daemon sshd "$RUN/sshd-mfa.pid"
+    if [ -f "$PAM_SSHD.before-irq-test-cluster" ]; then
+        mv -f "$PAM_SSHD.before-irq-test-cluster" "$PAM_SSHD"
+    fi
+}
+
 # ---------------------------------------------------------------------------- env output
 user_paths() {
     USER_HOME=$(getent passwd "$TEST_USER" | cut -d: -f6)
@@ -738,6 +824,7 @@ cmd_up() {
 
 cmd_down() {
     need_root
+    stop_sshd_mfa
     stop_sshd
     # Running jobs would be orphaned otherwise (proctrack/linuxproc): cancel them first.
     if pid_of "$RUN/slurmctld.pid" slurmctld >/dev/null && ctld_ok; then
@@ -804,7 +891,7 @@ usage() {
 # script under flock(1). `-o` keeps the lock's file descriptor out of this script, so the daemons
 # it starts do not inherit (and hold) the lock.
 case "${1:-}" in
-    up|down|stop-sshd|start-sshd|restart-slurmctld|stop-slurmctld|start-slurmctld|restart-slurmdbd)
+    up|down|stop-sshd|start-sshd|start-sshd-mfa|stop-sshd-mfa|restart-slurmctld|stop-slurmctld|start-slurmctld|restart-slurmdbd)
         if [ "$(id -u)" = 0 ] && [ -z "${IRQ_CLUSTER_LOCKED:-}" ] && command -v flock >/dev/null; then
             export IRQ_CLUSTER_LOCKED=1
             rc=0
@@ -836,6 +923,8 @@ case "${1:-}" in
     env)               cat "$ENV_FILE" ;;
     stop-sshd)         need_root; stop_sshd; say "sshd stopped" ;;
     start-sshd)        need_root; start_sshd ;;
+    start-sshd-mfa)    need_root; start_sshd_mfa; echo "IRQ_CLUSTER_MFA_PORT=$MFA_PORT"; echo "IRQ_CLUSTER_MFA_DIR=$MFA_DIR" ;;
+    stop-sshd-mfa)     need_root; stop_sshd_mfa; say "sshd (second factor) stopped" ;;
     restart-slurmctld) cmd_restart_slurmctld ;;
     stop-slurmctld)    need_root; stop_daemon slurmctld "$RUN/slurmctld.pid"; say "slurmctld stopped" ;;
     start-slurmctld)   cmd_start_slurmctld ;;

@@ -3,7 +3,9 @@ repository whose commit is pushed to a bare repo the cluster clones) configured 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,25 @@ def toml_str(v: str) -> str:
 
 
 @pytest.fixture
-def project(slurm_cluster, tmp_path, monkeypatch, request):
+def transport() -> str:
+    """The SSH transport the project's irq.toml names (a test module may parametrize it)."""
+    return "openssh"
+
+
+@pytest.fixture
+def control_dir(monkeypatch):
+    """irq's master sockets for this test: a short directory of its own (sun_path is ~104 bytes),
+    every master in it closed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="irqcm", dir="/tmp"))
+    monkeypatch.setenv("IRQ_CONTROL_DIR", str(d))
+    yield d
+    for sock in d.iterdir():
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, timeout=15)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def project(slurm_cluster, tmp_path, monkeypatch, request, transport, control_dir):
     """A project checkout with irq.toml for the loopback cluster; cwd is inside it."""
     c = slurm_cluster
     c.cancel_all()
@@ -51,6 +71,7 @@ scratch = {toml_str(str(c.scratch))}
 partition = "gpu_test"
 modules = [{toml_str(c.python_module)}]
 poll_interval = 1
+transport = {toml_str(transport)}
 """)
     monkeypatch.chdir(proj)
     yield proj

@@ -162,8 +162,21 @@ def outage_mid_campaign(project, irq, cluster, stop, start, status_says: str | N
     return log
 
 
-def test_sshd_down_mid_campaign_fails_nothing_and_the_daemon_recovers(project, irq, slurm_cluster):
-    outage_mid_campaign(project, irq, slurm_cluster, slurm_cluster.stop_sshd, slurm_cluster.start_sshd)
+def drop_masters(control_dir: Path) -> None:
+    """The link to the login node drops: every master connection irq had open dies with it."""
+    for sock in control_dir.iterdir():
+        p = subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "check", "x"], capture_output=True, text=True)
+        pid = p.stderr.partition("pid=")[2].partition(")")[0]
+        if pid.isdigit():
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def test_sshd_down_mid_campaign_fails_nothing_and_the_daemon_recovers(project, irq, slurm_cluster, control_dir):
+    def down() -> None:
+        slurm_cluster.stop_sshd()
+        drop_masters(control_dir)
+
+    outage_mid_campaign(project, irq, slurm_cluster, down, slurm_cluster.start_sshd)
 
 
 def test_a_slurmctld_outage_fails_nothing_and_the_daemon_recovers(project, irq, slurm_cluster):
@@ -274,3 +287,30 @@ def test_real_failing_jobs_are_diagnosed(project, irq, slurm_cluster, case):
     if case == "timeout":
         assert att["state"] == "TIMEOUT"
 
+
+
+@pytest.mark.parametrize("transport", ["paramiko", "openssh"])
+def test_a_running_daemon_logs_in_once_for_its_lifetime(project, irq, slurm_cluster, transport):
+    with_daemon_config(project)
+    add_tiny(irq, "Q-001", "-p", "train_steps=20")
+    add_tiny(irq, "Q-002", "-p", "train_steps=20")
+    log = slurm_cluster.state_dir / "log" / "sshd.log"
+
+    def logins() -> int:
+        return log.read_text(errors="replace").count(f"Accepted publickey for {slurm_cluster.user}")
+
+    before = logins()
+    proc = start_daemon(project)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            with Ledger(project / "queue.db").transaction() as s:
+                if {e.state for e in Ledger.experiments(s)} == {"DONE"}:
+                    break
+            time.sleep(1)
+    finally:
+        out = stop_daemon(proc)
+    with Ledger(project / "queue.db").transaction() as s:
+        assert {e.state for e in Ledger.experiments(s)} == {"DONE"}, out[-2000:]
+    assert out.count("cycle") + out.count("submitted") >= 3, out[-2000:]
+    assert logins() - before == 1, out[-2000:]

@@ -15,6 +15,12 @@ from .conftest import add_tiny, since, wait_states
 pytestmark = pytest.mark.cluster
 
 
+@pytest.fixture(params=["openssh", "paramiko"])
+def transport(request) -> str:
+    """Every story here runs over both SSH transports."""
+    return request.param
+
+
 def test_submit_run_complete_fetch(project, irq, slurm_cluster):
     add_tiny(irq, "Q-001")
     r = irq("submit", "Q-001")

@@ -47,7 +47,7 @@ def cluster(slurm_cluster: Cluster) -> Cluster:
 
 
 @pytest.fixture
-def cfg(cluster: Cluster, tmp_path: Path) -> ClusterConfig:
+def cfg(cluster: Cluster, tmp_path: Path, control_dir: Path) -> ClusterConfig:
     empty = tmp_path / "ssh_config"  # never the machine's ~/.ssh/config
     empty.write_text("")
     return ClusterConfig(

@@ -8,9 +8,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import torch
-
 import naive
+import torch
 
 
 def langevin_chain(m, sched, a, x, t, steps, step_scale, noise_mult, xis):

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 
+import naive_dcd
 import pytest
 import torch
-
-import naive_dcd
 from test_algorithm import as_double, energy_of
+
 from trainer.config import ConfigError, TrainConfig, build
 from trainer.diffusion import Schedule
 from trainer.energy_schedule import schedule_from

@@ -13,7 +13,6 @@ import signal
 
 import pytest
 import torch
-
 from conftest import ROOT, read_curve, read_json, run_trainer
 
 CONFIGS = ROOT / "trainer" / "configs"
