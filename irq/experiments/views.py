@@ -90,6 +90,8 @@ def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_act
             return "waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in pending)
     if last is None:
         return ""
+    if last.backend == "imported" and is_active(last.state):
+        return f"{last.state} when imported; never refreshed by irq"
     if last.unknown_since:
         return f"state unknown since {fmt_time(last.unknown_since)} (scheduler unreachable)"
     if e.state == State.FAILED.value:
