@@ -128,7 +128,13 @@ class UI:
     def progress(self, description: str, total: int | None = None) -> Iterator["Step"]:
         """Long work: a rich progress bar on a terminal, start/step/finish lines otherwise."""
         if self.interactive:
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
                           TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),

@@ -74,9 +74,18 @@ def main(argv: list[str] | None = None) -> None:
         code = _run(ui, argv)
         sys.stdout.flush()
     except BrokenPipeError:  # `irq status | head -1`: the reader has all it wanted
-        _quiet_stdout()
-        code = 0
+        code = _closed_pipe()
+    except SystemExit:
+        # typer turns a closed pipe (EPIPE) into exit 1 after wrapping stdout; it is not an error
+        if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+            raise
+        code = _closed_pipe()
     sys.exit(code)
+
+
+def _closed_pipe() -> int:
+    _quiet_stdout()
+    return 0
 
 
 def _quiet_stdout() -> None:
@@ -84,8 +93,8 @@ def _quiet_stdout() -> None:
     import os
 
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):  # pragma: no cover - stdout replaced by a test harness
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout replaced by a test harness
         pass
 
 

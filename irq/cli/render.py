@@ -7,9 +7,9 @@ from typing import Any
 from rich.text import Text
 
 from irq.cli.common import STATE_STYLE, _dump, _print_line
+from irq.cli.follow import curve_text
 from irq.ledger.states import is_active
 from irq.ui import UI, clean, num
-
 
 EMPTY = "no experiments yet: `irq add Q-001 --title Baseline -c config.json` or `irq import queue.md`"
 STATUS_COLUMNS = ("id", "title", "priority", "attempts", "job", "detail")
@@ -23,7 +23,7 @@ def status(ui: UI, report: Any) -> None:
     if not report.rows:
         ui.note(EMPTY)
     for state, group in report.groups():
-        rows = [(r.id, r.title, r.priority, num(r.attempts), r.job_id or "", r.detail) for r in group]
+        rows = [(r.id, r.title, r.priority, num(r.attempts), r.job_id or "", _detail(r, report)) for r in group]
         ui.table(f"{state} ({len(group)})", STATUS_COLUMNS, rows, style=STATE_STYLE.get(state, ""),
                  plain_prefix=(state,))
     say = ui.print if ui.interactive else ui.note
@@ -33,8 +33,15 @@ def status(ui: UI, report: Any) -> None:
         say(f"scheduler calls in the last hour: {num(report.slots['scheduler_calls_last_hour'])}")
 
 
+def _detail(r: Any, report: Any) -> str:
+    row = getattr(report, "curves", {}).get(r.id)
+    return f"{r.detail}; {curve_text(row)}" if row else r.detail
+
+
 def status_json(report: Any) -> dict:
-    return {"experiments": [asdict(r) for r in report.rows], "slots": report.slots}
+    curves = getattr(report, "curves", {})
+    return {"experiments": [asdict(r) | ({"curve": curves[r.id]} if r.id in curves else {}) for r in report.rows],
+            "slots": report.slots}
 
 
 def show(ui: UI, v: Any) -> None:
@@ -84,6 +91,16 @@ def checks(ui: UI, reports: list[Any]) -> None:
 def outcome(o: Any) -> str:
     """One submission outcome as a line."""
     return f"{o.id}: {o.status}" + (f" as job {o.job_id}" if o.job_id else "") + (f" ({o.message})" if o.message else "")
+
+
+def fetched(rep: Any) -> list[str]:
+    """`irq fetch`: one line per fetched attempt, and why the others are not fetched yet."""
+    lines = [f"{o.id} attempt {o.attempt}: {o.state} ({o.detail})" for o in rep.outcomes]
+    lines += [f"{a.experiment_id} attempt {a.number}: job {a.job_id} is still {a.state}; fetch again once it ends"
+              for a in rep.still]
+    if not lines:
+        lines.append("nothing to fetch: no attempt has finished since the last fetch")
+    return lines
 
 
 def daemon_status(info: dict) -> str:
