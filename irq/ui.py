@@ -62,10 +62,11 @@ def jsonable(data: Any) -> Any:
 
 
 class UI:
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, verbose: bool = True) -> None:
         self.out = Console(highlight=False, emoji=False)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-        self.quiet = quiet  # drop progress lines when piped (outcomes still print once on stdout)
+        # progress lines (`step`) when piped; a command whose outcomes print on stdout turns it off
+        self.verbose = verbose
 
     @property
     def interactive(self) -> bool:
@@ -110,11 +111,16 @@ class UI:
         self.out.print(Text.assemble(*((clean(p), s) for p, s in parts)), soft_wrap=True)
 
     def log(self, message: str) -> None:
-        """One progress line: styled on a terminal, timestamped plain text otherwise."""
+        """One line worth knowing (a recovery, a warning): styled on a terminal, timestamped otherwise."""
         if self.interactive:
             self.err.print(Text.assemble((f"{datetime.now():%H:%M:%S} ", "dim"), clean(message)))
-        elif not self.quiet:
+        else:
             print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {clean(message)}", file=sys.stderr, flush=True)
+
+    def step(self, message: str) -> None:
+        """One progress line: on a terminal, or when piped only if verbose (the daemon's log is)."""
+        if self.interactive or self.verbose:
+            self.log(message)
 
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(jsonable(data), indent=2, default=str, ensure_ascii=False) + "\n")
@@ -144,16 +150,16 @@ class UI:
                            lambda msg: prog.console.print(Text(clean(msg))))
         else:
             start = time.monotonic()
-            self.log(f"{description}: started")
+            self.step(f"{description}: started")
             count = [0]
 
             def advance(msg: str | None = None) -> None:
                 count[0] += 1
                 of = f"/{total}" if total else ""
-                self.log(f"{description}: {count[0]}{of}" + (f" {msg}" if msg else ""))
+                self.step(f"{description}: {count[0]}{of}" + (f" {msg}" if msg else ""))
 
             yield Step(advance, self.log)
-            self.log(f"{description}: done in {time.monotonic() - start:.1f}s")
+            self.step(f"{description}: done in {time.monotonic() - start:.1f}s")
 
 
 class Step:

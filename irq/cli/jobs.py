@@ -64,7 +64,7 @@ def submit(
     from irq.jobs.actions import submit_experiments
 
     x = ctx(c)
-    x.ui.quiet = not verbose
+    x.ui.verbose = verbose
     outs = submit_experiments(x.ledger(), _config(x), x.ui, ids or [], all_ready, backend,
                               check=not no_check, prompt=_prompt(x))
     if as_json:
@@ -90,6 +90,7 @@ def fetch(
     from irq.jobs.actions import fetch_results
 
     x = ctx(c)
+    x.ui.verbose = False  # each fetched attempt prints once, below
     rep = fetch_results(x.ledger(), _config(x), x.ui, ids or [], prompt=_prompt(x))
     if as_json:
         x.ui.json([asdict(o) for o in rep.outcomes])
