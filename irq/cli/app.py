@@ -100,7 +100,7 @@ def _quiet_stdout() -> None:
 
 def _run(ui: UI, argv: list[str] | None) -> int:
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=argv, prog_name="irq", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except errors.IrqError as exc:
         ui.error(exc)
