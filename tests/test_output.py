@@ -191,3 +191,10 @@ def test_status_watch_prints_one_block_per_refresh_with_the_curve(tmp_path, irq,
     assert len(blocks) == 2 and blocks[0] == blocks[1].rstrip("\n")
     q1 = next(line for line in blocks[0].splitlines() if "\tQ-001\t" in line)
     assert q1.endswith("RUNNING; step 5  loss 1  val_mse 0.5")
+
+
+def test_daemon_status_json_uses_the_same_time_format(irq, ledger):
+    from datetime import datetime
+
+    ledger.set_meta("daemon_last_cycle", datetime(2026, 1, 14, 4, 20, 54, 123456).isoformat())
+    assert json.loads(irq("daemon", "status", "--json").out)["last_cycle"] == "2026-01-14T04:20:54Z"

@@ -71,7 +71,7 @@ def status(c: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     from irq.daemon import service
 
     x = ctx(c)
-    info = service.status(x.ledger())
+    info = render.daemon_info(service.status(x.ledger()))
     if as_json:
         x.ui.json(info)
     else:

@@ -9,7 +9,7 @@ from rich.text import Text
 from irq.cli.common import STATE_STYLE, _dump, _print_line
 from irq.cli.follow import curve_text
 from irq.ledger.states import is_active
-from irq.ui import UI, clean, num
+from irq.ui import UI, clean, iso, num
 
 EMPTY = "no experiments yet: `irq add Q-001 --title Baseline -c config.json` or `irq import queue.md`"
 STATUS_COLUMNS = ("id", "title", "priority", "attempts", "job", "detail")
@@ -101,6 +101,14 @@ def fetched(rep: Any) -> list[str]:
     if not lines:
         lines.append("nothing to fetch: no attempt has finished since the last fetch")
     return lines
+
+
+def daemon_info(info: dict) -> dict:
+    """The daemon's status with its last cycle in the one time format of --json."""
+    from datetime import datetime
+
+    last = info.get("last_cycle")
+    return info | {"last_cycle": iso(datetime.fromisoformat(last)) if last else None}
 
 
 def daemon_status(info: dict) -> str:
