@@ -58,7 +58,7 @@ def mode(request, monkeypatch):
 def test_titles_notes_and_parameters_print_verbatim(irq, mode, value):
     assert irq("init").code == 0
     r = irq("add", "Q-001", "--title", value, "--notes", value, "-p", f"tag={value}", "--hypothesis", value)
-    assert r.code == 0, r
+    assert r.code == 0 and shown(value) in r.out, r
     for args in (["status", "--offline"], ["show", "Q-001"]):
         r = irq(*args)
         assert r.code == 0, r

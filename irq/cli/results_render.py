@@ -24,7 +24,7 @@ def print_results(ui: UI, ans: Any, fmt: str) -> None:
             mark = "%" if fmt == "latex" else "-"
             sys.stdout.write("\n" + "".join(f"{mark} {v.sentence}\n" for v in ans.verdicts))
         return
-    if len(ans.table.rows) > RICH_ROWS:
+    if len(ans.table.rows) > RICH_ROWS or not ui.interactive:  # piped: aligned text, no box drawing
         sys.stdout.write(to_text(ans.table))
     else:
         _rich_table(ui, ans.table, ans.metric, ans.goal)
