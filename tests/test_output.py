@@ -15,7 +15,7 @@ from irq.ui import iso, num
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN_COMMANDS = ["init", "import", "export", "add", "ready", "retry", "status", "show", "render", "submit",
-                 "fetch", "cancel", "log", "check", "trust", "daemon", "demo"]
+                 "fetch", "cancel", "log", "check", "trust", "daemon", "demo", "results", "sweep", "plot", "report"]
 
 
 def test_version_and_short_help(irq):
