@@ -198,3 +198,13 @@ def test_daemon_status_json_uses_the_same_time_format(irq, ledger):
 
     ledger.set_meta("daemon_last_cycle", datetime(2026, 1, 14, 4, 20, 54, 123456).isoformat())
     assert json.loads(irq("daemon", "status", "--json").out)["last_cycle"] == "2026-01-14T04:20:54Z"
+
+
+def test_status_prints_a_result_in_the_one_number_format(tmp_path, irq, seed_queue):
+    irq("import", str(seed_queue))
+    con = sqlite3.connect(tmp_path / "queue.db")
+    con.execute("""UPDATE attempt SET results='{"val_mse": 0.068812345}' WHERE experiment_id='Q-004' AND number=6""")
+    con.commit()
+    con.close()
+    rows = {x["id"]: x for x in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
+    assert rows["Q-004"]["detail"] == "val_mse 0.06881"  # as `irq fetch` prints it (4 significant digits)

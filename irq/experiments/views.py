@@ -78,6 +78,7 @@ def waiting_line(e: Experiment, has_active_attempt: bool) -> str | None:
 
 def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_active_attempt: bool) -> str:
     from irq.fields import fmt_time
+    from irq.ui import num
 
     if (line := waiting_line(e, has_active_attempt)) is not None:
         return line
@@ -98,5 +99,5 @@ def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_act
         return (last.root_cause or last.error or last.state)[:120]
     if e.state == State.DONE.value:
         val = last.results.get("val_mse", last.results.get("Validation MSE"))
-        return f"val_mse {val}" if val is not None else ""
+        return f"val_mse {num(val)}" if val is not None else ""
     return last.state
