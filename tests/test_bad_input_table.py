@@ -88,7 +88,7 @@ CLI = [  # (name, files, argv, words)
     ("self dependency", {}, ["add", "Q-010", "-t", "x", "--after", "Q-010"], "cannot depend on itself"),
     ("title with newline", {}, ["add", "Q-010", "-t", "a\nb"], "one line"),
     ("empty title", {}, ["add", "Q-010", "-t", " "], "needs a title"),
-    ("priority URGENT", {}, ["add", "Q-010", "-t", "x", "--priority", "URGENT"], "unknown priority"),
+    ("priority URGENT", {}, ["add", "Q-010", "-t", "x", "--priority", "URGENT"], "'URGENT' is not one of"),
     ("bad seeds", {}, ["add", "Q-010", "-t", "x", "--seeds", "x-y"], "x-y"),
     ("export into a missing folder", {}, ["export", "nodir/queue.md"], "does not exist"),
     ("export onto a folder", {"sub/keep": "x"}, ["export", "sub"], "is a folder"),

@@ -52,7 +52,8 @@ def test_status_groups_by_state_and_speaks_json(irq, seed_queue):
     assert irq("import", str(seed_queue)).code == 0
     r = irq("status", "--offline")
     assert r.code == 0
-    assert r.out.index("IN_PROGRESS (3)") < r.out.index("DONE (1)") < r.out.index("PROPOSED (6)")
+    states = [line.split("\t")[0] for line in r.out.splitlines()]  # piped: one row per line, state first
+    assert states == ["IN_PROGRESS"] * 3 + ["DONE"] + ["PROPOSED"] * 6
     data = json.loads(irq("status", "--offline", "--json").out)
     rows = {row["id"]: row for row in data["experiments"]}
     assert rows["Q-003"]["detail"].startswith("queued locally, waiting for a slot")

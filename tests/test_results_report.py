@@ -23,6 +23,7 @@ def project(ledger, tmp_path):
 
 def test_results_table_rich(irq, project, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: every column in full
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws its table only on a terminal
     r = irq("results")
     assert r.code == 0, r
     for e in ("Q-001", "Q-002", "Q-003"):

@@ -17,11 +17,27 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="irq",
-    help="An experiment queue and ledger for ML studies on SLURM clusters.",
+    help="An experiment queue and ledger for ML studies on SLURM clusters.\n\n"
+         "\b\nExamples:\n  irq init\n  irq add Q-001 --title Baseline -c q001.json\n"
+         "  irq submit --all-ready\n  irq status --watch 30",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,  # help texts are shown as written: `[clusters.NAME]` stays
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("irq")
+        except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+            v = "unknown"
+        sys.stdout.write(f"irq {v}\n")
+        raise typer.Exit()
 
 
 @dataclass
@@ -45,6 +61,7 @@ def _root(
     c: typer.Context,
     db: Optional[Path] = typer.Option(None, "--db", help="Ledger file (default: $IRQ_DB or ./queue.db)."),
     config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from here."),
+    _v: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print irq's version."),
 ) -> None:
     from irq.ledger.database import resolve_db_path  # sqlmodel: not for `irq --help`
 
@@ -54,19 +71,45 @@ def _root(
 def main(argv: list[str] | None = None) -> None:
     ui = UI()
     try:
-        rv = app(args=argv, standalone_mode=False)
+        code = _run(ui, argv)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `irq status | head -1`: the reader has all it wanted
+        code = _closed_pipe()
+    except SystemExit:
+        # typer turns a closed pipe (EPIPE) into exit 1 after wrapping stdout; it is not an error
+        if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+            raise
+        code = _closed_pipe()
+    sys.exit(code)
+
+
+def _closed_pipe() -> int:
+    _quiet_stdout()
+    return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout replaced by a test harness
+        pass
+
+
+def _run(ui: UI, argv: list[str] | None) -> int:
+    try:
+        rv = app(args=argv, prog_name="irq", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except errors.IrqError as exc:
         ui.error(exc)
         code = exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
-    except TyperException as exc:
-        show = getattr(exc, "show", None)
-        if show:
-            show()
-        else:
-            ui.err.print(f"error: {exc.format_message()}")
+    except TyperException as exc:  # click's own usage errors read like irq's: one error, one hint
+        where = getattr(getattr(exc, "ctx", None), "command_path", None) or "irq"
+        ui.error(errors.UsageError(exc.format_message(), f"see `{where} -h` for its arguments and options"))
         code = exc.exit_code
     except typer.Abort:
         ui.err.print("aborted")
@@ -74,4 +117,4 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         ui.err.print("interrupted")
         code = 130
-    sys.exit(code)
+    return code

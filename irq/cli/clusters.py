@@ -17,7 +17,12 @@ def trust(
     cluster: Optional[str] = typer.Argument(None, help="A [clusters.NAME] from irq.toml (default: the configured backend)."),
     yes: bool = typer.Option(False, "--yes", help="Trust without asking (only after checking the fingerprint)."),
 ) -> None:
-    """Show a cluster's SSH host key fingerprint and, once you confirm it, add it to known_hosts."""
+    """Show a cluster's SSH host key fingerprint and, once you confirm it, add it to known_hosts.
+
+    \b
+    Example:
+      irq trust fasrc
+    """
     from irq.backends.ssh.hostkeys import trust_host
     from irq.backends.ssh.session import fetch_host_key
 

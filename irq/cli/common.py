@@ -1,4 +1,4 @@
-"""Helpers the command modules share: config, prompts, escaping, state colours."""
+"""Helpers the command modules share: config, prompts, state colours."""
 from __future__ import annotations
 
 import sys
@@ -9,7 +9,8 @@ from irq.ui import UI
 
 
 def _dump(model: Any) -> dict:
-    return model.model_dump(mode="json")
+    """A row as JSON-ready data; times stay datetimes so `ui.json` writes them in its one format."""
+    return model.model_dump(mode="python")
 
 
 def _config(x: Ctx):
@@ -26,16 +27,10 @@ def _prompt(x: Ctx):
 
     def ask(title: str, instructions: str, prompts: list) -> list[str]:
         if instructions:
-            x.ui.err.print(instructions, markup=False)
+            x.ui.note(instructions)
         return [getpass.getpass(p) if not echo else input(p) for p, echo in prompts]
 
     return ask
-
-
-def _esc(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _print_line(ui: UI, line: Any) -> None:

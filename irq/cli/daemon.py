@@ -12,7 +12,8 @@ from irq.cli.common import _config, _prompt
 
 daemon_app = typer.Typer(
     name="daemon", no_args_is_help=True,
-    help="Keep job slots full: refresh, fetch, submit READY experiments by priority, re-export queue.md.",
+    help="Keep job slots full: refresh, fetch, submit READY experiments by priority, re-export queue.md."
+         "\n\n\b\nExamples:\n  irq daemon start --interval 60\n  irq daemon status\n  irq daemon run --dry-run",
 )
 app.add_typer(daemon_app)
 INTERVAL_HELP = "Seconds between cycles (default: irq.toml [daemon])."
@@ -71,7 +72,7 @@ def status(c: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     from irq.daemon import service
 
     x = ctx(c)
-    info = service.status(x.ledger())
+    info = render.daemon_info(service.status(x.ledger()))
     if as_json:
         x.ui.json(info)
     else:
@@ -85,7 +86,12 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="A tiny config (seconds) instead of the seed's pilot (minutes)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run the study's pilot end to end on this machine: queue, train, fetch, compare."""
+    """Run the study's pilot end to end on this machine: queue, train, fetch, compare.
+
+    \b
+    Example:
+      irq demo --quick
+    """
     from irq.daemon.demo import run_demo
 
     x = ctx(c)

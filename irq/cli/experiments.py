@@ -10,11 +10,17 @@ import typer
 from irq import errors
 from irq.cli.app import app, ctx
 from irq.cli.common import _config, _dump
+from irq.ledger.states import Priority
 
 
 @app.command()
 def init(c: typer.Context) -> None:
-    """Create the ledger (queue.db) and a commented irq.toml here."""
+    """Create the ledger (queue.db) and a commented irq.toml here.
+
+    \b
+    Example:
+      irq init
+    """
     from irq.experiments.project import init_project
 
     x = ctx(c)
@@ -26,7 +32,12 @@ def init(c: typer.Context) -> None:
 
 @app.command("import")
 def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md to read.")) -> None:
-    """Read a queue.md (the hand-kept layout or irq's export) into the ledger: all of it or nothing."""
+    """Read a queue.md (the hand-kept layout or irq's export) into the ledger: all of it or nothing.
+
+    \b
+    Example:
+      irq import queue.md
+    """
     from irq.experiments.project import import_file
 
     x = ctx(c)
@@ -39,7 +50,13 @@ def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md 
 
 @app.command()
 def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="Write here instead of stdout.")) -> None:
-    """Render queue.md from the ledger (template queue.md.j2; a project templates/ folder overrides it)."""
+    """Render queue.md from the ledger (template queue.md.j2; a project templates/ folder overrides it).
+
+    \b
+    Examples:
+      irq export queue.md
+      irq export | less
+    """
     from irq.formats.queue_io import export_queue
     from irq.formats.render import project_templates
 
@@ -59,7 +76,7 @@ def add(
     config: Optional[Path] = typer.Option(None, "--config-file", "-c", help="Trainer config JSON; its rank, steps, mining... become parameters."),
     hypothesis: Optional[str] = typer.Option(None, "--hypothesis"),
     param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE, repeatable (overrides the config file)."),
-    priority: str = typer.Option("MEDIUM", "--priority", help="HIGHEST, HIGH, MEDIUM or LOW."),
+    priority: Priority = typer.Option(Priority.MEDIUM, "--priority", case_sensitive=False, help="Which READY work goes first."),
     after: list[str] = typer.Option([], "--after", help="Run after this experiment (repeatable)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="'0-9' or '0,1,2': a seed array."),
     gpus: Optional[int] = typer.Option(None, "--gpus"),
@@ -75,13 +92,19 @@ def add(
     retry_max_attempts: int = typer.Option(3, "--retry-max-attempts"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Add an experiment (READY, or PROPOSED with --proposed)."""
+    """Add an experiment (READY, or PROPOSED with --proposed).
+
+    \b
+    Examples:
+      irq add Q-001 --title Baseline -c configs/q001.json --priority high
+      irq add Q-002 -t 'Random mining' -c configs/q001.json -p mining=random --after Q-001 --seeds 0-4
+    """
     from irq.experiments.edit import add_experiment
 
     x = ctx(c)
     exp = add_experiment(
         x.ledger(), exp_id, title, config=config, hypothesis=hypothesis, params=_params(param),
-        priority=priority, depends_on=after, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
+        priority=priority.value, depends_on=after, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
         time=time, partition=partition, notes=notes, proposed=proposed,
         retry=_retry_policy(retry_on, retry_max_time, retry_max_mem, retry_max_attempts),
     )
@@ -104,7 +127,12 @@ def _retry_policy(on: list[str], max_time: Optional[str], max_mem: Optional[str]
 
 @app.command()
 def ready(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
-    """Promote proposed experiments (Future Extensions) to READY."""
+    """Promote proposed experiments (Future Extensions) to READY.
+
+    \b
+    Example:
+      irq ready Q-005 Q-006
+    """
     from irq.experiments.edit import promote
 
     x = ctx(c)
@@ -115,7 +143,12 @@ def ready(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
 
 @app.command()
 def retry(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
-    """Put FAILED experiments back to READY; earlier attempts are kept."""
+    """Put FAILED experiments back to READY; earlier attempts are kept.
+
+    \b
+    Example:
+      irq retry Q-003
+    """
     from irq.experiments.edit import retry as retry_
 
     x = ctx(c)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from irq.cli import render
+from irq.cli import follow, render
 from irq.cli.app import app, ctx
 from irq.cli.common import _config, _prompt
 
@@ -22,7 +22,13 @@ def render_(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the script here."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
 ) -> None:
-    """Print the job script `irq submit` would send for an experiment, exactly."""
+    """Print the job script `irq submit` would send for an experiment, exactly.
+
+    \b
+    Examples:
+      irq render Q-003
+      irq render Q-003 --backend slurm:fasrc -o q003.sbatch
+    """
     from irq.jobs.preview import job_script
 
     x = ctx(c)
@@ -35,8 +41,7 @@ def render_(
     else:
         sys.stdout.write(p.script)
     if p.skipped:
-        x.ui.err.print(f"note: parameters not passed to the trainer (not trainer config keys): {', '.join(p.skipped)}",
-                       markup=False)
+        x.ui.note(f"note: parameters not passed to the trainer (not trainer config keys): {', '.join(p.skipped)}")
 
 
 @app.command()
@@ -47,11 +52,21 @@ def submit(
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the preflight checks."),
     as_json: bool = typer.Option(False, "--json"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Progress lines on stderr even when not on a terminal."),
 ) -> None:
-    """Submit experiments while job slots are free; the rest wait, queued locally."""
+    """Submit experiments while job slots are free; the rest wait, queued locally.
+
+    Each outcome prints once, on stdout.
+
+    \b
+    Examples:
+      irq submit Q-003
+      irq submit --all-ready
+    """
     from irq.jobs.actions import submit_experiments
 
     x = ctx(c)
+    x.ui.verbose = verbose
     outs = submit_experiments(x.ledger(), _config(x), x.ui, ids or [], all_ready, backend,
                               check=not no_check, prompt=_prompt(x))
     if as_json:
@@ -67,22 +82,35 @@ def fetch(
     ids: list[str] = typer.Argument(None, metavar="[ID...]"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Download results of finished attempts; mark experiments DONE or FAILED (with the cause)."""
+    """Download results of finished attempts; mark experiments DONE or FAILED (with the cause).
+
+    \b
+    Examples:
+      irq fetch
+      irq fetch Q-003 --json
+    """
     from irq.jobs.actions import fetch_results
 
     x = ctx(c)
+    x.ui.verbose = False  # each fetched attempt prints once, below
     rep = fetch_results(x.ledger(), _config(x), x.ui, ids or [], prompt=_prompt(x))
     if as_json:
         x.ui.json([asdict(o) for o in rep.outcomes])
     else:
-        render.fetched(x.ui, rep.outcomes)
+        for line in render.fetched(rep):
+            x.ui.print(line)
     if rep.refused:  # what could be done is shown; a refused host key still fails the command
         raise rep.refused
 
 
 @app.command()
 def cancel(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
-    """Cancel a running or pending job (or take an experiment off the local queue)."""
+    """Cancel a running or pending job (or take an experiment off the local queue).
+
+    \b
+    Example:
+      irq cancel Q-003
+    """
     from irq.jobs.actions import cancel_experiments
 
     x = ctx(c)
@@ -94,15 +122,28 @@ def cancel(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...
 def log(
     c: typer.Context,
     exp_id: str = typer.Argument(..., metavar="ID"),
-    lines: int = typer.Option(40, "--lines", "-n"),
+    lines: int = typer.Option(40, "--lines", "-n", min=0),
+    follow_: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines and learning-curve rows until the run ends."),
+    interval: float = typer.Option(5.0, "--interval", min=0.1, help="With -f: seconds between looks."),
+    count: Optional[int] = typer.Option(None, "--count", min=1, help="With -f: stop after this many looks."),
 ) -> None:
-    """The tail of the latest attempt's job output."""
-    from irq.jobs.actions import latest_log
+    """The tail of the latest attempt's job output; with -f, follow it and its learning curve
+    (curve.jsonl: step, loss, val_mse) until the run ends or Ctrl-C.
+
+    \b
+    Examples:
+      irq log Q-003 -n 100
+      irq log -f Q-003
+    """
+    from irq.jobs.actions import follow_log, latest_log
 
     x = ctx(c)
+    if follow_:
+        return follow.follow_log(x.ui, follow_log(x.ledger(), _config(x), exp_id, interval, count, _prompt(x)), lines)
     att, text = latest_log(x.ledger(), _config(x), exp_id, lines, prompt=_prompt(x))
-    x.ui.err.print(f"{exp_id} attempt {att.number}, job {att.job_id}:", markup=False)
-    sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
+    x.ui.note(f"{exp_id} attempt {att.number}, job {att.job_id}:")
+    for line in text.splitlines():
+        x.ui.print(line)
 
 
 @app.command()
@@ -112,7 +153,12 @@ def check(
     backend: Optional[str] = typer.Option(None, "--backend"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Preflight: would these experiments run? (pushed commit, files, modules, partition, scratch)."""
+    """Preflight: would these experiments run? (pushed commit, files, modules, partition, scratch).
+
+    \b
+    Example:
+      irq check Q-003 --backend slurm:fasrc
+    """
     from irq.jobs.preview import check_jobs
 
     x = ctx(c)

@@ -4,51 +4,72 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from irq.cli.common import STATE_STYLE, _dump, _esc, _print_line
-from irq.ui import UI
+from rich.text import Text
+
+from irq.cli.common import STATE_STYLE, _dump, _print_line
+from irq.cli.follow import curve_text
+from irq.ledger.states import is_active
+from irq.ui import UI, clean, iso, num
+
+EMPTY = "no experiments yet: `irq add Q-001 --title Baseline -c config.json` or `irq import queue.md`"
+STATUS_COLUMNS = ("id", "title", "priority", "attempts", "job", "detail")
 
 
 def status(ui: UI, report: Any) -> None:
-    """`irq status`: one table per state, then job slots and the polling budget."""
-    from rich.table import Table
-
+    """`irq status`: one table per state on a terminal; piped, one tab-separated line per
+    experiment (state first), then job slots and the polling budget on stderr."""
     for name, msg in report.unreachable.items():
-        ui.err.print(f"warning: {name} did not answer ({msg}); states shown as last known", markup=False)
+        ui.note(f"warning: {name} did not answer ({msg}); states shown as last known")
+    if not report.rows:
+        ui.note(EMPTY)
     for state, group in report.groups():
-        t = Table(title=f"{state} ({len(group)})", title_justify="left", title_style=STATE_STYLE[state])
-        for col in ("id", "title", "priority", "attempts", "job", "detail"):
-            t.add_column(col)
-        for r in group:
-            t.add_row(r.id, r.title, r.priority, str(r.attempts), r.job_id or "", r.detail)
-        ui.print(t)
+        rows = [(r.id, r.title, r.priority, num(r.attempts), r.job_id or "", _detail(r, report)) for r in group]
+        ui.table(f"{state} ({len(group)})", STATUS_COLUMNS, rows, style=STATE_STYLE.get(state, ""),
+                 plain_prefix=(state,))
+    say = ui.print if ui.interactive else ui.note
     if report.slots:
         if report.slots.get("summary"):
-            ui.print(report.slots["summary"])
-        ui.print(f"scheduler calls in the last hour: {report.slots['scheduler_calls_last_hour']}")
+            say(report.slots["summary"])
+        say(f"scheduler calls in the last hour: {num(report.slots['scheduler_calls_last_hour'])}")
+
+
+def _detail(r: Any, report: Any) -> str:
+    row = getattr(report, "curves", {}).get(r.id)
+    return f"{r.detail}; {curve_text(row)}" if row else r.detail
 
 
 def status_json(report: Any) -> dict:
-    return {"experiments": [asdict(r) for r in report.rows], "slots": report.slots}
+    curves = getattr(report, "curves", {})
+    return {"experiments": [asdict(r) | ({"curve": curves[r.id]} if r.id in curves else {}) for r in report.rows],
+            "slots": report.slots}
 
 
 def show(ui: UI, v: Any) -> None:
-    """`irq show`: the definition as bullets, one panel per attempt."""
+    """`irq show`: the definition as bullets, one panel per attempt; every value verbatim."""
     from rich.panel import Panel
 
     from irq.formats.export import attempt_lines, definition_lines
 
     e = v.experiment
-    ui.styled(f"[bold]{_esc(e.id + ': ' + e.title)}[/]  [{STATE_STYLE.get(e.state, 'white')}]{e.state}[/]")
+    ui.styled((f"{e.id}: {e.title}", "bold"), ("  ", ""), (e.state, STATE_STYLE.get(e.state, "white")))
     if v.waiting:
         ui.print(v.waiting)
     for line in definition_lines(e):
         _print_line(ui, line)
     for a in v.attempts:
-        body = []
+        body = [NEVER_REFRESHED] if a.backend == "imported" and is_active(a.state) else []
         for line in attempt_lines(a):
             body.append(f"{line.key}: {line.value}")
             body.extend(f"  {k}: {val}" for k, val in line.children)
-        ui.print(Panel("\n".join(body), title=f"attempt {a.number}", title_align="left"))
+        if not ui.interactive:
+            ui.print(f"attempt {a.number}")
+            for b in body:
+                ui.print("  " + b)
+            continue
+        ui.print(Panel(Text(clean("\n".join(body))), title=f"attempt {a.number}", title_align="left"))
+
+
+NEVER_REFRESHED = "state as imported from queue.md; irq has never refreshed it"
 
 
 def show_json(v: Any) -> dict:
@@ -72,6 +93,24 @@ def outcome(o: Any) -> str:
     return f"{o.id}: {o.status}" + (f" as job {o.job_id}" if o.job_id else "") + (f" ({o.message})" if o.message else "")
 
 
+def fetched(rep: Any) -> list[str]:
+    """`irq fetch`: one line per fetched attempt, and why the others are not fetched yet."""
+    lines = [f"{o.id} attempt {o.attempt}: {o.state} ({o.detail})" for o in rep.outcomes]
+    lines += [f"{a.experiment_id} attempt {a.number}: job {a.job_id} is still {a.state}; fetch again once it ends"
+              for a in rep.still]
+    if not lines:
+        lines.append("nothing to fetch: no attempt has finished since the last fetch")
+    return lines
+
+
+def daemon_info(info: dict) -> dict:
+    """The daemon's status with its last cycle in the one time format of --json."""
+    from datetime import datetime
+
+    last = info.get("last_cycle")
+    return info | {"last_cycle": iso(datetime.fromisoformat(last)) if last else None}
+
+
 def daemon_status(info: dict) -> str:
     running = f"running (pid {info['pid']})" if info["running"] else "not running"
     return (f"daemon {running}; last cycle {info['last_cycle'] or 'never'}; "
@@ -81,27 +120,11 @@ def daemon_status(info: dict) -> str:
 
 def demo(ui: UI, res: Any) -> None:
     """`irq demo`: the pilot's results beside the trivial baselines, and where everything is."""
-    from rich.table import Table
-
-    t = Table(title="pilot results (validation MSE; lower is better)", title_justify="left")
-    for col in ("id", "mining", "state", "val_mse", "predict mean", "predict zero", "steps/s"):
-        t.add_column(col)
-    for r in res.rows:
-        t.add_row(r["id"], str(r["mining"]), r["state"], _num(r["val_mse"]), _num(r["baseline_mean_mse"]),
-                  _num(r["baseline_zero_mse"]), _num(r["steps_per_s"]) if r["steps_per_s"] else "")
-    ui.print(t)
+    cols = ("id", "mining", "state", "val_mse", "predict mean", "predict zero", "steps/s")
+    rows = [(r["id"], r["mining"], r["state"], num(r["val_mse"]), num(r["baseline_mean_mse"]),
+             num(r["baseline_zero_mse"]), num(r["steps_per_s"]) if r["steps_per_s"] else "") for r in res.rows]
+    ui.table("pilot results (validation MSE; lower is better)", cols, rows)
     db = res.folder / "queue.db"
     ui.print(f"ledger: {db}  queue: {res.folder / 'queue.md'}  results: {res.folder / 'results'}")
     ui.print(f"next: `irq --db {db} status`, `irq --db {db} show Q-043`")
 
-
-def _num(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
-
-
-def fetched(ui: UI, outs: list[Any]) -> None:
-    """`irq fetch`: one line per attempt fetched."""
-    if not outs:
-        ui.print("nothing to fetch: no attempt has finished since the last fetch")
-    for o in outs:
-        ui.print(f"{o.id} attempt {o.attempt}: {o.state} ({o.detail})")

@@ -71,7 +71,10 @@ def plot(
     out: Path = typer.Option(Path("results/figures"), "-o", "--out", help="Folder for the PNG and PDF."),
     metric: str | None = typer.Option(None, "--metric"),
 ) -> None:
-    """Figures from the fetched runs (PNG and PDF): learning curves, final values, conditioning, energy."""
+    """Figures from the fetched runs (PNG and PDF): learning curves, final values, conditioning, energy.
+
+    Example: irq plot curves Q-001 Q-003
+    """
     from irq.results import plots
     from irq.results.collect import collect
     from irq.results.service import metric_goal
@@ -99,7 +102,10 @@ def report(
     criterion: list[str] | None = typer.Option(None, "--criterion"),
     threshold: float | None = typer.Option(None, "--threshold"),
 ) -> None:
-    """The study's summary: table, verdicts, figures, and the runs behind every number."""
+    """The study's summary: table, verdicts, figures, and the runs behind every number.
+
+    Example: irq report --baseline Q-001
+    """
     from irq.results.report import write
     from irq.results.service import metric_goal, with_baseline
 

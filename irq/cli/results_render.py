@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from irq.ui import UI
+from irq.ui import UI, clean
 
 RICH_ROWS = 300  # more rows than this print as plain aligned text: rich lays out every cell
 
@@ -24,31 +24,26 @@ def print_results(ui: UI, ans: Any, fmt: str) -> None:
             mark = "%" if fmt == "latex" else "-"
             sys.stdout.write("\n" + "".join(f"{mark} {v.sentence}\n" for v in ans.verdicts))
         return
-    if len(ans.table.rows) > RICH_ROWS:
+    if len(ans.table.rows) > RICH_ROWS or not ui.interactive:  # piped: aligned text, no box drawing
         sys.stdout.write(to_text(ans.table))
     else:
         _rich_table(ui, ans.table, ans.metric, ans.goal)
     for v in ans.verdicts:
         style = {"met": "green", "not met": "red"}.get(v.outcome, "yellow")
-        ui.styled(f"[{style}]{v.outcome}[/]: {_escape(v.sentence)}")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+        ui.styled((v.outcome, style), (": " + v.sentence, ""))
 
 
 def _rich_table(ui: UI, table: Any, metric: str, goal: str) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from irq.results.table import cells, columns, notes
 
-    t = Table(title=f"{metric} ({'lower' if goal == 'min' else 'higher'} is better)", title_justify="left")
+    t = Table(title=Text(f"{metric} ({'lower' if goal == 'min' else 'higher'} is better)"), title_justify="left")
     for col in columns(table):
         t.add_column(col, justify="left" if col == "id" else "right", no_wrap=col in ("id", "n"), overflow="fold")
     for r in table.rows:
-        t.add_row(*cells(table, r))
+        t.add_row(*(Text(clean(v)) for v in cells(table, r)))
     ui.print(t)
     for n in notes(table):
         ui.print(n)
@@ -70,5 +65,5 @@ def print_sweep(ui: UI, out: Any, proposed: bool, as_json: bool) -> None:
     for p in points:
         ui.print(f"  {p.id}  {p.title}" + (f"  seeds {fmt_seeds(p.seeds)}" if p.seeds else ""))
     if base.config_path and out.config_file is None:
-        ui.err.print(f"warning: {base.id}'s config {base.config_path} is not readable from here; "
-                     "the points carry its parameters only", markup=False)
+        ui.note(f"warning: {base.id}'s config {base.config_path} is not readable from here; "
+                "the points carry its parameters only")

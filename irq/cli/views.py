@@ -1,9 +1,11 @@
 """Commands that show the ledger: status and show."""
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
-from irq.cli import render
+from irq.cli import follow, render
 from irq.cli.app import app, ctx
 
 
@@ -12,24 +14,45 @@ def status(
     c: typer.Context,
     as_json: bool = typer.Option(False, "--json"),
     offline: bool = typer.Option(False, "--offline", help="Do not ask the backend first."),
+    watch: Optional[float] = typer.Option(None, "--watch", "-w", metavar="SECONDS", min=0.1,
+                                          help="Refresh every SECONDS until Ctrl-C, with each run's newest curve row."),
+    count: Optional[int] = typer.Option(None, "--count", min=1, help="With --watch: stop after this many refreshes."),
 ) -> None:
-    """Experiments grouped by state, with their latest attempt and job slots."""
+    """Experiments grouped by state, with their latest attempt and job slots.
+
+    Piped, one tab-separated line per experiment: state, id, title, priority, attempts, job, detail.
+
+    \b
+    Examples:
+      irq status
+      irq status --offline | awk -F'\\t' '$1 == "FAILED" {print $2}'
+      irq status --watch 30
+    """
     from irq.jobs.status import status_report
 
     x = ctx(c)
-    report = status_report(x.ledger(), x.config, x.ui, offline=offline)
-    if as_json:
-        x.ui.json(render.status_json(report))
-    else:
-        render.status(x.ui, report)
-    if report.refused:  # last-known states shown; a refused host key still fails the command
-        raise report.refused
+
+    def draw() -> None:
+        report = status_report(x.ledger(), x.config, x.ui, offline=offline, curves=watch is not None)
+        x.ui.json(render.status_json(report)) if as_json else render.status(x.ui, report)
+        if report.refused:  # last-known states shown; a refused host key still fails the command
+            raise report.refused
+
+    if watch is None:
+        return draw()
+    follow.watch(x.ui, watch, count, draw)
 
 
 @app.command()
 def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
          as_json: bool = typer.Option(False, "--json")) -> None:
-    """One experiment: its definition and every attempt with error, root cause, fix and results."""
+    """One experiment: its definition and every attempt with error, root cause, fix and results.
+
+    \b
+    Examples:
+      irq show Q-004
+      irq show Q-004 --json
+    """
     from irq.experiments.views import show as show_
 
     x = ctx(c)

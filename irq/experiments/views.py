@@ -78,6 +78,7 @@ def waiting_line(e: Experiment, has_active_attempt: bool) -> str | None:
 
 def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_active_attempt: bool) -> str:
     from irq.fields import fmt_time
+    from irq.ui import num
 
     if (line := waiting_line(e, has_active_attempt)) is not None:
         return line
@@ -90,11 +91,13 @@ def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_act
             return "waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in pending)
     if last is None:
         return ""
+    if last.backend == "imported" and is_active(last.state):
+        return f"{last.state} when imported; never refreshed by irq"
     if last.unknown_since:
         return f"state unknown since {fmt_time(last.unknown_since)} (scheduler unreachable)"
     if e.state == State.FAILED.value:
         return (last.root_cause or last.error or last.state)[:120]
     if e.state == State.DONE.value:
         val = last.results.get("val_mse", last.results.get("Validation MSE"))
-        return f"val_mse {val}" if val is not None else ""
+        return f"val_mse {num(val)}" if val is not None else ""
     return last.state

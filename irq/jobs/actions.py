@@ -5,16 +5,18 @@ lower-level functions (submit, fetch, refresh) inside its own cycle.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from irq import errors
-from irq.backends.registry import Backends
+from irq.backends.registry import Backends, record_calls
 from irq.config import Config
 from irq.formats.queue_io import export_queue
 from irq.formats.render import project_templates
 from irq.jobs.cancel import cancel
-from irq.jobs.fetch import FetchOutcome, fetch, log_tail
+from irq.jobs.fetch import FetchOutcome, fetch, log_tail, still_finishing
+from irq.jobs.follow import Look, follow
 from irq.jobs.preflight import preflight_hook
 from irq.jobs.submit import SubmitOutcome, submit
 from irq.jobs.sync import refresh
@@ -46,19 +48,22 @@ def submit_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], a
 
 @dataclass
 class FetchReport:
-    """What `irq fetch` did, and a refused host key to fail the command with once it is shown."""
+    """What `irq fetch` did, which jobs are still finishing, and a refused host key to fail the
+    command with once all of it is shown."""
 
     outcomes: list[FetchOutcome]
+    still: list[Attempt]  # not finished yet (COMPLETING, or still active when named)
     refused: errors.HostKeyError | None = None
 
 
 def fetch_results(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> FetchReport:
-    """`irq fetch`: refresh states, then download what finished and mark experiments DONE or FAILED."""
+    """`irq fetch`: refresh states, then download what finished and mark experiments DONE or FAILED;
+    say which jobs are still finishing rather than "nothing finished"."""
     with Backends(config, prompt=prompt) as backends:
         refreshed = refresh(ledger, backends, ui)
         outs = fetch(ledger, config, backends, ui, ids or None)
     export_after_change(ledger, config)
-    return FetchReport(outs, next(iter(refreshed.refused.values()), None))
+    return FetchReport(outs, still_finishing(ledger, ids or None), next(iter(refreshed.refused.values()), None))
 
 
 def cancel_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> list[str]:
@@ -67,6 +72,16 @@ def cancel_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], p
         lines = [cancel(ledger, backends, ui, i) for i in ids]
     export_after_change(ledger, config)
     return lines
+
+
+def follow_log(ledger: Ledger, config: Config, exp_id: str, interval: float, count: int | None = None,
+               prompt: Prompt = None) -> Iterator[Look]:
+    """`irq log -f`: looks at the latest attempt (log tail, learning curve) until it finishes."""
+    with Backends(config, prompt=prompt) as backends:
+        try:
+            yield from follow(ledger, backends, exp_id, interval, count)
+        finally:
+            record_calls(ledger, backends)
 
 
 def latest_log(ledger: Ledger, config: Config, exp_id: str, lines: int, prompt: Prompt = None) -> tuple[Attempt, str]:

@@ -15,7 +15,9 @@ from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
     SUCCESS_STATES,
+    AttemptState,
     State,
+    is_active,
     is_final,
 )
 from irq.policy.diagnose import diagnose
@@ -55,6 +57,16 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
             step.advance(f"{a.experiment_id}: {out[-1].state}")
     record_calls(ledger, backends)
     return out
+
+
+def still_finishing(ledger: Ledger, ids: list[str] | None = None) -> list[Attempt]:
+    """Attempts a fetch cannot take yet: COMPLETING ones (the job ended, the scheduler is still
+    closing it), and with `ids`, any of theirs still active."""
+    with ledger.transaction() as s:
+        wanted = {Ledger.experiment(s, i).id for i in ids} if ids else None
+        return [a for a in Ledger.attempts(s)
+                if is_active(a.state) and a.backend != "imported" and a.job_id
+                and (a.state == AttemptState.COMPLETING.value if wanted is None else a.experiment_id in wanted)]
 
 
 def _read_json(p: Path) -> dict | None:

@@ -5,7 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from irq.backends.registry import Backends
+from irq.config import load_config
 from irq.experiments.views import StatusRow, status_rows
+from irq.jobs.follow import curve_heads
 from irq.jobs.sync import refresh_for_status
 from irq.ledger.database import Ledger
 from irq.ui import UI
@@ -19,6 +22,7 @@ class StatusReport:
     slots: dict[str, Any] | None  # limit, used, free, summary, scheduler_calls_last_hour, unreachable
     unreachable: dict[str, str] = field(default_factory=dict)
     refused: Any = None  # a refused host key (HostKeyError): shown states are last known, the command fails
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> newest curve row (--watch)
 
     def groups(self) -> list[tuple[str, list[StatusRow]]]:
         """Rows by state, in the order a person reads them; empty states left out."""
@@ -26,10 +30,16 @@ class StatusReport:
         return [(st, rows) for st, rows in out if rows]
 
 
-def status_report(ledger: Ledger, config_path: Path | None, ui: UI, offline: bool = False) -> StatusReport:
-    """Refresh active attempts (one batched scheduler query; none when nothing is active), then read rows."""
+def status_report(ledger: Ledger, config_path: Path | None, ui: UI, offline: bool = False,
+                  curves: bool = False) -> StatusReport:
+    """Refresh active attempts (one batched scheduler query; none when nothing is active), then read
+    rows; with `curves`, the newest learning-curve row of each running attempt too."""
     slots = None if offline else refresh_for_status(ledger, config_path, ui)
     unreachable = dict((slots or {}).get("unreachable") or {})
     refused = slots.pop("refused", None) if slots else None
-    return StatusReport(status_rows(ledger), slots, unreachable, refused)
+    report = StatusReport(status_rows(ledger), slots, unreachable, refused)
+    if curves and any(r.state == "IN_PROGRESS" and r.job_id for r in report.rows):
+        with Backends(load_config(config_path)) as backends:
+            report.curves = curve_heads(ledger, backends)
+    return report
 

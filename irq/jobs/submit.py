@@ -161,7 +161,7 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
     faults.point("before_sbatch")
     outcome = _send(ledger, backend, att, req)
     if outcome.status == "submitted":
-        ui.log(f"{exp_id}: submitted as job {outcome.job_id} ({backend.name})" + (
+        ui.step(f"{exp_id}: submitted as job {outcome.job_id} ({backend.name})" + (
             f"; not passed to the trainer: {', '.join(skipped)}" if skipped else ""))
     return outcome
 

@@ -1,0 +1,85 @@
+"""Following a run from the command line: `irq log -f` and `irq status --watch`."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from irq.ui import UI, num
+
+CURVE_KEYS = ("step", "loss", "val_mse", "best_val_mse")
+
+
+def curve_text(row: dict[str, Any]) -> str:
+    """One learning-curve row in words: step, training loss, validation metric."""
+    return "  ".join(f"{k} {num(row[k])}" for k in CURVE_KEYS if k in row)
+
+
+def new_text(shown: str, now: str) -> str:
+    """What `now` (a log's tail) adds to what was already `shown`."""
+    if now.startswith(shown):
+        return now[len(shown):]
+    lines = shown.splitlines()
+    if lines:  # the tail's window moved: continue after the last line already shown
+        cut = now.rfind(lines[-1] + "\n")
+        if cut >= 0:
+            return now[cut + len(lines[-1]) + 1:]
+    return now
+
+
+class LogFollower:
+    """Prints each look's new log lines and new curve rows, once."""
+
+    def __init__(self, ui: UI, lines: int) -> None:
+        self.ui, self.lines = ui, lines
+        self.shown: str | None = None
+        self.attempt: int | None = None
+        self.steps: dict[str, int] = {}
+
+    def show(self, look: Any) -> None:
+        if look.attempt != self.attempt:  # first look, or a newer attempt started
+            self.ui.note(f"{look.exp_id} attempt {look.attempt}, job {look.job_id}:")
+            self.attempt, self.shown, self.steps = look.attempt, None, {}
+        if self.shown is None:
+            add = "\n".join(look.log.splitlines()[-self.lines:]) + ("\n" if look.log else "")
+        else:
+            add = new_text(self.shown, look.log)
+        self.shown = look.log
+        for line in add.splitlines():
+            self.ui.print(line)
+        for sub, rows in look.curve.items():
+            for row in rows:
+                if row["step"] > self.steps.get(sub, -1):
+                    self.ui.print(f"curve {sub + ' ' if sub else ''}{curve_text(row)}")
+                    self.steps[sub] = row["step"]
+        if look.finished:
+            self.ui.note(f"{look.exp_id} attempt {look.attempt} has finished; `irq fetch {look.exp_id}`")
+
+
+def follow_log(ui: UI, looks: Iterable[Any], lines: int) -> None:
+    follower = LogFollower(ui, lines)
+    try:
+        for look in looks:
+            follower.show(look)
+    except KeyboardInterrupt:  # Ctrl-C ends following, quietly
+        return
+
+
+def watch(ui: UI, every: float, count: int | None, draw: Callable[[], None],
+          sleep: Callable[[float], None] = time.sleep) -> None:
+    """Redraw every `every` seconds until Ctrl-C (or `count` draws): a live view on a terminal,
+    one block per refresh, separated by an empty line, when piped."""
+    n = 0
+    try:
+        while True:
+            if ui.interactive:
+                ui.out.clear()
+            elif n:
+                ui.print("")
+            draw()
+            n += 1
+            if count is not None and n >= count:
+                return
+            sleep(every)
+    except KeyboardInterrupt:
+        return

@@ -1,0 +1,107 @@
+"""Following a run while it trains: the tail of its job log and its learning curve.
+
+The trainer appends one JSON object per checkpoint interval to `curve.jsonl` in its run directory
+(`seed_N/` inside it for a seed array) and writes `status.json` last. Both are read through the
+backend (`read_file`: the local file, or a tail over SSH), so following costs no scheduler call.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from irq import errors
+from irq.backends.base import Backend
+from irq.backends.registry import Backends
+from irq.jobs.fetch import log_paths
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt
+from irq.ledger.states import is_active
+
+
+@dataclass
+class Look:
+    """One look at the latest attempt of an experiment."""
+
+    exp_id: str
+    attempt: int
+    job_id: str | None
+    log: str  # the log's tail as read now (the whole of what `read_file` returns)
+    curve: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run folder ("" or seed_N) -> rows
+    finished: bool = False  # status.json written everywhere, or the ledger says the attempt ended
+
+
+def curve_rows(text: str | None) -> list[dict[str, Any]]:
+    """The rows of a curve.jsonl; a line cut short (still being written, or a tail's first line) is skipped."""
+    rows = []
+    for line in (text or "").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
+    return rows
+
+
+def _folders(a: Attempt) -> list[str]:
+    if not a.array:
+        return [""]
+    return [f"seed_{t}" for t in (sorted(a.tasks, key=int) if a.tasks else ["0"])]
+
+
+def look(backend: Backend, a: Attempt, with_log: bool = True) -> Look:
+    """Read the log tail, the curves and whether the trainer wrote status.json, now."""
+    logs = [t for p in log_paths(a) if with_log and (t := backend.read_file(p, 1 << 20))]
+    out = Look(a.experiment_id, a.number, a.job_id, "\n".join(logs))
+    done = []
+    for sub in _folders(a):
+        base = f"{a.run_dir}/{sub}" if sub else a.run_dir
+        out.curve[sub] = curve_rows(backend.read_file(f"{base}/curve.jsonl", 1 << 18))
+        done.append(backend.read_file(f"{base}/status.json", 4096) is not None)
+    out.finished = all(done) or not is_active(a.state)
+    return out
+
+
+def latest(ledger: Ledger, exp_id: str) -> Attempt:
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
+        a = Ledger.latest_attempt(s, exp.id)
+    if a is None or not a.job_id or not a.run_dir:
+        raise errors.IrqError(f"{exp_id} has no submitted attempt yet", f"`irq submit {exp_id}`")
+    if a.backend == "imported":
+        raise errors.IrqError(f"{exp_id}'s attempts were imported from queue.md; irq has no log for them")
+    return a
+
+
+def follow(ledger: Ledger, backends: Backends, exp_id: str, interval: float, count: int | None = None,
+           sleep: Callable[[float], None] = time.sleep) -> Iterator[Look]:
+    """Look at the latest attempt every `interval` seconds until it finishes (the last look says
+    so) or `count` looks were made. The ledger is re-read each time: a newer attempt is followed."""
+    n = 0
+    while True:
+        a = latest(ledger, exp_id)
+        seen = look(backends.get(a.backend), a)
+        n += 1
+        yield seen
+        if seen.finished or (count is not None and n >= count):
+            return
+        sleep(interval)
+
+
+def curve_heads(ledger: Ledger, backends: Backends) -> dict[str, dict[str, Any]]:
+    """The newest curve row of every active attempt (for `irq status --watch`), by experiment."""
+    with ledger.transaction() as s:
+        active = [a for a in Ledger.attempts(s) if is_active(a.state) and a.run_dir and a.backend != "imported"]
+    heads: dict[str, dict[str, Any]] = {}
+    for a in active:
+        try:
+            seen = look(backends.get(a.backend), a, with_log=False)
+        except errors.BackendError:
+            continue
+        rows = [r for rs in seen.curve.values() for r in rs[-1:]]
+        if rows:
+            heads[a.experiment_id] = max(rows, key=lambda r: r.get("step", 0))
+    return heads

@@ -1,0 +1,137 @@
+"""User data is never markup: hostile strings from users and jobs print verbatim everywhere.
+
+Each value goes in through the commands (titles, notes, parameters) or into the ledger as a job
+would leave it (errors, root causes, log lines, curve rows), then out through status, show, log
+and export, piped (plain lines), on a terminal (rich tables and panels) and as JSON.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from irq import errors
+from irq.ui import UI, clean
+
+HOSTILE = [
+    "[/bold]",
+    "[red]alarm",
+    "ResNet [lr=1e-3]",
+    "cannot open [/data/train.csv]",
+    ":100: and :smile:",
+    "queue.md:100: bad line",
+    "\x1b[31mred\x1b[0m",
+    "$(touch pwned) `id`",
+    "long " + "x" * 3000,
+    "مرحبا بالعالم שלום",
+    "\u202eevil override",
+]
+
+
+def shown(value: str) -> str:
+    """How a value must appear in text output: itself, control characters as visible escapes."""
+    return clean(value)
+
+
+def strings(data) -> set[str]:
+    """Every string value inside parsed JSON."""
+    if isinstance(data, dict):
+        return set().union(*(strings(v) for v in data.values())) if data else set()
+    if isinstance(data, list):
+        return set().union(*(strings(v) for v in data)) if data else set()
+    return {data} if isinstance(data, str) else set()
+
+
+@pytest.fixture(params=["plain", "terminal"])
+def mode(request, monkeypatch):
+    if request.param == "terminal":  # rich's own switch: the consoles believe they write to a tty
+        monkeypatch.setenv("TTY_COMPATIBLE", "1")
+        monkeypatch.setenv("COLUMNS", "4000")
+        monkeypatch.setenv("NO_COLOR", "1")  # styles may remain; no colour code comes from irq itself
+    else:
+        monkeypatch.setenv("TTY_COMPATIBLE", "0")
+    return request.param
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_titles_notes_and_parameters_print_verbatim(irq, mode, value):
+    assert irq("init").code == 0
+    r = irq("add", "Q-001", "--title", value, "--notes", value, "-p", f"tag={value}", "--hypothesis", value)
+    assert r.code == 0 and shown(value) in r.out, r
+    for args in (["status", "--offline"], ["show", "Q-001"]):
+        r = irq(*args)
+        assert r.code == 0, r
+        assert shown(value) in r.out, (args, r.out[-800:])
+        assert "\x1b[31m" not in r.out and "💯" not in r.out and "😄" not in r.out
+    for args in (["status", "--offline", "--json"], ["show", "Q-001", "--json"]):
+        r = irq(*args)
+        assert r.code == 0, r
+        assert value in strings(json.loads(r.out))
+    data = json.loads(irq("show", "Q-001", "--json").out)["experiment"]
+    assert data["title"] == value and data["notes"] == value and data["parameters"]["tag"] == value
+
+
+def _job_wrote(tmp_path, value: str) -> None:
+    """Q-004's attempts failed with `value` as their error and cause; Q-001 runs locally and logs it."""
+    con = sqlite3.connect(tmp_path / "queue.db")
+    con.execute("UPDATE attempt SET error=?, root_cause=?, suggested_fix=? WHERE experiment_id='Q-004'",
+                (value, value, value))
+    con.execute("UPDATE experiment SET state='FAILED' WHERE id='Q-004'")
+    run = tmp_path / "run1"
+    run.mkdir()
+    (run / "slurm-7.out").write_text(f"step 1\n{value}\nstep 2\n")
+    (run / "curve.jsonl").write_text(json.dumps({"step": 100, "loss": 0.5, "val_mse": 0.25, "note": value}) + "\n")
+    con.execute("UPDATE attempt SET backend='local', job_id='7', run_dir=?, state='RUNNING' WHERE experiment_id='Q-001'",
+                (str(run),))
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_job_errors_and_log_lines_print_verbatim(tmp_path, irq, seed_queue, mode, value):
+    """A job log saying `cannot open [/data/train.csv]` used to make status and show exit 1 (MarkupError)."""
+    assert irq("import", str(seed_queue)).code == 0
+    _job_wrote(tmp_path, value)
+    for args in (["status", "--offline"], ["show", "Q-004"], ["log", "Q-001"], ["log", "Q-001", "-f", "--count", "1"]):
+        r = irq(*args)
+        assert r.code == 0, (args, r)
+        assert shown(value[:120]) in r.out or shown(value)[:120] in r.out, (args, r.out[-800:])
+        assert "\x1b[31m" not in r.out
+    r = irq("show", "Q-004", "--json")
+    assert json.loads(r.out)["attempts"][0]["error"] == value
+    assert irq("export").code == 0
+
+
+def test_status_and_show_survive_a_bracket_in_a_job_log(tmp_path, irq, seed_queue):
+    irq("import", str(seed_queue))
+    _job_wrote(tmp_path, "cannot open [/data/train.csv]")
+    for args in (["status", "--offline"], ["show", "Q-004"]):
+        r = irq(*args)
+        assert r.code == 0 and "cannot open [/data/train.csv]" in r.out, r
+
+
+def test_error_messages_keep_brackets_and_colons(capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    UI().error(errors.UsageError("queue.md:100: unknown field [x] :smile:", "see [docs] :100:"))
+    err = capsys.readouterr().err
+    assert "queue.md:100: unknown field [x] :smile:" in err and "see [docs] :100:" in err
+    assert "💯" not in err and "😄" not in err
+
+
+def test_an_import_error_at_line_100_is_not_an_emoji(tmp_path, irq, seed_queue):
+    text = seed_queue.read_text().splitlines()
+    lines = text + [""] * max(0, 99 - len(text))
+    lines = lines[:99] + ["## Q-050: broken", "- **Status**: [NOT A STATE]"]
+    (tmp_path / "bad.md").write_text("\n".join(lines) + "\n")
+    r = irq("import", "bad.md")
+    assert r.code != 0 and "💯" not in r.err and "Traceback" not in r.err
+    assert ":100" in r.err or ":101" in r.err, r.err
+
+
+@pytest.mark.parametrize("cmd", [["trust", "--help"], ["daemon", "run", "--help"], ["--help"]])
+def test_help_texts_keep_their_brackets(irq, cmd):
+    r = irq(*cmd)
+    assert r.code == 0
+    want = {"trust": "[clusters.NAME]", "daemon": "irq.toml [daemon]", "--help": "Examples:"}[cmd[0]]
+    assert want in r.out, r.out
