@@ -1,6 +1,8 @@
 """Commands that show the ledger: status and show."""
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from irq.cli import render
@@ -12,16 +14,25 @@ def status(
     c: typer.Context,
     as_json: bool = typer.Option(False, "--json"),
     offline: bool = typer.Option(False, "--offline", help="Do not ask the backend first."),
+    state: Optional[list[str]] = typer.Option(None, "--state", help="Only this state (repeatable), e.g. FAILED."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                        help="At most N experiments per state, the most recently changed."),
 ) -> None:
-    """Experiments grouped by state, with their latest attempt and job slots."""
+    """Experiments grouped by state, with their latest attempt and job slots.
+
+    Without --state or --limit, DONE shows its latest 20 and counts the rest (all in --json)."""
+    from irq.experiments.views import StatusQuery
     from irq.jobs.status import status_report
 
     x = ctx(c)
-    report = status_report(x.ledger(), x.config, x.ui, offline=offline)
+    query = StatusQuery.from_options(state, limit, done_shown=None if as_json else 20)
+    report = status_report(x.db, x.config, x.ui, offline=offline, query=query)
     if as_json:
-        x.ui.json(render.status_json(report))
+        x.ui.json(render.status_json(report) | {"folded": report.folded})
     else:
         render.status(x.ui, report)
+        for line in report.folded_lines() + report.notes:
+            x.ui.print(line)
 
 
 @app.command()
@@ -31,7 +42,7 @@ def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
     from irq.experiments.views import show as show_
 
     x = ctx(c)
-    v = show_(x.ledger(), exp_id)
+    v = show_(x.db, exp_id)  # the read path: no ORM, read-only ledgers too
     if as_json:
         x.ui.json(render.show_json(v))
     else:

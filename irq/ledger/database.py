@@ -6,11 +6,9 @@ Never hold a transaction open across a network call.
 """
 from __future__ import annotations
 
-import difflib
 import os
-import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,11 +21,10 @@ from sqlmodel import Session, SQLModel, create_engine, select
 from irq import errors
 from irq.ledger import reader, transitions
 from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
-from irq.ledger.reader import DEFAULT_DB, SCHEMA_VERSION, resolve_db_path  # noqa: F401 (re-exported)
+from irq.ledger.reader import DEFAULT_DB, ID_RE, SCHEMA_VERSION, resolve_db_path  # noqa: F401 (re-exported)
 from irq.ledger.states import Priority
 from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
 
-ID_RE = re.compile(r"^Q-\d{3,}$")
 
 def _v1_to_v2(s: Session) -> None:
     """Held experiments get a column for their fix; a retry policy's pending resource bump
@@ -173,25 +170,25 @@ class Ledger:
     def experiment(s: Session, exp_id: str) -> Experiment:
         exp = s.get(Experiment, exp_id.strip())
         if exp is None:
-            known = list(s.exec(select(Experiment.id)))
-            close = difflib.get_close_matches(exp_id.strip(), known, n=3, cutoff=0.6)
-            if not ID_RE.match(exp_id.strip()):
-                hint = errors.InvalidId.default_hint + (f"; did you mean {', '.join(close)}?" if close else "")
-                raise errors.InvalidId(f"invalid experiment id {exp_id!r}", hint)
-            raise errors.NotFound(exp_id, close)
+            raise reader.unknown_id(exp_id, list(s.exec(select(Experiment.id))))
         return exp
 
     @staticmethod
-    def experiments(s: Session, states: set[str] | None = None) -> list[Experiment]:
+    def experiments(s: Session, states: Collection[str] | None = None) -> list[Experiment]:
         q = select(Experiment).order_by(Experiment.seq)
-        rows = list(s.exec(q))
-        return [e for e in rows if states is None or e.state in states]
+        if states is not None:  # in SQL: a state filter never loads the other rows
+            q = q.where(Experiment.state.in_([str(st) for st in states]))
+        return list(s.exec(q))
 
     @staticmethod
-    def attempts(s: Session, exp_id: str | None = None) -> list[Attempt]:
+    def attempts(s: Session, exp_id: str | None = None, states: Collection[str] | None = None) -> list[Attempt]:
+        """Attempts in order; `states` (e.g. ACTIVE_STATES) filters in SQL, so a refresh of
+        200 running jobs does not load 50,000 finished attempts."""
         q = select(Attempt).order_by(Attempt.experiment_id, Attempt.number)
         if exp_id is not None:
             q = q.where(Attempt.experiment_id == exp_id)
+        if states is not None:
+            q = q.where(Attempt.state.in_([str(st.value if hasattr(st, "value") else st) for st in states]))
         return list(s.exec(q))
 
     @staticmethod

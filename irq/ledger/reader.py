@@ -14,8 +14,10 @@ read-only opening (to look at a shared ledger without any risk of changing it).
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from irq import errors
 
 SCHEMA_VERSION = 2  # the schema this irq writes (database.py migrates older ones)
 DEFAULT_DB = "queue.db"
+ID_RE = re.compile(r"^Q-\d{3,}$")
 RECOVER_HINT = ("restore a backup copy of {path}, or rescue what SQLite can still read: "
                 "`sqlite3 {path} .recover | sqlite3 recovered.db`, then `irq --db recovered.db status`")
 
@@ -165,6 +168,15 @@ def records(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] | dict[s
     cur = conn.execute(sql, params)
     cur.row_factory = Record
     yield from cur
+
+
+def unknown_id(exp_id: str, known: list[str]) -> errors.IrqError:
+    """The error for an id not in the ledger: malformed, or unknown with the closest ids."""
+    close = difflib.get_close_matches(exp_id.strip(), known, n=3, cutoff=0.6)
+    if not ID_RE.match(exp_id.strip()):
+        hint = errors.InvalidId.default_hint + (f"; did you mean {', '.join(close)}?" if close else "")
+        return errors.InvalidId(f"invalid experiment id {exp_id!r}", hint)
+    return errors.NotFound(exp_id, close)
 
 
 def meta(conn: sqlite3.Connection, key: str) -> str | None:
