@@ -1,7 +1,6 @@
 """Commands on the ledger: init, import, export, add, ready, retry."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -40,14 +39,12 @@ def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md 
 @app.command()
 def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="Write here instead of stdout.")) -> None:
     """Render queue.md from the ledger (template queue.md.j2; a project templates/ folder overrides it)."""
-    from irq.formats.queue_io import export_queue
+    from irq.formats.queue_io import stream_export
     from irq.formats.render import project_templates
 
     x = ctx(c)
-    text = export_queue(x.ledger(), path, project_templates(_config(x)))
-    if path is None:
-        sys.stdout.write(text)
-    else:
+    stream_export(x.db, path, project_templates(_config(x)))  # the read path: read-only ledgers too
+    if path is not None:
         x.ui.print(f"wrote {path}")
 
 

@@ -137,14 +137,6 @@ def reading(path: Path) -> Iterator[sqlite3.Connection]:
 class Record:
     """One row as an object with the table's attribute names; JSON and time columns decoded."""
 
-    def __init__(self, cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> None:
-        for (name, *_), value in zip(cursor.description, row):
-            if name in JSON_COLUMNS:
-                value = _json(value)
-            elif name in TIME_COLUMNS and value is not None:
-                value = datetime.fromisoformat(value)
-            self.__dict__[name] = value
-
     def __repr__(self) -> str:
         return f"Record({self.__dict__!r})"
 
@@ -156,18 +148,27 @@ class Record:
 _EMPTY = {"{}": dict, "[]": list}
 
 
-def _json(raw: str | None) -> Any:
-    if raw is None:
-        return None
+def _json(raw: str) -> Any:
     empty = _EMPTY.get(raw)
     return empty() if empty else json.loads(raw)
 
 
 def records(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Iterator[Record]:
-    """Rows of a query as Records, fetched as they are read (no list of everything)."""
+    """Rows of a query as Records, decoded as they are read (no list of everything); the
+    decoding plan is made once per query, not once per row."""
     cur = conn.execute(sql, params)
-    cur.row_factory = Record
-    yield from cur
+    names = [d[0] for d in cur.description]
+    convs = [(n, _json if n in JSON_COLUMNS else datetime.fromisoformat) for n in names
+             if n in JSON_COLUMNS or n in TIME_COLUMNS]
+    new = Record.__new__
+    for row in cur:
+        d = dict(zip(names, row))
+        for name, fn in convs:
+            if (v := d[name]) is not None:
+                d[name] = fn(v)
+        rec = new(Record)
+        rec.__dict__ = d
+        yield rec
 
 
 def unknown_id(exp_id: str, known: list[str]) -> errors.IrqError:
