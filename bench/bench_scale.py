@@ -67,6 +67,13 @@ def build_ledger(folder: Path, irq: list[str], n_exp: int, per: int, active: int
     env = {**os.environ, "IRQ_USER_CONFIG": str(folder / "none.toml")}
     subprocess.run(irq + ["init"], cwd=folder, env=env, check=True, capture_output=True)
     db = folder / "queue.db"
+    fill_ledger(db, n_exp, per, active)
+    return db
+
+
+def fill_ledger(db: Path, n_exp: int, per: int, active: int) -> None:
+    """Bulk rows into an empty ledger: `active` IN_PROGRESS with a RUNNING latest attempt, the
+    rest DONE, FAILED, READY and PROPOSED in turn, `per` attempts each (tests use it too)."""
     conn = sqlite3.connect(db)
     exp_base, att_base = defaults_for(conn, "experiment"), defaults_for(conn, "attempt")
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -93,7 +100,6 @@ def build_ledger(folder: Path, irq: list[str], n_exp: int, per: int, active: int
     insert(conn, "attempt", att_base, atts)
     conn.commit()
     conn.close()
-    return db
 
 
 def build_myqueue(folder: Path, n: int) -> Path | None:
