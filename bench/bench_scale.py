@@ -131,14 +131,20 @@ def main() -> None:
     mid = f"Q-{args.experiments // 2:05d}"
     cases = {
         "irq --help": irq + ["--help"],
+        "irq --version": irq + ["--version"],
         "irq status --offline": irq + ["status", "--offline"],
         "irq status": irq + ["status"],
         "irq status --json": irq + ["status", "--json", "--offline"],
+        "status --state F --limit 20": irq + ["status", "--offline", "--state", "FAILED", "--limit", "20"],
         f"irq show {mid}": irq + ["show", mid],
         "irq export": irq + ["export"],
+        "irq export FILE": irq + ["export", str(tmp / "out.md")],
     }
     rows = {}
     for name, cmd in cases.items():
+        if subprocess.run(cmd, cwd=tmp, env=env, capture_output=True).returncode != 0:
+            print(f"({name}: not supported by this irq, left out)")
+            continue
         figs = [run_measured(cmd, tmp, env) for _ in range(args.runs)]
         rows[name] = (statistics.median(f[0] for f in figs), statistics.median(f[1] for f in figs),
                       max(f[2] for f in figs))
