@@ -94,18 +94,18 @@ class StatusRows:
     counts: dict[str, int]  # state -> experiments in the ledger
 
 
+_ACTIVE = ", ".join(f"'{s.value}'" for s in ACTIVE_STATES)
+# {experiments}: the experiments table or a filtered, limited sub-select of it. Per experiment the
+# unique (experiment_id, number) index answers MAX(number) and the count without a table scan.
 _LATEST = f"""
-WITH latest AS (
-    SELECT experiment_id, MAX(number) AS number, COUNT(*) AS n,
-           SUM(state IN ({", ".join(f"'{s.value}'" for s in ACTIVE_STATES)})) AS active
-    FROM attempt GROUP BY experiment_id)
-SELECT e.id, e.title, e.state, e.priority, e.depends_on, e.waiting_reason, e.held_fix, e.updated_at,
-       COALESCE(l.n, 0) AS n_attempts, COALESCE(l.active, 0) AS n_active,
+SELECT e.seq, e.id, e.title, e.state, e.priority, e.depends_on, e.waiting_reason, e.held_fix, e.updated_at,
+       (SELECT COUNT(*) FROM attempt c WHERE c.experiment_id = e.id) AS n_attempts,
+       EXISTS (SELECT 1 FROM attempt c WHERE c.experiment_id = e.id AND c.state IN ({_ACTIVE})) AS n_active,
        a.job_id, a.state AS attempt_state, a.unknown_since, a.root_cause, a.error,
        COALESCE(json_extract(a.results, '$.val_mse'), json_extract(a.results, '$."Validation MSE"')) AS val
-FROM experiment e
-LEFT JOIN latest l ON l.experiment_id = e.id
-LEFT JOIN attempt a ON a.experiment_id = e.id AND a.number = l.number
+FROM {{experiments}} e
+LEFT JOIN attempt a ON a.experiment_id = e.id
+     AND a.number = (SELECT MAX(m.number) FROM attempt m WHERE m.experiment_id = e.id)
 """
 
 
@@ -135,11 +135,11 @@ def read_status(src: Source, query: StatusQuery) -> StatusRows:
 
 def _select(conn: sqlite3.Connection, states: list[str], limit: int | None) -> list[Record]:
     marks = ", ".join("?" for _ in states)
-    sql = _LATEST.replace("SELECT e.id,", "SELECT e.seq, e.id,") + f"WHERE e.state IN ({marks}) "
+    chosen = f"(SELECT * FROM experiment WHERE state IN ({marks})"
     if limit is None:
-        return list(records(conn, sql, tuple(states)))
-    sql += "ORDER BY e.updated_at DESC, e.seq DESC LIMIT ?"
-    return list(records(conn, sql, (*states, limit)))
+        return list(records(conn, _LATEST.format(experiments=chosen + ")"), tuple(states)))
+    chosen += " ORDER BY updated_at DESC, seq DESC LIMIT ?)"  # only these get their attempts read
+    return list(records(conn, _LATEST.format(experiments=chosen), (*states, limit)))
 
 
 def _dependency_states(conn: sqlite3.Connection, rows: list[Record]) -> dict[str, str]:
