@@ -62,7 +62,7 @@ def uri(path: Path, mode: str) -> str:
 
 
 def corrupt(path: Path, exc: BaseException) -> errors.LedgerError:
-    return errors.LedgerError(f"ledger {path} is damaged or not a SQLite file ({exc})",
+    return errors.LedgerError(f"cannot open ledger {path}: it is damaged or not a SQLite file ({exc})",
                               RECOVER_HINT.format(path=path))
 
 
