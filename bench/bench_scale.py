@@ -67,7 +67,11 @@ def build_ledger(folder: Path, irq: list[str], n_exp: int, per: int, active: int
     env = {**os.environ, "IRQ_USER_CONFIG": str(folder / "none.toml")}
     subprocess.run(irq + ["init"], cwd=folder, env=env, check=True, capture_output=True)
     db = folder / "queue.db"
-    fill_ledger(db, n_exp, per, active)
+    # in a child process: the rows built here would otherwise stay in this process's peak RSS,
+    # which every measured command inherits at fork (ru_maxrss counts it)
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_scale as b; " \
+           f"b.fill_ledger(b.Path({str(db)!r}), {n_exp}, {per}, {active})"
+    subprocess.run([sys.executable, "-c", code], check=True)
     return db
 
 
