@@ -120,3 +120,23 @@ def test_bench_builder_matches_the_schema(tmp_path: Path) -> None:
     Ledger(tmp_path / "b.db", create=True).close()
     bench_module().fill_ledger(tmp_path / "b.db", 10, 2, 2)
     assert sum(n for n, _, _ in oracle(tmp_path / "b.db").values()) == 20
+
+
+@pytest.mark.parametrize("cmd", [["--help"], ["status", "--offline"], ["status", "--json"], ["show", "Q-00005"],
+                                 ["export"], ["status", "--help"]])
+def test_read_commands_import_no_orm(big: Path, cmd: list[str]) -> None:
+    """sqlmodel/SQLAlchemy cost more CPU than all of `irq --help`: the read path never loads them
+    (`status` online with nothing active included), nor paramiko."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom irq.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    code = e.code\nheavy = [m for m in ('sqlalchemy', 'sqlmodel', 'paramiko') if m in sys.modules]\n"
+            "print('HEAVY', heavy, code, file=sys.stderr)")
+    conn = sqlite3.connect(big)
+    conn.execute("UPDATE attempt SET state = 'FAILED' WHERE state = 'RUNNING'")  # nothing active
+    conn.commit()
+    conn.close()
+    r = subprocess.run([sys.executable, "-c", code, *cmd], cwd=big.parent, capture_output=True, text=True,
+                       env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert "HEAVY [] 0" in r.stderr, r.stderr[-800:]

@@ -9,7 +9,6 @@ from typing import Any, TextIO
 
 from irq import errors
 from irq.formats.export import export_chunks, export_text
-from irq.formats.queuefile import parse_file
 
 
 @dataclass
@@ -23,7 +22,8 @@ class ImportReport:
 
 def import_queue(ledger: Any, path: Path) -> ImportReport:
     """Read a queue.md and write all of it, or nothing, into the ledger."""
-    from irq.ledger.database import Ledger, new_token  # the ORM: not for `irq export`
+    from irq.formats.queuefile import parse_file  # the ORM's tables: not for `irq export`
+    from irq.ledger.database import Ledger, new_token
     from irq.ledger.models import Event, Experiment
 
     doc = parse_file(path)
