@@ -21,8 +21,9 @@ class ImportReport:
 
 
 def import_queue(ledger: Any, path: Path) -> ImportReport:
-    """Read a queue.md and write all of it, or nothing, into the ledger."""
-    from irq.formats.queuefile import parse_file  # the ORM's tables: not for `irq export`
+    """Read a queue.md and write all of it, or nothing, into the ledger (the ORM is loaded here,
+    not for `irq export`)."""
+    from irq.formats.queuefile import parse_file
     from irq.ledger.database import Ledger, new_token
     from irq.ledger.models import Event, Experiment
 
