@@ -21,7 +21,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -142,10 +142,17 @@ class Record:
 
     def model_dump(self, mode: str = "json") -> dict[str, Any]:
         """What the ORM's model_dump(mode="json") gives, so views can render either."""
-        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in self.__dict__.items()}
+        return {k: v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v
+                for k, v in self.__dict__.items()}
 
 
 _EMPTY = {"{}": dict, "[]": list}
+
+
+def _time(raw: str) -> datetime:
+    """Stored as naive UTC text; read back aware, as the ORM's models give it."""
+    t = datetime.fromisoformat(raw)
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _json(raw: str) -> Any:
@@ -158,7 +165,7 @@ def records(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] | dict[s
     decoding plan is made once per query, not once per row."""
     cur = conn.execute(sql, params)
     names = [d[0] for d in cur.description]
-    convs = [(n, _json if n in JSON_COLUMNS else datetime.fromisoformat) for n in names
+    convs = [(n, _json if n in JSON_COLUMNS else _time) for n in names
              if n in JSON_COLUMNS or n in TIME_COLUMNS]
     new = Record.__new__
     for row in cur:
