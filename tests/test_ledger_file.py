@@ -172,14 +172,14 @@ def test_another_users_ledger_in_a_read_only_folder_for_real(filled: Path, tmp_p
                "IRQ_USER_CONFIG": str(shared / "none.toml")}
         run = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "irq",
                "--db", str(shared / "queue.db")]
-        probe = subprocess.run([*run, "--help"], env=env, cwd="/", capture_output=True, text=True)
+        probe = subprocess.run([*run, "--help"], env=env, cwd="/", capture_output=True, text=True, check=False)
         if probe.returncode != 0:
             pytest.skip(f"irq cannot run as nobody here: {probe.stderr[-200:]}")
         for cmd in (["status", "--offline"], ["show", "Q-002"], ["export"]):
-            r = subprocess.run([*run, *cmd], env=env, cwd="/", capture_output=True, text=True)
+            r = subprocess.run([*run, *cmd], env=env, cwd="/", capture_output=True, text=True, check=False)
             assert r.returncode == 0, (cmd, r.stderr)
             assert "Q-002" in r.stdout
-        r = subprocess.run([*run, "ready", "Q-003"], env=env, cwd="/", capture_output=True, text=True)
+        r = subprocess.run([*run, "ready", "Q-003"], env=env, cwd="/", capture_output=True, text=True, check=False)
         assert r.returncode != 0 and "read-only" in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert digest(shared) == before
     finally:

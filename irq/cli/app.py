@@ -46,7 +46,7 @@ def _root(
     db: Optional[Path] = typer.Option(None, "--db", help="Ledger file (default: $IRQ_DB or ./queue.db)."),
     config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from here."),
 ) -> None:
-    from irq.ledger.reader import resolve_db_path  # stdlib only: no ORM before a command needs it
+    from irq.ledger.reader import resolve_db_path  # stdlib only: no ORM here
 
     c.obj = Ctx(resolve_db_path(db), config, UI())
 
