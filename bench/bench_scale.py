@@ -67,6 +67,17 @@ def build_ledger(folder: Path, irq: list[str], n_exp: int, per: int, active: int
     env = {**os.environ, "IRQ_USER_CONFIG": str(folder / "none.toml")}
     subprocess.run(irq + ["init"], cwd=folder, env=env, check=True, capture_output=True)
     db = folder / "queue.db"
+    # in a child process: the rows built here would otherwise stay in this process's peak RSS,
+    # which every measured command inherits at fork (ru_maxrss counts it)
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_scale as b; " \
+           f"b.fill_ledger(b.Path({str(db)!r}), {n_exp}, {per}, {active})"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return db
+
+
+def fill_ledger(db: Path, n_exp: int, per: int, active: int) -> None:
+    """Bulk rows into an empty ledger: `active` IN_PROGRESS with a RUNNING latest attempt, the
+    rest DONE, FAILED, READY and PROPOSED in turn, `per` attempts each (tests use it too)."""
     conn = sqlite3.connect(db)
     exp_base, att_base = defaults_for(conn, "experiment"), defaults_for(conn, "attempt")
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -93,7 +104,6 @@ def build_ledger(folder: Path, irq: list[str], n_exp: int, per: int, active: int
     insert(conn, "attempt", att_base, atts)
     conn.commit()
     conn.close()
-    return db
 
 
 def build_myqueue(folder: Path, n: int) -> Path | None:
@@ -125,14 +135,20 @@ def main() -> None:
     mid = f"Q-{args.experiments // 2:05d}"
     cases = {
         "irq --help": irq + ["--help"],
+        "irq --version": irq + ["--version"],
         "irq status --offline": irq + ["status", "--offline"],
         "irq status": irq + ["status"],
         "irq status --json": irq + ["status", "--json", "--offline"],
+        "status --state F --limit 20": irq + ["status", "--offline", "--state", "FAILED", "--limit", "20"],
         f"irq show {mid}": irq + ["show", mid],
         "irq export": irq + ["export"],
+        "irq export FILE": irq + ["export", str(tmp / "out.md")],
     }
     rows = {}
     for name, cmd in cases.items():
+        if subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, check=False).returncode != 0:
+            print(f"({name}: not supported by this irq, left out)")
+            continue
         figs = [run_measured(cmd, tmp, env) for _ in range(args.runs)]
         rows[name] = (statistics.median(f[0] for f in figs), statistics.median(f[1] for f in figs),
                       max(f[2] for f in figs))

@@ -63,7 +63,7 @@ def _root(
     config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from here."),
     _v: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print irq's version."),
 ) -> None:
-    from irq.ledger.database import resolve_db_path  # sqlmodel: not for `irq --help`
+    from irq.ledger.reader import resolve_db_path  # stdlib only: no ORM here
 
     c.obj = Ctx(resolve_db_path(db), config, UI())
 

@@ -1,7 +1,6 @@
 """Commands on the ledger: init, import, export, add, edit, ready, retry, retire, rm."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,14 +56,12 @@ def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="W
       irq export queue.md
       irq export | less
     """
-    from irq.formats.queue_io import export_queue
+    from irq.formats.queue_io import stream_export
     from irq.formats.render import project_templates
 
     x = ctx(c)
-    text = export_queue(x.ledger(), path, project_templates(_config(x)))
-    if path is None:
-        sys.stdout.write(text)
-    else:
+    stream_export(x.db, path, project_templates(_config(x)))  # the read path: read-only ledgers too
+    if path is not None:
         x.ui.print(f"wrote {path}")
 
 

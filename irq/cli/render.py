@@ -128,3 +128,13 @@ def demo(ui: UI, res: Any) -> None:
     ui.print(f"ledger: {db}  queue: {res.folder / 'queue.md'}  results: {res.folder / 'results'}")
     ui.print(f"next: `irq --db {db} status`, `irq --db {db} show Q-043`")
 
+
+
+def status_page(ui: UI, report: Any, as_json: bool) -> None:
+    """`irq status`: JSON (with what a limit folded away), or the tables and the lines after them."""
+    if as_json:
+        ui.json(status_json(report) | {"folded": report.folded})
+        return
+    status(ui, report)
+    for line in report.folded_lines() + report.notes:
+        ui.print(line)

@@ -14,6 +14,9 @@ def status(
     c: typer.Context,
     as_json: bool = typer.Option(False, "--json"),
     offline: bool = typer.Option(False, "--offline", help="Do not ask the backend first."),
+    state: Optional[list[str]] = typer.Option(None, "--state", help="Only this state (repeatable), e.g. FAILED."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                        help="At most N experiments per state, the most recently changed."),
     watch: Optional[float] = typer.Option(None, "--watch", "-w", metavar="SECONDS", min=0.1,
                                           help="Refresh every SECONDS until Ctrl-C, with each run's newest curve row."),
     count: Optional[int] = typer.Option(None, "--count", min=1, help="With --watch: stop after this many refreshes."),
@@ -21,26 +24,28 @@ def status(
     """Experiments grouped by state, with their latest attempt and job slots.
 
     Piped, one tab-separated line per experiment: state, id, title, priority, attempts, job, detail.
+    Without --state or --limit, DONE shows its latest 20 and counts the rest (all in --json).
 
     \b
     Examples:
       irq status
+      irq status --state FAILED --limit 20
       irq status --offline | awk -F'\\t' '$1 == "FAILED" {print $2}'
       irq status --watch 30
     """
+    from irq.experiments.views import StatusQuery
     from irq.jobs.status import status_report
 
     x = ctx(c)
+    query = StatusQuery.from_options(state, limit, done_shown=None if as_json else 20)
 
     def draw() -> None:
-        report = status_report(x.ledger(), x.config, x.ui, offline=offline, curves=watch is not None)
-        x.ui.json(render.status_json(report)) if as_json else render.status(x.ui, report)
+        report = status_report(x.db, x.config, x.ui, offline=offline, query=query, curves=watch is not None)
+        render.status_page(x.ui, report, as_json)
         if report.refused:  # last-known states shown; a refused host key still fails the command
             raise report.refused
 
-    if watch is None:
-        return draw()
-    follow.watch(x.ui, watch, count, draw)
+    follow.watch(x.ui, watch, count, draw) if watch is not None else draw()
 
 
 @app.command()
@@ -56,7 +61,7 @@ def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
     from irq.experiments.views import show as show_
 
     x = ctx(c)
-    v = show_(x.ledger(), exp_id)
+    v = show_(x.db, exp_id)  # the read path: no ORM, read-only ledgers too
     if as_json:
         x.ui.json(render.show_json(v))
     else:

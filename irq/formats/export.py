@@ -5,10 +5,13 @@ This module turns rows into blocks of ready-made bullet lines (the canonical tex
 """
 from __future__ import annotations
 
+import heapq
+import itertools
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlmodel import Session
+from typing import Any
 
 from irq.fields import (
     backticked,
@@ -20,11 +23,17 @@ from irq.fields import (
     join_annotation,
     param_label,
 )
-from irq.formats.render import render
-from irq.ledger.database import Ledger
-from irq.ledger.models import Attempt, Experiment
-from irq.ledger.states import SUCCESS_STATES, State, is_active
-from irq.ledger.transitions import Waiting, queue_entry
+from irq.formats.render import render_stream
+from irq.ledger import reader
+from irq.ledger.reader import records
+from irq.ledger.states import (
+    ACTIVE_STATES,
+    SUCCESS_STATES,
+    State,
+    Waiting,
+    is_active,
+    queue_entry,
+)
 from irq.policy.retry import RetryPolicy
 
 DEFAULT_TITLE = "Experiment Queue"
@@ -48,12 +57,12 @@ class QueueView:
     order: list[str]
     title: str
     preamble: str
-    sections: dict[str, list[BlockView]]
+    sections: dict[str, Iterator[BlockView]]  # generators: read and rendered one block at a time
     future_heading: str
     proposed: list[BlockView]
 
 
-def definition_lines(e: Experiment) -> list[Line]:
+def definition_lines(e: Any) -> list[Line]:
     ann = e.annotations
     out: list[Line] = []
     if e.hypothesis:
@@ -84,7 +93,7 @@ def definition_lines(e: Experiment) -> list[Line]:
 ENDED_LABELS = {"COMPLETED": "Completed", "CANCELLED": "Cancelled"}
 
 
-def attempt_lines(a: Attempt) -> list[Line]:
+def attempt_lines(a: Any) -> list[Line]:
     ann = a.annotations
     out: list[Line] = [Line("Status", join_annotation(a.state, ann.get("state")))]
     extras = list(a.extras)
@@ -144,7 +153,7 @@ QUEUED_STATUS = "QUEUED LOCALLY (waiting for job slot)"
 HELD_STATUS = "HELD LOCALLY (until fixed)"
 
 
-def queued_lines(e: Experiment) -> list[Line]:
+def queued_lines(e: Any) -> list[Line]:
     if queue_entry(e) is Waiting.HELD:
         out = [Line("Status", HELD_STATUS), Line("Reason", e.waiting_reason or ""), Line("Fix", e.held_fix or "")]
     else:
@@ -156,52 +165,77 @@ def queued_lines(e: Experiment) -> list[Line]:
     return out
 
 
-def queued_mark(e: Experiment) -> str:
+def queued_mark(e: Any) -> str:
     if queue_entry(e) is Waiting.HELD:
         return "HELD - until fixed"
     return e.annotations.get("queued_mark", "QUEUED - waiting for a slot")
 
 
-def build_view(s: Session) -> QueueView:
-    exps = Ledger.experiments(s)
-    atts: dict[str, list[Attempt]] = {}
-    for a in Ledger.attempts(s):
-        atts.setdefault(a.experiment_id, []).append(a)
-    sections: dict[str, list[BlockView]] = {k: [] for k in ("READY", "IN_PROGRESS", "DONE", "FAILED")}
-    if any(e.state == State.RETIRED.value for e in exps):
-        sections["RETIRED"] = []  # only when there is one: files without it read as before
-    failed_attempts: list[BlockView] = []
-    proposed: list[BlockView] = []
-    for e in exps:
-        head = f"{e.id}: {e.title}"
-        if e.state == State.PROPOSED.value:
-            mark = "x" if e.annotations.get("checked") else " "
-            proposed.append(BlockView(f"- [{mark}] **{e.id}**: {e.title}", definition_lines(e)))
-            continue
-        sections[e.state].append(BlockView(head, definition_lines(e)))
-        for a in atts.get(e.id, []):
-            heading = f"{head} - ATTEMPT {a.number}"
-            if a.state in SUCCESS_STATES:
-                heading += " ✓ COMPLETED"
-                sections["DONE"].append(BlockView(heading, attempt_lines(a)))
-            elif is_active(a.state):
-                sections["IN_PROGRESS"].append(BlockView(heading, attempt_lines(a)))
-            else:
-                failed_attempts.append(BlockView(heading, attempt_lines(a)))
-        if queue_entry(e) is not None:
-            sections["IN_PROGRESS"].append(BlockView(f"{head} ({queued_mark(e)})", queued_lines(e)))
-    sections["FAILED"].extend(failed_attempts)
+def build_view(conn: sqlite3.Connection) -> QueueView:
+    """The view of the whole ledger, its sections as generators: each reads its rows from SQL
+    (experiments and attempts merged in queue order) only when the template reaches it."""
+    def section(name: str) -> Iterator[BlockView]:
+        return (t[-1] for t in heapq.merge(_definitions(conn, name), _attempts(conn, name)))
+
+    sections = {k: section(k) for k in ("READY", "IN_PROGRESS", "DONE")}
+    sections["FAILED"] = (t[-1] for t in itertools.chain(_definitions(conn, "FAILED"), _attempts(conn, "FAILED")))
+    if conn.execute("SELECT 1 FROM experiment WHERE state = ? LIMIT 1", (State.RETIRED.value,)).fetchone():
+        # only when there is one: files without a RETIRED section read as before
+        sections["RETIRED"] = (t[-1] for t in _definitions(conn, State.RETIRED.value))
+    proposed = [b for *_, b in _definitions(conn, State.PROPOSED.value)]
     return QueueView(
-        order=[e.id for e in exps],
-        title=Ledger._get_meta(s, "title") or DEFAULT_TITLE,
-        preamble=Ledger._get_meta(s, "preamble") or "",
-        sections=sections,
-        future_heading=Ledger._get_meta(s, "future_heading") or "Future Extensions",
+        order=[r[0] for r in conn.execute("SELECT id FROM experiment ORDER BY seq")],
+        title=reader.meta(conn, "title") or DEFAULT_TITLE,
+        preamble=reader.meta(conn, "preamble") or "",
+        sections=sections,  # type: ignore[arg-type]
+        future_heading=reader.meta(conn, "future_heading") or "Future Extensions",
         proposed=proposed,
     )
 
 
-def export_text(ledger: Ledger, template_dir: Path | None = None) -> str:
-    with ledger.transaction() as s:
-        view = build_view(s)
-    return render("queue.md.j2", {"q": view}, template_dir)
+def _definitions(conn: sqlite3.Connection, section: str) -> Iterator[tuple[Any, ...]]:
+    """(seq, 0, definition block) of the experiments in a state; IN_PROGRESS also gives each
+    local-queue entry as (seq, 2, block), after that experiment's attempts."""
+    where = "state = ?" if section != "IN_PROGRESS" else "(state = ? OR waiting_reason IS NOT NULL)"
+    for e in records(conn, f"SELECT * FROM experiment WHERE {where} ORDER BY seq", (section,)):
+        if section == State.PROPOSED.value:
+            mark = "x" if e.annotations.get("checked") else " "
+            yield e.seq, 0, BlockView(f"- [{mark}] **{e.id}**: {e.title}", definition_lines(e))
+            continue
+        if e.state == section:
+            yield e.seq, 0, BlockView(f"{e.id}: {e.title}", definition_lines(e))
+        if section == "IN_PROGRESS" and queue_entry(e) is not None:
+            yield e.seq, 2, BlockView(f"{e.id}: {e.title} ({queued_mark(e)})", queued_lines(e))
+
+
+def _attempts(conn: sqlite3.Connection, section: str) -> Iterator[tuple[Any, ...]]:
+    """(seq, 1, number, block) of the attempts a section shows: completed in DONE, active in
+    IN_PROGRESS, every other one in FAILED; never the job script."""
+    if section == "READY":
+        return
+    kinds = {"DONE": SUCCESS_STATES, "IN_PROGRESS": ACTIVE_STATES}
+    states = [str(getattr(st, "value", st)) for st in kinds.get(section, SUCCESS_STATES | ACTIVE_STATES)]
+    cond = ("NOT " if section == "FAILED" else "") + f"a.state IN ({', '.join('?' for _ in states)})"
+    cols = ", ".join(f"a.{c}" for c in _attempt_columns(conn))
+    sql = (f"SELECT e.seq AS seq_, e.title AS title_, {cols} FROM attempt a JOIN experiment e "
+           f"ON e.id = a.experiment_id WHERE e.state != 'PROPOSED' AND {cond} ORDER BY e.seq, a.number")
+    for a in records(conn, sql, tuple(states)):
+        heading = f"{a.experiment_id}: {a.title_} - ATTEMPT {a.number}"
+        if section == "DONE":
+            heading += " ✓ COMPLETED"
+        yield a.seq_, 1, a.number, BlockView(heading, attempt_lines(a))
+
+
+def _attempt_columns(conn: sqlite3.Connection) -> list[str]:
+    return [r[1] for r in conn.execute("PRAGMA table_info(attempt)") if r[1] != "script"]
+
+
+def export_chunks(ledger: Any, template_dir: Path | None = None) -> Iterator[str]:
+    """queue.md in pieces, rendered block by block inside one read snapshot of the ledger."""
+    path = Path(getattr(ledger, "path", ledger))
+    with reader.reading(path) as conn:
+        yield from render_stream("queue.md.j2", {"q": build_view(conn)}, template_dir)
+
+
+def export_text(ledger: Any, template_dir: Path | None = None) -> str:
+    return "".join(export_chunks(ledger, template_dir))

@@ -1,14 +1,14 @@
 """queue.md in and out of the ledger: import a file whole or not at all, export the ledger as text."""
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
 from irq import errors
-from irq.formats.export import export_text
-from irq.formats.queuefile import parse_file
-from irq.ledger.database import Ledger, new_token
-from irq.ledger.models import Event, Experiment
+from irq.formats.export import export_chunks, export_text
 
 
 @dataclass
@@ -20,8 +20,13 @@ class ImportReport:
     states: dict[str, int] = field(default_factory=dict)
 
 
-def import_queue(ledger: Ledger, path: Path) -> ImportReport:
-    """Read a queue.md and write all of it, or nothing, into the ledger."""
+def import_queue(ledger: Any, path: Path) -> ImportReport:
+    """Read a queue.md and write all of it, or nothing, into the ledger (the ORM is loaded here,
+    not for `irq export`)."""
+    from irq.formats.queuefile import parse_file
+    from irq.ledger.database import Ledger, new_token
+    from irq.ledger.models import Event, Experiment
+
     doc = parse_file(path)
     with ledger.transaction() as s:
         existing = [e.id for e in doc.experiments if s.get(Experiment, e.id) is not None]
@@ -53,14 +58,28 @@ def import_queue(ledger: Ledger, path: Path) -> ImportReport:
     return ImportReport(str(path), len(doc.experiments), len(doc.attempts), doc.repaired_lines, states)
 
 
-def export_queue(ledger: Ledger, path: Path | None, template_dir: Path | None = None) -> str:
+def export_queue(ledger: Any, path: Path | None, template_dir: Path | None = None) -> str:
+    """queue.md as text, also written to `path` when given (daemon, tests: small ledgers)."""
     text = export_text(ledger, template_dir)
     if path is not None:
-        write_atomically(path, text)
+        write_atomically(path, [text])
     return text
 
 
-def write_atomically(path: Path, text: str) -> None:
+def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = None,
+                  out: TextIO | None = None) -> None:
+    """`irq export`: render block by block and write as it goes, to `path` or to `out`; never
+    the whole text in memory (a 10,000-experiment ledger is megabytes of queue.md)."""
+    chunks = export_chunks(ledger, template_dir)
+    if path is None:
+        target = out or sys.stdout
+        for chunk in chunks:
+            target.write(chunk)
+    else:
+        write_atomically(path, chunks)
+
+
+def write_atomically(path: Path, chunks: Iterable[str]) -> None:
     """Write via PATH.tmp and a rename (readers never see half a file); a missing folder, a
     folder in the way or a refused write is one UsageError, and no .tmp is left behind."""
     if path.is_dir():
@@ -69,7 +88,9 @@ def write_atomically(path: Path, text: str) -> None:
         raise errors.UsageError(f"{path.parent} does not exist", f"create it first: mkdir -p {path.parent}")
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with tmp.open("w", encoding="utf-8") as f:
+            for chunk in chunks:
+                f.write(chunk)
         tmp.replace(path)
     except OSError as exc:
         raise errors.UsageError(f"cannot write {path}: {exc.strerror or exc}",

@@ -10,6 +10,7 @@ it, never an empty string in a job script.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -61,11 +62,18 @@ def _env(dirs: tuple[Path, ...]) -> jinja2.Environment:
 
 def render(name: str, context: dict[str, Any], extra_dir: Path | None = None,
            filters: dict[str, Any] | None = None) -> str:
+    return "".join(render_stream(name, context, extra_dir, filters))
+
+
+def render_stream(name: str, context: dict[str, Any], extra_dir: Path | None = None,
+                  filters: dict[str, Any] | None = None) -> Iterator[str]:
+    """The rendered text in pieces, as Jinja's generate() makes them: a 10,000-experiment
+    queue.md is written as it renders, never held whole."""
     dirs = tuple(template_dirs(extra_dir))
     try:
         env = _env(dirs)
         env.filters.update(filters or {})
-        return env.get_template(name).render(**context)
+        yield from env.get_template(name).generate(**context)
     except jinja2.TemplateNotFound:
         where = ", ".join([*(str(d) for d in dirs), f"{PACKAGE}/{FOLDER}"])
         raise errors.TemplateError(f"template {name} not found in {where}") from None

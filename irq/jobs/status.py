@@ -1,16 +1,17 @@
-"""What `irq status` shows: states refreshed from the backend first (unless offline), and job slots."""
+"""What `irq status` shows: states refreshed from the backend first (unless offline), and job slots.
+
+The query side reads through the stdlib read path (``irq.experiments.views``); the ORM and the
+backends are loaded only when there are active attempts to refresh.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from irq.backends.registry import Backends
-from irq.config import load_config
-from irq.experiments.views import StatusRow, status_rows
-from irq.jobs.follow import curve_heads
-from irq.jobs.sync import refresh_for_status
-from irq.ledger.database import Ledger
+from irq.experiments.views import StatusQuery, StatusRow, ledger_path, read_status
+from irq.ledger import reader
+from irq.ledger.states import ACTIVE_STATES
 from irq.ui import UI
 
 STATE_ORDER = ("IN_PROGRESS", "READY", "FAILED", "DONE", "PROPOSED", "RETIRED")
@@ -21,6 +22,8 @@ class StatusReport:
     rows: list[StatusRow]
     slots: dict[str, Any] | None  # limit, used, free, summary, scheduler_calls_last_hour, unreachable
     unreachable: dict[str, str] = field(default_factory=dict)
+    folded: dict[str, int] = field(default_factory=dict)  # state -> experiments left out by a limit
+    notes: list[str] = field(default_factory=list)  # lines to print after the tables
     refused: Any = None  # a refused host key (HostKeyError): shown states are last known, the command fails
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> newest curve row (--watch)
 
@@ -29,17 +32,54 @@ class StatusReport:
         out = [(st, [r for r in self.rows if r.state == st]) for st in STATE_ORDER]
         return [(st, rows) for st, rows in out if rows]
 
+    def folded_lines(self) -> list[str]:
+        """'… and 9,800 more DONE: irq status --state DONE', one per state with rows left out."""
+        return [f"… and {n:,} more {st}: irq status --state {st}"
+                for st in STATE_ORDER if (n := self.folded.get(st, 0))]
 
-def status_report(ledger: Ledger, config_path: Path | None, ui: UI, offline: bool = False,
-                  curves: bool = False) -> StatusReport:
-    """Refresh active attempts (one batched scheduler query; none when nothing is active), then read
-    rows; with `curves`, the newest learning-curve row of each running attempt too."""
-    slots = None if offline else refresh_for_status(ledger, config_path, ui)
+
+def status_report(ledger: Any, config_path: Path | None, ui: UI, offline: bool = False,
+                  query: StatusQuery | None = None, curves: bool = False) -> StatusReport:
+    """Refresh active attempts (one batched scheduler query; none when nothing is active), then
+    read the rows the query asks for; with `curves`, the newest learning-curve row of each running
+    attempt too. `ledger` is a Ledger or the ledger file's path."""
+    path = ledger_path(ledger)
+    notes: list[str] = []
+    slots = None
+    if not offline:
+        slots, note = _refresh(path, config_path, ui)
+        notes += [note] if note else []
     unreachable = dict((slots or {}).get("unreachable") or {})
     refused = slots.pop("refused", None) if slots else None
-    report = StatusReport(status_rows(ledger), slots, unreachable, refused)
+    got = read_status(path, query or StatusQuery())
+    report = StatusReport(got.rows, slots, unreachable, got.folded, notes, refused)
     if curves and any(r.state == "IN_PROGRESS" and r.job_id for r in report.rows):
-        with Backends(load_config(config_path)) as backends:
-            report.curves = curve_heads(ledger, backends)
+        report.curves = _curves(path, config_path)
     return report
 
+
+def _curves(path: Path, config_path: Path | None) -> dict[str, dict[str, Any]]:
+    from irq.backends.registry import Backends
+    from irq.config import load_config
+    from irq.jobs.follow import curve_heads
+    from irq.ledger.database import Ledger
+
+    with Backends(load_config(config_path)) as backends:
+        return curve_heads(Ledger(path), backends)
+
+
+def _refresh(path: Path, config_path: Path | None, ui: UI) -> tuple[dict[str, Any] | None, str | None]:
+    """Ask the backends about active attempts; read-only ledgers and idle ones skip it (no ORM)."""
+    marks = ", ".join("?" for _ in ACTIVE_STATES)
+    with reader.reading(path) as conn:
+        active = conn.execute(f"SELECT COUNT(*) FROM attempt WHERE backend != 'imported' AND state IN ({marks})",
+                              [s.value for s in ACTIVE_STATES]).fetchone()[0]
+        calls = conn.execute("SELECT COUNT(*) FROM schedulercall WHERE at >= datetime('now', '-1 hour')").fetchone()[0]
+    if not active:
+        return {"scheduler_calls_last_hour": calls}, None
+    if reader.access_mode(path) != "rw":
+        return None, "ledger is read-only here: states shown as last recorded, not refreshed"
+    from irq.jobs.sync import refresh_for_status
+    from irq.ledger.database import Ledger
+
+    return refresh_for_status(Ledger(path), config_path, ui), None

@@ -14,6 +14,7 @@ from irq.config import load_config
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
+    ACTIVE_STATES,
     NOT_SUBMITTED,
     SUBMITTING,
     AttemptState,
@@ -29,7 +30,7 @@ ADOPT_GRACE = timedelta(seconds=30)  # a SUBMITTING row younger than this may st
 def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
     """Adopt jobs whose submission was never confirmed (crash or dropped link after sbatch)."""
     with ledger.transaction() as s:
-        pending = [a for a in Ledger.attempts(s) if a.state == SUBMITTING]
+        pending = Ledger.attempts(s, states=[SUBMITTING])
     notes = []
     by_backend: dict[str, list[Attempt]] = {}
     for a in pending:
@@ -93,7 +94,7 @@ def refresh(ledger: Ledger, backends: Backends, ui: UI) -> RefreshReport:
     report = RefreshReport()
     reconcile_safe(ledger, backends, ui, report)
     with ledger.transaction() as s:
-        active = [a for a in Ledger.attempts(s) if is_active(a.state) and a.job_id and a.backend != "imported"]
+        active = [a for a in Ledger.attempts(s, states=ACTIVE_STATES) if a.job_id and a.backend != "imported"]
     by_backend: dict[str, list[Attempt]] = {}
     for a in active:
         by_backend.setdefault(a.backend, []).append(a)
@@ -154,7 +155,7 @@ def _mark_unknown(ledger: Ledger, attempt_ids: list[int]) -> None:
 def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict[str, Any] | None:
     """Before `irq status`: refresh active attempts (none active: no scheduler call)."""
     with ledger.transaction() as s:
-        active = [a for a in Ledger.attempts(s) if is_active(a.state) and a.backend != "imported"]
+        active = [a for a in Ledger.attempts(s, states=ACTIVE_STATES) if a.backend != "imported"]
         calls = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
     info: dict[str, Any] = {"scheduler_calls_last_hour": calls}
     if not active:

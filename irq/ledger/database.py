@@ -6,11 +6,9 @@ Never hold a transaction open across a network call.
 """
 from __future__ import annotations
 
-import difflib
 import os
-import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -21,15 +19,11 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from irq import errors
-from irq.ledger import transitions
+from irq.ledger import reader, transitions
 from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
+from irq.ledger.reader import DEFAULT_DB, ID_RE, SCHEMA_VERSION, resolve_db_path  # noqa: F401 (re-exported)
 from irq.ledger.states import Priority
 from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
-
-SCHEMA_VERSION = 2
-ID_RE = re.compile(r"^Q-[0-9]{3,}$")  # ASCII digits only: Q-٠١١ is not Q-011
-DEFAULT_DB = "queue.db"
-
 
 
 def _v1_to_v2(s: Session) -> None:
@@ -59,37 +53,47 @@ def validate_id(exp_id: str) -> str:
     return exp_id
 
 
-def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
-    """--db wins, then IRQ_DB, then ./queue.db."""
-    return Path(db or os.environ.get("IRQ_DB") or DEFAULT_DB)
-
-
 class Ledger:
-    """Handle on one ledger file. Cheap to create; holds no open transaction."""
+    """Handle on one ledger file. Cheap to create; holds no open transaction.
+
+    A file this process may not write (another user's, or in a read-only folder) opens
+    read-only (see ``reader.access_mode``): reads work, a write is refused with a hint."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.exists():
-            raise errors.LedgerError(
-                f"no ledger at {self.path}", "run `irq init` here, or point --db / IRQ_DB at one"
-            )
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
-        event.listen(self.engine, "connect", _on_connect)
-        event.listen(self.engine, "begin", _on_begin)
-        try:
-            self._prepare(create)
-        except DatabaseError as exc:  # not SQLite, corrupt, unreadable
-            raise errors.LedgerError(f"cannot open ledger {self.path}: {exc.orig}") from exc
+            self.mode = "rw"
+        else:  # missing, a folder, empty, foreign or corrupt: refused here, the file untouched
+            conn = reader.connect(self.path)
+            try:
+                reader.check_ledger(conn, self.path)
+            finally:
+                conn.close()
+            self.mode = reader.access_mode(self.path)
+        self.readonly = self.mode != "rw"
+        if self.readonly:
+            mode = self.mode
+            self.engine = create_engine("sqlite://", creator=lambda: reader.connect(self.path, mode))
+            event.listen(self.engine, "begin", _on_begin_read)
+        else:
+            self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
+            event.listen(self.engine, "connect", _on_connect)
+            event.listen(self.engine, "begin", _on_begin)
+        if not self.readonly:  # new tables, migrations: never on a read-only ledger
+            try:
+                self._prepare()
+            except DatabaseError as exc:  # not SQLite, corrupt, unreadable
+                raise reader.corrupt(self.path, exc.orig) from exc
 
     # -- schema -------------------------------------------------------------------------
-    def _prepare(self, create: bool) -> None:
+    def _prepare(self) -> None:
+        """Make a new ledger, migrate an older one, add tables new since it was made."""
         with self.transaction() as s:
             conn = s.connection()
             tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
             if "meta" not in tables:
-                if tables - {"meta"} and not create:
+                if tables - {"meta"}:
                     raise errors.LedgerError(f"{self.path} is not an irq ledger (no meta table)")
                 SQLModel.metadata.create_all(conn)
                 s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -119,6 +123,12 @@ class Ledger:
                 s.commit()
             except OperationalError as exc:
                 s.rollback()
+                if "readonly" in str(exc.orig):
+                    raise errors.LedgerError(
+                        f"ledger {self.path} is read-only for you (another user's file, or a read-only folder)",
+                        "read commands work (status --offline, show, export); to change it, ask its owner "
+                        "or copy it: cp queue.db mine.db && irq --db mine.db ...",
+                    ) from exc
                 if "locked" in str(exc.orig) or "busy" in str(exc.orig):
                     raise errors.LedgerError(
                         f"ledger {self.path} stayed locked by another irq process for 30 s",
@@ -160,25 +170,25 @@ class Ledger:
     def experiment(s: Session, exp_id: str) -> Experiment:
         exp = s.get(Experiment, exp_id.strip())
         if exp is None:
-            known = list(s.exec(select(Experiment.id)))
-            close = difflib.get_close_matches(exp_id.strip(), known, n=3, cutoff=0.6)
-            if not ID_RE.match(exp_id.strip()):
-                hint = errors.InvalidId.default_hint + (f"; did you mean {', '.join(close)}?" if close else "")
-                raise errors.InvalidId(f"invalid experiment id {exp_id!r}", hint)
-            raise errors.NotFound(exp_id, close)
+            raise reader.unknown_id(exp_id, list(s.exec(select(Experiment.id))))
         return exp
 
     @staticmethod
-    def experiments(s: Session, states: set[str] | None = None) -> list[Experiment]:
+    def experiments(s: Session, states: Collection[str] | None = None) -> list[Experiment]:
         q = select(Experiment).order_by(Experiment.seq)
-        rows = list(s.exec(q))
-        return [e for e in rows if states is None or e.state in states]
+        if states is not None:  # in SQL: a state filter never loads the other rows
+            q = q.where(Experiment.state.in_([str(st) for st in states]))
+        return list(s.exec(q))
 
     @staticmethod
-    def attempts(s: Session, exp_id: str | None = None) -> list[Attempt]:
+    def attempts(s: Session, exp_id: str | None = None, states: Collection[str] | None = None) -> list[Attempt]:
+        """Attempts in order; `states` (e.g. ACTIVE_STATES) filters in SQL, so a refresh of
+        200 running jobs does not load 50,000 finished attempts."""
         q = select(Attempt).order_by(Attempt.experiment_id, Attempt.number)
         if exp_id is not None:
             q = q.where(Attempt.experiment_id == exp_id)
+        if states is not None:
+            q = q.where(Attempt.state.in_([str(st.value if hasattr(st, "value") else st) for st in states]))
         return list(s.exec(q))
 
     @staticmethod
@@ -236,3 +246,7 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 def _on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _on_begin_read(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")

@@ -8,6 +8,7 @@ written before the enums keep reading. ``irq.ledger.transitions`` is the only wr
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 
 class State(str, Enum):
@@ -120,3 +121,23 @@ def is_active(state: str) -> bool:
 
 def is_final(state: str) -> bool:
     return state in FINAL_STATES
+
+
+class Waiting(str, Enum):
+    """Why an IN_PROGRESS experiment has no job: the sixth and seventh states, named."""
+
+    QUEUED = "queued locally"  # waits for a job slot or a dependency; irq submits it by itself
+    HELD = "held until fixed"  # a person must fix something first (held_fix says what)
+
+
+def queue_entry(exp: Any) -> Waiting | None:
+    """What the experiment's local-queue entry says, as stored (queue.md writes it back as is).
+    Only an imported file can pair an entry with a live attempt; irq clears it on submission."""
+    if exp.state != State.IN_PROGRESS or exp.waiting_reason is None:
+        return None
+    return Waiting.HELD if exp.held_fix is not None else Waiting.QUEUED
+
+
+def waiting(exp: Any, has_active_attempt: bool) -> Waiting | None:
+    """The one definition used by status, show, cancel and the planner: an entry and no job."""
+    return None if has_active_attempt else queue_entry(exp)

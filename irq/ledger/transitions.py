@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import func
@@ -25,28 +24,11 @@ from irq.ledger.states import (
     LEGAL,
     AttemptState,
     State,
+    Waiting,  # noqa: F401 (re-exported: defined with the states so the read path needs no ORM)
     is_active,
+    queue_entry,  # noqa: F401
+    waiting,
 )
-
-
-class Waiting(str, Enum):
-    """Why an IN_PROGRESS experiment has no job: the sixth and seventh states, named."""
-
-    QUEUED = "queued locally"  # waits for a job slot or a dependency; irq submits it by itself
-    HELD = "held until fixed"  # a person must fix something first (held_fix says what)
-
-
-def queue_entry(exp: Experiment) -> Waiting | None:
-    """What the experiment's local-queue entry says, as stored (queue.md writes it back as is).
-    Only an imported file can pair an entry with a live attempt; irq clears it on submission."""
-    if exp.state != State.IN_PROGRESS or exp.waiting_reason is None:
-        return None
-    return Waiting.HELD if exp.held_fix is not None else Waiting.QUEUED
-
-
-def waiting(exp: Experiment, has_active_attempt: bool) -> Waiting | None:
-    """The one definition used by status, show, cancel and the planner: an entry and no job."""
-    return None if has_active_attempt else queue_entry(exp)
 
 
 def submittable(exp: Experiment, has_active_attempt: bool) -> bool:
