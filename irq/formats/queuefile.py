@@ -78,7 +78,7 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
     for b in blocks:
         if not ID_RE.match(b.exp_id):
             raise errors.ParseError(src, b.line, f"invalid experiment id {b.exp_id!r}",
-                                    "ids look like Q-003")
+                                    errors.InvalidId.default_hint)
         keys = {i.key for i in b.items}
         if b.checklist or "Status" not in keys:
             if b.exp_id in defs:
@@ -184,8 +184,16 @@ def _d_priority(exp: Experiment, it: Item, g: _Gathered) -> None:
         g.ann["priority"] = note.strip()
 
 
+def _dependency_ids(text: str) -> list[str]:
+    """'lr-01 and lr-02' (what the export writes) as ids; otherwise the Q-NNN ids in free text."""
+    parts = [p for p in re.split(r"\s+and\s+|\s*,\s*", text.strip()) if p]
+    if parts and all(ID_RE.match(p) for p in parts) and " and ".join(parts) == text.strip():
+        return parts
+    return ids_in(text)
+
+
 def _d_dependencies(exp: Experiment, it: Item, g: _Gathered) -> None:
-    exp.depends_on = ids_in(it.value)
+    exp.depends_on = _dependency_ids(it.value)
     if it.value != " and ".join(exp.depends_on):
         g.ann["dependencies"] = it.value
     if exp.id in exp.depends_on:

@@ -27,7 +27,8 @@ from irq.ledger.states import Priority
 from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
 
 SCHEMA_VERSION = 2
-ID_RE = re.compile(r"^Q-\d{3,}$")
+# any slug: a letter, then letters, digits, ".", "_", "-", at most 64 characters (ASCII); Q-003 is the default style
+ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$", re.ASCII)
 DEFAULT_DB = "queue.db"
 
 
