@@ -60,8 +60,15 @@ class DaemonConfig:
 
 @dataclass(frozen=True)
 class ProjectConfig:
-    metric: str = "val_mse"  # the headline metric `irq results` and `irq report` compare
+    metric: str = "val_mse"  # the headline metric: status, show, fetch, export, results, report
     goal: str = "min"  # "min": lower is better; "max": higher is better
+    command: str = ""  # what an experiment runs when it names no --command; "" = the bundled trainer
+    require_metrics: bool = True  # an attempt is DONE only with a valid metrics.json (docs/run-contract.md)
+    dirty: str = "warn"  # uncommitted changes at submit: "warn" (name them) or "refuse"
+    worktrees: str = "prune"  # local checkouts: "prune" after the run, "keep-failed", or "keep"
+
+
+CHOICES = {"goal": ("min", "max"), "dirty": ("warn", "refuse"), "worktrees": ("prune", "keep-failed", "keep")}
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,10 @@ def load_config(explicit: Path | None = None, start: Path | None = None) -> Conf
     local = _build(LocalConfig, data.get("local", {}), where, "local")
     daemon = _build(DaemonConfig, data.get("daemon", {}), where, "daemon")
     project = _build(ProjectConfig, data.get("project", {}), where, "project")
-    if project.goal not in ("min", "max"):
-        raise errors.ConfigError(f"{where}: [project] goal = {project.goal!r} must be \"min\" or \"max\"")
+    for key, allowed in CHOICES.items():
+        if getattr(project, key) not in allowed:
+            raise errors.ConfigError(f"{where}: [project] {key} = {getattr(project, key)!r} must be "
+                                     + " or ".join(f'"{a}"' for a in allowed))
     clusters: dict[str, ClusterConfig] = {}
     raw_clusters = data.get("clusters", {})
     if not isinstance(raw_clusters, dict):
@@ -209,8 +218,12 @@ backend = "local"
 # python = ""                # interpreter for the trainer ("" = the one running irq)
 
 [project]
-# metric = "val_mse"         # the headline metric of `irq results` and `irq report`
+# command = "python train.py --lr {lr} --seed {seed} --out {run_dir}"   # "" = the bundled trainer
+# metric = "val_mse"         # the headline metric: status, show, fetch, export, results, report
 # goal = "min"               # "min": lower is better, "max": higher is better
+# require_metrics = true     # DONE needs a valid metrics.json (docs/run-contract.md)
+# dirty = "warn"             # uncommitted changes at submit: "warn" (name them) or "refuse"
+# worktrees = "prune"        # local checkouts of the commit: "prune", "keep-failed" or "keep"
 
 [daemon]
 # interval = 60              # seconds between cycles: the least it waits

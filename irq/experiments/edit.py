@@ -7,6 +7,7 @@ from typing import Any
 
 from irq import errors
 from irq.fields import FieldError, parse_memory, parse_minutes, parse_seeds
+from irq.formats.command import check_command
 from irq.ledger.database import Ledger, validate_id
 from irq.ledger.models import Experiment
 from irq.ledger.states import Priority, State
@@ -35,39 +36,67 @@ def add_experiment(
     notes: str | None = None,
     proposed: bool = False,
     retry: dict[str, Any] | None = None,
+    command: str | None = None,
+    default_command: str = "",
+    force: bool = False,
 ) -> Experiment:
+    """Add an experiment. Its command (or the project's default) must have a value for every
+    placeholder; one with the same command, config, parameters and seeds is refused unless forced."""
     exp_id = validate_id(exp_id)
     parameters: dict[str, Any] = {}
     if config is not None:
         parameters.update(read_trainer_config(config))
     parameters.update(params or {})
-    if not title:
-        raise errors.UsageError("an experiment needs a title", "pass --title 'What it tests'")
-    if "\n" in title:
-        raise errors.UsageError("a title is one line")
-    try:
-        prio = Priority(priority.upper()).value
-    except ValueError:
-        raise errors.UsageError(f"unknown priority {priority!r}", "use HIGHEST, HIGH, MEDIUM or LOW") from None
+    prio = _title_and_priority(title, priority)
     try:
         resources = _resources(gpus, cpus, memory, time, partition)
         seed_list = parse_seeds(seeds) if seeds else []
     except FieldError as exc:
         raise errors.UsageError(str(exc)) from None
+    if command is not None or default_command:
+        check_command(command if command is not None else default_command, parameters)
     deps = [validate_id(d) for d in (depends_on or [])]
     if exp_id in deps:
         raise errors.UsageError(f"{exp_id} cannot depend on itself")
     exp = Experiment(
-        id=exp_id, seq=0, title=title.strip(), hypothesis=hypothesis, priority=prio,
+        id=exp_id, seq=0, title=(title or "").strip(), hypothesis=hypothesis, priority=prio,
         config_path=str(config) if config else None, parameters=parameters, resources=resources,
-        depends_on=deps, seeds=seed_list, notes=notes,
+        depends_on=deps, seeds=seed_list, notes=notes, command=command,
         state=(State.PROPOSED if proposed else State.READY).value, retry_policy=_policy(retry),
     )
     with ledger.transaction() as s:
         for d in deps:
             Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
+        same = None if force else _same_run(s, exp)
+        if same is not None:
+            raise errors.DuplicateId(f"{same} already runs the same command with the same parameters and seeds",
+                                     f"`irq show {same}`; --force adds {exp.id} anyway")
         Ledger.add_experiment(s, exp)
     return exp
+
+
+def _run_key(e: Experiment) -> str:
+    return json.dumps([e.command, e.config_path, e.parameters, sorted(e.seeds)], sort_keys=True, default=str)
+
+
+def _same_run(s: Any, exp: Experiment) -> str | None:
+    """The id of an experiment that would run exactly what `exp` runs (None if there is none,
+    or if `exp` defines nothing to compare: no command, config or parameters)."""
+    if not (exp.command or exp.config_path or exp.parameters) or s.get(Experiment, exp.id) is not None:
+        return None
+    key = _run_key(exp)
+    return next((e.id for e in Ledger.experiments(s) if _run_key(e) == key), None)
+
+
+def _title_and_priority(title: str | None, priority: str) -> str:
+    if not title:
+        raise errors.UsageError("an experiment needs a title", "pass --title 'What it tests'")
+    if "\n" in title:
+        raise errors.UsageError("a title is one line")
+    try:
+        return Priority(priority.upper()).value
+    except ValueError:
+        raise errors.UsageError(f"unknown priority {priority!r}", "use HIGHEST, HIGH, MEDIUM or LOW") from None
 
 
 def _policy(retry: dict[str, Any] | None) -> dict[str, Any]:

@@ -185,9 +185,10 @@ def _d_priority(exp: Experiment, it: Item, g: _Gathered) -> None:
 
 
 def _dependency_ids(text: str) -> list[str]:
-    """'lr-01 and lr-02' (what the export writes) as ids; otherwise the Q-NNN ids in free text."""
-    parts = [p for p in re.split(r"\s+and\s+|\s*,\s*", text.strip()) if p]
-    if parts and all(ID_RE.match(p) for p in parts) and " and ".join(parts) == text.strip():
+    """'Run after lr-01, lr-02 and Q-003' (what the export writes) as ids; else the Q-NNN ids in free text."""
+    body = re.sub(r"^run after\s+", "", text.strip(), flags=re.I)
+    parts = [p for p in re.split(r"\s+and\s+|\s*,\s*", body) if p]
+    if parts and all(ID_RE.match(p) for p in parts):
         return parts
     return ids_in(text)
 
@@ -214,7 +215,7 @@ def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
 # definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
 _DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
     "Hypothesis": _d_set("hypothesis"), "Notes": _d_set("notes"),
-    "Config": _d_set("config_path", strip_backticks), "Mining Strategy": _d_mining,
+    "Config": _d_set("config_path", strip_backticks), "Command": _d_set("command", strip_backticks), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
     "Retry": _d_set("retry_policy", lambda v: RetryPolicy.parse(v).to_dict()),

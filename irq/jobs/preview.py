@@ -61,7 +61,8 @@ def preview_job(ledger: Ledger, config: Config, backends: Backends, exp_id: str,
     exp = config_in_repo(exp, config, target)
     sha = target_sha(config, target)
     req, skipped = build_job(exp, token=PREVIEW_TOKEN, attempt=number, target=target, git_sha=sha,
-                             run_id=run_id_for(exp.id, utcnow()), template_dir=project_templates(config))
+                             run_id=run_id_for(exp.id, utcnow()), template_dir=project_templates(config),
+                             default_command=config.project.command)
     return JobPreview(exp, name, target, sha, req.script, skipped)
 
 

@@ -26,7 +26,7 @@ from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, u
 from irq.ledger.states import Priority
 from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # any slug: a letter, then letters, digits, ".", "_", "-", at most 64 characters (ASCII); Q-003 is the default style
 ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$", re.ASCII)
 DEFAULT_DB = "queue.db"
@@ -49,8 +49,15 @@ def _v1_to_v2(s: Session) -> None:
             s.add(exp)
 
 
+def _v2_to_v3(s: Session) -> None:
+    """An experiment runs a command of its own (None: the project's default)."""
+    conn = s.connection()
+    if "command" not in {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(experiment)")}:
+        conn.exec_driver_sql("ALTER TABLE experiment ADD COLUMN command TEXT")
+
+
 # version -> function that upgrades a database from that version to the next one
-MIGRATIONS: dict[int, Callable[[Session], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Session], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def validate_id(exp_id: str) -> str:
