@@ -35,3 +35,45 @@ def test_queue_md_round_trips_slug_ids_and_their_dependencies(tmp_path, ledger):
     assert exps["Q-003"].depends_on == ["lr-01", "lr.02"]
     assert exps["Q-003"].command == "python t.py --lr {lr}"
     assert exps["lr-01"].seeds == [0, 1, 2]
+
+
+def test_irq_add_refuses_the_same_run_twice_unless_forced(tmp_path, irq):
+    irq("init")
+    cmd = "python train.py --lr {lr} --seed {seed}"
+    assert irq("add", "lr-01", "-t", "a", "--command", cmd, "-p", "lr=0.01", "--seeds", "0-2").code == 0
+    r = irq("add", "lr-01b", "-t", "again", "--command", cmd, "-p", "lr=0.01", "--seeds", "0-2")
+    assert r.code == 1 and "lr-01 already runs the same command" in r.err and "--force" in r.err
+    assert irq("add", "lr-02", "-t", "other lr", "--command", cmd, "-p", "lr=0.02", "--seeds", "0-2").code == 0
+    assert irq("add", "lr-01c", "-t", "other seeds", "--command", cmd, "-p", "lr=0.01", "--seeds", "3").code == 0
+    assert irq("add", "lr-01b", "-t", "again", "--command", cmd, "-p", "lr=0.01", "--seeds", "0-2", "--force").code == 0
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        assert [e.id for e in Ledger.experiments(s)] == ["lr-01", "lr-02", "lr-01c", "lr-01b"]
+
+
+@pytest.mark.parametrize("cmd, words", [
+    ("python t.py --lr {lr} --bs {batch}", "unknown placeholder {batch}"),
+    ("python t.py {0}", "not a plain {name}"),
+    ("python t.py {lr:.3f}", "not a plain {name}"),
+    ("python t.py {lr", "write a literal brace"),
+    ("   ", "the command is empty"),
+])
+def test_a_bad_command_is_refused_at_add_and_nothing_is_recorded(tmp_path, irq, cmd, words):
+    irq("init")
+    r = irq("add", "x-1", "-t", "t", "--command", cmd, "-p", "lr=0.1")
+    assert r.code == 2 and words in r.err + r.out, r
+    if "unknown" in words:
+        assert "known names: lr, seed, run_dir, experiment, attempt" in r.err
+    assert "x-1" not in irq("status", "--offline").out
+
+
+def test_a_command_that_is_not_a_string_is_refused(ledger):
+    with pytest.raises(errors.UsageError, match="a command is a string"):
+        add_experiment(ledger, "x-1", "t", command=["python", "t.py"])
+
+
+def test_the_project_default_command_is_checked_at_add(tmp_path, irq):
+    irq("init")
+    (tmp_path / "irq.toml").write_text('[project]\ncommand = "python t.py --depth {depth}"\n')
+    r = irq("add", "d-1", "-t", "t")
+    assert r.code == 2 and "unknown placeholder {depth}" in r.err
+    assert irq("add", "d-1", "-t", "t", "-p", "depth=3").code == 0

@@ -19,7 +19,7 @@ FAST = ["-p", "train_steps=40", "-p", "checkpoint_interval=20", "-p", "val_size=
 
 
 def add(irq, exp_id: str, *extra: str) -> None:
-    r = irq("add", exp_id, "--title", f"tiny {exp_id}", "--config-file", TINY, *FAST, *extra)
+    r = irq("add", exp_id, "--title", f"tiny {exp_id}", "--config-file", TINY, *FAST, "--force", *extra)
     assert r.code == 0, r
 
 

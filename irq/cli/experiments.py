@@ -93,7 +93,7 @@ def add(
         priority=priority, depends_on=after, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
         time=time, partition=partition, notes=notes, proposed=proposed,
         retry=_retry_policy(retry_on, retry_max_time, retry_max_mem, retry_max_attempts),
-        command=command, default_command=_config(x).project.command, force=force,
+        command=command, default_command=_config(x).project.command, refuse_same_run=not force,
     )
     if as_json:
         x.ui.json(_dump(exp))

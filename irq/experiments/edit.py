@@ -38,10 +38,11 @@ def add_experiment(
     retry: dict[str, Any] | None = None,
     command: str | None = None,
     default_command: str = "",
-    force: bool = False,
+    refuse_same_run: bool = False,
 ) -> Experiment:
     """Add an experiment. Its command (or the project's default) must have a value for every
-    placeholder; one with the same command, config, parameters and seeds is refused unless forced."""
+    placeholder; with refuse_same_run (`irq add` without --force), one that would run exactly
+    what an existing experiment runs (command, config, parameters, seeds) is refused."""
     exp_id = validate_id(exp_id)
     parameters: dict[str, Any] = {}
     if config is not None:
@@ -67,7 +68,7 @@ def add_experiment(
     with ledger.transaction() as s:
         for d in deps:
             Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
-        same = None if force else _same_run(s, exp)
+        same = _same_run(s, exp) if refuse_same_run else None
         if same is not None:
             raise errors.DuplicateId(f"{same} already runs the same command with the same parameters and seeds",
                                      f"`irq show {same}`; --force adds {exp.id} anyway")
