@@ -5,6 +5,7 @@ import typer
 
 from irq.cli import render
 from irq.cli.app import app, ctx
+from irq.cli.common import _config
 
 
 @app.command()
@@ -31,7 +32,7 @@ def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
     from irq.experiments.views import show as show_
 
     x = ctx(c)
-    v = show_(x.ledger(), exp_id)
+    v = show_(x.ledger(), exp_id, _config(x).project.metric)
     if as_json:
         x.ui.json(render.show_json(v))
     else:

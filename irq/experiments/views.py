@@ -16,14 +16,18 @@ class ExperimentView:
     attempts: list[Attempt]
     events: list[Event]
     waiting: str | None = None  # queued locally / held until fixed, in words
+    headline: str = ""  # the project's metric from the latest attempt: "val_mse 0.0171"
+    commit: str | None = None  # the commit the latest attempt ran
 
 
-def show(ledger: Ledger, exp_id: str) -> ExperimentView:
+def show(ledger: Ledger, exp_id: str, metric: str = "val_mse") -> ExperimentView:
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
         atts = Ledger.attempts(s, exp.id)
         line = waiting_line(exp, any(is_active(a.state) for a in atts))
-        return ExperimentView(exp, atts, Ledger.events(s, exp.id), line)
+        last = atts[-1] if atts else None
+        return ExperimentView(exp, atts, Ledger.events(s, exp.id), line,
+                              headline(last.results, metric) if last else "", last.git_sha if last else None)
 
 
 def now_iso() -> str:
@@ -45,7 +49,7 @@ class StatusRow:
     updated_at: Any
 
 
-def status_rows(ledger: Ledger) -> list[StatusRow]:
+def status_rows(ledger: Ledger, metric: str = "val_mse") -> list[StatusRow]:
     rows: list[StatusRow] = []
     with ledger.transaction() as s:
         atts: dict[str, list[Attempt]] = {}
@@ -60,7 +64,8 @@ def status_rows(ledger: Ledger) -> list[StatusRow]:
                 id=e.id, title=e.title, state=e.state, priority=e.priority, attempts=len(mine),
                 job_id=last.job_id if last else None,
                 scheduler_state=last.state if last else None,
-                detail=_detail(e, last, states, any(is_active(a.state) for a in mine)), updated_at=e.updated_at,
+                detail=_detail(e, last, states, any(is_active(a.state) for a in mine), metric),
+                updated_at=e.updated_at,
             ))
     return rows
 
@@ -76,7 +81,8 @@ def waiting_line(e: Experiment, has_active_attempt: bool) -> str | None:
     return None
 
 
-def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_active_attempt: bool) -> str:
+def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_active_attempt: bool,
+            metric: str = "val_mse") -> str:
     from irq.fields import fmt_time
 
     if (line := waiting_line(e, has_active_attempt)) is not None:
@@ -95,6 +101,13 @@ def _detail(e: Experiment, last: Attempt | None, states: dict[str, str], has_act
     if e.state == State.FAILED.value:
         return (last.root_cause or last.error or last.state)[:120]
     if e.state == State.DONE.value:
-        val = last.results.get("val_mse", last.results.get("Validation MSE"))
-        return f"val_mse {val}" if val is not None else ""
+        return headline(last.results, metric)
     return last.state
+
+
+def headline(results: dict[str, Any], metric: str) -> str:
+    """'val_mse 0.0171' (or its mean over seeds) from an attempt's results; '' without it."""
+    for key in (metric, f"{metric}_mean", "Validation MSE" if metric == "val_mse" else None):
+        if key and results.get(key) is not None:
+            return f"{metric if key == 'Validation MSE' else key} {results[key]}"  # the seed's label
+    return ""

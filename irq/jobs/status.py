@@ -29,5 +29,7 @@ def status_report(ledger: Ledger, config_path: Path | None, ui: UI, offline: boo
     """Refresh active attempts (one batched scheduler query; none when nothing is active), then read rows."""
     slots = None if offline else refresh_for_status(ledger, config_path, ui)
     unreachable = dict((slots or {}).get("unreachable") or {})
-    return StatusReport(status_rows(ledger), slots, unreachable)
+    from irq.config import load_config
+
+    return StatusReport(status_rows(ledger, load_config(config_path).project.metric), slots, unreachable)
 
