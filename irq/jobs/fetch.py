@@ -76,9 +76,9 @@ def read_results(dest: Path, a: Attempt, project: ProjectConfig) -> tuple[dict[s
     expected = len(a.tasks) or 1
     if len(dirs) < expected and project.require_metrics:
         problems.append(f"{expected - len(dirs)} of {expected} seeds left no run directory")
-    keys = {k.split(".", 1)[1] for k in results}
-    for k in sorted(keys):
-        vals = [v for key, v in results.items() if key.split(".", 1)[1] == k
+    per_seed = list(results.items())
+    for k in sorted({key.split(".", 1)[1] for key, _ in per_seed}):
+        vals = [v for key, v in per_seed if key.split(".", 1)[1] == k
                 and isinstance(v, (int, float)) and not isinstance(v, bool)]
         if len(vals) >= 2:
             results[f"{k}_mean"] = statistics.fmean(vals)
