@@ -38,7 +38,7 @@ def check_code(config: Config, target: Target, sha: str) -> str | None:
     """Whether the code to run is known: a project in git has an irq.toml; a dirty tree is a
     warning (the run uses the commit, not the changes) or, with [project] dirty = "refuse", refused."""
     root = config.root
-    if config.path is None and git_sha(root) is not None:
+    if target.kind == "local" and config.path is None and git_sha(root) is not None:
         raise errors.PreflightFailed(f"no irq.toml in the repository at {root}: irq does not know which project's "
                                      "code to run", "`irq init` at the project's top, commit irq.toml, submit again")
     files = dirty_files(root) if sha == git_sha(root) else []
