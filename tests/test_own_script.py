@@ -136,8 +136,7 @@ def test_a_broken_results_contract_is_one_root_cause(project, irq, command, caus
 def test_metrics_are_optional_when_the_project_says_so(project, irq):
     irq("init")
     toml = project / "irq.toml"
-    toml.write_text(toml.read_text() + "\n[project]\n" if False else
-                    toml.read_text().replace('goal = "min"', 'goal = "min"\nrequire_metrics = false'))
+    toml.write_text(toml.read_text().replace('goal = "min"', 'goal = "min"\nrequire_metrics = false'))
     git(project, "commit", "-qam", "no metrics needed")
     irq("add", "plain", "-t", "t", "--command", "echo hello > {run_dir}/out.txt")
     assert run_all(irq)["plain"]["state"] == "DONE"
@@ -162,7 +161,26 @@ def test_a_commit_that_does_not_exist_is_the_root_cause(project, irq, tmp_path):
     target = Target.local(load_config(project / "irq.toml"), "python")
     exp = Experiment(id="x-1", seq=1, title="t", command="python train.py --out {run_dir}", parameters={})
     req, _ = build_job(exp, token="irq-0", attempt=1, target=target, git_sha="0" * 40, run_id="r")
-    p = subprocess.run(["bash", "-c", req.script], capture_output=True, text=True,
+    p = subprocess.run(["bash", "-c", req.script], capture_output=True, text=True, check=False,
                        env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "7"})
     assert p.returncode == 4 and f"irq: commit {'0' * 40} not found in {project}" in p.stderr
     assert diagnose("FAILED", 4, p.stderr).pattern == "commit_missing"
+
+
+def test_an_uncommitted_irq_toml_runs_in_place_and_says_so(tmp_path, irq, monkeypatch):
+    """A folder inside some repository (the demo in a clone of irq) is not that repository's project."""
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    git(outer, "init", "-q")
+    (outer / "README").write_text("x\n")
+    git(outer, "add", ".")
+    git(outer, "commit", "-qm", "someone else's repository")
+    proj = outer / "scratch"
+    shutil.copytree(EXAMPLE, proj)
+    monkeypatch.chdir(proj)
+    irq("init")
+    irq("add", "lr-02", "-t", "t", "-p", "lr=0.2", "-p", "steps=20")
+    r = irq("submit", "lr-02")
+    assert "irq.toml is not committed" in r.out + r.err
+    assert run_all(irq)["lr-02"]["state"] == "DONE"
+    assert attempt(irq, "lr-02")["git_sha"] == "unknown"

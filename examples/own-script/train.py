@@ -49,9 +49,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics, curve = train(args.lr, args.steps, args.seed)
-    with open(out / "curve.jsonl", "w") as f:
-        for row in curve:
-            f.write(json.dumps(row) + "\n")
+    (out / "curve.jsonl").write_text("".join(json.dumps(row) + "\n" for row in curve))
     (out / "model.txt").write_text(f"y = {metrics['w']:.6f} x + {metrics['b']:.6f}\n")  # an artifact
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"lr {args.lr} steps {args.steps} seed {args.seed}: val_loss {metrics['val_loss']:.5f}")

@@ -34,9 +34,10 @@ class Target:
 
     @classmethod
     def local(cls, config: Config, python: str) -> "Target":
-        """Jobs run the project's committed code (a worktree per task), or its folder outside git."""
+        """Jobs run the project's committed code (a worktree per task) when its irq.toml is
+        committed in a git repository; otherwise they run in the project's folder as it is."""
         root = config.root.resolve()
-        top = git_toplevel(root)
+        top = git_toplevel(root) if config.path is not None and committed(root, config.path.name) else None
         return cls(kind="local", name="local", workdir=str(config.resolve(config.local.workdir).resolve()),
                    python=config.local.python or python, code_dir=str(root), array_throttle=config.local.slots,
                    repo=str(top or ""), subdir=str(root.relative_to(top)) if top else "",
@@ -62,3 +63,13 @@ def git_toplevel(path: Path) -> Path | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def committed(folder: Path, name: str) -> bool:
+    """Whether `folder/name` is part of the commit checked out at `folder` (HEAD)."""
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "--verify", "-q", f"HEAD:./{name}"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0

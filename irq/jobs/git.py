@@ -38,10 +38,14 @@ def check_code(config: Config, target: Target, sha: str) -> str | None:
     """Whether the code to run is known: a project in git has an irq.toml; a dirty tree is a
     warning (the run uses the commit, not the changes) or, with [project] dirty = "refuse", refused."""
     root = config.root
-    if target.kind == "local" and config.path is None and git_sha(root) is not None:
-        raise errors.PreflightFailed(f"no irq.toml in the repository at {root}: irq does not know which project's "
-                                     "code to run", "`irq init` at the project's top, commit irq.toml, submit again")
-    files = dirty_files(root) if sha == git_sha(root) else []
+    in_git = git_sha(root) is not None
+    if target.kind == "local" and in_git and not target.repo:
+        if config.path is None:
+            raise errors.PreflightFailed(f"no irq.toml in the repository at {root}: irq does not know which "
+                                         "project's code to run", "`irq init` at the project's top, commit irq.toml")
+        return (f"{config.path.name} is not committed in the repository at {root}: the run uses the folder "
+                "as it is, and no commit is recorded (commit irq.toml to run committed code)")
+    files = dirty_files(root) if in_git and sha == git_sha(root) else []
     if not files:
         return None
     names = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
@@ -52,6 +56,8 @@ def check_code(config: Config, target: Target, sha: str) -> str | None:
 
 
 def target_sha(config: Config, target: Target) -> str:
+    if target.kind == "local" and not target.repo:
+        return "unknown"  # runs in place: no commit pins it
     root = Path(target.code_dir) if target.kind == "local" else config.root
     sha = git_sha(root)
     if sha is None:

@@ -72,4 +72,4 @@ def test_the_example_runs_on_slurm_at_its_commit_with_its_parameters(own_project
     for seed in (0, 1):
         assert array["results"][f"seed_{seed}.val_loss"] == train(0.01, 40, seed)[0]["val_loss"]
     assert subprocess.run(["git", "-C", str(own_project), "status", "--porcelain"], capture_output=True,
-                          text=True).stdout.strip() == ""  # irq's files stay out of the repository
+                          text=True, check=True).stdout.strip() == ""  # irq's files stay out of the repository
