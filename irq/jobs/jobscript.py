@@ -99,6 +99,11 @@ def build_job(exp: Experiment, *, token: str, attempt: int, target: Target, git_
     return req, skipped or []
 
 
+def with_command(exp: Experiment, default: str) -> Experiment:
+    """The experiment as it runs: its own command, else the project's (else the bundled trainer)."""
+    return exp if exp.command or not default else exp.model_copy(update={"command": default})
+
+
 def job_command(exp: Experiment, target: Target, git_sha: str, default: str = "") -> tuple[str, list[str] | None]:
     """The shell text the job runs: the experiment's command, the project's, or the bundled
     trainer's; with the parameters the trainer does not take (None for any other command)."""

@@ -22,7 +22,7 @@ from irq.backends.target import Target
 from irq.config import Config
 from irq.formats.render import project_templates
 from irq.jobs.git import check_code, config_in_repo, target_sha
-from irq.jobs.jobscript import build_job, run_id_for
+from irq.jobs.jobscript import build_job, run_id_for, with_command
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger, new_token
 from irq.ledger.models import Attempt, utcnow
@@ -144,7 +144,7 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
         exp = Ledger.experiment(s, exp_id)
         number = len(Ledger.attempts(s, exp.id)) + 1
     sha = target_sha(config, target)
-    job_exp = config_in_repo(exp, config, target)
+    job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
     run_id = run_id_for(exp_id, utcnow())
     req, skipped = build_job(job_exp, token=new_token(), attempt=number, target=target, git_sha=sha, run_id=run_id,
                              template_dir=project_templates(config), default_command=config.project.command)
