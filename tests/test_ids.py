@@ -77,3 +77,19 @@ def test_the_project_default_command_is_checked_at_add(tmp_path, irq):
     r = irq("add", "d-1", "-t", "t")
     assert r.code == 2 and "unknown placeholder {depth}" in r.err
     assert irq("add", "d-1", "-t", "t", "-p", "depth=3").code == 0
+
+
+def test_a_command_renders_parameters_shell_quoted_and_irq_values_from_the_environment(tmp_path):
+    import subprocess
+
+    from irq.formats.command import param_env, render_command
+
+    params = {"name": "a b; touch PWNED", "lr": 0.01, "deep": True, "layers": [1, 2]}
+    text = render_command("printf '%s|' {name} {lr} {deep} {layers} {seed} {run_dir} {experiment} {attempt}", params)
+    env = {"IRQ_SEED": "3", "IRQ_RUN_DIR": str(tmp_path / "run dir"), "IRQ_EXPERIMENT": "lr-01", "IRQ_ATTEMPT": "2",
+           "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(["bash", "-c", text], capture_output=True, text=True, env=env, cwd=tmp_path, check=True).stdout
+    assert out == f"a b; touch PWNED|0.01|true|[1, 2]|3|{tmp_path / 'run dir'}|lr-01|2|"
+    assert not (tmp_path / "PWNED").exists()
+    assert param_env({"learning-rate": 0.1, "mining": "none"}) == [("IRQ_PARAM_LEARNING_RATE", "0.1"),
+                                                                   ("IRQ_PARAM_MINING", "none")]
