@@ -2,16 +2,29 @@
 
 Found by walking up from the working directory; a user-level file
 (``~/.config/irq/config.toml`` or ``$IRQ_USER_CONFIG``) supplies defaults that the project
-file overrides. Validated on load: an unknown key or a wrong type names the file, the key and
-the valid keys.
+file overrides. Read into pydantic dataclasses with types and ranges, strictly (``slots = "2"``
+is refused, not guessed): an unknown key, a wrong type or a value out of range names the file,
+the key, what is allowed, and points to docs/configuration.md. To add a key, add a field with
+its type, range and default below and a line to docs/configuration.md (a test checks both).
 """
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass as dataclass_std
+from dataclasses import field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.dataclasses import dataclass
 
 from irq import errors
 
@@ -21,57 +34,98 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 FILENAME = "irq.toml"
+DOCS = "docs/configuration.md"
+STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
+def _one_line(v: str) -> str:
+    if "\n" in v or "\r" in v or "\x00" in v:
+        raise ValueError("must be one line (no newline)")
+    return v
+
+
+def _sbatch_safe(v: str) -> str:
+    """It lands on an `#SBATCH` line: no quotes, no newline, no spaces."""
+    _one_line(v)
+    if any(ch in v for ch in "\"'` \t;$\\"):
+        raise ValueError("may not hold quotes, spaces, ';', '$' or backslashes (it goes on an #SBATCH line)")
+    return v
+
+
+def _path(v: str) -> str:
+    _one_line(v)
+    if not v.strip():
+        raise ValueError("must be a path, not empty")
+    return v
+
+
+Text = Annotated[str, Strict()]
+Line = Annotated[str, Strict(), AfterValidator(_one_line)]
+PathStr = Annotated[str, Strict(), AfterValidator(_path)]
+SbatchStr = Annotated[str, Strict(), AfterValidator(_sbatch_safe)]
+Count = Annotated[int, Strict(), Field(ge=1)]
+Seconds = Annotated[float, Strict(), Field(gt=0)]
+
+
+@dataclass(config=STRICT)
 class LocalConfig:
-    slots: int = 2  # jobs run at once on this machine
-    workdir: str = ".irq/local"  # job scripts, logs, run dirs (relative to the project root)
-    python: str = ""  # interpreter for the trainer; empty: the one running irq
+    slots: Count = 2  # jobs run at once on this machine
+    workdir: PathStr = ".irq/local"  # job scripts, logs, run dirs (relative to the project root)
+    python: Line = ""  # interpreter for the trainer; empty: the one running irq
 
 
-@dataclass(frozen=True)
+@dataclass(config=STRICT)
 class ClusterConfig:
-    name: str
-    host: str  # a host name or an alias from ~/.ssh/config
-    repo_url: str  # what jobs clone (at the pinned SHA)
-    workdir: str  # run dirs and logs live here (remote path)
-    scratch: str = "/tmp"  # per-job clones: SCRATCH/irq-job-$SLURM_JOB_ID
-    user: str | None = None
-    port: int | None = None
-    identity_file: str | None = None
-    known_hosts: str | None = None  # default: ~/.ssh/known_hosts
-    ssh_config: str | None = None  # default: ~/.ssh/config
-    partition: str | None = None
-    modules: list[str] = field(default_factory=list)
-    module_init: str = ""  # e.g. "source /etc/profile.d/lmod.sh": makes `module` exist in jobs
-    python: str = "python"
-    job_limit: int | None = None  # None: read MaxSubmitJobsPerUser from sacctmgr
-    poll_interval: int = 60
-    connect_timeout: float = 15.0
-    allow_keyboard_interactive: bool = True  # passwords and one-time codes (two-factor)
+    name: SbatchStr
+    host: SbatchStr  # a host name or an alias from ~/.ssh/config
+    repo_url: Line  # what jobs clone (at the pinned SHA)
+    workdir: PathStr  # run dirs and logs live here (remote path)
+    scratch: PathStr = "/tmp"  # per-job clones: SCRATCH/irq-job-$SLURM_JOB_ID
+    user: SbatchStr | None = None
+    port: Annotated[int, Strict(), Field(ge=1, le=65535)] | None = None
+    identity_file: PathStr | None = None
+    known_hosts: PathStr | None = None  # default: ~/.ssh/known_hosts
+    ssh_config: PathStr | None = None  # default: ~/.ssh/config
+    partition: SbatchStr | None = None
+    modules: list[Line] = field(default_factory=list)  # loaded shell-quoted, one per line
+    module_init: Line = ""  # e.g. "source /etc/profile.d/lmod.sh": makes `module` exist in jobs
+    python: Line = "python"
+    job_limit: Count | None = None  # None: read MaxSubmitJobsPerUser from sacctmgr
+    poll_interval: Seconds = 60
+    connect_timeout: Seconds = 15.0
+    allow_keyboard_interactive: Annotated[bool, Strict()] = True  # passwords and one-time codes (two-factor)
 
 
-@dataclass(frozen=True)
+@dataclass(config=STRICT)
 class DaemonConfig:
-    interval: int = 60  # seconds between cycles (the minimum; backoff stretches it)
-    max_interval: int = 600  # backoff ceiling while nothing changes or the cluster is down
+    interval: Seconds = 60  # seconds between cycles while work waits or runs
+    max_interval: Seconds = 600  # backoff ceiling while the cluster does not answer
 
 
-@dataclass(frozen=True)
+@dataclass(config=STRICT)
 class ProjectConfig:
-    metric: str = "val_mse"  # the headline metric: status, show, fetch, export, results, report
-    goal: str = "min"  # "min": lower is better; "max": higher is better
-    command: str = ""  # what an experiment runs when it names no --command; "" = the bundled trainer
-    require_metrics: bool = True  # an attempt is DONE only with a valid metrics.json (docs/run-contract.md)
-    dirty: str = "warn"  # uncommitted changes at submit: "warn" (name them) or "refuse"
-    worktrees: str = "prune"  # local checkouts: "prune" after the run, "keep-failed", or "keep"
+    metric: Annotated[str, Strict(), Field(min_length=1), AfterValidator(_one_line)] = "val_mse"  # the headline metric
+    goal: Literal["min", "max"] = "min"  # "min": lower is better; "max": higher is better
+    # what an experiment runs when it names no --command; "" = the bundled trainer (docs/own-script.md)
+    command: Annotated[str, Strict(), AfterValidator(_one_line)] = ""
+    require_metrics: Annotated[bool, Strict()] = True  # DONE only with a valid metrics.json (docs/run-contract.md)
+    dirty: Literal["warn", "refuse"] = "warn"  # uncommitted changes at submit: name them, or hold the experiment
+    worktrees: Literal["prune", "keep-failed", "keep"] = "prune"  # local checkouts of the recorded commit
 
 
-CHOICES = {"goal": ("min", "max"), "dirty": ("warn", "refuse"), "worktrees": ("prune", "keep-failed", "keep")}
+@dataclass(config=STRICT)
+class FileConfig:
+    """One irq.toml (merged over the user's file), as written."""
+
+    backend: SbatchStr = "local"
+    export: PathStr | None = None
+    local: LocalConfig = field(default_factory=LocalConfig)
+    clusters: dict[str, ClusterConfig] = field(default_factory=dict)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    project: ProjectConfig = field(default_factory=ProjectConfig)
 
 
-@dataclass(frozen=True)
+@dataclass_std(frozen=True)
 class Config:
     path: Path | None
     root: Path
@@ -86,15 +140,29 @@ class Config:
         name = name or self.backend
         if name not in self.clusters:
             known = ", ".join(self.clusters) or "none configured"
-            raise errors.ConfigError(f"no cluster {name!r} in {self.path or FILENAME} (known: {known})")
+            raise errors.ConfigError(f"no cluster {name!r} in {self.path or FILENAME} (known: {known})",
+                                     f"add a [clusters.{name}] table to irq.toml; see {DOCS}")
         return self.clusters[name]
+
+    def backend_name(self, name: str | None) -> str:
+        """`local`, `slurm:NAME`, or a bare cluster NAME (irq.toml's form) as `slurm:NAME`."""
+        if not name:
+            return "local" if self.backend == "local" else f"slurm:{self.backend}"
+        if name == "local" or (name.startswith("slurm:") and name[6:] in self.clusters):
+            return name
+        if name in self.clusters:
+            return f"slurm:{name}"
+        known = ", ".join(["local", *(f"slurm:{c}" for c in self.clusters)])
+        raise errors.UsageError(f"unknown backend {name!r}", f"use one of: {known} (clusters are [clusters.NAME] "
+                                f"tables in irq.toml; see {DOCS})")
 
     def resolve(self, p: str) -> Path:
         q = Path(os.path.expanduser(p))
         return q if q.is_absolute() else self.root / q
 
 
-TOP_KEYS = {"backend", "export", "local", "clusters", "daemon", "project"}
+TOP_KEYS = {f.name for f in fields(FileConfig)}
+SECTIONS = {"local": LocalConfig, "daemon": DaemonConfig, "project": ProjectConfig, "clusters": ClusterConfig}
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -111,9 +179,12 @@ def user_config_path() -> Path:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise errors.ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise errors.ConfigError(f"{path}: not a text file (not UTF-8)",
+                                 f"irq.toml is TOML text; see {DOCS}") from None
     except tomllib.TOMLDecodeError as exc:
         raise errors.ConfigError(f"{path}: not valid TOML: {exc}") from None
 
@@ -128,83 +199,76 @@ def _merge(a: dict, b: dict) -> dict:
 def load_config(explicit: Path | None = None, start: Path | None = None) -> Config:
     data: dict[str, Any] = {}
     user = user_config_path()
-    sources: list[Path] = []
     if user.is_file():
         data = _read(user)
-        sources.append(user)
     path = explicit or find_config(start)
     if explicit is not None and not explicit.is_file():
-        raise errors.ConfigError(f"{explicit}: no such config file")
+        raise errors.ConfigError(f"{explicit}: no such config file", f"pass an irq.toml to --config; see {DOCS}")
     if path is not None:
         data = _merge(data, _read(path))
-        sources.append(path)
     where = str(path or user)
-    _check_keys(data, TOP_KEYS, where, "")
-    local = _build(LocalConfig, data.get("local", {}), where, "local")
-    daemon = _build(DaemonConfig, data.get("daemon", {}), where, "daemon")
-    project = _build(ProjectConfig, data.get("project", {}), where, "project")
-    for key, allowed in CHOICES.items():
-        if getattr(project, key) not in allowed:
-            raise errors.ConfigError(f"{where}: [project] {key} = {getattr(project, key)!r} must be "
-                                     + " or ".join(f'"{a}"' for a in allowed))
-    clusters: dict[str, ClusterConfig] = {}
-    raw_clusters = data.get("clusters", {})
-    if not isinstance(raw_clusters, dict):
-        raise errors.ConfigError(f"{where}: 'clusters' must be a table of [clusters.NAME] tables")
-    for name, raw in raw_clusters.items():
-        clusters[name] = _build(ClusterConfig, {**raw, "name": name}, where, f"clusters.{name}")
-    backend = data.get("backend", "local")
-    if backend != "local" and backend not in clusters:
-        raise errors.ConfigError(f"{where}: backend = {backend!r} names no [clusters.{backend}] table",
-                                 "set backend = \"local\" or add the cluster")
-    root = path.parent if path else Path.cwd()
-    return Config(path=path, root=root, backend=backend, export=data.get("export"),
-                  local=local, clusters=clusters, daemon=daemon, project=project)
+    parsed = parse(data, where)
+    if parsed.backend != "local" and parsed.backend not in parsed.clusters:
+        raise errors.ConfigError(f"{where}: backend = {parsed.backend!r} names no [clusters.{parsed.backend}] table",
+                                 f"set backend = \"local\" or add the cluster; see {DOCS}")
+    return Config(path=path, root=path.parent if path else Path.cwd(), backend=parsed.backend,
+                  export=parsed.export, local=parsed.local, clusters=dict(parsed.clusters),
+                  daemon=parsed.daemon, project=parsed.project)
 
 
-def _check_keys(data: dict, valid: set[str], where: str, section: str) -> None:
-    for k in data:
-        if k not in valid:
-            name = f"{section}.{k}" if section else k
-            raise errors.ConfigError(
-                f"{where}: unknown key {name!r}", "valid keys" + (f" in [{section}]" if section else "") +
-                ": " + ", ".join(sorted(valid)),
-            )
+def parse(data: dict[str, Any], where: str = FILENAME) -> FileConfig:
+    """A TOML document as a FileConfig; the first problem as a ConfigError in the user's words."""
+    clusters = data.get("clusters")
+    if isinstance(clusters, dict):  # a cluster's name is its table's name
+        data = {**data, "clusters": {n: ({**c, "name": n} if isinstance(c, dict) else c)
+                                     for n, c in clusters.items()}}
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise _config_error(exc.errors(), where) from None
 
 
-def _build(cls: type, raw: Any, where: str, section: str) -> Any:
-    if not isinstance(raw, dict):
-        raise errors.ConfigError(f"{where}: [{section}] must be a table")
-    valid = {f.name for f in fields(cls)} - ({"name"} if section.startswith("clusters.") else set())
-    _check_keys({k: v for k, v in raw.items() if k != "name"}, valid, where, section)
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in raw:
-            continue
-        v = raw[f.name]
-        want = str(f.type)
-        ok = (
-            ("int" in want and isinstance(v, int) and not isinstance(v, bool))
-            or ("float" in want and isinstance(v, (int, float)) and not isinstance(v, bool))
-            or ("bool" in want and isinstance(v, bool))
-            or ("str" in want and "list" not in want and isinstance(v, str))
-            or ("list" in want and isinstance(v, list) and all(isinstance(i, str) for i in v))
-            or (v is None and "None" in want)
-        )
-        if not ok:
-            raise errors.ConfigError(f"{where}: [{section}] {f.name} = {v!r} has the wrong type (expected {want})")
-        kwargs[f.name] = v
-    missing = [f.name for f in fields(cls) if f.name not in kwargs and f.default is f.default_factory is _MISSING]
-    if missing:
-        raise errors.ConfigError(f"{where}: [{section}] needs {', '.join(missing)}")
-    return cls(**kwargs)
+def _config_error(errs: list[Any], where: str) -> errors.ConfigError:
+    err = errs[0]
+    loc = [str(p) for p in err["loc"]]
+    key, section = loc[-1], loc[:-1]
+    table = ".".join(section)
+    head = f"{where}: [{table}] {key}" if section else f"{where}: {key}"
+    kind, value = err["type"], err.get("input")
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        name = ".".join(loc)
+        cls = SECTIONS.get(section[0]) if section else None
+        valid = sorted(f.name for f in fields(cls or FileConfig)) if (cls or not section) else []
+        valid = [v for v in valid if v != "name" or cls is not ClusterConfig]
+        scope = f" in [{table}]" if section else ""
+        return errors.ConfigError(f"{where}: unknown key {name!r}",
+                                  f"valid keys{scope}: {', '.join(valid)}; see {DOCS}")
+    if kind == "missing":
+        table_name = ".".join(loc[:-1])
+        missing = [str(e["loc"][-1]) for e in errs if e["type"] == "missing" and e["loc"][:-1] == err["loc"][:-1]]
+        return errors.ConfigError(f"{where}: [{table_name}] needs {', '.join(missing)}",
+                                  f"see {DOCS} for what each key means")
+    if kind.startswith(("dataclass", "dict")):
+        return errors.ConfigError(f"{where}: [{'.'.join(loc)}] must be a table",
+                                  f"write it as a [{'.'.join(loc)}] table of key = value lines; see {DOCS}")
+    if kind.endswith(("_type", "_parsing")):
+        base = kind.removesuffix("_type").removesuffix("_parsing")
+        want = WANT.get(base, base)
+        return errors.ConfigError(f"{head} = {value!r} has the wrong type (expected {want})",
+                                  f"see {DOCS} for its type, range and default")
+    why = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+    return errors.ConfigError(f"{head} = {value!r}: {why}", f"see {DOCS} for its type, range and default")
 
 
-from dataclasses import MISSING as _MISSING  # noqa: E402
+_ADAPTER = TypeAdapter(FileConfig)
+WANT = {"string": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+        "list": "a list", "dict": "a table"}
+
 
 DEFAULT_CONFIG = '''\
 # irq configuration. irq reads the irq.toml in this folder or the nearest parent folder,
 # on top of ~/.config/irq/config.toml. Every key is optional; shown are the defaults.
+# Every key with its type, range and an example: docs/configuration.md
 
 # Where jobs go: "local" (this machine, no cluster needed) or the name of a [clusters.NAME].
 backend = "local"
@@ -213,7 +277,7 @@ backend = "local"
 # export = "docs/queue.md"
 
 [local]
-# slots = 2                  # jobs run at once on this machine
+# slots = 2                  # jobs run at once on this machine (>= 1)
 # workdir = ".irq/local"     # job scripts, logs and run directories
 # python = ""                # interpreter for the trainer ("" = the one running irq)
 
@@ -226,8 +290,8 @@ backend = "local"
 # worktrees = "prune"        # local checkouts of the commit: "prune", "keep-failed" or "keep"
 
 [daemon]
-# interval = 60              # seconds between cycles: the least it waits
-# max_interval = 600         # backoff ceiling while nothing changes
+# interval = 60              # seconds between cycles while work runs or waits (> 0)
+# max_interval = 600         # backoff ceiling while the cluster does not answer
 
 # A SLURM cluster reached over SSH:
 # [clusters.fasrc]

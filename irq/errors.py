@@ -23,6 +23,7 @@ class IrqError(Exception):
 
 class UsageError(IrqError):
     exit_code = 2
+    default_hint = "see `irq COMMAND --help` and docs/errors.md"
 
 
 class InvalidId(UsageError):
@@ -44,7 +45,7 @@ class NotFound(IrqError):
 
 
 class DuplicateId(IrqError):
-    default_hint = "pick another id, or edit the existing experiment"
+    default_hint = "pick another id, or change the existing one with `irq edit ID` (or `irq retire ID`)"
 
 
 class IllegalTransition(IrqError):
@@ -55,6 +56,7 @@ class ParseError(IrqError):
     """Malformed input file; the message names file:line."""
 
     exit_code = 2
+    default_hint = "fix the place named (file:line), then run the command again; see docs/errors.md"
 
     def __init__(self, path: str, line: int | None, message: str, hint: str | None = None) -> None:
         where = f"{path}:{line}" if line else path

@@ -18,7 +18,7 @@ _NUM = re.compile(
     r"^(?P<num>-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\.\d+(?:[eE][-+]?\d+)?)"
     r"(?:\s+(?P<rest>.+))?$"
 )
-ID_IN_TEXT = re.compile(r"\bQ-\d{3,}\b")
+ID_IN_TEXT = re.compile(r"\bQ-[0-9]{3,}\b")
 
 
 class FieldError(ValueError):

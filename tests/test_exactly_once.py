@@ -64,7 +64,7 @@ def _counts(tmp_path: Path, exp_id: str) -> tuple[int, int]:
     return attempts, _jobs_named(tmp_path, exp_id)
 
 
-@pytest.mark.parametrize("other", [("submit", "{id}", "--no-check"), ("daemon", "--once")],
+@pytest.mark.parametrize("other", [("submit", "{id}", "--no-check"), ("daemon", "run", "--once")],
                          ids=["submit-submit", "submit-daemon"])
 def test_two_submitters_at_once_start_one_job(project, irq, other):
     duplicates = []
@@ -109,8 +109,8 @@ def test_an_imported_running_experiment_with_a_queue_entry_is_never_submitted_ag
     r = irq("submit", "Q-001", "--no-check")
     assert "Q-001: skipped" in r.out, r
     irq("submit", "--all-ready", "--no-check")
-    assert irq("daemon", "--once").code == 0
-    _finish(_start(project, "daemon", "--once"))
+    assert irq("daemon", "run", "--once").code == 0
+    _finish(_start(project, "daemon", "run", "--once"))
     assert _counts(project, "Q-001") == (1, 0)
     # it says what it is doing: its job, not "queued locally"
     row = {x["id"]: x for x in json.loads(irq("status", "--json", "--offline").out)["experiments"]}["Q-001"]

@@ -22,11 +22,12 @@ E = State
 A = AttemptState
 
 EXPERIMENT_TABLE = {
-    E.PROPOSED: {E.READY},
-    E.READY: {E.IN_PROGRESS},
-    E.IN_PROGRESS: {E.DONE, E.FAILED, E.READY},
-    E.FAILED: {E.READY},
+    E.PROPOSED: {E.READY, E.RETIRED},
+    E.READY: {E.IN_PROGRESS, E.RETIRED},
+    E.IN_PROGRESS: {E.DONE, E.FAILED, E.READY, E.RETIRED},
+    E.FAILED: {E.READY, E.RETIRED},
     E.DONE: set(),
+    E.RETIRED: set(),
 }
 LIVE = {A.PENDING, A.CONFIGURING, A.RUNNING, A.COMPLETING, A.REQUEUED, A.RESIZING, A.SUSPENDED, A.STOPPED,
         A.UNKNOWN}
@@ -100,7 +101,7 @@ def test_a_queued_experiment_with_a_job_cannot_go_back_to_ready(ledger):
     add_experiment(ledger, "Q-001", "t")
     with ledger.transaction() as s:
         Ledger.new_attempt(s, Ledger.experiment(s, "Q-001"))
-    with pytest.raises(errors.IllegalTransition, match="cannot go back to READY"), ledger.transaction() as s:
+    with pytest.raises(errors.IllegalTransition, match="cannot move to READY"), ledger.transaction() as s:
         Ledger.set_state(s, Ledger.experiment(s, "Q-001"), State.READY, "t")
 
 

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-MINING = ("none", "random", "adversarial")
+MINING = ("none", "random", "adversarial", "langevin", "mixed")
+MIXABLE = ("random", "adversarial", "langevin")
 RANDOM_NEGATIVES = ("noisy", "uniform")
+ENERGY_LOSSES = ("nce", "cd")
+FILTER_MODES = ("off", "drop", "weight")
 
 
 class ConfigError(ValueError):
@@ -49,13 +52,38 @@ class TrainConfig:
     early_stopping_patience: Optional[int] = _key(
         "stop when validation MSE has not improved for this many steps (null: never)", default=None)
     # negatives
-    mining: str = _key("negative mining: none | random | adversarial", default="none")
+    mining: str = _key("negative mining: none | random | adversarial | langevin | mixed", default="none")
     mining_opt_steps: int = _key("energy-descent steps that improve adversarial negatives", default=2)
     mining_noise_scale: float = _key("negatives start this many times noisier than level t", default=3.0)
     mining_step_scale: float = _key("multiplier of the descent step size while mining", default=1.0)
     random_negative: str = _key("random negatives: noisy (reference start, no descent) | uniform (U(-1,1) matrices)",
                                 default="noisy")
-    energy_loss_weight: float = _key("weight of the contrastive energy term", default=0.5)
+    energy_loss_weight: float = _key("weight of the contrastive energy term (the schedule's maximum)", default=0.5)
+    mixed_strategy: str = _key("mining=mixed: fractions of each strategy per batch, e.g. random:0.7,adversarial:0.3",
+                               default="random:0.7,adversarial:0.3")
+    # Langevin negatives and the replay buffer (seed 004)
+    langevin_steps: int = _key("k: Langevin steps per chain (mining=langevin)", default=10)
+    langevin_init_scale: float = _key("fresh chains start this many times noisier than level t", default=1.5)
+    langevin_step_scale: float = _key("eta = this x lambda_t, the Langevin step size", default=1.0)
+    langevin_noise_mult: float = _key("sigma = this x sqrt(2 eta), the Langevin noise (0: plain descent)",
+                                      default=1.0)
+    replay_size: int = _key("replay buffer capacity in chains (0: no buffer, every chain fresh)", default=0)
+    replay_prob: float = _key("a chain starts from the buffer with this probability (else fresh)", default=0.95)
+    replay_per_timestep: bool = _key("one FIFO per diffusion level (capacity split evenly) instead of one",
+                                     default=False)
+    # the energy term
+    energy_loss: str = _key("contrastive objective: nce (softplus(E+ - E-), the reference) | cd (E+ - E-)",
+                            default="nce")
+    cd_reg: float = _key("energy_loss=cd: alpha of the L2 penalty alpha (E+^2 + E-^2) that bounds the energies",
+                         default=0.0)
+    energy_warmup_frac: float = _key("energy weight ramps linearly from 0 over this fraction of train_steps",
+                                     default=0.0)
+    energy_t_min: float = _key("energy term only for t >= this x T", default=0.0)
+    energy_t_max: float = _key("energy term only for t <= this x T", default=1.0)
+    residual_filter: str = _key("false-negative filter on ||A Y- - I||_F: off | drop | weight", default="off")
+    residual_percentile: float = _key("tau(t) at t = 0: this percentile of the batch's residuals", default=30.0)
+    residual_percentile_last: float = _key("tau(t) at t = T-1 (linear in between: stricter at small t)",
+                                           default=10.0)
     # data and evaluation
     data_seed: int = _key("seed of the fixed validation / test / OOD sets (shared by all runs)", default=1234)
     val_size: int = _key("validation set size", default=1024)
@@ -89,6 +117,18 @@ class TrainConfig:
             (self.random_negative in RANDOM_NEGATIVES,
              f"random_negative must be one of {', '.join(RANDOM_NEGATIVES)}"),
             (self.mining_opt_steps >= 0, "mining_opt_steps must be >= 0"),
+            (self.energy_loss in ENERGY_LOSSES, f"energy_loss must be one of {', '.join(ENERGY_LOSSES)}"),
+            (self.residual_filter in FILTER_MODES, f"residual_filter must be one of {', '.join(FILTER_MODES)}"),
+            (self.langevin_steps >= 0, "langevin_steps must be >= 0"),
+            (self.langevin_init_scale >= 0 and self.langevin_step_scale > 0 and self.langevin_noise_mult >= 0,
+             "langevin_init_scale and langevin_noise_mult must be >= 0, langevin_step_scale > 0"),
+            (self.replay_size >= 0, "replay_size must be >= 0"),
+            (0 <= self.replay_prob <= 1, "replay_prob must be in [0, 1]"),
+            (self.cd_reg >= 0, "cd_reg must be >= 0"),
+            (0 <= self.energy_warmup_frac <= 1, "energy_warmup_frac must be in [0, 1]"),
+            (0 <= self.energy_t_min <= self.energy_t_max, "need 0 <= energy_t_min <= energy_t_max"),
+            (0 <= self.residual_percentile <= 100 and 0 <= self.residual_percentile_last <= 100,
+             "residual percentiles must be in [0, 100]"),
             (self.inner_steps >= 0, "inner_steps must be >= 0"),
             (self.checkpoint_interval >= 1, "checkpoint_interval must be >= 1"),
             (self.log_interval >= 1, "log_interval must be >= 1"),
@@ -108,10 +148,30 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        parse_mix(self.mixed_strategy)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
+    """"random:0.7,adversarial:0.3" -> (("random", 0.7), ("adversarial", 0.3)); fractions must sum to 1."""
+    parts: list[tuple[str, float]] = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, _, frac = item.partition(":")
+        if name.strip() not in MIXABLE:
+            raise ConfigError(f"mixed_strategy: unknown strategy {name.strip()!r}; use {', '.join(MIXABLE)}")
+        try:
+            value = float(frac)
+        except ValueError:
+            raise ConfigError(f"mixed_strategy: cannot read the fraction in {item!r} (want name:fraction)") from None
+        if not 0 <= value <= 1:
+            raise ConfigError(f"mixed_strategy: fraction {value} of {name.strip()} is not in [0, 1]")
+        parts.append((name.strip(), value))
+    if not parts or abs(sum(f for _, f in parts) - 1) > 1e-6:
+        raise ConfigError(f"mixed_strategy: fractions must sum to 1, got {text!r}")
+    return tuple(parts)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}

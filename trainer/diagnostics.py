@@ -14,7 +14,7 @@ from torch import Tensor
 
 from trainer.config import TrainConfig
 from trainer.diffusion import Energy, Schedule, StepRecord
-from trainer.mining import mine
+from trainer.mining import MiningKeys, mine
 
 
 def _median(x: Tensor) -> float:
@@ -34,10 +34,10 @@ def mining_diagnostics(cfg: TrainConfig, f: Energy, schedule: Schedule, a: Tenso
                        noise: Tensor, generator: torch.Generator | None = None) -> dict:
     """f: an Energy on exactly these rows (detached online model)."""
     n = cfg.rank
-    strategy = cfg.mining if cfg.mining != "none" else "adversarial"
+    strategy = cfg.mining if cfg.mining in ("random", "adversarial") else "adversarial"
     steps: list[StepRecord] = []
     start = schedule.q_sample(y0, t, cfg.mining_noise_scale * noise)
-    negatives = mine(cfg, f, schedule, y0, t, noise, generator, strategy=strategy, record=steps.append)
+    negatives = mine(MiningKeys.of(cfg), f, schedule, y0, t, noise, generator, strategy=strategy, record=steps.append)
     assert negatives is not None
     pos = schedule.q_sample(y0, t, noise)
     neg = schedule.q_sample(negatives, t, noise)

@@ -66,10 +66,11 @@ class Weights:
 class EnergyMLP(nn.Module):
     """E(A, y, t) for n x n matrices flattened to n^2 (A and y both)."""
 
-    def __init__(self, dim: int, num_steps: int):
+    def __init__(self, dim: int, num_steps: int, kernels: "Kernels | None" = None):
         super().__init__()
         self.dim = dim  # n^2
         self.num_steps = num_steps
+        self.kernels = kernels if kernels is not None else EAGER  # per model: no module global changes
         self.time_mlp = nn.Sequential(nn.Linear(FOURIER_DIM, TIME_DIM), nn.GELU(), nn.Linear(TIME_DIM, TIME_DIM))
         self.fc1 = nn.Linear(2 * dim, HIDDEN)  # over [A, y], as the reference lays it out
         self.fc2 = nn.Linear(HIDDEN, HIDDEN)
@@ -111,12 +112,12 @@ class EnergyMLP(nn.Module):
     # ---- the energy and its gradient -----------------------------------------------------------
     def energy(self, ctx: Tensor, y: Tensor, film: Film, w: Weights | None = None) -> Tensor:
         """E(A, y, t) per sample. ctx/film broadcast against y, so y may be (k, B, n^2)."""
-        return KERNELS.energy(ctx, y, film, w or self.weights())
+        return self.kernels.energy(ctx, y, film, w or self.weights())
 
     def energy_and_grad(self, ctx: Tensor, y: Tensor, film: Film, w: Weights | None = None,
                         need_energy: bool = True, grad_block: int | None = None) -> tuple[Tensor | None, Tensor]:
         """(E, dE/dy); see `energy_and_grad` below."""
-        return KERNELS.energy_and_grad(ctx, y, film, w or self.weights(), need_energy, grad_block)
+        return self.kernels.energy_and_grad(ctx, y, film, w or self.weights(), need_energy, grad_block)
 
     def forward(self, a: Tensor, y: Tensor, t: Tensor) -> Tensor:
         """Energy of (a, y) at per-sample steps t: the plain, readable entry point."""
@@ -161,14 +162,27 @@ def energy_and_grad(ctx: Tensor, y: Tensor, film: Film, w: Weights, need_energy:
 
 
 class Kernels:
-    """The two hot functions, eager by default; `compile()` swaps in torch.compile'd versions for
-    the no-grad paths (mining, sampling), and any compile failure falls back to eager for good."""
+    """The two hot functions, eager by default; `Kernels.compiled()` holds torch.compile'd versions
+    for the no-grad paths (mining, sampling), and any compile failure falls back to eager for good.
+
+    A model holds its own Kernels (`EnergyMLP(..., kernels=...)`); copies of the model (the EMA)
+    share it rather than copying compiled functions.
+    """
 
     def __init__(self) -> None:
         self._compiled: dict | None = None
         self.failure: str | None = None
 
-    def compile(self) -> None:
+    def __deepcopy__(self, memo: dict) -> "Kernels":
+        return self
+
+    @classmethod
+    def compiled(cls) -> "Kernels":
+        kernels = cls()
+        kernels._compile()
+        return kernels
+
+    def _compile(self) -> None:
         try:
             self._compiled = {
                 "energy": torch.compile(energy, dynamic=False),
@@ -193,4 +207,4 @@ class Kernels:
         return self._call("energy_and_grad", energy_and_grad, *args)
 
 
-KERNELS = Kernels()
+EAGER = Kernels()  # the default of every model; never compiled

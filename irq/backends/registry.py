@@ -30,8 +30,14 @@ class Backends:
         self._targets[backend.name] = target
         self._stack.callback(backend.close)
 
+    def resolve_name(self, name: str | None) -> str:
+        """`--backend` as the user wrote it (`local`, `slurm:NAME` or irq.toml's bare NAME) as stored."""
+        if name and (name == "local" or name.startswith("slurm:") or name in self._open):
+            return name
+        return self.config.backend_name(name)
+
     def target(self, name: str | None = None) -> Target:
-        name = name or self.default_name()
+        name = self.resolve_name(name)
         if name in self._targets:
             return self._targets[name]
         if name == "local":
@@ -39,6 +45,7 @@ class Backends:
         return Target.cluster(self.config.cluster(name.split(":", 1)[1]))
 
     def get(self, name: str) -> Backend:
+        name = self.resolve_name(name)
         if name not in self._open:
             if name == "local":
                 from irq.backends.local import LocalBackend

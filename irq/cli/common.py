@@ -44,4 +44,5 @@ def _print_line(ui: UI, line: Any) -> None:
         ui.print(f"    {k}: {v}")
 
 
-STATE_STYLE = {"READY": "cyan", "IN_PROGRESS": "yellow", "DONE": "green", "FAILED": "red", "PROPOSED": "dim"}
+STATE_STYLE = {"READY": "cyan", "IN_PROGRESS": "yellow", "DONE": "green", "FAILED": "red", "PROPOSED": "dim",
+               "RETIRED": "dim"}

@@ -1,4 +1,4 @@
-"""Commands on the ledger: init, import, export, add, ready, retry."""
+"""Commands on the ledger: init, import, export, add, edit, ready, retry, retire, rm."""
 from __future__ import annotations
 
 import sys
@@ -79,17 +79,10 @@ def add(
 ) -> None:
     """Add an experiment (READY, or PROPOSED with --proposed)."""
     from irq.experiments.edit import add_experiment
-    from irq.fields import parse_scalar
 
     x = ctx(c)
-    params: dict[str, Any] = {}
-    for p in param:
-        key, sep, value = p.partition("=")
-        if not sep or not key.strip():
-            raise errors.UsageError(f"--param wants KEY=VALUE, got {p!r}")
-        params[key.strip()] = parse_scalar(value)[0]
     exp = add_experiment(
-        x.ledger(), exp_id, title, config=config, hypothesis=hypothesis, params=params,
+        x.ledger(), exp_id, title, config=config, hypothesis=hypothesis, params=_params(param),
         priority=priority, depends_on=after, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
         time=time, partition=partition, notes=notes, proposed=proposed,
         retry=_retry_policy(retry_on, retry_max_time, retry_max_mem, retry_max_attempts),
@@ -132,3 +125,79 @@ def retry(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
     for i in ids:
         e = retry_(x.ledger(), i)
         x.ui.print(f"{e.id} is READY again (its earlier attempts stay in the ledger)")
+
+
+@app.command()
+def edit(
+    c: typer.Context,
+    exp_id: str = typer.Argument(..., metavar="ID"),
+    title: Optional[str] = typer.Option(None, "--title", "-t"),
+    config: Optional[Path] = typer.Option(None, "--config-file", "-c", help="Trainer config JSON; its keys become parameters."),
+    hypothesis: Optional[str] = typer.Option(None, "--hypothesis"),
+    param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE, repeatable."),
+    unset: list[str] = typer.Option([], "--unset", help="Drop parameter KEY (repeatable)."),
+    priority: Optional[str] = typer.Option(None, "--priority", help="HIGHEST, HIGH, MEDIUM or LOW."),
+    after: Optional[list[str]] = typer.Option(None, "--after", help="Replace the dependencies (repeatable)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds"),
+    gpus: Optional[int] = typer.Option(None, "--gpus"),
+    cpus: Optional[int] = typer.Option(None, "--cpus"),
+    memory: Optional[str] = typer.Option(None, "--mem"),
+    time: Optional[str] = typer.Option(None, "--time"),
+    partition: Optional[str] = typer.Option(None, "--partition"),
+    notes: Optional[str] = typer.Option(None, "--notes"),
+) -> None:
+    """Change an experiment that was never submitted; the change is kept as an event.
+
+    Example: irq edit Q-011 -p mining=random --time '4 hours'
+    """
+    from irq.experiments.edit import Changes
+    from irq.experiments.edit import edit as edit_
+
+    x = ctx(c)
+    changes = Changes(title=title, hypothesis=hypothesis, notes=notes, priority=priority, config=config,
+                      params=_params(param), unset=unset, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
+                      time=time, partition=partition, after=after)
+    exp, said = edit_(x.ledger(), exp_id, changes)
+    x.ui.print(f"edited {exp.id}: " + "; ".join(said) if said else f"{exp.id}: nothing to change")
+
+
+@app.command()
+def retire(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."),
+           reason: Optional[str] = typer.Option(None, "--reason", help="Why; kept in its history.")) -> None:
+    """Set aside experiments that will never run (again); their history stays.
+
+    Example: irq retire Q-014 --reason 'superseded by Q-020'
+    """
+    from irq.experiments.edit import retire as retire_
+
+    x = ctx(c)
+    for i in ids:
+        e = retire_(x.ledger(), i, reason)
+        x.ui.print(f"{e.id} is RETIRED (its history stays; `irq show {e.id}`)")
+
+
+@app.command("rm")
+def rm(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) -> None:
+    """Remove experiments that were never submitted (a submitted one can only be retired).
+
+    Example: irq rm Q-015
+    """
+    from irq.experiments.edit import remove
+
+    x = ctx(c)
+    for i in ids:
+        e = remove(x.ledger(), i)
+        x.ui.print(f"removed {e.id}: {e.title}")
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    """--param KEY=VALUE pairs, values read as numbers, booleans or text."""
+    from irq.fields import parse_scalar
+
+    params: dict[str, Any] = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise errors.UsageError(f"--param wants KEY=VALUE, got {p!r}", "e.g. -p mining=random -p rank=20")
+        params[key.strip()] = parse_scalar(value)[0]
+    return params

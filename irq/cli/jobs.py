@@ -28,7 +28,9 @@ def render_(
     x = ctx(c)
     p = job_script(x.ledger(), _config(x), exp_id, backend)
     if output:
-        output.write_text(p.script)
+        from irq.formats.queue_io import write_atomically
+
+        write_atomically(output, p.script)
         x.ui.print(f"wrote {output}")
     else:
         sys.stdout.write(p.script)

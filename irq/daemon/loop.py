@@ -2,16 +2,20 @@
 
 Each cycle: refresh (one batched query per backend), fetch what finished, apply retry
 policies, submit READY experiments into free slots (the scheduler's plan), re-export
-queue.md if anything changed. Restart-safe: a cycle begins by reconciling attempts whose
+queue.md if anything changed. Between cycles it waits one poll interval, and wakes as soon as
+another process changes the ledger; only an unreachable cluster makes it back off. Restart-safe: a cycle begins by reconciling attempts whose
 submission was never confirmed, so `kill -9` at any point loses and duplicates nothing. An
-unreachable cluster leaves every state as it was and is retried with backoff.
+unreachable cluster leaves every state as it was and is retried with backoff (up to
+[daemon] max_interval).
 """
 from __future__ import annotations
 
 import fcntl
 import os
 import signal
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,8 @@ from irq.ledger.states import State
 from irq.policy.retry import RetryPolicy, bigger
 from irq.policy.scheduler import Plan, plan
 from irq.ui import UI
+
+WATCH_STEP = 0.5  # seconds between looks at the ledger while waiting
 
 
 @dataclass
@@ -101,7 +107,10 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
         except errors.IrqError:
             pass
     if config.export:
-        _export_if_stale(ledger, config.resolve(config.export), rep, project_templates(config))
+        try:
+            _export_if_stale(ledger, config.resolve(config.export), rep, project_templates(config))
+        except errors.UsageError as exc:  # a missing folder: say so every cycle, keep serving
+            ui.log(f"cannot re-export queue.md: {exc.message} ({exc.hint})")
     ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
     return rep
 
@@ -164,9 +173,44 @@ class DaemonLock:
             self.fh = None
 
 
+class LedgerWatch:
+    """Tells when another process has committed to the ledger (`PRAGMA data_version` on a
+    connection of its own), so READY work added meanwhile starts within a second, not a poll."""
+
+    def __init__(self, path: Path) -> None:
+        self.con = sqlite3.connect(path, timeout=5, isolation_level=None)
+        self.seen = self.version()
+
+    def version(self) -> int:
+        try:
+            return int(self.con.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return self.seen  # busy or gone: the next poll tells
+
+    def mark(self) -> None:
+        self.seen = self.version()
+
+    def changed(self) -> bool:
+        return self.version() != self.seen
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def next_wait(rep: CycleReport, base: float, previous: float, max_interval: float) -> float:
+    """Poll every `base` seconds while anything runs, waits or could be added; double the wait
+    (up to max_interval) only while the cluster does not answer or a login needs a person."""
+    if rep.unreachable or rep.needs_person:
+        return min(max(previous * 2, base), max(max_interval, base))
+    return base
+
+
 def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None, once: bool = False,
-        preflight: Any = None, max_cycles: int | None = None) -> int:
-    """The daemon loop. SIGINT / SIGTERM finish the current step, then exit 0."""
+        preflight: Any = None, max_cycles: int | None = None,
+        open_backends: Callable[[Config], Backends] = Backends) -> int:
+    """The daemon loop. SIGINT / SIGTERM finish the current step, then exit 0. `open_backends`
+    opens each cycle's backends (tests hand in a FakeBackend)."""
+    base = poll_interval(config, interval)
     lock = DaemonLock(ledger.path)
     lock.acquire()
     stop = {"flag": False}
@@ -176,39 +220,53 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
         ui.log(f"received {signal.Signals(signum).name}: finishing the current step")
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    if interval is None:  # the larger of [daemon] interval and the cluster's own poll_interval
-        interval = config.daemon.interval
-        if config.backend != "local":
-            interval = max(interval, config.cluster().poll_interval)
-    base = max(1.0, float(interval))
-    wait = base
-    cycles = 0
+    wait, cycles, was_empty = base, 0, False
+    watch = LedgerWatch(ledger.path)
     try:
         ui.log(f"daemon serving {ledger.path} (backend {config.backend}, interval {base:g}s)")
         while not stop["flag"]:
             cycles += 1
-            with Backends(config) as backends:
+            with open_backends(config) as backends:
                 rep = cycle(ledger, config, ui, backends, preflight)
             _log_cycle(ui, rep)
             if once or (max_cycles and cycles >= max_cycles):
                 break
-            if rep.unreachable or rep.needs_person or not rep.anything:
-                wait = min(wait * 2, float(config.daemon.max_interval))  # back off: nothing to do, or down
-            else:
-                wait = base
-            if queue_empty(ledger):
-                ui.log("queue empty: every experiment is DONE, FAILED or PROPOSED")
-                if not rep.anything:
-                    wait = float(config.daemon.max_interval)
-            deadline = time.monotonic() + wait
-            while not stop["flag"] and time.monotonic() < deadline:
-                time.sleep(min(0.5, deadline - time.monotonic()))
+            wait = next_wait(rep, base, wait, float(config.daemon.max_interval))
+            empty = queue_empty(ledger)
+            if empty and not was_empty:
+                ui.log("queue empty: every experiment is DONE, FAILED, RETIRED or PROPOSED; watching for new work")
+            was_empty = empty
+            watch.mark()
+            _sleep(wait, stop, watch, early=not (rep.unreachable or rep.needs_person))
     finally:
+        watch.close()
         for s, h in old.items():
             signal.signal(s, h)
         lock.release()
     ui.log("daemon stopped")
     return 0
+
+
+def poll_interval(config: Config, interval: float | None) -> float:
+    """--interval, else the larger of [daemon] interval and the cluster's poll_interval."""
+    if interval is None:
+        interval = config.daemon.interval
+        if config.backend != "local":
+            interval = max(interval, config.cluster().poll_interval)
+    if not interval > 0:
+        raise errors.UsageError(f"--interval {interval:g}: the daemon needs an interval above 0 seconds",
+                                "e.g. --interval 30; see docs/configuration.md ([daemon] interval)")
+    return max(0.1, float(interval))
+
+
+def _sleep(wait: float, stop: dict[str, bool], watch: LedgerWatch, early: bool) -> None:
+    """Sleep `wait` seconds in short steps; end early on a signal or, unless backing off, when
+    another process changed the ledger (a new or promoted experiment, a cancel, an edit)."""
+    deadline = time.monotonic() + wait
+    while not stop["flag"] and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(WATCH_STEP, left))
+        if early and watch.changed():
+            return
 
 
 def queue_empty(ledger: Ledger) -> bool:

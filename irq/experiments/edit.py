@@ -1,20 +1,23 @@
-"""Adding experiments and the user's moves between their states (ready, retry)."""
+"""Adding, editing, retiring and removing experiments, and the user's moves between their
+states (ready, retry). Editing and removal are for experiments never submitted (no attempt):
+what ran stays as it ran; an experiment that will never run is retired, its history kept."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from irq import errors
-from irq.fields import FieldError, parse_memory, parse_minutes, parse_seeds
+from irq.experiments.trainer_schema import check_parameters
+from irq.experiments.validate import one_line, read_trainer_config, resources
+from irq.fields import FieldError, parse_seeds
 from irq.formats.command import check_command
 from irq.ledger.database import Ledger, validate_id
 from irq.ledger.models import Experiment
 from irq.ledger.states import Priority, State
+from irq.ledger.transitions import delete_experiment, record_edit
 from irq.policy.retry import RetryPolicy
-
-# trainer config keys that are experiment parameters (the rest stay in the config file)
-TRAINER_PARAM_KEYS = ("rank", "diffusion_steps", "train_steps", "batch_size", "learning_rate", "mining")
 
 
 def add_experiment(
@@ -40,30 +43,30 @@ def add_experiment(
     default_command: str = "",
     refuse_same_run: bool = False,
 ) -> Experiment:
-    """Add an experiment. Its command (or the project's default) must have a value for every
-    placeholder; with refuse_same_run (`irq add` without --force), one that would run exactly
-    what an existing experiment runs (command, config, parameters, seeds) is refused."""
+    """A new experiment, every field checked before anything is written. Its command (or the
+    project's default) must have a value for every placeholder; with refuse_same_run (`irq add`
+    without --force), one that would run exactly what an existing experiment runs is refused."""
     exp_id = validate_id(exp_id)
     parameters: dict[str, Any] = {}
     if config is not None:
         parameters.update(read_trainer_config(config))
     parameters.update(params or {})
-    prio = _title_and_priority(title, priority)
-    try:
-        resources = _resources(gpus, cpus, memory, time, partition)
-        seed_list = parse_seeds(seeds) if seeds else []
-    except FieldError as exc:
-        raise errors.UsageError(str(exc)) from None
     if command is not None or default_command:
         check_command(command if command is not None else default_command, parameters)
+    else:
+        check_parameters(parameters)  # the bundled trainer runs: its keys, types and ranges
+    if not title or not title.strip():
+        raise errors.UsageError("an experiment needs a title", "pass --title 'What it tests'")
+    one_line("title", title)
     deps = [validate_id(d) for d in (depends_on or [])]
     if exp_id in deps:
-        raise errors.UsageError(f"{exp_id} cannot depend on itself")
+        raise errors.UsageError(f"{exp_id} cannot depend on itself", "name another experiment with --after")
     exp = Experiment(
-        id=exp_id, seq=0, title=(title or "").strip(), hypothesis=hypothesis, priority=prio,
-        config_path=str(config) if config else None, parameters=parameters, resources=resources,
-        depends_on=deps, seeds=seed_list, notes=notes, command=command,
-        state=(State.PROPOSED if proposed else State.READY).value, retry_policy=_policy(retry),
+        id=exp_id, seq=0, title=title.strip(), hypothesis=hypothesis, priority=_priority(priority),
+        config_path=str(config) if config else None, parameters=parameters,
+        resources=resources(gpus, cpus, memory, time, partition), depends_on=deps, seeds=_seeds(seeds),
+        notes=notes, state=(State.PROPOSED if proposed else State.READY).value, retry_policy=_policy(retry),
+        command=command,
     )
     with ledger.transaction() as s:
         for d in deps:
@@ -89,15 +92,18 @@ def _same_run(s: Any, exp: Experiment) -> str | None:
     return next((e.id for e in Ledger.experiments(s) if _run_key(e) == key), None)
 
 
-def _title_and_priority(title: str | None, priority: str) -> str:
-    if not title:
-        raise errors.UsageError("an experiment needs a title", "pass --title 'What it tests'")
-    if "\n" in title:
-        raise errors.UsageError("a title is one line")
+def _priority(priority: str) -> str:
     try:
         return Priority(priority.upper()).value
     except ValueError:
         raise errors.UsageError(f"unknown priority {priority!r}", "use HIGHEST, HIGH, MEDIUM or LOW") from None
+
+
+def _seeds(seeds: str | None) -> list[int]:
+    try:
+        return parse_seeds(seeds) if seeds else []
+    except FieldError as exc:
+        raise errors.UsageError(str(exc), "e.g. --seeds 0-9 or --seeds 0,1,2") from None
 
 
 def _policy(retry: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,35 +112,6 @@ def _policy(retry: dict[str, Any] | None) -> dict[str, Any]:
     except FieldError as exc:
         raise errors.UsageError(str(exc)) from None
     return policy.to_dict() if policy else {}
-
-
-def _resources(gpus: int | None, cpus: int | None, memory: str | None, time: str | None,
-               partition: str | None) -> dict[str, Any]:
-    resources: dict[str, Any] = {}
-    if gpus is not None:
-        resources["gpus"] = gpus
-    if cpus is not None:
-        resources["cpus"] = cpus
-    if memory:
-        resources["memory_mb"] = parse_memory(memory)
-    if time:
-        resources["time_minutes"] = parse_minutes(time)
-    if partition:
-        resources["partition"] = partition
-    return resources
-
-
-def read_trainer_config(path: Path) -> dict[str, Any]:
-    """The experiment parameters a trainer config JSON sets (rank, steps, mining, ...)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise errors.ParseError(str(path), exc.lineno, f"not valid JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise errors.ParseError(str(path), 1, "a trainer config is a JSON object")
-    return {k: data[k] for k in TRAINER_PARAM_KEYS if k in data}
 
 
 def promote(ledger: Ledger, exp_id: str) -> Experiment:
@@ -161,4 +138,120 @@ def retry(ledger: Ledger, exp_id: str) -> Experiment:
                 "`irq show " + exp.id + "` shows its attempts",
             )
         Ledger.set_state(s, exp, State.READY, "retry requested by the user")
+        return exp
+
+
+@dataclass
+class Changes:
+    """What `irq edit` may change; None leaves a field as it is."""
+
+    title: str | None = None
+    hypothesis: str | None = None
+    notes: str | None = None
+    priority: str | None = None
+    config: Path | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    unset: list[str] = field(default_factory=list)
+    seeds: str | None = None
+    gpus: int | None = None
+    cpus: int | None = None
+    memory: str | None = None
+    time: str | None = None
+    partition: str | None = None
+    after: list[str] | None = None
+
+
+def _changed_fields(exp: Experiment, ch: Changes) -> dict[str, Any]:
+    """The new values, checked, of the fields `ch` changes."""
+    new: dict[str, Any] = {}
+    if ch.title is not None:
+        if not ch.title.strip():
+            raise errors.UsageError("an experiment needs a title", "pass --title 'What it tests'")
+        new["title"] = one_line("title", ch.title).strip()
+    for name in ("hypothesis", "notes"):
+        if getattr(ch, name) is not None:
+            new[name] = getattr(ch, name)
+    if ch.priority is not None:
+        new["priority"] = _priority(ch.priority)
+    params = dict(exp.parameters)
+    if ch.config is not None:
+        params.update(read_trainer_config(ch.config))
+        new["config_path"] = str(ch.config)
+    params.update(ch.params)
+    for key in ch.unset:
+        if key not in params:
+            raise errors.UsageError(f"{exp.id} has no parameter {key!r}", f"`irq show {exp.id}` lists its parameters")
+        del params[key]
+    check_parameters(params)
+    if params != exp.parameters:
+        new["parameters"] = params
+    res = {**exp.resources, **resources(ch.gpus, ch.cpus, ch.memory, ch.time, ch.partition)}
+    if res != exp.resources:
+        new["resources"] = res
+    if ch.seeds is not None:
+        new["seeds"] = _seeds(ch.seeds)
+    if ch.after is not None:
+        deps = [validate_id(d) for d in ch.after]
+        if exp.id in deps:
+            raise errors.UsageError(f"{exp.id} cannot depend on itself", "name another experiment with --after")
+        new["depends_on"] = deps
+    return {k: v for k, v in new.items() if getattr(exp, k) != v}
+
+
+def _never_submitted(s: Any, exp: Experiment, verb: str) -> None:
+    if Ledger.attempts(s, exp.id):
+        raise errors.IllegalTransition(
+            f"{exp.id} was submitted; only an experiment never submitted can be {verb}",
+            f"add a new experiment (`irq add`) for the change, or `irq retire {exp.id}` to set it aside")
+    if exp.state in (State.DONE, State.RETIRED):
+        raise errors.IllegalTransition(f"{exp.id} is {exp.state}; it can no longer be {verb}",
+                                       "add a new experiment with `irq add`")
+
+
+def edit(ledger: Ledger, exp_id: str, changes: Changes) -> tuple[Experiment, list[str]]:
+    """`irq edit`: change a never-submitted experiment's fields; the change is an event."""
+    exp_id = validate_id(exp_id)
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
+        _never_submitted(s, exp, "edited")
+        new = _changed_fields(exp, changes)
+        for d in new.get("depends_on", []):
+            Ledger.experiment(s, d)
+        said = [f"{k}: {_short(getattr(exp, k))} -> {_short(v)}" for k, v in new.items()]
+        if new:
+            record_edit(s, exp, new, "edited: " + "; ".join(said))
+        return exp, said
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def retire(ledger: Ledger, exp_id: str, reason: str | None = None) -> Experiment:
+    """`irq retire`: an experiment that will never run (again) is set aside with its history."""
+    exp_id = validate_id(exp_id)
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
+        if exp.state == State.DONE:
+            raise errors.IllegalTransition(f"{exp.id} is DONE; its results stay as they are",
+                                           "add a new experiment with `irq add` to run it differently")
+        if exp.state == State.RETIRED:
+            raise errors.IllegalTransition(f"{exp.id} is already RETIRED", f"`irq show {exp.id}` shows its history")
+        Ledger.set_state(s, exp, State.RETIRED, "retired by the user" + (f": {reason}" if reason else ""))
+        return exp
+
+
+def remove(ledger: Ledger, exp_id: str) -> Experiment:
+    """`irq rm`: delete a never-submitted experiment and its events; one with attempts is
+    retired instead, and one that others depend on stays."""
+    exp_id = validate_id(exp_id)
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
+        _never_submitted(s, exp, "removed")
+        users = [e.id for e in Ledger.experiments(s) if exp.id in e.depends_on]
+        if users:
+            raise errors.IllegalTransition(f"{', '.join(users)} {'depends' if len(users) == 1 else 'depend'} on {exp.id}",
+                                           f"`irq edit {users[0]} --after ...` first, or `irq retire {exp.id}`")
+        delete_experiment(s, exp)
         return exp

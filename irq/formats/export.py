@@ -170,6 +170,8 @@ def build_view(s: Session) -> QueueView:
     for a in Ledger.attempts(s):
         atts.setdefault(a.experiment_id, []).append(a)
     sections: dict[str, list[BlockView]] = {k: [] for k in ("READY", "IN_PROGRESS", "DONE", "FAILED")}
+    if any(e.state == State.RETIRED.value for e in exps):
+        sections["RETIRED"] = []  # only when there is one: files without it read as before
     failed_attempts: list[BlockView] = []
     proposed: list[BlockView] = []
     for e in exps:

@@ -56,7 +56,23 @@ def import_queue(ledger: Ledger, path: Path) -> ImportReport:
 def export_queue(ledger: Ledger, path: Path | None, template_dir: Path | None = None) -> str:
     text = export_text(ledger, template_dir)
     if path is not None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # readers never see half a file
+        write_atomically(path, text)
     return text
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via PATH.tmp and a rename (readers never see half a file); a missing folder, a
+    folder in the way or a refused write is one UsageError, and no .tmp is left behind."""
+    if path.is_dir():
+        raise errors.UsageError(f"{path} is a folder", f"name a file, e.g. {path / 'queue.md'}")
+    if not path.parent.is_dir():
+        raise errors.UsageError(f"{path.parent} does not exist", f"create it first: mkdir -p {path.parent}")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise errors.UsageError(f"cannot write {path}: {exc.strerror or exc}",
+                                "check the folder exists and you may write there") from None
+    finally:
+        tmp.unlink(missing_ok=True)

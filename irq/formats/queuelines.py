@@ -15,7 +15,8 @@ from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import State
 
 FORMAT_MARKER = "<!-- irq:queue v1"
-SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED}
+SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED,
+            "RETIRED": State.RETIRED}
 
 _HEADING = re.compile(r"^###\s+(?P<id>\S+?):\s*(?P<rest>.*)$")
 _BULLET = re.compile(r"^(?P<indent>\s*)[-*]\s+\*\*(?P<key>[^*]+?)\*\*:\s?(?P<value>.*)$")
@@ -68,7 +69,8 @@ def read_text(path: Path) -> tuple[str, int]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
+        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}",
+                                "check the path; `irq export FILE` writes a queue.md to start from") from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -147,7 +149,7 @@ class _Reader:
         if self.section is None:
             return False  # a heading in the free preamble
         raise self.err(n, f"unknown section {name!r}",
-                       "sections are READY, IN_PROGRESS, DONE, FAILED and Future Extensions")
+                       "sections are READY, IN_PROGRESS, DONE, FAILED, RETIRED and Future Extensions")
 
     def preamble_line(self, n: int, line: str, stripped: str) -> bool:
         if self.section is None:

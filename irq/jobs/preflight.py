@@ -22,6 +22,8 @@ from irq import errors
 from irq.backends.base import Backend
 from irq.backends.target import Target
 from irq.config import Config
+from irq.experiments.trainer_schema import check_parameters
+from irq.experiments.validate import read_trainer_config
 from irq.fields import fmt_memory, fmt_minutes, parse_minutes
 from irq.ledger.database import Ledger
 from irq.ledger.models import Experiment
@@ -194,6 +196,20 @@ def local_checks(exp: Experiment, target: Target) -> list[Check]:
     return checks
 
 
+def config_check(exp: Experiment, target: Target) -> Check:
+    """A runnable config: parameters (and, here, the config file) the trainer accepts; an
+    experiment that fails it is held, never submitted, until `irq edit` fixes it."""
+    try:
+        check_parameters(exp.parameters)
+        path = Path(exp.config_path or "")
+        path = path if path.is_absolute() else Path(target.code_dir) / path
+        if exp.config_path and target.kind == "local" and path.is_file():
+            read_trainer_config(path)
+    except errors.IrqError as exc:
+        return Check("trainer config", False, exc.message, f"`irq edit {exp.id}` with a value the trainer accepts")
+    return Check("trainer config", True, "accepted by the trainer's schema")
+
+
 def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str, backend: Backend | None,
                script: str | None = None) -> list[Check]:
     """All checks for one experiment on one target, using the cache for passing results."""
@@ -202,6 +218,7 @@ def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str,
         bad = commented_module_loads(script)
         checks.append(Check("module loads", not bad, "none commented out" if not bad else
                             f"commented out: {'; '.join(bad)}", "uncomment them (seed 000, attempt 1)"))
+    checks.append(config_check(exp, target))
     if target.kind == "local":
         return checks + local_checks(exp, target)
     key = "preflight:" + hashlib.sha256(json.dumps(

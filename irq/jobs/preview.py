@@ -53,7 +53,7 @@ class CheckReport:
 def preview_job(ledger: Ledger, config: Config, backends: Backends, exp_id: str,
                 backend_name: str | None = None) -> JobPreview:
     """The script `irq submit` would send for this experiment now (next attempt number)."""
-    name = backend_name or backends.default_name()
+    name = backends.resolve_name(backend_name)
     target = backends.target(name)
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)

@@ -10,7 +10,7 @@ from irq.jobs.sync import refresh_for_status
 from irq.ledger.database import Ledger
 from irq.ui import UI
 
-STATE_ORDER = ("IN_PROGRESS", "READY", "FAILED", "DONE", "PROPOSED")
+STATE_ORDER = ("IN_PROGRESS", "READY", "FAILED", "DONE", "PROPOSED", "RETIRED")
 
 
 @dataclass

@@ -83,7 +83,7 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
     """Submit the named experiments (or every READY one) while job slots are free; queue the
     rest locally with the reason, hold those a person must fix. Dependencies and priorities
     decide the order."""
-    name = backend_name or backends.default_name()
+    name = backends.resolve_name(backend_name)
     backend = backends.get(name)
     target = backends.target(name)
     outcomes: list[SubmitOutcome] = []

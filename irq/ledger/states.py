@@ -1,7 +1,7 @@
 """The two state machines, named: experiments and their attempts, with their legal moves.
 
 Experiments move PROPOSED -> READY -> IN_PROGRESS -> DONE | FAILED (myqueue-style public
-states); attempts carry the scheduler's own finer state (PENDING, RUNNING, TIMEOUT, ...) plus
+states), and any that will never run (again) may be RETIRED, its history kept; attempts carry the scheduler's own finer state (PENDING, RUNNING, TIMEOUT, ...) plus
 irq's bookkeeping states. The stored values are these strings, so ledgers and queue.md files
 written before the enums keep reading. ``irq.ledger.transitions`` is the only writer.
 """
@@ -18,18 +18,21 @@ class State(str, Enum):
     IN_PROGRESS = "IN_PROGRESS"
     DONE = "DONE"
     FAILED = "FAILED"
+    RETIRED = "RETIRED"  # will never run (again); kept with its history
 
     def __str__(self) -> str:
         return self.value
 
 
 LEGAL: dict[State, set[State]] = {
-    State.PROPOSED: {State.READY},
-    State.READY: {State.IN_PROGRESS},
-    # back to READY: a queued-locally experiment taken off the queue before any job ran
-    State.IN_PROGRESS: {State.DONE, State.FAILED, State.READY},
-    State.FAILED: {State.READY},
+    State.PROPOSED: {State.READY, State.RETIRED},
+    State.READY: {State.IN_PROGRESS, State.RETIRED},
+    # back to READY: a queued-locally experiment taken off the queue before any job ran;
+    # RETIRED only while it has no active attempt (move_experiment checks)
+    State.IN_PROGRESS: {State.DONE, State.FAILED, State.READY, State.RETIRED},
+    State.FAILED: {State.READY, State.RETIRED},
     State.DONE: set(),
+    State.RETIRED: set(),
 }
 
 

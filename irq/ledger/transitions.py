@@ -79,9 +79,9 @@ def move_experiment(s: Session, exp: Experiment, to: State | str, reason: str,
     to, frm = State(to), State(exp.state)
     if to not in LEGAL[frm]:
         raise errors.IllegalTransition(f"{exp.id} is {frm.value}; it cannot move to {to.value}")
-    if frm is State.IN_PROGRESS and to is State.READY and (live := active_attempt(s, exp.id)):
+    if frm is State.IN_PROGRESS and to in (State.READY, State.RETIRED) and (live := active_attempt(s, exp.id)):
         raise errors.IllegalTransition(
-            f"{exp.id} has attempt {live.number} in state {live.state}; it cannot go back to READY",
+            f"{exp.id} has attempt {live.number} in state {live.state}; it cannot move to {to.value}",
             f"`irq cancel {exp.id}` first")
     exp.state = to.value
     exp.updated_at = utcnow()
@@ -171,3 +171,23 @@ def mark_unknown(s: Session, att: Attempt, error: str | None = None) -> None:
         att.error = error
     att.updated_at = utcnow()
     s.add(att)
+
+
+def record_edit(s: Session, exp: Experiment, new: dict[str, Any], reason: str) -> None:
+    """Change a never-submitted experiment's definition (the caller checked it has no attempt)
+    and write the change as an event, so `irq show` tells what was edited and when."""
+    for key, value in new.items():
+        setattr(exp, key, value)
+    exp.updated_at = utcnow()
+    s.add(exp)
+    s.add(Event(experiment_id=exp.id, kind="edit", from_state=exp.state, to_state=exp.state, reason=reason))
+
+
+def delete_experiment(s: Session, exp: Experiment) -> None:
+    """Remove a never-submitted experiment and its events (the caller checked: no attempt)."""
+    if s.exec(select(Attempt.id).where(Attempt.experiment_id == exp.id)).first() is not None:
+        raise errors.IllegalTransition(f"{exp.id} has attempts; it can only be retired",
+                                       f"`irq retire {exp.id}` keeps its history")
+    for ev in s.exec(select(Event).where(Event.experiment_id == exp.id)):
+        s.delete(ev)
+    s.delete(exp)

@@ -1,0 +1,87 @@
+"""What `irq add` and `irq edit` accept, checked before anything is written.
+
+Resources go on `#SBATCH` lines, so they may hold no quote or newline; counts are positive;
+a trainer config file is a JSON object of keys the trainer knows, with values it accepts
+(irq/experiments/trainer_schema.py). Every refusal is a UsageError or ParseError with a hint.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from irq import errors
+from irq.experiments.trainer_schema import check_parameters, schema
+from irq.fields import FieldError, parse_memory, parse_minutes
+
+# trainer config keys that are experiment parameters (the rest stay in the config file)
+TRAINER_PARAM_KEYS = ("rank", "diffusion_steps", "train_steps", "batch_size", "learning_rate", "mining")
+SBATCH_UNSAFE = "\"'`\n\r\x00 \t;$\\"
+
+
+def sbatch_value(name: str, value: str) -> str:
+    """A value that lands on an #SBATCH line: one word, no quotes, no newline."""
+    if not value.strip() or any(c in SBATCH_UNSAFE for c in value):
+        raise errors.UsageError(f"{name} {value!r} cannot go on an #SBATCH line",
+                                "use one word without quotes, spaces, ';', '$' or newlines (e.g. gpu_test)")
+    return value
+
+
+def resources(gpus: int | None, cpus: int | None, memory: str | None, time: str | None,
+              partition: str | None) -> dict[str, Any]:
+    """The resources dict of an experiment, every value checked."""
+    out: dict[str, Any] = {}
+    if gpus is not None:
+        if gpus < 0:
+            raise errors.UsageError(f"--gpus {gpus}: a GPU count is 0 or more", "e.g. --gpus 1")
+        out["gpus"] = gpus
+    if cpus is not None:
+        if cpus < 1:
+            raise errors.UsageError(f"--cpus {cpus}: a CPU count is 1 or more", "e.g. --cpus 4")
+        out["cpus"] = cpus
+    try:
+        if memory is not None:
+            out["memory_mb"] = parse_memory(memory)
+        if time is not None:
+            out["time_minutes"] = parse_minutes(time)
+    except FieldError as exc:
+        raise errors.UsageError(str(exc), "e.g. --mem 16GB --time '2 hours'") from None
+    if out.get("memory_mb", 1) <= 0 or out.get("time_minutes", 1) <= 0:
+        raise errors.UsageError("memory and time must be more than zero", "e.g. --mem 16GB --time '2 hours'")
+    if partition is not None:
+        out["partition"] = sbatch_value("partition", partition)
+    return out
+
+
+def read_trainer_config(path: Path) -> dict[str, Any]:
+    """The experiment parameters a trainer config JSON sets (rank, steps, mining, ...), after
+    checking the whole file against the trainer's schema: a file the trainer would refuse is
+    refused here."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}",
+                                "pass a trainer config JSON file, e.g. trainer/configs/tiny.json") from None
+    except UnicodeDecodeError:
+        raise errors.ParseError(str(path), None, "not a text file (a trainer config is JSON)",
+                                "pass a trainer config JSON file, e.g. trainer/configs/tiny.json") from None
+    except json.JSONDecodeError as exc:
+        raise errors.ParseError(str(path), exc.lineno, f"not valid JSON: {exc.msg}",
+                                "a trainer config is one JSON object, e.g. {\"rank\": 20}") from None
+    if not isinstance(data, dict):
+        raise errors.ParseError(str(path), 1, "a trainer config is a JSON object",
+                                "write it as {\"key\": value, ...}")
+    data.pop("_comment", None)
+    known = schema()
+    unknown = [k for k in data if known and k not in known]
+    if unknown:
+        raise errors.ParseError(str(path), None, f"unknown trainer key {unknown[0]!r}",
+                                "valid keys: " + ", ".join(known))
+    check_parameters(data, f"{path}: ")
+    return {k: data[k] for k in TRAINER_PARAM_KEYS if k in data}
+
+
+def one_line(name: str, value: str | None) -> str | None:
+    if value is not None and ("\n" in value or "\r" in value or "\x00" in value):
+        raise errors.UsageError(f"a {name} is one line", f"remove the line breaks from the {name}")
+    return value

@@ -1,0 +1,170 @@
+"""Every everyday mistake, as a table: one `error:` line, one `hint:` line, a non-zero exit, no
+traceback, and the ledger exactly as it was (every row of every table), no stray .tmp file.
+
+A case is (name, irq.toml text or None to keep the default, extra files, argv, words the
+error must contain). Config mistakes must also point to docs/configuration.md.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from irq.ledger.database import Ledger
+
+CLUSTER = ('[clusters.fasrc]\nhost = "login.example.edu"\nrepo_url = "git@example.edu:me/repo.git"\n'
+           'workdir = "/n/home/me/irq"\n')
+DOCS = "docs/configuration.md"
+
+TOML = [  # (name, irq.toml, words)
+    ("binary irq.toml", b"\x00\xff\xfe\x89PNG\r\n", "not a text file"),
+    ("export = 5", "export = 5\n", "export = 5 has the wrong type"),
+    ("export empty", 'export = ""\n', "must be a path"),
+    ("slots = 0", "[local]\nslots = 0\n", "[local] slots = 0"),
+    ("slots = -3", "[local]\nslots = -3\n", "[local] slots = -3"),
+    ("slots as text", '[local]\nslots = "2"\n', "slots = '2' has the wrong type"),
+    ("slots fractional", "[local]\nslots = 2.5\n", "slots = 2.5 has the wrong type"),
+    ("interval = 0", "[daemon]\ninterval = 0\n", "[daemon] interval = 0"),
+    ("interval < 0", "[daemon]\ninterval = -5\n", "[daemon] interval = -5"),
+    ("max_interval = 0", "[daemon]\nmax_interval = 0\n", "[daemon] max_interval = 0"),
+    ("unknown local key", "[local]\nslot = 2\n", "unknown key 'local.slot'"),
+    ("unknown top key", "colour = 'blue'\n", "unknown key 'colour'"),
+    ("unknown cluster key", CLUSTER + "hostname = 'x'\n", "unknown key 'clusters.fasrc.hostname'"),
+    ("cluster without repo_url", "[clusters.x]\nhost = 'h'\n", "[clusters.x] needs repo_url, workdir"),
+    ("partition with newline", CLUSTER + 'partition = "gpu\\nx"\n', "[clusters.fasrc] partition"),
+    ("partition with quote", CLUSTER + "partition = 'gpu\"x'\n", "[clusters.fasrc] partition"),
+    ("port 0", CLUSTER + "port = 0\n", "[clusters.fasrc] port = 0"),
+    ("port too big", CLUSTER + "port = 70000\n", "[clusters.fasrc] port = 70000"),
+    ("job_limit 0", CLUSTER + "job_limit = 0\n", "[clusters.fasrc] job_limit = 0"),
+    ("poll_interval 0", CLUSTER + "poll_interval = 0\n", "poll_interval = 0"),
+    ("connect_timeout < 0", CLUSTER + "connect_timeout = -1\n", "connect_timeout = -1"),
+    ("keyboard flag as text", CLUSTER + 'allow_keyboard_interactive = "yes"\n', "allow_keyboard_interactive"),
+    ("modules not a list", CLUSTER + 'modules = "python"\n', "modules"),
+    ("goal up", '[project]\ngoal = "up"\n', "[project] goal = 'up'"),
+    ("metric empty", '[project]\nmetric = ""\n', "[project] metric"),
+    ("backend nowhere", 'backend = "nowhere"\n', "names no [clusters.nowhere] table"),
+    ("not TOML", "[local\n", "not valid TOML"),
+    ("local not a table", "local = 3\n", "[local] must be a table"),
+    ("workdir empty", '[local]\nworkdir = ""\n', "[local] workdir"),
+    ("python with newline", '[local]\npython = "py\\nthon"\n', "[local] python"),
+]
+
+CLI = [  # (name, files, argv, words)
+    ("--backend unknown name", {}, ["render", "Q-001", "--backend", "fasrc"], "unknown backend 'fasrc'"),
+    ("--backend slurm:unknown", {}, ["render", "Q-001", "--backend", "slurm:nowhere"], "no cluster 'nowhere'"),
+    ("submit --backend unknown", {}, ["submit", "Q-001", "--backend", "nowhere"], "unknown backend 'nowhere'"),
+    ("non-JSON config file", {"c.json": "rank: 20\n"}, ["add", "Q-010", "-t", "x", "-c", "c.json"], "not valid JSON"),
+    ("binary config file", {"c.json": b"\x89PNG\r\n\x1a\n\x00\xff"}, ["add", "Q-010", "-t", "x", "-c", "c.json"],
+     "not a text file"),
+    ("missing config file", {}, ["add", "Q-010", "-t", "x", "-c", "nope.json"], "cannot read"),
+    ("config file is a list", {"c.json": "[1, 2]"}, ["add", "Q-010", "-t", "x", "-c", "c.json"], "a JSON object"),
+    ("config file unknown key", {"c.json": '{"colour": 1}'}, ["add", "Q-010", "-t", "x", "-c", "c.json"],
+     "unknown trainer key 'colour'"),
+    ("config file bad mining", {"c.json": '{"mining": "greedy"}'}, ["add", "Q-010", "-t", "x", "-c", "c.json"],
+     "mining = 'greedy'"),
+    ("config file rank 0", {"c.json": '{"rank": 0}'}, ["add", "Q-010", "-t", "x", "-c", "c.json"], "rank = 0"),
+    ("hostile mining", {}, ["add", "Q-010", "-t", "x", "-p", "mining=adversarial; touch x"], "mining = "),
+    ("mining the trainer refuses", {}, ["add", "Q-010", "-t", "x", "-p", "mining=greedy"], "not one of"),
+    ("rank 0", {}, ["add", "Q-010", "-t", "x", "-p", "rank=0"], "rank = 0 must be >= 1"),
+    ("rank as text", {}, ["add", "Q-010", "-t", "x", "-p", "rank=twenty"], "is not an int"),
+    ("learning_rate 0", {}, ["add", "Q-010", "-t", "x", "-p", "learning_rate=0"], "learning_rate = 0"),
+    ("faithful as number", {}, ["add", "Q-010", "-t", "x", "-p", "faithful=3"], "is not a bool"),
+    ("device unknown", {}, ["add", "Q-010", "-t", "x", "-p", "device=tpu"], "device = 'tpu'"),
+    ("--param without =", {}, ["add", "Q-010", "-t", "x", "-p", "mining"], "--param wants KEY=VALUE"),
+    ("--gpus -1", {}, ["add", "Q-010", "-t", "x", "--gpus", "-1"], "--gpus -1"),
+    ("--cpus 0", {}, ["add", "Q-010", "-t", "x", "--cpus", "0"], "--cpus 0"),
+    ("partition newline", {}, ["add", "Q-010", "-t", "x", "--partition", "gpu\nx"], "#SBATCH"),
+    ("partition quote", {}, ["add", "Q-010", "-t", "x", "--partition", 'gpu"x'], "#SBATCH"),
+    ("partition space", {}, ["add", "Q-010", "-t", "x", "--partition", "gpu test"], "#SBATCH"),
+    ("partition dollar", {}, ["add", "Q-010", "-t", "x", "--partition", "$(id)"], "#SBATCH"),
+    ("--mem lots", {}, ["add", "Q-010", "-t", "x", "--mem", "lots"], "lots"),
+    ("--mem 0", {}, ["add", "Q-010", "-t", "x", "--mem", "0GB"], "more than zero"),
+    ("--time fortnight", {}, ["add", "Q-010", "-t", "x", "--time", "a fortnight"], "a fortnight"),
+    ("Arabic-Indic digits", {}, ["add", "Q-٠١١", "-t", "x"], "invalid experiment id"),
+    ("short id", {}, ["add", "Q-1", "-t", "x"], "invalid experiment id 'Q-1'"),
+    ("duplicate id", {}, ["add", "Q-001", "-t", "again"], "already exists"),
+    ("unknown dependency", {}, ["add", "Q-010", "-t", "x", "--after", "Q-999"], "Q-999"),
+    ("self dependency", {}, ["add", "Q-010", "-t", "x", "--after", "Q-010"], "cannot depend on itself"),
+    ("title with newline", {}, ["add", "Q-010", "-t", "a\nb"], "one line"),
+    ("empty title", {}, ["add", "Q-010", "-t", " "], "needs a title"),
+    ("priority URGENT", {}, ["add", "Q-010", "-t", "x", "--priority", "URGENT"], "unknown priority"),
+    ("bad seeds", {}, ["add", "Q-010", "-t", "x", "--seeds", "x-y"], "x-y"),
+    ("export into a missing folder", {}, ["export", "nodir/queue.md"], "does not exist"),
+    ("export onto a folder", {"sub/keep": "x"}, ["export", "sub"], "is a folder"),
+    ("render -o into a missing folder", {}, ["render", "Q-001", "-o", "nodir/job.sh"], "does not exist"),
+    ("render -o onto a folder", {"sub/keep": "x"}, ["render", "Q-001", "-o", "sub"], "is a folder"),
+    ("edit a DONE experiment", {}, ["edit", "Q-002", "-t", "new"], "Q-002 is DONE"),
+    ("edit with a refused value", {}, ["edit", "Q-001", "-p", "mining=greedy"], "mining = 'greedy'"),
+    ("edit an unknown id", {}, ["edit", "Q-999", "-t", "x"], "unknown experiment Q-999"),
+    ("edit --unset a missing key", {}, ["edit", "Q-001", "--unset", "rank"], "has no parameter 'rank'"),
+    ("edit --gpus -1", {}, ["edit", "Q-001", "--gpus", "-1"], "--gpus -1"),
+    ("rm a DONE experiment", {}, ["rm", "Q-002"], "Q-002 is DONE"),
+    ("rm a dependency", {}, ["rm", "Q-003"], "Q-004 depends on Q-003"),
+    ("retire a DONE experiment", {}, ["retire", "Q-002"], "Q-002 is DONE"),
+    ("ready a DONE experiment", {}, ["ready", "Q-002"], "Q-002 is DONE"),
+    ("retry a READY experiment", {}, ["retry", "Q-001"], "only a FAILED experiment"),
+    ("import a missing file", {}, ["import", "nope.md"], "nope.md"),
+    ("show an unknown id", {}, ["show", "Q-999"], "unknown experiment Q-999"),
+    ("daemon --interval 0", {}, ["daemon", "run", "--interval", "0"], "--interval 0"),
+    ("daemon --interval -1", {}, ["daemon", "run", "--interval", "-1"], "--interval -1"),
+]
+
+
+def _snapshot(db: Path) -> list:
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return [(t, con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()) for t in tables]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def project(tmp_path, irq):
+    assert irq("init").code == 0
+    assert irq("add", "Q-001", "--title", "Baseline", "-p", "mining=random").code == 0
+    assert irq("add", "Q-002", "--title", "Finished").code == 0
+    assert irq("add", "Q-003", "--title", "First").code == 0
+    assert irq("add", "Q-004", "--title", "Second", "--after", "Q-003").code == 0
+    ledger = Ledger(tmp_path / "queue.db")
+    with ledger.transaction() as s:
+        e = Ledger.experiment(s, "Q-002")
+        Ledger.set_state(s, e, "IN_PROGRESS", "test")
+        Ledger.set_state(s, e, "DONE", "test")
+    ledger.close()
+    return tmp_path
+
+
+def _check(project: Path, irq, argv: list[str], words: str, config_error: bool = False) -> None:
+    before = _snapshot(project / "queue.db")
+    r = irq(*argv)
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    assert r.code != 0, r
+    assert "Traceback" not in r.err + r.out
+    assert [ln.split(":")[0] for ln in lines] == ["error", "hint"], r.err
+    assert words in lines[0], r.err
+    if config_error:
+        assert DOCS in lines[1], r.err
+    assert _snapshot(project / "queue.db") == before
+    assert not list(project.rglob("*.tmp"))
+
+
+def test_the_table_holds_at_least_sixty_mistakes():
+    assert len(TOML) + len(CLI) >= 60
+
+
+@pytest.mark.parametrize("name, text, words", TOML, ids=[c[0] for c in TOML])
+def test_config_mistake(project, irq, name, text, words):
+    p = project / "irq.toml"
+    p.write_bytes(text) if isinstance(text, bytes) else p.write_text(text, encoding="utf-8")
+    _check(project, irq, ["render", "Q-001"], words, config_error=True)
+
+
+@pytest.mark.parametrize("name, files, argv, words", CLI, ids=[c[0] for c in CLI])
+def test_cli_mistake(project, irq, name, files, argv, words):
+    for rel, content in files.items():
+        f = project / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(content) if isinstance(content, bytes) else f.write_text(content, encoding="utf-8")
+    _check(project, irq, argv, words)

@@ -1,0 +1,145 @@
+"""Editing, retiring and removing experiments: edits only before the first submission, each
+recorded as an event; retire keeps the history; rm only for never-submitted experiments."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from irq import errors
+from irq.experiments.edit import Changes, add_experiment, edit, remove, retire
+from irq.ledger.database import Ledger
+from irq.ledger.models import Attempt, Experiment
+
+
+def _events(ledger: Ledger, exp_id: str) -> list:
+    with ledger.transaction() as s:
+        return [(e.kind, e.to_state, e.reason) for e in Ledger.events(s, exp_id)]
+
+
+def _submitted(ledger: Ledger, exp_id: str, state: str = "FAILED") -> None:
+    with ledger.transaction() as s:
+        exp = Ledger.experiment(s, exp_id)
+        Ledger.new_attempt(s, exp, job_id="7")
+        att = Ledger.attempts(s, exp_id)[0]
+        Ledger.set_attempt_state(s, att, "PENDING")
+        Ledger.set_attempt_state(s, att, state)
+        Ledger.set_state(s, exp, state if state == "FAILED" else "DONE", "test")
+
+
+def test_edit_changes_fields_and_records_the_change(ledger):
+    add_experiment(ledger, "Q-001", "Baseline", params={"mining": "none", "rank": 20})
+    add_experiment(ledger, "Q-002", "Other")
+    _, said = edit(ledger, "Q-001", Changes(title="Baseline, adversarial", params={"mining": "adversarial"},
+                                              unset=["rank"], time="2 hours", partition="gpu_test",
+                                              priority="high", after=["Q-002"], seeds="0-2"))
+    with ledger.transaction() as s:
+        e = Ledger.experiment(s, "Q-001")
+    assert (e.title, e.parameters, e.priority, e.depends_on, e.seeds) == (
+        "Baseline, adversarial", {"mining": "adversarial"}, "HIGH", ["Q-002"], [0, 1, 2])
+    assert e.resources == {"time_minutes": 120, "partition": "gpu_test"}
+    kind, state, reason = _events(ledger, "Q-001")[-1]
+    assert kind == "edit" and state == "READY"
+    assert "title: 'Baseline' -> 'Baseline, adversarial'" in reason and "parameters" in reason
+    assert len(said) == 6
+
+
+def test_edit_without_a_change_writes_nothing(ledger):
+    add_experiment(ledger, "Q-001", "Baseline", params={"mining": "none"})
+    before = _events(ledger, "Q-001")
+    assert edit(ledger, "Q-001", Changes(params={"mining": "none"}))[1] == []
+    assert _events(ledger, "Q-001") == before
+
+
+def test_edit_refuses_what_the_trainer_refuses_and_changes_nothing(ledger):
+    add_experiment(ledger, "Q-001", "Baseline", params={"mining": "none"})
+    with pytest.raises(errors.UsageError, match="mining = 'adversarial; touch x'"):
+        edit(ledger, "Q-001", Changes(title="new", params={"mining": "adversarial; touch x"}))
+    with ledger.transaction() as s:
+        assert Ledger.experiment(s, "Q-001").title == "Baseline"
+
+
+def test_a_submitted_experiment_cannot_be_edited_or_removed_but_can_be_retired(ledger):
+    add_experiment(ledger, "Q-001", "Ran once")
+    _submitted(ledger, "Q-001")
+    with pytest.raises(errors.IllegalTransition, match="was submitted") as exc:
+        edit(ledger, "Q-001", Changes(title="x"))
+    assert "irq retire Q-001" in exc.value.hint and "irq add" in exc.value.hint
+    with pytest.raises(errors.IllegalTransition, match="was submitted"):
+        remove(ledger, "Q-001")
+    retire(ledger, "Q-001", "superseded by Q-002")
+    with ledger.transaction() as s:
+        assert Ledger.experiment(s, "Q-001").state == "RETIRED"
+        assert len(Ledger.attempts(s, "Q-001")) == 1  # the history stays
+    assert _events(ledger, "Q-001")[-1][2] == "retired by the user: superseded by Q-002"
+
+
+def test_a_done_experiment_stays_done(ledger):
+    add_experiment(ledger, "Q-001", "Ran")
+    _submitted(ledger, "Q-001", "COMPLETED")
+    with pytest.raises(errors.IllegalTransition, match="is DONE"):
+        retire(ledger, "Q-001")
+
+
+def test_retire_refuses_while_a_job_runs(ledger):
+    add_experiment(ledger, "Q-001", "Running")
+    with ledger.transaction() as s:
+        Ledger.new_attempt(s, Ledger.experiment(s, "Q-001"))
+    with pytest.raises(errors.IllegalTransition, match="cannot move to RETIRED") as exc:
+        retire(ledger, "Q-001")
+    assert "irq cancel Q-001" in exc.value.hint
+
+
+def test_a_retired_experiment_is_never_submitted(ledger):
+    from irq.jobs.submit import candidates
+
+    add_experiment(ledger, "Q-001", "Set aside")
+    retire(ledger, "Q-001")
+    with ledger.transaction() as s:
+        assert candidates(s)[0] == []
+
+
+def test_rm_deletes_a_never_submitted_experiment_and_its_events(ledger):
+    add_experiment(ledger, "Q-001", "Typo")
+    add_experiment(ledger, "Q-002", "Keep")
+    remove(ledger, "Q-001")
+    with ledger.transaction() as s:
+        assert [e.id for e in Ledger.experiments(s)] == ["Q-002"]
+        assert Ledger.events(s, "Q-001") == []
+        assert s.get(Experiment, "Q-001") is None and Ledger.attempts(s) == []
+
+
+def test_rm_refuses_an_experiment_others_depend_on(ledger):
+    add_experiment(ledger, "Q-001", "First")
+    add_experiment(ledger, "Q-002", "Second", depends_on=["Q-001"])
+    with pytest.raises(errors.IllegalTransition, match="Q-002 depends on Q-001") as exc:
+        remove(ledger, "Q-001")
+    assert "irq edit Q-002" in exc.value.hint
+
+
+def test_duplicate_id_hint_names_edit_and_retire(ledger):
+    add_experiment(ledger, "Q-001", "First")
+    with pytest.raises(errors.DuplicateId) as exc:
+        add_experiment(ledger, "Q-001", "Again")
+    assert "irq edit" in exc.value.hint and "irq retire" in exc.value.hint
+
+
+def test_edit_retire_rm_from_the_command_line(irq, tmp_path):
+    irq("init")
+    irq("add", "Q-001", "--title", "Baseline", "-p", "mining=none")
+    irq("add", "Q-002", "--title", "Other")
+    r = irq("edit", "Q-001", "-p", "mining=random", "--gpus", "1")
+    assert r.code == 0 and "mining" in r.out
+    show = json.loads(irq("show", "Q-001", "--json").out)
+    assert show["experiment"]["parameters"] == {"mining": "random"}
+    assert show["experiment"]["resources"] == {"gpus": 1}
+    edits = [e for e in show["events"] if e["kind"] == "edit"]
+    assert len(edits) == 1 and "mining" in edits[0]["reason"]
+    assert irq("retire", "Q-002", "--reason", "not needed").code == 0
+    rows = {r["id"]: r["state"] for r in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
+    assert rows == {"Q-001": "READY", "Q-002": "RETIRED"}
+    assert irq("rm", "Q-001").code == 0
+    rows = {r["id"] for r in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
+    assert rows == {"Q-002"}
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        assert s.get(Attempt, 1) is None and Ledger.events(s, "Q-001") == []
