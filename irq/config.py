@@ -111,6 +111,11 @@ class DaemonConfig:
 class ProjectConfig:
     metric: Annotated[str, Strict(), Field(min_length=1), AfterValidator(_one_line)] = "val_mse"  # the headline metric
     goal: Literal["min", "max"] = "min"  # "min": lower is better; "max": higher is better
+    # what an experiment runs when it names no --command; "" = the bundled trainer (docs/own-script.md)
+    command: Annotated[str, Strict(), AfterValidator(_one_line)] = ""
+    require_metrics: Annotated[bool, Strict()] = True  # DONE only with a valid metrics.json (docs/run-contract.md)
+    dirty: Literal["warn", "refuse"] = "warn"  # uncommitted changes at submit: name them, or hold the experiment
+    worktrees: Literal["prune", "keep-failed", "keep"] = "prune"  # local checkouts of the recorded commit
 
 
 @dataclass(config=STRICT)
@@ -282,8 +287,12 @@ backend = "local"
 # python = ""                # interpreter for the trainer ("" = the one running irq)
 
 [project]
-# metric = "val_mse"         # the headline metric of `irq results` and `irq report`
+# command = "python train.py --lr {lr} --seed {seed} --out {run_dir}"   # "" = the bundled trainer
+# metric = "val_mse"         # the headline metric: status, show, fetch, export, results, report
 # goal = "min"               # "min": lower is better, "max": higher is better
+# require_metrics = true     # DONE needs a valid metrics.json (docs/run-contract.md)
+# dirty = "warn"             # uncommitted changes at submit: "warn" (name them) or "refuse"
+# worktrees = "prune"        # local checkouts of the commit: "prune", "keep-failed" or "keep"
 
 [daemon]
 # interval = 60              # seconds between cycles while work runs or waits (> 0)

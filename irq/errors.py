@@ -27,7 +27,8 @@ class UsageError(IrqError):
 
 
 class InvalidId(UsageError):
-    default_hint = "experiment ids look like Q-003 (the letter Q, a dash, three or more digits)"
+    default_hint = ("an id starts with a letter and holds letters, digits, '.', '_' or '-' "
+                    "(at most 64 characters): Q-003, lr-sweep-3")
 
 
 class NotFound(IrqError):

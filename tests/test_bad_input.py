@@ -47,7 +47,7 @@ def snapshot(db: Path) -> list:
     "text, line, words",
     [
         (GOOD + "- **Colour**: blue\n", 12, "unknown key 'Colour'"),
-        (GOOD + "\n### Q-3: Bad id\n", 13, "invalid experiment id 'Q-3'"),
+        (GOOD + "\n### 3-Q: Bad id\n", 13, "invalid experiment id '3-Q'"),
         (GOOD + "\n### Q-001: Again\n", 13, "duplicate id Q-001 (first defined at line 5)"),
         (GOOD + "\nsome loose text\n", 13, "expected a bullet"),
         (GOOD + "\n## SOMEDAY\n", 13, "unknown section 'SOMEDAY'"),
@@ -134,8 +134,8 @@ def test_unknown_ids_suggest_the_closest(tmp_path, ledger, irq):
     import_queue(ledger, write(tmp_path, GOOD))
     r = irq("show", "Q-0001")
     assert r.code == 1 and "unknown experiment Q-0001" in r.err and "did you mean Q-001" in r.err
-    r = irq("show", "Q01")
-    assert r.code == 2 and "invalid experiment id 'Q01'" in r.err
+    r = irq("show", "01Q")
+    assert r.code == 2 and "invalid experiment id '01Q'" in r.err
 
 
 def test_impossible_transitions_are_refused(tmp_path, ledger, irq):
@@ -152,8 +152,9 @@ def test_bad_ids_and_duplicates_on_add(tmp_path, ledger, irq):
     add_experiment(ledger, "Q-001", "Baseline")
     with pytest.raises(errors.DuplicateId):
         add_experiment(ledger, "Q-001", "Again")
-    r = irq("add", "Q-1", "--title", "x")
-    assert r.code == 2 and "invalid experiment id" in r.err
+    for bad in ("1-Q", "lr sweep", "_lr", "lr/3", "é-1", "a" * 65):
+        r = irq("add", bad, "--title", "x")
+        assert r.code == 2 and "invalid experiment id" in r.err, bad
     r = irq("add", "Q-002", "--title", "x", "--after", "Q-007")
     assert r.code == 1 and "unknown experiment Q-007" in r.err and "Q-001" in r.err
     r = irq("add", "Q-002", "--title", "x", "--time", "a fortnight")

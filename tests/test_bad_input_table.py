@@ -82,7 +82,7 @@ CLI = [  # (name, files, argv, words)
     ("--mem 0", {}, ["add", "Q-010", "-t", "x", "--mem", "0GB"], "more than zero"),
     ("--time fortnight", {}, ["add", "Q-010", "-t", "x", "--time", "a fortnight"], "a fortnight"),
     ("Arabic-Indic digits", {}, ["add", "Q-٠١١", "-t", "x"], "invalid experiment id"),
-    ("short id", {}, ["add", "Q-1", "-t", "x"], "invalid experiment id 'Q-1'"),
+    ("id starting with a digit", {}, ["add", "1-lr", "-t", "x"], "invalid experiment id '1-lr'"),
     ("duplicate id", {}, ["add", "Q-001", "-t", "again"], "already exists"),
     ("unknown dependency", {}, ["add", "Q-010", "-t", "x", "--after", "Q-999"], "Q-999"),
     ("self dependency", {}, ["add", "Q-010", "-t", "x", "--after", "Q-010"], "cannot depend on itself"),

@@ -122,7 +122,8 @@ def test_render_and_check_preview_the_same_job(tmp_path, irq):
     r = irq("render", "Q-001", "-o", "job.sh")
     assert r.code == 0 and "colour" in r.err  # not a trainer key: said, not passed
     script = (tmp_path / "job.sh").read_text()
-    assert "--mining random" in script and "colour" not in script
+    assert "--mining random" in script and "--colour" not in script  # not a trainer flag...
+    assert "export IRQ_PARAM_COLOUR=blue" in script and '"colour": "blue"' in script  # ...but the job gets it
     assert "# irq experiment Q-001 attempt 1 (First)" in script
     r = irq("check", "Q-001", "--json")
     checks = json.loads(r.out)["Q-001"]

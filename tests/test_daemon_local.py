@@ -28,7 +28,7 @@ def campaign(irq, tmp_path: Path, n: int = 6) -> None:
     for i in range(1, n + 1):
         extra = ["--after", "Q-002"] if i == 3 else []
         r = irq("add", f"Q-00{i}", "--title", f"campaign {i}", "--config-file", TINY, "-p", "train_steps=30",
-                "-p", "val_size=64", "--priority", prios[i - 1], *extra)
+                "-p", "val_size=64", "--priority", prios[i - 1], "--force", *extra)
         assert r.code == 0, r
 
 

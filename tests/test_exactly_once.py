@@ -53,7 +53,8 @@ def project(tmp_path: Path, irq) -> Path:
 
 
 def _add(irq, exp_id: str) -> None:
-    r = irq("add", exp_id, "--title", f"race {exp_id}", "--config-file", str(REPO / "trainer" / "configs" / "tiny.json"))
+    r = irq("add", exp_id, "--title", f"race {exp_id}", "--config-file", str(REPO / "trainer" / "configs" / "tiny.json"),
+            "--force")  # the same run under several ids, on purpose
     assert r.code == 0, r
 
 

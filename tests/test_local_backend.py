@@ -19,7 +19,7 @@ FAST = ["-p", "train_steps=40", "-p", "checkpoint_interval=20", "-p", "val_size=
 
 
 def add(irq, exp_id: str, *extra: str) -> None:
-    r = irq("add", exp_id, "--title", f"tiny {exp_id}", "--config-file", TINY, *FAST, *extra)
+    r = irq("add", exp_id, "--title", f"tiny {exp_id}", "--config-file", TINY, *FAST, "--force", *extra)
     assert r.code == 0, r
 
 
@@ -56,7 +56,7 @@ def test_submit_run_fetch_records_metrics_and_marks_done(tmp_path, irq):
     stored = Ledger(tmp_path / "queue.db")
     with stored.transaction() as s:
         a = Ledger.attempts(s, "Q-001")[0]
-    assert "-m trainer --config trainer/configs/tiny.json" in a.script  # the script that ran is kept
+    assert f"-m trainer --config {TINY}" in a.script  # the script that ran is kept
 
 
 def test_a_third_submission_waits_queued_locally_for_a_slot(tmp_path, irq):
@@ -216,5 +216,5 @@ def test_render_shows_what_submit_sends(tmp_path, irq):
     add(irq, "Q-001", "-p", "colour=blue")
     r = irq("render", "Q-001")
     assert r.out.startswith("#!/bin/bash\n#SBATCH --job-name=Q-001.irq-")
-    assert "-m trainer --config trainer/configs/tiny.json" in r.out
+    assert f"-m trainer --config {TINY}" in r.out
     assert "not passed to the trainer (not trainer config keys): colour" in r.err

@@ -12,7 +12,7 @@ import pytest
 from irq import errors
 from irq.experiments.edit import add_experiment, promote
 from irq.ledger import transitions
-from irq.ledger.database import Ledger
+from irq.ledger.database import SCHEMA_VERSION, Ledger
 from irq.ledger.models import Experiment
 from irq.ledger.states import LEGAL, AttemptState, State
 from irq.ledger.transitions import Waiting, waiting
@@ -204,7 +204,7 @@ def test_a_version_1_ledger_is_migrated(tmp_path):
     con.commit()
     con.close()
     lg = Ledger(db)
-    assert lg.get_meta("schema_version") == "2"
+    assert lg.get_meta("schema_version") == str(SCHEMA_VERSION)
     with lg.transaction() as s:
         e = Ledger.experiment(s, "Q-001")
         assert (e.pending_resource_change, e.annotations, e.held_fix) == ("memory 4GB -> 8GB", {}, None)

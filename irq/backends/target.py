@@ -1,6 +1,7 @@
 """Where a job runs (this machine or one cluster) and what that implies for its script."""
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +27,27 @@ class Target:
     code_dir: str = ""
     array_throttle: int = 2
     python_imports: tuple[str, ...] = ()  # what the job's python must import (preflight checks it)
+    # local runs of a project in git: each task runs in `git worktree add --detach` of the commit
+    repo: str = ""  # the git repository's top folder ("" when the project is not in git)
+    subdir: str = ""  # the project's folder (irq.toml) inside the repository
+    worktrees: str = "prune"  # [project] worktrees: "prune", "keep-failed" or "keep"
+    trainer_path: str = ""  # where the bundled trainer is importable from when the code lacks it
 
     @classmethod
     def local(cls, config: Config, python: str) -> "Target":
+        """Jobs run the project's committed code (a worktree per task) when its irq.toml is
+        committed in a git repository; otherwise they run in the project's folder as it is."""
+        root = config.root.resolve()
+        top = git_toplevel(root) if config.path is not None and committed(root, config.path.name) else None
         return cls(kind="local", name="local", workdir=str(config.resolve(config.local.workdir).resolve()),
-                   python=config.local.python or python, code_dir=str(REPO_ROOT),
-                   array_throttle=config.local.slots)
+                   python=config.local.python or python, code_dir=str(root), array_throttle=config.local.slots,
+                   repo=str(top or ""), subdir=str(root.relative_to(top)) if top else "",
+                   worktrees=config.project.worktrees, trainer_path=str(REPO_ROOT))
+
+    @property
+    def worktree_root(self) -> str:
+        """Where local checkouts of recorded commits go: the project's .irq/worktrees."""
+        return f"{self.code_dir}/.irq/worktrees"
 
     @classmethod
     def cluster(cls, c: ClusterConfig) -> "Target":
@@ -39,3 +55,23 @@ class Target:
                    modules=tuple(c.modules), module_init=c.module_init, python=c.python, clone=True,
                    repo_url=c.repo_url, scratch=c.scratch, array_throttle=c.job_limit or 2,
                    python_imports=tuple(c.python_imports))
+
+
+def git_toplevel(path: Path) -> Path | None:
+    """The top folder of the git repository holding `path`, or None outside git."""
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def committed(folder: Path, name: str) -> bool:
+    """Whether `folder/name` is part of the commit checked out at `folder` (HEAD)."""
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "--verify", "-q", f"HEAD:./{name}"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0

@@ -68,7 +68,7 @@ def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="W
 @app.command()
 def add(
     c: typer.Context,
-    exp_id: str = typer.Argument(..., metavar="ID", help="Like Q-011."),
+    exp_id: str = typer.Argument(..., metavar="ID", help="Like Q-011 or lr-sweep-3."),
     title: Optional[str] = typer.Option(None, "--title", "-t"),
     config: Optional[Path] = typer.Option(None, "--config-file", "-c", help="Trainer config JSON; its rank, steps, mining... become parameters."),
     hypothesis: Optional[str] = typer.Option(None, "--hypothesis"),
@@ -87,6 +87,8 @@ def add(
     retry_max_time: Optional[str] = typer.Option(None, "--retry-max-time", help="Cap for --retry-on TIMEOUT, e.g. '8 hours'."),
     retry_max_mem: Optional[str] = typer.Option(None, "--retry-max-mem", help="Cap for --retry-on OUT_OF_MEMORY, e.g. 64GB."),
     retry_max_attempts: int = typer.Option(3, "--retry-max-attempts"),
+    command: Optional[str] = typer.Option(None, "--command", help="What it runs, e.g. 'python train.py --lr {lr} --seed {seed}' (default: [project] command, else the bundled trainer)."),
+    force: bool = typer.Option(False, "--force", help="Add it even if an experiment runs the same command, parameters and seeds."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add an experiment (READY, or PROPOSED with --proposed).
@@ -104,6 +106,7 @@ def add(
         priority=priority.value, depends_on=after, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
         time=time, partition=partition, notes=notes, proposed=proposed,
         retry=_retry_policy(retry_on, retry_max_time, retry_max_mem, retry_max_attempts),
+        command=command, default_command=_config(x).project.command, refuse_same_run=not force,
     )
     if as_json:
         x.ui.json(_dump(exp))

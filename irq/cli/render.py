@@ -54,6 +54,8 @@ def show(ui: UI, v: Any) -> None:
     ui.styled((f"{e.id}: {e.title}", "bold"), ("  ", ""), (e.state, STATE_STYLE.get(e.state, "white")))
     if v.waiting:
         ui.print(v.waiting)
+    if v.commit or v.headline:
+        ui.print("latest attempt: " + ", ".join(x for x in (v.headline, v.commit and f"ran commit {v.commit}") if x))
     for line in definition_lines(e):
         _print_line(ui, line)
     for a in v.attempts:

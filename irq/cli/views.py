@@ -7,6 +7,7 @@ import typer
 
 from irq.cli import follow, render
 from irq.cli.app import app, ctx
+from irq.cli.common import _config
 
 
 @app.command()
@@ -61,7 +62,7 @@ def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
     from irq.experiments.views import show as show_
 
     x = ctx(c)
-    v = show_(x.db, exp_id)  # the read path: no ORM, read-only ledgers too
+    v = show_(x.db, exp_id, _config(x).project.metric)  # the read path: no ORM, read-only ledgers too
     if as_json:
         x.ui.json(render.show_json(v))
     else:

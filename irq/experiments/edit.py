@@ -3,6 +3,7 @@ states (ready, retry). Editing and removal are for experiments never submitted (
 what ran stays as it ran; an experiment that will never run is retired, its history kept."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from irq import errors
 from irq.experiments.trainer_schema import check_parameters
 from irq.experiments.validate import one_line, read_trainer_config, resources
 from irq.fields import FieldError, parse_seeds
+from irq.formats.command import check_command
 from irq.ledger.database import Ledger, validate_id
 from irq.ledger.models import Experiment
 from irq.ledger.states import Priority, State
@@ -37,14 +39,22 @@ def add_experiment(
     notes: str | None = None,
     proposed: bool = False,
     retry: dict[str, Any] | None = None,
+    command: str | None = None,
+    default_command: str = "",
+    refuse_same_run: bool = False,
 ) -> Experiment:
-    """A new experiment, every field checked before anything is written."""
+    """A new experiment, every field checked before anything is written. Its command (or the
+    project's default) must have a value for every placeholder; with refuse_same_run (`irq add`
+    without --force), one that would run exactly what an existing experiment runs is refused."""
     exp_id = validate_id(exp_id)
     parameters: dict[str, Any] = {}
     if config is not None:
         parameters.update(read_trainer_config(config))
     parameters.update(params or {})
-    check_parameters(parameters)
+    if command is not None or default_command:
+        check_command(command if command is not None else default_command, parameters)
+    else:
+        check_parameters(parameters)  # the bundled trainer runs: its keys, types and ranges
     if not title or not title.strip():
         raise errors.UsageError("an experiment needs a title", "pass --title 'What it tests'")
     one_line("title", title)
@@ -56,12 +66,30 @@ def add_experiment(
         config_path=str(config) if config else None, parameters=parameters,
         resources=resources(gpus, cpus, memory, time, partition), depends_on=deps, seeds=_seeds(seeds),
         notes=notes, state=(State.PROPOSED if proposed else State.READY).value, retry_policy=_policy(retry),
+        command=command,
     )
     with ledger.transaction() as s:
         for d in deps:
             Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
+        same = _same_run(s, exp) if refuse_same_run else None
+        if same is not None:
+            raise errors.DuplicateId(f"{same} already runs the same command with the same parameters and seeds",
+                                     f"`irq show {same}`; --force adds {exp.id} anyway")
         Ledger.add_experiment(s, exp)
     return exp
+
+
+def _run_key(e: Experiment) -> str:
+    return json.dumps([e.command, e.config_path, e.parameters, sorted(e.seeds)], sort_keys=True, default=str)
+
+
+def _same_run(s: Any, exp: Experiment) -> str | None:
+    """The id of an experiment that would run exactly what `exp` runs (None if there is none,
+    or if `exp` defines nothing to compare: no command, config or parameters)."""
+    if not (exp.command or exp.config_path or exp.parameters) or s.get(Experiment, exp.id) is not None:
+        return None
+    key = _run_key(exp)
+    return next((e.id for e in Ledger.experiments(s) if _run_key(e) == key), None)
 
 
 def _priority(priority: str) -> str:

@@ -30,10 +30,13 @@ class ExperimentView:
     attempts: list[Any]
     events: list[Any]
     waiting: str | None = None  # queued locally / held until fixed, in words
+    headline: str = ""  # the project's metric from the latest attempt: "val_mse 0.0171"
+    commit: str | None = None  # the commit the latest attempt ran
 
 
-def show(src: Source, exp_id: str) -> ExperimentView:
-    """One experiment, every attempt (job script included) and its events."""
+def show(src: Source, exp_id: str, metric: str = "val_mse") -> ExperimentView:
+    """One experiment, every attempt (job script included), its events, and the latest attempt's
+    headline metric and commit."""
     path = ledger_path(src)
     with reader.reading(path) as conn:
         exp = next(records(conn, "SELECT * FROM experiment WHERE id = ?", (exp_id.strip(),)), None)
@@ -42,7 +45,9 @@ def show(src: Source, exp_id: str) -> ExperimentView:
         atts = list(records(conn, "SELECT * FROM attempt WHERE experiment_id = ? ORDER BY number", (exp.id,)))
         events = list(records(conn, "SELECT * FROM event WHERE experiment_id = ? ORDER BY id", (exp.id,)))
     line = waiting_line(exp, any(a.state in ACTIVE_STATES for a in atts))
-    return ExperimentView(exp, atts, events, line)
+    last = atts[-1] if atts else None
+    return ExperimentView(exp, atts, events, line, headline(last.results, metric) if last else "",
+                          last.git_sha if last else None)
 
 
 @dataclass
@@ -67,6 +72,7 @@ class StatusQuery:
 
     states: tuple[str, ...] | None = None  # None: every state
     limits: dict[str, int] = field(default_factory=dict)
+    metric: str = "val_mse"  # the project's headline metric, shown for DONE rows
 
     @classmethod
     def from_options(cls, states: list[str] | None, limit: int | None, done_shown: int | None = 20) -> StatusQuery:
@@ -102,7 +108,10 @@ SELECT e.seq, e.id, e.title, e.state, e.priority, e.depends_on, e.waiting_reason
        (SELECT COUNT(*) FROM attempt c WHERE c.experiment_id = e.id) AS n_attempts,
        EXISTS (SELECT 1 FROM attempt c WHERE c.experiment_id = e.id AND c.state IN ({_ACTIVE})) AS n_active,
        a.job_id, a.state AS attempt_state, a.backend AS attempt_backend, a.unknown_since, a.root_cause, a.error,
-       COALESCE(json_extract(a.results, '$.val_mse'), json_extract(a.results, '$."Validation MSE"')) AS val
+       COALESCE(json_extract(a.results, :metric), json_extract(a.results, :mean),
+                json_extract(a.results, :seed_label)) AS val,
+       CASE WHEN json_extract(a.results, :metric) IS NOT NULL OR json_extract(a.results, :mean) IS NULL
+            THEN :name ELSE :name || '_mean' END AS val_key
 FROM {{experiments}} e
 LEFT JOIN attempt a ON a.experiment_id = e.id
      AND a.number = (SELECT MAX(m.number) FROM attempt m WHERE m.experiment_id = e.id)
@@ -120,9 +129,9 @@ def read_status(src: Source, query: StatusQuery) -> StatusRows:
         counts = dict(conn.execute("SELECT state, COUNT(*) FROM experiment GROUP BY state").fetchall())
         wanted = [s for s in (query.states or counts) if counts.get(s)]
         free = [s for s in wanted if s not in query.limits]
-        found = _select(conn, free, None) if free else []
+        found = _select(conn, free, None, query.metric) if free else []
         for st in (s for s in wanted if s in query.limits):
-            found += _select(conn, [st], query.limits[st])
+            found += _select(conn, [st], query.limits[st], query.metric)
         found.sort(key=lambda r: r.seq)
         states = _dependency_states(conn, found)
     rows = [_row(r, states) for r in found]
@@ -133,13 +142,19 @@ def read_status(src: Source, query: StatusQuery) -> StatusRows:
     return StatusRows(rows, folded, counts)
 
 
-def _select(conn: sqlite3.Connection, states: list[str], limit: int | None) -> list[Record]:
-    marks = ", ".join("?" for _ in states)
-    chosen = f"(SELECT * FROM experiment WHERE state IN ({marks})"
-    if limit is None:
-        return list(records(conn, _LATEST.format(experiments=chosen + ")"), tuple(states)))
-    chosen += " ORDER BY updated_at DESC, seq DESC LIMIT ?)"  # only these get their attempts read
-    return list(records(conn, _LATEST.format(experiments=chosen), (*states, limit)))
+def _select(conn: sqlite3.Connection, states: list[str], limit: int | None, metric: str) -> list[Record]:
+    params: dict[str, Any] = {f"s{i}": s for i, s in enumerate(states)}
+    params.update(name=metric, metric=_json_path(metric), mean=_json_path(f"{metric}_mean"),
+                  seed_label=_json_path("Validation MSE" if metric == "val_mse" else metric), limit=limit)
+    chosen = f"(SELECT * FROM experiment WHERE state IN ({', '.join(':s' + str(i) for i in range(len(states)))})"
+    if limit is not None:
+        chosen += " ORDER BY updated_at DESC, seq DESC LIMIT :limit"  # only these get their attempts read
+    return list(records(conn, _LATEST.format(experiments=chosen + ")"), params))
+
+
+def _json_path(key: str) -> str:
+    """A JSON path naming one top-level key, quoted (keys hold dots and spaces)."""
+    return '$."' + key.replace('"', '""') + '"'
 
 
 def _dependency_states(conn: sqlite3.Connection, rows: list[Record]) -> dict[str, str]:
@@ -192,5 +207,15 @@ def _detail(r: Record, states: dict[str, str]) -> str:
     if r.state == State.FAILED.value:
         return (r.root_cause or r.error or r.attempt_state)[:120]
     if r.state == State.DONE.value:
-        return f"val_mse {num(r.val)}" if r.val is not None else ""
+        return f"{r.val_key} {num(r.val)}" if r.val is not None else ""
     return r.attempt_state
+
+
+def headline(results: dict[str, Any], metric: str) -> str:
+    """'val_mse 0.0171' (or its mean over seeds) from an attempt's results; '' without it."""
+    from irq.ui import num
+
+    for key in (metric, f"{metric}_mean", "Validation MSE" if metric == "val_mse" else None):
+        if key and results.get(key) is not None:
+            return f"{metric if key == 'Validation MSE' else key} {num(results[key])}"  # the seed's label
+    return ""

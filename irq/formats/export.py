@@ -69,6 +69,8 @@ def definition_lines(e: Any) -> list[Line]:
         out.append(Line("Hypothesis", e.hypothesis))
     if e.config_path:
         out.append(Line("Config", f"`{e.config_path}`"))
+    if e.command:
+        out.append(Line("Command", f"`{e.command}`"))
     if "mining" in e.parameters:
         out.append(Line("Mining Strategy", backticked(fmt_scalar(e.parameters["mining"]))))
     params = [(param_label(k), join_annotation(fmt_scalar(v), ann.get(f"parameters.{k}")))

@@ -78,7 +78,7 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
     for b in blocks:
         if not ID_RE.match(b.exp_id):
             raise errors.ParseError(src, b.line, f"invalid experiment id {b.exp_id!r}",
-                                    "ids look like Q-003")
+                                    errors.InvalidId.default_hint)
         keys = {i.key for i in b.items}
         if b.checklist or "Status" not in keys:
             if b.exp_id in defs:
@@ -184,8 +184,17 @@ def _d_priority(exp: Experiment, it: Item, g: _Gathered) -> None:
         g.ann["priority"] = note.strip()
 
 
+def _dependency_ids(text: str) -> list[str]:
+    """'Run after lr-01, lr-02 and Q-003' (what the export writes) as ids; else the Q-NNN ids in free text."""
+    body = re.sub(r"^run after\s+", "", text.strip(), flags=re.I)
+    parts = [p for p in re.split(r"\s+and\s+|\s*,\s*", body) if p]
+    if parts and all(ID_RE.match(p) for p in parts):
+        return parts
+    return ids_in(text)
+
+
 def _d_dependencies(exp: Experiment, it: Item, g: _Gathered) -> None:
-    exp.depends_on = ids_in(it.value)
+    exp.depends_on = _dependency_ids(it.value)
     if it.value != " and ".join(exp.depends_on):
         g.ann["dependencies"] = it.value
     if exp.id in exp.depends_on:
@@ -206,7 +215,7 @@ def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
 # definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
 _DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
     "Hypothesis": _d_set("hypothesis"), "Notes": _d_set("notes"),
-    "Config": _d_set("config_path", strip_backticks), "Mining Strategy": _d_mining,
+    "Config": _d_set("config_path", strip_backticks), "Command": _d_set("command", strip_backticks), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
     "Retry": _d_set("retry_policy", lambda v: RetryPolicy.parse(v).to_dict()),

@@ -1,7 +1,6 @@
 """Fetch finished attempts: results, metrics and logs into the ledger; DONE or FAILED with the cause."""
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,8 @@ from typing import Any
 from irq import errors, faults
 from irq.backends.base import Backend
 from irq.backends.registry import Backends, record_calls
-from irq.config import Config
+from irq.config import Config, ProjectConfig
+from irq.jobs.contract import CONTRACT, read_run
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
@@ -20,10 +20,8 @@ from irq.ledger.states import (
     is_active,
     is_final,
 )
-from irq.policy.diagnose import diagnose
+from irq.policy.diagnose import Diagnosis, diagnose
 from irq.ui import UI
-
-SUMMARY_KEYS = ("val_mse", "best_val_mse", "train_mse", "ood_mse", "accuracy", "baseline_mean_mse", "baseline_zero_mse")
 
 
 @dataclass
@@ -69,49 +67,50 @@ def still_finishing(ledger: Ledger, ids: list[str] | None = None) -> list[Attemp
                 and (a.state == AttemptState.COMPLETING.value if wanted is None else a.experiment_id in wanted)]
 
 
-def _read_json(p: Path) -> dict | None:
-    try:
-        data = json.loads(p.read_text())
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
+def _seed_key(p: Path) -> int:
+    tail = p.name.split("_", 1)[1]
+    return int(tail) if tail.lstrip("-").isdigit() else 0
 
 
-def _flat(metrics: dict, prefix: str = "") -> dict[str, Any]:
-    return {f"{prefix}{k}": v for k, v in metrics.items()
-            if isinstance(v, (int, float, str, bool)) or v is None}
+def read_results(dest: Path, a: Attempt, project: ProjectConfig) -> tuple[dict[str, Any], str | None, str | None]:
+    """The attempt's results from its fetched run directory (one per seed for an array), the
+    first way it broke the results contract (None when it kept it), and the job's own error."""
+    if not a.array:
+        r = read_run(dest, project.require_metrics, project.metric)
+        return r.metrics, r.problem or (f"the job reported failure: {r.job_error}" if r.job_error else None), r.job_error
+    results: dict[str, Any] = {}
+    problems: list[str] = []
+    job_errors: list[str] = []
+    dirs = sorted(dest.glob("seed_*"), key=_seed_key)
+    for d in dirs:
+        r = read_run(d, project.require_metrics, project.metric)
+        results.update({f"{d.name}.{k}": v for k, v in r.metrics.items()})
+        problems += [f"{d.name}: {p}" for p in (r.problem, r.job_error and f"the job reported failure: {r.job_error}") if p]
+        job_errors += [f"{d.name}: {r.job_error}"] if r.job_error else []
+    expected = len(a.tasks) or 1
+    if len(dirs) < expected and project.require_metrics:
+        problems.append(f"{expected - len(dirs)} of {expected} seeds left no run directory")
+    per_seed = list(results.items())
+    for k in sorted({key.split(".", 1)[1] for key, _ in per_seed}):
+        vals = [v for key, v in per_seed if key.split(".", 1)[1] == k
+                and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(vals) >= 2:
+            results[f"{k}_mean"] = statistics.fmean(vals)
+            results[f"{k}_std"] = statistics.stdev(vals)
+    return results, problems[0] if problems else None, "; ".join(job_errors) or None
 
 
 def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> FetchOutcome:
     dest = config.resolve("results") / (a.run_id or f"{a.experiment_id}-{a.number}")
-    backend.fetch(a.run_dir, dest)
+    copied = backend.fetch(a.run_dir, dest)
     faults.point("mid_fetch")
-    seeds_dirs = sorted(dest.glob("seed_*"), key=lambda p: int(p.name.split("_")[1]) if p.name.split("_")[1].isdigit() else 0)
-    results: dict[str, Any] = {}
-    errors_seen: list[str] = []
-    if a.array:
-        for d in seeds_dirs:
-            m = _read_json(d / "metrics.json")
-            if m:
-                results.update({f"{d.name}.{k}": m[k] for k in SUMMARY_KEYS if k in m})
-        for k in SUMMARY_KEYS:
-            vals = [v for key, v in results.items() if key.endswith("." + k) and isinstance(v, (int, float))]
-            if len(vals) >= 2:
-                results[f"{k}_mean"] = statistics.fmean(vals)
-                results[f"{k}_std"] = statistics.stdev(vals)
-        expected = len(a.tasks) or 1
-        complete = sum(1 for d in seeds_dirs if (d / "metrics.json").exists()) >= expected
+    if not copied and not dest.exists():
+        results, job_error = {}, None
+        problem = f"the run directory {a.run_dir} is gone: the job deleted it (write inside $IRQ_RUN_DIR, never remove it)"
     else:
-        m = _read_json(dest / "metrics.json")
-        if m:
-            results = _flat(m)
-        complete = m is not None
-        st = _read_json(dest / "status.json")
-        if st and st.get("status") == "failed":
-            complete = False
-            errors_seen.append(st.get("error") or "trainer reported failure")
-    ok = a.state in SUCCESS_STATES and complete
-    log = _log_tail(backend, a)
+        results, problem, job_error = read_results(dest, a, config.project)
+    ok = a.state in SUCCESS_STATES and problem is None
+    log = "" if ok else _log_tail(backend, a)
     with ledger.transaction() as s:
         att = s.get(Attempt, a.id)
         exp = Ledger.experiment(s, att.experiment_id)
@@ -123,14 +122,31 @@ def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> 
             s.add(att)
             if exp.state == State.IN_PROGRESS.value and _is_latest(s, att):
                 Ledger.set_state(s, exp, State.DONE, f"attempt {att.number} completed", attempt=att)
-            detail = ", ".join(f"{k} {results[k]:.4g}" for k in ("val_mse", "val_mse_mean") if isinstance(results.get(k), float))
-            return FetchOutcome(exp.id, att.number, "DONE", detail or "completed")
-        d = diagnose(att.state, att.exit_code, log, trainer_error="; ".join(errors_seen) or None)
+            return FetchOutcome(exp.id, att.number, "DONE", _headline(results, config.project.metric))
+        d = _why(att, log, problem, job_error)
         att.error, att.root_cause, att.suggested_fix = d.error, d.root_cause, d.fix.replace("ID", exp.id)
         s.add(att)
         if exp.state == State.IN_PROGRESS.value and _is_latest(s, att):
             Ledger.set_state(s, exp, State.FAILED, f"attempt {att.number}: {d.error}"[:200], attempt=att)
         return FetchOutcome(exp.id, att.number, "FAILED", d.error)
+
+
+def _why(att: Attempt, log: str, problem: str | None, job_error: str | None) -> Diagnosis:
+    """A job that ended well but broke the contract fails with that one line; any other
+    failure is diagnosed from the scheduler's state and the log."""
+    if problem is not None and (att.state in SUCCESS_STATES or "is gone" in problem):
+        found = diagnose(att.state, att.exit_code, log)
+        if found.pattern not in ("no_results", "unknown"):  # the log knows better (a traceback at exit 0)
+            return found
+        return Diagnosis(problem, problem, f"see {CONTRACT}; `irq log ID` shows the job's output", "contract")
+    return diagnose(att.state, att.exit_code, log, trainer_error=job_error)
+
+
+def _headline(results: dict[str, Any], metric: str) -> str:
+    for k in (metric, f"{metric}_mean"):
+        if isinstance(results.get(k), (int, float)) and not isinstance(results.get(k), bool):
+            return f"{k} {results[k]:.4g}"
+    return "completed"
 
 
 def _is_latest(s: Any, att: Attempt) -> bool:

@@ -24,7 +24,40 @@ def git_dirty(path: Path) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
+def dirty_files(path: Path) -> list[str]:
+    """Tracked files changed since the last commit (the run will not see these changes)."""
+    try:
+        out = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def check_code(config: Config, target: Target, sha: str) -> str | None:
+    """Whether the code to run is known: a project in git has an irq.toml; a dirty tree is a
+    warning (the run uses the commit, not the changes) or, with [project] dirty = "refuse", refused."""
+    root = config.root
+    in_git = git_sha(root) is not None
+    if target.kind == "local" and in_git and not target.repo:
+        if config.path is None:
+            raise errors.PreflightFailed(f"no irq.toml in the repository at {root}: irq does not know which "
+                                         "project's code to run", "`irq init` at the project's top, commit irq.toml")
+        return (f"{config.path.name} is not committed in the repository at {root}: the run uses the folder "
+                "as it is, and no commit is recorded (commit irq.toml to run committed code)")
+    files = dirty_files(root) if in_git and sha == git_sha(root) else []
+    if not files:
+        return None
+    names = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+    msg = f"uncommitted changes are not part of the run (it runs commit {sha[:12]}): {names}"
+    if config.project.dirty == "refuse":
+        raise errors.PreflightFailed(msg, 'commit them and submit again (or set [project] dirty = "warn")')
+    return msg
+
+
 def target_sha(config: Config, target: Target) -> str:
+    if target.kind == "local" and not target.repo:
+        return "unknown"  # runs in place: no commit pins it
     root = Path(target.code_dir) if target.kind == "local" else config.root
     sha = git_sha(root)
     if sha is None:

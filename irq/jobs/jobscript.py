@@ -16,6 +16,7 @@ from irq import errors
 from irq.backends.base import JobRequest
 from irq.backends.target import REPO_ROOT, Target
 from irq.fields import fmt_scalar, slurm_memory, slurm_time
+from irq.formats.command import param_env, render_command
 from irq.formats.render import render
 from irq.ledger.models import Experiment
 
@@ -63,14 +64,15 @@ def _sbatch_value(v: Any) -> str:
 
 
 def build_job(exp: Experiment, *, token: str, attempt: int, target: Target, git_sha: str,
-              run_id: str, template_dir: Path | None = None) -> tuple[JobRequest, list[str]]:
-    """The JobRequest (with the rendered script) and the parameters not passed to the trainer."""
+              run_id: str, template_dir: Path | None = None,
+              default_command: str = "") -> tuple[JobRequest, list[str]]:
+    """The JobRequest (with the rendered script) and the parameters the bundled trainer does not take."""
     res = exp.resources
     run_dir = f"{target.workdir.rstrip('/')}/runs/{run_id}"
-    overrides, skipped = trainer_overrides(exp, trainer_keys())
     seeds = list(exp.seeds)
     array = f"0-{len(seeds) - 1}%{max(1, target.array_throttle)}" if len(seeds) > 1 else None
     seed = seeds[0] if len(seeds) == 1 else exp.parameters.get("seed", 0)
+    command, skipped = job_command(exp, target, git_sha, default_command)
     ctx = {
         "exp_id": exp.id,
         "attempt": attempt,
@@ -78,32 +80,41 @@ def build_job(exp: Experiment, *, token: str, attempt: int, target: Target, git_
         "job_name": job_name(exp.id, token),
         "token": token,
         "partition": _opt(res.get("partition") or target.partition),
-        "gpus": res.get("gpus") or 0,
+        "gpus": 0 if target.kind == "local" else res.get("gpus") or 0,  # no local GPU scheduling
         "cpus": res.get("cpus"),
         "memory": slurm_memory(res["memory_mb"]) if res.get("memory_mb") else None,
         "time": slurm_time(res["time_minutes"]) if res.get("time_minutes") else None,
-        "array": array,
-        "seeds": seeds,
-        "seed": seed,
-        "run_dir": run_dir,
-        "modules": list(target.modules),
-        "module_init": target.module_init,
-        "clone": target.clone,
-        "repo_url": target.repo_url,
-        "git_sha": git_sha,
-        "scratch": target.scratch,
-        "code_dir": target.code_dir,
-        "python": target.python,
-        "config": exp.config_path or "",
-        "overrides": overrides,
+        "array": array, "seeds": seeds, "seed": seed, "run_dir": run_dir,
+        "modules": list(target.modules), "module_init": target.module_init,
+        "clone": target.clone, "repo_url": target.repo_url, "git_sha": git_sha, "scratch": target.scratch,
+        "worktree": bool(target.repo) and not target.clone, "repo": target.repo, "subdir": target.subdir,
+        "worktree_root": target.worktree_root, "worktrees": target.worktrees, "code_dir": target.code_dir,
+        "command": command, "env": param_env(exp.parameters),
+        "params_json": json.dumps(exp.parameters, sort_keys=True),
+        "needs_config": skipped is not None and not exp.config_path,  # the bundled trainer needs one
     }
-    if target.kind == "local":
-        ctx["gpus"] = 0  # the local backend has no GPU scheduling
     script = render(TEMPLATE, ctx, template_dir, filters={"q": shlex.quote, "sq": _sbatch_value})
-    # #SBATCH lines take sbatch quoting
     req = JobRequest(token=token, name=ctx["job_name"], script=script, run_dir=run_dir, array=array,
                      log_name="slurm-%A_%a.out" if array else "slurm-%j.out")
-    return req, skipped
+    return req, skipped or []
+
+
+def with_command(exp: Experiment, default: str) -> Experiment:
+    """The experiment as it runs: its own command, else the project's (else the bundled trainer)."""
+    return exp if exp.command or not default else exp.model_copy(update={"command": default})
+
+
+def job_command(exp: Experiment, target: Target, git_sha: str, default: str = "") -> tuple[str, list[str] | None]:
+    """The shell text the job runs: the experiment's command, the project's, or the bundled
+    trainer's; with the parameters the trainer does not take (None for any other command)."""
+    if exp.command or default:
+        return render_command(exp.command or default, exp.parameters), None
+    overrides, skipped = trainer_overrides(exp, trainer_keys())
+    path = f'PYTHONPATH="$PWD":{shlex.quote(target.trainer_path)}"${{PYTHONPATH:+:$PYTHONPATH}}" ' \
+        if target.trainer_path else ""
+    flags = "".join(f" --{k} {shlex.quote(v)}" for k, v in overrides)
+    return (f"{path}{shlex.quote(target.python)} -m trainer --config {shlex.quote(exp.config_path or '')}"
+            f' --seed "$IRQ_SEED" --out "$IRQ_RUN_DIR" --git-sha {shlex.quote(git_sha)}{flags}'), skipped
 
 
 def _opt(v: Any) -> Any:

@@ -119,7 +119,8 @@ def commented_module_loads(script: str) -> list[str]:
 
 
 def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, python: str) -> list[Check]:
-    files = [ENTRY_POINT] + ([exp.config_path] if exp.config_path else [])
+    # the bundled trainer (no command) needs trainer/ in the repository; any other command, its own files
+    files = ([] if exp.command else [ENTRY_POINT]) + ([exp.config_path] if exp.config_path else [])
     part = exp.resources.get("partition") or target.partition or ""
     args = [target.repo_url, sha, target.scratch, target.workdir, part, python, ",".join(target.python_imports),
             str(len(target.modules)),
@@ -241,7 +242,8 @@ def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str,
         return checks + local_checks(exp, target)
     key = "preflight:" + hashlib.sha256(json.dumps(
         [target.name, sha, target.modules, target.repo_url, target.scratch, target.workdir, target.python,
-         exp.config_path, exp.resources, target.python_imports], sort_keys=True, default=str).encode()).hexdigest()[:24]
+         exp.config_path, exp.resources, exp.command, target.python_imports], sort_keys=True,
+        default=str).encode()).hexdigest()[:24]
     if ledger is not None and (cached := ledger.get_meta(key)):
         return checks + [Check(**c) for c in json.loads(cached)]
     if backend is None:

@@ -13,7 +13,7 @@ from irq.backends.target import Target
 from irq.config import Config
 from irq.formats.render import project_templates
 from irq.jobs.git import config_in_repo, target_sha
-from irq.jobs.jobscript import build_job, run_id_for
+from irq.jobs.jobscript import build_job, run_id_for, with_command
 from irq.jobs.preflight import Check, run_checks
 from irq.ledger.database import Ledger
 from irq.ledger.models import Experiment, utcnow
@@ -58,10 +58,11 @@ def preview_job(ledger: Ledger, config: Config, backends: Backends, exp_id: str,
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
         number = len(Ledger.attempts(s, exp.id)) + 1
-    exp = config_in_repo(exp, config, target)
+    exp = with_command(config_in_repo(exp, config, target), config.project.command)
     sha = target_sha(config, target)
     req, skipped = build_job(exp, token=PREVIEW_TOKEN, attempt=number, target=target, git_sha=sha,
-                             run_id=run_id_for(exp.id, utcnow()), template_dir=project_templates(config))
+                             run_id=run_id_for(exp.id, utcnow()), template_dir=project_templates(config),
+                             default_command=config.project.command)
     return JobPreview(exp, name, target, sha, req.script, skipped)
 
 

@@ -5,7 +5,7 @@ backends are loaded only when there are active attempts to refresh.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,18 @@ def status_report(ledger: Any, config_path: Path | None, ui: UI, offline: bool =
         notes += [note] if note else []
     unreachable = dict((slots or {}).get("unreachable") or {})
     refused = slots.pop("refused", None) if slots else None
-    got = read_status(path, query or StatusQuery())
+    got = read_status(path, replace(query or StatusQuery(), metric=_metric(config_path)))
     report = StatusReport(got.rows, slots, unreachable, got.folded, notes, refused)
     if curves and any(r.state == "IN_PROGRESS" and r.job_id for r in report.rows):
         report.curves = _curves(path, config_path)
     return report
+
+
+def _metric(config_path: Path | None) -> str:
+    """The project's headline metric (irq.toml [project] metric)."""
+    from irq.config import load_config
+
+    return load_config(config_path).project.metric
 
 
 def _curves(path: Path, config_path: Path | None) -> dict[str, dict[str, Any]]:

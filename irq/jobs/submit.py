@@ -22,8 +22,8 @@ from irq.backends.registry import slots as cached_slots
 from irq.backends.target import Target
 from irq.config import Config
 from irq.formats.render import project_templates
-from irq.jobs.git import config_in_repo, target_sha
-from irq.jobs.jobscript import build_job, run_id_for
+from irq.jobs.git import check_code, config_in_repo, target_sha
+from irq.jobs.jobscript import build_job, run_id_for, with_command
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger, new_token
 from irq.ledger.models import Attempt, utcnow
@@ -145,16 +145,18 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
         exp = Ledger.experiment(s, exp_id)
         number = len(Ledger.attempts(s, exp.id)) + 1
     sha = target_sha(config, target)
-    job_exp = config_in_repo(exp, config, target)
+    job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
     run_id = run_id_for(exp_id, utcnow())
     req, skipped = build_job(job_exp, token=new_token(), attempt=number, target=target, git_sha=sha, run_id=run_id,
-                             template_dir=project_templates(config))
-    if preflight is not None:
-        try:
+                             template_dir=project_templates(config), default_command=config.project.command)
+    try:
+        if warning := check_code(config, target, sha):
+            ui.log(f"{exp_id}: warning: {warning}")
+        if preflight is not None:
             preflight(job_exp, target, sha, backend, req.script)
-        except errors.PreflightFailed as exc:
-            _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
-            return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
+    except errors.PreflightFailed as exc:
+        _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
+        return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
     att = _open_attempt(ledger, exp_id, number, backend, target, req, sha, run_id)
     if att is None:
         return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
@@ -180,7 +182,8 @@ def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, ta
             partition=exp.resources.get("partition") or target.partition, run_dir=req.run_dir,
             modules=list(target.modules), script=req.script, submitted_at=utcnow(), array=req.array,
             cluster=target.name.split(":", 1)[1] if ":" in target.name else None,
-            work_dir=f"{target.scratch}/irq-job-<job id>" if target.clone else target.code_dir,
+            work_dir=f"{target.scratch}/irq-job-<job id>" if target.clone else
+            f"{target.worktree_root}/<job id>" if target.repo else target.code_dir,
         )
 
 

@@ -6,6 +6,7 @@ Never hold a transaction open across a network call.
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Collection, Iterator
@@ -28,22 +29,30 @@ from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers
 
 def _v1_to_v2(s: Session) -> None:
     """Held experiments get a column for their fix; a retry policy's pending resource bump
-    moves from the annotations JSON into its own column."""
+    moves from the annotations JSON into its own column. Plain SQL: the model has columns
+    that later versions add."""
     conn = s.connection()
     cols = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(experiment)")}
     for col in ("held_fix", "pending_resource_change"):
         if col not in cols:
             conn.exec_driver_sql(f"ALTER TABLE experiment ADD COLUMN {col} VARCHAR")
-    for exp in s.exec(select(Experiment)):
-        if "pending_resource_change" in exp.annotations:
-            ann = dict(exp.annotations)
-            exp.pending_resource_change = ann.pop("pending_resource_change")
-            exp.annotations = ann
-            s.add(exp)
+    for exp_id, raw in list(conn.exec_driver_sql("SELECT id, annotations FROM experiment")):
+        ann = json.loads(raw or "{}")
+        if "pending_resource_change" in ann:
+            bump = ann.pop("pending_resource_change")
+            conn.exec_driver_sql("UPDATE experiment SET pending_resource_change = ?, annotations = ? WHERE id = ?",
+                                 (bump, json.dumps(ann), exp_id))
+
+
+def _v2_to_v3(s: Session) -> None:
+    """An experiment runs a command of its own (None: the project's default)."""
+    conn = s.connection()
+    if "command" not in {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(experiment)")}:
+        conn.exec_driver_sql("ALTER TABLE experiment ADD COLUMN command TEXT")
 
 
 # version -> function that upgrades a database from that version to the next one
-MIGRATIONS: dict[int, Callable[[Session], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Session], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def validate_id(exp_id: str) -> str:

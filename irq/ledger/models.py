@@ -31,6 +31,8 @@ class Experiment(SQLModel, table=True):
     state: str = Field(default="READY", index=True)  # a State value
     hypothesis: Optional[str] = None
     config_path: Optional[str] = None
+    # the shell command it runs, with {name} placeholders; None: the project's default command
+    command: Optional[str] = Field(default=None, sa_column=Column(Text))
     # rank, diffusion_steps, train_steps, batch_size, learning_rate, mining, ... (JSON)
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # gpus, cpus, memory ("16G"), time_minutes, partition

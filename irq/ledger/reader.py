@@ -28,9 +28,10 @@ from urllib.parse import quote
 
 from irq import errors
 
-SCHEMA_VERSION = 2  # the schema this irq writes (database.py migrates older ones)
+SCHEMA_VERSION = 3  # the schema this irq writes (database.py migrates older ones)
 DEFAULT_DB = "queue.db"
-ID_RE = re.compile(r"^Q-[0-9]{3,}$")  # ASCII digits only: Q-٠١١ is not Q-011
+# any slug: a letter, then letters, digits, ".", "_", "-", at most 64 characters (ASCII); Q-003 is the default style
+ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$", re.ASCII)
 RECOVER_HINT = ("restore a backup copy of {path}, or rescue what SQLite can still read: "
                 "`sqlite3 {path} .recover | sqlite3 recovered.db`, then `irq --db recovered.db status`")
 

@@ -81,7 +81,7 @@ transport = {toml_str(transport)}
 def add_tiny(irq, exp_id: str, *extra: str) -> None:
     r = irq("add", exp_id, "--title", f"tiny {exp_id}", "--config-file", "trainer/configs/tiny.json",
             "-p", "train_steps=40", "-p", "checkpoint_interval=20", "-p", "val_size=64",
-            "--time", "10 minutes", "--mem", "2GB", *extra)
+            "--time", "10 minutes", "--mem", "2GB", "--force", *extra)  # the same tiny run under many ids
     assert r.code == 0, r
 
 

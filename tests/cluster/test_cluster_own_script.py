@@ -1,0 +1,77 @@
+"""examples/own-script on the real loopback SLURM cluster: a project of its own (its own git
+repository, pushed to a bare repository the cluster clones), run by the README's commands."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.test_own_script import EXAMPLE, example_train, git
+
+from .conftest import toml_str, wait_states
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def own_project(slurm_cluster, tmp_path, monkeypatch, request):
+    c = slurm_cluster
+    c.cancel_all()
+    proj = tmp_path / "own-script"
+    shutil.copytree(EXAMPLE, proj, ignore=shutil.ignore_patterns("__pycache__", ".irq", "results", "queue.db*"))
+    bare = c.new_bare_repo(f"own-{time.time_ns()}")
+    toml = (proj / "irq.toml").read_text().replace('backend = "local"', 'backend = "loopback"')
+    (proj / "irq.toml").write_text(toml + f"""
+[clusters.loopback]
+host = {toml_str(c.host)}
+port = {c.port}
+user = {toml_str(c.user)}
+identity_file = {toml_str(str(c.key))}
+known_hosts = {toml_str(str(c.known_hosts))}
+repo_url = {toml_str(str(bare))}
+workdir = {toml_str(f"{c.workdir}/own{time.time_ns()}")}
+scratch = {toml_str(str(c.scratch))}
+partition = "gpu_test"
+modules = [{toml_str(c.python_module)}]
+poll_interval = 1
+""")
+    git(proj, "init", "-q")
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "my own project, for the cluster")
+    git(proj, "push", "--quiet", str(bare), "HEAD:refs/heads/main")
+    monkeypatch.chdir(proj)
+    yield proj
+    c.cancel_all()
+
+
+def test_the_example_runs_on_slurm_at_its_commit_with_its_parameters(own_project, irq):
+    assert irq("init").code == 0
+    head = git(own_project, "rev-parse", "HEAD")
+    assert irq("add", "lr-03", "-t", "larger", "-p", "lr=0.3", "-p", "steps=40", "--time", "5 minutes").code == 0
+    assert irq("add", "lr-01", "-t", "small", "-p", "lr=0.01", "-p", "steps=40", "--seeds", "0-1",
+               "--time", "5 minutes").code == 0
+    for exp_id in ("lr-03", "lr-01"):  # one at a time: the array's two tasks fill the job limit of 2
+        r = irq("submit", exp_id)
+        assert r.code == 0 and f"{exp_id}: submitted as job" in r.out, r
+        wait_states(irq, [exp_id])
+        assert f"{exp_id} attempt 1: DONE" in irq("fetch").out
+    train = example_train()
+    rows = {x["id"]: x for x in json.loads(irq("status", "--json", "--offline").out)["experiments"]}
+    assert rows["lr-03"]["state"] == rows["lr-01"]["state"] == "DONE"
+    assert rows["lr-03"]["detail"].startswith("val_loss ")
+    single = json.loads(irq("show", "lr-03", "--json").out)["attempts"][-1]
+    expected, curve = train(0.3, 40, 0)
+    assert single["git_sha"] == head and single["backend"] == "slurm:loopback"
+    assert single["results"]["val_loss"] == expected["val_loss"]
+    out = own_project / single["output"]
+    assert [json.loads(x) for x in (out / "curve.jsonl").read_text().splitlines()] == curve
+    assert json.loads((out / "params.json").read_text()) == {"lr": 0.3, "steps": 40}
+    array = json.loads(irq("show", "lr-01", "--json").out)["attempts"][-1]
+    assert array["git_sha"] == head
+    for seed in (0, 1):
+        assert array["results"][f"seed_{seed}.val_loss"] == train(0.01, 40, seed)[0]["val_loss"]
+    assert subprocess.run(["git", "-C", str(own_project), "status", "--porcelain"], capture_output=True,
+                          text=True, check=True).stdout.strip() == ""  # irq's files stay out of the repository

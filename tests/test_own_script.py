@@ -1,0 +1,188 @@
+"""examples/own-script end to end on the local backend, as a newcomer runs it from its README:
+the example copied into a git repository of its own, experiments added with parameters, run in
+a clean checkout of the recorded commit, results and curves fetched."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from irq.ui import num
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "own-script"
+
+
+def git(path: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(path), "-c", "user.name=irq tests", "-c", "user.email=tests@irq", *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def example_train():
+    spec = importlib.util.spec_from_file_location("own_train", EXAMPLE / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.train
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The example as a user has it: copied into a folder of its own, `git init`, committed."""
+    proj = tmp_path / "own-script"
+    shutil.copytree(EXAMPLE, proj, ignore=shutil.ignore_patterns("__pycache__", ".irq", "results", "queue.db*"))
+    git(proj, "init", "-q")
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "my own project")
+    monkeypatch.chdir(proj)
+    return proj
+
+
+def run_all(irq, timeout: float = 120) -> dict:
+    """Submit what is ready, wait, fetch, until nothing is left to run; the status rows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        irq("submit", "--all-ready")
+        rows = {r["id"]: r for r in json.loads(irq("status", "--json").out)["experiments"]}
+        if all(r["state"] in ("DONE", "FAILED") for r in rows.values()):
+            return rows
+        irq("fetch")
+        time.sleep(0.5)
+    raise AssertionError(f"not finished: {rows}")
+
+
+def attempt(irq, exp_id: str) -> dict:
+    return json.loads(irq("show", exp_id, "--json").out)["attempts"][-1]
+
+
+def test_the_readme_flow_runs_the_committed_script_with_its_parameters(project, irq):
+    assert irq("init").code == 0
+    head = git(project, "rev-parse", "HEAD")
+    assert irq("add", "lr-01", "-t", "small steps", "-p", "lr=0.01", "-p", "steps=40", "--seeds", "0-1").code == 0
+    assert irq("add", "lr-03", "-t", "larger steps", "-p", "lr=0.3", "-p", "steps=40").code == 0
+    rows = run_all(irq)
+    assert {i: r["state"] for i, r in rows.items()} == {"lr-01": "DONE", "lr-03": "DONE"}
+    train = example_train()
+    single = attempt(irq, "lr-03")
+    expected, curve = train(0.3, 40, 0)
+    assert single["git_sha"] == head
+    assert single["results"]["val_loss"] == expected["val_loss"]  # the parameters reached the script
+    assert single["results"]["lr"] == 0.3 and single["results"]["steps"] == 40
+    assert rows["lr-03"]["detail"] == f"val_loss {num(expected['val_loss'])}"  # the project's headline metric
+    out = project / single["output"]
+    assert [json.loads(x) for x in (out / "curve.jsonl").read_text().splitlines()] == curve
+    assert (out / "model.txt").exists()  # any other file is an artifact
+    assert json.loads((out / "params.json").read_text()) == {"lr": 0.3, "steps": 40}
+    array = attempt(irq, "lr-01")
+    assert array["git_sha"] == head
+    for seed in (0, 1):
+        assert array["results"][f"seed_{seed}.val_loss"] == train(0.01, 40, seed)[0]["val_loss"]
+        assert (project / array["output"] / f"seed_{seed}" / "curve.jsonl").exists()
+    assert "val_loss_mean" in array["results"]
+    assert f"ran commit {head}" in irq("show", "lr-03").out
+    # each task ran in a checkout of the commit, pruned after the run: none left behind
+    assert git(project, "worktree", "list").count("\n") == 0
+    assert not any((project / ".irq" / "worktrees").glob("*"))
+
+
+def test_a_change_after_the_commit_is_not_what_runs(project, irq):
+    irq("init")
+    head = git(project, "rev-parse", "HEAD")
+    train_py = project / "train.py"
+    train_py.write_text(train_py.read_text().replace('"val_loss": mse(w, b, val_set)', '"val_loss": 999.0'))
+    irq("add", "lr-02", "-t", "t", "-p", "lr=0.2", "-p", "steps=20")
+    r = irq("submit", "lr-02")
+    assert "warning: uncommitted changes are not part of the run" in r.out + r.err and "train.py" in r.out + r.err
+    run_all(irq)
+    a = attempt(irq, "lr-02")
+    assert a["git_sha"] == head and a["results"]["val_loss"] == example_train()(0.2, 20, 0)[0]["val_loss"]
+    assert "999" in train_py.read_text()  # the working tree is left as it was
+
+
+def test_a_dirty_tree_is_refused_when_the_project_says_so(project, irq):
+    irq("init")
+    toml = project / "irq.toml"
+    toml.write_text(toml.read_text().replace('goal = "min"', 'goal = "min"\ndirty = "refuse"'))
+    irq("add", "lr-02", "-t", "t", "-p", "lr=0.2", "-p", "steps=20")
+    r = irq("submit", "lr-02")
+    assert "held" in r.out and "irq.toml" in r.out and "commit them" in r.out
+    assert attempt_count(irq, "lr-02") == 0
+
+
+def attempt_count(irq, exp_id: str) -> int:
+    return len(json.loads(irq("show", exp_id, "--json").out)["attempts"])
+
+
+@pytest.mark.parametrize("command, cause", [
+    ("echo '[1, 2]' > {run_dir}/metrics.json", "metrics.json holds a list, not a JSON object"),
+    ("echo '{{\"val_loss\": NaN}}' > {run_dir}/metrics.json", "'val_loss' is nan: every metric must be a finite number"),
+    ("echo '{{\"val_loss\": \"low\"}}' > {run_dir}/metrics.json", "the headline metric 'val_loss' is a string"),
+    ("echo '{{\"val_loss\": 0.1' > {run_dir}/metrics.json", "metrics.json is not valid JSON"),
+    ("echo done", "no metrics.json in"),
+    ("rm -rf {run_dir}", "is gone: the job deleted it"),
+])
+def test_a_broken_results_contract_is_one_root_cause(project, irq, command, cause):
+    irq("init")
+    assert irq("add", "bad-1", "-t", "t", "--command", command).code == 0
+    rows = run_all(irq)
+    assert rows["bad-1"]["state"] == "FAILED"
+    a = attempt(irq, "bad-1")
+    assert cause in a["root_cause"] and a["exit_code"] == 0, a
+    assert "run-contract.md" in a["suggested_fix"]
+
+
+def test_metrics_are_optional_when_the_project_says_so(project, irq):
+    irq("init")
+    toml = project / "irq.toml"
+    toml.write_text(toml.read_text().replace('goal = "min"', 'goal = "min"\nrequire_metrics = false'))
+    git(project, "commit", "-qam", "no metrics needed")
+    irq("add", "plain", "-t", "t", "--command", "echo hello > {run_dir}/out.txt")
+    assert run_all(irq)["plain"]["state"] == "DONE"
+
+
+def test_a_repository_without_irq_toml_is_held_with_the_reason(project, irq):
+    irq("init")
+    git(project, "rm", "-q", "irq.toml")
+    git(project, "commit", "-qm", "no config")
+    irq("add", "x-1", "-t", "t", "--command", "python train.py --out {run_dir}")
+    r = irq("submit", "x-1")
+    assert "held" in r.out and "no irq.toml in the repository" in r.out
+
+
+def test_a_commit_that_does_not_exist_is_the_root_cause(project, irq, tmp_path):
+    from irq.backends.target import Target
+    from irq.config import load_config
+    from irq.jobs.jobscript import build_job
+    from irq.ledger.models import Experiment
+    from irq.policy.diagnose import diagnose
+
+    target = Target.local(load_config(project / "irq.toml"), "python")
+    exp = Experiment(id="x-1", seq=1, title="t", command="python train.py --out {run_dir}", parameters={})
+    req, _ = build_job(exp, token="irq-0", attempt=1, target=target, git_sha="0" * 40, run_id="r")
+    p = subprocess.run(["bash", "-c", req.script], capture_output=True, text=True, check=False,
+                       env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "7"})
+    assert p.returncode == 4 and f"irq: commit {'0' * 40} not found in {project}" in p.stderr
+    assert diagnose("FAILED", 4, p.stderr).pattern == "commit_missing"
+
+
+def test_an_uncommitted_irq_toml_runs_in_place_and_says_so(tmp_path, irq, monkeypatch):
+    """A folder inside some repository (the demo in a clone of irq) is not that repository's project."""
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    git(outer, "init", "-q")
+    (outer / "README").write_text("x\n")
+    git(outer, "add", ".")
+    git(outer, "commit", "-qm", "someone else's repository")
+    proj = outer / "scratch"
+    shutil.copytree(EXAMPLE, proj)
+    monkeypatch.chdir(proj)
+    irq("init")
+    irq("add", "lr-02", "-t", "t", "-p", "lr=0.2", "-p", "steps=20")
+    r = irq("submit", "lr-02")
+    assert "irq.toml is not committed" in r.out + r.err
+    assert run_all(irq)["lr-02"]["state"] == "DONE"
+    assert attempt(irq, "lr-02")["git_sha"] == "unknown"
