@@ -208,3 +208,14 @@ def test_status_prints_a_result_in_the_one_number_format(tmp_path, irq, seed_que
     con.close()
     rows = {x["id"]: x for x in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
     assert rows["Q-004"]["detail"] == "val_mse 0.06881"  # as `irq fetch` prints it (4 significant digits)
+
+
+def test_status_names_a_backend_that_did_not_answer_in_json_too(capsys):
+    from irq.cli import render
+    from irq.jobs.status import StatusReport
+    from irq.ui import UI
+
+    for as_json in (True, False):
+        render.status_page(UI(), StatusReport([], None, {"slurm:fasrc": "connection refused"}), as_json)
+        err = capsys.readouterr().err
+        assert "warning: slurm:fasrc did not answer (connection refused)" in err, (as_json, err)

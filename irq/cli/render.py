@@ -18,8 +18,6 @@ STATUS_COLUMNS = ("id", "title", "priority", "attempts", "job", "detail")
 def status(ui: UI, report: Any) -> None:
     """`irq status`: one table per state on a terminal; piped, one tab-separated line per
     experiment (state first), then job slots and the polling budget on stderr."""
-    for name, msg in report.unreachable.items():
-        ui.note(f"warning: {name} did not answer ({msg}); states shown as last known")
     if not report.rows:
         ui.note(EMPTY)
     for state, group in report.groups():
@@ -133,7 +131,10 @@ def demo(ui: UI, res: Any) -> None:
 
 
 def status_page(ui: UI, report: Any, as_json: bool) -> None:
-    """`irq status`: JSON (with what a limit folded away), or the tables and the lines after them."""
+    """`irq status`: JSON (with what a limit folded away), or the tables and the lines after them;
+    either way a backend that did not answer is named on stderr."""
+    for name, msg in report.unreachable.items():
+        ui.note(f"warning: {name} did not answer ({msg}); states shown as last known")
     if as_json:
         ui.json(status_json(report) | {"folded": report.folded})
         return
