@@ -143,3 +143,25 @@ def test_edit_retire_rm_from_the_command_line(irq, tmp_path):
     assert rows == {"Q-002"}
     with Ledger(tmp_path / "queue.db").transaction() as s:
         assert s.get(Attempt, 1) is None and Ledger.events(s, "Q-001") == []
+
+
+def test_edit_changes_a_command_and_the_parameters_it_reads(ledger):
+    add_experiment(ledger, "lr-01", "Small steps", params={"lr": 0.01}, command="python train.py --lr {lr}")
+    _, said = edit(ledger, "lr-01", Changes(params={"lr": 0.1, "warmup": 5},
+                                            command="python train.py --lr {lr} --warmup {warmup}"))
+    with ledger.transaction() as s:
+        e = Ledger.experiment(s, "lr-01")
+    assert e.command == "python train.py --lr {lr} --warmup {warmup}"
+    assert e.parameters == {"lr": 0.1, "warmup": 5}  # not bundled-trainer keys: fine for a command
+    assert any(x.startswith("command:") for x in said)
+    with pytest.raises(errors.UsageError, match="unknown placeholder"):
+        edit(ledger, "lr-01", Changes(command="python train.py --momentum {momentum}"))
+    with pytest.raises(errors.UsageError, match="unknown placeholder"):
+        edit(ledger, "lr-01", Changes(unset=["warmup"]))  # the command still reads {warmup}
+
+
+def test_edit_of_a_project_command_experiment_takes_any_parameter(ledger):
+    add_experiment(ledger, "lr-02", "Project command", params={"lr": 0.01}, default_command="python t.py --lr {lr}")
+    edit(ledger, "lr-02", Changes(params={"lr": 0.2}, default_command="python t.py --lr {lr}"))
+    with ledger.transaction() as s:
+        assert Ledger.experiment(s, "lr-02").parameters == {"lr": 0.2}

@@ -175,6 +175,7 @@ def edit(
     time: Optional[str] = typer.Option(None, "--time"),
     partition: Optional[str] = typer.Option(None, "--partition"),
     notes: Optional[str] = typer.Option(None, "--notes"),
+    command: Optional[str] = typer.Option(None, "--command", help="A new command; {name} placeholders as in `irq add`."),
 ) -> None:
     """Change an experiment that was never submitted; the change is kept as an event.
 
@@ -186,7 +187,8 @@ def edit(
     x = ctx(c)
     changes = Changes(title=title, hypothesis=hypothesis, notes=notes, priority=priority, config=config,
                       params=_params(param), unset=unset, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
-                      time=time, partition=partition, after=after)
+                      time=time, partition=partition, after=after, command=command,
+                      default_command=_config(x).project.command or "")
     exp, said = edit_(x.ledger(), exp_id, changes)
     x.ui.print(f"edited {exp.id}: " + "; ".join(said) if said else f"{exp.id}: nothing to change")
 

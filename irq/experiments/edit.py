@@ -159,6 +159,8 @@ class Changes:
     time: str | None = None
     partition: str | None = None
     after: list[str] | None = None
+    command: str | None = None  # a new command (placeholders checked against the parameters)
+    default_command: str = ""  # the project's [project] command, for experiments without their own
 
 
 def _changed_fields(exp: Experiment, ch: Changes) -> dict[str, Any]:
@@ -182,7 +184,13 @@ def _changed_fields(exp: Experiment, ch: Changes) -> dict[str, Any]:
         if key not in params:
             raise errors.UsageError(f"{exp.id} has no parameter {key!r}", f"`irq show {exp.id}` lists its parameters")
         del params[key]
-    check_parameters(params)
+    runs = ch.command if ch.command is not None else (exp.command or ch.default_command)
+    if runs:
+        check_command(runs, params)  # every placeholder still has a value
+        if ch.command is not None:
+            new["command"] = ch.command
+    else:
+        check_parameters(params)  # the bundled trainer runs: its keys, types and ranges
     if params != exp.parameters:
         new["parameters"] = params
     res = {**exp.resources, **resources(ch.gpus, ch.cpus, ch.memory, ch.time, ch.partition)}
