@@ -36,6 +36,20 @@ class Endpoint:
         return host_key_name(self.hostname, self.port)
 
 
+
+class AtEndpoint:
+    """What both SSH sessions (paramiko, OpenSSH) say about where they log in."""
+
+    endpoint: Endpoint
+
+    @property
+    def user(self) -> str:
+        return self.endpoint.user
+
+    @property
+    def where(self) -> str:
+        return f"{self.endpoint.user}@{self.endpoint.where}"
+
 def host_key_name(hostname: str, port: int) -> str:
     return hostname if port == 22 else f"[{hostname}]:{port}"
 

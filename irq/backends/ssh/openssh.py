@@ -35,7 +35,7 @@ from pathlib import Path
 
 from irq import errors
 from irq.backends.base import CallCounter
-from irq.backends.ssh.endpoint import _expand, resolve_endpoint
+from irq.backends.ssh.endpoint import AtEndpoint, _expand, resolve_endpoint
 from irq.config import ClusterConfig
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
@@ -95,7 +95,7 @@ def classify_ssh_failure(cluster: str, where: str, stderr: str) -> errors.Backen
                                errors.BackendError.default_hint)
 
 
-class OpenSSHSession:
+class OpenSSHSession(AtEndpoint):
     """Commands and files over the user's `ssh`, through the cluster's master connection."""
 
     def __init__(self, cfg: ClusterConfig, counter: CallCounter | None = None,
@@ -104,15 +104,6 @@ class OpenSSHSession:
         self.counter = counter if counter is not None else CallCounter()
         self.command_timeout = command_timeout
         self.endpoint = resolve_endpoint(cfg)
-
-    # ------------------------------------------------------------------ identity
-    @property
-    def user(self) -> str:
-        return self.endpoint.user
-
-    @property
-    def where(self) -> str:
-        return f"{self.endpoint.user}@{self.endpoint.where}"
 
     def __enter__(self) -> "OpenSSHSession":
         return self

@@ -28,6 +28,7 @@ from irq import errors
 from irq.backends.base import CallCounter
 from irq.backends.ssh.auth import Prompt, authenticate
 from irq.backends.ssh.endpoint import (
+    AtEndpoint,
     Endpoint,
     _load_ssh_config,
     _resolve_hop,
@@ -45,7 +46,7 @@ DEFAULT_COMMAND_TIMEOUT = 120.0  # seconds an exec may take before the connectio
 RECONNECT_HINT = "irq keeps every experiment as it was; the next command or daemon cycle reconnects"
 
 
-class SSHSession:
+class SSHSession(AtEndpoint):
     """One SSH connection (plus one SFTP channel when needed), opened on first use.
 
     ``run(cmd)`` executes a command (a list: every element quoted; or a string taken as is)
@@ -67,14 +68,6 @@ class SSHSession:
         self._sftp: paramiko.SFTPClient | None = None
 
     # ------------------------------------------------------------------ connection
-    @property
-    def user(self) -> str:
-        return self.endpoint.user
-
-    @property
-    def where(self) -> str:
-        return f"{self.endpoint.user}@{self.endpoint.where}"
-
     def __enter__(self) -> "SSHSession":
         self.connect()
         return self
