@@ -46,7 +46,7 @@ def show(ui: UI, v: Any) -> None:
     """`irq show`: the definition as bullets, one panel per attempt; every value verbatim."""
     from rich.panel import Panel
 
-    from irq.formats.export import attempt_lines, definition_lines
+    from irq.formats.blocks import attempt_lines, definition_lines
 
     e = v.experiment
     ui.styled((f"{e.id}: {e.title}", "bold"), ("  ", ""), (e.state, STATE_STYLE.get(e.state, "white")))
