@@ -73,24 +73,24 @@ def config_data(explicit: Path | None = None, start: Path | None = None) -> tupl
 
 
 @dataclass(frozen=True)
-class Headline:
-    """The project's headline metric and whether lower ("min") or higher ("max") is better."""
+class ReadSettings:
+    """What read-only views use of irq.toml: the headline metric, whether lower ("min") or higher
+    ("max") is better, and the project file (its folder holds the project's templates/)."""
 
     metric: str = DEFAULT_METRIC
     goal: str = "min"
+    file: Path | None = None
 
 
-def headline(explicit: Path | None = None) -> Headline:
+def read_settings(explicit: Path | None = None) -> ReadSettings:
     """[project] metric and goal, without pydantic when both are plainly valid."""
-    data, _ = config_data(explicit)
+    data, path = config_data(explicit)
     project = data.get("project", {})
     if isinstance(project, dict):
         metric, goal = project.get("metric", DEFAULT_METRIC), project.get("goal", "min")
         if isinstance(metric, str) and metric and metric.isprintable() and goal in GOALS:
-            return Headline(metric, goal)
-    from irq.config import (
-        load_config,  # raises the precise error (or takes what it accepts)
-    )
+            return ReadSettings(metric, goal, path)
+    from irq.config import load_config
 
-    p = load_config(explicit).project
-    return Headline(p.metric, p.goal)
+    p = load_config(explicit).project  # raises the precise error (or takes what it accepts)
+    return ReadSettings(p.metric, p.goal, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from irq import errors
-from irq.config_files import Headline, headline
+from irq.config_files import ReadSettings, read_settings
 
 
 @pytest.fixture(autouse=True)
@@ -14,14 +14,15 @@ def no_user_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("", Headline("val_mse", "min")),
-    ('[project]\nmetric = "accuracy"\ngoal = "max"\n', Headline("accuracy", "max")),
-    ('[project]\nmetric = "loss"\n', Headline("loss", "min")),
-    ('[local]\nslots = 2\n[project]\ngoal = "max"\n', Headline("val_mse", "max")),
+    ("", ReadSettings("val_mse", "min")),
+    ('[project]\nmetric = "accuracy"\ngoal = "max"\n', ReadSettings("accuracy", "max")),
+    ('[project]\nmetric = "loss"\n', ReadSettings("loss", "min")),
+    ('[local]\nslots = 2\n[project]\ngoal = "max"\n', ReadSettings("val_mse", "max")),
 ])
 def test_headline_of_valid_files(tmp_path, text, expected):
     (tmp_path / "irq.toml").write_text(text)
-    assert headline() == expected
+    got = read_settings()
+    assert (got.metric, got.goal) == (expected.metric, expected.goal) and got.file == (tmp_path / "irq.toml")
 
 
 @pytest.mark.parametrize("text,words", [
@@ -35,7 +36,7 @@ def test_headline_of_valid_files(tmp_path, text, expected):
 def test_a_bad_headline_gets_the_validated_error(tmp_path, text, words):
     (tmp_path / "irq.toml").write_text(text)
     with pytest.raises(errors.ConfigError) as exc:
-        headline()
+        read_settings()
     assert words in str(exc.value.message) + str(exc.value.hint)
 
 
@@ -44,4 +45,5 @@ def test_the_user_file_is_merged_under_the_project_file(tmp_path, monkeypatch):
     user.write_text('[project]\nmetric = "acc"\ngoal = "max"\n')
     monkeypatch.setenv("IRQ_USER_CONFIG", str(user))
     (tmp_path / "irq.toml").write_text('[project]\ngoal = "min"\n')
-    assert headline() == Headline("acc", "min")
+    got = read_settings()
+    assert (got.metric, got.goal, got.file) == ("acc", "min", tmp_path / "irq.toml")

@@ -61,11 +61,11 @@ def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
       irq show Q-004
       irq show Q-004 --json
     """
-    from irq.config_files import headline
+    from irq.config_files import read_settings
     from irq.experiments.views import show as show_
 
     x = ctx(c)
-    v = show_(x.db, exp_id, headline(x.config).metric)  # the read path: no ORM or pydantic, read-only ledgers too
+    v = show_(x.db, exp_id, read_settings(x.config).metric)  # the read path: no ORM or pydantic, read-only ledgers too
     if as_json:
         x.ui.json(render.show_json(v))
     else:

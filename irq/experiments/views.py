@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from irq.formats.blocks import headline
 from irq.ledger import reader
 from irq.ledger.reader import Record, records
 from irq.ledger.states import ACTIVE_STATES, State, Waiting, waiting
@@ -223,13 +224,3 @@ def _detail(r: Record, states: dict[str, str]) -> str:
     if r.state == _DONE:
         return f"{r.val_key} {num(r.val)}" if r.val is not None else ""
     return r.attempt_state
-
-
-def headline(results: dict[str, Any], metric: str) -> str:
-    """'val_mse 0.0171' (or its mean over seeds) from an attempt's results; '' without it."""
-    from irq.ui import num
-
-    for key in (metric, f"{metric}_mean", "Validation MSE" if metric == "val_mse" else None):
-        if key and results.get(key) is not None:
-            return f"{metric if key == 'Validation MSE' else key} {num(results[key])}"  # the seed's label
-    return ""

@@ -142,3 +142,18 @@ def queued_mark(e: Any) -> str:
     if queue_entry(e) is Waiting.HELD:
         return "HELD - until fixed"
     return e.annotations.get("queued_mark", "QUEUED - waiting for a slot")
+
+
+DERIVED_KEYS = ("Headline", "Report")  # a DONE entry's lines computed from the ledger; import skips them
+
+
+def headline(results: dict[str, Any], metric: str) -> str:
+    """'val_mse 0.0171' (or its mean over seeds) from an attempt's results; '' without it. The one
+    form of the project's headline metric in status, show, fetch and queue.md."""
+    from irq.ui import num
+
+    for key in (metric, f"{metric}_mean", "Validation MSE" if metric == "val_mse" else None):
+        value = results.get(key) if key else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"{metric if key == 'Validation MSE' else key} {num(value)}"  # the seed's label
+    return ""
