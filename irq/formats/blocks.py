@@ -32,6 +32,17 @@ class BlockView:
     heading: str
     lines: list[Line]
 
+    @property
+    def text(self) -> str:
+        """The block as markdown: its heading, a bullet per line, children indented under it.
+        Built here rather than in a Jinja macro: queue.md has tens of thousands of blocks, and a
+        macro call per block was most of the export's time."""
+        out = [f"### {self.heading}\n"]
+        for ln in self.lines:
+            out.append(f"- **{ln.key}**: {ln.value}\n" if ln.value else f"- **{ln.key}**:\n")
+            out.extend(f"  - {k}: {v}\n" for k, v in ln.children)
+        return "".join(out)
+
 
 def definition_lines(e: Any) -> list[Line]:
     ann = e.annotations
