@@ -2,9 +2,10 @@
 
 Builds (by script, in a temporary folder) a ledger of 10,000 experiments with 5 attempts each
 (50,000 attempts, one seed per attempt, metrics as irq fetch stores them), then measures the CPU
-time (user + system, of the child process) of `irq --help` and of `irq results` in the same run,
-and prints each as a ratio to the start-up. Also times the summaries alone (10,000 resamples of
-every experiment's mean, with every other summary statistic) in this process.
+time (user + system, of the child process) of `irq --help` and of `irq results` (also against a
+baseline: 9,999 comparisons) in the same run, and prints each as a ratio to the start-up. Also
+times the summaries alone (10,000 resamples of every experiment's mean, with every other summary
+statistic) in this process.
 
     .venv/bin/python bench/bench_results.py [--experiments 10000] [--attempts 5] [--runs 3] [--before DIR]
 
@@ -104,6 +105,7 @@ def main() -> None:
             "irq results --format csv": irq + ["results", "--format", "csv"],
             "irq results": irq + ["results"],
             "irq results --format csv --resamples 1000": irq + ["results", "--format", "csv", "--resamples", "1000"],
+            "irq results --format csv --baseline Q-00001": irq + ["results", "--format", "csv", "--baseline", "Q-00001"],
         }
         base: list[float] = []
         print(f"{'command':53} {'CPU s':>7} {'wall s':>7} {'CPU / start-up':>15}   (median of {args.runs})")

@@ -32,12 +32,13 @@ def results(
     Example: irq results --baseline Q-001 --criterion "val_mse -20%"
     """
     from irq.cli.results_render import print_results
+    from irq.config_files import read_settings
     from irq.results.service import answer
 
     if fmt not in FORMATS:
         raise errors.UsageError(f"unknown format {fmt!r}", "use " + ", ".join(FORMATS))
-    x = ctx(c)
-    ans = answer(x.ledger(), _config(x), ids, metric, baseline, list(criterion or []), threshold, resamples)
+    x = ctx(c)  # the read path: no ORM or pydantic, read-only ledgers too
+    ans = answer(x.db, read_settings(x.config), ids, metric, baseline, list(criterion or []), threshold, resamples)
     print_results(x.ui, ans, fmt)
 
 
@@ -75,16 +76,17 @@ def plot(
 
     Example: irq plot curves Q-001 Q-003
     """
+    from irq.config_files import read_settings
     from irq.results import plots
     from irq.results.collect import collect
-    from irq.results.service import metric_goal
+    from irq.results.service import metric_goal, project_root
 
     if kind not in plots.KINDS:
         raise errors.UsageError(f"unknown plot kind {kind!r}", "kinds: " + ", ".join(plots.KINDS))
     x = ctx(c)
-    config = _config(x)
-    metric, goal = metric_goal(config, metric)
-    exps = [e for e in collect(x.ledger(), config.root, list(ids or []) or None) if ids or e.runs]
+    settings = read_settings(x.config)
+    metric, goal = metric_goal(settings, metric)
+    exps = [e for e in collect(x.db, project_root(settings), list(ids or []) or None) if ids or e.runs]
     if not exps:
         raise errors.IrqError("no experiment has fetched results to plot", "`irq fetch` brings them in")
     paths = plots.save(plots.make(kind, exps, metric, goal), out, kind)
@@ -106,15 +108,16 @@ def report(
 
     Example: irq report --baseline Q-001
     """
+    from irq.config_files import read_settings
     from irq.results.report import write
-    from irq.results.service import metric_goal, with_baseline
+    from irq.results.service import metric_goal, project_root, with_baseline
 
     if criterion and not baseline:
         raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
     x = ctx(c)
-    config = _config(x)
-    metric, goal = metric_goal(config, metric)
-    rep = write(x.ledger(), config.root, out, metric, goal, baseline, list(criterion or []),
+    settings = read_settings(x.config)
+    metric, goal = metric_goal(settings, metric)
+    rep = write(x.db, project_root(settings), out, metric, goal, baseline, list(criterion or []),
                 with_baseline(ids, baseline), threshold)
     x.ui.print(f"wrote {rep.path} ({len(rep.table.rows)} experiments, {len(rep.verdicts)} verdicts, "
                f"{len(rep.figures) // 2} figures)")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from irq.results.collect import ExperimentRuns, load_curve
-from irq.results.stats import RESAMPLES, summarise
+from irq.results.stats import RESAMPLES, Summary, summarise
 
 KINDS = ("curves", "final", "conditioning", "energy")
 UNITS = {"val_mse": "MSE", "train_mse": "MSE", "best_val_mse": "MSE", "test_mse": "MSE", "ood_mse": "MSE",
@@ -96,11 +96,14 @@ def curves(exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min
     return fig
 
 
-def final(exps: list[ExperimentRuns], metric: str = "val_mse", resamples: int = RESAMPLES):
+def final(exps: list[ExperimentRuns], metric: str = "val_mse", resamples: int = RESAMPLES,
+          summaries: list[Summary] | None = None):
+    """`summaries`: the results table's, one per experiment of `exps` (`irq report` has them
+    already: the bootstrap is not run twice)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(exps) + 2), 4.5))
-    groups = [[r.value(metric) for r in e.values(metric)[0]] for e in exps]
-    sums = summarise(groups, resamples)
+    groups = [e.measured(metric)[1] for e in exps]
+    sums = summaries if summaries is not None else summarise(groups, resamples)
     jitter = np.random.default_rng(0)
     for i, (e, vals, s) in enumerate(zip(exps, groups, sums)):
         if not vals:
@@ -199,11 +202,12 @@ def energy(exps: list[ExperimentRuns]):
     return fig
 
 
-def make(kind: str, exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min") -> Any:
+def make(kind: str, exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min",
+         summaries: list[Summary] | None = None) -> Any:
     if kind == "curves":
         return curves(exps, metric, goal)
     if kind == "final":
-        return final(exps, metric)
+        return final(exps, metric, summaries=summaries)
     if kind == "conditioning":
         return conditioning(exps)
     if kind == "energy":

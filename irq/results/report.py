@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from irq.formats.export import REPORT_META, report_record
-from irq.ledger.database import Ledger
 from irq.results import plots
-from irq.results.collect import ExperimentRuns, collect
+from irq.results.collect import collect
 from irq.results.stats import RESAMPLES
 from irq.results.table import Table, build, num, to_markdown
-from irq.results.verdict import Verdict, judge, parse_criterion
+from irq.results.verdict import Verdict, verdicts
 
 
 @dataclass
@@ -28,21 +28,6 @@ class Report:
     skipped: list[str] = field(default_factory=list)  # figure kinds with nothing to show, and why
 
 
-def verdicts(exps: list[ExperimentRuns], table: Table, criteria: list[str],
-             resamples: int = RESAMPLES) -> list[Verdict]:
-    """One verdict per criterion and non-baseline experiment (each on the criterion's metric)."""
-    if not criteria or not table.baseline:
-        return []
-    out = []
-    for text in criteria:
-        c = parse_criterion(text, table.metric)
-        vals = {e.id: [r.value(c.metric) for r in e.values(c.metric)[0]] for e in exps}
-        for e in exps:
-            if e.id != table.baseline:
-                out.append(judge(e.id, vals[e.id], table.baseline, vals[table.baseline], c, resamples))
-    return out
-
-
 def _shows_something(kind: str, fig) -> bool:
     axes = fig.get_axes()
     if kind == "conditioning":
@@ -52,15 +37,17 @@ def _shows_something(kind: str, fig) -> bool:
     return any(ax.lines for ax in axes)
 
 
-def write(ledger: Ledger, root: Path, out: Path, metric: str, goal: str = "min", baseline: str | None = None,
+def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseline: str | None = None,
           criteria: list[str] | None = None, ids: list[str] | None = None, threshold: float | None = None,
           resamples: int = RESAMPLES) -> Report:
-    exps = collect(ledger, root, ids)
+    """Read the ledger (`db`: its file, or a Ledger) on the read path, write the summary and its
+    figures, then record the report in the ledger's meta table: the one write, through the ORM."""
+    exps = collect(db, root, ids)
     table = build(exps, metric, goal, baseline, threshold, resamples)
     rep = Report(out, table, verdicts(exps, table, criteria or [], resamples))
     fig_dir = out.parent / "figures"
     for kind in plots.KINDS:
-        fig = plots.make(kind, exps, metric, goal)
+        fig = plots.make(kind, exps, metric, goal, [r.summary for r in table.rows])
         if _shows_something(kind, fig):
             rep.figures.extend(plots.save(fig, fig_dir, kind))
         else:
@@ -72,7 +59,17 @@ def write(ledger: Ledger, root: Path, out: Path, metric: str, goal: str = "min",
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(rep, out.parent), encoding="utf-8")
     # queue.md's DONE entries link here (formats/export.py) until the next report
-    ledger.set_meta(REPORT_META, report_record(out, rep.figures, [r.id for r in table.rows]))
+    record = report_record(out, rep.figures, [r.id for r in table.rows])
+    if hasattr(db, "set_meta"):
+        db.set_meta(REPORT_META, record)
+    else:
+        from irq.ledger.database import Ledger
+
+        ledger = Ledger(Path(db))
+        try:
+            ledger.set_meta(REPORT_META, record)
+        finally:
+            ledger.close()
     return rep
 
 

@@ -1,13 +1,21 @@
-"""The results commands' work, apart from their rendering: what `irq results` and `irq sweep` answer."""
+"""The results commands' work, apart from their rendering: what `irq results` and `irq sweep` answer.
+
+`irq results` only reads: the ledger on the stdlib read path and, of irq.toml, the headline metric
+and its goal (irq/config_files.py), so it imports neither SQLAlchemy nor pydantic and works on a
+ledger the user may only read. `irq sweep` writes, through the Ledger and the validated config.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irq import errors
-from irq.config import Config
-from irq.ledger.database import Ledger
+from irq.config_files import ReadSettings
+
+if TYPE_CHECKING:
+    from irq.config import Config
+    from irq.ledger.database import Ledger
 
 
 @dataclass
@@ -28,9 +36,14 @@ class SweepOutcome:
     created: bool
 
 
-def metric_goal(config: Config, metric: str | None) -> tuple[str, str]:
+def metric_goal(settings: ReadSettings, metric: str | None) -> tuple[str, str]:
     """The metric to compare (the flag, else irq.toml's [project] metric) and its direction."""
-    return metric or config.project.metric, config.project.goal
+    return metric or settings.metric, settings.goal
+
+
+def project_root(settings: ReadSettings) -> Path:
+    """The folder run directories are relative to: irq.toml's, else the current one (as irq.config)."""
+    return settings.file.parent if settings.file is not None else Path.cwd()
 
 
 def with_baseline(ids: list[str] | None, baseline: str | None) -> list[str] | None:
@@ -41,20 +54,21 @@ def with_baseline(ids: list[str] | None, baseline: str | None) -> list[str] | No
     return wanted or None
 
 
-def answer(ledger: Ledger, config: Config, ids: list[str] | None, metric: str | None, baseline: str | None,
+def answer(db: Path, settings: ReadSettings, ids: list[str] | None, metric: str | None, baseline: str | None,
            criteria: list[str], threshold: float | None, resamples: int) -> ResultsAnswer:
-    """Collect every experiment's runs, summarise them, and judge the stated criteria."""
+    """Collect every experiment's runs from the ledger file `db`, summarise them, and judge the
+    stated criteria."""
     from irq.results.collect import collect
     from irq.results.table import build
 
     if criteria and not baseline:
         raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
-    metric, goal = metric_goal(config, metric)
-    exps = collect(ledger, config.root, with_baseline(ids, baseline))
+    metric, goal = metric_goal(settings, metric)
+    exps = collect(db, project_root(settings), with_baseline(ids, baseline))
     table = build(exps, metric, goal, baseline, threshold, resamples)
     if not criteria:
         return ResultsAnswer(table, [], metric, goal)
-    from irq.results.report import verdicts
+    from irq.results.verdict import verdicts
 
     return ResultsAnswer(table, verdicts(exps, table, criteria, resamples), metric, goal)
 

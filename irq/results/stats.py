@@ -10,7 +10,8 @@
   stratified bootstrap does), Welch's t-test (scipy.stats.ttest_ind(equal_var=False)), the
   probability of improvement (scipy.stats.mannwhitneyu's U over nx*nb, rliable's definition),
   Hedges' g (numpy: scipy.stats has no effect size) and rank consistency over the seeds every
-  compared experiment ran.
+  compared experiment ran. The experiments with the same number of seeds are compared together:
+  one scipy call per block, along its rows, each row getting what it would get alone.
 
 Random draws come from fixed seeds, so the same ledger gives the same table every time.
 scipy.stats is imported only when a statistic needs it (its import alone costs several CLI
@@ -18,7 +19,7 @@ start-ups): a table of single runs never loads it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,8 +78,9 @@ def summarise_rows(x: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) 
         cols["iqm"] = stats.trim_mean(x, 0.25, axis=1)
     note = ("n = 1: no spread, so no interval" if n == 1 else
             f"n = {n}: no IQM below n = {IQM_MIN_N}" if n < IQM_MIN_N else "")
-    return [Summary(n, float(mean[r]), min=float(lo_[r]), max=float(hi_[r]), median=float(med[r]), note=note,
-                    **{key: float(v[r]) for key, v in cols.items()}) for r in range(k)]
+    cols.update(mean=mean, min=lo_, max=hi_, median=med)
+    names, columns = list(cols), [v.tolist() for v in cols.values()]  # Python floats, converted in C
+    return [Summary(n, note=note, **dict(zip(names, r))) for r in zip(*columns)]
 
 
 def intervals(x: np.ndarray, mean: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
@@ -108,21 +110,32 @@ def bootstrap_mean_ci(x: np.ndarray, resamples: int = RESAMPLES, seed: int = SEE
     so each row's interval is a proper bootstrap interval and the rows of one call share their
     draws. The rows go to scipy in blocks that bound the memory (the bootstrap distribution of a
     call is rows x resamples: 800 MB for 10,000 experiments at once); every block starts from the
-    same seed, derived from `seed` and n, so an experiment's interval depends on its own values
-    only, never on which other experiments are in the table.
+    same seed, derived from `seed` and n, and draws in the same batches, so an experiment's
+    interval depends on its own values only, never on which other experiments are in the table.
     """
     from scipy import stats
 
     k, n = x.shape
     rows = max(1, BLOCK // resamples)
-    batch = max(1, BLOCK // (min(rows, k) * n))
+    batch = max(1, BLOCK // (rows * n))
     low, high = np.empty(k), np.empty(k)
-    for a in range(0, k, rows):
-        res = stats.bootstrap((x[a:a + rows],), np.mean, n_resamples=resamples, batch=batch, vectorized=True,
+    for sl, blk in _blocks(x, rows):
+        res = stats.bootstrap((blk,), np.mean, n_resamples=resamples, batch=batch, vectorized=True,
                               axis=-1, confidence_level=CONFIDENCE, method="percentile",
                               rng=np.random.default_rng([seed, n]))
-        low[a:a + rows], high[a:a + rows] = res.confidence_interval
+        m = sl.stop - sl.start
+        low[sl], high[sl] = res.confidence_interval.low[:m], res.confidence_interval.high[:m]
     return low, high
+
+
+def _blocks(x: np.ndarray, rows: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """The rows of x in blocks of at most `rows`, each at least two deep: a block of one row goes
+    twice. (numpy sums a resampled block of one row pairwise and a deeper block seed after seed;
+    past eight seeds the two differ in the last bit, and an experiment's interval would depend on
+    how many others share its block.)"""
+    for a in range(0, len(x), rows):
+        blk = x[a:a + rows]
+        yield slice(a, a + len(blk)), (np.concatenate([blk, blk]) if len(blk) == 1 else blk)
 
 
 @dataclass
@@ -145,26 +158,35 @@ class Comparison:
     note: str = ""
 
 
-def relative_difference_intervals(x: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES,
-                                  seed: int = SEED) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The two-sided 95 % interval and the one-sided 95 % bounds of mean(x) / mean(b) - 1.
+def _ratio(xs: np.ndarray, bs: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(xs, axis=axis) / np.mean(bs, axis=axis) - 1.0
 
-    One scipy.stats.bootstrap(paired=False) distribution: each sample is resampled separately
-    (stratified). The one-sided 95 % bounds are the ends of the two-sided 90 % percentile interval
-    of that same distribution (scipy re-reads it: bootstrap_result, n_resamples=0).
+
+def relative_difference_intervals(x: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
+                                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For every row of x (experiments with the same number of seeds) against the baseline's values
+    b: the two-sided 95 % interval of mean(x) / mean(b) - 1 and its one-sided 95 % bounds, as
+    arrays (low, high, bound_low, bound_high).
+
+    One scipy.stats.bootstrap(paired=False) distribution per row: each sample is resampled
+    separately (stratified). The one-sided 95 % bounds are the ends of the two-sided 90 % percentile
+    interval of that same distribution (scipy re-reads it: bootstrap_result, n_resamples=0). Rows
+    go to scipy in blocks, each starting from `seed`: the draws do not depend on the block.
     """
     from scipy import stats
 
-    def ratio(xs: np.ndarray, bs: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.mean(xs, axis=axis) / np.mean(bs, axis=axis) - 1.0
-
     kw = {"vectorized": True, "paired": False, "axis": -1, "method": "percentile"}
-    res = stats.bootstrap((x, b), ratio, n_resamples=resamples, confidence_level=CONFIDENCE,
-                          rng=np.random.default_rng(seed), **kw)
-    one = stats.bootstrap((x, b), ratio, n_resamples=0, bootstrap_result=res, confidence_level=1 - 2 * (1 - CONFIDENCE),
-                          **kw)
-    ci, bounds = res.confidence_interval, one.confidence_interval
-    return (float(ci.low), float(ci.high)), (float(bounds.low), float(bounds.high))
+    rows = max(1, BLOCK // (resamples * max(x.shape[1], len(b))))
+    out = [np.empty(len(x)) for _ in range(4)]
+    for sl, blk in _blocks(x, rows):
+        res = stats.bootstrap((blk, b), _ratio, n_resamples=resamples, confidence_level=CONFIDENCE,
+                              rng=np.random.default_rng(seed), **kw)
+        one = stats.bootstrap((blk, b), _ratio, n_resamples=0, bootstrap_result=res,
+                              confidence_level=1 - 2 * (1 - CONFIDENCE), **kw)
+        m = sl.stop - sl.start
+        for o, v in zip(out, (*res.confidence_interval, *one.confidence_interval)):
+            o[sl] = v[:m]
+    return out[0], out[1], out[2], out[3]
 
 
 def hedges_g(x: np.ndarray, b: np.ndarray) -> float | None:
@@ -195,32 +217,59 @@ def probability_of_improvement(x: np.ndarray, b: np.ndarray, goal: str = "min") 
 
 def compare(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float], goal: str = "min",
             resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
+    return compare_many([exp_id], [x], baseline_id, b, goal, resamples, seed)[0]
+
+
+def compare_many(ids: Sequence[str], xs: Sequence[Sequence[float]], baseline_id: str, b: Sequence[float],
+                 goal: str = "min", resamples: int = RESAMPLES, seed: int = SEED) -> list[Comparison]:
+    """Every experiment against the baseline. The experiments with the same number of seeds go
+    through scipy together (one Welch test, one Mann-Whitney U and one bootstrap per block, along
+    the rows), and each gets what it would get alone."""
+    ba = np.asarray(b, dtype=float)
+    out = [Comparison(i, baseline_id, len(x), len(ba)) for i, x in zip(ids, xs)]
+    by_n: dict[int, list[int]] = {}
+    for k, x in enumerate(xs):
+        by_n.setdefault(len(x), []).append(k)
+    for n, idx in by_n.items():
+        x = np.array([xs[k] for k in idx], dtype=float).reshape(len(idx), n)
+        _compare_rows(x, ba, [out[k] for k in idx], goal, resamples, seed)
+    return out
+
+
+def _compare_rows(x: np.ndarray, ba: np.ndarray, cs: list[Comparison], goal: str, resamples: int, seed: int) -> None:
     from scipy import stats
 
-    xa, ba = np.asarray(x, dtype=float), np.asarray(b, dtype=float)
-    c = Comparison(exp_id, baseline_id, len(xa), len(ba))
-    if len(xa) == 0 or len(ba) == 0:
-        c.note = "no values" if len(xa) == 0 else "the baseline has no values"
-        return c
+    n, nb = x.shape[1], len(ba)
+    if n == 0 or nb == 0:
+        for c in cs:
+            c.note = "no values" if n == 0 else "the baseline has no values"
+        return
     mb = float(np.mean(ba))
-    if mb == 0:
-        c.note = "the baseline's mean is 0: no relative difference"
-    else:
-        c.rel_diff = float(np.mean(xa)) / mb - 1.0
-    c.prob_improvement = probability_of_improvement(xa, ba, goal)
-    if len(xa) < 2 or len(ba) < 2:
-        c.note = c.note or f"n = {min(len(xa), len(ba))}: no interval and no test from one seed"
-        return c
-    c.hedges_g = hedges_g(xa, ba)
-    if np.var(xa) == 0 and np.var(ba) == 0:
-        c.note = c.note or "no spread in either: no test"
-    else:
-        t = stats.ttest_ind(xa, ba, equal_var=False)
-        c.welch_t, c.welch_p = float(t.statistic), float(t.pvalue)
-    if c.rel_diff is not None:
-        (c.rel_low, c.rel_high), (c.rel_bound_low, c.rel_bound_high) = relative_difference_intervals(
-            xa, ba, resamples, seed)
-    return c
+    rel = x.mean(axis=1) / mb - 1.0 if mb != 0 else None
+    # P(better): U / (nx nb), U counting the pairs where x is better (ties half); rliable's definition
+    u = (stats.mannwhitneyu(ba, x, axis=-1) if goal == "min" else stats.mannwhitneyu(x, ba, axis=-1)).statistic
+    for r, c in enumerate(cs):
+        c.prob_improvement = float(u[r] / (n * nb))
+        if rel is None:
+            c.note = "the baseline's mean is 0: no relative difference"
+        else:
+            c.rel_diff = float(rel[r])
+    if n < 2 or nb < 2:
+        for c in cs:
+            c.note = c.note or f"n = {min(n, nb)}: no interval and no test from one seed"
+        return
+    tested = (np.var(x, axis=1) > 0) | (np.var(ba) > 0)
+    if tested.any():
+        t = stats.ttest_ind(x[tested], ba, equal_var=False, axis=-1)
+        for c, ts, p in zip((c for c, ok in zip(cs, tested) if ok), t.statistic, t.pvalue):
+            c.welch_t, c.welch_p = float(ts), float(p)
+    ci = relative_difference_intervals(x, ba, resamples, seed) if rel is not None else None
+    for r, c in enumerate(cs):
+        c.hedges_g = hedges_g(x[r], ba)
+        if not tested[r]:
+            c.note = c.note or "no spread in either: no test"
+        if ci is not None:
+            c.rel_low, c.rel_high, c.rel_bound_low, c.rel_bound_high = (float(v[r]) for v in ci)
 
 
 @dataclass

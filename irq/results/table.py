@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from irq.results.collect import ExperimentRuns, Missing, load_curve
+from irq.results.collect import ExperimentRuns, Missing, Run, gc_paused, load_curve
 from irq.results.stats import (
     RESAMPLES,
     Comparison,
     Summary,
-    compare,
+    compare_many,
     rank_consistency,
     steps_to_threshold,
     summarise,
@@ -63,26 +63,14 @@ def build(exps: list[ExperimentRuns], metric: str, goal: str = "min", baseline: 
           threshold: float | None = None, resamples: int = RESAMPLES) -> Table:
     from irq import errors
 
-    per: list[tuple[ExperimentRuns, list, list[Missing]]] = [(e, *e.values(metric)) for e in exps]
-    values = [[r.value(metric) for r in have] for _e, have, _m in per]
-    sums = summarise(values, resamples)
-    rows: list[Row] = []
-    for (e, have, missing), vals, s in zip(per, values, sums):
-        trivial = {}
-        for key, label in TRIVIAL:
-            got = [v for v in (r.value(key) for r in have) if v is not None]
-            if got:
-                trivial[label] = statistics.fmean(got)
-        rows.append(Row(
-            id=e.id, title=e.title, state=e.state, summary=s,
-            values=[{"attempt": r.attempt, "seed": r.seed, "value": v, "commit": r.git_sha} for r, v in zip(have, vals)],
-            attempts=sorted({r.attempt for r in have}), seeds=sorted({r.seed for r in have if r.seed is not None}),
-            commits=sorted({r.git_sha[:12] for r in have if r.git_sha}), missing=[str(m) for m in missing],
-            trivial=trivial,
-        ))
+    with gc_paused():
+        measured = [e.measured(metric) for e in exps]
+        sums = summarise([vals for _have, vals, _m in measured], resamples)
+        rows = [_row(e, have, vals, missing, s) for e, (have, vals, missing), s in zip(exps, measured, sums)]
     t = Table(metric, goal, baseline, rows, threshold=threshold, resamples=resamples)
+    per = [(e, have, vals) for e, (have, vals, _m) in zip(exps, measured)]
     if threshold is not None:
-        for (e, have, _m), row in zip(per, rows):
+        for (e, have, _v), row in zip(per, rows):
             steps = [steps_to_threshold(load_curve(r), metric, threshold, goal) for r in have]
             got = [s for s in steps if s is not None]
             row.reached = f"{len(got)}/{len(steps)}"
@@ -92,16 +80,30 @@ def build(exps: list[ExperimentRuns], metric: str, goal: str = "min", baseline: 
         if base is None:
             raise errors.UsageError(f"the baseline {baseline} is not among the experiments shown",
                                     f"name it too: irq results {baseline} ... --baseline {baseline}")
-        b = [r.value(metric) for r in base[1]]
-        for (e, have, _m), row in zip(per, rows):
-            if e.id != baseline:
-                row.comparison = compare(e.id, [r.value(metric) for r in have], baseline, b, goal, resamples)
-        rc = rank_consistency({e.id: {r.seed: r.value(metric) for r in have if r.seed is not None}
-                               for e, have, _m in per if have}, goal)
+        others = [(row, vals) for (e, _h, vals), row in zip(per, rows) if e.id != baseline]
+        found = compare_many([row.id for row, _v in others], [v for _r, v in others], baseline, base[2], goal, resamples)
+        for (row, _v), c in zip(others, found):
+            row.comparison = c
+        rc = rank_consistency({e.id: {r.seed: v for r, v in zip(have, vals) if r.seed is not None}
+                               for e, have, vals in per if have}, goal)
         t.paired_seeds, t.rank_note = rc.seeds, rc.note
         for row in rows:
             row.first_in = rc.first.get(row.id) if rc.seeds else None
     return t
+
+
+def _row(e: ExperimentRuns, have: list[Run], vals: list[float], missing: list[Missing], s: Summary) -> Row:
+    trivial = {}
+    for key, label in TRIVIAL:
+        got = [v for v in (r.value(key) for r in have) if v is not None]
+        if got:
+            trivial[label] = statistics.fmean(got)
+    return Row(
+        id=e.id, title=e.title, state=e.state, summary=s,
+        values=[{"attempt": r.attempt, "seed": r.seed, "value": v, "commit": r.git_sha} for r, v in zip(have, vals)],
+        attempts=sorted({r.attempt for r in have}), seeds=sorted({r.seed for r in have if r.seed is not None}),
+        commits=sorted({r.git_sha[:12] for r in have if r.git_sha}), missing=[str(m) for m in missing],
+        trivial=trivial)
 
 
 # -- renderings ---------------------------------------------------------------------------

@@ -12,11 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from irq import errors
 from irq.results.stats import RESAMPLES, SEED, Comparison, compare
+
+if TYPE_CHECKING:
+    from irq.results.collect import ExperimentRuns
+    from irq.results.table import Table
 
 ALPHA = 0.05
 CRITERION = re.compile(r"^\s*(?:(?P<metric>[A-Za-z_][\w.]*)\s*)?(?P<sign>[-+−])\s*(?P<pct>\d+(?:\.\d+)?)\s*%\s*$")
@@ -64,10 +69,12 @@ def pct(v: float | None, signed: bool = True) -> str:
 
 
 def judge(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float], criterion: Criterion,
-          resamples: int = RESAMPLES, seed: int = SEED) -> Verdict:
+          resamples: int = RESAMPLES, seed: int = SEED, comparison: Comparison | None = None) -> Verdict:
+    """`comparison`: the results table's comparison of the same values (same resamples and seed),
+    so its bootstrap is not run a second time."""
     from scipy import stats
 
-    c = compare(exp_id, x, baseline_id, b, "min", resamples, seed)
+    c = comparison or compare(exp_id, x, baseline_id, b, "min", resamples, seed)
     xa, ba = np.asarray(x, dtype=float), np.asarray(b, dtype=float)
     target = 1 + criterion.change
     p_met = p_not = None
@@ -106,3 +113,23 @@ def judge(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float],
         p = p_met if outcome == "met" else p_not
         sentence += f" (one-sided 95 % bound {pct(bound)}" + (f", Welch p = {p:.2g}" if p is not None else "") + ")"
     return Verdict(exp_id, baseline_id, criterion, outcome, c, p_met, p_not, sentence)
+
+
+def verdicts(exps: list[ExperimentRuns], table: Table, criteria: list[str],
+             resamples: int = RESAMPLES) -> list[Verdict]:
+    """One verdict per criterion and non-baseline experiment (each on the criterion's metric). On
+    the table's own metric the table's comparisons are used, not computed again."""
+    if not criteria or not table.baseline:
+        return []
+    rows = {r.id: r for r in table.rows}
+    out = []
+    for text in criteria:
+        c = parse_criterion(text, table.metric)
+        vals = {e.id: [r.value(c.metric) for r in e.values(c.metric)[0]] for e in exps}
+        same = c.metric == table.metric and resamples == table.resamples
+        for e in exps:
+            if e.id != table.baseline:
+                done = rows[e.id].comparison if same and e.id in rows else None
+                out.append(judge(e.id, vals[e.id], table.baseline, vals[table.baseline], c, resamples,
+                                 comparison=done))
+    return out
