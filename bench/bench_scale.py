@@ -1,19 +1,23 @@
 """irq at the size of a long study: 10,000 experiments and 50,000 attempts, 200 of them active.
 
-    .venv/bin/python bench/bench_scale.py [--experiments 10000] [--attempts-per 5] [--runs 3]
+    .venv/bin/python bench/bench_scale.py [--experiments 10000] [--attempts-per 5] [--runs 3] [--mq PATH/mq]
 
 Builds that ledger with a script (bulk SQL into a ledger made by `irq init`, so the schema is the
 one this irq writes), then runs each command as its own process and reads the process's own CPU
 time and peak memory from the kernel (wait4). Every figure is printed beside the CLI's start-up
 floor (`irq --help`) measured in the same run, because the machines are shared and noisy: the
-ratio is the figure to compare. When myqueue is installed (`mq` on PATH), `mq ls` on a folder of
-as many tasks is measured in the same run too. Nothing is asserted.
+ratio is the figure to compare. When myqueue is installed (`mq` on PATH, or `--mq PATH/mq`), a
+myqueue folder with as many task records (filled through myqueue's own API, in the same states) is
+made and `mq ls`, which lists them all, is measured in the same run too, and every figure is also
+given as a ratio to it. Nothing is asserted.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
+import shlex
 import shutil
 import sqlite3
 import statistics
@@ -106,16 +110,61 @@ def fill_ledger(db: Path, n_exp: int, per: int, active: int) -> None:
     conn.close()
 
 
-def build_myqueue(folder: Path, n: int) -> Path | None:
-    if shutil.which("mq") is None:
-        return None
+# run by myqueue's own interpreter, in the folder `mq init` made: N tasks through myqueue's API
+# (Queue.add writes .myqueue/queue.sqlite3 as `mq submit` does, without a scheduler), in the
+# states of fill_ledger's experiments: the first ACTIVE running, then done, FAILED, queued
+# (READY) and queued (PROPOSED: myqueue has no state for "not yet agreed") in turn.
+FILL_MYQUEUE = """
+import sys, time
+from pathlib import Path
+from myqueue.config import Configuration
+from myqueue.queue import Queue
+from myqueue.states import State
+from myqueue.task import create_task
+
+n, active = int(sys.argv[1]), int(sys.argv[2])
+cycle = (State.done, State.FAILED, State.queued, State.queued)
+now = time.time()
+tasks = []
+for i in range(n):
+    t = create_task("train.py", [f"--seed={i % 10}"], resources="1:2d", folder=f"runs/q{i + 1:05d}")
+    t.id, t.state, t.tqueued = 100000 + i, State.running if i < active else cycle[i % 4], now - 3600
+    if t.state in (State.running, State.done, State.FAILED):
+        t.trunning = now - 600  # well inside the 2 days asked for: `mq ls` times out none
+    if t.state in (State.done, State.FAILED):
+        t.tstop = now - 60
+    if t.state == State.FAILED:
+        t.error = "exit code 1"  # known: `mq ls` does not look for an out-of-memory message
+    tasks.append(t)
+with Queue(Configuration.read(Path.cwd())) as queue:
+    queue.add(*tasks)
+"""
+
+
+def interpreter_of(script: str) -> list[str]:
+    """The command that runs `script`'s Python: its #! line (a venv's mq names the venv's python)."""
+    first = Path(script).read_bytes()[:512].split(b"\n")[0].decode(errors="replace")
+    return shlex.split(first[2:]) if first.startswith("#!") else ["python3"]
+
+
+def build_myqueue(folder: Path, mq: str | None, n: int, active: int) -> tuple[Path | None, str]:
+    """A myqueue folder with n task records, and what it is (or why there is none)."""
+    if mq is None:
+        return None, "myqueue not installed (no `mq` on PATH, no --mq): no `mq ls` column"
     home = folder / "mq"
     home.mkdir()
-    subprocess.run(["mq", "init"], cwd=home, check=True, capture_output=True)
-    for i in range(n):
-        (home / f"t{i}.py").write_text("pass\n")
-    subprocess.run(["mq", "submit", "--dry-run", *[f"t{i}.py" for i in range(10)]], cwd=home, capture_output=True)
-    return home
+    subprocess.run([mq, "init"], cwd=home, check=True, capture_output=True)
+    cfg = home / ".myqueue" / "config.py"
+    if not cfg.is_file():  # `mq init` copies ~/.myqueue/config.py when there is one
+        cfg.write_text("config = {'scheduler': 'local'}\n")
+    r = subprocess.run([*interpreter_of(mq), "-c", FILL_MYQUEUE, str(n), str(active)], cwd=home,
+                       capture_output=True, text=True, check=False)
+    listed = subprocess.run([mq, "ls"], cwd=home, capture_output=True, text=True, check=False).stdout
+    total = re.search(r"total: (\d+)", listed)
+    if r.returncode != 0 or total is None or int(total.group(1)) != n:
+        return None, (f"myqueue could not be given {n} tasks ({r.stderr.strip()[-300:] or listed[-300:]}): "
+                      "no `mq ls` column")
+    return home, f"`mq ls` lists {n} tasks ({listed.strip().splitlines()[-1]}), myqueue at {mq}"
 
 
 def main() -> None:
@@ -124,6 +173,7 @@ def main() -> None:
     ap.add_argument("--attempts-per", type=int, default=5)
     ap.add_argument("--active", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mq", help="the `mq` command of a myqueue install (default: `mq` on PATH)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="irq-scale-"))
     irq = [sys.executable, "-m", "irq"]
@@ -155,15 +205,20 @@ def main() -> None:
         rows[name] = (statistics.median(f[0] for f in figs), statistics.median(f[1] for f in figs),
                       max(f[2] for f in figs))
     floor = rows["irq --help"][0]
-    mq = build_myqueue(tmp, args.experiments)
-    mq_cpu = statistics.median(run_measured(["mq", "ls"], mq, env)[0] for _ in range(args.runs)) if mq else None
+    mq = args.mq or shutil.which("mq")
+    home, what = build_myqueue(tmp, mq, args.experiments, args.active)
+    mq_cpu = None
+    if home is not None:
+        figs = [run_measured([mq, "ls"], home, env) for _ in range(args.runs)]
+        rows[f"mq ls ({args.experiments} tasks)"] = (statistics.median(f[0] for f in figs),
+                                                   statistics.median(f[1] for f in figs), max(f[2] for f in figs))
+        mq_cpu = rows[f"mq ls ({args.experiments} tasks)"][0]
     print(f"{'command':26} {'cpu s':>7} {'wall s':>7} {'peak MB':>8} {'x start-up':>11}"
           + (f" {'x mq ls':>8}" if mq_cpu else ""))
     for name, (cpu, wall, mb) in rows.items():
         print(f"{name:26} {cpu:7.2f} {wall:7.2f} {mb:8d} {cpu / floor:11.1f}"
               + (f" {cpu / mq_cpu:8.1f}" if mq_cpu else ""))
-    if not mq_cpu:
-        print("(myqueue not installed: no `mq ls` column)")
+    print(f"({what})")
     shutil.rmtree(tmp)
 
 
