@@ -145,6 +145,11 @@ class Backend(Protocol):
     def new_cycle(self) -> None:
         """A daemon cycle starts: forget what was learned about the queue, keep the connection."""
 
+    def logged_in(self) -> bool:
+        """Whether the scheduler can be reached without a person right now (over OpenSSH: a
+        master connection is up). Local and cheap, never the network nor a prompt: a daemon
+        waiting for `irq login` asks every half second and resumes when it turns True."""
+
     def known_limit(self, limit: int | None, source: str) -> None:
         """The job limit as read earlier (the ledger caches it): slots() need not ask for it again."""
 

@@ -69,6 +69,14 @@ class Backends:
         for b in self._open.values():
             b.new_cycle()
 
+    def logged_in(self) -> bool:
+        """Every open backend reaches its scheduler without a person right now (local checks
+        only, see Backend.logged_in): what a daemon waiting for `irq login` watches."""
+        try:
+            return all(b.logged_in() for b in self._open.values())
+        except (OSError, errors.IrqError):
+            return False
+
     def default_name(self) -> str:
         return "local" if self.config.backend == "local" else f"slurm:{self.config.backend}"
 

@@ -79,6 +79,11 @@ class SlurmBackend:
         self._limit = None
         self.discovered_limit = None
 
+    def logged_in(self) -> bool:
+        """The session's own answer (OpenSSH: its master is up; paramiko: its connection is open)."""
+        check = getattr(self.remote, "logged_in", None)  # a fake shell has none
+        return bool(check()) if check is not None else False
+
     def known_limit(self, limit: int | None, source: str) -> None:
         """A job limit discovered earlier (the ledger caches it): slots() then skips sacctmgr."""
         self._limit = (limit, source)

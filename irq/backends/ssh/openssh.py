@@ -104,6 +104,9 @@ class OpenSSHSession(AtEndpoint):
         self.counter = counter if counter is not None else CallCounter()
         self.command_timeout = command_timeout
         self.endpoint = resolve_endpoint(cfg)
+        self._socket: Path | None = None  # the master's socket, once asked (`ssh -G`)
+        self._seen: tuple[int, int] | None = None  # that socket's inode and mtime when last asked
+        self._alive = False  # ... and whether a master answered on it then
 
     def __enter__(self) -> "OpenSSHSession":
         return self
@@ -169,6 +172,21 @@ class OpenSSHSession(AtEndpoint):
         except subprocess.TimeoutExpired:
             return False
         return p.returncode == 0
+
+    def logged_in(self) -> bool:
+        """Whether a master is up, cheaply enough to ask every half second: a look at the socket,
+        and `ssh -O check` (local, no network) only when the socket is new since the last look.
+        A socket left by a killed master answers False until a login replaces it."""
+        if self._socket is None:
+            self._socket = self.control_path()
+        try:
+            st = os.stat(self._socket)
+        except OSError:
+            self._seen, self._alive = None, False
+            return False
+        if (st.st_ino, st.st_mtime_ns) != self._seen:
+            self._seen, self._alive = (st.st_ino, st.st_mtime_ns), self.master_alive()
+        return self._alive
 
     def clean_stale(self) -> bool:
         """Remove a socket no master answers on (left by a killed master); True if one was removed."""
