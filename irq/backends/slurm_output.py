@@ -8,7 +8,7 @@ print, and how they read ``--starttime``, is UTC.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from irq import errors
@@ -47,6 +47,39 @@ def parse_time(value: str) -> datetime | None:
     except ValueError:
         return None
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+# squeue (the user's jobs, tasks expanded) and sacct in one exec, both under TZ=UTC0, a marker line
+# after each with its exit code: $1 the marker, $2 the user, $3 squeue's format, then sacct's arguments
+SQUEUE_SACCT = ('export TZ=UTC0; m=$1; echo "$m"; squeue -h -r -u "$2" -o "$3"; echo "$m rc=$?"; '
+                'shift 3; sacct -X -P -n "$@"; echo "$m rc=$?"')
+
+
+def squeue_sacct_command(user: str, sacct_args: list[str], sacct_fields: Sequence[str] = SACCT_FIELDS) -> list[str]:
+    """The command of one refresh round trip (a list: the transport quotes each argument)."""
+    return ["sh", "-c", SQUEUE_SACCT, "irq", MARK, user, SQUEUE_FORMAT, *sacct_args, "-o", ",".join(sacct_fields)]
+
+
+def query_args(job_ids: Iterable[str], since: datetime) -> tuple[list[str], list[str]]:
+    """(base job ids, sacct's arguments) of a query about these jobs submitted since then."""
+    ids = sorted({j.split("_", 1)[0] for j in job_ids if j})
+    return ids, ["--starttime", slurm_time(since - SINCE_MARGIN), "-j", ",".join(ids)]
+
+
+def squeue_sacct_sections(out: str, err: str, where: str, cluster: str) -> tuple[str, str]:
+    """squeue's and sacct's output from one refresh exec; BackendError if either failed."""
+    try:
+        (sq, sq_rc), (sa, sa_rc) = split_sections(out, 2)
+    except ValueError:
+        raise errors.BackendError(f"squeue/sacct on {where} answered oddly: {(err or out).strip()[:300]}") from None
+    if sq_rc != 0 or sa_rc != 0:
+        which = "squeue" if sq_rc != 0 else "sacct"
+        raise errors.BackendError(
+            f"{which} failed on {cluster}: {err.strip()[:400] or 'exit ' + str(sq_rc or sa_rc)}",
+            "the scheduler or its accounting database is not answering; irq keeps every experiment "
+            "as it was and asks again later",
+        )
+    return sq, sa
 
 
 def slurm_time(when: datetime) -> str:
