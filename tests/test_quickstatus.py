@@ -203,3 +203,28 @@ def test_unchanged_says_what_the_full_refresh_would_write(tmp_path, stored, rows
         assert not unchanged(rec, None)
     else:
         assert unchanged(rec, ROWS[rows]) == (before == after), (before, after)
+
+
+@pytest.mark.parametrize("argv, db", [
+    (["status"], ""), (["status", "--json"], ""), (["--db", "x.db", "status"], "x.db"),
+    (["--db=x.db", "--config", "c.toml", "status", "--state", "FAILED", "--limit=3"], "x.db"),
+    (["status", "--offline"], None), (["status", "--help"], None), (["status", "-w", "5"], None),
+    (["show", "Q-001"], None), (["--db"], None), (["status", "--limit"], None), (["status", "status"], None),
+    (["--json", "status"], None), ([], None),
+])
+def test_the_program_starts_the_exec_early_only_for_a_plain_refreshing_status(argv, db):
+    from irq.cli.early import plain_status
+
+    assert plain_status(argv) == db
+
+
+def test_the_irq_program_starts_the_exec_before_it_loads_its_verbs(project, irq):
+    """As `irq status` runs (its program name irq): the exec is under way before typer loads."""
+    assert irq("status", "--json").code == 0  # remembers the command line
+    probe = ("import sys\nsys.argv = ['irq', 'status']\nfrom irq.backends.ssh import ahead\nseen = []\n"
+             "init = ahead.Started.__init__\n"
+             "def spy(self, argv):\n    seen.append('typer' in sys.modules)\n    init(self, argv)\n"
+             "ahead.Started.__init__ = spy\nimport irq.cli\nprint(len(ahead._started), *seen)\n")
+    p = subprocess.run([sys.executable, "-c", probe], cwd=project, env=os.environ, capture_output=True, text=True,
+                       timeout=60)
+    assert p.stdout.split() == ["1", "False"], p

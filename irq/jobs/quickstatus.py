@@ -61,6 +61,8 @@ class Plan:
 
 def start(path: Path) -> Plan | None:
     """Read what the refresh asks about and start its exec if the command line is remembered."""
+    if reader.access_mode(path) != "rw":
+        return None  # a read-only ledger is never refreshed
     marks = ", ".join("?" for _ in ACTIVE_STATES)
     with reader.reading(path) as conn:
         atts = list(reader.records(conn, f"SELECT {COLUMNS} FROM attempt WHERE backend != 'imported' "

@@ -11,12 +11,14 @@ Standard library only: importing this module must cost nothing.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
 from pathlib import Path
 
 _started: dict[tuple[str, ...], "Started"] = {}
+_at_exit = False  # forget() is registered to run at exit
 MEMO_KEEP = 50  # command lines remembered (ledgers x clusters)
 
 
@@ -58,9 +60,14 @@ class Started:
 
 
 def start(argv: list[str]) -> Started:
-    """Start `argv` now; a later exec of the same argument list takes its answer."""
-    s = _started.get(tuple(argv)) or Started(argv)
-    _started[s.argv] = s
+    """Start `argv` now (unless it runs already); a later exec of the same argument list takes its
+    answer. What nobody takes is killed when the process exits, at the latest."""
+    global _at_exit
+    s = _started.get(tuple(argv))
+    if s is None:
+        if not _at_exit:
+            _at_exit = bool(atexit.register(forget))
+        s = _started[tuple(argv)] = Started(argv)
     return s
 
 
