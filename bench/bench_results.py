@@ -3,10 +3,14 @@
 Builds (by script, in a temporary folder) a ledger of 10,000 experiments with 5 attempts each
 (50,000 attempts, one seed per attempt, metrics as irq fetch stores them), then measures the CPU
 time (user + system, of the child process) of `irq --help` and of `irq results` in the same run,
-and prints each as a ratio to the start-up. Also times the vectorised bootstrap alone (10,000
-resamples of every experiment's mean) in this process.
+and prints each as a ratio to the start-up. Also times the summaries alone (10,000 resamples of
+every experiment's mean, with every other summary statistic) in this process.
 
-    .venv/bin/python bench/bench_results.py [--experiments 10000] [--attempts 5] [--runs 3]
+    .venv/bin/python bench/bench_results.py [--experiments 10000] [--attempts 5] [--runs 3] [--before DIR]
+
+--before DIR measures the same commands with another checkout of irq (e.g. `git archive main | tar
+-x -C DIR`) in the same run, each command alternating between the two, so that a change is
+compared with what it replaces on the same machine at the same moment.
 
 Nothing is asserted; figures go to docs/results.md when they change.
 """
@@ -57,20 +61,26 @@ def build_ledger(path: Path, n_exp: int, n_att: int) -> None:
     con.close()
 
 
-def cpu_of(cmd: list[str], cwd: Path, runs: int) -> tuple[float, float]:
-    """Median CPU seconds (user + system of the child) and median wall seconds of `runs` runs."""
-    cpus, walls = [], []
+def one_run(cmd: list[str], cwd: Path, repo: Path) -> tuple[float, float]:
+    """CPU seconds (user + system of the child) and wall seconds of one run, with `repo`'s irq."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+                       env={**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "200"})
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr.decode()[-500:]}")
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
+
+
+def cpu_of(cmd: list[str], cwd: Path, runs: int, repos: list[Path]) -> list[tuple[float, float]]:
+    """Per checkout, the median CPU seconds and median wall seconds of `runs` runs (alternating)."""
+    got: list[list[tuple[float, float]]] = [[] for _ in repos]
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
-                           env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
-        walls.append(time.perf_counter() - t)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if r.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr.decode()[-500:]}")
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return statistics.median(cpus), statistics.median(walls)
+        for i, repo in enumerate(repos):
+            got[i].append(one_run(cmd, cwd, repo))
+    return [(statistics.median(c for c, _w in g), statistics.median(w for _c, w in g)) for g in got]
 
 
 def main() -> None:
@@ -78,7 +88,10 @@ def main() -> None:
     ap.add_argument("--experiments", type=int, default=10_000)
     ap.add_argument("--attempts", type=int, default=5)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--before", type=Path, help="another checkout of irq, measured in the same run")
     args = ap.parse_args()
+    repos = [REPO] + ([args.before.resolve()] if args.before else [])
+    labels = ["", " (before)"] if args.before else [""]
     tmp = Path(tempfile.mkdtemp())
     try:
         t = time.perf_counter()
@@ -92,18 +105,19 @@ def main() -> None:
             "irq results": irq + ["results"],
             "irq results --format csv --resamples 1000": irq + ["results", "--format", "csv", "--resamples", "1000"],
         }
-        base = None
-        print(f"{'command':44} {'CPU s':>7} {'wall s':>7} {'CPU / start-up':>15}   (median of {args.runs})")
+        base: list[float] = []
+        print(f"{'command':53} {'CPU s':>7} {'wall s':>7} {'CPU / start-up':>15}   (median of {args.runs})")
         for name, cmd in cases.items():
-            cpu, wall = cpu_of(cmd, tmp, args.runs)
-            base = base or cpu
-            print(f"{name:44} {cpu:7.2f} {wall:7.2f} {cpu / base:14.1f}x")
+            for i, (cpu, wall) in enumerate(cpu_of(cmd, tmp, args.runs, repos)):
+                base = base or [0.0] * len(repos)
+                base[i] = base[i] or cpu
+                print(f"{name + labels[i]:53} {cpu:7.2f} {wall:7.2f} {cpu / base[i]:14.1f}x")
         import numpy as np
 
         from irq.results.stats import summarise
 
         x = np.random.default_rng(1).normal(0.035, 0.002, (args.experiments, args.attempts))
-        summarise([[0.0, 1.0]])  # import scipy.stats outside the timing
+        summarise([[0.0, 1.0]])  # import scipy outside the timing
         t = time.process_time()
         summarise(list(x))
         print(f"summaries alone: {args.experiments:,} experiments x 10,000 resamples of {args.attempts} seeds "

@@ -140,6 +140,8 @@ def main() -> None:
         "irq status": irq + ["status"],
         "irq status --json": irq + ["status", "--json", "--offline"],
         "status --state F --limit 20": irq + ["status", "--offline", "--state", "FAILED", "--limit", "20"],
+        "status --offline --all": irq + ["status", "--offline", "--all"],
+        "status --json --all": irq + ["status", "--json", "--offline", "--all"],
         f"irq show {mid}": irq + ["show", mid],
         "irq export": irq + ["export"],
         "irq export FILE": irq + ["export", str(tmp / "out.md")],

@@ -10,7 +10,6 @@ its type, range and default below and a line to docs/configuration.md (a test ch
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass as dataclass_std
 from dataclasses import field, fields
 from pathlib import Path
@@ -27,14 +26,15 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from irq import errors
+from irq.config_files import (  # noqa: F401  (find_config, user_config_path: irq.config's API)
+    DEFAULT_METRIC,
+    DOCS,
+    FILENAME,
+    config_data,
+    find_config,
+    user_config_path,
+)
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-FILENAME = "irq.toml"
-DOCS = "docs/configuration.md"
 STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -109,7 +109,7 @@ class DaemonConfig:
 
 @dataclass(config=STRICT)
 class ProjectConfig:
-    metric: Annotated[str, Strict(), Field(min_length=1), AfterValidator(_one_line)] = "val_mse"  # the headline metric
+    metric: Annotated[str, Strict(), Field(min_length=1), AfterValidator(_one_line)] = DEFAULT_METRIC  # the headline metric
     goal: Literal["min", "max"] = "min"  # "min": lower is better; "max": higher is better
     # what an experiment runs when it names no --command; "" = the bundled trainer (docs/own-script.md)
     command: Annotated[str, Strict(), AfterValidator(_one_line)] = ""
@@ -170,48 +170,9 @@ TOP_KEYS = {f.name for f in fields(FileConfig)}
 SECTIONS = {"local": LocalConfig, "daemon": DaemonConfig, "project": ProjectConfig, "clusters": ClusterConfig}
 
 
-def find_config(start: Path | None = None) -> Path | None:
-    here = (start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / FILENAME).is_file():
-            return d / FILENAME
-    return None
-
-
-def user_config_path() -> Path:
-    return Path(os.environ.get("IRQ_USER_CONFIG") or Path.home() / ".config" / "irq" / "config.toml")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise errors.ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise errors.ConfigError(f"{path}: not a text file (not UTF-8)",
-                                 f"irq.toml is TOML text; see {DOCS}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise errors.ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-def _merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def load_config(explicit: Path | None = None, start: Path | None = None) -> Config:
-    data: dict[str, Any] = {}
-    user = user_config_path()
-    if user.is_file():
-        data = _read(user)
-    path = explicit or find_config(start)
-    if explicit is not None and not explicit.is_file():
-        raise errors.ConfigError(f"{explicit}: no such config file", f"pass an irq.toml to --config; see {DOCS}")
-    if path is not None:
-        data = _merge(data, _read(path))
-    where = str(path or user)
+    data, path = config_data(explicit, start)
+    where = str(path or user_config_path())
     parsed = parse(data, where)
     if parsed.backend != "local" and parsed.backend not in parsed.clusters:
         raise errors.ConfigError(f"{where}: backend = {parsed.backend!r} names no [clusters.{parsed.backend}] table",

@@ -28,8 +28,11 @@ _CELL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def clean(text: Any, cell: bool = False) -> str:
     """A value as visible text: control characters as escapes; in a cell, tabs and newlines too
     (one row is one line when piped)."""
+    s = str(text)
+    if s.isprintable():  # every character either pattern escapes is unprintable: the common case
+        return s
     pattern = _CELL_CONTROL if cell else _CONTROL
-    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), s)
 
 
 def iso(t: datetime | date) -> str:
@@ -59,6 +62,10 @@ def jsonable(data: Any) -> Any:
     if isinstance(data, (datetime, date)):
         return iso(data)
     return data
+
+
+def _json_default(v: Any) -> Any:
+    return iso(v) if isinstance(v, (datetime, date)) else str(v)
 
 
 class UI:
@@ -124,6 +131,20 @@ class UI:
 
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(jsonable(data), indent=2, default=str, ensure_ascii=False) + "\n")
+
+    def json_rows(self, data: dict[str, Any]) -> None:
+        """A listing's JSON: an object whose lists hold one row per line. Rows are encoded
+        without indentation, which lets json use its C encoder (indent= falls back to Python:
+        5 times slower on 10,000 rows); times in the one ISO format."""
+        def enc(v: Any) -> str:
+            return json.dumps(v, default=_json_default, ensure_ascii=False)
+
+        def field(v: Any) -> str:
+            if isinstance(v, list) and v:
+                return "[\n    " + ",\n    ".join(enc(r) for r in v) + "\n  ]"
+            return enc(v)
+
+        sys.stdout.write("{\n" + ",\n".join(f"  {enc(str(k))}: {field(v)}" for k, v in data.items()) + "\n}\n")
 
     def error(self, exc: IrqError) -> None:
         self.err.print(Text.assemble(("error:", "bold red"), " ", clean(exc.message)))

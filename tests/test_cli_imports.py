@@ -26,3 +26,28 @@ def test_no_command_imports_torch(tmp_path, seed_queue):
                  ["render", "Q-004"], ["daemon", "run", "--dry-run"], ["check", "Q-004"], ["--help"]):
         r = run(tmp_path, *args)
         assert "IMPORTED: \n" in r.stdout, (args, r.stdout[-300:], r.stderr[-500:])
+
+
+VIEWS_PROBE = """
+import sys
+from irq.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = ("pydantic", "sqlalchemy", "sqlmodel", "jinja2", "paramiko")
+print("IMPORTED:", ",".join(sorted(m for m in heavy if m in sys.modules)))
+"""
+
+
+def test_read_views_load_no_pydantic_orm_or_jinja(tmp_path, seed_queue):
+    """status --offline, show and --json read the ledger and a valid irq.toml on the stdlib path:
+    pydantic alone costs about as much CPU as the CLI's start-up (docs/performance.md)."""
+    assert run(tmp_path, "import", str(seed_queue)).returncode == 0
+    (tmp_path / "irq.toml").write_text('[project]\nmetric = "val_mse"\ngoal = "min"\n')
+    for args in (["status", "--offline"], ["status", "--offline", "--json"], ["show", "Q-004"],
+                 ["show", "Q-004", "--json"], ["--help"]):
+        r = subprocess.run([sys.executable, "-c", VIEWS_PROBE, *args], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+        assert "Q-0" in r.stdout or args == ["--help"], (args, r.stdout[-300:], r.stderr[-500:])
+        assert "IMPORTED: \n" in r.stdout, (args, r.stdout[-300:])

@@ -25,6 +25,10 @@ CASES = [
      "module_missing", "Module not found - `python/3.9` doesn't exist on cluster"),
     ("FAILED", 2, "python: can't open file '/tmp/irq-job-9/experiments/matrix_inversion_mining.py': [Errno 2] No such file or directory\n",
      "file_missing", "File not found - `/tmp/irq-job-9/experiments/matrix_inversion_mining.py` doesn't exist in the job's clone"),
+    ("FAILED", 4, "irq: job 7 of lr-01 on vm at 2026-12-03T19:30:23Z\n/tmp/tmp56x68gx5/job.sbatch: line 20: cd: "
+     "/tmp/tmp56x68gx5/scratch/irq-job-7/my experiments: No such file or directory\nirq: folder my experiments not "
+     "found in commit 037bcc38a06b0d796381eea9d72a3edc8868349e of /tmp/tmp56x68gx5/mono.git\n",
+     "project_folder_missing", "folder my experiments not found in commit 037bcc38a06b0d796381eea9d72a3edc8868349e"),
     ("FAILED", 1, TRACEBACK, "traceback", "ValueError: shapes (256,100) and (256,400) not aligned"),
     ("FAILED", 1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n", "cuda_oom", "CUDA out of memory"),
     ("FAILED", 1, "RuntimeError: Found no NVIDIA driver on your system.\n", "cuda_unavailable",

@@ -63,6 +63,17 @@ def test_a_seed_array_script(tmp_path):
     assert "SEED=${SEEDS[$SLURM_ARRAY_TASK_ID]}" in req.script
 
 
+def test_a_project_in_a_subfolder_runs_from_that_folder_of_the_clone():
+    # irq.toml in "experiments/matrix inversion" of a monorepo: the job clones the repository and
+    # runs from that folder, so the command's relative paths mean what they mean in the user's tree
+    req, _ = build_job(q003(config_path="configs/q003.json"), token="irq-0123456789", attempt=1,
+                       target=Target.cluster(FASRC, subdir="experiments/matrix inversion"), git_sha="9a691f6",
+                       run_id="q003_20260114_042054")
+    check_golden("q003_subfolder.sbatch", req.script)
+    assert "cd \"$CLONE\"/'experiments/matrix inversion' || { echo \"irq: folder \"'experiments/matrix inversion'" in req.script
+    assert "--config configs/q003.json" in req.script
+
+
 def test_the_workflow_the_seed_learned_the_hard_way():
     req, _ = build_job(q003(), token="irq-0123456789", attempt=1, target=Target.cluster(FASRC),
                        git_sha="9a691f6", run_id="r")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -120,3 +121,44 @@ def test_help_imports_neither_scipy_nor_matplotlib(tmp_path):
         r = subprocess.run([sys.executable, "-c", probe, *args], check=False, cwd=tmp_path, capture_output=True, text=True,
                            timeout=120)
         assert "HEAVY: []" in r.stdout, (args, r.stdout[-300:], r.stderr[-300:])
+
+
+def test_queue_md_done_entries_carry_the_headline_and_link_the_report(irq, project):
+    """queue.md's DONE entries: the project's headline metric (its goal in words) and links to the
+    report's anchor and figures, relative to where queue.md is written; import skips both lines."""
+    (project / "irq.toml").write_text('backend = "local"\n[project]\nmetric = "val_mse"\ngoal = "min"\n')
+    (project / "docs").mkdir()
+    before = irq("export", "docs/queue.md")
+    assert before.code == 0, before
+    text = (project / "docs" / "queue.md").read_text()
+    assert "**Report**" not in text  # no report yet
+    assert irq("report", "-o", "results/summary.md").code == 0
+    assert irq("export", "docs/queue.md").code == 0
+    text = (project / "docs" / "queue.md").read_text()
+    for e in ("q-001", "q-002", "q-003"):
+        assert f"- **Report**: [../results/summary.md#{e}](../results/summary.md#{e}); figures: " in text
+    links = set(re.findall(r"\]\((\.\./results/[^)#]+)", text))
+    assert "../results/figures/curves.png" in links and all((project / "docs" / link).is_file() for link in links)
+    assert '<a id="q-003"></a>' in (project / "results" / "summary.md").read_text()
+    # read back: the derived lines are skipped, and a fresh ledger exports the same entries
+    assert irq("--db", "copy.db", "import", "docs/queue.md").code == 0
+    assert irq("--db", "copy.db", "export", "docs/copy.md").code == 0
+    copy = (project / "docs" / "copy.md").read_text()
+    assert copy == "\n".join(x for x in text.split("\n") if "**Report**" not in x)
+
+
+def test_queue_md_headline_follows_the_project_metric_and_goal(irq, ledger, tmp_path):
+    from tests.results_fixture import add_single_attempt
+
+    (tmp_path / "irq.toml").write_text('[project]\nmetric = "accuracy"\ngoal = "max"\n')
+    add_exp(ledger, "Q-001", "Classifier", state="DONE")
+    add_single_attempt(ledger, "Q-001", {"accuracy": 0.91, "val_mse": 0.2})
+    add_exp(ledger, "Q-002", "No metrics", state="DONE")
+    add_single_attempt(ledger, "Q-002", {"loss": 1.5})
+    r = irq("export")
+    assert r.code == 0, r
+    assert "- **Headline**: accuracy 0.91 (higher is better)" in r.out
+    assert r.out.count("**Headline**") == 1  # Q-002 has no accuracy: no line, never a zero
+    (tmp_path / "queue.md").write_text(r.out)
+    assert irq("--db", "copy.db", "import", "queue.md").code == 0  # the Headline line is read past
+    assert irq("--db", "copy.db", "export").out == r.out

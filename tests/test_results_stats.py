@@ -1,13 +1,17 @@
-"""Every statistic of irq.results.stats against an independent computation written out here."""
+"""Every statistic of irq.results.stats against an independent computation written out here or in
+tests/stats_reference.py (never the scipy.stats call irq makes), and small cases checked by hand."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from scipy import stats
 
+from irq.results.collect import ExperimentRuns, Run
 from irq.results.stats import (
+    bootstrap_mean_ci,
     compare,
     hedges_g,
     probability_of_improvement,
@@ -15,37 +19,40 @@ from irq.results.stats import (
     steps_to_threshold,
     summarise,
 )
+from irq.results.table import build
+from tests import stats_reference as ref
 
 RNG = np.random.default_rng(7)
 
 
-def independent_bootstrap_mean(x, resamples=40_000, seed=1):
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(resamples, len(x)))
-    means = np.asarray(x)[idx].mean(axis=1)
-    return np.percentile(means, [2.5, 97.5])
+def exact_interval(x, qs=(0.025, 0.975)):
+    """The percentile interval of the exact bootstrap distribution (every resample enumerated)."""
+    return np.quantile(ref.all_resampled_means(x), qs, method="inverted_cdf")
 
 
 @pytest.mark.parametrize("n", [3, 5, 10])
-def test_summary_matches_numpy_and_scipy(n):
+def test_summary_matches_independent_computation(n):
     x = RNG.normal(0.04, 0.004, size=n)
     (s,) = summarise([list(x)])
     assert s.n == n
     assert s.mean == pytest.approx(x.sum() / n)
     assert s.std == pytest.approx(math.sqrt(((x - x.mean()) ** 2).sum() / (n - 1)))
-    assert (s.min, s.max, s.median) == pytest.approx((x.min(), x.max(), np.median(x)))
-    half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)
-    assert (s.t_low, s.t_high) == pytest.approx((x.mean() - half, x.mean() + half))
-    lo, hi = independent_bootstrap_mean(x)
-    width = hi - lo
-    assert s.ci_low == pytest.approx(lo, abs=0.05 * width)
-    assert s.ci_high == pytest.approx(hi, abs=0.05 * width)
-    if n >= 5:
-        srt = np.sort(x)
-        k = int(0.25 * n)
-        assert s.iqm == pytest.approx(srt[k:n - k].mean())
-    else:
-        assert s.iqm is None
+    assert (s.min, s.max, s.median) == pytest.approx((min(x), max(x), sorted(x)[n // 2] if n % 2 else
+                                                      (sorted(x)[n // 2 - 1] + sorted(x)[n // 2]) / 2))
+    assert (s.t_low, s.t_high) == pytest.approx(ref.t_interval(x), rel=1e-9)
+    lo, hi = exact_interval(x) if n <= 5 else np.percentile(ref.drawn_resampled_means(x), [2.5, 97.5])
+    assert s.ci_low == pytest.approx(lo, abs=0.04 * (hi - lo))
+    assert s.ci_high == pytest.approx(hi, abs=0.04 * (hi - lo))
+    assert s.iqm == (pytest.approx(ref.iqm(x)) if n >= 5 else None)
+
+
+@pytest.mark.parametrize(("n", "printed"), [(2, 12.706), (3, 4.303), (5, 2.776), (10, 2.262)])
+def test_t_interval_uses_the_printed_t_quantile(n, printed):
+    # two-sided 95 % t quantiles, t(0.975, n - 1), as printed in any table of Student's t
+    assert ref.t_quantile(0.975, n - 1) == pytest.approx(printed, abs=5e-4)
+    x = RNG.normal(0.04, 0.004, size=n)
+    (s,) = summarise([list(x)])
+    assert (s.t_high - s.mean) / (x.std(ddof=1) / math.sqrt(n)) == pytest.approx(printed, abs=5e-4)
 
 
 def test_two_seeds_bootstrap_interval_is_the_two_values():
@@ -81,31 +88,81 @@ def test_groups_of_equal_size_are_bootstrapped_independently_of_each_other():
     assert sb.ci_low >= 10.0 and sb.ci_high <= 30.0
 
 
+def test_an_interval_does_not_depend_on_the_other_experiments_in_the_table():
+    x = list(RNG.normal(0.04, 0.004, size=5))
+    others = [list(RNG.normal(0.03, 0.004, size=5)) for _ in range(450)]  # more than one bootstrap block
+    (alone,) = summarise([x])
+    among = summarise(others[:300] + [x] + others[300:])[300]
+    assert (among.ci_low, among.ci_high) == (alone.ci_low, alone.ci_high)
+    assert summarise([x]) == [alone]  # and the same ledger gives the same table
+
+
+def test_a_table_of_single_runs_never_imports_scipy_stats():
+    code = ("import sys; from irq.results.stats import summarise; summarise([[1.0], [2.0], []]); "
+            "assert 'scipy.stats' not in sys.modules, 'imported'; summarise([[1.0, 2.0]]); "
+            "assert 'scipy.stats' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bootstrap_of_many_rows_matches_each_rows_exact_bootstrap():
+    x = RNG.normal(0.035, 0.003, size=(6, 4))
+    low, high = bootstrap_mean_ci(x)
+    for row, lo, hi in zip(x, low, high):
+        e_lo, e_hi = exact_interval(row)
+        assert lo == pytest.approx(e_lo, abs=0.03 * (e_hi - e_lo))
+        assert hi == pytest.approx(e_hi, abs=0.03 * (e_hi - e_lo))
+
+
+def test_many_seeds_agree_with_independently_drawn_resamples():
+    x = RNG.normal(0.035, 0.003, size=(2, 30))
+    low, high = bootstrap_mean_ci(x)
+    for row, lo, hi in zip(x, low, high):
+        r_lo, r_hi = np.percentile(ref.drawn_resampled_means(row), [2.5, 97.5])
+        assert lo == pytest.approx(r_lo, abs=0.04 * (r_hi - r_lo))
+        assert hi == pytest.approx(r_hi, abs=0.04 * (r_hi - r_lo))
+
+
+@pytest.mark.parametrize("n", [5, 6, 7, 8, 11])
+def test_interquartile_mean_written_out(n):
+    x = RNG.normal(0, 1, size=(4, n))
+    out = summarise(list(x))
+    assert [s.iqm for s in out] == pytest.approx([ref.iqm(row) for row in x], rel=1e-12)
+
+
+def test_t_interval_for_many_rows():
+    x = RNG.normal(0.035, 0.003, size=(20, 4))
+    out = summarise(list(x))
+    for s, row in zip(out, x):
+        assert (s.t_low, s.t_high) == pytest.approx(ref.t_interval(row), rel=1e-9)
+
+
 def test_comparison_against_independent_computation():
     x = RNG.normal(0.030, 0.002, size=8)
     b = RNG.normal(0.040, 0.003, size=10)
     c = compare("Q-003", x, "Q-001", b)
     assert c.rel_diff == pytest.approx(x.mean() / b.mean() - 1)
-    # Welch, written out
-    vx, vb = x.var(ddof=1) / len(x), b.var(ddof=1) / len(b)
-    t = (x.mean() - b.mean()) / math.sqrt(vx + vb)
-    dof = (vx + vb) ** 2 / (vx**2 / (len(x) - 1) + vb**2 / (len(b) - 1))
+    t, dof = ref.welch(x, b)
     assert c.welch_t == pytest.approx(t)
-    assert c.welch_p == pytest.approx(2 * stats.t.sf(abs(t), dof))
-    # Hedges' g, written out
+    assert c.welch_p == pytest.approx(2 * ref.t_sf(abs(t), dof), rel=1e-6)
     sp = math.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(x) + len(b) - 2))
     assert c.hedges_g == pytest.approx((x.mean() - b.mean()) / sp * (1 - 3 / (4 * (len(x) + len(b)) - 9)))
-    # probability of improvement (lower is better), by counting pairs
-    pairs = [(xi < bi) + 0.5 * (xi == bi) for xi in x for bi in b]
+    pairs = [(xi < bi) + 0.5 * (xi == bi) for xi in x for bi in b]  # lower is better, ties count half
     assert c.prob_improvement == pytest.approx(np.mean(pairs))
-    # stratified bootstrap of the ratio, written out
-    rng = np.random.default_rng(3)
-    rx = x[rng.integers(0, len(x), (40_000, len(x)))].mean(1)
-    rb = b[rng.integers(0, len(b), (40_000, len(b)))].mean(1)
-    lo, hi = np.percentile(rx / rb - 1, [2.5, 97.5])
-    assert c.rel_low == pytest.approx(lo, abs=0.05 * (hi - lo))
-    assert c.rel_high == pytest.approx(hi, abs=0.05 * (hi - lo))
-    assert c.rel_bound_low > c.rel_low and c.rel_bound_high < c.rel_high
+    # stratified bootstrap of the ratio, written out: each sample resampled on its own
+    ratio = ref.drawn_resampled_means(x, seed=3) / ref.drawn_resampled_means(b, seed=4) - 1
+    lo, hi, b_lo, b_hi = np.percentile(ratio, [2.5, 97.5, 5, 95])
+    assert (c.rel_low, c.rel_high) == pytest.approx((lo, hi), abs=0.05 * (hi - lo))
+    assert (c.rel_bound_low, c.rel_bound_high) == pytest.approx((b_lo, b_hi), abs=0.05 * (hi - lo))
+    assert c.rel_low < c.rel_bound_low < c.rel_bound_high < c.rel_high
+
+
+def test_stratified_bootstrap_matches_the_exact_one_for_three_seeds_each():
+    x, b = np.array([0.030, 0.034, 0.029]), np.array([0.040, 0.037, 0.043])
+    ratio = (ref.all_resampled_means(x)[:, None] / ref.all_resampled_means(b)[None, :] - 1).ravel()
+    lo, hi, b_lo, b_hi = np.quantile(ratio, [0.025, 0.975, 0.05, 0.95], method="inverted_cdf")
+    c = compare("x", x, "b", b)
+    assert (c.rel_low, c.rel_high) == pytest.approx((lo, hi), abs=0.03 * (hi - lo))
+    assert (c.rel_bound_low, c.rel_bound_high) == pytest.approx((b_lo, b_hi), abs=0.03 * (hi - lo))
 
 
 def test_equal_means_compare_as_no_difference():
@@ -133,6 +190,17 @@ def test_hedges_g_and_probability_hand_checked():
     assert probability_of_improvement(np.array([1.0, 3.0]), np.array([2.0, 4.0]), "max") == pytest.approx(0.25)
 
 
+def test_a_nan_and_a_missing_metric_are_left_out_of_every_statistic():
+    runs = [Run("Q-001", 1, 0, {"val_mse": 0.03}), Run("Q-001", 1, 1, {"val_mse": float("nan")}),
+            Run("Q-001", 1, 2, {"val_mse": 0.05}), Run("Q-001", 1, 3, {"train_mse": 0.01})]
+    e = ExperimentRuns("Q-001", "base", "DONE", {}, runs)
+    (row,) = build([e], "val_mse").rows
+    s = row.summary
+    assert s.n == 2 and s.mean == pytest.approx(0.04)  # not (0.03 + 0 + 0.05 + 0) / 4
+    assert (s.ci_low, s.ci_high) == pytest.approx((0.03, 0.05))  # the two-seed case above
+    assert len(row.missing) == 2 and "seed 1" in row.missing[0] and "no val_mse" in row.missing[1]
+
+
 def test_rank_consistency_counts_first_places_on_paired_seeds():
     vals = {"Q-001": {0: 3.0, 1: 1.0, 2: 2.0, 7: 0.0}, "Q-003": {0: 1.0, 1: 2.0, 2: 1.0}}
     rc = rank_consistency(vals)
@@ -150,63 +218,9 @@ def test_steps_to_threshold():
     assert steps_to_threshold(curve, "val_mse", 0.4, "max") == 100
 
 
-def test_vectorised_bootstrap_agrees_with_scipy_bootstrap_row_by_row():
-    from irq.results.stats import bootstrap_mean_ci
-
-    x = RNG.normal(0.035, 0.003, size=(6, 7))
-    low, high = bootstrap_mean_ci(x, 10_000, np.random.default_rng(0))
-    for row, lo, hi in zip(x, low, high):
-        ref = stats.bootstrap((row,), np.mean, n_resamples=10_000, method="percentile",
-                              rng=np.random.default_rng(1)).confidence_interval
-        width = ref.high - ref.low
-        assert lo == pytest.approx(ref.low, abs=0.04 * width)
-        assert hi == pytest.approx(ref.high, abs=0.04 * width)
-
-
 def test_summaries_of_mixed_sizes_keep_their_order():
     groups = [[1.0, 2.0, 3.0, 4.0, 5.0], [7.0], [], [1.0, 3.0], [2.0, 4.0, 6.0, 8.0, 10.0]]
     out = summarise(groups)
     assert [s.n for s in out] == [5, 1, 0, 2, 5]
     assert [s.mean for s in out] == [3.0, 7.0, None, 2.0, 6.0]
-    assert out[4].iqm == pytest.approx(stats.trim_mean([2, 4, 6, 8, 10], 0.25))
-
-
-@pytest.mark.parametrize("n", [2, 3, 5, 6])
-def test_distinct_draws_give_exactly_the_quantiles_of_all_resampled_means(n):
-    from irq.results.stats import quantiles_direct, quantiles_of_draws
-
-    x = RNG.normal(0.035, 0.003, size=(40, n))
-    counts = np.random.default_rng(n).multinomial(n, np.full(n, 1 / n), size=10_000)
-    draws, freq = np.unique(counts, axis=0, return_counts=True)
-    qs = [0.025, 0.05, 0.5, 0.95, 0.975]
-    expanded = np.quantile(x @ (counts.T / n), qs, axis=1)  # every resample's mean, written out
-    np.testing.assert_allclose(quantiles_of_draws(x, draws, freq, qs), expanded, rtol=1e-12)
-    np.testing.assert_allclose(quantiles_direct(x, counts, qs), expanded, rtol=1e-12)
-
-
-def test_many_seeds_take_the_direct_path_and_still_agree_with_scipy():
-    from irq.results.stats import bootstrap_mean_ci
-
-    x = RNG.normal(0.035, 0.003, size=(2, 30))
-    low, high = bootstrap_mean_ci(x, 10_000, np.random.default_rng(0))
-    for row, lo, hi in zip(x, low, high):
-        ref = stats.bootstrap((row,), np.mean, n_resamples=10_000, method="percentile",
-                              rng=np.random.default_rng(1)).confidence_interval
-        assert lo == pytest.approx(ref.low, abs=0.04 * (ref.high - ref.low))
-        assert hi == pytest.approx(ref.high, abs=0.04 * (ref.high - ref.low))
-
-
-@pytest.mark.parametrize("n", [5, 6, 7, 8, 11])
-def test_interquartile_mean_is_scipy_trim_mean(n):
-    from irq.results.stats import interquartile_mean
-
-    x = RNG.normal(0, 1, size=(4, n))
-    np.testing.assert_allclose(interquartile_mean(x), stats.trim_mean(x, 0.25, axis=1), rtol=1e-12)
-
-
-def test_t_interval_is_scipy_t_interval_for_many_rows():
-    x = RNG.normal(0.035, 0.003, size=(20, 4))
-    out = summarise(list(x))
-    lo, hi = stats.t.interval(0.95, 3, loc=x.mean(1), scale=stats.sem(x, axis=1))
-    np.testing.assert_allclose([s.t_low for s in out], lo, rtol=1e-10)
-    np.testing.assert_allclose([s.t_high for s in out], hi, rtol=1e-10)
+    assert out[4].iqm == pytest.approx((4 + 6 + 8) / 3)  # int(5 / 4) = 1 dropped at each end

@@ -74,7 +74,30 @@ def test_done_beyond_the_latest_20_is_folded(big: Path, irq) -> None:
     assert f"… and {done - 20:,} more DONE: irq status --state DONE" in text.out
     every = irq("status", "--offline", "--state", "done", "--json")
     assert len(json.loads(every.out)["experiments"]) == done
-    assert len(json.loads(irq("status", "--offline", "--json").out)["experiments"]) == 120
+    assert len(json.loads(irq("status", "--offline", "--json", "--all").out)["experiments"]) == 120
+    folded = json.loads(irq("status", "--offline", "--json").out)  # the text view's rows and counts
+    assert len(folded["experiments"]) + sum(folded["folded"].values()) == 120
+    assert folded["folded"]["DONE"] == done - 20
+
+
+def test_growing_states_fold_and_the_queue_never_does(tmp_path: Path, irq) -> None:
+    """FAILED, PROPOSED and RETIRED fold at 20 like DONE; IN_PROGRESS and READY never fold."""
+    from irq.ledger.database import Ledger
+
+    Ledger(tmp_path / "queue.db", create=True).close()
+    bench_module().fill_ledger(tmp_path / "queue.db", 400, 2, 30)
+    conn = sqlite3.connect(tmp_path / "queue.db")
+    counts = dict(conn.execute("SELECT state, COUNT(*) FROM experiment GROUP BY state").fetchall())
+    data = json.loads(irq("status", "--offline", "--json").out)
+    shown: dict[str, int] = {}
+    for e in data["experiments"]:
+        shown[e["state"]] = shown.get(e["state"], 0) + 1
+    assert shown["IN_PROGRESS"] == counts["IN_PROGRESS"] == 30 and shown["READY"] == counts["READY"] > 20
+    for st in ("DONE", "FAILED", "PROPOSED"):
+        assert shown[st] == 20 and data["folded"][st] == counts[st] - 20, st
+    text = irq("status", "--offline").out
+    assert f"… and {counts['FAILED'] - 20:,} more FAILED: irq status --state FAILED" in text
+    assert len(json.loads(irq("status", "--offline", "--json", "-a").out)["experiments"]) == 400
 
 
 def test_unknown_state_is_refused(big: Path, irq) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from irq import errors
 from irq.backends.base import Backend, Slots, fresh_limit
-from irq.backends.target import Target
+from irq.backends.target import Target, project_subdir
 from irq.config import Config
 from irq.ledger.database import Ledger
 
@@ -44,7 +44,7 @@ class Backends:
             return self._targets[name]
         if name == "local":
             return Target.local(self.config, sys.executable)
-        return Target.cluster(self.config.cluster(name.split(":", 1)[1]))
+        return Target.cluster(self.config.cluster(name.split(":", 1)[1]), project_subdir(self.config.root))
 
     def get(self, name: str) -> Backend:
         name = self.resolve_name(name)

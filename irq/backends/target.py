@@ -1,6 +1,7 @@
 """Where a job runs (this machine or one cluster) and what that implies for its script."""
 from __future__ import annotations
 
+import posixpath
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,9 @@ class Target:
     python_imports: tuple[str, ...] = ()  # what the job's python must import (preflight checks it)
     # local runs of a project in git: each task runs in `git worktree add --detach` of the commit
     repo: str = ""  # the git repository's top folder ("" when the project is not in git)
-    subdir: str = ""  # the project's folder (irq.toml) inside the repository
+    # the project's folder (irq.toml) inside its repository, e.g. "experiments" in a monorepo ("" at
+    # the top): both backends run the command from this folder of the checkout or clone
+    subdir: str = ""
     worktrees: str = "prune"  # [project] worktrees: "prune", "keep-failed" or "keep"
     trainer_path: str = ""  # where the bundled trainer is importable from when the code lacks it
 
@@ -41,7 +44,7 @@ class Target:
         top = git_toplevel(root) if config.path is not None and committed(root, config.path.name) else None
         return cls(kind="local", name="local", workdir=str(config.resolve(config.local.workdir).resolve()),
                    python=config.local.python or python, code_dir=str(root), array_throttle=config.local.slots,
-                   repo=str(top or ""), subdir=str(root.relative_to(top)) if top else "",
+                   repo=str(top or ""), subdir=subdir_of(root, top) if top else "",
                    worktrees=config.project.worktrees, trainer_path=str(REPO_ROOT))
 
     @property
@@ -49,12 +52,42 @@ class Target:
         """Where local checkouts of recorded commits go: the project's .irq/worktrees."""
         return f"{self.code_dir}/.irq/worktrees"
 
+    @property
+    def work_dir(self) -> str:
+        """Where the command runs, as the attempt records it: the clone or checkout of the commit
+        (its `subdir` when irq.toml is below the repository's top), or the project's folder itself."""
+        top = (f"{self.scratch}/irq-job-<job id>" if self.clone else
+               f"{self.worktree_root}/<job id>" if self.repo else "")
+        if not top:
+            return self.code_dir
+        return f"{top}/{self.subdir}" if self.subdir else top
+
     @classmethod
-    def cluster(cls, c: ClusterConfig) -> "Target":
+    def cluster(cls, c: ClusterConfig, subdir: str = "") -> "Target":
+        """Jobs clone repo_url at the commit and run from `subdir` of the clone (project_subdir)."""
         return cls(kind="slurm", name=f"slurm:{c.name}", workdir=c.workdir, partition=c.partition,
                    modules=tuple(c.modules), module_init=c.module_init, python=c.python, clone=True,
                    repo_url=c.repo_url, scratch=c.scratch, array_throttle=c.job_limit or 2,
-                   python_imports=tuple(c.python_imports))
+                   python_imports=tuple(c.python_imports), subdir=subdir)
+
+    def in_checkout(self, path: str) -> str:
+        """Where `path` (relative to the project's folder) is in the job's checkout or clone: the
+        top of the repository is where a clone starts, and the project may be a folder below it."""
+        return posixpath.normpath(f"{self.subdir}/{path}") if self.subdir else path
+
+
+def subdir_of(root: Path, top: Path) -> str:
+    """`root` relative to the repository's top `top`, as a POSIX path; "" when they are the same."""
+    rel = root.relative_to(top).as_posix()
+    return "" if rel == "." else rel
+
+
+def project_subdir(root: Path) -> str:
+    """The project's folder (the one holding irq.toml) inside its git repository: "" at the top of
+    the repository, or when the folder is not in git at all."""
+    root = root.resolve()
+    top = git_toplevel(root)
+    return subdir_of(root, top) if top is not None else ""
 
 
 def git_toplevel(path: Path) -> Path | None:

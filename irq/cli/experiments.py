@@ -56,11 +56,15 @@ def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="W
       irq export queue.md
       irq export | less
     """
+    from irq.config_files import read_settings
+    from irq.formats.export import Derived
     from irq.formats.queue_io import stream_export
-    from irq.formats.render import project_templates
+    from irq.formats.render import templates_beside
 
     x = ctx(c)
-    stream_export(x.db, path, project_templates(_config(x)))  # the read path: read-only ledgers too
+    s = read_settings(x.config)  # the read path (no ORM, no pydantic): read-only ledgers too
+    derived = Derived(s.metric, s.goal, path.parent if path is not None else None)
+    stream_export(x.db, path, templates_beside(s.file), derived=derived)
     if path is not None:
         x.ui.print(f"wrote {path}")
 

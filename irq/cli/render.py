@@ -1,7 +1,6 @@
 """How the CLI shows what services return: rich tables, panels and plain lines. No work here."""
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from rich.text import Text
@@ -37,8 +36,10 @@ def _detail(r: Any, report: Any) -> str:
 
 
 def status_json(report: Any) -> dict:
+    """Rows as flat dicts (a shallow copy: asdict's deep copy costs more than the encoding)."""
     curves = getattr(report, "curves", {})
-    return {"experiments": [asdict(r) | ({"curve": curves[r.id]} if r.id in curves else {}) for r in report.rows],
+    return {"experiments": [dict(r.__dict__) | ({"curve": curves[r.id]} if r.id in curves else {})
+                            for r in report.rows],
             "slots": report.slots}
 
 
@@ -46,7 +47,7 @@ def show(ui: UI, v: Any) -> None:
     """`irq show`: the definition as bullets, one panel per attempt; every value verbatim."""
     from rich.panel import Panel
 
-    from irq.formats.export import attempt_lines, definition_lines
+    from irq.formats.blocks import attempt_lines, definition_lines
 
     e = v.experiment
     ui.styled((f"{e.id}: {e.title}", "bold"), ("  ", ""), (e.state, STATE_STYLE.get(e.state, "white")))
@@ -136,7 +137,7 @@ def status_page(ui: UI, report: Any, as_json: bool) -> None:
     for name, msg in report.unreachable.items():
         ui.note(f"warning: {name} did not answer ({msg}); states shown as last known")
     if as_json:
-        ui.json(status_json(report) | {"folded": report.folded})
+        ui.json_rows(status_json(report) | {"folded": report.folded})
         return
     status(ui, report)
     for line in report.folded_lines() + report.notes:

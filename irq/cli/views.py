@@ -7,7 +7,6 @@ import typer
 
 from irq.cli import follow, render
 from irq.cli.app import app, ctx
-from irq.cli.common import _config
 
 
 @app.command()
@@ -21,16 +20,19 @@ def status(
     watch: Optional[float] = typer.Option(None, "--watch", "-w", metavar="SECONDS", min=0.1,
                                           help="Refresh every SECONDS until Ctrl-C, with each run's newest curve row."),
     count: Optional[int] = typer.Option(None, "--count", min=1, help="With --watch: stop after this many refreshes."),
+    all_: bool = typer.Option(False, "--all", "-a", help="Every experiment: fold nothing into counts."),
 ) -> None:
     """Experiments grouped by state, with their latest attempt and job slots.
 
     Piped, one tab-separated line per experiment: state, id, title, priority, attempts, job, detail.
-    Without --state or --limit, DONE shows its latest 20 and counts the rest (all in --json).
+    IN_PROGRESS and READY are shown whole; without --state, --limit or --all, DONE, FAILED,
+    PROPOSED and RETIRED show their 20 most recently changed and count the rest (--json too).
 
     \b
     Examples:
       irq status
       irq status --state FAILED --limit 20
+      irq status --all --json
       irq status --offline | awk -F'\\t' '$1 == "FAILED" {print $2}'
       irq status --watch 30
     """
@@ -38,7 +40,7 @@ def status(
     from irq.jobs.status import status_report
 
     x = ctx(c)
-    query = StatusQuery.from_options(state, limit, done_shown=None if as_json else 20)
+    query = StatusQuery.from_options(state, limit, fold=not all_)
 
     def draw() -> None:
         report = status_report(x.db, x.config, x.ui, offline=offline, query=query, curves=watch is not None)
@@ -59,10 +61,11 @@ def show(c: typer.Context, exp_id: str = typer.Argument(..., metavar="ID"),
       irq show Q-004
       irq show Q-004 --json
     """
+    from irq.config_files import read_settings
     from irq.experiments.views import show as show_
 
     x = ctx(c)
-    v = show_(x.db, exp_id, _config(x).project.metric)  # the read path: no ORM, read-only ledgers too
+    v = show_(x.db, exp_id, read_settings(x.config).metric)  # the read path: no ORM or pydantic, read-only ledgers too
     if as_json:
         x.ui.json(render.show_json(v))
     else:

@@ -16,6 +16,7 @@ from irq.backends.target import REPO_ROOT
 from irq.config import Config, load_config, write_default_config
 from irq.daemon.loop import DaemonLock, cycle, queue_empty
 from irq.experiments.edit import add_experiment
+from irq.formats.export import Derived
 from irq.formats.queue_io import export_queue
 from irq.ledger.database import Ledger
 from irq.ui import UI
@@ -49,7 +50,7 @@ def run_demo(folder: Path, ui: UI, quick: bool = False, poll: float = 2.0) -> De
         _drive(ledger, config, ui, poll)
     finally:
         lock.release()
-    export_queue(ledger, folder / "queue.md")
+    export_queue(ledger, folder / "queue.md", derived=Derived(dest_dir=folder))
     return DemoResult(folder, _rows(ledger))
 
 

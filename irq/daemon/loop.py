@@ -25,7 +25,8 @@ from irq import errors, faults
 from irq.backends.registry import Backends, record_calls
 from irq.backends.registry import slots as cached_slots
 from irq.config import Config
-from irq.formats.queue_io import export_queue
+from irq.formats.export import Derived
+from irq.formats.queue_io import derived_for, write_atomically
 from irq.formats.render import project_templates
 from irq.jobs.fetch import fetch
 from irq.jobs.submit import candidates, submit
@@ -115,7 +116,8 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
             pass
     if config.export:
         try:
-            _export_if_stale(ledger, config.resolve(config.export), rep, project_templates(config))
+            dest = config.resolve(config.export)
+            _export_if_stale(ledger, dest, rep, project_templates(config), derived_for(config, dest))
         except errors.UsageError as exc:  # a missing folder: say so every cycle, keep serving
             ui.log(f"cannot re-export queue.md: {exc.message} ({exc.hint})")
     ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
@@ -123,18 +125,19 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
     return rep
 
 
-def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport, template_dir: Path | None) -> None:
+def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport, template_dir: Path | None,
+                     derived: Derived) -> None:
     """Re-export queue.md whenever it differs from the ledger (also after a crash mid-export)."""
     from irq.formats.export import export_text
 
-    text = export_text(ledger, template_dir)
+    text = export_text(ledger, template_dir, derived)
     try:
         current = path.read_text(encoding="utf-8")
     except OSError:
         current = None
     if text != current:
         faults.point("before_export")
-        export_queue(ledger, path, template_dir)
+        write_atomically(path, [text])
         rep.exported = True
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from irq.formats.blocks import headline
 from irq.ledger import reader
 from irq.ledger.reader import Record, records
 from irq.ledger.states import ACTIVE_STATES, State, Waiting, waiting
@@ -75,13 +76,19 @@ class StatusQuery:
     metric: str = "val_mse"  # the project's headline metric, shown for DONE rows
 
     @classmethod
-    def from_options(cls, states: list[str] | None, limit: int | None, done_shown: int | None = 20) -> StatusQuery:
-        """--state (repeatable, checked against the states) and --limit; DONE folded otherwise."""
+    def from_options(cls, states: list[str] | None, limit: int | None, fold: bool = True) -> StatusQuery:
+        """--state (repeatable, checked against the states) and --limit; without either, the
+        states that only grow (DONE, FAILED, PROPOSED, RETIRED) show their latest FOLD_AT unless
+        `fold` is off (--all). Active work and the queue (IN_PROGRESS, READY) are always whole."""
         chosen = tuple(_state(s) for s in states) if states else None
         names = chosen or tuple(s.value for s in State)
         if limit is not None:
             return cls(chosen, {s: limit for s in names})
-        return cls(chosen, {} if chosen or done_shown is None else {State.DONE.value: done_shown})
+        return cls(chosen, {} if chosen or not fold else {s: FOLD_AT for s in FOLDED})
+
+
+FOLD_AT = 20
+FOLDED = (State.DONE.value, State.FAILED.value, State.PROPOSED.value, State.RETIRED.value)
 
 
 def _state(text: str) -> str:
@@ -100,17 +107,22 @@ class StatusRows:
     counts: dict[str, int]  # state -> experiments in the ledger
 
 
+_READY, _FAILED, _DONE, _IN_PROGRESS = (s.value for s in (State.READY, State.FAILED, State.DONE, State.IN_PROGRESS))
+_ACTIVE_NAMES = frozenset(s.value for s in ACTIVE_STATES)
 _ACTIVE = ", ".join(f"'{s.value}'" for s in ACTIVE_STATES)
 # {experiments}: the experiments table or a filtered, limited sub-select of it. Per experiment the
 # unique (experiment_id, number) index answers MAX(number) and the count without a table scan.
 _LATEST = f"""
-SELECT e.seq, e.id, e.title, e.state, e.priority, e.depends_on, e.waiting_reason, e.held_fix, e.updated_at,
+SELECT e.seq, e.id, e.title, e.state, e.priority, e.depends_on, e.waiting_reason, e.held_fix,
+       strftime('%Y-%m-%dT%H:%M:%SZ', e.updated_at) AS updated_at,
        (SELECT COUNT(*) FROM attempt c WHERE c.experiment_id = e.id) AS n_attempts,
-       EXISTS (SELECT 1 FROM attempt c WHERE c.experiment_id = e.id AND c.state IN ({_ACTIVE})) AS n_active,
+       CASE WHEN e.state = 'IN_PROGRESS' AND e.waiting_reason IS NOT NULL THEN
+            EXISTS (SELECT 1 FROM attempt c WHERE c.experiment_id = e.id AND c.state IN ({_ACTIVE})) ELSE 0 END AS n_active,
        a.job_id, a.state AS attempt_state, a.backend AS attempt_backend, a.unknown_since, a.root_cause, a.error,
-       COALESCE(json_extract(a.results, :metric), json_extract(a.results, :mean),
-                json_extract(a.results, :seed_label)) AS val,
-       CASE WHEN json_extract(a.results, :metric) IS NOT NULL OR json_extract(a.results, :mean) IS NULL
+       CASE WHEN e.state = 'DONE' THEN COALESCE(json_extract(a.results, :metric), json_extract(a.results, :mean),
+                                                 json_extract(a.results, :seed_label)) END AS val,
+       CASE WHEN e.state != 'DONE' THEN NULL
+            WHEN json_extract(a.results, :metric) IS NOT NULL OR json_extract(a.results, :mean) IS NULL
             THEN :name ELSE :name || '_mean' END AS val_key
 FROM {{experiments}} e
 LEFT JOIN attempt a ON a.experiment_id = e.id
@@ -146,10 +158,12 @@ def _select(conn: sqlite3.Connection, states: list[str], limit: int | None, metr
     params: dict[str, Any] = {f"s{i}": s for i, s in enumerate(states)}
     params.update(name=metric, metric=_json_path(metric), mean=_json_path(f"{metric}_mean"),
                   seed_label=_json_path("Validation MSE" if metric == "val_mse" else metric), limit=limit)
-    chosen = f"(SELECT * FROM experiment WHERE state IN ({', '.join(':s' + str(i) for i in range(len(states)))})"
-    if limit is not None:
-        chosen += " ORDER BY updated_at DESC, seq DESC LIMIT :limit"  # only these get their attempts read
-    return list(records(conn, _LATEST.format(experiments=chosen + ")"), params))
+    where = f"state IN ({', '.join(':s' + str(i) for i in range(len(states)))})"
+    chosen = f"(SELECT * FROM experiment WHERE {where})"
+    if limit is not None:  # only these get their attempts read; the sort carries ids, not whole rows
+        chosen = (f"(SELECT * FROM experiment WHERE id IN (SELECT id FROM experiment WHERE {where} "
+                  "ORDER BY updated_at DESC, seq DESC LIMIT :limit))")
+    return list(records(conn, _LATEST.format(experiments=chosen), params))
 
 
 def _json_path(key: str) -> str:
@@ -158,7 +172,7 @@ def _json_path(key: str) -> str:
 
 
 def _dependency_states(conn: sqlite3.Connection, rows: list[Record]) -> dict[str, str]:
-    deps = sorted({d for r in rows if r.state == State.READY.value for d in r.depends_on})
+    deps = sorted({d for r in rows if r.state == _READY for d in r.depends_on})
     out: dict[str, str] = {}
     for i in range(0, len(deps), 500):  # SQLite's limit on bound parameters
         part = deps[i:i + 500]
@@ -185,13 +199,14 @@ def waiting_line(e: Any, has_active_attempt: bool) -> str | None:
 
 
 def _detail(r: Record, states: dict[str, str]) -> str:
-    """The last column of a status row, from the experiment and its latest attempt."""
+    """The last column of a status row, from the experiment and its latest attempt (plain strings,
+    not enum members: this runs for every row of a 10,000-experiment ledger)."""
     from irq.fields import fmt_time
     from irq.ui import num
 
-    if (line := waiting_line(r, r.n_active > 0)) is not None:
+    if r.waiting_reason is not None and r.state == _IN_PROGRESS and (line := waiting_line(r, r.n_active > 0)):
         return line
-    if r.state == State.READY.value and r.depends_on:
+    if r.state == _READY and r.depends_on:
         failed = [d for d in r.depends_on if states.get(d) == "FAILED"]
         if failed:
             return f"held: dependency {', '.join(failed)} FAILED"
@@ -200,22 +215,12 @@ def _detail(r: Record, states: dict[str, str]) -> str:
             return "waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in pending)
     if r.attempt_state is None:
         return ""
-    if r.attempt_backend == "imported" and r.attempt_state in {s.value for s in ACTIVE_STATES}:
+    if r.attempt_backend == "imported" and r.attempt_state in _ACTIVE_NAMES:
         return f"{r.attempt_state} when imported; never refreshed by irq"
     if r.unknown_since:
         return f"state unknown since {fmt_time(r.unknown_since)} (scheduler unreachable)"
-    if r.state == State.FAILED.value:
+    if r.state == _FAILED:
         return (r.root_cause or r.error or r.attempt_state)[:120]
-    if r.state == State.DONE.value:
+    if r.state == _DONE:
         return f"{r.val_key} {num(r.val)}" if r.val is not None else ""
     return r.attempt_state
-
-
-def headline(results: dict[str, Any], metric: str) -> str:
-    """'val_mse 0.0171' (or its mean over seeds) from an attempt's results; '' without it."""
-    from irq.ui import num
-
-    for key in (metric, f"{metric}_mean", "Validation MSE" if metric == "val_mse" else None):
-        if key and results.get(key) is not None:
-            return f"{metric if key == 'Validation MSE' else key} {num(results[key])}"  # the seed's label
-    return ""

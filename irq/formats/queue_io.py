@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from irq import errors
-from irq.formats.export import export_chunks, export_text
+from irq.formats.export import Derived, export_chunks, export_text
 
 
 @dataclass
@@ -58,19 +58,25 @@ def import_queue(ledger: Any, path: Path) -> ImportReport:
     return ImportReport(str(path), len(doc.experiments), len(doc.attempts), doc.repaired_lines, states)
 
 
-def export_queue(ledger: Any, path: Path | None, template_dir: Path | None = None) -> str:
+def derived_for(config: Any, dest: Path | None) -> Derived:
+    """The project's headline metric and goal, links relative to where queue.md goes."""
+    return Derived(config.project.metric, config.project.goal, dest.parent if dest is not None else None)
+
+
+def export_queue(ledger: Any, path: Path | None, template_dir: Path | None = None,
+                 derived: Derived | None = None) -> str:
     """queue.md as text, also written to `path` when given (daemon, tests: small ledgers)."""
-    text = export_text(ledger, template_dir)
+    text = export_text(ledger, template_dir, derived)
     if path is not None:
         write_atomically(path, [text])
     return text
 
 
 def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = None,
-                  out: TextIO | None = None) -> None:
+                  out: TextIO | None = None, derived: Derived | None = None) -> None:
     """`irq export`: render block by block and write as it goes, to `path` or to `out`; never
     the whole text in memory (a 10,000-experiment ledger is megabytes of queue.md)."""
-    chunks = export_chunks(ledger, template_dir)
+    chunks = export_chunks(ledger, template_dir, derived)
     if path is None:
         target = out or sys.stdout
         for chunk in chunks:

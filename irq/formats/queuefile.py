@@ -27,6 +27,7 @@ from irq.fields import (
     parse_time,
     strip_backticks,
 )
+from irq.formats.blocks import DERIVED_KEYS
 from irq.formats.queuelines import (
     SECTIONS,
     Block,
@@ -219,6 +220,8 @@ _DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
     "Retry": _d_set("retry_policy", lambda v: RetryPolicy.parse(v).to_dict()),
+    # computed from the ledger at export (formats/blocks.py DERIVED_KEYS): nothing to read back
+    **{k: (lambda exp, it, g: None) for k in DERIVED_KEYS},
 }
 
 

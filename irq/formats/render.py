@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import jinja2
 
 from irq import errors
-from irq.config import Config
+
+if TYPE_CHECKING:
+    from irq.config import Config
 
 PACKAGE = "irq.formats"
 FOLDER = "templates"
@@ -27,9 +29,14 @@ FOLDER = "templates"
 
 def project_templates(config: Config | None) -> Path | None:
     """The project's own template folder: ``templates/`` beside its irq.toml, if there is one."""
-    if config is None or config.path is None:
+    return templates_beside(config.path if config is not None else None)
+
+
+def templates_beside(config_file: Path | None) -> Path | None:
+    """``templates/`` beside an irq.toml, if there is one."""
+    if config_file is None:
         return None
-    folder = config.path.parent / FOLDER
+    folder = config_file.parent / FOLDER
     return folder if folder.is_dir() else None
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from irq import errors
 from irq.backends.registry import Backends, record_calls
 from irq.config import Config
-from irq.formats.queue_io import export_queue
+from irq.formats.queue_io import derived_for, export_queue
 from irq.formats.render import project_templates
 from irq.jobs.cancel import cancel
 from irq.jobs.fetch import FetchOutcome, fetch, log_tail, still_finishing
@@ -30,7 +30,8 @@ Prompt = Callable[..., Any] | None
 def export_after_change(ledger: Ledger, config: Config) -> None:
     """Keep the configured queue.md export current after a command changed the ledger."""
     if config.export:
-        export_queue(ledger, config.resolve(config.export), project_templates(config))
+        dest = config.resolve(config.export)
+        export_queue(ledger, dest, project_templates(config), derived_for(config, dest))
 
 
 def submit_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], all_ready: bool,

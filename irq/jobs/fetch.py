@@ -10,6 +10,7 @@ from irq import errors, faults
 from irq.backends.base import Backend
 from irq.backends.registry import Backends, record_calls
 from irq.config import Config, ProjectConfig
+from irq.formats.blocks import headline
 from irq.jobs.contract import CONTRACT, read_run
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
@@ -122,7 +123,7 @@ def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> 
             s.add(att)
             if exp.state == State.IN_PROGRESS.value and _is_latest(s, att):
                 Ledger.set_state(s, exp, State.DONE, f"attempt {att.number} completed", attempt=att)
-            return FetchOutcome(exp.id, att.number, "DONE", _headline(results, config.project.metric))
+            return FetchOutcome(exp.id, att.number, "DONE", headline(results, config.project.metric) or "completed")
         d = _why(att, log, problem, job_error)
         att.error, att.root_cause, att.suggested_fix = d.error, d.root_cause, d.fix.replace("ID", exp.id)
         s.add(att)
@@ -140,13 +141,6 @@ def _why(att: Attempt, log: str, problem: str | None, job_error: str | None) -> 
             return found
         return Diagnosis(problem, problem, f"see {CONTRACT}; `irq log ID` shows the job's output", "contract")
     return diagnose(att.state, att.exit_code, log, trainer_error=job_error)
-
-
-def _headline(results: dict[str, Any], metric: str) -> str:
-    for k in (metric, f"{metric}_mean"):
-        if isinstance(results.get(k), (int, float)) and not isinstance(results.get(k), bool):
-            return f"{k} {results[k]:.4g}"
-    return "completed"
 
 
 def _is_latest(s: Any, att: Attempt) -> bool:

@@ -1,6 +1,7 @@
 """Git facts about the code a job runs: the commit, whether the tree is dirty, config paths inside the repository."""
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -69,18 +70,20 @@ def target_sha(config: Config, target: Target) -> str:
 
 
 def config_in_repo(exp: Experiment, config: Config, target: Target) -> Experiment:
-    """A config path as the job sees it: relative to the repository root it runs from."""
+    """A config path as the job sees it: relative to the project's folder, where the job runs in
+    its checkout (a folder above it, `../shared/c.json`, when the file is elsewhere in the repository)."""
     if not exp.config_path:
         return exp
     p = Path(exp.config_path)
-    base = Path(target.code_dir) if target.kind == "local" else config.root
+    base = (Path(target.code_dir) if target.kind == "local" else config.root).resolve()
+    top = base.parents[len(Path(target.subdir).parts) - 1] if target.subdir else base
     if p.is_absolute():
         try:
-            rel = p.resolve().relative_to(base.resolve())
+            p.resolve().relative_to(top)
         except ValueError:
             if target.kind == "local":
                 return exp
             raise errors.PreflightFailed(f"{exp.id}'s config {p} is outside the repository the job clones",
                                          "keep trainer configs inside the repository") from None
-        exp = exp.model_copy(update={"config_path": str(rel)})
+        exp = exp.model_copy(update={"config_path": os.path.relpath(p.resolve(), base)})
     return exp

@@ -120,7 +120,9 @@ def commented_module_loads(script: str) -> list[str]:
 
 def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, python: str) -> list[Check]:
     # the bundled trainer (no command) needs trainer/ in the repository; any other command, its own files
+    # (paths in the commit: below the project's folder when irq.toml is not at the repository's top)
     files = ([] if exp.command else [ENTRY_POINT]) + ([exp.config_path] if exp.config_path else [])
+    files = [target.in_checkout(f) for f in files] + ([target.in_checkout("irq.toml")] if target.subdir else [])
     part = exp.resources.get("partition") or target.partition or ""
     args = [target.repo_url, sha, target.scratch, target.workdir, part, python, ",".join(target.python_imports),
             str(len(target.modules)),
@@ -146,7 +148,8 @@ def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, p
                                     "git rm --cached DIR && git add DIR/ && git commit && git push"))
             else:
                 checks.append(Check(f"file {path}", False, f"{path} does not exist in commit {sha[:12]}",
-                                    "git add it, commit, push" if path != ENTRY_POINT else "the repository must hold trainer/"))
+                                    "git add it, commit, push" if path != target.in_checkout(ENTRY_POINT) else
+                                    "the repository must hold trainer/"))
         elif kind == "MODULE":
             checks.append(Check(f"module {f[0]}", f[1] == "ok",
                                 "available" if f[1] == "ok" else f"module {f[0]} does not exist on the cluster",
@@ -242,7 +245,7 @@ def run_checks(ledger: Ledger | None, exp: Experiment, target: Target, sha: str,
         return checks + local_checks(exp, target)
     key = "preflight:" + hashlib.sha256(json.dumps(
         [target.name, sha, target.modules, target.repo_url, target.scratch, target.workdir, target.python,
-         exp.config_path, exp.resources, exp.command, target.python_imports], sort_keys=True,
+         exp.config_path, exp.resources, exp.command, target.python_imports, target.subdir], sort_keys=True,
         default=str).encode()).hexdigest()[:24]
     if ledger is not None and (cached := ledger.get_meta(key)):
         return checks + [Check(**c) for c in json.loads(cached)]

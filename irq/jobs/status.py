@@ -59,10 +59,10 @@ def status_report(ledger: Any, config_path: Path | None, ui: UI, offline: bool =
 
 
 def _metric(config_path: Path | None) -> str:
-    """The project's headline metric (irq.toml [project] metric)."""
-    from irq.config import load_config
+    """The project's headline metric (irq.toml [project] metric), read without pydantic."""
+    from irq.config_files import read_settings
 
-    return load_config(config_path).project.metric
+    return read_settings(config_path).metric
 
 
 def _curves(path: Path, config_path: Path | None) -> dict[str, dict[str, Any]]:

@@ -182,8 +182,7 @@ def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, ta
             partition=exp.resources.get("partition") or target.partition, run_dir=req.run_dir,
             modules=list(target.modules), script=req.script, submitted_at=utcnow(), array=req.array,
             cluster=target.name.split(":", 1)[1] if ":" in target.name else None,
-            work_dir=f"{target.scratch}/irq-job-<job id>" if target.clone else
-            f"{target.worktree_root}/<job id>" if target.repo else target.code_dir,
+            work_dir=target.work_dir,
         )
 
 

@@ -121,6 +121,8 @@ class Ledger:
                 version += 1
                 self._set_meta(s, "schema_version", str(version))
             SQLModel.metadata.create_all(conn)  # tables added since: harmless when present
+            # indexes added to existing tables since (no schema change: readers see the same rows)
+            conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_attempt_state ON attempt (state)")
 
     # -- sessions -----------------------------------------------------------------------
     @contextmanager

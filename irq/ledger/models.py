@@ -74,7 +74,7 @@ class Attempt(SQLModel, table=True):
     # per array task: {"3": {"state": "COMPLETED", "exit_code": 0, ...}}
     tasks: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     run_id: Optional[str] = None
-    state: str = "SUBMITTING"  # an AttemptState value
+    state: str = Field(default="SUBMITTING", index=True)  # an AttemptState value; refreshes select the active
     exit_code: Optional[int] = None
     submitted_at: Optional[datetime] = None
     started_at: Optional[datetime] = None

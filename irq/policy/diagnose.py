@@ -74,6 +74,11 @@ CATALOGUE: list[Rule] = [
          build=lambda m, log: _d("commit_missing", f"commit {m.group(1)} not found in {m.group(2)}",
                                  "the commit was not pushed to the repository the cluster clones",
                                  "git push, then `irq retry ID`")),
+    Rule("project_folder_missing", re.compile(r"irq: folder (.+) not found in commit (\S+) of (.+)"),
+         build=lambda m, log: _d("project_folder_missing", f"folder {m.group(1)} not found in commit {m.group(2)}",
+                                 f"the project's folder {m.group(1)} (where irq.toml is) is not in the pinned commit "
+                                 f"of {m.group(3).strip()}: irq.toml and the project's files were not committed",
+                                 "git add the project's folder, commit, push, then `irq retry ID`")),
     Rule("file_missing", re.compile(r"(?:No such file or directory|can't open file|FileNotFoundError)[^\n]*?'?([\w./-]+\.(?:py|json|yaml|toml))'?"
                                     r"|(\S+\.(?:py|json)): No such file|config file not found: (\S+)"),
          build=lambda m, log: _d("file_missing", f"File not found - `{m.group(1) or m.group(2) or m.group(3)}` doesn't exist in the job's clone",

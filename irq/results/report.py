@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from irq.formats.export import REPORT_META, report_record
 from irq.ledger.database import Ledger
 from irq.results import plots
 from irq.results.collect import ExperimentRuns, collect
@@ -70,6 +71,8 @@ def write(ledger: Ledger, root: Path, out: Path, metric: str, goal: str = "min",
                                + (" (run the trainer with --diagnostics true)" if kind in ("conditioning", "energy") else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(rep, out.parent), encoding="utf-8")
+    # queue.md's DONE entries link here (formats/export.py) until the next report
+    ledger.set_meta(REPORT_META, report_record(out, rep.figures, [r.id for r in table.rows]))
     return rep
 
 

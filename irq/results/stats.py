@@ -1,17 +1,20 @@
-"""The statistics of a few seeds, from scipy and numpy; every one is checked against scipy.stats in the tests.
+"""The statistics of a few seeds: scipy.stats and numpy, none written by hand.
 
-- the mean's 95 % interval: percentile bootstrap (10,000 resamples, vectorised across experiments
-  with numpy, see bootstrap_mean_ci; checked against scipy.stats.bootstrap in the tests), and the
-  t interval beside it (the t quantile from scipy.special.stdtrit, which scipy.stats.t.ppf calls);
-- the interquartile mean (scipy.stats.trim_mean(x, 0.25), computed row-wise with numpy: see
-  interquartile_mean) from n >= 5, as rliable reports it;
-- against a baseline: the relative difference of the means with a stratified bootstrap interval
-  (each experiment's seeds resampled separately, as rliable's stratified bootstrap does), Welch's
-  t-test (scipy.stats.ttest_ind(equal_var=False)), Hedges' g, the probability of improvement
-  (the Mann-Whitney U statistic over nx*nb, rliable's definition), and rank consistency over the
-  seeds every compared experiment ran.
+- n, mean, std (ddof = 1), min, median, max: numpy, along the rows of an (experiments x seeds) matrix;
+- the mean's 95 % interval: the percentile bootstrap, scipy.stats.bootstrap(method="percentile",
+  10,000 resamples, vectorised over the experiments that have the same number of seeds), and the
+  t interval beside it, scipy.stats.t.interval with scipy.stats.sem;
+- the interquartile mean, scipy.stats.trim_mean(x, 0.25), from n >= 5, as rliable reports it;
+- against a baseline: the relative difference of the means with a stratified bootstrap interval,
+  scipy.stats.bootstrap(paired=False) (each experiment's seeds resampled separately, as rliable's
+  stratified bootstrap does), Welch's t-test (scipy.stats.ttest_ind(equal_var=False)), the
+  probability of improvement (scipy.stats.mannwhitneyu's U over nx*nb, rliable's definition),
+  Hedges' g (numpy: scipy.stats has no effect size) and rank consistency over the seeds every
+  compared experiment ran.
 
-Random draws come from a fixed seed, so the same ledger gives the same table every time.
+Random draws come from fixed seeds, so the same ledger gives the same table every time.
+scipy.stats is imported only when a statistic needs it (its import alone costs several CLI
+start-ups): a table of single runs never loads it.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ RESAMPLES = 10_000
 CONFIDENCE = 0.95
 SEED = 20260121  # fixed: tables are reproducible
 IQM_MIN_N = 5
+BLOCK = 2_000_000  # values per bootstrap block: rows x resamples (and rows x batch x seeds), 16 MB
 
 
 @dataclass
@@ -43,117 +47,82 @@ class Summary:
 
 
 def summarise(groups: Sequence[Sequence[float]], resamples: int = RESAMPLES, seed: int = SEED) -> list[Summary]:
-    """One Summary per group of per-seed values (finite floats).
+    """One Summary per group of per-seed values (finite floats), in the order given.
 
     Groups with the same number of values are computed together, as one (experiments x seeds)
-    matrix: numpy and scipy.stats along axis 1, so ten thousand experiments cost a few array
-    operations, not ten thousand calls.
+    matrix: numpy and scipy.stats along its rows, so ten thousand experiments cost a few array
+    operations and a few scipy calls, not ten thousand of each.
     """
-    from scipy.special import (
-        stdtrit,  # what scipy.stats.t.ppf evaluates; scipy.stats itself costs a start-up
-    )
-
-    rng = np.random.default_rng(seed)
     out: list[Summary | None] = [None] * len(groups)
     by_n: dict[int, list[int]] = {}
     for i, g in enumerate(groups):
         by_n.setdefault(len(g), []).append(i)
     for n, idx in sorted(by_n.items()):
-        if n == 0:
-            for i in idx:
-                out[i] = Summary(0, note="no values")
-            continue
         x = np.array([groups[i] for i in idx], dtype=float).reshape(len(idx), n)
-        mean, lo_, hi_, med = x.mean(axis=1), x.min(axis=1), x.max(axis=1), np.median(x, axis=1)
-        cols: dict[str, np.ndarray] = {}
-        if n > 1:
-            std = x.std(axis=1, ddof=1)
-            sem = np.where(std > 0, std / np.sqrt(n), np.nan)
-            half = stdtrit(n - 1, 0.5 + CONFIDENCE / 2) * sem  # = scipy.stats.t.interval(CONFIDENCE, n - 1, ...)
-            t_lo, t_hi = mean - half, mean + half
-            zero = std == 0  # no spread: the interval is the point itself
-            cols = {"std": std, "t_low": np.where(zero, mean, t_lo), "t_high": np.where(zero, mean, t_hi)}
-            cols["ci_low"], cols["ci_high"] = bootstrap_mean_ci(x, resamples, rng)
-        if n >= IQM_MIN_N:
-            cols["iqm"] = interquartile_mean(x)
-        note = ("n = 1: no spread, so no interval" if n == 1 else
-                f"n = {n}: no IQM below n = {IQM_MIN_N}" if n < IQM_MIN_N else "")
-        for row, i in enumerate(idx):
-            out[i] = Summary(n, float(mean[row]), min=float(lo_[row]), max=float(hi_[row]), median=float(med[row]),
-                             note=note, **{k: float(v[row]) for k, v in cols.items()})
+        for i, s in zip(idx, summarise_rows(x, resamples, seed)):
+            out[i] = s
     return [s for s in out if s is not None]
 
 
-def interquartile_mean(x: np.ndarray) -> np.ndarray:
-    """Row-wise scipy.stats.trim_mean(x, 0.25, axis=1): drop int(n / 4) values at each end, average
-    the rest. Written with numpy because importing scipy.stats alone costs as much CPU as the
-    CLI's whole start-up; the tests check it against scipy.stats.trim_mean."""
-    n = x.shape[1]
-    cut = int(0.25 * n)
-    return np.sort(x, axis=1)[:, cut:n - cut].mean(axis=1)
-
-
-def bootstrap_mean_ci(x: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap interval of the mean of every row of x (rows: experiments, columns: seeds).
-
-    What scipy.stats.bootstrap(method="percentile") computes (the tests compare the two), vectorised
-    across rows. The resamples are drawn once, as multinomial counts (how often each seed is drawn),
-    and serve every row: each row's interval is a proper bootstrap interval; the rows' intervals are
-    just not independent of each other.
-
-    With few seeds the 10,000 resamples repeat the same few draws (n = 5 seeds have only 126
-    distinct multisets): each distinct draw's mean is computed once and weighted by how often it
-    was drawn, which gives exactly the percentiles of the 10,000 resampled means (np.quantile's
-    linear rule) at a hundredth of the cost. With many seeds every draw is distinct, and the
-    10,000 means of each row are computed and partially sorted directly.
-    """
-    n = x.shape[1]
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)
-    alpha = (1 - CONFIDENCE) / 2
-    draws, freq = np.unique(counts, axis=0, return_counts=True)
-    if len(draws) * 4 <= resamples:
-        return quantiles_of_draws(x, draws, freq, [alpha, 1 - alpha])
-    return quantiles_direct(x, counts, [alpha, 1 - alpha])
-
-
-def quantiles_direct(x: np.ndarray, counts: np.ndarray, qs: list[float]) -> tuple[np.ndarray, ...]:
-    """np.quantile over each row's resampled means, in blocks of rows (bounded memory)."""
+def summarise_rows(x: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> list[Summary]:
+    """The Summary of every row of x (rows: experiments, columns: their n seeds)."""
     k, n = x.shape
-    weights = counts.T / n  # seeds x resamples
-    out = np.empty((len(qs), k))
-    chunk = max(1, 2_000_000 // len(counts))
-    for a in range(0, k, chunk):
-        out[:, a:a + chunk] = np.quantile(x[a:a + chunk] @ weights, qs, axis=1)
-    return tuple(out)
+    if n == 0:
+        return [Summary(0, note="no values") for _ in range(k)]
+    mean, lo_, hi_, med = x.mean(axis=1), x.min(axis=1), x.max(axis=1), np.median(x, axis=1)
+    cols = intervals(x, mean, resamples, seed) if n > 1 else {}
+    if n >= IQM_MIN_N:
+        from scipy import stats
+
+        cols["iqm"] = stats.trim_mean(x, 0.25, axis=1)
+    note = ("n = 1: no spread, so no interval" if n == 1 else
+            f"n = {n}: no IQM below n = {IQM_MIN_N}" if n < IQM_MIN_N else "")
+    return [Summary(n, float(mean[r]), min=float(lo_[r]), max=float(hi_[r]), median=float(med[r]), note=note,
+                    **{key: float(v[r]) for key, v in cols.items()}) for r in range(k)]
 
 
-def quantiles_of_draws(x: np.ndarray, draws: np.ndarray, freq: np.ndarray, qs: list[float]) -> tuple[np.ndarray, ...]:
-    """The same quantiles as quantiles_direct, from the distinct draws and how often each was drawn.
+def intervals(x: np.ndarray, mean: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """The sample standard deviation and both 95 % intervals of every row's mean (n >= 2).
 
-    np.quantile (linear) of B sorted values at q reads positions floor(h) and floor(h) + 1 with
-    h = (B - 1) q; the value at position p is the mean of the first draw (in sorted order) whose
-    cumulative count exceeds p.
+    A row without spread (every seed gave the same value) has the point itself as its interval:
+    only rows with spread are resampled, and only they reach scipy.
     """
+    from scipy import stats
+
+    std = x.std(axis=1, ddof=1)
+    spread = std > 0
+    cols = {"std": std, **{key: mean.copy() for key in ("t_low", "t_high", "ci_low", "ci_high")}}
+    if spread.any():
+        xs, n = x[spread], x.shape[1]
+        t_lo, t_hi = stats.t.interval(CONFIDENCE, n - 1, loc=mean[spread], scale=stats.sem(xs, axis=1))
+        cols["t_low"][spread], cols["t_high"][spread] = t_lo, t_hi
+        cols["ci_low"][spread], cols["ci_high"][spread] = bootstrap_mean_ci(xs, resamples, seed)
+    return cols
+
+
+def bootstrap_mean_ci(x: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile bootstrap 95 % interval of the mean of every row of x (rows: experiments with n
+    seeds each): scipy.stats.bootstrap(method="percentile", vectorized=True, axis=-1).
+
+    scipy draws one set of resampled seed indices per call and applies it to every row it is given,
+    so each row's interval is a proper bootstrap interval and the rows of one call share their
+    draws. The rows go to scipy in blocks that bound the memory (the bootstrap distribution of a
+    call is rows x resamples: 800 MB for 10,000 experiments at once); every block starts from the
+    same seed, derived from `seed` and n, so an experiment's interval depends on its own values
+    only, never on which other experiments are in the table.
+    """
+    from scipy import stats
+
     k, n = x.shape
-    total = int(freq.sum())
-    out = np.empty((len(qs), k))
-    chunk = max(1, 2_000_000 // len(draws))
-    for a in range(0, k, chunk):
-        means = x[a:a + chunk] @ (draws.T / n)  # rows x distinct draws
-        order = np.argsort(means, axis=1, kind="stable")
-        srt = np.take_along_axis(means, order, axis=1)
-        cum = np.cumsum(freq[order], axis=1)
-        rows = np.arange(len(srt))
-
-        def at(p: int, srt=srt, cum=cum, rows=rows) -> np.ndarray:
-            return srt[rows, np.minimum((cum <= p).sum(axis=1), srt.shape[1] - 1)]
-
-        for i, q in enumerate(qs):
-            h = (total - 1) * q
-            lo = int(np.floor(h))
-            v0, v1 = at(lo), at(min(lo + 1, total - 1))
-            out[i, a:a + chunk] = v0 + (h - lo) * (v1 - v0)
-    return tuple(out)
+    rows = max(1, BLOCK // resamples)
+    batch = max(1, BLOCK // (min(rows, k) * n))
+    low, high = np.empty(k), np.empty(k)
+    for a in range(0, k, rows):
+        res = stats.bootstrap((x[a:a + rows],), np.mean, n_resamples=resamples, batch=batch, vectorized=True,
+                              axis=-1, confidence_level=CONFIDENCE, method="percentile",
+                              rng=np.random.default_rng([seed, n]))
+        low[a:a + rows], high[a:a + rows] = res.confidence_interval
+    return low, high
 
 
 @dataclass
@@ -176,20 +145,34 @@ class Comparison:
     note: str = ""
 
 
-def relative_difference_bootstrap(x: np.ndarray, b: np.ndarray, resamples: int, rng: np.random.Generator):
-    """The scipy bootstrap result of mean(x)/mean(b) - 1, each sample resampled separately (stratified)."""
+def relative_difference_intervals(x: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES,
+                                  seed: int = SEED) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The two-sided 95 % interval and the one-sided 95 % bounds of mean(x) / mean(b) - 1.
+
+    One scipy.stats.bootstrap(paired=False) distribution: each sample is resampled separately
+    (stratified). The one-sided 95 % bounds are the ends of the two-sided 90 % percentile interval
+    of that same distribution (scipy re-reads it: bootstrap_result, n_resamples=0).
+    """
     from scipy import stats
 
     def ratio(xs: np.ndarray, bs: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.mean(xs, axis=axis) / np.mean(bs, axis=axis) - 1.0
 
-    return stats.bootstrap((x, b), ratio, vectorized=True, paired=False, n_resamples=resamples,
-                           confidence_level=CONFIDENCE, method="percentile", rng=rng)
+    kw = {"vectorized": True, "paired": False, "axis": -1, "method": "percentile"}
+    res = stats.bootstrap((x, b), ratio, n_resamples=resamples, confidence_level=CONFIDENCE,
+                          rng=np.random.default_rng(seed), **kw)
+    one = stats.bootstrap((x, b), ratio, n_resamples=0, bootstrap_result=res, confidence_level=1 - 2 * (1 - CONFIDENCE),
+                          **kw)
+    ci, bounds = res.confidence_interval, one.confidence_interval
+    return (float(ci.low), float(ci.high)), (float(bounds.low), float(bounds.high))
 
 
 def hedges_g(x: np.ndarray, b: np.ndarray) -> float | None:
-    """Cohen's d with the pooled sample standard deviation, times Hedges' small-sample correction
-    J = 1 - 3 / (4 (nx + nb) - 9). None when it is undefined (n < 2 or no spread)."""
+    """Hedges' g: Cohen's d with the pooled sample standard deviation, times the small-sample
+    correction J = 1 - 3 / (4 df - 1), df = nx + nb - 2, i.e. 1 - 3 / (4 (nx + nb) - 9) (Hedges 1981,
+    "Distribution theory for Glass's estimator of effect size and related estimators", J. Educ.
+    Stat. 6(2), 107-128; Hedges & Olkin 1985, ch. 5). numpy: scipy.stats (1.17) has no effect size.
+    None when it is undefined (n < 2 or no spread)."""
     nx, nb = len(x), len(b)
     if nx < 2 or nb < 2:
         return None
@@ -235,10 +218,8 @@ def compare(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float
         t = stats.ttest_ind(xa, ba, equal_var=False)
         c.welch_t, c.welch_p = float(t.statistic), float(t.pvalue)
     if c.rel_diff is not None:
-        res = relative_difference_bootstrap(xa, ba, resamples, np.random.default_rng(seed))
-        c.rel_low, c.rel_high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        lo, hi = np.percentile(res.bootstrap_distribution, [100 * (1 - CONFIDENCE), 100 * CONFIDENCE])
-        c.rel_bound_low, c.rel_bound_high = float(lo), float(hi)
+        (c.rel_low, c.rel_high), (c.rel_bound_low, c.rel_bound_high) = relative_difference_intervals(
+            xa, ba, resamples, seed)
     return c
 
 
