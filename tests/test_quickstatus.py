@@ -96,7 +96,7 @@ def status_process(root: Path) -> tuple[dict, set[str]]:
     """`irq status --json` as a process of its own: what it printed, and which heavy modules it loaded."""
     code = ("import runpy, sys\nsys.argv = ['irq', 'status', '--json']\ntry:\n"
             "    runpy.run_module('irq', run_name='__main__')\nfinally:\n"
-            "    sys.stderr.write('LOADED ' + ' '.join(m for m in ('sqlalchemy', 'sqlmodel', 'paramiko') "
+            "    sys.stderr.write('LOADED ' + ' '.join(m for m in ('sqlalchemy', 'sqlmodel', 'paramiko', 'pydantic') "
             "if m in sys.modules) + '\\n')\n")
     p = subprocess.run([sys.executable, "-c", code], cwd=root, env=os.environ, capture_output=True, text=True,
                        timeout=60)
@@ -112,7 +112,7 @@ def test_a_second_status_in_a_row_takes_one_exec_started_ahead_and_no_orm(projec
     assert len(first) == 1 and the_attempt(project).state == "RUNNING" and calls(project) == 2
     assert not ahead._started
     out, loaded = status_process(project)  # nothing changes now: the quick path
-    assert not loaded, loaded  # neither the ORM nor paramiko
+    assert not loaded, loaded  # neither the ORM nor paramiko, nor pydantic (irq.toml as validated last time)
     assert execs(project) == first * 2  # the same command line, once
     assert out["experiments"][0]["scheduler_state"] == "RUNNING"
     assert "job slots: 1 of 2 used, 1 free (limit from sacctmgr QOS twojobs)" in json.dumps(out)
@@ -131,6 +131,14 @@ def test_an_early_exec_from_an_older_configuration_is_never_used(project, irq):
     assert json.loads((project / "cm" / "status-ahead.json").read_text())[
         f"{(project / 'queue.db').resolve()}|slurm:c"]["ssh"][:5][-1] == "2200"
     assert not ahead._started
+
+
+def test_an_irq_toml_changed_since_is_validated_again(project, irq):
+    assert irq("status", "--json").code == 0
+    toml = project / "irq.toml"
+    toml.write_text(toml.read_text().replace("port = 22", 'port = "22"'))
+    r = irq("status", "--json")
+    assert r.code != 0 and "port" in r.err, r  # pydantic's word, not the remembered settings
 
 
 def test_a_change_goes_through_the_full_refresh_on_the_same_answer(project, irq):

@@ -8,17 +8,23 @@ print, and how they read ``--starttime``, is UTC.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import datetime, timezone
 
 from irq import errors
 from irq.backends.base import JobInfo
+from irq.backends.slurm_command import (  # noqa: F401 - the refresh's command, where callers look for it
+    MARK,
+    SACCT_FIELDS,
+    SINCE_MARGIN,
+    SQUEUE_FORMAT,
+    SQUEUE_SACCT,
+    query_args,
+    slurm_time,
+    squeue_sacct_command,
+)
 from irq.ledger.states import is_final, normalize_scheduler_state
 
-MARK = "@@irq-section@@"
-SQUEUE_FORMAT = "%i|%T|%r|%S|%j"  # name last: it may contain "|"
-SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "JobName")  # name last, as above
-SINCE_MARGIN = timedelta(hours=1)  # clock skew between here and the cluster
 LIMIT_PATTERNS = re.compile(r"MaxSubmitJob|job submit limit", re.IGNORECASE)
 INFRA_PATTERNS = re.compile(
     r"Unable to contact slurm controller|Socket timed out|Connection refused|Zero Bytes were transmitted"
@@ -49,23 +55,6 @@ def parse_time(value: str) -> datetime | None:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
-# squeue (the user's jobs, tasks expanded) and sacct in one exec, both under TZ=UTC0, a marker line
-# after each with its exit code: $1 the marker, $2 the user, $3 squeue's format, then sacct's arguments
-SQUEUE_SACCT = ('export TZ=UTC0; m=$1; echo "$m"; squeue -h -r -u "$2" -o "$3"; echo "$m rc=$?"; '
-                'shift 3; sacct -X -P -n "$@"; echo "$m rc=$?"')
-
-
-def squeue_sacct_command(user: str, sacct_args: list[str], sacct_fields: Sequence[str] = SACCT_FIELDS) -> list[str]:
-    """The command of one refresh round trip (a list: the transport quotes each argument)."""
-    return ["sh", "-c", SQUEUE_SACCT, "irq", MARK, user, SQUEUE_FORMAT, *sacct_args, "-o", ",".join(sacct_fields)]
-
-
-def query_args(job_ids: Iterable[str], since: datetime) -> tuple[list[str], list[str]]:
-    """(base job ids, sacct's arguments) of a query about these jobs submitted since then."""
-    ids = sorted({j.split("_", 1)[0] for j in job_ids if j})
-    return ids, ["--starttime", slurm_time(since - SINCE_MARGIN), "-j", ",".join(ids)]
-
-
 def squeue_sacct_sections(out: str, err: str, where: str, cluster: str) -> tuple[str, str]:
     """squeue's and sacct's output from one refresh exec; BackendError if either failed."""
     try:
@@ -80,11 +69,6 @@ def squeue_sacct_sections(out: str, err: str, where: str, cluster: str) -> tuple
             "as it was and asks again later",
         )
     return sq, sa
-
-
-def slurm_time(when: datetime) -> str:
-    """A datetime as SLURM reads it under TZ=UTC0 (naive datetimes count as local time)."""
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def expand_job_id(raw: str) -> list[str]:

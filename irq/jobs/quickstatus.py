@@ -7,8 +7,10 @@ time is loading irq itself (pydantic for the config, the ORM for the ledger). So
 1. `start`, before the config is loaded: read the active attempts (stdlib sqlite3); when they
    are all on one cluster whose refresh command line this user's last status remembered
    (irq/backends/ssh/ahead.py), start that exec now, with this status's job ids.
-2. `refresh`, with the config loaded: build the command line exactly as the SLURM backend
-   builds it (OpenSSHSession.argv, squeue_sacct_command); the early exec counts only if it is
+2. `refresh`: build the command line from the cluster's settings exactly as the SLURM backend
+   builds it (OpenSSHSession.argv, squeue_sacct_command); the settings come from irq.toml
+   validated by pydantic, or, when the file is the one a status validated last time (the same
+   merged TOML, by digest), from what that status kept. The early exec counts only if it is
    the very same list (BatchMode, StrictHostKeyChecking, known_hosts and all), else it is killed
    unread and this one started. Then read the answer; when recording it would change nothing
    (irq/jobs/observed.py: same state, same facts, nothing unknown), write only the two scheduler
@@ -22,33 +24,24 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from irq import errors
-from irq.backends.base import Slots, fresh_limit
-from irq.backends.slurm_output import (
-    merge,
-    parse_sacct,
-    parse_squeue,
-    query_args,
-    squeue_sacct_command,
-    squeue_sacct_sections,
-)
+from irq.backends.slurm_command import query_args, squeue_sacct_command
 from irq.backends.ssh import ahead
-from irq.jobs.observed import unchanged
 from irq.ledger import reader
-from irq.ledger.calls import append_calls
 from irq.ledger.states import ACTIVE_STATES, SUBMITTING
 
+# Only what `start` needs is imported here (the irq program calls it before anything else loads);
+# `refresh` imports the rest.
 COLUMNS = "id, backend, job_id, state, submitted_at, started_at, exit_code, tasks, unknown_since"
+# what the OpenSSH command line and the slots are made of (ClusterConfig's fields)
+CLUSTER_KEYS = ("name", "host", "port", "user", "identity_file", "known_hosts", "ssh_config", "connect_timeout",
+                "allow_keyboard_interactive", "transport", "job_limit")
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     """One cluster's active attempts and the query about them."""
 
     backend: str  # "slurm:NAME"
@@ -57,6 +50,7 @@ class Plan:
     sacct_args: list[str]
     key: str  # this ledger and backend, for the remembered command line
     limit: dict | None  # the job limit the ledger cached (Meta job_limit:BACKEND)
+    memo: dict | None  # what the last status remembered under key
 
 
 def start(path: Path) -> Plan | None:
@@ -79,23 +73,52 @@ def start(path: Path) -> Plan | None:
         limit = json.loads(cached) if cached else None
     except ValueError:
         limit = None
-    plan = Plan(name, atts, ids, sacct_args, f"{path.resolve()}|{name}", limit)
-    memo = ahead.remembered(plan.key)
-    if memo:
-        ahead.start([*memo["ssh"], shlex.join(squeue_sacct_command(memo["user"], sacct_args))])
+    key = f"{path.resolve()}|{name}"
+    plan = Plan(name, atts, ids, sacct_args, key, limit, ahead.remembered(key))
+    if plan.memo:
+        ahead.start([*plan.memo["ssh"], shlex.join(squeue_sacct_command(plan.memo["user"], sacct_args))])
     return plan
 
 
-def refresh(plan: Plan, path: Path, config: Any) -> dict[str, Any] | None:
+def cluster_config(plan: Plan, config_path: Path | None) -> tuple[Any, str]:
+    """The cluster's validated settings and the digest of the configuration they come from.
+    irq.toml as it was when a status last validated it (the same merged TOML, by digest) is not
+    validated again: pydantic would give the very same values (its checks read nothing else);
+    any other file is validated in full (irq.config), and a bad one raises as any command's would."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from irq.config_files import config_data
+
+    data, _ = config_data(config_path)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=repr).encode()).hexdigest()
+    memo = plan.memo or {}
+    if memo.get("config") == digest and isinstance(memo.get("cluster"), dict):
+        return SimpleNamespace(**memo["cluster"]), digest
+    from irq.config import load_config
+
+    return load_config(config_path).clusters.get(plan.backend.split(":", 1)[1]), digest
+
+
+def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] | None:
     """The status info of a refresh that changed nothing, or None: the full refresh must run."""
-    cfg = config.clusters.get(plan.backend.split(":", 1)[1])
+    import subprocess
+
+    from irq import errors
+    from irq.backends.base import Slots, fresh_limit
+    from irq.backends.slurm_output import merge, parse_sacct, parse_squeue, squeue_sacct_sections
+    from irq.jobs.observed import unchanged
+    from irq.ledger.calls import append_calls
+
+    cfg, digest = cluster_config(plan, config_path)
     if cfg is None or cfg.transport != "openssh" or (cfg.job_limit is None and not fresh_limit(plan.limit)):
         return None
     from irq.backends.ssh.openssh import OpenSSHSession
 
     session = OpenSSHSession(cfg)
     argv = session.argv(shlex.join(squeue_sacct_command(session.user, plan.sacct_args)))
-    ahead.remember(plan.key, {"ssh": argv[:-1], "user": session.user})
+    ahead.remember(plan.key, {"ssh": argv[:-1], "user": session.user, "config": digest,
+                              "cluster": {k: getattr(cfg, k) for k in CLUSTER_KEYS}})
     early = ahead.started(argv)
     if early is None:
         ahead.forget()  # started from a command line the configuration no longer gives

@@ -90,9 +90,7 @@ def _refresh(path: Path, config_path: Path | None, ui: UI) -> tuple[dict[str, An
 
     try:
         plan = quickstatus.start(path)  # may start the refresh's exec before the config loads
-        from irq.config import load_config
-
-        info = quickstatus.refresh(plan, path, load_config(config_path)) if plan else None
+        info = quickstatus.refresh(plan, path, config_path) if plan else None
         if info is None:  # something changed, or failed: the full refresh, through the ORM
             from irq.jobs.sync import refresh_for_status
             from irq.ledger.database import Ledger

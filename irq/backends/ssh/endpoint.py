@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irq import errors
-from irq.config import ClusterConfig
 
 if TYPE_CHECKING:
     import paramiko
+
+    from irq.config import ClusterConfig  # (pydantic: not loaded by `irq status`'s quick path)
 
 
 @dataclass

@@ -31,13 +31,16 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from irq import errors
 from irq.backends.base import CallCounter
 from irq.backends.ssh import ahead
 from irq.backends.ssh.ahead import control_dir
 from irq.backends.ssh.endpoint import AtEndpoint, _expand, resolve_endpoint
-from irq.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from irq.config import ClusterConfig  # (pydantic: not loaded by `irq status`'s quick path)
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
 CONTROL_PERSIST = "12h"  # how long an idle master stays up (a working day of commands)
