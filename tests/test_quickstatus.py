@@ -236,3 +236,20 @@ def test_the_irq_program_starts_the_exec_before_it_loads_its_verbs(project, irq)
     p = subprocess.run([sys.executable, "-c", probe], cwd=project, env=os.environ, capture_output=True, text=True,
                        timeout=60)
     assert p.stdout.split() == ["1", "False"], p
+
+
+def test_a_remembered_command_line_is_run_only_from_a_file_nobody_else_may_write(project, irq):
+    """It runs before anything checks it: a memo others could write, or one naming another
+    program than irq's ssh, is ignored (the status then starts its exec after the config)."""
+    assert irq("status", "--json").code == 0
+    memo = project / "cm" / "status-ahead.json"
+    key = f"{(project / 'queue.db').resolve()}|slurm:c"
+    assert ahead.remembered(key)
+    memo.chmod(0o666)
+    assert ahead.remembered(key) is None
+    memo.chmod(0o600)
+    data = json.loads(memo.read_text())
+    data[key]["ssh"][0] = "/bin/echo"
+    memo.write_text(json.dumps(data))
+    assert ahead.remembered(key) is None
+    assert irq("status", "--json").code == 0 and not ahead._started  # and the status still works

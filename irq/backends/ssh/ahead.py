@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -91,11 +92,23 @@ def _memo_path() -> Path:
     return control_dir() / "status-ahead.json"
 
 
+def ssh_program() -> str | None:
+    """The `ssh` irq runs: $IRQ_SSH, else `ssh`, found on the PATH."""
+    return shutil.which(os.environ.get("IRQ_SSH", "ssh"))
+
+
 def remembered(key: str) -> dict | None:
-    """What `remember` kept under key (a ledger and a backend), or None."""
+    """What `remember` kept under key (a ledger and a backend), or None. It is a command line
+    run before anything checks it, so only from a file of this user's that nobody else may
+    write, and only one that runs the `ssh` irq would run."""
     try:
-        return json.loads(_memo_path().read_text()).get(key)
-    except (OSError, ValueError, AttributeError):
+        path = _memo_path()
+        st = path.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            return None
+        got = json.loads(path.read_text()).get(key)
+        return got if got["ssh"][0] == ssh_program() and isinstance(got["user"], str) else None
+    except (OSError, ValueError, AttributeError, LookupError, TypeError):
         return None
 
 

@@ -27,7 +27,6 @@ import io
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +48,7 @@ MISSING = 3  # exit code of our file scripts when the path does not exist
 
 
 def ssh_binary() -> str:
-    found = shutil.which(os.environ.get("IRQ_SSH", "ssh"))
+    found = ahead.ssh_program()
     if not found:
         raise errors.ConfigError("transport = \"openssh\" needs the `ssh` command, which is not on the PATH",
                                  "install OpenSSH's client, or set transport = \"paramiko\" for this cluster")
