@@ -253,3 +253,14 @@ def test_a_remembered_command_line_is_run_only_from_a_file_nobody_else_may_write
     memo.write_text(json.dumps(data))
     assert ahead.remembered(key) is None
     assert irq("status", "--json").code == 0 and not ahead._started  # and the status still works
+
+
+def test_only_the_irq_program_starts_an_exec_as_it_loads(monkeypatch):
+    from irq.cli import early
+
+    monkeypatch.setattr(sys, "argv", [str(Path(early.__file__).parents[1] / "__main__.py"), "status"])
+    assert early.irq_program()  # python -m irq
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/irq", "status"])
+    assert early.irq_program()
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/python3.11/site-packages/pytest/__main__.py", "status"])
+    assert not early.irq_program()  # python -m pytest status: not irq

@@ -39,9 +39,16 @@ def plain_status(argv: list[str]) -> str | None:
     return opts.get("--db", "") if verb_seen else None
 
 
+def irq_program() -> bool:
+    """This process is the `irq` program (its script, or `python -m irq`), not one importing irq."""
+    prog = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return prog.name == "irq" or (prog.name == "__main__.py"
+                                  and prog.resolve().parent == Path(__file__).resolve().parents[1])
+
+
 def start_if_status(argv: list[str]) -> None:
     """Called once, as the `irq` program starts (irq/cli/__init__.py)."""
-    if Path(sys.argv[0]).name not in ("irq", "__main__.py") or (db := plain_status(argv)) is None:
+    if not irq_program() or (db := plain_status(argv)) is None:
         return
     try:
         from irq.jobs import quickstatus
