@@ -6,7 +6,8 @@ attempt and count the job slots (`refresh` + `slots` in irq/jobs/sync.py). Each 
 refreshes in a row, each in a session of its own (as three `irq status` commands): the first
 may read the job limit from sacctmgr (cached in the ledger for an hour), the later ones must
 not. Logins are counted where they happen, in sshd's log ("Accepted publickey"). Then the wall
-time of a second `irq status` in a row against `irq status --offline` (no cluster), as processes.
+time of a second `irq status` in a row against `irq status --offline` (no cluster), as processes
+run alternately (one of each first, untimed).
 
 100 active jobs exceed the test user's default QOS (twojobs), so the jobs are submitted held
 (`sbatch --hold`, never run) under the user's other QOS, `normal`; they are cancelled afterwards.
@@ -102,15 +103,26 @@ def one_refresh(project: Path, cluster: Cluster) -> tuple[int, int, list[str], f
     return logins(cluster) - before, trips, calls, seconds
 
 
-def timed(project: Path, *args: str, repeats: int) -> float:
+def run_irq(project: Path, *args: str) -> float:
     env = {**os.environ, "IRQ_USER_CONFIG": str(project / "none.toml")}
-    times = []
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "irq", *args], cwd=project, env=env, stdin=subprocess.DEVNULL,
+                   capture_output=True, check=True, timeout=120)
+    return time.perf_counter() - t0
+
+
+def timed_pair(project: Path, repeats: int) -> tuple[float, float, float]:
+    """A second `irq status` in a row against `irq status --offline`: one of each first (not
+    timed), then `repeats` pairs run alternately, so a load on the machine weighs on both alike.
+    (median online s, median offline s, median of the pairs' ratios)."""
+    run_irq(project, "status")
+    run_irq(project, "status", "--offline")
+    online, offline = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "irq", *args], cwd=project, env=env, stdin=subprocess.DEVNULL,
-                       capture_output=True, check=True, timeout=120)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        online.append(run_irq(project, "status"))
+        offline.append(run_irq(project, "status", "--offline"))
+    return (statistics.median(online), statistics.median(offline),
+            statistics.median(a / b for a, b in zip(online, offline)))
 
 
 def main() -> int:
@@ -134,9 +146,7 @@ def main() -> int:
             for transport in args.transports.split(","):
                 project = make_project(tmp / f"{transport}-{n}", cluster, transport, ids[:n])
                 runs = [one_refresh(project, cluster) for _ in range(3)]
-                t_status = timed(project, "status", repeats=args.repeats)
-                t_offline = timed(project, "status", "--offline", repeats=args.repeats)
-                rows.append((n, transport, runs, t_status, t_offline))
+                rows.append((n, transport, runs, *timed_pair(project, args.repeats)))
     finally:
         subprocess.run(["scancel", "--name", "irq-bench", "--user", cluster.user], check=False)
         for sock in (tmp / "cm").glob("*"):
@@ -145,17 +155,19 @@ def main() -> int:
     print("one refresh (irq status / a daemon cycle) on the loopback cluster; three in a row, each its own session")
     print(f"{'jobs':>4}  {'transport':>9}  {'refresh':>7}  {'logins':>6}  {'round trips':>11}  {'commands':>8}  "
           f"{'ms':>5}  which")
-    for n, transport, runs, _, _ in rows:
+    for n, transport, runs, *_ in rows:
         for i, (lg, rt, calls, sec) in enumerate(runs, 1):
             which = ", ".join(f"{c} x{calls.count(c)}" for c in dict.fromkeys(calls))
             print(f"{n:>4}  {transport:>9}  {i:>7}  {lg:>6}  {rt:>11}  {len(calls):>8}  {sec * 1000:>5.0f}  {which}")
-    print(f"\n`irq status` (a second one in a row) against `irq status --offline`, median of {args.repeats}")
-    for n, transport, _, t_status, t_offline in rows:
+    print(f"\n`irq status` (a second one in a row) against `irq status --offline`, run alternately, "
+          f"median of {args.repeats}")
+    for n, transport, _, t_status, t_offline, pairs in rows:
         print(f"{n:>4}  {transport:>9}  status {t_status * 1000:>5.0f} ms  offline {t_offline * 1000:>5.0f} ms  "
-              f"ratio {t_status / t_offline:.2f}")
+              f"ratio {t_status / t_offline:.2f}  (median of pair ratios {pairs:.2f})")
     print(json.dumps([{"jobs": n, "transport": t, "refreshes": [{"logins": lg, "round_trips": rt, "commands": c}
                                                                 for lg, rt, c, _ in runs],
-                       "status_s": round(ts, 3), "offline_s": round(to, 3)} for n, t, runs, ts, to in rows]))
+                       "status_s": round(ts, 3), "offline_s": round(to, 3), "pair_ratio": round(pr, 3)}
+                      for n, t, runs, ts, to, pr in rows]))
     return 0
 
 

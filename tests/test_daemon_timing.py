@@ -64,6 +64,43 @@ def test_backoff_only_while_the_cluster_does_not_answer():
     assert next_wait(CycleReport(), 5, 600, 600) == 5  # it answers again: poll again
 
 
+def test_a_login_ends_the_wait_for_a_person_whatever_the_backoff(ledger, config, tmp_path):
+    """The cluster wants a one-time code and no master is up: the daemon backs off (an hour
+    here) and stays the same process; `irq login` in another terminal ends the wait at once."""
+    fake = FakeBackend(name="local", limit=2)
+    fake.log_out()
+    add_experiment(ledger, "Q-001", "waits for the login")
+    said: list[str] = []
+
+    def new_cycle() -> None:
+        said.append(ledger.get_meta("daemon_needs_login") or "")
+        if len(said) == 2:
+            assert not fake.jobs  # nothing was submitted while nobody was logged in
+        threading.Timer(0.3, fake.log_in).start()
+
+    fake.new_cycle = new_cycle  # type: ignore[method-assign]
+    run(ledger, config, UI(), max_cycles=2, open_backends=opener(fake, tmp_path))
+    assert said[1].startswith("needs login: run irq login local"), said
+    assert [j.request.name.split(".")[0] for j in fake.jobs.values()] == ["Q-001"]
+    assert ledger.get_meta("daemon_needs_login") == ""
+
+
+def test_a_wait_for_a_login_that_is_already_up_is_not_cut_short(ledger):
+    """Logged in yet refused (a wrong code, an account problem): the backoff stands, no busy loop."""
+    watch = LedgerWatch(ledger.path)
+    stop = {"flag": False}
+    asked: list[bool] = []
+
+    def login() -> bool:
+        asked.append(True)
+        return True
+
+    threading.Timer(0.8, lambda: stop.update(flag=True)).start()
+    _sleep(HOUR, stop, watch, early=False, login=login)  # returns only because of the signal
+    assert stop["flag"] and asked == [True]
+    watch.close()
+
+
 def test_the_wait_ends_when_another_process_writes_the_ledger(ledger):
     watch = LedgerWatch(ledger.path)
     stop = {"flag": False}

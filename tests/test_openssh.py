@@ -78,3 +78,31 @@ def test_exit_255_from_ssh_itself_is_told_from_a_remote_program_that_exited_255(
     assert _looks_like_ssh("ssh: connect to host 127.0.0.1 port 2222: Connection refused\n")
     assert _looks_like_ssh("Host key verification failed.\n")
     assert not _looks_like_ssh("my_script: giving up\n")
+
+
+def test_logged_in_looks_at_the_socket_and_asks_the_master_only_when_the_socket_is_new(cfg, tmp_path,
+                                                                                     monkeypatch):
+    """What a daemon waiting for `irq login` asks every half second: no ssh process while the
+    socket is missing or unchanged; a new socket (a login) is checked once with `ssh -O check`."""
+    import os
+
+    s = OpenSSHSession(cfg)
+    sock = tmp_path / "master"  # a file stands in for the socket: only its inode and mtime are read
+    monkeypatch.setattr(s, "control_path", lambda: sock)
+    asked: list[bool] = []
+    answer = {"alive": False}
+
+    def master_alive() -> bool:
+        asked.append(True)
+        return answer["alive"]
+
+    monkeypatch.setattr(s, "master_alive", master_alive)
+    assert not s.logged_in() and not s.logged_in() and asked == []  # no socket: nothing to ask
+    sock.write_text("")  # a killed master's socket: nobody answers on it
+    os.utime(sock, ns=(1, 1))
+    assert not s.logged_in() and not s.logged_in() and len(asked) == 1
+    sock.unlink()  # ssh removes the stale socket; `irq login` makes a new one
+    answer["alive"] = True
+    sock.write_text("")
+    os.utime(sock, ns=(2, 2))
+    assert s.logged_in() and s.logged_in() and len(asked) == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -64,6 +64,14 @@ class Slots:
         if self.limit is None:
             return f"{self.used} jobs in the queue (no job limit known)"
         return f"job slots: {self.used} of {self.limit} used, {self.free} free (limit from {self.source})"
+
+
+LIMIT_MAX_AGE = timedelta(hours=1)  # sacctmgr (slurmdbd, which admins guard most) at most hourly
+
+
+def fresh_limit(cached: dict | None) -> bool:
+    """A job limit the ledger cached (Meta `job_limit:NAME`: limit, source, at) younger than an hour."""
+    return bool(cached) and datetime.now(timezone.utc) - datetime.fromisoformat(cached["at"]) < LIMIT_MAX_AGE
 
 
 @dataclass
@@ -144,6 +152,11 @@ class Backend(Protocol):
 
     def new_cycle(self) -> None:
         """A daemon cycle starts: forget what was learned about the queue, keep the connection."""
+
+    def logged_in(self) -> bool:
+        """Whether the scheduler can be reached without a person right now (over OpenSSH: a
+        master connection is up). Local and cheap, never the network nor a prompt: a daemon
+        waiting for `irq login` asks every half second and resumes when it turns True."""
 
     def known_limit(self, limit: int | None, source: str) -> None:
         """The job limit as read earlier (the ledger caches it): slots() need not ask for it again."""

@@ -41,8 +41,9 @@ class FakeJob:
 
 class FakeBackend:
     """Backend protocol in memory. Switches: ``refuse_next``, ``drop_after_accept``,
-    ``go_down``/``come_back``; jobs move with ``set_state``; ``occupy`` fills slots with jobs
-    submitted outside irq. ``check_reply`` is what ``run_check`` answers (preflight)."""
+    ``go_down``/``come_back``, ``log_out``/``log_in`` (a login that needs a person); jobs move
+    with ``set_state``; ``occupy`` fills slots with jobs submitted outside irq. ``check_reply``
+    is what ``run_check`` answers (preflight)."""
 
     def __init__(self, name: str = "fake", limit: int | None = 2, counts_array_tasks: bool = True,
                  first_id: int = 100) -> None:
@@ -59,6 +60,7 @@ class FakeBackend:
         self._refusals: list[errors.IrqError] = []
         self._drops = 0
         self._down: str | None = None
+        self._needs_login = False
 
     # ------------------------------------------------------------------ switches
     def refuse_next(self, exc: errors.IrqError | None = None) -> None:
@@ -76,6 +78,14 @@ class FakeBackend:
 
     def come_back(self) -> None:
         self._down = None
+
+    def log_out(self) -> None:
+        """The master connection is gone and logging in needs a person: every call raises
+        NeedsLogin until log_in() (what `irq login` does)."""
+        self._needs_login = True
+
+    def log_in(self) -> None:
+        self._needs_login = False
 
     def occupy(self, n: int) -> list[str]:
         """n jobs submitted outside irq (they hold slots; irq never adopts them)."""
@@ -102,6 +112,8 @@ class FakeBackend:
 
     # ------------------------------------------------------------------ protocol
     def _guard(self, what: str) -> None:
+        if self._needs_login:
+            raise errors.NeedsLogin(f"needs login: run irq login {self.name} ({what} needs a one-time code)")
         if self._down is not None:
             raise errors.BackendError(f"{what} failed on {self.name}: {self._down}",
                                       "the scheduler is not answering; irq keeps every experiment as it was")
@@ -194,6 +206,9 @@ class FakeBackend:
 
     def new_cycle(self) -> None:
         """Nothing is remembered between cycles here."""
+
+    def logged_in(self) -> bool:
+        return not self._needs_login
 
     def known_limit(self, limit: int | None, source: str) -> None:
         """The limit is set by the test: nothing to cache."""

@@ -236,6 +236,9 @@ class LocalBackend:
     def new_cycle(self) -> None:
         """Nothing is remembered between cycles here."""
 
+    def logged_in(self) -> bool:
+        return True  # this machine: no login
+
     def known_limit(self, limit: int | None, source: str) -> None:
         """The limit is the configured slots: nothing to cache."""
 

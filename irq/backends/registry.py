@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from irq import errors
-from irq.backends.base import Backend, Slots
+from irq.backends.base import Backend, Slots, fresh_limit
 from irq.backends.target import Target, project_subdir
 from irq.config import Config
 from irq.ledger.database import Ledger
@@ -69,6 +69,14 @@ class Backends:
         for b in self._open.values():
             b.new_cycle()
 
+    def logged_in(self) -> bool:
+        """Every open backend reaches its scheduler without a person right now (local checks
+        only, see Backend.logged_in): what a daemon waiting for `irq login` watches."""
+        try:
+            return all(b.logged_in() for b in self._open.values())
+        except (OSError, errors.IrqError):
+            return False
+
     def default_name(self) -> str:
         return "local" if self.config.backend == "local" else f"slurm:{self.config.backend}"
 
@@ -86,9 +94,6 @@ class Backends:
         self.close()
 
 
-LIMIT_MAX_AGE = timedelta(hours=1)  # sacctmgr (slurmdbd, which admins guard most) at most hourly
-
-
 def slots(ledger: Ledger, backends: Backends, name: str | None = None) -> Slots:
     """The backend's job slots, its job limit taken from the ledger's cache (Meta
     `job_limit:NAME`, with the time it was read) while younger than an hour; a limit the
@@ -100,7 +105,7 @@ def slots(ledger: Ledger, backends: Backends, name: str | None = None) -> Slots:
         cached = json.loads(ledger.get_meta(key) or "null")
     except ValueError:
         cached = None
-    if cached and datetime.now(timezone.utc) - datetime.fromisoformat(cached["at"]) < LIMIT_MAX_AGE:
+    if fresh_limit(cached):
         b.known_limit(cached["limit"], cached["source"])
     result = b.slots()
     _remember_limit(ledger, name, b)

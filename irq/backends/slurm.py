@@ -26,14 +26,16 @@ from irq.backends.slurm_output import (
     MARK,
     SACCT_FIELDS,
     SINCE_MARGIN,
-    SQUEUE_FORMAT,
     classify_sbatch_error,
     merge,
     parse_sacct,
     parse_sacctmgr_limit,
     parse_squeue,
+    query_args,
     slurm_time,
     split_sections,
+    squeue_sacct_command,
+    squeue_sacct_sections,
 )
 from irq.config import ClusterConfig
 
@@ -78,6 +80,11 @@ class SlurmBackend:
         self._used = None
         self._limit = None
         self.discovered_limit = None
+
+    def logged_in(self) -> bool:
+        """The session's own answer (OpenSSH: its master is up; paramiko: its connection is open)."""
+        check = getattr(self.remote, "logged_in", None)  # a fake shell has none
+        return bool(check()) if check is not None else False
 
     def known_limit(self, limit: int | None, source: str) -> None:
         """A job limit discovered earlier (the ledger caches it): slots() then skips sacctmgr."""
@@ -133,31 +140,17 @@ class SlurmBackend:
     # ------------------------------------------------------------------ status
     def _squeue_sacct(self, sacct_args: list[str], sacct_fields: Sequence[str]) -> tuple[str, str]:
         """squeue (the user's jobs, tasks expanded) and sacct in one exec, both under TZ=UTC0."""
-        script = ('export TZ=UTC0; m=$1; echo "$m"; squeue -h -r -u "$2" -o "$3"; echo "$m rc=$?"; '
-                  'shift 3; sacct -X -P -n "$@"; echo "$m rc=$?"')
-        args = [MARK, self.user, SQUEUE_FORMAT, *sacct_args, "-o", ",".join(sacct_fields)]
-        _, out, err = self._sh(script, *args, calls=("squeue", "sacct"))
-        try:
-            (sq, sq_rc), (sa, sa_rc) = split_sections(out, 2)
-        except ValueError:
-            raise errors.BackendError(f"squeue/sacct on {self.remote.where} answered oddly: "
-                                      f"{(err or out).strip()[:300]}") from None
-        if sq_rc != 0 or sa_rc != 0:
-            which = "squeue" if sq_rc != 0 else "sacct"
-            raise errors.BackendError(
-                f"{which} failed on {self.cfg.name}: {err.strip()[:400] or 'exit ' + str(sq_rc or sa_rc)}",
-                "the scheduler or its accounting database is not answering; irq keeps every experiment "
-                "as it was and asks again later",
-            )
+        _, out, err = self.remote.run(squeue_sacct_command(self.user, sacct_args, sacct_fields),
+                                      calls=("squeue", "sacct"))
+        sq, sa = squeue_sacct_sections(out, err, self.remote.where, self.cfg.name)
         self._used = sum(1 for ln in sq.splitlines() if ln.strip())  # every task of every job of the user
         return sq, sa
 
     def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
-        ids = sorted({j.split("_", 1)[0] for j in job_ids if j})
+        ids, sacct_args = query_args(job_ids, since)
         if not ids:
             return {}
-        start = slurm_time(since - SINCE_MARGIN)
-        sq, sa = self._squeue_sacct(["--starttime", start, "-j", ",".join(ids)], SACCT_FIELDS)
+        sq, sa = self._squeue_sacct(sacct_args, SACCT_FIELDS)
         return merge(parse_squeue(sq), parse_sacct(sa), ids)
 
     def find(self, names: list[str], since: datetime) -> dict[str, str]:

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from irq import errors
 from irq.backends.base import JobInfo
+from irq.backends.slurm_command import (  # noqa: F401 - the refresh's command, where callers look for it
+    MARK,
+    SACCT_FIELDS,
+    SINCE_MARGIN,
+    SQUEUE_FORMAT,
+    SQUEUE_SACCT,
+    query_args,
+    slurm_time,
+    squeue_sacct_command,
+)
 from irq.ledger.states import is_final, normalize_scheduler_state
 
-MARK = "@@irq-section@@"
-SQUEUE_FORMAT = "%i|%T|%r|%S|%j"  # name last: it may contain "|"
-SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "JobName")  # name last, as above
-SINCE_MARGIN = timedelta(hours=1)  # clock skew between here and the cluster
 LIMIT_PATTERNS = re.compile(r"MaxSubmitJob|job submit limit", re.IGNORECASE)
 INFRA_PATTERNS = re.compile(
     r"Unable to contact slurm controller|Socket timed out|Connection refused|Zero Bytes were transmitted"
@@ -49,9 +55,20 @@ def parse_time(value: str) -> datetime | None:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
-def slurm_time(when: datetime) -> str:
-    """A datetime as SLURM reads it under TZ=UTC0 (naive datetimes count as local time)."""
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+def squeue_sacct_sections(out: str, err: str, where: str, cluster: str) -> tuple[str, str]:
+    """squeue's and sacct's output from one refresh exec; BackendError if either failed."""
+    try:
+        (sq, sq_rc), (sa, sa_rc) = split_sections(out, 2)
+    except ValueError:
+        raise errors.BackendError(f"squeue/sacct on {where} answered oddly: {(err or out).strip()[:300]}") from None
+    if sq_rc != 0 or sa_rc != 0:
+        which = "squeue" if sq_rc != 0 else "sacct"
+        raise errors.BackendError(
+            f"{which} failed on {cluster}: {err.strip()[:400] or 'exit ' + str(sq_rc or sa_rc)}",
+            "the scheduler or its accounting database is not answering; irq keeps every experiment "
+            "as it was and asks again later",
+        )
+    return sq, sa
 
 
 def expand_job_id(raw: str) -> list[str]:

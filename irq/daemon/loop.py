@@ -6,7 +6,8 @@ queue.md if anything changed. Between cycles it waits one poll interval, and wak
 another process changes the ledger; only an unreachable cluster makes it back off. Restart-safe: a cycle begins by reconciling attempts whose
 submission was never confirmed, so `kill -9` at any point loses and duplicates nothing. An
 unreachable cluster leaves every state as it was and is retried with backoff (up to
-[daemon] max_interval).
+[daemon] max_interval). So is a login that needs a person (a one-time code), except that the
+wait ends within a second of `irq login`: the same process resumes, on the same backends.
 """
 from __future__ import annotations
 
@@ -250,7 +251,8 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
                 ui.log("queue empty: every experiment is DONE, FAILED, RETIRED or PROPOSED; watching for new work")
             was_empty = empty
             watch.mark()
-            _sleep(wait, stop, watch, early=not (rep.unreachable or rep.needs_person))
+            _sleep(wait, stop, watch, early=not (rep.unreachable or rep.needs_person),
+                   login=backends.logged_in if rep.needs_person else None)
     finally:
         watch.close()
         backends.close()
@@ -273,13 +275,19 @@ def poll_interval(config: Config, interval: float | None) -> float:
     return max(0.1, float(interval))
 
 
-def _sleep(wait: float, stop: dict[str, bool], watch: LedgerWatch, early: bool) -> None:
+def _sleep(wait: float, stop: dict[str, bool], watch: LedgerWatch, early: bool,
+           login: Callable[[], bool] | None = None) -> None:
     """Sleep `wait` seconds in short steps; end early on a signal or, unless backing off, when
-    another process changed the ledger (a new or promoted experiment, a cancel, an edit)."""
+    another process changed the ledger (a new or promoted experiment, a cancel, an edit).
+    Waiting for a person to log in (`login`: the backends' local check), end as soon as that
+    check turns True: `irq login` resumes the daemon within a second, whatever the backoff."""
     deadline = time.monotonic() + wait
+    waiting_login = login is not None and not login()  # already True: no news to wait for
     while not stop["flag"] and (left := deadline - time.monotonic()) > 0:
         time.sleep(min(WATCH_STEP, left))
         if early and watch.changed():
+            return
+        if waiting_login and login():
             return
 
 

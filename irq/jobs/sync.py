@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from irq.backends.base import JobInfo
 from irq.backends.registry import Backends, record_calls
 from irq.backends.registry import slots as cached_slots
 from irq.config import load_config
+from irq.jobs.observed import observation
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
@@ -70,25 +71,6 @@ class RefreshReport:
     refused: dict[str, errors.HostKeyError] = field(default_factory=dict)  # a host key was refused: a person must act
 
 
-def aggregate(rows: list[JobInfo]) -> tuple[str, int | None, datetime | None, datetime | None, str | None]:
-    """One state for a job or an array: active while any task is, else the worst outcome."""
-    states = [r.state for r in rows]
-    if any(is_active(st) for st in states):
-        st = "RUNNING" if "RUNNING" in states else next(x for x in states if is_active(x))
-    elif all(x == "COMPLETED" for x in states):
-        st = "COMPLETED"
-    else:
-        order = ["OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "FAILED", "CANCELLED"]
-        st = next((x for x in order if x in states), next(x for x in states if x != "COMPLETED"))
-    codes = [r.exit_code for r in rows if r.exit_code is not None]
-    exit_code = max(codes) if codes else None
-    starts = [r.start for r in rows if r.start]
-    ends = [r.end for r in rows if r.end]
-    end = max(ends) if ends and not any(is_active(x) for x in states) else None
-    reason = next((r.reason for r in rows if r.reason), None)
-    return st, exit_code, (min(starts) if starts else None), end, reason
-
-
 def refresh(ledger: Ledger, backends: Backends, ui: UI) -> RefreshReport:
     """Ask each backend about every active attempt: one batched query per backend."""
     report = RefreshReport()
@@ -126,15 +108,9 @@ def _apply(s: Any, att: Attempt, got: list[JobInfo] | None, report: RefreshRepor
     if not got:
         mark_unknown(s, att)
         return False
-    st, code, start, end, reason = aggregate(got)
-    facts: dict[str, Any] = {"started_at": att.started_at or start}
-    if len(got) > 1 or got[0].task_id is not None:
-        facts["tasks"] = {str(r.task_id): {"state": r.state, "exit_code": r.exit_code} for r in got
-                          if r.task_id is not None}
-    if code is not None:
-        facts["exit_code"] = code
+    state, facts, end, reason = observation(got, att.started_at)
     old = att.state
-    if Ledger.set_attempt_state(s, att, AttemptState.of(st), reason or "scheduler", ended_at=end, **facts):
+    if Ledger.set_attempt_state(s, att, state, reason or "scheduler", ended_at=end, **facts):
         report.changed.append(f"{att.experiment_id}: {old} -> {att.state}")
     return is_final(att.state)
 
@@ -173,6 +149,8 @@ def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict
     with Backends(config) as backends:
         rep = refresh(ledger, backends, ui)
         try:
+            if (down := rep.unreachable.get(backends.default_name())) is not None:
+                raise errors.BackendError(down)  # asking again would fail again (a second login refused)
             sl = cached_slots(ledger, backends)
             info.update(limit=sl.limit, used=sl.used, free=sl.free if sl.limit is not None else None,
                         summary=sl.summary())

@@ -130,8 +130,9 @@ def outage_mid_campaign(project, irq, cluster, stop, start, status_says: str | N
     """Run a small campaign with the daemon; take a piece of the cluster away while jobs run;
     nothing may be FAILED meanwhile, states show as unknown; then everything finishes."""
     with_daemon_config(project)
-    for i in (1, 2, 3):
-        add_tiny(irq, f"Q-00{i}", "-p", "train_steps=300")
+    for i in (1, 2):
+        add_tiny(irq, f"Q-00{i}", "-p", "train_steps=300")  # they run through the outage
+    add_tiny(irq, "Q-003", "-p", "train_steps=20")  # waits for a slot, submitted after it: a short run
     proc = start_daemon(project)
     try:
         deadline = time.monotonic() + 120

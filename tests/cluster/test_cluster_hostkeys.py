@@ -1,6 +1,8 @@
-"""A refused host key (unknown or changed) fails every command that needs the cluster, over
-both transports: exit code non-zero, the refusal on stderr, and `status` still shows the
-last-known states. Nothing is marked FAILED."""
+"""A refused host key (unknown or changed) fails every command that needs the cluster: exit code
+non-zero, the refusal on stderr, and `status` still shows the last-known states. Nothing is
+marked FAILED. Against the real sshd over OpenSSH (the default transport); the same table over
+paramiko runs without a cluster against an in-process SSH server (tests/test_hostkey_refusals.py),
+and paramiko's refusals of the real sshd's key are in test_slurm_backend.py and test_cluster_e2e.py."""
 from __future__ import annotations
 
 import json
@@ -26,11 +28,6 @@ COMMANDS = [
 ]
 
 
-@pytest.fixture(params=["openssh", "paramiko"])
-def transport(request) -> str:
-    return request.param
-
-
 def refused_known_hosts(kind: str, real: Path, tmp: Path, port: int) -> Path:
     path = tmp / f"known_hosts_{kind}"
     if kind == "unknown":
@@ -43,7 +40,7 @@ def refused_known_hosts(kind: str, real: Path, tmp: Path, port: int) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["unknown", "changed"])
-def test_every_command_exits_non_zero_on_a_refused_host_key(project, irq, slurm_cluster, tmp_path, kind, transport):
+def test_every_command_exits_non_zero_on_a_refused_host_key(project, irq, slurm_cluster, tmp_path, kind):
     add_tiny(irq, "Q-001", "-p", "train_steps=100000")
     add_tiny(irq, "Q-002")
     r = irq("submit", "Q-001")

@@ -1,20 +1,21 @@
 """A cluster that asks for a one-time code after the key (the loopback's second-factor sshd):
-one `irq login` serves every later command and the daemon; a lost master is reported as
-"needs login" (states kept, never FAILED) and a new login resumes."""
+one `irq login` serves every later command and one long-running daemon process; a lost master
+is reported as "needs login" (states kept, never FAILED, nothing prompted) and a new login
+resumes that same daemon process by itself."""
 from __future__ import annotations
 
 import json
 import os
 import re
 import secrets
+import signal
+import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+import time
 from pathlib import Path
 
 import pytest
-
-from irq.ledger.database import Ledger
 
 from .conftest import add_tiny
 from .fixture import _check, _script
@@ -95,24 +96,6 @@ def test_one_code_serves_ten_commands(mfa_project, irq, second_factor):
     assert r.returncode != 0 and "needs login: run irq login loopback" in r.stderr, r
 
 
-def test_the_daemon_runs_20_cycles_on_one_code(mfa_project, irq, second_factor):
-    t = mfa_project / "irq.toml"
-    t.write_text(t.read_text() + "\n[daemon]\ninterval = 1\nmax_interval = 2\n")
-    before = oks(second_factor)
-    login(mfa_project, second_factor)
-    for i in (1, 2, 3):
-        add_tiny(irq, f"Q-00{i}", "-p", "train_steps=20")
-    for n in range(20):
-        r = irq_sub(mfa_project, "daemon", "run", "--once")
-        assert r.returncode == 0, (n, r.stdout[-800:], r.stderr[-800:])
-        assert "needs login" not in r.stdout + r.stderr, (n, r.stdout, r.stderr)
-    assert oks(second_factor) == before + 1, second_factor.runs()
-    with Ledger(mfa_project / "queue.db").transaction() as s:
-        assert Ledger.calls_since(s, datetime(2000, 1, 1, tzinfo=timezone.utc)) > 0
-    rows = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}
-    assert all(rows[i]["attempts"] >= 1 for i in ("Q-001", "Q-002")), rows
-
-
 def master_pid(project: Path) -> int:
     from irq.backends.ssh.openssh import OpenSSHSession
     from irq.config import load_config
@@ -125,26 +108,102 @@ def master_pid(project: Path) -> int:
     return int(m.group(1))
 
 
-def test_a_killed_master_is_needs_login_never_failed_and_login_resumes(mfa_project, irq, second_factor,
-                                                                        control_dir):
+def start_daemon(project: Path) -> tuple[subprocess.Popen, Path]:
+    """`irq daemon run` as one process of its own, without a terminal (as `irq daemon start` runs it)."""
+    log = project / "daemon.out"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "irq", "daemon", "run"], cwd=project, env=env_for(project),
+                                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
+
+
+def stop_daemon(proc: subprocess.Popen, log: Path) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    out = log.read_text()
+    assert proc.returncode == 0, out[-2000:]
+    return out
+
+
+def wait_for(what: str, check, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        assert proc is None or proc.poll() is None, f"the daemon exited: {log.read_text()[-2000:] if log else ''}"
+        assert time.monotonic() < deadline, f"{what}: {log.read_text()[-2000:] if log else ''}"
+        time.sleep(0.3)
+    return got
+
+
+def refreshes(project: Path) -> int:
+    """Refreshes recorded in the ledger: one sacct per query of the active jobs (a daemon cycle)."""
+    with sqlite3.connect(project / "queue.db") as con:
+        return con.execute("SELECT COUNT(*) FROM schedulercall WHERE command = 'sacct'").fetchone()[0]
+
+
+def attempt(irq, exp_id: str) -> dict:
+    shown = json.loads(irq("show", exp_id, "--json").out)
+    return shown["attempts"][-1] | {"experiment_state": shown["experiment"]["state"]} if shown["attempts"] else {}
+
+
+def with_daemon(project: Path, max_interval: int) -> None:
+    """A daemon that polls every half second and backs off up to max_interval."""
+    t = project / "irq.toml"
+    t.write_text(t.read_text().replace("poll_interval = 1\n", "poll_interval = 0.5\n")
+                 + f"\n[daemon]\ninterval = 0.5\nmax_interval = {max_interval}\n")
+
+
+def test_one_daemon_process_runs_20_cycles_on_one_code(mfa_project, irq, second_factor):
+    with_daemon(mfa_project, 2)
+    before, runs = oks(second_factor), len(second_factor.runs())
+    login(mfa_project, second_factor)
+    add_tiny(irq, "Q-001", "-p", "train_steps=100000")  # runs through every cycle: each one asks the cluster
+    add_tiny(irq, "Q-002", "-p", "train_steps=20")  # submitted, finished and fetched over the same master
+    proc, log = start_daemon(mfa_project)
+    try:
+        wait_for("20 cycles and Q-002 fetched", lambda: refreshes(mfa_project) >= 20
+                 and attempt(irq, "Q-002").get("experiment_state") == "DONE", 240, proc, log)
+        assert proc.poll() is None  # one process all along
+    finally:
+        out = stop_daemon(proc, log)
+    assert "needs login" not in out and "Traceback" not in out, out[-2000:]
+    assert oks(second_factor) == before + 1 and len(second_factor.runs()) == runs + 1, second_factor.runs()
+    assert attempt(irq, "Q-001")["state"] == "RUNNING"
+
+
+def test_a_killed_master_under_a_running_daemon_is_needs_login_and_login_resumes_it(mfa_project, irq,
+                                                                                    second_factor, control_dir):
+    with_daemon(mfa_project, 60)  # backoff grows to a minute: only the login itself can end it early
+    before = oks(second_factor)
     login(mfa_project, second_factor)
     add_tiny(irq, "Q-001", "-p", "train_steps=100000")
-    assert irq_sub(mfa_project, "submit", "Q-001").returncode == 0
-    os.kill(master_pid(mfa_project), 9)
-    assert list(control_dir.iterdir())  # the dead master's socket is still there
-    runs = len(second_factor.runs())
-    r = irq_sub(mfa_project, "status")
-    assert "needs login: run irq login loopback" in r.stderr, r
-    assert "Q-001" in r.stdout  # last-known states are still shown
-    d = irq_sub(mfa_project, "daemon", "run", "--once")
-    assert "needs login" in d.stdout + d.stderr, d
-    assert len(second_factor.runs()) == runs  # nothing prompted, nothing reached the code check
-    att = json.loads(irq("show", "Q-001", "--json").out)["attempts"][0]
-    assert att["state"] in ("PENDING", "RUNNING") and att["unknown_since"], att
-    assert json.loads(irq("show", "Q-001", "--json").out)["experiment"]["state"] == "IN_PROGRESS"
-    login(mfa_project, second_factor)  # the stale socket is cleaned, a new master opens
-    r = irq_sub(mfa_project, "status", "--json")
-    assert r.returncode == 0, r
-    att = json.loads(irq("show", "Q-001", "--json").out)["attempts"][0]
-    assert att["state"] == "RUNNING" and not att["unknown_since"], att
-    assert irq_sub(mfa_project, "cancel", "Q-001").returncode == 0
+    proc, log = start_daemon(mfa_project)
+    try:
+        wait_for("Q-001 running", lambda: attempt(irq, "Q-001").get("state") == "RUNNING", 90, proc, log)
+        os.kill(master_pid(mfa_project), signal.SIGKILL)
+        runs = len(second_factor.runs())
+        wait_for("the daemon sees the lost login", lambda: log.read_text().count("login needs a person") >= 1,
+                 30, proc, log)
+        st = irq_sub(mfa_project, "daemon", "status")
+        assert f"running (pid {proc.pid})" in st.stdout and "needs login: run irq login loopback" in st.stdout, st
+        r = irq_sub(mfa_project, "status")
+        assert "needs login: run irq login loopback" in r.stderr and "Q-001" in r.stdout, r
+        add_tiny(irq, "Q-002", "-p", "train_steps=20")  # new work while nobody is logged in: it waits
+        wait_for("four cycles without a login", lambda: log.read_text().count("login needs a person") >= 4,
+                 60, proc, log)  # the daemon now waits 8 s before it asks again
+        att = attempt(irq, "Q-001")
+        assert att["state"] == "RUNNING" and att["unknown_since"] and att["experiment_state"] == "IN_PROGRESS", att
+        assert attempt(irq, "Q-002") == {}
+        assert len(second_factor.runs()) == runs  # nothing prompted, nothing reached the code check
+        login(mfa_project, second_factor)
+        t0 = time.monotonic()
+        wait_for("the same daemon resumes", lambda: not attempt(irq, "Q-001")["unknown_since"], 5, proc, log)
+        assert time.monotonic() - t0 < 5  # the login, not the end of the backoff, woke it
+        wait_for("Q-002 submitted", lambda: attempt(irq, "Q-002").get("job_id"), 60, proc, log)
+        assert attempt(irq, "Q-001")["state"] == "RUNNING"
+        st = irq_sub(mfa_project, "daemon", "status")
+        assert f"running (pid {proc.pid})" in st.stdout and "needs login" not in st.stdout, st
+    finally:
+        out = stop_daemon(proc, log)
+    assert "Traceback" not in out, out[-2000:]
+    assert oks(second_factor) == before + 2, second_factor.runs()  # two logins, two codes, nothing else

@@ -1,15 +1,20 @@
-"""Where an SSH connection goes, resolved from irq.toml and ~/.ssh/config as OpenSSH resolves it."""
+"""Where an SSH connection goes, resolved from irq.toml and ~/.ssh/config as OpenSSH resolves it.
+
+paramiko (its ssh-config parser) is imported only when there is a config file to read: over
+OpenSSH with no such file, `irq status` never loads it."""
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import paramiko
+from typing import TYPE_CHECKING, Any
 
 from irq import errors
-from irq.config import ClusterConfig
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from irq.config import ClusterConfig  # (pydantic: not loaded by `irq status`'s quick path)
 
 
 @dataclass
@@ -54,17 +59,35 @@ def host_key_name(hostname: str, port: int) -> str:
     return hostname if port == 22 else f"[{hostname}]:{port}"
 
 
+def _local_user() -> str:
+    import getpass  # (it loads termios)
+
+    return getpass.getuser()
+
+
 def _expand(p: str) -> str:
     return os.path.expanduser(os.path.expandvars(p))
 
 
-def _load_ssh_config(path: str | None) -> paramiko.SSHConfig:
+class NoSSHConfig:
+    """No ssh config file, or an empty one: every host is itself (what paramiko's lookup answers)."""
+
+    def lookup(self, host: str) -> dict[str, Any]:
+        return {"hostname": host}
+
+
+def _load_ssh_config(path: str | None) -> paramiko.SSHConfig | NoSSHConfig:
     p = Path(_expand(path)) if path else Path.home() / ".ssh" / "config"
     if path and not p.exists():
         raise errors.ConfigError(f"ssh_config = {path!r}: no such file",
                                  "fix ssh_config in irq.toml, or remove it to use ~/.ssh/config")
-    if not p.exists():
-        return paramiko.SSHConfig()
+    try:
+        if not p.exists() or not p.read_bytes().strip():
+            return NoSSHConfig()
+    except OSError:
+        pass  # unreadable: paramiko says why below
+    import paramiko
+
     try:
         return paramiko.SSHConfig.from_path(str(p))
     except Exception as exc:  # paramiko raises a few kinds on bad syntax
@@ -81,7 +104,7 @@ def _known_hosts_files(explicit: str | None, looked_up: dict) -> list[str]:
     return [str(Path.home() / ".ssh" / "known_hosts")]
 
 
-def resolve_endpoint(cfg: ClusterConfig, sshconf: paramiko.SSHConfig | None = None) -> Endpoint:
+def resolve_endpoint(cfg: ClusterConfig, sshconf: paramiko.SSHConfig | NoSSHConfig | None = None) -> Endpoint:
     """The cluster's login node: ssh config (for cfg.host) overridden by explicit cfg values."""
     sshconf = sshconf if sshconf is not None else _load_ssh_config(cfg.ssh_config)
     o = sshconf.lookup(cfg.host)
@@ -91,7 +114,7 @@ def resolve_endpoint(cfg: ClusterConfig, sshconf: paramiko.SSHConfig | None = No
         alias=cfg.host,
         hostname=o.get("hostname") or cfg.host,
         port=int(cfg.port or o.get("port") or 22),
-        user=cfg.user or o.get("user") or getpass.getuser(),
+        user=cfg.user or o.get("user") or _local_user(),
         identity_files=[_expand(i) for i in ids],
         identities_only=bool(cfg.identity_file) or str(o.get("identitiesonly", "no")).lower() == "yes",
         known_hosts=_known_hosts_files(cfg.known_hosts, o),
@@ -100,7 +123,7 @@ def resolve_endpoint(cfg: ClusterConfig, sshconf: paramiko.SSHConfig | None = No
     )
 
 
-def _resolve_hop(spec: str, sshconf: paramiko.SSHConfig, known_hosts: list[str]) -> Endpoint:
+def _resolve_hop(spec: str, sshconf: paramiko.SSHConfig | NoSSHConfig, known_hosts: list[str]) -> Endpoint:
     """One ProxyJump hop: `[user@]host[:port]` or `ssh://[user@]host[:port]`, itself looked up."""
     s = spec.strip()
     if s.startswith("ssh://"):
@@ -117,7 +140,7 @@ def _resolve_hop(spec: str, sshconf: paramiko.SSHConfig, known_hosts: list[str])
         alias=host,
         hostname=o.get("hostname") or host,
         port=int(port or o.get("port") or 22),
-        user=user or o.get("user") or getpass.getuser(),
+        user=user or o.get("user") or _local_user(),
         identity_files=[_expand(i) for i in o.get("identityfile") or []],
         identities_only=str(o.get("identitiesonly", "no")).lower() == "yes",
         known_hosts=_known_hosts_files(None, o) if o.get("userknownhostsfile") else known_hosts,

@@ -27,16 +27,19 @@ import io
 import os
 import re
 import shlex
-import shutil
 import subprocess
-import tarfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from irq import errors
 from irq.backends.base import CallCounter
+from irq.backends.ssh import ahead
+from irq.backends.ssh.ahead import control_dir
 from irq.backends.ssh.endpoint import AtEndpoint, _expand, resolve_endpoint
-from irq.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from irq.config import ClusterConfig  # (pydantic: not loaded by `irq status`'s quick path)
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
 CONTROL_PERSIST = "12h"  # how long an idle master stays up (a working day of commands)
@@ -44,15 +47,8 @@ LOGIN_TIMEOUT = 300.0  # a person typing a one-time code
 MISSING = 3  # exit code of our file scripts when the path does not exist
 
 
-def control_dir() -> Path:
-    """irq's own directory of master sockets (mode 700): $IRQ_CONTROL_DIR or ~/.irq/cm."""
-    d = Path(_expand(os.environ.get("IRQ_CONTROL_DIR") or "~/.irq/cm"))
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return d
-
-
 def ssh_binary() -> str:
-    found = shutil.which(os.environ.get("IRQ_SSH", "ssh"))
+    found = ahead.ssh_program()
     if not found:
         raise errors.ConfigError("transport = \"openssh\" needs the `ssh` command, which is not on the PATH",
                                  "install OpenSSH's client, or set transport = \"paramiko\" for this cluster")
@@ -104,6 +100,9 @@ class OpenSSHSession(AtEndpoint):
         self.counter = counter if counter is not None else CallCounter()
         self.command_timeout = command_timeout
         self.endpoint = resolve_endpoint(cfg)
+        self._socket: Path | None = None  # the master's socket, once asked (`ssh -G`)
+        self._seen: tuple[int, int] | None = None  # that socket's inode and mtime when last asked
+        self._alive = False  # ... and whether a master answered on it then
 
     def __enter__(self) -> "OpenSSHSession":
         return self
@@ -170,6 +169,21 @@ class OpenSSHSession(AtEndpoint):
             return False
         return p.returncode == 0
 
+    def logged_in(self) -> bool:
+        """Whether a master is up, cheaply enough to ask every half second: a look at the socket,
+        and `ssh -O check` (local, no network) only when the socket is new since the last look.
+        A socket left by a killed master answers False until a login replaces it."""
+        if self._socket is None:
+            self._socket = self.control_path()
+        try:
+            st = os.stat(self._socket)
+        except OSError:
+            self._seen, self._alive = None, False
+            return False
+        if (st.st_ino, st.st_mtime_ns) != self._seen:
+            self._seen, self._alive = (st.st_ino, st.st_mtime_ns), self.master_alive()
+        return self._alive
+
     def clean_stale(self) -> bool:
         """Remove a socket no master answers on (left by a killed master); True if one was removed."""
         sock = self.control_path()
@@ -233,18 +247,26 @@ class OpenSSHSession(AtEndpoint):
         """One `ssh` process: through the master if one is up, else (ControlMaster=auto) it becomes
         the master itself, in BatchMode: keys alone, or NeedsLogin. ssh unlinks a stale socket."""
         limit = timeout if timeout is not None else self.command_timeout
+        argv = self.argv(command)
+        early = ahead.take(argv) if not stdin else None  # the same command, started ahead (irq status)
         try:
-            p = subprocess.run([*self.options(master="auto"), command], input=stdin if stdin is not None else b"",
-                               capture_output=True, timeout=limit)
+            if early is not None:
+                rc, out, err = early.answer(limit)
+            else:
+                p = subprocess.run(argv, input=stdin if stdin is not None else b"", capture_output=True, timeout=limit)
+                rc, out, err = p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
         except subprocess.TimeoutExpired:
             raise errors.BackendError(
                 f"no answer from {self._where()} within {limit:g}s during {what}",
                 "the connection or the login node hangs; irq keeps every experiment as it was "
                 "and tries again next time") from None
-        err = p.stderr.decode("utf-8", "replace")
-        if p.returncode == 255 and not p.stdout and _looks_like_ssh(err):
+        if rc == 255 and not out and _looks_like_ssh(err):
             raise self._with_fingerprint(classify_ssh_failure(self.cfg.name, self._where(), err))
-        return p.returncode, p.stdout, err
+        return rc, out, err
+
+    def argv(self, command: str) -> list[str]:
+        """The whole `ssh` command line of one unattended remote command."""
+        return [*self.options(master="auto"), command]
 
     def run(self, cmd: Sequence[str] | str, *, stdin: str | bytes | None = None,
             timeout: float | None = None, calls: Sequence[str] | None = None) -> tuple[int, str, str]:
@@ -295,6 +317,8 @@ class OpenSSHSession(AtEndpoint):
         if rc != 0:
             raise errors.BackendError(f"copying {remote_dir} from {self._where()} failed: {err.strip()[:300]}",
                                       errors.BackendError.default_hint)
+        import tarfile
+
         local_dir = Path(local_dir)
         local_dir.mkdir(parents=True, exist_ok=True)
         copied: list[Path] = []

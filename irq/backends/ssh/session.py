@@ -343,6 +343,10 @@ class SSHSession(AtEndpoint):
         """Forget a connection that failed (the next call reconnects)."""
         self.close()
 
+    def logged_in(self) -> bool:
+        """This session's connection is open (it logs in anew only when it is not)."""
+        return self._transport is not None and self._transport.is_active()
+
     def close(self) -> None:
         if self._sftp is not None:
             try:
