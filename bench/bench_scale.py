@@ -76,7 +76,23 @@ def build_ledger(folder: Path, irq: list[str], n_exp: int, per: int, active: int
     code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_scale as b; " \
            f"b.fill_ledger(b.Path({str(db)!r}), {n_exp}, {per}, {active})"
     subprocess.run([sys.executable, "-c", code], check=True)
+    make_local_jobs(folder / ".irq" / "local" / "jobs", n_exp, per, active, os.getpid())
     return db
+
+
+def make_local_jobs(jobs: Path, n_exp: int, per: int, active: int, pid: int) -> None:
+    """The job folders of the active attempts as the local backend keeps them while they run
+    (irq/backends/localrun.py writes the same files), their supervisor's pid a live process (this
+    one): `irq status` reads them as running jobs, as it would 200 real ones."""
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc).isoformat()
+    for i in range(min(active, n_exp)):
+        job_id = str(100000 + i * per + per)  # the latest attempt's, as fill_ledger numbers them
+        d = jobs / job_id
+        d.mkdir(parents=True)
+        (d / "job.json").write_text(json.dumps({"id": job_id, "name": f"Q-{i + 1:05d}.irq-{i:06d}{per:02d}",
+                                                "tasks": None, "throttle": 1, "submitted": start}))
+        (d / "supervisor.json").write_text(json.dumps({"pid": pid, "start": start}))
+        (d / "task-x.json").write_text(json.dumps({"state": "RUNNING", "pid": pid, "start": start}))
 
 
 def fill_ledger(db: Path, n_exp: int, per: int, active: int) -> None:

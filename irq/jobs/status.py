@@ -86,11 +86,12 @@ def _refresh(path: Path, config_path: Path | None, ui: UI) -> tuple[dict[str, An
         return {"scheduler_calls_last_hour": calls}, None
     if reader.access_mode(path) != "rw":
         return None, "ledger is read-only here: states shown as last recorded, not refreshed"
-    from irq.jobs import quickstatus
+    from irq.jobs import quicklocal, quickstatus
 
     try:
         plan = quickstatus.start(path)  # may start the refresh's exec before the config loads
-        info = quickstatus.refresh(plan, path, config_path) if plan else None
+        info = (quickstatus.refresh(plan, path, config_path) if plan else
+                quicklocal.refresh(path, config_path))
         if info is None:  # something changed, or failed: the full refresh, through the ORM
             from irq.jobs.sync import refresh_for_status
             from irq.ledger.database import Ledger
