@@ -35,3 +35,20 @@ def read_curve(run: Path) -> list[dict]:
 @pytest.fixture
 def tiny() -> Path:
     return TINY
+
+
+@pytest.fixture
+def setup():
+    """(model, schedule, conditions, clean answers, timesteps) of a tiny problem in float64."""
+    from problem import B, N, T, as_double
+
+    from trainer.diffusion import Schedule
+    from trainer.model import EnergyMLP
+
+    torch.manual_seed(0)
+    model = EnergyMLP(N * N, T).double()
+    sched = as_double(Schedule.cosine(T))
+    a = torch.randn(B, N * N, dtype=torch.float64)
+    y0 = 0.3 * torch.randn(B, N * N, dtype=torch.float64)
+    t = torch.randint(0, T, (B,))
+    return model, sched, a, y0, t

@@ -12,6 +12,7 @@ import math
 import naive
 import pytest
 import torch
+from problem import B, N, T, as_double
 
 from trainer.config import TrainConfig
 from trainer.diffusion import Energy, Schedule, StepRecord, clamp_bound, descend, sample
@@ -20,22 +21,6 @@ from trainer.model import EnergyMLP
 from trainer.objective import training_loss
 from trainer.train import detached
 
-N, T, B = 3, 5, 24
-
-
-def as_double(s: Schedule) -> Schedule:
-    return Schedule(*(v.double() for v in vars(s).values()))
-
-
-@pytest.fixture
-def setup():
-    torch.manual_seed(0)
-    model = EnergyMLP(N * N, T).double()
-    sched = as_double(Schedule.cosine(T))
-    a = torch.randn(B, N * N, dtype=torch.float64)
-    y0 = 0.3 * torch.randn(B, N * N, dtype=torch.float64)
-    t = torch.randint(0, T, (B,))
-    return model, sched, a, y0, t
 
 
 def energy_of(model, a, t) -> Energy:

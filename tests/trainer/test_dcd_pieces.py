@@ -10,7 +10,8 @@ import math
 import naive_dcd
 import pytest
 import torch
-from test_algorithm import as_double, energy_of
+from problem import B, N, T, as_double
+from test_algorithm import energy_of
 
 from trainer.config import ConfigError, TrainConfig, build
 from trainer.diffusion import Schedule
@@ -23,19 +24,6 @@ from trainer.objective import training_loss
 from trainer.replay import ReplayBuffer
 from trainer.residual import FilterKeys, filter_weights, residuals
 from trainer.train import detached
-
-N, T, B = 3, 5, 24
-
-
-@pytest.fixture
-def setup():
-    torch.manual_seed(0)
-    model = EnergyMLP(N * N, T).double()
-    sched = as_double(Schedule.cosine(T))
-    a = torch.randn(B, N * N, dtype=torch.float64)
-    y0 = 0.3 * torch.randn(B, N * N, dtype=torch.float64)
-    t = torch.randint(0, T, (B,))
-    return model, sched, a, y0, t
 
 
 def seeded(seed: int) -> torch.Generator:
