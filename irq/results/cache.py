@@ -16,6 +16,7 @@ unwritable cache is ignored: the statistics are computed as without it, never an
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -125,31 +126,31 @@ class ResultsCache:
         return self._key(b"comparison", goal.encode(), struct.pack("<qqq", len(values), len(baseline) // 8, resamples),
                          floats(values), baseline)
 
-    def _get(self, key: str, size: int) -> list | None:
+    def _get(self, key: str, ints: int, size: int) -> tuple[list[int], list[float | None], str] | None:
         got = self.used.get(key) or self.stored.get(key)
-        if type(got) is not list or len(got) != size:
-            return None
-        self.used[key] = got
-        return got
+        unpacked = unpack(got, ints, size)
+        if unpacked is not None:
+            self.used[key] = got  # type: ignore[assignment]  # unpack() checked it
+        return unpacked
 
     def summary(self, key: str, n: int) -> Summary | None:
-        got = self._get(key, len(SUMMARY_FIELDS))
-        if got is None or got[0] != n or not _numbers(got[1:-1]) or type(got[-1]) is not str:
+        got = self._get(key, 1, len(SUMMARY_FIELDS) - 2)
+        if got is None or got[0] != [n]:
             return None
-        return Summary(*got)
+        return Summary(n, *got[1], got[2])
 
     def comparison(self, key: str, exp_id: str, baseline: str, n: int, nb: int) -> Comparison | None:
-        got = self._get(key, len(COMPARISON_FIELDS))
-        if got is None or got[:2] != [n, nb] or not _numbers(got[2:-1]) or type(got[-1]) is not str:
+        got = self._get(key, 2, len(COMPARISON_FIELDS) - 3)
+        if got is None or got[0] != [n, nb]:
             return None
-        return Comparison(exp_id, baseline, *got)
+        return Comparison(exp_id, baseline, n, nb, *got[1], got[2])
 
     def keep_summary(self, key: str, s: Summary) -> None:
-        self.used[key] = [getattr(s, f) for f in SUMMARY_FIELDS]
+        self.used[key] = pack([s.n], [getattr(s, f) for f in SUMMARY_FIELDS[1:-1]], s.note)
         self.fresh += 1
 
     def keep_comparison(self, key: str, c: Comparison) -> None:
-        self.used[key] = [getattr(c, f) for f in COMPARISON_FIELDS]
+        self.used[key] = pack([c.n, c.n_baseline], [getattr(c, f) for f in COMPARISON_FIELDS[2:-1]], c.note)
         self.fresh += 1
 
     def save(self) -> None:
@@ -169,8 +170,31 @@ class ResultsCache:
             pass
 
 
-def _numbers(values: list) -> bool:
-    return all(v is None or type(v) is float or type(v) is int for v in values)
+def pack(ints: list[int], values: list[float | None], note: str) -> list:
+    """An entry: [*ints, which values are present (a bit each), the present ones as base64 of IEEE
+    doubles, note]: exact to the bit, and read back without parsing decimal text."""
+    mask = sum(1 << i for i, v in enumerate(values) if v is not None)
+    present = [float(v) for v in values if v is not None]
+    return [*ints, mask, base64.b64encode(struct.pack(f"<{len(present)}d", *present)).decode("ascii"), note]
+
+
+def unpack(entry: object, ints: int, size: int) -> tuple[list[int], list[float | None], str] | None:
+    """pack()'s parts (`ints` integers, `size` values), or None for anything that is not such an entry."""
+    if type(entry) is not list or len(entry) != ints + 3:
+        return None
+    *head, mask, data, note = entry
+    if any(type(i) is not int for i in head) or type(mask) is not int or type(data) is not str or type(note) is not str:
+        return None
+    if mask < 0 or mask >> size:
+        return None
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        return None
+    if len(raw) != 8 * mask.bit_count():
+        return None
+    present = iter(struct.unpack(f"<{len(raw) // 8}d", raw))
+    return head, [next(present) if mask >> i & 1 else None for i in range(size)], note
 
 
 def load(path: Path) -> dict[str, list]:
