@@ -97,7 +97,7 @@ def build(exps: list[ExperimentRuns], metric: str, goal: str = "min", baseline: 
 def _row(e: ExperimentRuns, have: list[Run], vals: list[float], missing: list[Missing], s: Summary) -> Row:
     trivial = {}
     for key, label in TRIVIAL:
-        got = [v for v in (r.value(key) for r in have) if v is not None]
+        got = [v for r in have if (v := r.value(key)) is not None]
         if got:
             trivial[label] = statistics.fmean(got)
     return Row(
