@@ -39,7 +39,7 @@ from irq.results.records import (
 VERSION = 1  # bump whenever irq/results/stats.py could compute any number differently
 FORMAT = "irq-results-cache"
 ENV = "IRQ_CACHE_DIR"
-LIMIT = 100_000  # entries kept per ledger: this run's first, then earlier ones (about 25 MB)
+LIMIT = 100_000  # entries kept per ledger: this run's first, then earlier ones (about 15 MB)
 LIBRARIES = ("numpy", "scipy")
 
 
