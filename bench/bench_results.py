@@ -3,9 +3,12 @@
 Builds (by script, in a temporary folder) a ledger of 10,000 experiments with 5 attempts each
 (50,000 attempts, one seed per attempt, metrics as irq fetch stores them), then measures the CPU
 time (user + system, of the child process) of `irq --help` and of `irq results` (also against a
-baseline: 9,999 comparisons) in the same run, and prints each as a ratio to the start-up. Also
-times the summaries alone (10,000 resamples of every experiment's mean, with every other summary
-statistic) in this process.
+baseline: 9,999 comparisons) in the same run, and prints each as a ratio to the start-up. Every
+`irq results` is measured cold (its results cache emptied before each run: every statistic
+computed) and warm (the cache filled by an earlier run: no statistic computed, the ledger still
+read); the cache is a temporary folder (IRQ_CACHE_DIR), never the user's. Also times the summaries
+alone (10,000 resamples of every experiment's mean, with every other summary statistic) in this
+process.
 
     .venv/bin/python bench/bench_results.py [--experiments 10000] [--attempts 5] [--runs 3] [--before DIR]
 
@@ -62,12 +65,15 @@ def build_ledger(path: Path, n_exp: int, n_att: int) -> None:
     con.close()
 
 
-def one_run(cmd: list[str], cwd: Path, repo: Path) -> tuple[float, float]:
-    """CPU seconds (user + system of the child) and wall seconds of one run, with `repo`'s irq."""
+def one_run(cmd: list[str], cwd: Path, repo: Path, cache: Path, cold: bool) -> tuple[float, float]:
+    """CPU seconds (user + system of the child) and wall seconds of one run, with `repo`'s irq and
+    the results cache in `cache` (emptied first when cold)."""
+    if cold:
+        shutil.rmtree(cache, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "200", "IRQ_CACHE_DIR": str(cache)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
-                       env={**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "200"})
+    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, env=env)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
@@ -75,12 +81,17 @@ def one_run(cmd: list[str], cwd: Path, repo: Path) -> tuple[float, float]:
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
 
 
-def cpu_of(cmd: list[str], cwd: Path, runs: int, repos: list[Path]) -> list[tuple[float, float]]:
-    """Per checkout, the median CPU seconds and median wall seconds of `runs` runs (alternating)."""
+def cpu_of(cmd: list[str], cwd: Path, runs: int, repos: list[Path], warm: bool) -> list[tuple[float, float]]:
+    """Per checkout, the median CPU seconds and median wall seconds of `runs` runs (alternating);
+    warm: after one untimed run that fills the results cache, cold: each run with an empty one."""
     got: list[list[tuple[float, float]]] = [[] for _ in repos]
+    caches = [cwd / f"cache-{i}" for i in range(len(repos))]
+    if warm:
+        for repo, cache in zip(repos, caches):
+            one_run(cmd, cwd, repo, cache, True)
     for _ in range(runs):
         for i, repo in enumerate(repos):
-            got[i].append(one_run(cmd, cwd, repo))
+            got[i].append(one_run(cmd, cwd, repo, caches[i], not warm))
     return [(statistics.median(c for c, _w in g), statistics.median(w for _c, w in g)) for g in got]
 
 
@@ -100,20 +111,22 @@ def main() -> None:
         print(f"ledger: {args.experiments:,} experiments, {args.experiments * args.attempts:,} attempts "
               f"(built in {time.perf_counter() - t:.1f} s)")
         irq = [sys.executable, "-m", "irq"]
-        cases = {
-            "irq --help": irq + ["--help"],
-            "irq results --format csv": irq + ["results", "--format", "csv"],
-            "irq results": irq + ["results"],
-            "irq results --format csv --resamples 1000": irq + ["results", "--format", "csv", "--resamples", "1000"],
-            "irq results --format csv --baseline Q-00001": irq + ["results", "--format", "csv", "--baseline", "Q-00001"],
+        commands = {
+            "irq results --format csv": ["results", "--format", "csv"],
+            "irq results": ["results"],
+            "irq results --format csv --resamples 1000": ["results", "--format", "csv", "--resamples", "1000"],
+            "irq results --format csv --baseline Q-00001": ["results", "--format", "csv", "--baseline", "Q-00001"],
         }
+        cases = [("irq --help", irq + ["--help"], False)]
+        for name, cmd in commands.items():
+            cases += [(name + " (cold)", irq + cmd, False), (name + " (warm)", irq + cmd, True)]
         base: list[float] = []
-        print(f"{'command':53} {'CPU s':>7} {'wall s':>7} {'CPU / start-up':>15}   (median of {args.runs})")
-        for name, cmd in cases.items():
-            for i, (cpu, wall) in enumerate(cpu_of(cmd, tmp, args.runs, repos)):
+        print(f"{'command':60} {'CPU s':>7} {'wall s':>7} {'CPU / start-up':>15}   (median of {args.runs})")
+        for name, cmd, warm in cases:
+            for i, (cpu, wall) in enumerate(cpu_of(cmd, tmp, args.runs, repos, warm)):
                 base = base or [0.0] * len(repos)
                 base[i] = base[i] or cpu
-                print(f"{name + labels[i]:53} {cpu:7.2f} {wall:7.2f} {cpu / base[i]:14.1f}x")
+                print(f"{name + labels[i]:60} {cpu:7.2f} {wall:7.2f} {cpu / base[i]:14.1f}x", flush=True)
         import numpy as np
 
         from irq.results.stats import summarise

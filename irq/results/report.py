@@ -13,6 +13,7 @@ from typing import Any
 
 from irq.formats.export import REPORT_META, report_record
 from irq.results import plots
+from irq.results.cache import ResultsCache
 from irq.results.collect import collect
 from irq.results.stats import RESAMPLES
 from irq.results.table import Table, build, num, to_markdown
@@ -43,7 +44,9 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
     """Read the ledger (`db`: its file, or a Ledger) on the read path, write the summary and its
     figures, then record the report in the ledger's meta table: the one write, through the ORM."""
     exps = collect(db, root, ids)
-    table = build(exps, metric, goal, baseline, threshold, resamples)
+    cache = ResultsCache.open(Path(db.path if hasattr(db, "path") else db))  # the table's statistics, as irq results keeps them
+    table = build(exps, metric, goal, baseline, threshold, resamples, cache)
+    cache.save()
     rep = Report(out, table, verdicts(exps, table, criteria or [], resamples))
     fig_dir = out.parent / "figures"
     for kind in plots.KINDS:

@@ -58,14 +58,18 @@ def answer(db: Path, settings: ReadSettings, ids: list[str] | None, metric: str 
            criteria: list[str], threshold: float | None, resamples: int) -> ResultsAnswer:
     """Collect every experiment's runs from the ledger file `db`, summarise them, and judge the
     stated criteria."""
-    from irq.results.collect import collect
+    from irq.results.cache import ResultsCache
+    from irq.results.collect import collect, gc_paused
     from irq.results.table import build
 
     if criteria and not baseline:
         raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
     metric, goal = metric_goal(settings, metric)
-    exps = collect(db, project_root(settings), with_baseline(ids, baseline))
-    table = build(exps, metric, goal, baseline, threshold, resamples)
+    with gc_paused():  # the rows, the runs and the cache's entries hold no cycles: nothing to collect
+        exps = collect(db, project_root(settings), with_baseline(ids, baseline))
+        cache = ResultsCache.open(db)  # beside the user's files, never in the ledger: this command only reads it
+        table = build(exps, metric, goal, baseline, threshold, resamples, cache)
+    cache.save()
     if not criteria:
         return ResultsAnswer(table, [], metric, goal)
     from irq.results.verdict import verdicts

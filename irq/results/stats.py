@@ -20,31 +20,20 @@ start-ups): a table of single runs never loads it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-RESAMPLES = 10_000
-CONFIDENCE = 0.95
-SEED = 20260121  # fixed: tables are reproducible
-IQM_MIN_N = 5
+from irq.results.ranks import rank_consistency  # noqa: F401  (one of the statistics; needs no numpy)
+from irq.results.records import (  # the dataclasses and settings, imported from here too
+    CONFIDENCE,
+    IQM_MIN_N,
+    RESAMPLES,
+    SEED,
+    Comparison,
+    Summary,
+)
+
 BLOCK = 2_000_000  # values per bootstrap block: rows x resamples (and rows x batch x seeds), 16 MB
-
-
-@dataclass
-class Summary:
-    n: int
-    mean: float | None = None
-    std: float | None = None  # sample standard deviation (ddof = 1)
-    min: float | None = None
-    max: float | None = None
-    median: float | None = None
-    ci_low: float | None = None  # bootstrap percentile interval of the mean
-    ci_high: float | None = None
-    t_low: float | None = None  # t interval of the mean
-    t_high: float | None = None
-    iqm: float | None = None
-    note: str = ""  # why an interval (or the IQM) is absent
 
 
 def summarise(groups: Sequence[Sequence[float]], resamples: int = RESAMPLES, seed: int = SEED) -> list[Summary]:
@@ -136,26 +125,6 @@ def _blocks(x: np.ndarray, rows: int) -> Iterator[tuple[slice, np.ndarray]]:
     for a in range(0, len(x), rows):
         blk = x[a:a + rows]
         yield slice(a, a + len(blk)), (np.concatenate([blk, blk]) if len(blk) == 1 else blk)
-
-
-@dataclass
-class Comparison:
-    """An experiment against the baseline on one metric; 'better' follows the goal (min or max)."""
-
-    id: str
-    baseline: str
-    n: int
-    n_baseline: int
-    rel_diff: float | None = None  # mean(x) / mean(baseline) - 1
-    rel_low: float | None = None  # two-sided 95 % bootstrap interval of rel_diff
-    rel_high: float | None = None
-    rel_bound_low: float | None = None  # one-sided 95 % bounds (5th and 95th bootstrap percentiles)
-    rel_bound_high: float | None = None
-    welch_t: float | None = None
-    welch_p: float | None = None
-    hedges_g: float | None = None
-    prob_improvement: float | None = None
-    note: str = ""
 
 
 def _ratio(xs: np.ndarray, bs: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -270,28 +239,6 @@ def _compare_rows(x: np.ndarray, ba: np.ndarray, cs: list[Comparison], goal: str
             c.note = c.note or "no spread in either: no test"
         if ci is not None:
             c.rel_low, c.rel_high, c.rel_bound_low, c.rel_bound_high = (float(v[r]) for v in ci)
-
-
-@dataclass
-class RankConsistency:
-    seeds: list[int]  # the seeds every compared experiment has a value for
-    first: dict[str, int]  # experiment id -> in how many of those seeds it ranks first
-    note: str = ""
-
-
-def rank_consistency(values: dict[str, dict[int, float]], goal: str = "min") -> RankConsistency:
-    """Per paired seed, which experiment is best (ties: each tied one counts as first)."""
-    ids = list(values)
-    common = sorted(set.intersection(*(set(v) for v in values.values()))) if values else []
-    first = {i: 0 for i in ids}
-    if len(ids) < 2:
-        return RankConsistency(common, first, "fewer than two experiments to rank")
-    if not common:
-        return RankConsistency(common, first, "no seed was run by every compared experiment")
-    m = np.array([[values[i][s] for i in ids] for s in common])  # seeds x experiments
-    best = m.min(axis=1, keepdims=True) if goal == "min" else m.max(axis=1, keepdims=True)
-    wins = (m == best).sum(axis=0)
-    return RankConsistency(common, {i: int(w) for i, w in zip(ids, wins)})
 
 
 def steps_to_threshold(curve: list[dict], metric: str, threshold: float, goal: str = "min") -> int | None:

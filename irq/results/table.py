@@ -11,20 +11,15 @@ import io
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from irq.results.cache import comparisons, summaries
 from irq.results.collect import ExperimentRuns, Missing, Run, gc_paused, load_curve
-from irq.results.stats import (
-    RESAMPLES,
-    Comparison,
-    Summary,
-    compare_many,
-    rank_consistency,
-    steps_to_threshold,
-    summarise,
-)
+from irq.results.ranks import rank_consistency
+from irq.results.records import RESAMPLES, Comparison, Summary
+
+if TYPE_CHECKING:
+    from irq.results.cache import ResultsCache
 
 TRIVIAL = (("baseline_mean_mse", "predict-mean"), ("baseline_zero_mse", "predict-zero"))
 
@@ -60,16 +55,22 @@ class Table:
 
 
 def build(exps: list[ExperimentRuns], metric: str, goal: str = "min", baseline: str | None = None,
-          threshold: float | None = None, resamples: int = RESAMPLES) -> Table:
+          threshold: float | None = None, resamples: int = RESAMPLES, cache: ResultsCache | None = None) -> Table:
+    """The table of the experiments' runs. With a `cache`, statistics already computed for the same
+    values and settings are taken from it (irq/results/cache.py); without one, all are computed."""
     from irq import errors
 
     with gc_paused():
         measured = [e.measured(metric) for e in exps]
-        sums = summarise([vals for _have, vals, _m in measured], resamples)
+        sums = summaries(cache, [vals for _have, vals, _m in measured], resamples)
         rows = [_row(e, have, vals, missing, s) for e, (have, vals, missing), s in zip(exps, measured, sums)]
     t = Table(metric, goal, baseline, rows, threshold=threshold, resamples=resamples)
     per = [(e, have, vals) for e, (have, vals, _m) in zip(exps, measured)]
     if threshold is not None:
+        import numpy as np
+
+        from irq.results.stats import steps_to_threshold
+
         for (e, have, _v), row in zip(per, rows):
             steps = [steps_to_threshold(load_curve(r), metric, threshold, goal) for r in have]
             got = [s for s in steps if s is not None]
@@ -81,7 +82,8 @@ def build(exps: list[ExperimentRuns], metric: str, goal: str = "min", baseline: 
             raise errors.UsageError(f"the baseline {baseline} is not among the experiments shown",
                                     f"name it too: irq results {baseline} ... --baseline {baseline}")
         others = [(row, vals) for (e, _h, vals), row in zip(per, rows) if e.id != baseline]
-        found = compare_many([row.id for row, _v in others], [v for _r, v in others], baseline, base[2], goal, resamples)
+        found = comparisons(cache, [row.id for row, _v in others], [v for _r, v in others], baseline, base[2], goal,
+                            resamples)
         for (row, _v), c in zip(others, found):
             row.comparison = c
         rc = rank_consistency({e.id: {r.seed: v for r, v in zip(have, vals) if r.seed is not None}
@@ -95,7 +97,7 @@ def build(exps: list[ExperimentRuns], metric: str, goal: str = "min", baseline: 
 def _row(e: ExperimentRuns, have: list[Run], vals: list[float], missing: list[Missing], s: Summary) -> Row:
     trivial = {}
     for key, label in TRIVIAL:
-        got = [v for v in (r.value(key) for r in have) if v is not None]
+        got = [v for r in have if (v := r.value(key)) is not None]
         if got:
             trivial[label] = statistics.fmean(got)
     return Row(

@@ -1,0 +1,211 @@
+"""The results cache (irq/results/cache.py): a warm `irq results` prints exactly what a cold one
+prints, loads neither scipy nor numpy, recomputes only what changed, never writes the ledger, and
+shrugs off a cache file it cannot use.
+
+The conftest points IRQ_CACHE_DIR at the test's own folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from irq.results import cache as rc
+from irq.results.collect import collect
+from irq.results.table import build, to_csv
+from tests.results_fixture import add_exp, add_single_attempt, study
+from tests.test_results_read_path import digest, settle, shared  # noqa: F401  (shared: a fixture)
+
+REPO = Path(__file__).resolve().parent.parent
+FIVE = {0: 0.031, 1: 0.0335, 2: 0.029, 3: 0.0302, 4: 0.0318}  # enough seeds for the IQM
+COMMANDS = (("results", "--format", "csv"),
+            ("results", "--format", "json", "--baseline", "Q-001"),
+            ("results", "--format", "md", "--baseline", "Q-001", "--criterion", "val_mse -20%"))
+
+
+def fill(ledger, root: Path) -> Path:
+    """The study, an experiment of five single runs and one of a single run; the ledger closed."""
+    study(ledger, root)
+    add_exp(ledger, "Q-004", "Five single runs", state="DONE")
+    for seed, v in FIVE.items():
+        add_single_attempt(ledger, "Q-004", {"val_mse": v, "seed": seed})
+    add_exp(ledger, "Q-005", "One run", state="DONE")
+    add_single_attempt(ledger, "Q-005", {"val_mse": 0.05, "seed": 0})
+    ledger.close()
+    return root / "queue.db"
+
+
+def cache_files() -> list[Path]:
+    folder = Path(os.environ[rc.ENV])
+    return sorted(folder.glob("results-*.json")) if folder.is_dir() else []
+
+
+def test_a_warm_run_prints_the_cold_runs_output_byte_for_byte(ledger, tmp_path: Path, irq) -> None:
+    db = fill(ledger, tmp_path)
+    for args in COMMANDS:
+        for f in cache_files():
+            f.unlink()
+        cold = irq(*args)
+        assert cold.code == 0, cold
+        assert len(cache_files()) == 1
+        warm = irq(*args)
+        assert warm.code == 0 and warm.out == cold.out, args
+    # and what the cache gives is what the statistics give without one
+    exps = collect(db, tmp_path)
+    cached = build(exps, "val_mse", "min", "Q-001", cache=rc.ResultsCache.open(db))
+    assert to_csv(cached) == to_csv(build(exps, "val_mse", "min", "Q-001"))
+    assert cached.rows == build(exps, "val_mse", "min", "Q-001").rows
+
+
+def test_the_cache_is_json_data_named_after_the_ledger(ledger, tmp_path: Path, irq) -> None:
+    db = fill(ledger, tmp_path)
+    assert irq("results", "--format", "csv").code == 0
+    (f,) = cache_files()
+    assert f == rc.cache_path(db) and f.stat().st_mode & 0o077 == 0
+    data = json.loads(f.read_text())
+    assert data["format"] == rc.FORMAT and data["version"] == rc.VERSION
+    assert len(data["entries"]) == 5  # one summary per experiment
+    assert not list(f.parent.glob(".*.tmp"))
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(rc.ENV, str(tmp_path / "mine"))
+    assert rc.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv(rc.ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert rc.cache_dir() == tmp_path / "xdg" / "irq"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert rc.cache_dir() == tmp_path / "home" / ".cache" / "irq"
+
+
+PROBE = """
+import sys
+from irq.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("IMPORTED:", ",".join(sorted(m for m in ("numpy", "scipy") if m in sys.modules)))
+"""
+
+
+def test_a_warm_run_imports_neither_scipy_nor_numpy(ledger, tmp_path: Path) -> None:
+    fill(ledger, tmp_path)
+    for args in (("results", "--format", "csv"), ("results", "--baseline", "Q-001"),
+                 ("results", "Q-003", "Q-004", "--format", "json")):
+        runs = [subprocess.run([sys.executable, "-c", PROBE, *args], cwd=tmp_path, capture_output=True, text=True, check=False,
+                               timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)}) for _ in range(2)]
+        assert "IMPORTED: numpy,scipy\n" in runs[0].stdout or args[1] == "Q-003", (args, runs[0].stderr[-800:])
+        assert runs[1].stdout.endswith("IMPORTED: \n"), (args, runs[1].stdout[-300:], runs[1].stderr[-800:])
+        assert runs[1].stdout == runs[0].stdout.replace("IMPORTED: numpy,scipy\n", "IMPORTED: \n"), args
+
+
+def test_a_new_result_recomputes_that_row_only(ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from irq.ledger.database import Ledger
+    from irq.results import stats
+
+    db = fill(ledger, tmp_path)
+    first = rc.ResultsCache.open(db)
+    before = build(collect(db, tmp_path), "val_mse", "min", "Q-001", cache=first)
+    first.save()
+    assert first.fresh == 5 + 4  # five summaries, four comparisons
+    lg = Ledger(db)
+    add_single_attempt(lg, "Q-003", {"val_mse": 0.0305, "seed": 1})  # seed 1 run again
+    lg.close()
+    seen: list[list[float]] = []
+    real = stats.summarise
+    monkeypatch.setattr(stats, "summarise", lambda groups, *a: seen.extend(groups) or real(groups, *a))
+    again = rc.ResultsCache.open(db)
+    after = build(collect(db, tmp_path), "val_mse", "min", "Q-001", cache=again)
+    assert seen == [[0.0300, 0.0305, 0.0310]]  # Q-003 alone went to the statistics
+    assert again.fresh == 2  # its summary and its comparison
+    rows = {r.id: r for r in after.rows}
+    assert rows["Q-003"].summary.mean != before.rows[2].summary.mean
+    assert [r for r in after.rows if r.id != "Q-003"] == [r for r in before.rows if r.id != "Q-003"]
+    assert to_csv(after) == to_csv(build(collect(db, tmp_path), "val_mse", "min", "Q-001"))
+
+
+def test_other_settings_miss_and_a_subset_hits_without_writing(ledger, tmp_path: Path, irq) -> None:
+    fill(ledger, tmp_path)
+    assert irq("results", "--format", "csv").code == 0
+    (f,) = cache_files()
+    stamp = f.stat().st_mtime_ns
+    sub = irq("results", "Q-003", "Q-004", "--format", "csv")
+    assert sub.code == 0 and f.stat().st_mtime_ns == stamp  # every row a hit: nothing written
+    assert irq("results", "--format", "csv", "--resamples", "1000").code == 0
+    assert len(json.loads(f.read_text())["entries"]) == 5 + 5  # other resamples: other keys, the first ones kept
+    assert sub.out.splitlines()[1:] == [line for line in irq("results", "--format", "csv").out.splitlines()
+                                        if line.startswith(("Q-003", "Q-004"))]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "old version", "bad entries", "a folder"])
+def test_an_unusable_cache_file_is_ignored(ledger, tmp_path: Path, irq, damage: str) -> None:
+    db = fill(ledger, tmp_path)
+    clean = irq("results", "--format", "csv", "--baseline", "Q-001")
+    (f,) = cache_files()
+    good = json.loads(f.read_text())
+    f.unlink()
+    if damage == "garbage":
+        f.write_bytes(b"\x00\xff not json at all")
+    elif damage == "truncated":
+        f.write_text(json.dumps(good)[:1000])
+    elif damage == "foreign":
+        f.write_text(json.dumps([1, 2, 3]))
+    elif damage == "old version":
+        f.write_text(json.dumps({**good, "version": rc.VERSION - 1}))
+    elif damage == "bad entries":
+        bad = [["x"] * len(v) for v in good["entries"].values()][:3] + [[1], None, {}, "s"] * 2
+        f.write_text(json.dumps({**good, "entries": dict(zip(good["entries"], bad))}))
+    else:
+        f.mkdir()
+    r = irq("results", "--format", "csv", "--baseline", "Q-001")
+    assert r.code == 0 and r.out == clean.out and not r.err, r
+    if damage != "a folder":
+        assert json.loads(f.read_text())["entries"] == good["entries"]  # written afresh
+    assert rc.cache_path(db) == f
+
+
+def test_an_unwritable_cache_folder_is_ignored(ledger, tmp_path: Path, irq, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(ledger, tmp_path)
+    clean = irq("results", "--format", "csv")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(rc.ENV, str(tmp_path / "a-file" / "irq"))  # no folder can be made under a file
+    r = irq("results", "--format", "csv")
+    assert r.code == 0 and r.out == clean.out and not r.err, r
+
+    def refuse(*_a, **_kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setenv(rc.ENV, str(tmp_path / "fresh"))
+    monkeypatch.setattr("irq.results.cache.write_atomically", refuse)  # what a read-only home does (root passes modes)
+    r = irq("results", "--format", "csv")
+    assert r.code == 0 and r.out == clean.out and not r.err, r
+
+
+def test_a_read_only_ledger_is_left_untouched(shared: Path, irq) -> None:  # noqa: F811  (the fixture)
+    before = digest(shared.parent)
+    stamp = shared.stat().st_mtime_ns
+    cold = irq("--db", str(shared), "results", "--format", "csv", "--baseline", "Q-001")
+    warm = irq("--db", str(shared), "results", "--format", "csv", "--baseline", "Q-001")
+    assert cold.code == 0 and warm.out == cold.out, warm
+    assert digest(shared.parent) == before and shared.stat().st_mtime_ns == stamp
+    assert cache_files() == [rc.cache_path(shared)]
+
+
+def test_a_ledger_that_changed_is_read_afresh(ledger, tmp_path: Path, irq) -> None:
+    """Only statistics are cached, never the ledger's rows: the table always reads the ledger."""
+    from irq.ledger.database import Ledger
+
+    fill(ledger, tmp_path)
+    assert irq("results", "--format", "csv").code == 0
+    lg = Ledger(tmp_path / "queue.db")
+    add_exp(lg, "Q-006", "Added later", state="DONE")
+    lg.close()
+    out = irq("results", "--format", "csv").out
+    assert "Q-006,0," in out
+    settle(tmp_path / "queue.db")
