@@ -37,11 +37,16 @@ class BlockView:
         """The block as markdown: its heading, a bullet per line, children indented under it.
         Built here rather than in a Jinja macro: queue.md has tens of thousands of blocks, and a
         macro call per block was most of the export's time."""
-        out = [f"### {self.heading}\n"]
-        for ln in self.lines:
-            out.append(f"- **{ln.key}**: {ln.value}\n" if ln.value else f"- **{ln.key}**:\n")
-            out.extend(f"  - {k}: {v}\n" for k, v in ln.children)
-        return "".join(out)
+        return f"### {self.heading}\n" + lines_text(self.lines)
+
+
+def lines_text(lines: list[Line], indent: str = "") -> str:
+    """Bullet lines as markdown, children indented under theirs (`indent`: a checklist item's)."""
+    out = []
+    for ln in lines:
+        out.append(f"{indent}- **{ln.key}**: {ln.value}\n" if ln.value else f"{indent}- **{ln.key}**:\n")
+        out.extend(f"{indent}  - {k}: {v}\n" for k, v in ln.children)
+    return "".join(out)
 
 
 def definition_lines(e: Any) -> list[Line]:
@@ -53,12 +58,7 @@ def definition_lines(e: Any) -> list[Line]:
         out.append(Line("Config", f"`{e.config_path}`"))
     if e.command:
         out.append(Line("Command", f"`{e.command}`"))
-    if "mining" in e.parameters:
-        out.append(Line("Mining Strategy", backticked(fmt_scalar(e.parameters["mining"]))))
-    params = [(param_label(k), join_annotation(fmt_scalar(v), ann.get(f"parameters.{k}")))
-              for k, v in e.parameters.items() if k != "mining"]
-    if params:
-        out.append(Line("Parameters", "", params))
+    out += parameter_lines(e.parameters, ann)
     if e.seeds:
         out.append(Line("Seeds", fmt_seeds(e.seeds)))
     if e.resources:
@@ -72,6 +72,24 @@ def definition_lines(e: Any) -> list[Line]:
     if e.notes:
         out.append(Line("Notes", e.notes))
     return out
+
+
+def parameter_lines(parameters: dict[str, Any], ann: dict[str, str]) -> list[Line]:
+    """The mining strategy (a line of its own, as the seed has it), then the other parameters."""
+    out = []
+    if "mining" in parameters:
+        out.append(Line("Mining Strategy", backticked(fmt_scalar(parameters["mining"]))))
+    params = [(param_label(k), join_annotation(fmt_scalar(v), ann.get(f"parameters.{k}")))
+              for k, v in parameters.items() if k != "mining"]
+    if params:
+        out.append(Line("Parameters", "", params))
+    return out
+
+
+def results_line(results: dict[str, Any], ann: dict[str, str]) -> list[Line]:
+    if not results:
+        return []
+    return [Line("Results", "", [(k, join_annotation(fmt_scalar(v), ann.get(f"results.{k}"))) for k, v in results.items()])]
 
 
 ENDED_LABELS = {"COMPLETED": "Completed", "CANCELLED": "Cancelled"}
@@ -123,10 +141,7 @@ def attempt_lines(a: Any) -> list[Line]:
     add("Fix applied", a.fix_applied)
     add("Suggested fix", a.suggested_fix)
     add("Resources changed", a.resource_change)
-    if a.results:
-        out.append(Line("Results", "", [
-            (k, join_annotation(fmt_scalar(v), ann.get(f"results.{k}"))) for k, v in a.results.items()
-        ]))
+    out += results_line(a.results, ann)
     add("Output", f"`{a.output}`" if a.output else None)
     add("Fetched", fmt_time(a.fetched_at))
     out.extend(Line(k, v) for k, v in extras)

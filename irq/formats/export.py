@@ -24,10 +24,9 @@ from irq.formats.blocks import (
     queued_lines,
     queued_mark,
 )
-from irq.formats.render import render_stream
 from irq.ledger import reader
 from irq.ledger.reader import records
-from irq.ledger.states import ACTIVE_STATES, SUCCESS_STATES, State, queue_entry
+from irq.ledger.states import ACTIVE_STATES, SUCCESS_STATES, State
 
 DEFAULT_TITLE = "Experiment Queue"
 REPORT_META = "report"  # ledger meta: where `irq report` last wrote the summary, its figures, its ids
@@ -62,12 +61,12 @@ def _report_line(report: dict[str, Any] | None, exp_id: str, derived: Derived) -
     return Line("Report", f"[{summary}]({summary})" + (f"; figures: {figures}" if figures else ""))
 
 
-def derived_lines(e: Any, results: dict[str, Any], report: dict[str, Any] | None, derived: Derived) -> list[Line]:
+def derived_lines(exp_id: str, results: dict[str, Any], report: dict[str, Any] | None, derived: Derived) -> list[Line]:
     """A DONE entry's Headline (latest completed attempt) and Report lines; import skips both."""
     out = []
     if h := headline(results, derived.metric):
         out.append(Line("Headline", f"{h} ({'lower' if derived.goal == 'min' else 'higher'} is better)"))
-    if line := _report_line(report, e.id, derived):
+    if line := _report_line(report, exp_id, derived):
         out.append(line)
     return out
 
@@ -88,7 +87,8 @@ def build_view(conn: sqlite3.Connection, derived: Derived | None = None) -> Queu
     derived = derived or Derived()
 
     def section(name: str) -> Iterator[BlockView]:
-        return (t[-1] for t in heapq.merge(_definitions(conn, name, derived), _attempts(conn, name)))
+        queued = _queued(conn) if name == "IN_PROGRESS" else iter(())
+        return (t[-1] for t in heapq.merge(_definitions(conn, name, derived), _attempts(conn, name), queued))
 
     sections = {k: section(k) for k in ("READY", "IN_PROGRESS", "DONE")}
     sections["FAILED"] = (t[-1] for t in itertools.chain(_definitions(conn, "FAILED", derived),
@@ -107,60 +107,112 @@ def build_view(conn: sqlite3.Connection, derived: Derived | None = None) -> Queu
     )
 
 
-_LATEST_SUCCESS = ("(SELECT a.results FROM attempt a WHERE a.experiment_id = experiment.id AND a.state IN ({}) "
-                   "ORDER BY a.number DESC LIMIT 1) AS done_results")
+_LATEST_SUCCESS = ("(SELECT a.results FROM attempt a WHERE a.experiment_id = e.id AND a.state IN ({}) "
+                   "ORDER BY a.number DESC LIMIT 1) AS done_results").format(
+    ", ".join(f"'{getattr(s, 'value', s)}'" for s in SUCCESS_STATES))
+
+
+def report_of(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """Where `irq report` last wrote its summary (REPORT_META), for the DONE entries' links."""
+    return json.loads(reader.meta(conn, REPORT_META) or "null")
+
+
+def definition_view(e: Any, section: str, report: dict[str, Any] | None, derived: Derived) -> BlockView:
+    """An experiment's definition block in its section: a checklist item among the proposed
+    ones, with the derived lines (headline metric, report links) in DONE."""
+    if section == State.PROPOSED.value:
+        mark = "x" if e.annotations.get("checked") else " "
+        return BlockView(f"- [{mark}] **{e.id}**: {e.title}", definition_lines(e))
+    lines = definition_lines(e)
+    if section == State.DONE.value:
+        lines += derived_lines(e.id, json.loads(e.done_results or "{}"), report, derived)
+    return BlockView(f"{e.id}: {e.title}", lines)
+
+
+def queued_view(e: Any) -> BlockView:
+    """An IN_PROGRESS experiment's local-queue entry (waiting for a slot, or held)."""
+    return BlockView(f"{e.id}: {e.title} ({queued_mark(e)})", queued_lines(e))
+
+
+def attempt_view(a: Any, section: str) -> BlockView:
+    """An attempt's block; `a` carries its experiment's title as `title_`."""
+    heading = f"{a.experiment_id}: {a.title_} - ATTEMPT {a.number}"
+    return BlockView(heading + (" ✓ COMPLETED" if section == "DONE" else ""), attempt_lines(a))
+
+
+def definitions_sql(section: str, columns: str = "*", one: bool = False) -> str:
+    """The experiments a section defines, in queue order (DONE: with its latest success's
+    results); `one`: only the one whose id is the second parameter."""
+    extra = f", {_LATEST_SUCCESS}" if section == State.DONE.value else ""
+    where = "e.state = ? AND e.id = ?" if one else "e.state = ?"
+    return f"SELECT {columns}{extra} FROM experiment e WHERE {where} ORDER BY e.seq"
+
+
+# the local-queue entries IN_PROGRESS shows (blocks.queue_entry): few, so always built in Python
+QUEUED_SQL = "SELECT * FROM experiment WHERE state = 'IN_PROGRESS' AND waiting_reason IS NOT NULL ORDER BY seq"
+
+
+ATTEMPT_SQL = "SELECT e.title AS title_, {} FROM attempt a JOIN experiment e ON e.id = a.experiment_id WHERE a.id = ?"
+
+
+def attempts_sql(section: str, columns: str) -> tuple[str, tuple[str, ...]]:
+    """The attempts a section shows (completed in DONE, active in IN_PROGRESS, every other one
+    in FAILED) with `columns` of `a` (attempt) and `e` (its experiment), in queue order."""
+    kinds = {"DONE": SUCCESS_STATES, "IN_PROGRESS": ACTIVE_STATES}
+    states = tuple(str(getattr(st, "value", st)) for st in kinds.get(section, SUCCESS_STATES | ACTIVE_STATES))
+    cond = ("NOT " if section == "FAILED" else "") + f"a.state IN ({', '.join('?' for _ in states)})"
+    return (f"SELECT {columns} FROM attempt a JOIN experiment e ON e.id = a.experiment_id "
+            f"WHERE e.state != 'PROPOSED' AND {cond} ORDER BY e.seq, a.number"), states
 
 
 def _definitions(conn: sqlite3.Connection, section: str, derived: Derived) -> Iterator[tuple[Any, ...]]:
-    """(seq, 0, definition block) of the experiments in a state; IN_PROGRESS also gives each
-    local-queue entry as (seq, 2, block), after that experiment's attempts; DONE adds the
-    derived lines (headline metric, report links)."""
-    where = "state = ?" if section != "IN_PROGRESS" else "(state = ? OR waiting_reason IS NOT NULL)"
-    done = section == State.DONE.value
-    extra = ", " + _LATEST_SUCCESS.format(", ".join(f"'{getattr(s, 'value', s)}'" for s in SUCCESS_STATES)) if done else ""
-    report = json.loads(reader.meta(conn, REPORT_META) or "null") if done else None
-    for e in records(conn, f"SELECT *{extra} FROM experiment WHERE {where} ORDER BY seq", (section,)):
-        if section == State.PROPOSED.value:
-            mark = "x" if e.annotations.get("checked") else " "
-            yield e.seq, 0, BlockView(f"- [{mark}] **{e.id}**: {e.title}", definition_lines(e))
-            continue
-        if e.state == section:
-            lines = definition_lines(e)
-            if done:
-                lines += derived_lines(e, json.loads(e.done_results or "{}"), report, derived)
-            yield e.seq, 0, BlockView(f"{e.id}: {e.title}", lines)
-        if section == "IN_PROGRESS" and queue_entry(e) is not None:
-            yield e.seq, 2, BlockView(f"{e.id}: {e.title} ({queued_mark(e)})", queued_lines(e))
+    """(seq, 0, definition block) of the experiments in a state."""
+    report = report_of(conn) if section == State.DONE.value else None
+    for e in records(conn, definitions_sql(section), (section,)):
+        yield e.seq, 0, definition_view(e, section, report, derived)
+
+
+def _queued(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
+    """(seq, 2, block) of each local-queue entry: after that experiment's attempts."""
+    for e in records(conn, QUEUED_SQL):
+        yield e.seq, 2, queued_view(e)
 
 
 def _attempts(conn: sqlite3.Connection, section: str) -> Iterator[tuple[Any, ...]]:
-    """(seq, 1, number, block) of the attempts a section shows: completed in DONE, active in
-    IN_PROGRESS, every other one in FAILED; never the job script."""
+    """(seq, 1, number, block) of the attempts a section shows; never the job script."""
     if section == "READY":
         return
-    kinds = {"DONE": SUCCESS_STATES, "IN_PROGRESS": ACTIVE_STATES}
-    states = [str(getattr(st, "value", st)) for st in kinds.get(section, SUCCESS_STATES | ACTIVE_STATES)]
-    cond = ("NOT " if section == "FAILED" else "") + f"a.state IN ({', '.join('?' for _ in states)})"
-    cols = ", ".join(f"a.{c}" for c in _attempt_columns(conn))
-    sql = (f"SELECT e.seq AS seq_, e.title AS title_, {cols} FROM attempt a JOIN experiment e "
-           f"ON e.id = a.experiment_id WHERE e.state != 'PROPOSED' AND {cond} ORDER BY e.seq, a.number")
-    for a in records(conn, sql, tuple(states)):
-        heading = f"{a.experiment_id}: {a.title_} - ATTEMPT {a.number}"
-        if section == "DONE":
-            heading += " ✓ COMPLETED"
-        yield a.seq_, 1, a.number, BlockView(heading, attempt_lines(a))
+    cols = ", ".join(f"a.{c}" for c in attempt_columns(conn))
+    sql, states = attempts_sql(section, f"e.seq AS seq_, e.title AS title_, {cols}")
+    for a in records(conn, sql, states):
+        yield a.seq_, 1, a.number, attempt_view(a, section)
 
 
-def _attempt_columns(conn: sqlite3.Connection) -> list[str]:
+def attempt_columns(conn: sqlite3.Connection) -> list[str]:
     return [r[1] for r in conn.execute("PRAGMA table_info(attempt)") if r[1] != "script"]
 
 
-def export_chunks(ledger: Any, template_dir: Path | None = None, derived: Derived | None = None) -> Iterator[str]:
-    """queue.md in pieces, rendered block by block inside one read snapshot of the ledger."""
+def export_chunks(ledger: Any, template_dir: Path | None = None, derived: Derived | None = None,
+                  jinja: bool | None = None) -> Iterator[str]:
+    """queue.md in pieces, rendered block by block inside one read snapshot of the ledger.
+
+    A project's own ``queue.md.j2`` is rendered by Jinja from ``build_view``; the packaged
+    layout is written by ``queue_layout`` without Jinja, with the same bytes (`jinja`: force
+    one way, for tests)."""
+    from irq.formats import render
+
     path = Path(getattr(ledger, "path", ledger))
+    if jinja is None:
+        jinja = render.overridden("queue.md.j2", template_dir)
     with reader.reading(path) as conn:
-        yield from render_stream("queue.md.j2", {"q": build_view(conn, derived)}, template_dir)
+        if jinja:
+            yield from render.render_stream("queue.md.j2", {"q": build_view(conn, derived)}, template_dir)
+        else:
+            from irq.formats.queue_layout import layout_chunks
+
+            yield from layout_chunks(conn, derived or Derived())
 
 
-def export_text(ledger: Any, template_dir: Path | None = None, derived: Derived | None = None) -> str:
-    return "".join(export_chunks(ledger, template_dir, derived))
+def export_text(ledger: Any, template_dir: Path | None = None, derived: Derived | None = None,
+                jinja: bool | None = None) -> str:
+    return "".join(export_chunks(ledger, template_dir, derived, jinja))

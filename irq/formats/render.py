@@ -10,17 +10,17 @@ it, never an empty string in a job script.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from irq import errors
 
 if TYPE_CHECKING:
+    import jinja2
+
     from irq.config import Config
 
 PACKAGE = "irq.formats"
@@ -60,8 +60,15 @@ def _packaged(name: str) -> tuple[str, None, Callable[[], bool]] | None:
     return (res.read_text(encoding="utf-8"), None, lambda: False) if res.is_file() else None
 
 
+def overridden(name: str, extra_dir: Path | None = None) -> bool:
+    """Whether a project's or $IRQ_TEMPLATES' folder has its own template `name`."""
+    return any((d / name).is_file() for d in template_dirs(extra_dir))
+
+
 @lru_cache(maxsize=8)
 def _env(dirs: tuple[Path, ...]) -> jinja2.Environment:
+    import jinja2  # only when rendering: `irq export` of the packaged layout never imports it
+
     loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader([str(d) for d in dirs]), jinja2.FunctionLoader(_packaged)])
     return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
                               lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
@@ -76,6 +83,8 @@ def render_stream(name: str, context: dict[str, Any], extra_dir: Path | None = N
                   filters: dict[str, Any] | None = None) -> Iterator[str]:
     """The rendered text in pieces, as Jinja's generate() makes them: a 10,000-experiment
     queue.md is written as it renders, never held whole."""
+    import jinja2
+
     dirs = tuple(template_dirs(extra_dir))
     try:
         env = _env(dirs)
