@@ -16,9 +16,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from irq.fields import fmt_dependencies, fmt_resources, fmt_seeds
+from irq.fields import fmt_dependencies, fmt_resources, fmt_scalar, fmt_seeds
 from irq.formats import export as x
-from irq.formats.blocks import Line, lines_text, parameter_lines, results_line
+from irq.formats.blocks import Line, lines_text, parameter_lines
 from irq.formats.sql_blocks import attempt_pieces, definition_pieces
 from irq.ledger import reader
 from irq.ledger.reader import records
@@ -97,6 +97,15 @@ def _definitions(conn: sqlite3.Connection, section: str, derived: x.Derived) -> 
         yield text if proposed else (seq, text)
 
 
+def _results(raw: str) -> str:
+    """blocks.results_line as BlockView.text writes it, for an attempt without annotations: the
+    one JSON column most attempts that ran have, so written here without the Line objects."""
+    results = json.loads(raw)
+    if not results:
+        return ""
+    return "- **Results**:\n" + "".join([f"  - {k}: {fmt_scalar(v)}\n" for k, v in results.items()])
+
+
 def _dependencies(raw: str, indent: str) -> str:
     deps = json.loads(raw)
     return lines_text([Line("Dependencies", fmt_dependencies(deps, None))], indent) if deps else ""
@@ -135,6 +144,6 @@ def _attempts(conn: sqlite3.Connection, section: str) -> Iterator[tuple[int, int
                 text += f"- **Modules**: {mods}\n"
             text += second
             if results != "{}":
-                text += lines_text(results_line(json.loads(results), {}))
+                text += _results(results)
             text += third
         yield seq, 1, number, text

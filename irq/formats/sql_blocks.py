@@ -24,39 +24,38 @@ def attempt_pieces(completed: bool) -> str:
     Needs `a` (attempt) joined with `e` (its experiment)."""
     plain = f.all_of("a.annotations = '{}'", "a.extras = '[]'", "a.tasks = '{}'",
                      *(f.time_plain(f"a.{c}") for c in _TIMES))
-    heading = ("'### ' || a.experiment_id || ': ' || e.title || ' - ATTEMPT ' || a.number"
-               + (" || ' ✓ COMPLETED'" if completed else "") + f" || {f.NL}")
-    ended = f"coalesce('- **' || {_ENDED_LABEL} || '**: ' || {f.time('a.ended_at')} || {f.NL}, '')"
-    first = [
+    heading = f.Piece("### %s: %s - ATTEMPT %s" + (" ✓ COMPLETED" if completed else "") + "\n",
+                      ("a.experiment_id", "e.title", "a.number"))
+    first = f.printf(
         heading,
         f.bullet("Status", "a.state"),
-        f"CASE WHEN a.backend != 'imported' THEN {f.optional('Backend', 'a.backend')} ELSE '' END",
+        f.optional("Backend", "nullif(a.backend, 'imported')"),
         f.when_any(["a.cluster"], f.optional("Cluster", "a.cluster")),
         f.optional("Job ID", "a.job_id"),
         f.when_any(["a.array"], f.optional("Array", "a.array")),
         f.optional("Run ID", "a.run_id"),
-        f.optional("Submitted", f.time("a.submitted_at")),
+        f.time("Submitted", "a.submitted_at"),
         f.when_any(["a.started_at", "a.ended_at", "a.unknown_since", "a.git_sha", "a.partition", "a.work_dir"],
-                   f.concat(f.optional("Started", f.time("a.started_at")),
-                            ended,
-                            f.optional("Unknown since", f.time("a.unknown_since")),
-                            f.optional("Git SHA", "a.git_sha"),
-                            f.optional("Partition", "a.partition"),
-                            f.in_ticks("Work dir", "a.work_dir"))),
+                   f.time("Started", "a.started_at"),
+                   f.time("Ended", "a.ended_at", key_sql=_ENDED_LABEL),
+                   f.time("Unknown since", "a.unknown_since"),
+                   f.optional("Git SHA", "a.git_sha"),
+                   f.optional("Partition", "a.partition"),
+                   f.in_ticks("Work dir", "a.work_dir")),
         f.in_ticks("Run dir", "a.run_dir"),
-    ]
-    second = [
+    )
+    second = f.printf(
         f.when_any(["a.exit_code"], f.optional("Exit code", "a.exit_code")),
         f.optional("Error", "a.error"),
         f.when_any(["a.root_cause", "a.fix_applied", "a.suggested_fix", "a.resource_change"],
-                   f.concat(f.optional("Root cause", "a.root_cause"),
-                            f.optional("Fix applied", "a.fix_applied"),
-                            f.optional("Suggested fix", "a.suggested_fix"),
-                            f.optional("Resources changed", "a.resource_change"))),
-    ]
-    third = f.when_any(["a.output", "a.fetched_at"], f.concat(f.in_ticks("Output", "a.output"),
-                                                              f.optional("Fetched", f.time("a.fetched_at"))))
-    return f"CASE WHEN {plain} THEN {f.concat(*first)} END, {f.concat(*second)}, {third}"
+                   f.optional("Root cause", "a.root_cause"),
+                   f.optional("Fix applied", "a.fix_applied"),
+                   f.optional("Suggested fix", "a.suggested_fix"),
+                   f.optional("Resources changed", "a.resource_change")),
+    )
+    third = f.printf(f.when_any(["a.output", "a.fetched_at"], f.in_ticks("Output", "a.output"),
+                                f.time("Fetched", "a.fetched_at")))
+    return f"CASE WHEN {plain} THEN {first} END, {second}, {third}"
 
 
 def definition_pieces(checklist: bool) -> str:
@@ -66,13 +65,11 @@ def definition_pieces(checklist: bool) -> str:
     '- [ ] **Q-001**: title' and indented bullets. DONE's derived lines are the caller's."""
     ind = "  " if checklist else ""
     plain = f.all_of("e.annotations = '{}'", "e.retry_policy IN ('{}', 'null')")
-    heading = ("'- [ ] **' || e.id || '**: ' || e.title" if checklist else "'### ' || e.id || ': ' || e.title")
-    first = [
-        f"{heading} || {f.NL}",
-        f.optional("Hypothesis", "e.hypothesis", ind),
-        f.in_ticks("Config", "e.config_path", ind),
-        f.in_ticks("Command", "e.command", ind),
-    ]
-    priority = (f"CASE WHEN e.state = '{State.PROPOSED.value}' AND e.priority = 'MEDIUM' THEN '' "
-                f"ELSE {f.bullet('Priority', 'e.priority', ind)} END")
-    return f"CASE WHEN {plain} THEN {f.concat(*first)} END, {priority}, {f.optional('Notes', 'e.notes', ind)}"
+    heading = f.Piece("- [ ] **%s**: %s\n" if checklist else "### %s: %s\n", ("e.id", "e.title"))
+    first = f.printf(heading, f.optional("Hypothesis", "e.hypothesis", ind), f.in_ticks("Config", "e.config_path", ind),
+                     f.in_ticks("Command", "e.command", ind))
+    priority = f.printf(f.when(f"NOT (e.state = '{State.PROPOSED.value}' AND e.priority = 'MEDIUM')",
+                               f.bullet("Priority", "e.priority", ind)))
+    notes = f.printf(f.optional("Notes", "e.notes", ind))
+    return f"CASE WHEN {plain} THEN {first} END, {priority}, {notes}"
+

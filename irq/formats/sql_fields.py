@@ -1,17 +1,39 @@
 """Bullet lines of queue.md as SQLite expressions, for ``sql_blocks``.
 
-`irq export` of a long study prints hundreds of thousands of bullet lines, most of them a
-label and a text column. SQLite writes those for a fraction of what decoding every column of
-every row into Python objects costs. The forms are those of ``blocks.BlockView.text`` and
+`irq export` of a long study prints hundreds of thousands of bullet lines, most of them a label
+and a text column. SQLite writes those for a fraction of what decoding every column of every row
+into Python objects costs. The forms are those of ``blocks.BlockView.text`` and
 ``fields.fmt_time``; JSON columns are left to Python and ``irq.fields``.
+
+A block is one ``printf()``: SQLite's ``||`` allocates and copies a new string for each operand
+(most of the export's time when blocks were built that way), while printf appends to one buffer.
+An optional line is then a few arguments that are NULL when it is absent (printf writes NULL as
+nothing), so an absent line costs no allocation at all. (printf's %s ends a value at a NUL
+character, which no text irq stores has.)
 """
 from __future__ import annotations
 
-NL = "'\n'"  # a newline in an SQL string literal (cheaper than a call to char(10) per line)
+from dataclasses import dataclass
 
 
-def concat(*parts: str) -> str:
-    return "(" + " || ".join(parts) + ")"
+@dataclass(frozen=True)
+class Piece:
+    """Part of a printf() call: its format text and the SQL expressions it takes."""
+
+    fmt: str
+    args: tuple[str, ...] = ()
+
+
+def printf(*pieces: Piece) -> str:
+    """The SQL expression that writes the pieces one after the other."""
+    fmt = "".join(p.fmt for p in pieces).replace("'", "''")
+    args = [a for p in pieces for a in p.args]
+    return f"printf('{fmt}'{''.join(', ' + a for a in args)})"
+
+
+def value(expr: str) -> Piece:
+    """An SQL value as printf writes it: text as is, NULL as nothing."""
+    return Piece("%s", (expr,))
 
 
 def all_of(*conds: str) -> str:
@@ -20,32 +42,46 @@ def all_of(*conds: str) -> str:
     return "CASE " + " ".join(f"WHEN ({c}) IS NOT 1 THEN 0" for c in conds) + " ELSE 1 END"
 
 
-def when_any(cols: list[str], text: str) -> str:
-    """`text` (the lines of these columns) only when one of them is set: one test skips a run of
-    optional lines that most rows leave empty."""
+def when(cond: str, *pieces: Piece) -> Piece:
+    """The pieces only where `cond` holds."""
+    return value(f"CASE WHEN {cond} THEN {printf(*pieces)} END")
+
+
+def when_any(cols: list[str], *pieces: Piece) -> Piece:
+    """The pieces (the lines of these columns) only when one of them is set: one test skips a run
+    of optional lines that most rows leave empty."""
     test = f"coalesce({', '.join(cols)})" if len(cols) > 1 else cols[0]
-    return f"CASE WHEN {test} IS NULL THEN '' ELSE {text} END"
+    return when(f"{test} IS NOT NULL", *pieces)
 
 
-def bullet(key: str, value: str, indent: str = "") -> str:
+def _if(cond: str, text: str) -> str:
+    return f"iif({cond}, '{text.replace(chr(39), chr(39) * 2)}', NULL)"
+
+
+def bullet(key: str, expr: str, indent: str = "") -> Piece:
     """'- **Key**: value' and a newline; '- **Key**:' when the value is '' (as BlockView.text)."""
-    return f"'{indent}- **{key}**:' || CASE WHEN {value} = '' THEN '' ELSE ' ' || {value} END || {NL}"
+    return Piece(f"{indent}- **{key}**:%s%s\n", (_if(f"{expr} != ''", " "), expr))
 
 
-def optional(key: str, value: str, indent: str = "") -> str:
+def optional(key: str, expr: str, indent: str = "") -> Piece:
     """The bullet only when the value is neither NULL nor '' (blocks.attempt_lines' `add`)."""
-    return f"CASE WHEN {value} != '' THEN '{indent}- **{key}**: ' || {value} || {NL} ELSE '' END"
+    present = f"{expr} != ''"
+    return Piece("%s%s%s", (_if(present, f"{indent}- **{key}**: "), expr, _if(present, "\n")))
 
 
-def in_ticks(key: str, value: str, indent: str = "") -> str:
+def in_ticks(key: str, expr: str, indent: str = "") -> Piece:
     """optional() with the value in backticks (a path, a command)."""
-    return f"CASE WHEN {value} != '' THEN '{indent}- **{key}**: `' || {value} || '`' || {NL} ELSE '' END"
+    present = f"{expr} != ''"
+    return Piece("%s%s%s", (_if(present, f"{indent}- **{key}**: `"), expr, _if(present, "`\n")))
 
 
-def time(col: str) -> str:
-    """fields.fmt_time of a stored time (see time_plain): '2026-01-14T04:20:54Z'; NULL stays NULL.
+def time(key: str, col: str, key_sql: str | None = None) -> Piece:
+    """The bullet of a stored time (see time_plain) as fields.fmt_time writes it,
+    '2026-01-14T04:20:54Z', only when there is one; `key_sql`: an SQL expression for the key.
     Seconds are cut, not rounded, as strftime() cuts a datetime's microseconds."""
-    return f"(substr({col}, 1, 10) || 'T' || substr({col}, 12, 8) || 'Z')"
+    present = f"{col} IS NOT NULL"
+    label = f"iif({present}, '- **' || {key_sql} || '**: ', NULL)" if key_sql else _if(present, f"- **{key}**: ")
+    return Piece("%s%.10s%s%s%s", (label, col, _if(present, "T"), f"substr({col}, 12, 8)", _if(present, "Z\n")))
 
 
 def time_plain(col: str) -> str:
