@@ -50,6 +50,7 @@ def layout_chunks(conn: sqlite3.Connection, derived: x.Derived) -> Iterator[str]
 
 
 def _chunked(texts: Iterable[str]) -> Iterator[str]:
+    """CHUNK texts at a time, joined: fewer, larger writes."""
     it = iter(texts)
     while piece := "".join(itertools.islice(it, CHUNK)):
         yield piece
@@ -71,6 +72,8 @@ def _section(conn: sqlite3.Connection, name: str, derived: x.Derived) -> Iterato
 
 
 def _keyed(texts: Iterator[tuple[int, str]]) -> Iterator[tuple[int, int, int, str]]:
+    """Definitions keyed as build_view keys them: before their experiment's attempts (kind 1)
+    and local-queue entry (kind 2)."""
     return ((seq, 0, 0, text) for seq, text in texts)
 
 
