@@ -55,7 +55,9 @@ def when_any(cols: list[str], *pieces: Piece) -> Piece:
 
 
 def _if(cond: str, text: str) -> str:
-    return f"iif({cond}, '{text.replace(chr(39), chr(39) * 2)}', NULL)"
+    """The text where `cond` holds, else NULL. CASE, not iif(): SQLite before 3.32 (RHEL 8's
+    3.26, which its Python links) has no iif()."""
+    return f"CASE WHEN {cond} THEN '{text.replace(chr(39), chr(39) * 2)}' END"
 
 
 def bullet(key: str, expr: str, indent: str = "") -> Piece:
@@ -80,7 +82,7 @@ def time(key: str, col: str, key_sql: str | None = None) -> Piece:
     '2026-01-14T04:20:54Z', only when there is one; `key_sql`: an SQL expression for the key.
     Seconds are cut, not rounded, as strftime() cuts a datetime's microseconds."""
     present = f"{col} IS NOT NULL"
-    label = f"iif({present}, '- **' || {key_sql} || '**: ', NULL)" if key_sql else _if(present, f"- **{key}**: ")
+    label = f"CASE WHEN {present} THEN '- **' || {key_sql} || '**: ' END" if key_sql else _if(present, f"- **{key}**: ")
     return Piece("%s%.10s%s%s%s", (label, col, _if(present, "T"), f"substr({col}, 12, 8)", _if(present, "Z\n")))
 
 
