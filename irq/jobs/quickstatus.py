@@ -51,6 +51,7 @@ class Plan(NamedTuple):
     key: str  # this ledger and backend, for the remembered command line
     limit: dict | None  # the job limit the ledger cached (Meta job_limit:BACKEND)
     memo: dict | None  # what the last status remembered under key
+    steady: bool  # the query is the same as long as the attempts are (every one has its submitted_at)
 
 
 def start(path: Path) -> Plan | None:
@@ -74,7 +75,7 @@ def start(path: Path) -> Plan | None:
     except ValueError:
         limit = None
     key = f"{path.resolve()}|{name}"
-    plan = Plan(name, atts, ids, sacct_args, key, limit, ahead.remembered(key))
+    plan = Plan(name, atts, ids, sacct_args, key, limit, ahead.remembered(key), all(a.submitted_at for a in atts))
     if plan.memo:
         ahead.start([*plan.memo["ssh"], shlex.join(squeue_sacct_command(plan.memo["user"], sacct_args))])
     return plan
@@ -109,6 +110,7 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
     from irq.backends.slurm_output import merge, parse_sacct, parse_squeue, squeue_sacct_sections
     from irq.jobs.observed import unchanged
     from irq.ledger.calls import append_calls
+    from irq.ledger.location import stamp
 
     cfg, digest = cluster_config(plan, config_path)
     if cfg is None or cfg.transport != "openssh" or (cfg.job_limit is None and not fresh_limit(plan.limit)):
@@ -117,8 +119,8 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
 
     session = OpenSSHSession(cfg)
     argv = session.argv(shlex.join(squeue_sacct_command(session.user, plan.sacct_args)))
-    ahead.remember(plan.key, {"ssh": argv[:-1], "user": session.user, "config": digest,
-                              "cluster": {k: getattr(cfg, k) for k in CLUSTER_KEYS}})
+    ahead.remember({plan.key: {"ssh": argv[:-1], "user": session.user, "config": digest,
+                               "cluster": {k: getattr(cfg, k) for k in CLUSTER_KEYS}}})
     early = ahead.started(argv)
     if early is None:
         ahead.forget()  # started from a command line the configuration no longer gives
@@ -137,6 +139,9 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
                                                                                  plan.limit["source"])
     sl = Slots(limit=limit, used=used, source=source)
     calls = append_calls(path, plan.backend, ("squeue", "sacct"))
+    if plan.steady:  # the next status starts this query before it reads the ledger, if nothing wrote to it since
+        ahead.remember({ahead.query_key(path): {"key": plan.key, "sacct_args": plan.sacct_args,
+                                                 "stamp": stamp(path)}})
     return {"scheduler_calls_last_hour": calls, "limit": sl.limit, "used": sl.used,
             "free": sl.free if sl.limit is not None else None, "summary": sl.summary()}
 
