@@ -3,9 +3,12 @@
 Loading the command line (typer, rich, every verb) takes about as long as the refresh's round
 trip, so when the program's arguments are plainly a status that refreshes,
 `irq [--db PATH] [--config PATH] status [--json] [--state S]... [--limit N]`, the exec starts
-first. Anything else (--offline, --help, --watch, another verb, an option not listed) starts
-nothing here; a status then starts its exec itself. Either way the exec is used only if the
-command line the configuration gives is the very same (quickstatus.refresh), else killed unread.
+first: the very query the last status made if nothing has written to the ledger since
+(start_unchanged: the ledger is not even read), else the query about the active attempts the
+ledger lists (quickstatus.start). Anything else (--offline, --help, --watch, another verb, an
+option not listed) starts nothing here; a status then starts its exec itself. Either way the exec
+is used only if the command line the configuration gives is the very same (quickstatus.refresh),
+else killed unread.
 Never raises: the command itself reports whatever is wrong.
 """
 from __future__ import annotations
