@@ -129,7 +129,8 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
     # write is done, the ledger's stamp with this query for the next status, which starts it
     # before reading the ledger if nothing writes to it meanwhile. If the full refresh runs after
     # all, the rows are taken back (it records the calls itself) and the stamp no longer matches.
-    calls, rows_written = append_calls(path, plan.backend, ("squeue", "sacct"))
+    rows_written: list[int] = []
+    calls = append_calls(path, plan.backend, ("squeue", "sacct"), rows_written)
     if plan.steady:
         ahead.remember({ahead.query_key(path): {"key": plan.key, "sacct_args": plan.sacct_args,
                                                  "stamp": stamp(path)}})

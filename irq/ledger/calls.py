@@ -14,17 +14,19 @@ from irq import errors
 STORED = "%Y-%m-%d %H:%M:%S.000000"  # SQLAlchemy's SQLite DateTime text, at second precision
 
 
-def append_calls(path: Path, backend: str, commands: Sequence[str]) -> tuple[int, list[int]]:
-    """Record one row per scheduler command; return the calls of the last hour (all backends)
-    and the ids of the rows written."""
+def append_calls(path: Path, backend: str, commands: Sequence[str], written: list[int] | None = None) -> int:
+    """Record one row per scheduler command; return the calls of the last hour (all backends).
+    The ids of the rows written go into `written`, if given (for take_back)."""
     now = datetime.now(timezone.utc)
     with _connection(path) as con:
         con.execute("BEGIN IMMEDIATE")
         ids = [con.execute("INSERT INTO schedulercall (at, backend, command) VALUES (?, ?, ?)",
                            (now.strftime(STORED), backend, c)).lastrowid for c in commands]
         con.execute("COMMIT")
+        if written is not None:
+            written.extend(ids)
         since = (now - timedelta(hours=1)).strftime(STORED)
-        return con.execute("SELECT COUNT(*) FROM schedulercall WHERE at >= ?", (since,)).fetchone()[0], ids
+        return con.execute("SELECT COUNT(*) FROM schedulercall WHERE at >= ?", (since,)).fetchone()[0]
 
 
 def take_back(path: Path, ids: Sequence[int]) -> None:
