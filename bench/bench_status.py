@@ -111,10 +111,24 @@ def run_irq(project: Path, *args: str) -> float:
     return time.perf_counter() - t0
 
 
+def compile_irq(project: Path) -> Path:
+    """Bytecode for the irq the timed processes load, as an installed irq has it (with
+    PYTHONDONTWRITEBYTECODE set, or a checkout's .pyc files older than its sources, every process
+    would otherwise compile those modules anew, and both commands would be timed doing that)."""
+    import compileall
+
+    env = {**os.environ, "IRQ_USER_CONFIG": str(project / "none.toml")}
+    where = subprocess.run([sys.executable, "-c", "import irq, os; print(os.path.dirname(irq.__file__))"], cwd=project,
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    compileall.compile_dir(where, quiet=1)
+    return Path(where)
+
+
 def timed_pair(project: Path, repeats: int) -> tuple[float, float, float]:
     """A second `irq status` in a row against `irq status --offline`: one of each first (not
     timed), then `repeats` pairs run alternately, so a load on the machine weighs on both alike.
     (median online s, median offline s, median of the pairs' ratios)."""
+    compile_irq(project)
     run_irq(project, "status")
     run_irq(project, "status", "--offline")
     online, offline = [], []

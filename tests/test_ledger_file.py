@@ -75,7 +75,7 @@ def unwritable(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
             return False
         return real(path, mode, *a, **kw)
 
-    monkeypatch.setattr("irq.ledger.reader.os.access", access)
+    monkeypatch.setattr("irq.ledger.location.os.access", access)
 
 
 READS = [("status", "--offline"), ("status", "--offline", "--json"), ("status",), ("show", "Q-002"),

@@ -264,3 +264,60 @@ def test_only_the_irq_program_starts_an_exec_as_it_loads(monkeypatch):
     assert early.irq_program()
     monkeypatch.setattr(sys, "argv", ["/venv/lib/python3.11/site-packages/pytest/__main__.py", "status"])
     assert not early.irq_program()  # python -m pytest status: not irq
+
+
+SPY = ("import sys\nsys.argv = ['irq', 'status']\nfrom irq.backends.ssh import ahead\nseen = []\n"
+       "init = ahead.Started.__init__\n"
+       "def spy(self, argv):\n    seen.append(('sqlite3' in sys.modules, argv[-1]))\n    init(self, argv)\n"
+       "ahead.Started.__init__ = spy\nimport irq.cli\nimport json\nprint(json.dumps(seen))\n")
+
+
+def early_execs(root: Path) -> list[tuple[bool, str]]:
+    """What the irq program started as it loaded: (sqlite3 loaded then, the remote command) each."""
+    p = subprocess.run([sys.executable, "-c", SPY], cwd=root, env=os.environ, capture_output=True, text=True,
+                       check=False, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return [tuple(e) for e in json.loads(p.stdout)]
+
+
+def test_an_unchanged_ledger_starts_the_last_query_before_reading_the_ledger(project, irq):
+    """A status that found nothing changed keeps its query and the ledger's stamp after its own
+    write; the next one starts that query before it loads sqlite3, and uses its answer."""
+    assert irq("status", "--json").code == 0  # PENDING -> RUNNING: the full refresh
+    status_process(project)  # nothing changed: the quick path keeps the query
+    key = ahead.query_key(project / "queue.db")
+    kept = json.loads((project / "cm" / "status-ahead.json").read_text())[key]
+    assert kept["sacct_args"][-2:] == ["-j", "101"] and kept["key"].endswith("|slurm:c")
+    (early,) = early_execs(project)
+    assert early[0] is False  # started from the memo, the ledger unread
+    assert early[1].endswith("-j 101 -o JobID,State,ExitCode,Start,End,JobName")
+    n = len(execs(project))
+    out, loaded = status_process(project)
+    assert not loaded and len(execs(project)) == n + 1  # one exec: the early one was the one used
+    assert out["experiments"][0]["scheduler_state"] == "RUNNING" and calls(project) == 6
+
+
+def test_a_ledger_written_since_reads_the_ledger_before_the_exec_starts(project, irq, ledger):
+    """Any write since (here a second attempt) changes the stamp: the query is built from the
+    ledger again, with the new job, and nothing is run from the remembered one."""
+    assert irq("status", "--json").code == 0
+    status_process(project)
+    with ledger.transaction() as s:
+        exp = Ledger.add_experiment(s, Experiment(id="Q-002", seq=2, title="t", state="IN_PROGRESS"))
+        Ledger.new_attempt(s, exp, backend="slurm:c", state="PENDING", job_id="102",
+                           submitted_at=datetime.now(timezone.utc))
+    (early,) = early_execs(project)
+    assert early[0] is True and "-j 101,102 " in early[1]
+
+
+def test_a_remembered_query_is_run_only_from_a_file_nobody_else_may_write(project, irq):
+    assert irq("status", "--json").code == 0
+    status_process(project)
+    memo = project / "cm" / "status-ahead.json"
+    memo.chmod(0o664)
+    assert early_execs(project) == []  # neither the query nor the command line: the status starts its own
+    memo.chmod(0o600)
+    data = json.loads(memo.read_text())
+    data[ahead.query_key(project / "queue.db")]["sacct_args"] = ["-j", 101]  # not a list of strings
+    memo.write_text(json.dumps(data))
+    assert [e[0] for e in early_execs(project)] == [True]  # the ledger read instead

@@ -66,7 +66,7 @@ def shared(ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             return False
         return real(path, mode, *a, **kw)
 
-    monkeypatch.setattr("irq.ledger.reader.os.access", access)
+    monkeypatch.setattr("irq.ledger.location.os.access", access)
     yield folder / "queue.db"
     os.chmod(folder, 0o755)
 

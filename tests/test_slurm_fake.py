@@ -216,3 +216,34 @@ def test_drop_after_sbatch_then_adoption_then_unknown_since(ledger, world, shell
     refresh(ledger, world, UI())
     att, _, _ = only_attempt(ledger)
     assert (att.state, att.exit_code, att.unknown_since) == ("COMPLETED", 0, None)
+
+
+@pytest.mark.parametrize("slow", ["squeue", "sacct"])
+def test_squeue_and_sacct_run_at_once_and_print_as_if_one_after_the_other(tmp_path, slow):
+    """The refresh's exact shell (SQUEUE_SACCT) with squeue and sacct stubs, either one the slow
+    one: the sections come out in order, byte for byte as a serial run prints them, each with its
+    own exit code, the arguments as given (never spliced into shell text), and no file left."""
+    import os
+    import subprocess
+    import time
+
+    from irq.backends.slurm_output import MARK, split_sections, squeue_sacct_command
+
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, rc in (("squeue", 0), ("sacct", 1)):
+        stub = bin_ / name
+        pause = 0.8 if name == slow else 0.5
+        stub.write_text(f'#!/bin/sh\nsleep {pause}; printf "{name}|%s\\n" "$@"; echo "TZ=$TZ"; exit {rc}\n')
+        stub.chmod(0o755)
+    argv = squeue_sacct_command("me", ["-j", "1;touch x", "--starttime", "$(touch y)"])
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert time.perf_counter() - t0 < 1.25  # at once: 0.8 s and a little, not 0.8 + 0.5
+    sq = "".join(f"squeue|{a}\n" for a in ("-h", "-r", "-u", "me", "-o", "%i|%T|%r|%S|%j")) + "TZ=UTC0\n"
+    sa = "".join(f"sacct|{a}\n" for a in ("-X", "-P", "-n", "-j", "1;touch x", "--starttime", "$(touch y)", "-o",
+                                          "JobID,State,ExitCode,Start,End,JobName")) + "TZ=UTC0\n"
+    assert out == f"{MARK}\n{sq}{MARK} rc=0\n{sa}{MARK} rc=1\n"
+    assert split_sections(out, 2) == [(sq, 0), (sa, 1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]

@@ -27,8 +27,10 @@ r="$IRQ_FAKE_REPLIES/{name}"
 for a in "$@"; do
   if [ -f "$IRQ_FAKE_REPLIES/{name}.$a.rc" ]; then r="$IRQ_FAKE_REPLIES/{name}.$a"; break; fi
 done
-printf '%s\0' {name} "$@" >> "$IRQ_FAKE_LOG"
-printf '\n' >> "$IRQ_FAKE_LOG"
+# one write to the log, whole: a refresh runs squeue and sacct at once
+{{ printf '%s\0' {name} "$@"; printf '\n'; }} > "$IRQ_FAKE_LOG.$$"
+cat "$IRQ_FAKE_LOG.$$" >> "$IRQ_FAKE_LOG"
+rm -f "$IRQ_FAKE_LOG.$$"
 if [ ! -f "$r.rc" ]; then echo "{name}: no recorded reply" >&2; exit 99; fi
 cat "$r.out"
 cat "$r.err" >&2

@@ -15,9 +15,15 @@ SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "JobName")  # name
 SINCE_MARGIN = timedelta(hours=1)  # clock skew between here and the cluster
 
 # squeue (the user's jobs, tasks expanded) and sacct in one exec, both under TZ=UTC0, a marker line
-# after each with its exit code: $1 the marker, $2 the user, $3 squeue's format, then sacct's arguments
-SQUEUE_SACCT = ('export TZ=UTC0; m=$1; echo "$m"; squeue -h -r -u "$2" -o "$3"; echo "$m rc=$?"; '
-                'shift 3; sacct -X -P -n "$@"; echo "$m rc=$?"')
+# after each with its exit code: $1 the marker, $2 the user, $3 squeue's format, then sacct's
+# arguments. The two run at once (sacct asks slurmdbd and takes several times squeue's time):
+# a background group prints squeue's section as it comes; sacct's output and its marker line are
+# kept in a variable ($(...) drops only the newline after that last line) and printed once the
+# group is done. So the output is that of running them one after the other (marker, squeue's
+# lines, marker rc=N, sacct's lines, marker rc=N), and no file is written.
+SQUEUE_SACCT = ('export TZ=UTC0; m=$1; u=$2; f=$3; shift 3; echo "$m"; '
+                '{ squeue -h -r -u "$u" -o "$f"; echo "$m rc=$?"; } & '
+                's=$(sacct -X -P -n "$@"; echo "$m rc=$?"); wait $!; printf \'%s\\n\' "$s"')
 
 
 def squeue_sacct_command(user: str, sacct_args: list[str], sacct_fields: Sequence[str] = SACCT_FIELDS) -> list[str]:

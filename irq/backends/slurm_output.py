@@ -149,7 +149,9 @@ def parse_sacct(text: str) -> list[JobInfo]:
 def merge(squeue_rows: Iterable[JobInfo], sacct_rows: Iterable[JobInfo],
           job_ids: Iterable[str] | None = None) -> dict[str, list[JobInfo]]:
     """Base id -> rows. squeue knows live jobs best (state, reason); sacct knows finished ones
-    (exit code, end); sacct ran after squeue, so a final state there wins a race.
+    (exit code, end); the two run at once (SQUEUE_SACCT), so a job may end between them either
+    way: a final state in sacct wins, and a job squeue no longer shows keeps sacct's live state
+    until the next refresh reads its end.
 
     Rows of an array: one per task, by task id; a row with the bare base id before them stands
     for tasks that never started (SLURM's record of the unsplit remainder, e.g. an array

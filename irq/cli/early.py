@@ -3,9 +3,12 @@
 Loading the command line (typer, rich, every verb) takes about as long as the refresh's round
 trip, so when the program's arguments are plainly a status that refreshes,
 `irq [--db PATH] [--config PATH] status [--json] [--state S]... [--limit N]`, the exec starts
-first. Anything else (--offline, --help, --watch, another verb, an option not listed) starts
-nothing here; a status then starts its exec itself. Either way the exec is used only if the
-command line the configuration gives is the very same (quickstatus.refresh), else killed unread.
+first: the very query the last status made if nothing has written to the ledger since
+(start_unchanged: the ledger is not even read), else the query about the active attempts the
+ledger lists (quickstatus.start). Anything else (--offline, --help, --watch, another verb, an
+option not listed) starts nothing here; a status then starts its exec itself. Either way the exec
+is used only if the command line the configuration gives is the very same (quickstatus.refresh),
+else killed unread.
 Never raises: the command itself reports whatever is wrong.
 """
 from __future__ import annotations
@@ -51,9 +54,37 @@ def start_if_status(argv: list[str]) -> None:
     if not irq_program() or (db := plain_status(argv)) is None:
         return
     try:
-        from irq.jobs import quickstatus
-        from irq.ledger.reader import resolve_db_path
+        from irq.ledger.location import resolve_db_path
 
-        quickstatus.start(resolve_db_path(db or None))
+        path = resolve_db_path(db or None)
+        if start_unchanged(path):
+            return
+        from irq.jobs import quickstatus
+
+        quickstatus.start(path)
     except Exception:  # noqa: BLE001 - an early start is only ever a head start
         return
+
+
+def start_unchanged(path: Path) -> bool:
+    """Start the query the last status of this ledger made if nothing has written to the ledger
+    since: then its active attempts are the same, and so is the query. That status found nothing
+    changed and kept the ledger's stamp after its own write (quickstatus.refresh); with it, this
+    starts without reading the ledger (nor loading sqlite3 and the rest quickstatus.start needs).
+    The command line is the remembered one, under the same rules (ahead.remembered)."""
+    import shlex
+
+    from irq.backends.slurm_command import squeue_sacct_command
+    from irq.backends.ssh import ahead
+    from irq.ledger.location import access_mode, stamp
+
+    kept = ahead.memo()
+    query = kept.get(ahead.query_key(path))
+    if not isinstance(query, dict) or query.get("stamp") is None or query["stamp"] != stamp(path):
+        return False
+    args, cmd = query.get("sacct_args"), ahead.remembered(query.get("key"), kept)
+    if (not cmd or not isinstance(args, list) or not all(isinstance(a, str) for a in args)
+            or access_mode(path) != "rw"):
+        return False
+    ahead.start([*cmd["ssh"], shlex.join(squeue_sacct_command(cmd["user"], args))])
+    return True

@@ -51,6 +51,7 @@ class Plan(NamedTuple):
     key: str  # this ledger and backend, for the remembered command line
     limit: dict | None  # the job limit the ledger cached (Meta job_limit:BACKEND)
     memo: dict | None  # what the last status remembered under key
+    steady: bool  # the query is the same as long as the attempts are (every one has its submitted_at)
 
 
 def start(path: Path) -> Plan | None:
@@ -74,7 +75,7 @@ def start(path: Path) -> Plan | None:
     except ValueError:
         limit = None
     key = f"{path.resolve()}|{name}"
-    plan = Plan(name, atts, ids, sacct_args, key, limit, ahead.remembered(key))
+    plan = Plan(name, atts, ids, sacct_args, key, limit, ahead.remembered(key), all(a.submitted_at for a in atts))
     if plan.memo:
         ahead.start([*plan.memo["ssh"], shlex.join(squeue_sacct_command(plan.memo["user"], sacct_args))])
     return plan
@@ -108,7 +109,8 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
     from irq.backends.base import Slots, fresh_limit
     from irq.backends.slurm_output import merge, parse_sacct, parse_squeue, squeue_sacct_sections
     from irq.jobs.observed import unchanged
-    from irq.ledger.calls import append_calls
+    from irq.ledger.calls import append_calls, take_back
+    from irq.ledger.location import stamp
 
     cfg, digest = cluster_config(plan, config_path)
     if cfg is None or cfg.transport != "openssh" or (cfg.job_limit is None and not fresh_limit(plan.limit)):
@@ -117,26 +119,36 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
 
     session = OpenSSHSession(cfg)
     argv = session.argv(shlex.join(squeue_sacct_command(session.user, plan.sacct_args)))
-    ahead.remember(plan.key, {"ssh": argv[:-1], "user": session.user, "config": digest,
-                              "cluster": {k: getattr(cfg, k) for k in CLUSTER_KEYS}})
+    ahead.remember({plan.key: {"ssh": argv[:-1], "user": session.user, "config": digest,
+                               "cluster": {k: getattr(cfg, k) for k in CLUSTER_KEYS}}})
     early = ahead.started(argv)
     if early is None:
         ahead.forget()  # started from a command line the configuration no longer gives
         early = ahead.start(argv)
+    # While the answer is on its way: record the two calls (made: the exec runs) and, once that
+    # write is done, the ledger's stamp with this query for the next status, which starts it
+    # before reading the ledger if nothing writes to it meanwhile. If the full refresh runs after
+    # all, the rows are taken back (it records the calls itself) and the stamp no longer matches.
+    rows_written: list[int] = []
+    calls = append_calls(path, plan.backend, ("squeue", "sacct"), rows_written)
+    if plan.steady:
+        ahead.remember({ahead.query_key(path): {"key": plan.key, "sacct_args": plan.sacct_args,
+                                                 "stamp": stamp(path)}})
     try:
         rc, out, err = early.answer(session.command_timeout)
         sq, sa = squeue_sacct_sections(out.decode("utf-8", "replace"), err, session.where, cfg.name)
+        rows = merge(parse_squeue(sq), parse_sacct(sa), plan.ids)
+        same = rc == 0 and all(unchanged(a, rows.get(a.job_id.split("_", 1)[0])) for a in plan.attempts)
     except (subprocess.TimeoutExpired, errors.BackendError):
-        return None  # the full refresh takes the same answer and says what went wrong
-    rows = merge(parse_squeue(sq), parse_sacct(sa), plan.ids)
-    if rc != 0 or not all(unchanged(a, rows.get(a.job_id.split("_", 1)[0])) for a in plan.attempts):
+        same = False  # the full refresh takes the same answer and says what went wrong
+    if not same:
+        take_back(path, rows_written)
         return None
     ahead.take(argv)
     used = sum(1 for ln in sq.splitlines() if ln.strip())
     limit, source = (cfg.job_limit, "config") if cfg.job_limit is not None else (plan.limit["limit"],
                                                                                  plan.limit["source"])
     sl = Slots(limit=limit, used=used, source=source)
-    calls = append_calls(path, plan.backend, ("squeue", "sacct"))
     return {"scheduler_calls_last_hour": calls, "limit": sl.limit, "used": sl.used,
             "free": sl.free if sl.limit is not None else None, "summary": sl.summary()}
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -27,9 +26,9 @@ from typing import Any
 from urllib.parse import quote
 
 from irq import errors
+from irq.ledger.location import DEFAULT_DB, access_mode, resolve_db_path  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 3  # the schema this irq writes (database.py migrates older ones)
-DEFAULT_DB = "queue.db"
 # any slug: a letter, then letters, digits, ".", "_", "-", at most 64 characters (ASCII); Q-003 is the default style
 ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$", re.ASCII)
 RECOVER_HINT = ("restore a backup copy of {path}, or rescue what SQLite can still read: "
@@ -39,21 +38,6 @@ JSON_COLUMNS = frozenset({"parameters", "resources", "depends_on", "seeds", "ann
                           "queue_extras", "retry_policy", "tasks", "modules", "results"})
 TIME_COLUMNS = frozenset({"created_at", "updated_at", "queued_since", "submitted_at", "started_at", "ended_at",
                           "unknown_since", "fetched_at", "at"})
-
-
-def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
-    """--db wins, then IRQ_DB, then ./queue.db."""
-    return Path(db or os.environ.get("IRQ_DB") or DEFAULT_DB)
-
-
-def access_mode(path: Path) -> str:
-    """How this process may open the ledger: "rw", "ro" (file not writable) or "immutable"
-    (folder not writable: SQLite could not create the WAL's -shm file beside it)."""
-    if os.environ.get("IRQ_READ_ONLY", "") not in ("", "0"):
-        return "ro" if os.access(path.parent, os.W_OK) else "immutable"
-    if not os.access(path.parent, os.W_OK):
-        return "immutable"
-    return "rw" if os.access(path, os.W_OK) else "ro"
 
 
 def uri(path: Path, mode: str) -> str:

@@ -198,3 +198,65 @@ def test_a_link_cut_between_sbatch_and_recording_is_adopted_once(project, irq, s
     with Ledger(project / "queue.db").transaction() as s:
         (a,) = Ledger.attempts(s, "Q-001")
     assert a.job_id == jobs[0]["JobID"]
+
+
+def test_a_second_status_in_a_row_as_the_irq_program(project, irq, slurm_cluster):
+    """`irq status` as the program itself (a process), a job running: the status after one that
+    changed nothing starts the last query before it reads the ledger, uses that answer (one exec,
+    no login, squeue and sacct recorded once); when the job then ends, the full refresh records it
+    on the same answer and the calls are still recorded once."""
+    import os
+    import sys
+
+    from irq.backends.ssh import ahead
+
+    add_tiny(irq, "Q-001", "-p", "train_steps=100000")
+    assert "Q-001: submitted" in irq("submit", "Q-001").out
+    job = json.loads(irq("show", "Q-001", "--json").out)["attempts"][0]["job_id"]
+    deadline = time.monotonic() + 120
+    while json.loads(irq("status", "--json").out)["experiments"][0]["scheduler_state"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+    def status() -> dict:
+        p = subprocess.run([sys.executable, "-m", "irq", "status", "--json"], cwd=project, env=os.environ,
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    def calls(command: str = "") -> int:
+        import sqlite3
+
+        con = sqlite3.connect(project / "queue.db")
+        try:
+            return con.execute("SELECT COUNT(*) FROM schedulercall WHERE ? IN ('', command)", (command,)).fetchone()[0]
+        finally:
+            con.close()
+
+    def logins() -> int:
+        return (slurm_cluster.state_dir / "log" / "sshd.log").read_text(errors="replace").count(
+            f"Accepted publickey for {slurm_cluster.user}")
+
+    assert status()["experiments"][0]["scheduler_state"] == "RUNNING"  # nothing changed: the quick path
+    kept = ahead.memo()[ahead.query_key(project / "queue.db")]
+    assert kept["sacct_args"][-2:] == ["-j", job]
+    probe = ("import sys, json\nsys.argv = ['irq', 'status']\nfrom irq.backends.ssh import ahead\nseen = []\n"
+             "init = ahead.Started.__init__\n"
+             "def spy(self, argv):\n    seen.append('sqlite3' in sys.modules)\n    init(self, argv)\n"
+             "ahead.Started.__init__ = spy\nimport irq.cli\nprint(json.dumps(seen))\n")
+    p = subprocess.run([sys.executable, "-c", probe], cwd=project, env=os.environ, capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert json.loads(p.stdout) == [False], p  # started from what the last status kept, the ledger unread
+    n, before = calls(), logins()
+    out = status()
+    assert out["experiments"][0]["scheduler_state"] == "RUNNING" and "1 of 2 used" in json.dumps(out)
+    assert calls() == n + 2 and logins() == before  # squeue and sacct, once each, through the master
+    slurm_cluster.run_as_user(f"scancel {job}", check=True)
+    refreshes, before = 0, calls("squeue")
+    while status()["experiments"][0]["scheduler_state"] != "CANCELLED":
+        refreshes += 1
+        assert refreshes < 120
+        time.sleep(0.5)
+    assert calls("squeue") == before + refreshes + 1  # the full refresh's squeue counted once, not twice
+    n = calls()
+    assert status()["experiments"][0]["scheduler_state"] == "CANCELLED" and calls() == n  # nothing active now

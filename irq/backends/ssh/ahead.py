@@ -92,43 +92,60 @@ def _memo_path() -> Path:
     return control_dir() / "status-ahead.json"
 
 
+def query_key(ledger: Path) -> str:
+    """Where the memo keeps the query the last status of this ledger made (irq/cli/early.py)."""
+    return f"{ledger.resolve()}|next"
+
+
 def ssh_program() -> str | None:
     """The `ssh` irq runs: $IRQ_SSH, else `ssh`, found on the PATH."""
     return shutil.which(os.environ.get("IRQ_SSH", "ssh"))
 
 
-def remembered(key: str) -> dict | None:
-    """What `remember` kept under key (a ledger and a backend), or None. It is a command line
-    run before anything checks it, so only from a file of this user's that nobody else may
-    write, and only one that runs the `ssh` irq would run."""
+def memo() -> dict:
+    """Everything `remember` kept, from a file of this user's that nobody else may write (else
+    nothing): what it holds is run before anything checks it."""
     try:
         path = _memo_path()
         st = path.stat()
         if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            return None
-        got = json.loads(path.read_text()).get(key)
-        return got if got["ssh"][0] == ssh_program() and isinstance(got["user"], str) else None
-    except (OSError, ValueError, AttributeError, LookupError, TypeError):
+            return {}
+        got = json.loads(path.read_text())
+        return got if isinstance(got, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def remembered(key: str, kept: dict | None = None) -> dict | None:
+    """The command line `remember` kept under key (a ledger and a backend), or None: only one that
+    runs the `ssh` irq would run. kept: what memo() returned, if read already."""
+    try:
+        got = (memo() if kept is None else kept).get(key)
+        ok = got["ssh"][0] == ssh_program() and all(isinstance(a, str) for a in got["ssh"])
+        return got if ok and isinstance(got["user"], str) else None
+    except (AttributeError, LookupError, TypeError):
         return None
 
 
-def remember(key: str, value: dict) -> None:
-    """Keep value under key for the next command (this user's, this machine's: not in the ledger)."""
+def remember(entries: dict[str, dict]) -> None:
+    """Keep these values under their keys for the next command (this user's, this machine's:
+    not in the ledger)."""
     path = _memo_path()
     try:
-        memo = json.loads(path.read_text())
-        memo = memo if isinstance(memo, dict) else {}
+        kept = json.loads(path.read_text())
+        kept = kept if isinstance(kept, dict) else {}
     except (OSError, ValueError):
-        memo = {}
-    if memo.get(key) == value:
+        kept = {}
+    if all(kept.get(k) == v for k, v in entries.items()):
         return
-    memo.pop(key, None)
-    memo[key] = value
-    while len(memo) > MEMO_KEEP:  # the oldest go
-        memo.pop(next(iter(memo)))
+    for k, v in entries.items():
+        kept.pop(k, None)
+        kept[k] = v
+    while len(kept) > MEMO_KEEP:  # the oldest go
+        kept.pop(next(iter(kept)))
     tmp = path.with_name(f"{path.name}.{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(memo))
+        tmp.write_text(json.dumps(kept))
         os.replace(tmp, path)
     except OSError:
         pass  # only a cache: the next status starts its refresh a little later

@@ -1,0 +1,42 @@
+"""Where the ledger is, and whether it changed: standard library only (`irq status` asks before
+anything else loads, irq/cli/early.py)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_DB = "queue.db"
+
+
+def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
+    """--db wins, then IRQ_DB, then ./queue.db."""
+    return Path(db or os.environ.get("IRQ_DB") or DEFAULT_DB)
+
+
+def access_mode(path: Path) -> str:
+    """How this process may open the ledger: "rw", "ro" (file not writable) or "immutable"
+    (folder not writable: SQLite could not create the WAL's -shm file beside it)."""
+    if os.environ.get("IRQ_READ_ONLY", "") not in ("", "0"):
+        return "ro" if os.access(path.parent, os.W_OK) else "immutable"
+    if not os.access(path.parent, os.W_OK):
+        return "immutable"
+    return "rw" if os.access(path, os.W_OK) else "ro"
+
+
+def stamp(path: Path) -> list | None:
+    """What any write to the ledger changes: inode, size and modification time of its file and of
+    its WAL (None for a WAL that is not there). None if the file cannot be looked at. (Not the
+    change time: SQLite run as root chowns the WAL to the ledger's owner as it opens it, reads too.)"""
+    out: list = []
+    for p in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            if p == path:
+                return None
+            out.append(None)
+            continue
+        except OSError:
+            return None
+        out.append([st.st_ino, st.st_size, st.st_mtime_ns])
+    return out
