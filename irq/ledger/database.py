@@ -20,7 +20,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from irq import errors
-from irq.ledger import reader, transitions
+from irq.ledger import reader, revisions, transitions
 from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
 from irq.ledger.reader import DEFAULT_DB, ID_RE, SCHEMA_VERSION, resolve_db_path  # noqa: F401 (re-exported)
 from irq.ledger.states import Priority
@@ -107,6 +107,7 @@ class Ledger:
                 SQLModel.metadata.create_all(conn)
                 s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
                 s.add(Meta(key="created_at", value=utcnow().isoformat()))
+                revisions.install(conn)
                 return
             row = s.get(Meta, "schema_version")
             version = int(row.value) if row else 0
@@ -123,6 +124,7 @@ class Ledger:
             SQLModel.metadata.create_all(conn)  # tables added since: harmless when present
             # indexes added to existing tables since (no schema change: readers see the same rows)
             conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_attempt_state ON attempt (state)")
+            revisions.install(conn)  # each experiment's revision, kept by triggers
 
     # -- sessions -----------------------------------------------------------------------
     @contextmanager
