@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from irq.backends.base import JobInfo
-from irq.backends.slurm_output import MARK
+from irq.backends.slurm_output import MARK, SACCT_NOT_RUN
 from irq.backends.ssh import ahead
 from irq.jobs.observed import unchanged
 from irq.ledger.database import Ledger
@@ -35,10 +35,14 @@ sys.stdout.write(reply)
 """
 
 
-def reply(state: str, job: str = "101") -> str:
+def reply(state: str, job: str = "101", sacct: bool | None = None) -> str:
+    """What the refresh's shell prints: sacct's section only when it ran, by default (as the real
+    shell decides) when squeue does not show the job live."""
     code = "0:0" if state in ("RUNNING", "PENDING") else "1:0"
     end = "Unknown" if state in ("RUNNING", "PENDING") else "2026-11-23T16:50:00"
     sq = f"{job}|{state}|None|2026-11-23T16:48:00|Q-001.irq-x\n" if state in ("RUNNING", "PENDING") else ""
+    if not ((not sq) if sacct is None else sacct):
+        return f"{MARK}\n{sq}{MARK} rc=0\n{MARK} rc=0 {SACCT_NOT_RUN}\n"
     return (f"{MARK}\n{sq}{MARK} rc=0\n{job}|{state}|{code}|2026-11-23T16:48:00|{end}|Q-001.irq-x\n"
             f"{MARK} rc=0\n")
 
@@ -109,14 +113,14 @@ def test_a_second_status_in_a_row_takes_one_exec_started_ahead_and_no_orm(projec
     r = irq("status", "--json")  # PENDING -> RUNNING: the full refresh, with the answer already read
     assert r.code == 0, r
     first = execs(project)
-    assert len(first) == 1 and the_attempt(project).state == "RUNNING" and calls(project) == 2
+    assert len(first) == 1 and the_attempt(project).state == "RUNNING" and calls(project) == 1  # squeue alone
     assert not ahead._started
     out, loaded = status_process(project)  # nothing changes now: the quick path
     assert not loaded, loaded  # neither the ORM nor paramiko, nor pydantic (irq.toml as validated last time)
     assert execs(project) == first * 2  # the same command line, once
     assert out["experiments"][0]["scheduler_state"] == "RUNNING"
     assert "job slots: 1 of 2 used, 1 free (limit from sacctmgr QOS twojobs)" in json.dumps(out)
-    assert calls(project) == 4  # squeue and sacct recorded, as the full refresh records them
+    assert calls(project) == 2  # squeue recorded (sacct not run for a live job), as the full refresh records it
 
 
 def test_an_early_exec_from_an_older_configuration_is_never_used(project, irq):
@@ -148,7 +152,7 @@ def test_a_change_goes_through_the_full_refresh_on_the_same_answer(project, irq)
     assert irq("status", "--json").code == 0
     assert len(execs(project)) == n + 1  # the quick path read it, the full refresh recorded it
     att = the_attempt(project)
-    assert att.state == "FAILED" and att.exit_code == 1 and calls(project) == 4
+    assert att.state == "FAILED" and att.exit_code == 1 and calls(project) == 3  # squeue, then squeue and sacct
 
 
 def test_needs_login_is_said_after_one_attempt_and_keeps_the_state(project, irq):
@@ -280,9 +284,12 @@ def early_execs(root: Path) -> list[tuple[bool, str]]:
     return [tuple(e) for e in json.loads(p.stdout)]
 
 
-def test_an_unchanged_ledger_starts_the_last_query_before_reading_the_ledger(project, irq):
+@pytest.mark.parametrize("sacct, n_calls", [(None, 3), (True, 6)])
+def test_an_unchanged_ledger_starts_the_last_query_before_reading_the_ledger(project, irq, sacct, n_calls):
     """A status that found nothing changed keeps its query and the ledger's stamp after its own
-    write; the next one starts that query before it loads sqlite3, and uses its answer."""
+    writes (squeue's call, and sacct's when it ran); the next one starts that query before it
+    loads sqlite3, and uses its answer."""
+    (project / "reply").write_text(reply("RUNNING", sacct=sacct))
     assert irq("status", "--json").code == 0  # PENDING -> RUNNING: the full refresh
     status_process(project)  # nothing changed: the quick path keeps the query
     key = ahead.query_key(project / "queue.db")
@@ -294,7 +301,7 @@ def test_an_unchanged_ledger_starts_the_last_query_before_reading_the_ledger(pro
     n = len(execs(project))
     out, loaded = status_process(project)
     assert not loaded and len(execs(project)) == n + 1  # one exec: the early one was the one used
-    assert out["experiments"][0]["scheduler_state"] == "RUNNING" and calls(project) == 6
+    assert out["experiments"][0]["scheduler_state"] == "RUNNING" and calls(project) == n_calls
 
 
 def test_a_ledger_written_since_reads_the_ledger_before_the_exec_starts(project, irq, ledger):

@@ -218,32 +218,51 @@ def test_drop_after_sbatch_then_adoption_then_unknown_since(ledger, world, shell
     assert (att.state, att.exit_code, att.unknown_since) == ("COMPLETED", 0, None)
 
 
-@pytest.mark.parametrize("slow", ["squeue", "sacct"])
-def test_squeue_and_sacct_run_at_once_and_print_as_if_one_after_the_other(tmp_path, slow):
-    """The refresh's exact shell (SQUEUE_SACCT) with squeue and sacct stubs, either one the slow
-    one: the sections come out in order, byte for byte as a serial run prints them, each with its
-    own exit code, the arguments as given (never spliced into shell text), and no file left."""
+def _refresh_shell(tmp_path, squeue_lines: str, squeue_rc: int = 0) -> tuple[str, "object"]:
+    """The refresh's exact shell (SQUEUE_SACCT) run with squeue and sacct stubs that print their
+    arguments (squeue also the given lines); returns its output and the stubs' folder."""
     import os
     import subprocess
-    import time
 
-    from irq.backends.slurm_output import MARK, split_sections, squeue_sacct_command
+    from irq.backends.slurm_output import squeue_sacct_command
 
     bin_ = tmp_path / "bin"
     bin_.mkdir()
-    for name, rc in (("squeue", 0), ("sacct", 1)):
-        stub = bin_ / name
-        pause = 0.8 if name == slow else 0.5
-        stub.write_text(f'#!/bin/sh\nsleep {pause}; printf "{name}|%s\\n" "$@"; echo "TZ=$TZ"; exit {rc}\n')
+    (bin_ / "squeue").write_text(f'#!/bin/sh\nprintf "squeue|%s\\n" "$@"; echo "TZ=$TZ"; printf "%s" \'{squeue_lines}\'; '
+                                 f'exit {squeue_rc}\n')
+    (bin_ / "sacct").write_text('#!/bin/sh\nprintf "sacct|%s\\n" "$@"; echo "TZ=$TZ"; exit 1\n')
+    for stub in bin_.iterdir():
         stub.chmod(0o755)
-    argv = squeue_sacct_command("me", ["-j", "1;touch x", "--starttime", "$(touch y)"])
+    argv = squeue_sacct_command("me", ["--starttime", "$(touch y)", "-j", "1;touch x"])
     env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
-    t0 = time.perf_counter()
-    out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
-    assert time.perf_counter() - t0 < 1.25  # at once: 0.8 s and a little, not 0.8 + 0.5
-    sq = "".join(f"squeue|{a}\n" for a in ("-h", "-r", "-u", "me", "-o", "%i|%T|%r|%S|%j")) + "TZ=UTC0\n"
-    sa = "".join(f"sacct|{a}\n" for a in ("-X", "-P", "-n", "-j", "1;touch x", "--starttime", "$(touch y)", "-o",
-                                          "JobID,State,ExitCode,Start,End,JobName")) + "TZ=UTC0\n"
-    assert out == f"{MARK}\n{sq}{MARK} rc=0\n{sa}{MARK} rc=1\n"
-    assert split_sections(out, 2) == [(sq, 0), (sa, 1)]
+    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout, bin_
+
+
+SQ_ARGS = "".join(f"squeue|{a}\n" for a in ("-h", "-r", "-u", "me", "-o", "%i|%T|%r|%S|%j")) + "TZ=UTC0\n"
+SA_ARGS = "".join(f"sacct|{a}\n" for a in ("-X", "-P", "-n", "--starttime", "$(touch y)", "-j", "1;touch x", "-o",
+                                            "JobID,State,ExitCode,Start,End,JobName")) + "TZ=UTC0\n"
+
+
+@pytest.mark.parametrize("lines, rc", [("", 0), ("1;touch x_1|RUNNING|None|N/A|n\n", 0),  # an array's task
+                                       ("1;touch xy|RUNNING|None|N/A|n\n", 0), ("1;touch x|RUNNING|None|N/A|n\n", 2)])
+def test_sacct_runs_after_squeue_when_squeue_does_not_answer_for_every_job(tmp_path, lines, rc):
+    """The sections in order, each with its own exit code, the arguments as given (never spliced
+    into shell text), and no file left, when squeue does not show every job asked about as a
+    live plain job (or failed)."""
+    from irq.backends.slurm_output import MARK, split_sections
+
+    out, _ = _refresh_shell(tmp_path, lines, rc)
+    assert out == f"{MARK}\n{SQ_ARGS}{lines}{MARK} rc={rc}\n{SA_ARGS}{MARK} rc=1\n"
+    assert split_sections(out, 2) == [(SQ_ARGS + lines, rc), (SA_ARGS, 1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
+
+
+def test_sacct_is_not_run_when_squeue_shows_every_job_live(tmp_path):
+    """squeue knows a live job best: when it lists every job asked about, slurmdbd is not asked."""
+    from irq.backends.slurm_output import squeue_sacct_sections
+
+    lines = "7|PENDING|Priority|N/A|other\n1;touch x|RUNNING|None|N/A|n\n"
+    out, _ = _refresh_shell(tmp_path, lines)
+    assert "sacct|" not in out
+    assert squeue_sacct_sections(out, "", "here", "c") == (SQ_ARGS + lines, None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]

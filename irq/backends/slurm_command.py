@@ -14,21 +14,28 @@ SQUEUE_FORMAT = "%i|%T|%r|%S|%j"  # name last: it may contain "|"
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "JobName")  # name last, as above
 SINCE_MARGIN = timedelta(hours=1)  # clock skew between here and the cluster
 
-# squeue (the user's jobs, tasks expanded) and sacct in one exec, both under TZ=UTC0, a marker line
-# after each with its exit code: $1 the marker, $2 the user, $3 squeue's format, then sacct's
-# arguments. The two run at once (sacct asks slurmdbd and takes several times squeue's time):
-# a background group prints squeue's section as it comes; sacct's output and its marker line are
-# kept in a variable ($(...) drops only the newline after that last line) and printed once the
-# group is done. So the output is that of running them one after the other (marker, squeue's
-# lines, marker rc=N, sacct's lines, marker rc=N), and no file is written.
-SQUEUE_SACCT = ('export TZ=UTC0; m=$1; u=$2; f=$3; shift 3; echo "$m"; '
-                '{ squeue -h -r -u "$u" -o "$f"; echo "$m rc=$?"; } & '
-                's=$(sacct -X -P -n "$@"; echo "$m rc=$?"); wait $!; printf \'%s\\n\' "$s"')
+SACCT_NOT_RUN = "sacct not run: every job is live in squeue"
+
+# One exec, under TZ=UTC0: squeue (the user's jobs, tasks expanded), then sacct unless squeue
+# already shows every job asked about as a live plain job; a marker line before the first and
+# after each with its exit code. $1 the marker, $2 the user, $3 squeue's format, $4 the job ids
+# asked about (comma-separated; empty: sacct runs), then sacct's arguments. sacct asks slurmdbd
+# and takes several times squeue's time, and squeue knows a live job best (merge() prefers it):
+# sacct is needed only for a job squeue no longer shows, or an array (whose finished tasks only
+# sacct lists). When it is not run, its marker line says so (SACCT_NOT_RUN) and its section is empty.
+SQUEUE_SACCT = ('export TZ=UTC0; set -f; m=$1; u=$2; f=$3; ids=$4; shift 4; echo "$m"; '
+                'q=$(squeue -h -r -u "$u" -o "$f"; echo "$m rc=$?"); printf \'%s\\n\' "$q"; '
+                'need=; [ -n "$ids" ] || need=1; case "$q" in *"$m rc=0") ;; *) need=1;; esac; '
+                'IFS=,; for j in $ids; do case "\n$q" in *"\n$j|"*) ;; *) need=1;; esac; done; unset IFS; '
+                'if [ -n "$need" ]; then sacct -X -P -n "$@"; echo "$m rc=$?"; '
+                'else echo "$m rc=0 $SACCT_NOT_RUN"; fi').replace("$SACCT_NOT_RUN", SACCT_NOT_RUN)
 
 
 def squeue_sacct_command(user: str, sacct_args: list[str], sacct_fields: Sequence[str] = SACCT_FIELDS) -> list[str]:
-    """The command of one refresh round trip (a list: the transport quotes each argument)."""
-    return ["sh", "-c", SQUEUE_SACCT, "irq", MARK, user, SQUEUE_FORMAT, *sacct_args, "-o", ",".join(sacct_fields)]
+    """The command of one refresh round trip (a list: the transport quotes each argument). The
+    jobs of sacct's `-j` are those squeue may answer for alone."""
+    ids = sacct_args[sacct_args.index("-j") + 1] if "-j" in sacct_args[:-1] else ""
+    return ["sh", "-c", SQUEUE_SACCT, "irq", MARK, user, SQUEUE_FORMAT, ids, *sacct_args, "-o", ",".join(sacct_fields)]
 
 
 def query_args(job_ids: Iterable[str], since: datetime) -> tuple[list[str], list[str]]:

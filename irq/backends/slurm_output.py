@@ -16,6 +16,7 @@ from irq.backends.base import JobInfo
 from irq.backends.slurm_command import (  # noqa: F401 - the refresh's command, where callers look for it
     MARK,
     SACCT_FIELDS,
+    SACCT_NOT_RUN,
     SINCE_MARGIN,
     SQUEUE_FORMAT,
     SQUEUE_SACCT,
@@ -55,8 +56,9 @@ def parse_time(value: str) -> datetime | None:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
-def squeue_sacct_sections(out: str, err: str, where: str, cluster: str) -> tuple[str, str]:
-    """squeue's and sacct's output from one refresh exec; BackendError if either failed."""
+def squeue_sacct_sections(out: str, err: str, where: str, cluster: str) -> tuple[str, str | None]:
+    """squeue's and sacct's output from one refresh exec (sacct's None when squeue answered for
+    every job and sacct was not run); BackendError if either failed."""
     try:
         (sq, sq_rc), (sa, sa_rc) = split_sections(out, 2)
     except ValueError:
@@ -68,7 +70,7 @@ def squeue_sacct_sections(out: str, err: str, where: str, cluster: str) -> tuple
             "the scheduler or its accounting database is not answering; irq keeps every experiment "
             "as it was and asks again later",
         )
-    return sq, sa
+    return sq, (None if out.rstrip().endswith(f"{MARK} rc=0 {SACCT_NOT_RUN}") else sa)
 
 
 def expand_job_id(raw: str) -> list[str]:

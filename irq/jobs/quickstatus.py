@@ -110,8 +110,6 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
     from irq.backends.slurm_output import merge, parse_sacct, parse_squeue, squeue_sacct_sections
     from irq.jobs.observed import unchanged
     from irq.ledger.calls import append_calls, take_back
-    from irq.ledger.location import stamp
-
     cfg, digest = cluster_config(plan, config_path)
     if cfg is None or cfg.transport != "openssh" or (cfg.job_limit is None and not fresh_limit(plan.limit)):
         return None
@@ -125,19 +123,18 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
     if early is None:
         ahead.forget()  # started from a command line the configuration no longer gives
         early = ahead.start(argv)
-    # While the answer is on its way: record the two calls (made: the exec runs) and, once that
-    # write is done, the ledger's stamp with this query for the next status, which starts it
-    # before reading the ledger if nothing writes to it meanwhile. If the full refresh runs after
+    # While the answer is on its way: record squeue's call (made: the exec runs; sacct's once the
+    # answer says it ran: usually not, squeue answers for live jobs) and, once that write is done,
+    # the ledger's stamp with this query for the next status, which starts it before reading the
+    # ledger if nothing writes to it meanwhile. If the full refresh runs after
     # all, the rows are taken back (it records the calls itself) and the stamp no longer matches.
     rows_written: list[int] = []
-    calls = append_calls(path, plan.backend, ("squeue", "sacct"), rows_written)
-    if plan.steady:
-        ahead.remember({ahead.query_key(path): {"key": plan.key, "sacct_args": plan.sacct_args,
-                                                 "stamp": stamp(path)}})
+    calls = append_calls(path, plan.backend, ("squeue",), rows_written)
+    _keep_query(plan, path)
     try:
         rc, out, err = early.answer(session.command_timeout)
         sq, sa = squeue_sacct_sections(out.decode("utf-8", "replace"), err, session.where, cfg.name)
-        rows = merge(parse_squeue(sq), parse_sacct(sa), plan.ids)
+        rows = merge(parse_squeue(sq), parse_sacct(sa or ""), plan.ids)
         same = rc == 0 and all(unchanged(a, rows.get(a.job_id.split("_", 1)[0])) for a in plan.attempts)
     except (subprocess.TimeoutExpired, errors.BackendError):
         same = False  # the full refresh takes the same answer and says what went wrong
@@ -145,12 +142,24 @@ def refresh(plan: Plan, path: Path, config_path: Path | None) -> dict[str, Any] 
         take_back(path, rows_written)
         return None
     ahead.take(argv)
+    if sa is not None:  # squeue did not answer for every job alone
+        calls = append_calls(path, plan.backend, ("sacct",))
+        _keep_query(plan, path)  # the stamp after this write
     used = sum(1 for ln in sq.splitlines() if ln.strip())
     limit, source = (cfg.job_limit, "config") if cfg.job_limit is not None else (plan.limit["limit"],
                                                                                  plan.limit["source"])
     sl = Slots(limit=limit, used=used, source=source)
     return {"scheduler_calls_last_hour": calls, "limit": sl.limit, "used": sl.used,
             "free": sl.free if sl.limit is not None else None, "summary": sl.summary()}
+
+
+def _keep_query(plan: Plan, path: Path) -> None:
+    """Keep this query with the ledger's stamp, for the next status to start before reading it."""
+    from irq.ledger.location import stamp
+
+    if plan.steady:
+        ahead.remember({ahead.query_key(path): {"key": plan.key, "sacct_args": plan.sacct_args,
+                                                 "stamp": stamp(path)}})
 
 
 def done() -> None:

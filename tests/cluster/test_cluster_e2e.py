@@ -203,7 +203,7 @@ def test_a_link_cut_between_sbatch_and_recording_is_adopted_once(project, irq, s
 def test_a_second_status_in_a_row_as_the_irq_program(project, irq, slurm_cluster):
     """`irq status` as the program itself (a process), a job running: the status after one that
     changed nothing starts the last query before it reads the ledger, uses that answer (one exec,
-    no login, squeue and sacct recorded once); when the job then ends, the full refresh records it
+    no login, squeue recorded once and sacct not run: squeue shows the job live); when the job then ends, the full refresh records it
     on the same answer and the calls are still recorded once."""
     import os
     import sys
@@ -247,10 +247,11 @@ def test_a_second_status_in_a_row_as_the_irq_program(project, irq, slurm_cluster
     p = subprocess.run([sys.executable, "-c", probe], cwd=project, env=os.environ, capture_output=True, text=True,
                        timeout=60, check=False)
     assert json.loads(p.stdout) == [False], p  # started from what the last status kept, the ledger unread
-    n, before = calls(), logins()
+    n, asked_slurmdbd, before = calls(), calls("sacct"), logins()
     out = status()
     assert out["experiments"][0]["scheduler_state"] == "RUNNING" and "1 of 2 used" in json.dumps(out)
-    assert calls() == n + 2 and logins() == before  # squeue and sacct, once each, through the master
+    # squeue alone, through the master: it shows the job live, so slurmdbd is not asked (sacct)
+    assert calls() == n + 1 and calls("sacct") == asked_slurmdbd and logins() == before
     slurm_cluster.run_as_user(f"scancel {job}", check=True)
     refreshes, before = 0, calls("squeue")
     while status()["experiments"][0]["scheduler_state"] != "CANCELLED":

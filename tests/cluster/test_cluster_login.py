@@ -136,9 +136,10 @@ def wait_for(what: str, check, timeout: float, proc: subprocess.Popen | None = N
 
 
 def refreshes(project: Path) -> int:
-    """Refreshes recorded in the ledger: one sacct per query of the active jobs (a daemon cycle)."""
+    """Refreshes recorded in the ledger: one squeue per query of the active jobs (a daemon cycle;
+    sacct only when squeue no longer shows a job)."""
     with sqlite3.connect(project / "queue.db") as con:
-        return con.execute("SELECT COUNT(*) FROM schedulercall WHERE command = 'sacct'").fetchone()[0]
+        return con.execute("SELECT COUNT(*) FROM schedulercall WHERE command = 'squeue'").fetchone()[0]
 
 
 def attempt(irq, exp_id: str) -> dict:
