@@ -90,6 +90,19 @@ class CallCounter:
         return len(self.calls)
 
 
+def remote_command(cmd: Sequence[str] | str, calls: Sequence[str] | None) -> tuple[str, tuple[str, ...], str]:
+    """What a Remote.run needs of its arguments: the command as one shell line (a list quoted per
+    argument), the scheduler commands it runs (default: the program) and how messages name it."""
+    import os
+    import shlex
+
+    command = cmd if isinstance(cmd, str) else shlex.join(list(cmd))
+    if calls is None:
+        calls = () if isinstance(cmd, str) else (os.path.basename(cmd[0]),)
+    what = ", ".join(calls) or (command if len(command) < 40 else command[:37] + "...")
+    return command, tuple(calls), what
+
+
 class Remote(Protocol):
     """A login node as the SLURM backend sees it: run a command, move files. SSHSession is one
     (paramiko); tests plug in a fake shell that replays recorded scheduler output."""

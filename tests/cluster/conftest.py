@@ -56,10 +56,15 @@ def project(slurm_cluster, tmp_path, monkeypatch, request, transport, control_di
     subprocess.run(["git", "-C", str(proj), "push", "--quiet", str(bare), "HEAD:refs/heads/main"], check=True)
     # each test its own work dir on the cluster, so sacct rows can be told apart by WorkDir
     workdir = getattr(request, "param", None) or f"{c.workdir}/t{time.time_ns()}"
-    (proj / "irq.toml").write_text(f"""\
-backend = "loopback"
+    (proj / "irq.toml").write_text('backend = "loopback"\n\n' + cluster_table(c, bare, workdir, transport))
+    monkeypatch.chdir(proj)
+    yield proj
+    c.cancel_all()
 
-[clusters.loopback]
+
+def cluster_table(c, bare, workdir: str, transport: str = "openssh") -> str:
+    """irq.toml's [clusters.loopback] for the loopback cluster `c`, cloning `bare`, jobs in `workdir`."""
+    return f"""[clusters.loopback]
 host = {toml_str(c.host)}
 port = {c.port}
 user = {toml_str(c.user)}
@@ -72,10 +77,7 @@ partition = "gpu_test"
 modules = [{toml_str(c.python_module)}]
 poll_interval = 1
 transport = {toml_str(transport)}
-""")
-    monkeypatch.chdir(proj)
-    yield proj
-    c.cancel_all()
+"""
 
 
 def add_tiny(irq, exp_id: str, *extra: str) -> None:

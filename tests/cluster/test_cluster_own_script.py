@@ -12,7 +12,7 @@ import pytest
 from tests.test_own_script import EXAMPLE, example_train, git
 from tests.test_subfolder_project import PROBE, SETTINGS
 
-from .conftest import toml_str, wait_states
+from .conftest import cluster_table, wait_states
 
 pytestmark = pytest.mark.cluster
 
@@ -21,20 +21,7 @@ def for_the_cluster(c, proj, top, bare) -> None:
     """The example in `proj` (inside the git repository `top`) configured for the loopback cluster,
     committed and pushed to `bare`."""
     toml = (proj / "irq.toml").read_text().replace('backend = "local"', 'backend = "loopback"')
-    (proj / "irq.toml").write_text(toml + f"""
-[clusters.loopback]
-host = {toml_str(c.host)}
-port = {c.port}
-user = {toml_str(c.user)}
-identity_file = {toml_str(str(c.key))}
-known_hosts = {toml_str(str(c.known_hosts))}
-repo_url = {toml_str(str(bare))}
-workdir = {toml_str(f"{c.workdir}/own{time.time_ns()}")}
-scratch = {toml_str(str(c.scratch))}
-partition = "gpu_test"
-modules = [{toml_str(c.python_module)}]
-poll_interval = 1
-""")
+    (proj / "irq.toml").write_text(toml + "\n" + cluster_table(c, bare, f"{c.workdir}/own{time.time_ns()}"))
     git(top, "init", "-q")
     git(top, "add", ".")
     git(top, "commit", "-qm", "my own project, for the cluster")

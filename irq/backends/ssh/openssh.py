@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irq import errors
-from irq.backends.base import CallCounter
+from irq.backends.base import CallCounter, remote_command
 from irq.backends.ssh import ahead
 from irq.backends.ssh.ahead import control_dir
 from irq.backends.ssh.endpoint import AtEndpoint, _expand, resolve_endpoint
@@ -272,10 +272,7 @@ class OpenSSHSession(AtEndpoint):
             timeout: float | None = None, calls: Sequence[str] | None = None) -> tuple[int, str, str]:
         """Run one command remotely: (exit code, stdout, stderr). A list is quoted per argument.
         `calls` names the scheduler commands it runs (for the counter; default: the program)."""
-        command = cmd if isinstance(cmd, str) else shlex.join(list(cmd))
-        if calls is None:
-            calls = () if isinstance(cmd, str) else (os.path.basename(cmd[0]),)
-        what = ", ".join(calls) or (command if len(command) < 40 else command[:37] + "...")
+        command, calls, what = remote_command(cmd, calls)
         data = stdin.encode() if isinstance(stdin, str) else stdin
         self.counter.add(*calls, round_trips=1)
         rc, out, err = self._exec(command, data, timeout, what)

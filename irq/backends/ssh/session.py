@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import select
-import shlex
 import socket
 import stat
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import paramiko
 
 from irq import errors
-from irq.backends.base import CallCounter
+from irq.backends.base import CallCounter, remote_command
 from irq.backends.ssh.auth import Prompt, authenticate
 from irq.backends.ssh.endpoint import (
     AtEndpoint,
@@ -172,10 +171,7 @@ class SSHSession(AtEndpoint):
             timeout: float | None = None, calls: Sequence[str] | None = None) -> tuple[int, str, str]:
         """Run one command remotely: (exit code, stdout, stderr). A list is quoted per argument.
         `calls` names the scheduler commands it runs (for the counter; default: the program)."""
-        command = cmd if isinstance(cmd, str) else shlex.join(list(cmd))
-        if calls is None:
-            calls = () if isinstance(cmd, str) else (os.path.basename(cmd[0]),)
-        what = ", ".join(calls) or (command if len(command) < 40 else command[:37] + "...")
+        command, calls, what = remote_command(cmd, calls)
         t = self.connect()
         self.counter.add(*calls, round_trips=1)
         try:
