@@ -133,6 +133,19 @@ def test_query_is_one_round_trip_and_merges_recorded_output(backend, shell) -> N
     assert backend.counter.round_trips == 1 and backend.counter.calls == ["squeue", "sacct"]
 
 
+def test_query_of_live_plain_jobs_asks_squeue_alone(backend, shell) -> None:
+    """squeue shows every job asked about live: sacct (slurmdbd) is not run nor counted; the rows
+    are squeue's. A job squeue no longer shows brings sacct back in the same exec."""
+    shell.reply("squeue", "5|RUNNING|None|2026-11-23T16:58:00|Q-001.irq-a\n6|PENDING|Priority|N/A|Q-002.irq-b\n")
+    shell.reply("sacct", "7|COMPLETED|0:0|2026-11-23T16:58:00|2026-11-23T16:59:00|Q-003.irq-c\n")
+    out = backend.query(["5", "6"], SINCE)
+    assert {k: [r.state for r in v] for k, v in out.items()} == {"5": ["RUNNING"], "6": ["PENDING"]}
+    assert shell.calls("sacct") == [] and backend.counter.calls == ["squeue"] and backend.counter.round_trips == 1
+    out = backend.query(["5", "7"], SINCE)
+    assert out["7"][0].state == "COMPLETED" and len(shell.calls("sacct")) == 1
+    assert backend.counter.calls == ["squeue", "squeue", "sacct"] and backend.counter.round_trips == 2
+
+
 def test_find_adopts_by_name_newest_first(backend, shell) -> None:
     shell.reply("squeue", "31|PENDING|Priority|N/A|Q-002.irq-bbbb\n")
     shell.reply("sacct", "30|FAILED|1:0|2026-11-23T16:58:11|2026-11-23T16:58:12|Q-002.irq-bbbb\n"
