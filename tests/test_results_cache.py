@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from irq import cache_files as cf
 from irq.results import cache as rc
 from irq.results.collect import collect
 from irq.results.table import build, to_csv
@@ -40,7 +41,7 @@ def fill(ledger, root: Path) -> Path:
 
 
 def cache_files() -> list[Path]:
-    folder = Path(os.environ[rc.ENV])
+    folder = Path(os.environ[cf.ENV])
     return sorted(folder.glob("results-*.json")) if folder.is_dir() else []
 
 
@@ -73,14 +74,14 @@ def test_the_cache_is_json_data_named_after_the_ledger(ledger, tmp_path: Path, i
 
 
 def test_the_cache_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(rc.ENV, str(tmp_path / "mine"))
-    assert rc.cache_dir() == tmp_path / "mine"
-    monkeypatch.delenv(rc.ENV)
+    monkeypatch.setenv(cf.ENV, str(tmp_path / "mine"))
+    assert cf.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv(cf.ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert rc.cache_dir() == tmp_path / "xdg" / "irq"
+    assert cf.cache_dir() == tmp_path / "xdg" / "irq"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert rc.cache_dir() == tmp_path / "home" / ".cache" / "irq"
+    assert cf.cache_dir() == tmp_path / "home" / ".cache" / "irq"
 
 
 PROBE = """
@@ -174,14 +175,14 @@ def test_an_unwritable_cache_folder_is_ignored(ledger, tmp_path: Path, irq, monk
     fill(ledger, tmp_path)
     clean = irq("results", "--format", "csv")
     (tmp_path / "a-file").write_text("")
-    monkeypatch.setenv(rc.ENV, str(tmp_path / "a-file" / "irq"))  # no folder can be made under a file
+    monkeypatch.setenv(cf.ENV, str(tmp_path / "a-file" / "irq"))  # no folder can be made under a file
     r = irq("results", "--format", "csv")
     assert r.code == 0 and r.out == clean.out and not r.err, r
 
     def refuse(*_a, **_kw):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setenv(rc.ENV, str(tmp_path / "fresh"))
+    monkeypatch.setenv(cf.ENV, str(tmp_path / "fresh"))
     monkeypatch.setattr("irq.results.cache.write_atomically", refuse)  # what a read-only home does (root passes modes)
     r = irq("results", "--format", "csv")
     assert r.code == 0 and r.out == clean.out and not r.err, r

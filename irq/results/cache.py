@@ -10,7 +10,7 @@ exactly those inputs: a changed value, resample count, goal or library gives ano
 the rows that miss are computed (in the same blocks, along their rows, as without the cache).
 
 The file is data (JSON), never code: one per ledger, named by a digest of the ledger's resolved path,
-in $IRQ_CACHE_DIR, else $XDG_CACHE_HOME/irq, else ~/.cache/irq. It is written whole to a temporary
+in the cache folder of irq/cache_files.py. It is written whole to a temporary
 file renamed over the old one, and only when something was computed. A missing, corrupt, foreign or
 unwritable cache is ignored: the statistics are computed as without it, never an error.
 """
@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from irq.cache_files import ledger_file, write_atomically
 from irq.results.records import (
     COMPARISON_FIELDS,
     CONFIDENCE,
@@ -38,33 +39,13 @@ from irq.results.records import (
 
 VERSION = 1  # bump whenever irq/results/stats.py could compute any number differently
 FORMAT = "irq-results-cache"
-ENV = "IRQ_CACHE_DIR"
 LIMIT = 100_000  # entries kept per ledger: this run's first, then earlier ones (about 15 MB)
 LIBRARIES = ("numpy", "scipy")
 
 
-def cache_dir() -> Path | None:
-    """$IRQ_CACHE_DIR, else $XDG_CACHE_HOME/irq, else ~/.cache/irq (None: no home to put it in)."""
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "irq"
-    try:
-        return Path.home() / ".cache" / "irq"
-    except (RuntimeError, KeyError):
-        return None
-
-
 def cache_path(ledger: Path) -> Path | None:
-    """The cache file of this ledger: one per ledger file, wherever it is opened from."""
-    folder = cache_dir()
-    if folder is None:
-        return None
-    try:
-        name = hashlib.sha256(os.fsencode(ledger.resolve())).hexdigest()[:32]
-    except (OSError, RuntimeError):
-        return None
-    return folder / f"results-{name}.json"
+    """The results cache file of this ledger (irq/cache_files.py)."""
+    return ledger_file(ledger, "results", ".json")
 
 
 def libraries() -> str:
@@ -208,25 +189,6 @@ def load(path: Path) -> dict[str, list]:
         return {}
     entries = data.get("entries")
     return entries if type(entries) is dict else {}
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """A temporary file beside `path` (mode 0600, in a folder made 0700), renamed over it: readers see
-    the old file or the new one, never half of one."""
-    import tempfile
-
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def summaries(cache: ResultsCache | None, groups: Sequence[Sequence[float]], resamples: int) -> list[Summary]:
