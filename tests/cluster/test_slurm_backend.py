@@ -215,10 +215,17 @@ def test_query_costs_one_round_trip_for_one_or_five_jobs(cluster: Cluster, backe
     five = backend.query(ids, since)
     after = (backend.counter.round_trips, len(backend.counter))
     assert mid[0] - before[0] == after[0] - mid[0] == 1
-    assert mid[1] - before[1] == after[1] - mid[1] == 2  # squeue + sacct
+    assert mid[1] - before[1] == after[1] - mid[1] == 1  # squeue shows every job live: sacct does not run
     assert list(one) == ids[:1] and sorted(five) == sorted(ids)
     assert all(rows[0].state == "PENDING" and rows[0].reason for rows in five.values())
     assert backend.query([], since) == {} and backend.counter.round_trips == after[0]
+    backend.cancel(ids[0])  # gone from squeue: its final state is sacct's
+    start = (backend.counter.round_trips, backend.counter.calls.count("squeue"), backend.counter.calls.count("sacct"))
+    again = backend.query(ids, since)
+    end = (backend.counter.round_trips, backend.counter.calls.count("squeue"), backend.counter.calls.count("sacct"))
+    assert [b - a for a, b in zip(start, end)] == [1, 1, 1]  # one round trip: squeue, then sacct
+    assert again[ids[0]][0].state == "CANCELLED"
+    assert all(again[j][0].state == "PENDING" for j in ids[1:])
 
 
 def test_find_adopts_by_name(cluster: Cluster, backend: SlurmBackend, run_dir: str) -> None:
