@@ -80,7 +80,7 @@ class ClusterConfig:
     host: SbatchStr  # a host name or an alias from ~/.ssh/config
     repo_url: Line  # what jobs clone (at the pinned SHA)
     workdir: PathStr  # run dirs and logs live here (remote path)
-    scratch: PathStr = "/tmp"  # per-job clones: SCRATCH/irq-job-$SLURM_JOB_ID
+    scratch: PathStr = "/tmp"  # per-job clones: SCRATCH/irq-job-$SLURM_JOB_ID.XXXXXX
     user: SbatchStr | None = None
     port: Annotated[int, Strict(), Field(ge=1, le=65535)] | None = None
     identity_file: PathStr | None = None
@@ -266,7 +266,7 @@ backend = "local"
 # user = "me"
 # repo_url = "git@github.com:me/research-repo.git"   # jobs clone this at the pinned git SHA
 # workdir = "/n/home03/me/irq"           # run directories and job logs
-# scratch = "/n/scratch/me"              # per-job clones: SCRATCH/irq-job-$SLURM_JOB_ID
+# scratch = "/n/scratch/me"              # per-job clones: SCRATCH/irq-job-$SLURM_JOB_ID.XXXXXX
 # partition = "gpu_test"
 # modules = ["python/3.10.13-fasrc01", "cuda/11.8.0-fasrc01"]
 # module_init = "source /etc/profile.d/lmod.sh"      # if batch shells lack `module`

@@ -83,7 +83,7 @@ def test_the_workflow_the_seed_learned_the_hard_way():
              ("module load python/3.10.13-fasrc01", "git clone", "checkout --quiet 9a691f6", "-m trainer",
               'cd / && rm -rf "$CLONE"', "exit $status")]
     assert order == sorted(order)
-    assert "CLONE=/n/scratch/me/irq-job-${CLONE_ID}" in s
+    assert "CLONE=$(mktemp -d /n/scratch/me\"/irq-job-${CLONE_ID}.XXXXXX\")" in s
     assert "#SBATCH --gres=gpu:1" in s and "#SBATCH --mem=16G" in s and "#SBATCH --time=02:30:00" in s
     assert "#SBATCH --partition=gpu_test" in s and "#SBATCH --comment=irq-0123456789" in s
 

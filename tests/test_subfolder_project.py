@@ -4,6 +4,7 @@ a cluster (a clone of the commit), so its relative paths mean what they mean in 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -105,18 +106,18 @@ def test_cluster_jobs_run_from_the_same_folder_of_their_clone(monorepo, tmp_path
     subprocess.run(["git", "clone", "-q", "--bare", str(monorepo), str(bare)], check=True)
     config = load_config(proj / "irq.toml")
     target = Backends(config).target("slurm:here")
-    assert target.subdir == "experiments" and target.work_dir == f"{scratch}/irq-job-<job id>/experiments"
+    assert target.subdir == "experiments" and target.work_dir == f"{scratch}/irq-job-<job id>.<random>/experiments"
     exp = Experiment(id="probe", seq=1, title="t", command=PROBE.replace("python ", f"{sys.executable} "))
     req, _ = build_job(exp, token="irq-0", attempt=1, target=target, git_sha=git(monorepo, "rev-parse", "HEAD"),
                        run_id="r1")
     p = run_script(req.script, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     out = Path(req.run_dir)
-    assert (out / "cwd.txt").read_text().strip() == f"{scratch}/irq-job-7/experiments"
+    assert re.fullmatch(rf"{re.escape(str(scratch))}/irq-job-7\.\w{{6}}/experiments", (out / "cwd.txt").read_text().strip())
     assert json.loads((out / "seen.json").read_text()) == SETTINGS
     assert (out / "words.txt").read_text() == "beside the project\n"
     assert (out / "metrics.json").exists()
-    assert not (scratch / "irq-job-7").exists()  # the clone is removed after the run
+    assert not list(scratch.glob("irq-job-7*"))  # the clone is removed after the run
 
 
 def test_a_project_folder_missing_from_the_commit_is_the_root_cause(monorepo, tmp_path):
@@ -131,7 +132,7 @@ def test_a_project_folder_missing_from_the_commit_is_the_root_cause(monorepo, tm
     assert f"irq: folder new project not found in commit {git(monorepo, 'rev-parse', 'HEAD')} of {bare}" in p.stderr
     d = diagnose("FAILED", 4, p.stdout + p.stderr)
     assert d.pattern == "project_folder_missing" and "new project" in d.root_cause and "commit, push" in d.fix
-    assert not (scratch / "irq-job-7").exists()
+    assert not list(scratch.glob("irq-job-7*"))
 
 
 class RecordingBackend:
@@ -174,3 +175,23 @@ def test_a_config_path_is_relative_to_the_project_folder_the_job_runs_from(monor
         config_in_repo(Experiment(id="Q-1", seq=1, title="t", config_path=str(tmp_path / "elsewhere.json")),
                        config, Target.cluster(cluster(), subdir="experiments"))
 
+
+
+def test_a_leftover_folder_of_an_earlier_job_with_the_same_id_does_not_block_the_clone(monorepo, tmp_path):
+    """Job ids start again at 1 after a scheduler's state is reset (and wrap at MaxJobId): the
+    clone of job 7 must not land on what an earlier job 7 left in the scratch folder."""
+    proj, bare, scratch = monorepo / "experiments", tmp_path / "mono.git", tmp_path / "scratch"
+    cluster_config(proj, bare, scratch)
+    git(monorepo, "commit", "-qam", "a cluster")
+    subprocess.run(["git", "clone", "-q", "--bare", str(monorepo), str(bare)], check=True)
+    (scratch / "irq-job-7").mkdir(parents=True)
+    (scratch / "irq-job-7" / "left.txt").write_text("an earlier job 7's clone, killed before it cleaned up\n")
+    target = Backends(load_config(proj / "irq.toml")).target("slurm:here")
+    exp = Experiment(id="probe", seq=1, title="t", command=PROBE.replace("python ", f"{sys.executable} "))
+    req, _ = build_job(exp, token="irq-0", attempt=1, target=target, git_sha=git(monorepo, "rev-parse", "HEAD"),
+                       run_id="r1")
+    p = run_script(req.script, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (Path(req.run_dir) / "metrics.json").exists()
+    assert [f.name for f in scratch.iterdir()] == ["irq-job-7"]  # the leftover is not irq's to remove
+    assert (scratch / "irq-job-7" / "left.txt").exists()

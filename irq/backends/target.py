@@ -56,7 +56,7 @@ class Target:
     def work_dir(self) -> str:
         """Where the command runs, as the attempt records it: the clone or checkout of the commit
         (its `subdir` when irq.toml is below the repository's top), or the project's folder itself."""
-        top = (f"{self.scratch}/irq-job-<job id>" if self.clone else
+        top = (f"{self.scratch}/irq-job-<job id>.<random>" if self.clone else
                f"{self.worktree_root}/<job id>" if self.repo else "")
         if not top:
             return self.code_dir
