@@ -53,7 +53,7 @@ def test_submit_run_complete_fetch(project, irq, slurm_cluster):
     assert (project / att["output"] / "metrics.json").exists()
     assert [j for j in slurm_cluster.sacct_jobs(since()) if j["JobID"] == job_id][0]["State"] == "COMPLETED"
     # the clone was removed after the run
-    assert not list(slurm_cluster.scratch.glob(f"irq-job-{job_id}*"))
+    assert not list(slurm_cluster.scratch.glob(f"irq-job-{job_id}.*"))
 
 
 def test_a_third_submission_stays_queued_locally(project, irq, slurm_cluster):

@@ -104,7 +104,7 @@ def test_a_project_in_a_subfolder_runs_from_that_folder_of_the_clone(monorepo, i
     wait_states(irq, ["probe"])
     assert "probe attempt 1: DONE" in irq("fetch").out
     a = json.loads(irq("show", "probe", "--json").out)["attempts"][-1]
-    assert a["git_sha"] == head and a["work_dir"] == f"{slurm_cluster.scratch}/irq-job-<job id>/experiments"
+    assert a["git_sha"] == head and a["work_dir"] == f"{slurm_cluster.scratch}/irq-job-<job id>.<random>/experiments"
     out = monorepo / a["output"]
     cwd = (out / "cwd.txt").read_text().strip()
     assert cwd.startswith(f"{slurm_cluster.scratch}/irq-job-") and cwd.endswith("/experiments"), cwd
