@@ -21,6 +21,16 @@ except ImportError:  # pragma: no cover - tooling not present
     pass
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test against the loopback cluster in one group: with pytest-xdist (`--dist loadgroup`)
+    they run one after another in one worker, which holds the cluster for its session, while the
+    other worker runs the rest (mostly CPU while the cluster tests mostly wait for jobs)."""
+    cluster = Path(__file__).resolve().parent / "cluster"
+    for item in items:
+        if cluster in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IRQ_USER_CONFIG", str(tmp_path / "no-user-config.toml"))
