@@ -140,29 +140,39 @@ def attempt_view(a: Any, section: str) -> BlockView:
     return BlockView(heading + (" ✓ COMPLETED" if section == "DONE" else ""), attempt_lines(a))
 
 
-def definitions_sql(section: str, columns: str = "*", one: bool = False) -> str:
+# the experiments whose ids are in the JSON array of the last parameter (an export cache's misses)
+AMONG = "e.id IN (SELECT value FROM json_each(?))"
+
+
+def definitions_sql(section: str, columns: str = "*", one: bool = False, among: bool = False) -> str:
     """The experiments a section defines, in queue order (DONE: with its latest success's
-    results); `one`: only the one whose id is the second parameter."""
+    results); `one`: only the one whose id is the second parameter; `among`: only those AMONG."""
     extra = f", {_LATEST_SUCCESS}" if section == State.DONE.value else ""
     where = "e.state = ? AND e.id = ?" if one else "e.state = ?"
-    return f"SELECT {columns}{extra} FROM experiment e WHERE {where} ORDER BY e.seq"
+    return f"SELECT {columns}{extra} FROM experiment e WHERE {where}{' AND ' + AMONG if among else ''} ORDER BY e.seq"
 
 
-# the local-queue entries IN_PROGRESS shows (blocks.queue_entry): few, so always built in Python
-QUEUED_SQL = "SELECT * FROM experiment WHERE state = 'IN_PROGRESS' AND waiting_reason IS NOT NULL ORDER BY seq"
+def queued_sql(among: bool = False) -> str:
+    """The local-queue entries IN_PROGRESS shows (blocks.queue_entry): few, so always built in Python."""
+    return ("SELECT * FROM experiment e WHERE e.state = 'IN_PROGRESS' AND e.waiting_reason IS NOT NULL"
+            f"{' AND ' + AMONG if among else ''} ORDER BY e.seq")
+
+
+QUEUED_SQL = queued_sql()
 
 
 ATTEMPT_SQL = "SELECT e.title AS title_, {} FROM attempt a JOIN experiment e ON e.id = a.experiment_id WHERE a.id = ?"
 
 
-def attempts_sql(section: str, columns: str) -> tuple[str, tuple[str, ...]]:
+def attempts_sql(section: str, columns: str, among: bool = False) -> tuple[str, tuple[str, ...]]:
     """The attempts a section shows (completed in DONE, active in IN_PROGRESS, every other one
-    in FAILED) with `columns` of `a` (attempt) and `e` (its experiment), in queue order."""
+    in FAILED) with `columns` of `a` (attempt) and `e` (its experiment), in queue order;
+    `among`: only those of the experiments AMONG (a parameter after the states)."""
     kinds = {"DONE": SUCCESS_STATES, "IN_PROGRESS": ACTIVE_STATES}
     states = tuple(str(getattr(st, "value", st)) for st in kinds.get(section, SUCCESS_STATES | ACTIVE_STATES))
     cond = ("NOT " if section == "FAILED" else "") + f"a.state IN ({', '.join('?' for _ in states)})"
     return (f"SELECT {columns} FROM attempt a JOIN experiment e ON e.id = a.experiment_id "
-            f"WHERE e.state != 'PROPOSED' AND {cond} ORDER BY e.seq, a.number"), states
+            f"WHERE e.state != 'PROPOSED' AND {cond}{' AND ' + AMONG if among else ''} ORDER BY e.seq, a.number"), states
 
 
 def _definitions(conn: sqlite3.Connection, section: str, derived: Derived) -> Iterator[tuple[Any, ...]]:
