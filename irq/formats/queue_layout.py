@@ -13,10 +13,10 @@ import heapq
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from irq.fields import fmt_dependencies, fmt_resources, fmt_scalar, fmt_seeds
 from irq.formats import export as x
@@ -34,21 +34,13 @@ _DONE, _PROPOSED, _RETIRED = State.DONE.value, State.PROPOSED.value, State.RETIR
 # definitions then every failed attempt, RETIRED, the proposed checklist. Within a part an
 # experiment's blocks are consecutive, so its text there is one string (what export_cache keeps).
 PARTS = ("READY", "IN_PROGRESS", "DONE", "FAILED", "FAILED attempts", _RETIRED, _PROPOSED)
-Texts = Sequence[str]  # an experiment's text in each of PARTS ("" where it has none)
-
-
-@dataclass
-class Known:
-    """What a caller already has: the texts of some experiments (`kept`, None where missing, in
-    ledger order), and the ids of the missing ones (None: all are missing)."""
-
-    kept: list[Texts | None]
-    missing: list[str] | None = None
+Piece = TypeVar("Piece", str, bytes)
 
 
 @dataclass
 class Made:
-    """The texts this export made, by experiment seq: what a cache keeps for next time."""
+    """The texts an export made, by experiment seq, one per part ("" where it has none): what
+    an export cache keeps for next time."""
 
     texts: dict[int, list[str]] = field(default_factory=dict)
 
@@ -65,44 +57,44 @@ def head(conn: sqlite3.Connection, ids: Iterable[str]) -> str:
     return text
 
 
-def layout_chunks(conn: sqlite3.Connection, derived: x.Derived) -> Iterator[str]:
-    """The packaged ``queue.md.j2`` layout, in pieces: header, then each section's blocks."""
-    rows = conn.execute("SELECT id, seq, state FROM experiment ORDER BY seq").fetchall()
+def layout_chunks(conn: sqlite3.Connection, derived: x.Derived, made: Made | None = None) -> Iterator[str]:
+    """The packaged ``queue.md.j2`` layout, in pieces: header, then each section's blocks, written
+    as SQL makes them (each experiment's texts also kept in `made`, when given)."""
+    rows = conn.execute("SELECT id, state FROM experiment ORDER BY seq").fetchall()
     yield head(conn, (r[0] for r in rows))
-    yield from body(conn, derived, [r[1] for r in rows], [r[2] for r in rows], Known([None] * len(rows)))
+
+    def part(k: int) -> Iterator[str]:
+        fresh = _fresh(conn, PARTS[k], derived, None)
+        return _chunked(t for _, t in (fresh if made is None else _recorded(fresh, k, made)))
+
+    yield from sections(conn, any(r[1] == _RETIRED for r in rows), part)
 
 
-def body(conn: sqlite3.Connection, derived: x.Derived, seqs: list[int], states: list[str], known: Known,
-         made: Made | None = None) -> Iterator[str]:
-    """The sections after the header: each experiment's text in each part, taken from `known`
-    where it is there, else made from SQL (and kept in `made`). `seqs`, `states`: every
-    experiment's, in ledger order; with `known` texts, each seq must be unique."""
-    sections = ["READY", "IN_PROGRESS", "DONE", "FAILED"]
-    if _RETIRED in states:
-        sections.append(_RETIRED)  # only when there is one, as the template's view
-    for name in sections:
+def sections(conn: sqlite3.Connection, retired: bool, part: Callable[[int], Iterator[Piece]]) -> Iterator[str | Piece]:
+    """The sections after the header: their headings, and each of PARTS in turn as `part(k)`
+    writes it (str, or UTF-8 bytes an export cache kept). `retired`: whether any experiment is."""
+    names = ["READY", "IN_PROGRESS", "DONE", "FAILED"]
+    if retired:
+        names.append(_RETIRED)  # only when there is one, as the template's view
+    for name in names:
         yield f"\n---\n\n## {name}\n"
-        parts = ("FAILED", "FAILED attempts") if name == "FAILED" else (name,)
-        for part in parts:
-            yield from _chunked(_part(conn, PARTS.index(part), derived, seqs, known, made))
-    proposed = _chunked(_part(conn, PARTS.index(_PROPOSED), derived, seqs, known, made))
+        for name_ in ("FAILED", "FAILED attempts") if name == "FAILED" else (name,):
+            yield from part(PARTS.index(name_))
+    proposed = part(PARTS.index(_PROPOSED))
     first = next(proposed, None)
     if first is not None:
-        yield f"\n---\n\n## {reader.meta(conn, 'future_heading') or 'Future Extensions'}\n" + first
+        yield f"\n---\n\n## {reader.meta(conn, 'future_heading') or 'Future Extensions'}\n"
+        yield first
         yield from proposed
 
 
-def _part(conn: sqlite3.Connection, k: int, derived: x.Derived, seqs: list[int], known: Known,
-          made: Made | None) -> Iterator[str]:
-    """One part's texts in ledger order: the known ones merged by seq with those made from SQL."""
-    among = None if known.missing is None else json.dumps(known.missing)
-    fresh: Iterator[tuple[int, str]] = iter(()) if known.missing == [] else _fresh(conn, PARTS[k], derived, among)
-    if made is not None:
-        fresh = _recorded(fresh, k, made)
-    if known.missing is None:
-        return (t for _, t in fresh)
-    old = ((seq, texts[k]) for seq, texts in zip(seqs, known.kept) if texts is not None and texts[k])
-    return (t for _, t in heapq.merge(old, fresh, key=itemgetter(0)))
+def made_for(conn: sqlite3.Connection, derived: x.Derived, ids: list[str]) -> Made:
+    """The texts of these experiments only, in every part (SQL looks up their rows by id)."""
+    made, among = Made(), json.dumps(ids)
+    for k, name in enumerate(PARTS):
+        for _ in _recorded(_fresh(conn, name, derived, among), k, made):
+            pass
+    return made
 
 
 def _recorded(fresh: Iterator[tuple[int, str]], k: int, made: Made) -> Iterator[tuple[int, str]]:
@@ -131,7 +123,7 @@ def _fresh(conn: sqlite3.Connection, part: str, derived: x.Derived, among: str |
 
 
 def _chunked(texts: Iterable[str]) -> Iterator[str]:
-    """CHUNK texts at a time, joined: fewer, larger writes."""
+    """CHUNK texts (none of them empty) at a time, joined: fewer, larger writes."""
     it = iter(texts)
     while piece := "".join(itertools.islice(it, CHUNK)):
         yield piece
