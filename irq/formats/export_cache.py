@@ -56,7 +56,7 @@ _NPARTS = len(layout.PARTS)
 SOURCES = ("irq.formats.export", "irq.formats.queue_layout", "irq.formats.blocks", "irq.formats.sql_blocks",
            "irq.formats.sql_fields", "irq.formats.export_cache", "irq.fields", "irq.ui", "irq.policy.retry",
            "irq.ledger.states", "irq.ledger.reader")
-Row = tuple[str, int, str, int]  # an experiment's id, seq, state, rev
+Row = tuple[str, int, int]  # an experiment's id, seq, rev
 
 
 def cache_path(ledger: Path) -> Path | None:
@@ -98,11 +98,11 @@ class Stored:
         """For each row, the number of its experiment's entry when kept at that revision and intact."""
         ids, revs = self.ids, self.revs
         if len(ids) == len(rows) and all(a == r[0] for a, r in zip(ids, rows)):  # as a rule, the same order
-            found: list[int | None] = [i if revs[i] == r[3] else None for i, r in enumerate(rows)]
+            found: list[int | None] = [i if revs[i] == r[2] else None for i, r in enumerate(rows)]
         else:
             position = {e: i for i, e in enumerate(ids)}
             found = [position.get(r[0]) for r in rows]
-            found = [i if i is not None and revs[i] == r[3] else None for i, r in zip(found, rows)]
+            found = [i if i is not None and revs[i] == r[2] else None for i, r in zip(found, rows)]
         if not self.intact:
             found = [i if i is not None and self.entry_intact(i) else None for i in found]
         return found
@@ -174,7 +174,7 @@ def save(path: Path, ns: bytes, rows: Sequence[Row], runs: list[tuple[int, int] 
                 texts[k].append(b)
             crcs.append(crc)
     n = len(rows)
-    index = b"".join([struct.pack(f"<{n}q", *(r[3] for r in rows)), struct.pack(f"<{n}I", *crcs),
+    index = b"".join([struct.pack(f"<{n}q", *(r[2] for r in rows)), struct.pack(f"<{n}I", *crcs),
                       *(struct.pack(f"<{n}I", *sizes[k]) for k in range(_NPARTS)),
                       "".join([r[0] + "\n" for r in rows]).encode("utf-8")])
     body = b"".join([t for part in texts for t in part])
@@ -201,7 +201,7 @@ def layout_chunks(conn: sqlite3.Connection, derived: x.Derived, path: Path | Non
     if path is None or not has_revisions(conn):
         yield from layout.layout_chunks(conn, derived)
         return
-    rows: list[Row] = conn.execute("SELECT id, seq, state, rev FROM experiment ORDER BY seq").fetchall()
+    rows: list[Row] = conn.execute("SELECT id, seq, rev FROM experiment ORDER BY seq").fetchall()
     seqs = [r[1] for r in rows]
     ns = namespace(conn, derived) if len(set(seqs)) == len(seqs) else None  # made texts are found by seq
     if ns is None:
@@ -220,8 +220,8 @@ def layout_chunks(conn: sqlite3.Connection, derived: x.Derived, path: Path | Non
             yield from layout.layout_chunks(conn, derived)
             return
         yield layout.head(conn, (r[0] for r in rows))
-        yield from layout.sections(conn, any(r[2] == State.RETIRED.value for r in rows),
-                                   _kept_parts(stored, found, seqs, new))
+        retired = conn.execute("SELECT 1 FROM experiment WHERE state = ? LIMIT 1", (State.RETIRED.value,)).fetchone()
+        yield from layout.sections(conn, retired is not None, _kept_parts(stored, found, seqs, new))
     if missing and new is not None:
         save(path, ns, rows, _runs(found), stored, new)
 
@@ -246,6 +246,8 @@ def _kept_parts(stored: Stored, found: list[int | None], seqs: list[int],
 def _runs(found: list[int | None]) -> list[tuple[int, int] | int]:
     """The ledger's experiments as runs of consecutive kept entries (first, last + 1), and the
     positions of the missing ones between them."""
+    if found == list(range(len(found))):  # nothing changed, nothing added or removed
+        return [(0, len(found))] if found else []
     out: list[tuple[int, int] | int] = []
     first = last = -1
     for j, i in enumerate(found):
