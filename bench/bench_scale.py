@@ -1,7 +1,7 @@
 """irq at the size of a long study: 10,000 experiments and 50,000 attempts, 200 of them active.
 
     .venv/bin/python bench/bench_scale.py [--experiments 10000] [--attempts-per 5] [--runs 3] [--mq PATH/mq]
-                                          [--only NAME ...] [--changed 200]
+                                          [--only NAME ...] [--changed 200] [--bytecode]
 
 Builds that ledger with a script (bulk SQL into a ledger made by `irq init`, so the schema is the
 one this irq writes), then runs each command as its own process and reads the process's own CPU
@@ -211,6 +211,9 @@ def main() -> None:
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
                     help="measure only the commands whose name contains NAME (repeatable; start-up always)")
     ap.add_argument("--changed", type=int, default=200, help="experiments changed before each 'export, N changed' run")
+    ap.add_argument("--bytecode", action="store_true",
+                    help="let the measured processes keep compiled bytecode (in the bench's temporary folder, "
+                         "PYTHONPYCACHEPREFIX), as an installed irq has it, even where PYTHONDONTWRITEBYTECODE is set")
     ap.add_argument("--mq", help="the `mq` command of a myqueue install (default: `mq` on PATH)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="irq-scale-"))
@@ -221,6 +224,9 @@ def main() -> None:
           f"({args.active} active) built in {time.perf_counter() - t:.1f}s")
     cache = tmp / "cache"  # the export cache (irq/formats/export_cache.py): emptied or kept per case
     env = {**os.environ, "IRQ_USER_CONFIG": str(tmp / "none.toml"), "COLUMNS": "120", "IRQ_CACHE_DIR": str(cache)}
+    if args.bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")  # filled by each command's first, unmeasured run
     db = tmp / "queue.db"
     rounds = iter(range(1, 1_000_000))
     mid = f"Q-{args.experiments // 2:05d}"
