@@ -158,21 +158,20 @@ def save(path: Path, ns: bytes, rows: Sequence[Row], runs: list[tuple[int, int] 
     texts: list[list[bytes | memoryview]] = [[] for _ in range(_NPARTS)]
     none = [b""] * _NPARTS
     view, m = memoryview(stored.data if stored is not None else b""), len(stored.ids) if stored is not None else 0
-    for run in runs:
-        if isinstance(run, tuple):
+    for seg in _segments(runs):
+        if isinstance(seg, tuple):
             assert stored is not None
-            first, end = run
+            first, end = seg
             crcs.extend(stored.crcs[first:end])
             for k in range(_NPARTS):
                 sizes[k].extend(stored.sizes[k * m + first:k * m + end])
                 texts[k].append(view[stored.starts[k][first]:stored.starts[k][end]])
-        else:
-            parts, crc = new.get(rows[run][1], none), 0
-            for k, b in enumerate(parts):
-                crc = zlib.crc32(b, crc)
-                sizes[k].append(len(b))
-                texts[k].append(b)
-            crcs.append(crc)
+        else:  # experiments made now, side by side: a column at a time
+            made = [new.get(rows[j][1], none) for j in seg]
+            crcs.extend([zlib.crc32(b"".join(p)) for p in made])  # the CRC of its parts in turn
+            for k, column in enumerate(zip(*made)):
+                sizes[k].extend(map(len, column))
+                texts[k].extend(column)
     n = len(rows)
     index = b"".join([struct.pack(f"<{n}q", *(r[2] for r in rows)), struct.pack(f"<{n}I", *crcs),
                       *(struct.pack(f"<{n}I", *sizes[k]) for k in range(_NPARTS)),
@@ -180,7 +179,7 @@ def save(path: Path, ns: bytes, rows: Sequence[Row], runs: list[tuple[int, int] 
     body = b"".join([t for part in texts for t in part])
     head = _HEAD.pack(MAGIC, VERSION, ns, n, zlib.crc32(index), len(index) - (12 + 4 * _NPARTS) * n, zlib.crc32(body))
     try:
-        write_atomically(path, b"".join([head, index, body]))
+        write_atomically(path, [head, index, body])
     except (OSError, ValueError):
         pass
 
@@ -241,6 +240,21 @@ def _kept_parts(stored: Stored, found: list[int | None], seqs: list[int],
                 yield chunk
 
     return part
+
+
+def _segments(runs: list[tuple[int, int] | int]) -> Iterator[tuple[int, int] | list[int]]:
+    """The runs, with consecutive missing experiments grouped in lists."""
+    batch: list[int] = []
+    for run in runs:
+        if isinstance(run, int):
+            batch.append(run)
+            continue
+        if batch:
+            yield batch
+            batch = []
+        yield run
+    if batch:
+        yield batch
 
 
 def _runs(found: list[int | None]) -> list[tuple[int, int] | int]:
