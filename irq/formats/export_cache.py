@@ -8,7 +8,7 @@ rows, and things every experiment shares: the export's options (headline metric 
 SQLite and Python that format it. The ledger's revisions (irq/ledger/revisions.py) change with
 every write to an experiment or its attempts, so a text kept under (id, revision) and the digest
 of the shared things (the namespace) is the text a new export would make. A repeated export reads
-only (id, seq, state, rev) of the experiment table for the texts it has, and runs the full SQL for
+only (id, seq, rev) of the experiment table for the texts it has, and runs the full SQL for
 the others only.
 
 The file is data, never code: one per ledger (irq/cache_files.py), in a binary layout read in one
