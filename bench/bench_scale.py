@@ -1,6 +1,7 @@
 """irq at the size of a long study: 10,000 experiments and 50,000 attempts, 200 of them active.
 
     .venv/bin/python bench/bench_scale.py [--experiments 10000] [--attempts-per 5] [--runs 3] [--mq PATH/mq]
+                                          [--only NAME ...] [--changed 200] [--bytecode]
 
 Builds that ledger with a script (bulk SQL into a ledger made by `irq init`, so the schema is the
 one this irq writes), then runs each command as its own process and reads the process's own CPU
@@ -9,7 +10,9 @@ floor (`irq --help`) measured in the same run, because the machines are shared a
 ratio is the figure to compare. When myqueue is installed (`mq` on PATH, or `--mq PATH/mq`), a
 myqueue folder with as many task records (filled through myqueue's own API, in the same states) is
 made and `mq ls`, which lists them all, is measured in the same run too, and every figure is also
-given as a ratio to it. Nothing is asserted.
+given as a ratio to it. `irq export` is measured cold (the export cache emptied before each run),
+warm (an unchanged ledger exported again) and after --changed experiments were changed by hand
+before each run (irq/formats/export_cache.py). Nothing is asserted.
 """
 from __future__ import annotations
 
@@ -27,13 +30,17 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 STATES = ("DONE", "FAILED", "READY", "PROPOSED")
 ATTEMPT_FINAL = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED")
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
-    """(cpu seconds, wall seconds, peak RSS in MB) of one process."""
+def run_measured(cmd: list[str], cwd: Path, env: dict[str, str],
+                 prepare: Callable[[], None] | None = None) -> tuple[float, float, int]:
+    """(cpu seconds, wall seconds, peak RSS in MB) of one process; `prepare` runs first, unmeasured."""
+    if prepare is not None:
+        prepare()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, ru = os.wait4(proc.pid, 0)
@@ -157,6 +164,18 @@ with Queue(Configuration.read(Path.cwd())) as queue:
 """
 
 
+def change_experiments(db: Path, n: int, round_: int) -> None:
+    """A new note on n experiments spread over the ledger, as `sqlite3` by hand would write it: their
+    revisions change (irq/ledger/revisions.py), so an export recomputes their text and no other's."""
+    conn = sqlite3.connect(db)
+    ids = [r[0] for r in conn.execute("SELECT id FROM experiment ORDER BY seq")]
+    step = max(1, len(ids) // max(n, 1))
+    conn.executemany("UPDATE experiment SET notes = ? WHERE id = ?",
+                     [(f"changed in round {round_}", i) for i in ids[::step][:n]])
+    conn.commit()
+    conn.close()
+
+
 def interpreter_of(script: str) -> list[str]:
     """The command that runs `script`'s Python: its #! line (a venv's mq names the venv's python)."""
     first = Path(script).read_bytes()[:512].split(b"\n")[0].decode(errors="replace")
@@ -189,6 +208,12 @@ def main() -> None:
     ap.add_argument("--attempts-per", type=int, default=5)
     ap.add_argument("--active", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="measure only the commands whose name contains NAME (repeatable; start-up always)")
+    ap.add_argument("--changed", type=int, default=200, help="experiments changed before each 'export, N changed' run")
+    ap.add_argument("--bytecode", action="store_true",
+                    help="let the measured processes keep compiled bytecode (in the bench's temporary folder, "
+                         "PYTHONPYCACHEPREFIX), as an installed irq has it, even where PYTHONDONTWRITEBYTECODE is set")
     ap.add_argument("--mq", help="the `mq` command of a myqueue install (default: `mq` on PATH)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="irq-scale-"))
@@ -197,7 +222,13 @@ def main() -> None:
     build_ledger(tmp, irq, args.experiments, args.attempts_per, args.active)
     print(f"ledger: {args.experiments} experiments, {args.experiments * args.attempts_per} attempts "
           f"({args.active} active) built in {time.perf_counter() - t:.1f}s")
-    env = {**os.environ, "IRQ_USER_CONFIG": str(tmp / "none.toml"), "COLUMNS": "120"}
+    cache = tmp / "cache"  # the export cache (irq/formats/export_cache.py): emptied or kept per case
+    env = {**os.environ, "IRQ_USER_CONFIG": str(tmp / "none.toml"), "COLUMNS": "120", "IRQ_CACHE_DIR": str(cache)}
+    if args.bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")  # filled by each command's first, unmeasured run
+    db = tmp / "queue.db"
+    rounds = iter(range(1, 1_000_000))
     mid = f"Q-{args.experiments // 2:05d}"
     cases = {
         "irq --help": irq + ["--help"],
@@ -209,20 +240,28 @@ def main() -> None:
         "status --offline --all": irq + ["status", "--offline", "--all"],
         "status --json --all": irq + ["status", "--json", "--offline", "--all"],
         f"irq show {mid}": irq + ["show", mid],
-        "irq export": irq + ["export"],
-        "irq export FILE": irq + ["export", str(tmp / "out.md")],
+        "export cold": irq + ["export"],
+        "export warm": irq + ["export"],
+        f"export, {args.changed} changed": irq + ["export"],
+        "export FILE warm": irq + ["export", str(tmp / "out.md")],
+    }
+    prepare: dict[str, Callable[[], None]] = {
+        "export cold": lambda: shutil.rmtree(cache, ignore_errors=True),
+        f"export, {args.changed} changed": lambda: change_experiments(db, args.changed, next(rounds)),
     }
     rows = {}
     for name, cmd in cases.items():
+        if name != "irq --help" and args.only and not any(o in name for o in args.only):
+            continue
         if subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, check=False).returncode != 0:
             print(f"({name}: not supported by this irq, left out)")
             continue
-        figs = [run_measured(cmd, tmp, env) for _ in range(args.runs)]
+        figs = [run_measured(cmd, tmp, env, prepare.get(name)) for _ in range(args.runs)]
         rows[name] = (statistics.median(f[0] for f in figs), statistics.median(f[1] for f in figs),
                       max(f[2] for f in figs))
     floor = rows["irq --help"][0]
     mq = args.mq or shutil.which("mq")
-    home, what = build_myqueue(tmp, mq, args.experiments, args.active)
+    home, what = build_myqueue(tmp, mq, args.experiments, args.active) if not args.only else (None, "--only: no `mq ls` column")
     mq_cpu = None
     if home is not None:
         figs = [run_measured([mq, "ls"], home, env) for _ in range(args.runs)]

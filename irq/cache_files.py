@@ -35,16 +35,19 @@ def ledger_file(ledger: Path, kind: str, suffix: str) -> Path | None:
     return folder / f"{kind}-{name}{suffix}"
 
 
-def write_atomically(path: Path, data: str | bytes) -> None:
+def write_atomically(path: Path, data: str | bytes | list[bytes]) -> None:
     """A temporary file beside `path` (mode 0600, in a folder made 0700), renamed over it: readers see
-    the old file or the new one, never half of one."""
+    the old file or the new one, never half of one. `data` may come in pieces (not joined first)."""
     import tempfile
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if isinstance(data, list):
+                f.writelines(data)
+            else:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         try:

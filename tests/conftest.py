@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IRQ_USER_CONFIG", str(tmp_path / "no-user-config.toml"))
-    monkeypatch.setenv("IRQ_CACHE_DIR", str(tmp_path / "irq-cache"))  # the results cache: never the user's
+    monkeypatch.setenv("IRQ_CACHE_DIR", str(tmp_path / "irq-cache"))  # the results and export caches: never the user's
     monkeypatch.delenv("IRQ_DB", raising=False)
     monkeypatch.chdir(tmp_path)
 

@@ -72,3 +72,20 @@ def test_a_ledger_without_revisions_gets_them_when_opened_for_writing(tmp_path):
     before = revs(path)
     c.execute("UPDATE experiment SET title = 'u' WHERE id = 'Q-002'")
     assert revs(path)["Q-002"] != before["Q-002"]
+
+
+def test_triggers_found_missing_are_made_again_and_every_revision_renewed(tmp_path):
+    """A write while a trigger was missing left a revision as it was: text kept under it must
+    not be taken for current, so every experiment gets a new revision when the triggers come back."""
+    path, c = make(tmp_path)
+    c.execute("DROP TRIGGER irq_rev_experiment_update")
+    assert not revisions.has_revisions(c)
+    before = revs(path)
+    c.execute("UPDATE experiment SET title = 'u' WHERE id = 'Q-001'")
+    assert revs(path) == before  # the write went through unseen
+    Ledger(path).close()
+    assert revisions.has_revisions(c)
+    after = revs(path)
+    assert all(after[k] != before[k] for k in before)
+    Ledger(path).close()
+    assert revs(path) == after  # a ledger with all its triggers keeps its revisions when opened

@@ -140,29 +140,42 @@ def attempt_view(a: Any, section: str) -> BlockView:
     return BlockView(heading + (" ✓ COMPLETED" if section == "DONE" else ""), attempt_lines(a))
 
 
-def definitions_sql(section: str, columns: str = "*", one: bool = False) -> str:
+# the experiments whose ids are in the JSON array of the last parameter (an export cache's misses):
+# few, as a rule, so their rows are looked up by id, the state's index left unused (the `+`)
+AMONG = "e.id IN (SELECT value FROM json_each(?))"
+
+
+def definitions_sql(section: str, columns: str = "*", one: bool = False, among: bool = False) -> str:
     """The experiments a section defines, in queue order (DONE: with its latest success's
-    results); `one`: only the one whose id is the second parameter."""
+    results); `one`: only the one whose id is the second parameter; `among`: only those AMONG."""
     extra = f", {_LATEST_SUCCESS}" if section == State.DONE.value else ""
-    where = "e.state = ? AND e.id = ?" if one else "e.state = ?"
+    where = "e.state = ? AND e.id = ?" if one else f"+e.state = ? AND {AMONG}" if among else "e.state = ?"
     return f"SELECT {columns}{extra} FROM experiment e WHERE {where} ORDER BY e.seq"
 
 
-# the local-queue entries IN_PROGRESS shows (blocks.queue_entry): few, so always built in Python
-QUEUED_SQL = "SELECT * FROM experiment WHERE state = 'IN_PROGRESS' AND waiting_reason IS NOT NULL ORDER BY seq"
+def queued_sql(among: bool = False) -> str:
+    """The local-queue entries IN_PROGRESS shows (blocks.queue_entry): few, so always built in Python."""
+    state = "+e.state" if among else "e.state"
+    return (f"SELECT * FROM experiment e WHERE {state} = 'IN_PROGRESS' AND e.waiting_reason IS NOT NULL"
+            f"{' AND ' + AMONG if among else ''} ORDER BY e.seq")
+
+
+QUEUED_SQL = queued_sql()
 
 
 ATTEMPT_SQL = "SELECT e.title AS title_, {} FROM attempt a JOIN experiment e ON e.id = a.experiment_id WHERE a.id = ?"
 
 
-def attempts_sql(section: str, columns: str) -> tuple[str, tuple[str, ...]]:
+def attempts_sql(section: str, columns: str, among: bool = False) -> tuple[str, tuple[str, ...]]:
     """The attempts a section shows (completed in DONE, active in IN_PROGRESS, every other one
-    in FAILED) with `columns` of `a` (attempt) and `e` (its experiment), in queue order."""
+    in FAILED) with `columns` of `a` (attempt) and `e` (its experiment), in queue order;
+    `among`: only those of the experiments AMONG (a parameter after the states)."""
     kinds = {"DONE": SUCCESS_STATES, "IN_PROGRESS": ACTIVE_STATES}
     states = tuple(str(getattr(st, "value", st)) for st in kinds.get(section, SUCCESS_STATES | ACTIVE_STATES))
-    cond = ("NOT " if section == "FAILED" else "") + f"a.state IN ({', '.join('?' for _ in states)})"
+    cond = ("NOT " if section == "FAILED" else "") + f"{'+' if among else ''}a.state IN ({', '.join('?' for _ in states)})"
+    mine = " AND " + AMONG.replace("e.id", "a.experiment_id") if among else ""  # by the attempts' own index
     return (f"SELECT {columns} FROM attempt a JOIN experiment e ON e.id = a.experiment_id "
-            f"WHERE e.state != 'PROPOSED' AND {cond} ORDER BY e.seq, a.number"), states
+            f"WHERE e.state != 'PROPOSED' AND {cond}{mine} ORDER BY e.seq, a.number"), states
 
 
 def _definitions(conn: sqlite3.Connection, section: str, derived: Derived) -> Iterator[tuple[Any, ...]]:
@@ -192,9 +205,10 @@ def attempt_columns(conn: sqlite3.Connection) -> list[str]:
     return [r[1] for r in conn.execute("PRAGMA table_info(attempt)") if r[1] != "script"]
 
 
-def export_chunks(ledger: Any, template_dir: Path | None = None, derived: Derived | None = None,
-                  jinja: bool | None = None) -> Iterator[str]:
-    """queue.md in pieces, rendered block by block inside one read snapshot of the ledger.
+def export_pieces(ledger: Any, template_dir: Path | None = None, derived: Derived | None = None,
+                  jinja: bool | None = None) -> Iterator[str | bytes]:
+    """queue.md in pieces, rendered block by block inside one read snapshot of the ledger: str,
+    or UTF-8 bytes that the export cache kept (irq/formats/export_cache.py), to be written as they are.
 
     A project's own ``queue.md.j2`` is rendered by Jinja from ``build_view``; the packaged
     layout is written by ``queue_layout`` without Jinja, with the same bytes (`jinja`: force
@@ -208,9 +222,16 @@ def export_chunks(ledger: Any, template_dir: Path | None = None, derived: Derive
         if jinja:
             yield from render.render_stream("queue.md.j2", {"q": build_view(conn, derived)}, template_dir)
         else:
-            from irq.formats.queue_layout import layout_chunks
+            from irq.formats import export_cache
 
-            yield from layout_chunks(conn, derived or Derived())
+            yield from export_cache.layout_chunks(conn, derived or Derived(), export_cache.cache_path(path))
+
+
+def export_chunks(ledger: Any, template_dir: Path | None = None, derived: Derived | None = None,
+                  jinja: bool | None = None) -> Iterator[str]:
+    """queue.md in pieces of text (export_pieces, the kept bytes decoded)."""
+    for piece in export_pieces(ledger, template_dir, derived, jinja):
+        yield piece if isinstance(piece, str) else piece.decode("utf-8")
 
 
 def export_text(ledger: Any, template_dir: Path | None = None, derived: Derived | None = None,

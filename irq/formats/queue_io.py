@@ -1,6 +1,7 @@
 """queue.md in and out of the ledger: import a file whole or not at all, export the ledger as text."""
 from __future__ import annotations
 
+import codecs
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from irq import errors
-from irq.formats.export import Derived, export_chunks, export_text
+from irq.formats.export import Derived, export_pieces, export_text
 
 
 @dataclass
@@ -75,17 +76,25 @@ def export_queue(ledger: Any, path: Path | None, template_dir: Path | None = Non
 def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = None,
                   out: TextIO | None = None, derived: Derived | None = None) -> None:
     """`irq export`: render block by block and write as it goes, to `path` or to `out`; never
-    the whole text in memory (a 10,000-experiment ledger is megabytes of queue.md)."""
-    chunks = export_chunks(ledger, template_dir, derived)
+    the whole text in memory (a 10,000-experiment ledger is megabytes of queue.md). The text the
+    export cache kept is written as the UTF-8 bytes it is, where the target takes them."""
+    chunks = export_pieces(ledger, template_dir, derived)
     if path is None:
         target = out or sys.stdout
+        raw = getattr(target, "buffer", None) if codecs.lookup(getattr(target, "encoding", None) or "ascii").name == "utf-8" else None
         for chunk in chunks:
-            target.write(chunk)
+            if isinstance(chunk, str):
+                target.write(chunk)
+            elif raw is not None:
+                target.flush()
+                raw.write(chunk)
+            else:
+                target.write(chunk.decode("utf-8"))
     else:
         write_atomically(path, chunks)
 
 
-def write_atomically(path: Path, chunks: Iterable[str]) -> None:
+def write_atomically(path: Path, chunks: Iterable[str | bytes]) -> None:
     """Write via PATH.tmp and a rename (readers never see half a file); a missing folder, a
     folder in the way or a refused write is one UsageError, and no .tmp is left behind."""
     if path.is_dir():
@@ -94,9 +103,9 @@ def write_atomically(path: Path, chunks: Iterable[str]) -> None:
         raise errors.UsageError(f"{path.parent} does not exist", f"create it first: mkdir -p {path.parent}")
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with tmp.open("w", encoding="utf-8") as f:
+        with tmp.open("wb") as f:
             for chunk in chunks:
-                f.write(chunk)
+                f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
         tmp.replace(path)
     except OSError as exc:
         raise errors.UsageError(f"cannot write {path}: {exc.strerror or exc}",

@@ -13,8 +13,10 @@ import heapq
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, TypeVar
 
 from irq.fields import fmt_dependencies, fmt_resources, fmt_scalar, fmt_seeds
 from irq.formats import export as x
@@ -24,51 +26,107 @@ from irq.ledger import reader
 from irq.ledger.reader import records
 from irq.ledger.states import State
 
-CHUNK = 500  # blocks per written piece: large writes, never the whole file in memory
-_DONE, _PROPOSED = State.DONE.value, State.PROPOSED.value
+CHUNK = 500  # experiments' texts per written piece: large writes, never the whole file in memory
+_DONE, _PROPOSED, _RETIRED = State.DONE.value, State.PROPOSED.value, State.RETIRED.value
+
+# The parts of queue.md an experiment has text in, in the order they are written: its definition in
+# its state's section, its attempts (and local-queue entry) in IN_PROGRESS and DONE, FAILED's
+# definitions then every failed attempt, RETIRED, the proposed checklist. Within a part an
+# experiment's blocks are consecutive, so its text there is one string (what export_cache keeps).
+PARTS = ("READY", "IN_PROGRESS", "DONE", "FAILED", "FAILED attempts", _RETIRED, _PROPOSED)
+Piece = TypeVar("Piece", str, bytes)
 
 
-def layout_chunks(conn: sqlite3.Connection, derived: x.Derived) -> Iterator[str]:
-    """The packaged ``queue.md.j2`` layout, in pieces: header, then each section's blocks."""
-    order = " ".join(r[0] for r in conn.execute("SELECT id FROM experiment ORDER BY seq"))
-    head = (f"# {reader.meta(conn, 'title') or x.DEFAULT_TITLE}\n<!-- irq:queue v1 (rendered from the ledger by "
-            f"`irq export`; import with `irq import`) order: {order} -->\n")
+@dataclass
+class Made:
+    """The texts an export made, by experiment seq, one per part ("" where it has none): what
+    an export cache keeps for next time."""
+
+    texts: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, seq: int, part: int, text: str) -> None:
+        self.texts.setdefault(seq, [""] * len(PARTS))[part] = text
+
+
+def head(conn: sqlite3.Connection, ids: Iterable[str]) -> str:
+    """The title line, the order comment (every id in ledger order) and the preamble."""
+    text = (f"# {reader.meta(conn, 'title') or x.DEFAULT_TITLE}\n<!-- irq:queue v1 (rendered from the ledger by "
+            f"`irq export`; import with `irq import`) order: {' '.join(ids)} -->\n")
     if preamble := reader.meta(conn, "preamble"):
-        head += f"\n{preamble}\n"
-    yield head
-    sections = ["READY", "IN_PROGRESS", "DONE", "FAILED"]
-    if conn.execute("SELECT 1 FROM experiment WHERE state = ? LIMIT 1", (State.RETIRED.value,)).fetchone():
-        sections.append(State.RETIRED.value)  # only when there is one, as the template's view
-    for name in sections:
+        text += f"\n{preamble}\n"
+    return text
+
+
+def layout_chunks(conn: sqlite3.Connection, derived: x.Derived, made: Made | None = None) -> Iterator[str]:
+    """The packaged ``queue.md.j2`` layout, in pieces: header, then each section's blocks, written
+    as SQL makes them (each experiment's texts also kept in `made`, when given)."""
+    rows = conn.execute("SELECT id, state FROM experiment ORDER BY seq").fetchall()
+    yield head(conn, (r[0] for r in rows))
+
+    def part(k: int) -> Iterator[str]:
+        fresh = _fresh(conn, PARTS[k], derived, None)
+        return _chunked(t for _, t in (fresh if made is None else _recorded(fresh, k, made)))
+
+    yield from sections(conn, any(r[1] == _RETIRED for r in rows), part)
+
+
+def sections(conn: sqlite3.Connection, retired: bool, part: Callable[[int], Iterator[Piece]]) -> Iterator[str | Piece]:
+    """The sections after the header: their headings, and each of PARTS in turn as `part(k)`
+    writes it (str, or UTF-8 bytes an export cache kept). `retired`: whether any experiment is."""
+    names = ["READY", "IN_PROGRESS", "DONE", "FAILED"]
+    if retired:
+        names.append(_RETIRED)  # only when there is one, as the template's view
+    for name in names:
         yield f"\n---\n\n## {name}\n"
-        yield from _chunked("\n" + t for t in _section(conn, name, derived))
-    proposed = _chunked(_definitions(conn, _PROPOSED, derived))
+        for name_ in ("FAILED", "FAILED attempts") if name == "FAILED" else (name,):
+            yield from part(PARTS.index(name_))
+    proposed = part(PARTS.index(_PROPOSED))
     first = next(proposed, None)
     if first is not None:
-        yield f"\n---\n\n## {reader.meta(conn, 'future_heading') or 'Future Extensions'}\n" + first
+        yield f"\n---\n\n## {reader.meta(conn, 'future_heading') or 'Future Extensions'}\n"
+        yield first
         yield from proposed
 
 
+def made_for(conn: sqlite3.Connection, derived: x.Derived, ids: list[str]) -> Made:
+    """The texts of these experiments only, in every part (SQL looks up their rows by id)."""
+    made, among = Made(), json.dumps(ids)
+    for k, name in enumerate(PARTS):
+        for _ in _recorded(_fresh(conn, name, derived, among), k, made):
+            pass
+    return made
+
+
+def _recorded(fresh: Iterator[tuple[int, str]], k: int, made: Made) -> Iterator[tuple[int, str]]:
+    for seq, text in fresh:
+        made.add(seq, k, text)
+        yield seq, text
+
+
+def _fresh(conn: sqlite3.Connection, part: str, derived: x.Derived, among: str | None) -> Iterator[tuple[int, str]]:
+    """(seq, text) of each experiment with blocks in a part, made from SQL (`among`: a JSON array
+    of the only ids to make, else all), its blocks ordered as ``export.build_view`` orders them:
+    definition, then attempts by number, then its local-queue entry."""
+    blocks: Iterator[tuple[Any, ...]]
+    if part == "FAILED attempts":
+        blocks = _attempts(conn, "FAILED", among)
+    else:
+        blocks = _keyed(_definitions(conn, part, derived, among))
+        if part in ("IN_PROGRESS", _DONE):
+            params = () if among is None else (among,)
+            queued = ((e.seq, 2, 0, x.queued_view(e).text) for e in records(conn, x.queued_sql(among is not None), params)) \
+                if part == "IN_PROGRESS" else iter(())
+            blocks = heapq.merge(blocks, _attempts(conn, part, among), queued)
+    prefix = "" if part == _PROPOSED else "\n"
+    for seq, group in itertools.groupby(blocks, key=itemgetter(0)):
+        yield seq, "".join([prefix + t for *_, t in group])
+
+
 def _chunked(texts: Iterable[str]) -> Iterator[str]:
-    """CHUNK texts at a time, joined: fewer, larger writes."""
+    """CHUNK texts (none of them empty) at a time, joined: fewer, larger writes."""
     it = iter(texts)
     while piece := "".join(itertools.islice(it, CHUNK)):
         yield piece
-
-
-def _section(conn: sqlite3.Connection, name: str, derived: x.Derived) -> Iterator[str]:
-    """A section's block texts in queue order, as ``export.build_view`` has them: experiments'
-    definitions merged with the attempts it shows (and IN_PROGRESS's local-queue entries);
-    FAILED lists its attempts last; READY and RETIRED show definitions only."""
-    defs = _keyed(_definitions(conn, name, derived))
-    if name in ("READY", State.RETIRED.value):  # definitions only
-        return (t for *_, t in defs)
-    attempts = _attempts(conn, name)
-    if name == "FAILED":
-        return (t for *_, t in itertools.chain(defs, attempts))
-    queued = ((e.seq, 2, 0, x.queued_view(e).text) for e in records(conn, x.QUEUED_SQL)) \
-        if name == "IN_PROGRESS" else iter(())
-    return (t for *_, t in heapq.merge(defs, attempts, queued))
 
 
 def _keyed(texts: Iterator[tuple[int, str]]) -> Iterator[tuple[int, int, int, str]]:
@@ -77,27 +135,28 @@ def _keyed(texts: Iterator[tuple[int, str]]) -> Iterator[tuple[int, int, int, st
     return ((seq, 0, 0, text) for seq, text in texts)
 
 
-def _definitions(conn: sqlite3.Connection, section: str, derived: x.Derived) -> Iterator[Any]:
-    """(seq, text) of each experiment in a state, as ``export.definition_view`` renders it;
-    the proposed ones as bare texts (their section is not merged with anything)."""
+def _definitions(conn: sqlite3.Connection, section: str, derived: x.Derived, among: str | None) -> Iterator[tuple[int, str]]:
+    """(seq, text) of each experiment in a state, as ``export.definition_view`` renders it (the
+    proposed ones as the template's checklist); `among`: a JSON array of the only ids wanted."""
     done, proposed = section == _DONE, section == _PROPOSED
     indent = "  " if proposed else ""
     report = x.report_of(conn) if done else None
     setups: dict[tuple[str, str, str], str] = {}  # a sweep's experiments repeat their resources and parameters
     sql = x.definitions_sql(section, f"e.seq, e.id, e.parameters, e.seeds, e.resources, e.depends_on, "
-                                     f"{definition_pieces(proposed)}")
-    for seq, exp_id, params, seeds, resources, depends, first, priority, notes, *done_results in conn.execute(sql, (section,)):
+                                     f"{definition_pieces(proposed)}", among=among is not None)
+    params = (section,) if among is None else (section, among)
+    for seq, exp_id, params_, seeds, resources, depends, first, priority, notes, *done_results in conn.execute(sql, params):
         if first is None:
             text = _definition_in_python(conn, section, exp_id, report, derived)
         else:
-            key = params, seeds, resources
+            key = params_, seeds, resources
             if (setup := setups.get(key)) is None:
                 setup = setups[key] = lines_text(_setup_lines(*key), indent)
             text = first + setup + priority + (_dependencies(depends, indent) if depends != "[]" else "") + notes
             if done:
                 results = json.loads(done_results[0] or "{}")
                 text += lines_text(x.derived_lines(exp_id, results, report, derived))
-        yield text if proposed else (seq, text)
+        yield seq, text
 
 
 def _results(raw: str) -> str:
@@ -133,11 +192,12 @@ def _definition_in_python(conn: sqlite3.Connection, section: str, exp_id: str,
     return view.text
 
 
-def _attempts(conn: sqlite3.Connection, section: str) -> Iterator[tuple[int, int, int, str]]:
-    """(seq, 1, number, text) of the attempts a section shows."""
-    sql, states = x.attempts_sql(section, f"e.seq, a.number, a.id, a.modules, a.results, {attempt_pieces(section == _DONE)}")
+def _attempts(conn: sqlite3.Connection, section: str, among: str | None) -> Iterator[tuple[int, int, int, str]]:
+    """(seq, 1, number, text) of the attempts a section shows (`among`: of those experiments only)."""
+    sql, states = x.attempts_sql(section, f"e.seq, a.number, a.id, a.modules, a.results, {attempt_pieces(section == _DONE)}",
+                                 among is not None)
     one = ""
-    for seq, number, attempt_id, modules, results, first, second, third in conn.execute(sql, states):
+    for seq, number, attempt_id, modules, results, first, second, third in conn.execute(sql, states + ((among,) if among is not None else ())):
         if first is None:  # a row SQL does not format: decoded and rendered as the template's view does
             one = one or x.ATTEMPT_SQL.format(", ".join(f"a.{c}" for c in x.attempt_columns(conn)))
             text = x.attempt_view(next(records(conn, one, (attempt_id,))), section).text

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +55,8 @@ def _packaged(name: str) -> tuple[str, None, Callable[[], bool]] | None:
 
     Never "up to date": each render looks again, so a project template added while a daemon
     runs is used from its next cycle on."""
+    from importlib import resources  # only when rendering: `irq export` of the packaged layout never reads one
+
     res = resources.files(PACKAGE).joinpath(FOLDER, name)
     return (res.read_text(encoding="utf-8"), None, lambda: False) if res.is_file() else None
 

@@ -36,14 +36,22 @@ _TRIGGERS = {
 
 def install(conn: Any) -> None:
     """Add the column and the triggers where missing, in the caller's write transaction. `conn`
-    is a stdlib connection or SQLAlchemy's (anything with exec_driver_sql or execute)."""
+    is a stdlib connection or SQLAlchemy's (anything with exec_driver_sql or execute).
+
+    Triggers found missing (dropped by hand, or by a tool that copied the tables alone) may have
+    let writes through without a new revision: every experiment then gets a new one, so that
+    no text kept while they were missing is taken for current."""
     run = getattr(conn, "exec_driver_sql", None) or conn.execute
     cols = {r[1] for r in run("PRAGMA table_info(experiment)")}
+    present = {r[0] for r in run("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    missing = [name for name in _TRIGGERS if name not in present]
     if COLUMN not in cols:
         run(f"ALTER TABLE experiment ADD COLUMN {COLUMN} INTEGER NOT NULL DEFAULT 0")
         run(f"UPDATE experiment SET {COLUMN} = random()")
-    for name, body in _TRIGGERS.items():
-        run(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+    elif missing:
+        run(f"UPDATE experiment SET {COLUMN} = random()")
+    for name in missing:
+        run(f"CREATE TRIGGER IF NOT EXISTS {name} {_TRIGGERS[name]}")
 
 
 def has_revisions(conn: sqlite3.Connection) -> bool:
