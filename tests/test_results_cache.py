@@ -47,7 +47,9 @@ def cache_files() -> list[Path]:
 
 def parts(f: Path) -> dict[str, dict]:
     """The entries of every intact part of a cache file, by part name."""
-    return {name: json.loads(body) for name, body in rc.load(f).items()}
+    import zlib
+
+    return {name: json.loads(body) for name, (body, crc) in rc.load(f).items() if zlib.crc32(body) == crc}
 
 
 def write_parts(f: Path, named: dict[str, dict], version: int = rc.VERSION) -> None:

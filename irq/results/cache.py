@@ -51,9 +51,10 @@ from irq.results.records import (
 VERSION = 2  # bump whenever irq/results/stats.py could compute any number differently, or the file's layout changes
 FORMAT = "irq-results-cache"
 LIMIT = 100_000  # entries kept per part: this run's first, then earlier ones (about 15 MB of statistics)
-PARTS = 16  # parts kept (summaries per resample count, comparisons per goal and count, rows per metric and
+PARTS = 8  # parts kept (summaries per resample count, comparisons per goal and count, rows per metric and
 # code): this run's first, then the file's others in its order; a run decodes only the parts it asks for
 FULL_SUMMARY = (1 << len(SUMMARY_FIELDS) - 2) - 1  # the mask of a summary with every statistic
+FULL_COMPARISON = (1 << len(COMPARISON_FIELDS) - 3) - 1  # and of a comparison
 LIBRARIES = ("numpy", "scipy")
 
 
@@ -114,7 +115,7 @@ class ResultsCache:
     first asks for one, and the entries this run used or made, by part."""
 
     path: Path | None
-    parts: dict[str, bytes] = field(default_factory=dict)  # the file's intact parts, still encoded
+    parts: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # the file's parts, still encoded, and their CRCs
     decoded: dict[str, dict[str, list]] = field(default_factory=dict)
     used: dict[str, dict[str, list]] = field(default_factory=dict)
     fresh: int = 0  # entries computed or collected this run: the file is rewritten only when there are some
@@ -132,7 +133,8 @@ class ResultsCache:
         """A part's entries as the file has them ({} for none), decoded once."""
         got = self.decoded.get(part)
         if got is None:
-            got = self.decoded[part] = decode(self.parts.get(part, b""))
+            body, crc = self.parts.get(part, (b"", 0))
+            got = self.decoded[part] = decode(body) if zlib.crc32(body) == crc else {}
         return got
 
     def _used(self, part: str) -> dict[str, list]:
@@ -182,6 +184,15 @@ class ResultsCache:
         return Summary(n, *got[1], got[2])
 
     def comparison(self, part: str, key: str, exp_id: str, baseline: str, n: int, nb: int) -> Comparison | None:
+        used = self._used(part)
+        entry = used.get(key) or self.stored(part).get(key)
+        if type(entry) is list and len(entry) == 5 and entry[0] == n and entry[1] == nb \
+                and entry[2] == FULL_COMPARISON and type(entry[0]) is int and type(entry[1]) is int \
+                and type(entry[4]) is str:  # the common case, checked inline
+            got = from_text(entry[3], len(COMPARISON_FIELDS) - 3)
+            if got is not None:
+                used[key] = entry
+                return Comparison(exp_id, baseline, n, nb, *got, entry[4])
         got = self._get(part, key, 2, len(COMPARISON_FIELDS) - 3)
         if got is None or got[0] != [n, nb]:
             return None
@@ -207,14 +218,17 @@ class ResultsCache:
         if self.path is None or not self.fresh:
             return
         try:
-            out = {name: encode(merged(entries, self.stored(name))) for name, entries in self.used.items()}
-            for name, data in self.parts.items():
+            out = {}
+            for name, entries in self.used.items():
+                body = encode(merged(entries, self.stored(name)))
+                out[name] = body, zlib.crc32(body)
+            for name, part in self.parts.items():  # copied as they are: a damaged one stays damaged, and ignored
                 if len(out) >= PARTS:
                     break
-                out.setdefault(name, data)
+                out.setdefault(name, part)
             head = json.dumps({"format": FORMAT, "version": VERSION,
-                               "parts": [[n, len(d), zlib.crc32(d)] for n, d in out.items()]}, separators=(",", ":"))
-            write_atomically(self.path, b"".join([head.encode(), b"\n", *out.values()]))
+                               "parts": [[n, len(b), crc] for n, (b, crc) in out.items()]}, separators=(",", ":"))
+            write_atomically(self.path, b"".join([head.encode(), b"\n", *(b for b, _crc in out.values())]))
         except (OSError, TypeError, ValueError):
             pass
 
@@ -270,9 +284,10 @@ def unpack(entry: object, ints: int, size: int) -> tuple[list[int], list[float |
     return head, [next(present) if mask >> i & 1 else None for i in range(size)], note
 
 
-def load(path: Path) -> dict[str, bytes]:
-    """The intact parts of a cache file, still encoded, by name; {} for a missing, unreadable,
-    corrupt or foreign file, and a part whose length or CRC does not match is left out."""
+def load(path: Path) -> dict[str, tuple[bytes, int]]:
+    """The parts of a cache file, still encoded, with the CRC-32 each should have (checked when a
+    part is decoded: a run pays only for the parts it uses), by name; {} for a missing, unreadable,
+    corrupt or foreign file, and a part cut short is left out."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -285,7 +300,7 @@ def load(path: Path) -> dict[str, bytes]:
     listed = head.get("parts")
     if type(listed) is not list:
         return {}
-    out: dict[str, bytes] = {}
+    out: dict[str, tuple[bytes, int]] = {}
     at = end + 1
     for part in listed:
         if type(part) is not list or len(part) != 3 or type(part[0]) is not str or type(part[1]) is not int \
@@ -293,8 +308,8 @@ def load(path: Path) -> dict[str, bytes]:
             return out  # where the next part starts is unknown
         body = data[at:at + part[1]]
         at += part[1]
-        if len(body) == part[1] and zlib.crc32(body) == part[2]:
-            out[part[0]] = body
+        if len(body) == part[1]:
+            out[part[0]] = body, part[2]
     return out
 
 

@@ -137,9 +137,11 @@ def cells(t: Table, r: Row) -> list[str]:
         if c is None:
             out += ["baseline", "", "", "", "", str(r.first_in) if r.first_in is not None else "–"]
         else:
-            out += [rel(c.rel_diff), "–" if c.rel_low is None else f"[{rel(c.rel_low)}, {rel(c.rel_high)}]",
-                    num(c.welch_p, 2), num(c.hedges_g, 2), num(c.prob_improvement, 2),
-                    str(r.first_in) if r.first_in is not None else "–"]
+            out += [nil if (v := c.rel_diff) is None else f"{v * 100:+.1f}%",
+                    nil if (lo := c.rel_low) is None else f"[{lo * 100:+.1f}%, {rel(c.rel_high)}]",
+                    nil if (v := c.welch_p) is None else f"{v:.2g}", nil if (v := c.hedges_g) is None else f"{v:.2g}",
+                    nil if (v := c.prob_improvement) is None else f"{v:.2g}",
+                    str(r.first_in) if r.first_in is not None else nil]
     return out
 
 
@@ -171,9 +173,9 @@ def to_markdown(t: Table) -> str:
 def to_text(t: Table) -> str:
     """Plain columns aligned with spaces: the terminal view of tables too long for rich's layout."""
     grid = [columns(t)] + [cells(t, r) for r in t.rows]
-    widths = [max(len(row[i]) for row in grid) for i in range(len(grid[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-             for row in grid]
+    widths = [max(map(len, col)) for col in zip(*grid)]
+    line = "  ".join([f"{{:<{widths[0]}}}"] + [f"{{:>{w}}}" for w in widths[1:]])  # one format per line, not per cell
+    lines = [line.format(*row).rstrip() for row in grid]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines + notes(t)) + "\n"
 
