@@ -5,8 +5,8 @@ commit, what is missing and why, the trivial baselines) is a function of its exp
 and its attempts' rows, of the metric, and of irq's code that reads them (collect.py and this
 file). The ledger gives every experiment a revision that changes with any write to it or its
 attempts (irq/ledger/revisions.py), so a row collected once is kept in the results cache
-(irq/results/cache.py) under the experiment's id and revision, in a section of the metric and
-that code: a warm run reads only (id, rev) from the experiment table, and collects only the
+(irq/results/cache.py) under the experiment's id and revision, in a part of the file for the
+metric and that code: a warm run reads only (id, rev) from the experiment table, and collects only the
 experiments whose revision it has not seen.
 
 Files outside the ledger are never part of a kept row: the values come from the attempts'
@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irq.ledger import reader
-from irq.results.collect import ExperimentRuns, Run, gc_paused, known_ids, read
-
 from irq.results.cache import from_text, to_text
+from irq.results.collect import ExperimentRuns, Run, gc_paused, known_ids, read
 
 if TYPE_CHECKING:
     from irq.results.cache import ResultsCache
@@ -90,7 +89,7 @@ def code_digest() -> str:
 
 
 def section(metric: str) -> str:
-    """The cache section of the rows collected for `metric` by this code."""
+    """The name of the cache part that keeps the rows collected for `metric` by this code."""
     return "rows-" + hashlib.sha256(f"{code_digest()}|{metric}".encode()).hexdigest()[:32]
 
 
