@@ -45,6 +45,22 @@ def cache_files() -> list[Path]:
     return sorted(folder.glob("results-*.json")) if folder.is_dir() else []
 
 
+def parts(f: Path) -> dict[str, dict]:
+    """The entries of every intact part of a cache file, by part name."""
+    import zlib
+
+    return {name: json.loads(body) for name, (body, crc) in rc.load(f).items() if zlib.crc32(body) == crc}
+
+
+def write_parts(f: Path, named: dict[str, dict], version: int = rc.VERSION) -> None:
+    """A cache file of these parts, each with its right length and CRC."""
+    import zlib
+
+    bodies = {n: json.dumps(e).encode() for n, e in named.items()}
+    head = {"format": rc.FORMAT, "version": version, "parts": [[n, len(b), zlib.crc32(b)] for n, b in bodies.items()]}
+    f.write_bytes(json.dumps(head).encode() + b"\n" + b"".join(bodies.values()))
+
+
 def test_a_warm_run_prints_the_cold_runs_output_byte_for_byte(ledger, tmp_path: Path, irq) -> None:
     db = fill(ledger, tmp_path)
     for args in COMMANDS:
@@ -67,9 +83,11 @@ def test_the_cache_is_json_data_named_after_the_ledger(ledger, tmp_path: Path, i
     assert irq("results", "--format", "csv").code == 0
     (f,) = cache_files()
     assert f == rc.cache_path(db) and f.stat().st_mode & 0o077 == 0
-    data = json.loads(f.read_text())
-    assert data["format"] == rc.FORMAT and data["version"] == rc.VERSION
-    assert len(data["entries"]) == 5  # one summary per experiment
+    head = json.loads(f.read_bytes().split(b"\n", 1)[0])
+    assert head["format"] == rc.FORMAT and head["version"] == rc.VERSION
+    got = parts(f)
+    assert [n.split("-")[0] for n in got] == ["rows", "summaries"] and len(head["parts"]) == 2
+    assert [len(e) for e in got.values()] == [5, 5]  # one row and one summary per experiment
     assert not list(f.parent.glob(".*.tmp"))
 
 
@@ -139,35 +157,52 @@ def test_other_settings_miss_and_a_subset_hits_without_writing(ledger, tmp_path:
     sub = irq("results", "Q-003", "Q-004", "--format", "csv")
     assert sub.code == 0 and f.stat().st_mtime_ns == stamp  # every row a hit: nothing written
     assert irq("results", "--format", "csv", "--resamples", "1000").code == 0
-    assert len(json.loads(f.read_text())["entries"]) == 5 + 5  # other resamples: other keys, the first ones kept
+    got = parts(f)  # other resamples: another part, the first one kept; the rows hit
+    assert sorted(n for n in got if not n.startswith("rows-")) == ["summaries-1000", "summaries-10000"]
+    assert [len(e) for e in got.values()] == [5, 5, 5]
     assert sub.out.splitlines()[1:] == [line for line in irq("results", "--format", "csv").out.splitlines()
                                         if line.startswith(("Q-003", "Q-004"))]
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "old version", "bad entries", "a folder"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "old version", "bad entries", "a folder",
+                                    "a flipped byte", "bad rows", "no header line", "bad part list"])
 def test_an_unusable_cache_file_is_ignored(ledger, tmp_path: Path, irq, damage: str) -> None:
     db = fill(ledger, tmp_path)
-    clean = irq("results", "--format", "csv", "--baseline", "Q-001")
+    args = ("results", "--format", "json", "--baseline", "Q-001")  # json: every field of every row shows
+    clean = irq(*args)
     (f,) = cache_files()
-    good = json.loads(f.read_text())
+    raw, good = f.read_bytes(), parts(f)
+    assert len(good) == 3
     f.unlink()
     if damage == "garbage":
         f.write_bytes(b"\x00\xff not json at all")
     elif damage == "truncated":
-        f.write_text(json.dumps(good)[:1000])
+        f.write_bytes(raw[:len(raw) // 2])
     elif damage == "foreign":
-        f.write_text(json.dumps([1, 2, 3]))
+        f.write_text(json.dumps([1, 2, 3]) + "\n{}")
     elif damage == "old version":
-        f.write_text(json.dumps({**good, "version": rc.VERSION - 1}))
-    elif damage == "bad entries":
-        bad = [["x"] * len(v) for v in good["entries"].values()][:3] + [[1], None, {}, "s"] * 2
-        f.write_text(json.dumps({**good, "entries": dict(zip(good["entries"], bad))}))
+        write_parts(f, good, rc.VERSION - 1)
+    elif damage == "bad entries":  # each part's CRC right, its entries not what irq writes
+        write_parts(f, {n: {k: b for k, b in zip(e, [["x"] * 11, [1], None, {}, "s", [0] * 11, ["Q"] * 4])}
+                        for n, e in good.items()})
+    elif damage == "a flipped byte":
+        at = raw.index(b"\n") + 300
+        f.write_bytes(raw[:at] + bytes([raw[at] ^ 1]) + raw[at + 1:])
+    elif damage == "bad rows":  # right revisions and CRCs, wrong values inside
+        rows = next(n for n in good if n.startswith("rows-"))
+        bad = {k: [*e[:4], [str(sd) for sd in e[4]], *e[5:8], [1] * len(e[8]), *e[9:]] for k, e in good[rows].items()}
+        write_parts(f, {**good, rows: bad})
+    elif damage == "no header line":
+        f.write_bytes(raw.replace(b"\n", b" ", 1))
+    elif damage == "bad part list":
+        head, rest = raw.split(b"\n", 1)
+        f.write_bytes(json.dumps({**json.loads(head), "parts": [["x", -5, 0]]}).encode() + b"\n" + rest)
     else:
         f.mkdir()
-    r = irq("results", "--format", "csv", "--baseline", "Q-001")
+    r = irq(*args)
     assert r.code == 0 and r.out == clean.out and not r.err, r
     if damage != "a folder":
-        assert json.loads(f.read_text())["entries"] == good["entries"]  # written afresh
+        assert parts(f) == good  # written afresh
     assert rc.cache_path(db) == f
 
 
@@ -199,7 +234,7 @@ def test_a_read_only_ledger_is_left_untouched(shared: Path, irq) -> None:  # noq
 
 
 def test_a_ledger_that_changed_is_read_afresh(ledger, tmp_path: Path, irq) -> None:
-    """Only statistics are cached, never the ledger's rows: the table always reads the ledger."""
+    """A new experiment has a revision no kept row has: it is read from the ledger."""
     from irq.ledger.database import Ledger
 
     fill(ledger, tmp_path)

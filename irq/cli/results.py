@@ -33,13 +33,15 @@ def results(
     """
     from irq.cli.results_render import print_results
     from irq.config_files import read_settings
+    from irq.results.collect import gc_paused
     from irq.results.service import answer
 
     if fmt not in FORMATS:
         raise errors.UsageError(f"unknown format {fmt!r}", "use " + ", ".join(FORMATS))
     x = ctx(c)  # the read path: no ORM or pydantic, read-only ledgers too
-    ans = answer(x.db, read_settings(x.config), ids, metric, baseline, list(criterion or []), threshold, resamples)
-    print_results(x.ui, ans, fmt)
+    with gc_paused(freeze=True):  # a table's objects hold no cycles: nothing for the collector to find
+        ans = answer(x.db, read_settings(x.config), ids, metric, baseline, list(criterion or []), threshold, resamples)
+        print_results(x.ui, ans, fmt)
 
 
 @app.command()

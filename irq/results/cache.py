@@ -9,10 +9,19 @@ table; a comparison depends on its own values and the baseline's only. Each is k
 exactly those inputs: a changed value, resample count, goal or library gives another digest, and only
 the rows that miss are computed (in the same blocks, along their rows, as without the cache).
 
-The file is data (JSON), never code: one per ledger, named by a digest of the ledger's resolved path,
-in the cache folder of irq/cache_files.py. It is written whole to a temporary
-file renamed over the old one, and only when something was computed. A missing, corrupt, foreign or
-unwritable cache is ignored: the statistics are computed as without it, never an error.
+The same file keeps the rows' ledger parts (irq/results/rows.py), by experiment id and revision,
+one part per metric and version of the code that collects them: a warm run reads only the
+experiment table's (id, rev) and collects nothing it has seen.
+
+The file is data, never code: one per ledger, named by a digest of the ledger's resolved path, in
+the cache folder of irq/cache_files.py. A header line (JSON) lists its parts, each a JSON object
+of entries with its length and CRC-32: the summaries of one resample count, the comparisons of one
+goal and resample count, the rows of one metric. A part whose length or CRC does not match is
+damaged and ignored (its entries computed again), the others still serve, and a run decodes only
+the parts it asks for. Doubles are base64 of their IEEE bits: exact, and read back far faster than
+decimal text. The file is written whole to a temporary file renamed over the old one, and only when
+something was computed or collected. A missing, corrupt, foreign or unwritable cache is ignored:
+everything is computed as without it, never an error.
 """
 from __future__ import annotations
 
@@ -22,6 +31,8 @@ import json
 import os
 import struct
 import sys
+import zlib
+from binascii import a2b_base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +48,13 @@ from irq.results.records import (
     Summary,
 )
 
-VERSION = 1  # bump whenever irq/results/stats.py could compute any number differently
+VERSION = 2  # bump whenever irq/results/stats.py could compute any number differently, or the file's layout changes
 FORMAT = "irq-results-cache"
-LIMIT = 100_000  # entries kept per ledger: this run's first, then earlier ones (about 15 MB)
+LIMIT = 100_000  # entries kept per part: this run's first, then earlier ones (about 15 MB of statistics)
+PARTS = 8  # parts kept (summaries per resample count, comparisons per goal and count, rows per metric and
+# code): this run's first, then the file's others in its order; a run decodes only the parts it asks for
+FULL_SUMMARY = (1 << len(SUMMARY_FIELDS) - 2) - 1  # the mask of a summary with every statistic
+FULL_COMPARISON = (1 << len(COMPARISON_FIELDS) - 3) - 1  # and of a comparison
 LIBRARIES = ("numpy", "scipy")
 
 
@@ -78,14 +93,32 @@ def floats(values: Sequence[float]) -> bytes:
     return struct.pack(f"<{len(values)}d", *values)
 
 
+def to_text(values: Sequence[float]) -> str:
+    """Doubles as base64 text: exact to the bit, and read back far faster than JSON's decimal numbers."""
+    return base64.b64encode(floats(values)).decode("ascii")
+
+
+def from_text(text: object, n: int) -> tuple[float, ...] | None:
+    """to_text()'s `n` doubles, or None for anything else."""
+    if type(text) is not str:
+        return None
+    try:
+        raw = a2b_base64(text)  # not base64.b64decode: its checks cost more than the decoding (a part's CRC did them)
+    except ValueError:
+        return None
+    return struct.unpack(f"<{n}d", raw) if len(raw) == 8 * n else None
+
+
 @dataclass
 class ResultsCache:
-    """One ledger's cached statistics: those read from its file, and those this run used or made."""
+    """One ledger's cached statistics and rows: the intact parts of its file, decoded when a run
+    first asks for one, and the entries this run used or made, by part."""
 
     path: Path | None
-    stored: dict[str, list] = field(default_factory=dict)
-    used: dict[str, list] = field(default_factory=dict)
-    fresh: int = 0  # entries computed this run: the file is rewritten only when there are some
+    parts: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # the file's parts, still encoded, and their CRCs
+    decoded: dict[str, dict[str, list]] = field(default_factory=dict)
+    used: dict[str, dict[str, list]] = field(default_factory=dict)
+    fresh: int = 0  # entries computed or collected this run: the file is rewritten only when there are some
     salt: bytes = b""
 
     @classmethod
@@ -96,59 +129,133 @@ class ResultsCache:
                          machine.machine if machine else "", libraries()]).encode()
         return cls(path, load(path) if path is not None else {}, salt=hashlib.sha256(salt).digest())
 
+    def stored(self, part: str) -> dict[str, list]:
+        """A part's entries as the file has them ({} for none), decoded once."""
+        got = self.decoded.get(part)
+        if got is None:
+            body, crc = self.parts.get(part, (b"", 0))
+            got = self.decoded[part] = decode(body) if zlib.crc32(body) == crc else {}
+        return got
+
+    def _used(self, part: str) -> dict[str, list]:
+        got = self.used.get(part)
+        if got is None:
+            got = self.used[part] = {}
+        return got
+
     def _key(self, kind: bytes, *parts: bytes) -> str:
         return hashlib.blake2b(b"|".join((kind, self.salt, *parts)), digest_size=16).hexdigest()
 
     def summary_key(self, values: Sequence[float], resamples: int) -> str:
-        return self._key(b"summary", struct.pack("<qq", len(values), resamples), floats(values))
+        return self.summary_keys([values], resamples)[0]
+
+    def summary_keys(self, groups: Sequence[Sequence[float]], resamples: int) -> list[str]:
+        """summary_key() of every group: one digest each over the same bytes, the common part joined once."""
+        blake2b, pack_ = hashlib.blake2b, struct.pack
+        head = b"|".join((b"summary", self.salt, b""))
+        return [blake2b(head + pack_(f"<qq{len(g)}d", len(g), resamples, *g), digest_size=16).hexdigest()
+                for g in groups]
 
     def comparison_key(self, values: Sequence[float], baseline: bytes, goal: str, resamples: int) -> str:
         """`baseline`: floats() of the baseline's values."""
         return self._key(b"comparison", goal.encode(), struct.pack("<qqq", len(values), len(baseline) // 8, resamples),
                          floats(values), baseline)
 
-    def _get(self, key: str, ints: int, size: int) -> tuple[list[int], list[float | None], str] | None:
-        got = self.used.get(key) or self.stored.get(key)
+    def _get(self, part: str, key: str, ints: int, size: int) -> tuple[list[int], list[float | None], str] | None:
+        used = self._used(part)
+        got = used.get(key) or self.stored(part).get(key)
         unpacked = unpack(got, ints, size)
         if unpacked is not None:
-            self.used[key] = got  # type: ignore[assignment]  # unpack() checked it
+            used[key] = got  # type: ignore[assignment]  # unpack() checked it
         return unpacked
 
-    def summary(self, key: str, n: int) -> Summary | None:
-        got = self._get(key, 1, len(SUMMARY_FIELDS) - 2)
+    def summary(self, part: str, key: str, n: int) -> Summary | None:
+        used = self._used(part)
+        entry = used.get(key) or self.stored(part).get(key)
+        if type(entry) is list and len(entry) == 4 and entry[0] == n and entry[1] == FULL_SUMMARY \
+                and type(entry[0]) is int and type(entry[3]) is str:  # the common case, checked inline
+            got = from_text(entry[2], len(SUMMARY_FIELDS) - 2)
+            if got is not None:
+                used[key] = entry
+                return Summary(n, *got, entry[3])
+        got = self._get(part, key, 1, len(SUMMARY_FIELDS) - 2)
         if got is None or got[0] != [n]:
             return None
         return Summary(n, *got[1], got[2])
 
-    def comparison(self, key: str, exp_id: str, baseline: str, n: int, nb: int) -> Comparison | None:
-        got = self._get(key, 2, len(COMPARISON_FIELDS) - 3)
+    def comparison(self, part: str, key: str, exp_id: str, baseline: str, n: int, nb: int) -> Comparison | None:
+        used = self._used(part)
+        entry = used.get(key) or self.stored(part).get(key)
+        if type(entry) is list and len(entry) == 5 and entry[0] == n and entry[1] == nb \
+                and entry[2] == FULL_COMPARISON and type(entry[0]) is int and type(entry[1]) is int \
+                and type(entry[4]) is str:  # the common case, checked inline
+            got = from_text(entry[3], len(COMPARISON_FIELDS) - 3)
+            if got is not None:
+                used[key] = entry
+                return Comparison(exp_id, baseline, n, nb, *got, entry[4])
+        got = self._get(part, key, 2, len(COMPARISON_FIELDS) - 3)
         if got is None or got[0] != [n, nb]:
             return None
         return Comparison(exp_id, baseline, n, nb, *got[1], got[2])
 
-    def keep_summary(self, key: str, s: Summary) -> None:
-        self.used[key] = pack([s.n], [getattr(s, f) for f in SUMMARY_FIELDS[1:-1]], s.note)
+    def keep_summary(self, part: str, key: str, s: Summary) -> None:
+        self._used(part)[key] = pack([s.n], [getattr(s, f) for f in SUMMARY_FIELDS[1:-1]], s.note)
         self.fresh += 1
 
-    def keep_comparison(self, key: str, c: Comparison) -> None:
-        self.used[key] = pack([c.n, c.n_baseline], [getattr(c, f) for f in COMPARISON_FIELDS[2:-1]], c.note)
+    def keep_comparison(self, part: str, key: str, c: Comparison) -> None:
+        self._used(part)[key] = pack([c.n, c.n_baseline], [getattr(c, f) for f in COMPARISON_FIELDS[2:-1]], c.note)
         self.fresh += 1
+
+    def keep_row(self, part: str, exp_id: str, entry: list, fresh: bool) -> None:
+        """A row this run shows (`fresh`: collected now, not taken from the file); irq/results/rows.py."""
+        self._used(part)[exp_id] = entry
+        self.fresh += fresh
 
     def save(self) -> None:
-        """Write this run's entries, then earlier ones up to LIMIT, if anything was computed; any
-        failure (no such folder allowed, full disk, read-only home) leaves the cache as it was."""
+        """Write this run's parts (its entries, then the part's earlier ones up to LIMIT), then the
+        file's other parts up to PARTS, if anything was computed; any failure (no such folder
+        allowed, full disk, read-only home) leaves the cache as it was."""
         if self.path is None or not self.fresh:
             return
-        entries = dict(self.used)
-        for k, v in self.stored.items():
-            if len(entries) >= LIMIT:
-                break
-            entries.setdefault(k, v)
         try:
-            text = json.dumps({"format": FORMAT, "version": VERSION, "entries": entries}, separators=(",", ":"))
-            write_atomically(self.path, text)
+            out = {}
+            for name, entries in self.used.items():
+                body = encode(merged(entries, self.stored(name)))
+                out[name] = body, zlib.crc32(body)
+            for name, part in self.parts.items():  # copied as they are: a damaged one stays damaged, and ignored
+                if len(out) >= PARTS:
+                    break
+                out.setdefault(name, part)
+            head = json.dumps({"format": FORMAT, "version": VERSION,
+                               "parts": [[n, len(b), crc] for n, (b, crc) in out.items()]}, separators=(",", ":"))
+            write_atomically(self.path, b"".join([head.encode(), b"\n", *(b for b, _crc in out.values())]))
         except (OSError, TypeError, ValueError):
             pass
+
+
+def merged(mine: dict[str, list], earlier: dict[str, list]) -> dict[str, list]:
+    """This run's entries, then the earlier ones it did not replace, up to LIMIT."""
+    entries = dict(mine)
+    for k, v in earlier.items():
+        if len(entries) >= LIMIT:
+            break
+        entries.setdefault(k, v)
+    return entries
+
+
+def encode(entries: dict[str, list]) -> bytes:
+    return json.dumps(entries, separators=(",", ":")).encode()
+
+
+def decode(data: bytes) -> dict[str, list]:
+    """A part's entries; {} for an empty or undecodable part."""
+    if not data:
+        return {}
+    try:
+        entries = json.loads(data)
+    except (ValueError, RecursionError):
+        return {}
+    return entries if type(entries) is dict else {}
 
 
 def pack(ints: list[int], values: list[float | None], note: str) -> list:
@@ -164,31 +271,46 @@ def unpack(entry: object, ints: int, size: int) -> tuple[list[int], list[float |
     if type(entry) is not list or len(entry) != ints + 3:
         return None
     *head, mask, data, note = entry
-    if any(type(i) is not int for i in head) or type(mask) is not int or type(data) is not str or type(note) is not str:
+    if any(type(i) is not int for i in head) or type(mask) is not int or type(note) is not str:
         return None
     if mask < 0 or mask >> size:
         return None
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except ValueError:
+    got = from_text(data, mask.bit_count())
+    if got is None:
         return None
-    if len(raw) != 8 * mask.bit_count():
-        return None
-    present = iter(struct.unpack(f"<{len(raw) // 8}d", raw))
+    if mask == (1 << size) - 1:
+        return head, list(got), note
+    present = iter(got)
     return head, [next(present) if mask >> i & 1 else None for i in range(size)], note
 
 
-def load(path: Path) -> dict[str, list]:
-    """The entries of a cache file; {} for a missing, unreadable, corrupt or foreign one."""
+def load(path: Path) -> dict[str, tuple[bytes, int]]:
+    """The parts of a cache file, still encoded, with the CRC-32 each should have (checked when a
+    part is decoded: a run pays only for the parts it uses), by name; {} for a missing, unreadable,
+    corrupt or foreign file, and a part cut short is left out."""
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read())
+            data = f.read()
+        end = data.index(b"\n")
+        head = json.loads(data[:end])
     except (OSError, ValueError, RecursionError):
         return {}
-    if type(data) is not dict or data.get("format") != FORMAT or data.get("version") != VERSION:
+    if type(head) is not dict or head.get("format") != FORMAT or head.get("version") != VERSION:
         return {}
-    entries = data.get("entries")
-    return entries if type(entries) is dict else {}
+    listed = head.get("parts")
+    if type(listed) is not list:
+        return {}
+    out: dict[str, tuple[bytes, int]] = {}
+    at = end + 1
+    for part in listed:
+        if type(part) is not list or len(part) != 3 or type(part[0]) is not str or type(part[1]) is not int \
+                or type(part[2]) is not int or part[1] < 0:
+            return out  # where the next part starts is unknown
+        body = data[at:at + part[1]]
+        at += part[1]
+        if len(body) == part[1]:
+            out[part[0]] = body, part[2]
+    return out
 
 
 def summaries(cache: ResultsCache | None, groups: Sequence[Sequence[float]], resamples: int) -> list[Summary]:
@@ -198,15 +320,16 @@ def summaries(cache: ResultsCache | None, groups: Sequence[Sequence[float]], res
         from irq.results.stats import summarise
 
         return summarise(groups, resamples)
-    keys = [cache.summary_key(g, resamples) for g in groups]
-    out = [cache.summary(k, len(g)) for k, g in zip(keys, groups)]
+    part = f"summaries-{resamples}"
+    keys = cache.summary_keys(groups, resamples)
+    out = [cache.summary(part, k, len(g)) for k, g in zip(keys, groups)]
     missed = [i for i, s in enumerate(out) if s is None]
     if missed:
         from irq.results.stats import summarise
 
         for i, s in zip(missed, summarise([groups[i] for i in missed], resamples)):
             out[i] = s
-            cache.keep_summary(keys[i], s)
+            cache.keep_summary(part, keys[i], s)
     return out  # type: ignore[return-value]  # every None was filled
 
 
@@ -217,9 +340,9 @@ def comparisons(cache: ResultsCache | None, ids: Sequence[str], xs: Sequence[Seq
         from irq.results.stats import compare_many
 
         return compare_many(ids, xs, baseline_id, b, goal, resamples)
-    bb = floats(b)
+    bb, part = floats(b), f"comparisons-{goal}-{resamples}"
     keys = [cache.comparison_key(x, bb, goal, resamples) for x in xs]
-    out = [cache.comparison(k, i, baseline_id, len(x), len(b)) for k, i, x in zip(keys, ids, xs)]
+    out = [cache.comparison(part, k, i, baseline_id, len(x), len(b)) for k, i, x in zip(keys, ids, xs)]
     missed = [i for i, c in enumerate(out) if c is None]
     if missed:
         from irq.results.stats import compare_many
@@ -227,5 +350,5 @@ def comparisons(cache: ResultsCache | None, ids: Sequence[str], xs: Sequence[Seq
         got = compare_many([ids[i] for i in missed], [xs[i] for i in missed], baseline_id, b, goal, resamples)
         for i, c in zip(missed, got):
             out[i] = c
-            cache.keep_comparison(keys[i], c)
+            cache.keep_comparison(part, keys[i], c)
     return out  # type: ignore[return-value]

@@ -18,8 +18,11 @@ def rank_consistency(values: dict[str, dict[int, float]], goal: str = "min") -> 
     if not common:
         return RankConsistency(common, first, "no seed was run by every compared experiment")
     pick = min if goal == "min" else max
+    per = list(values.values())
     for s in common:
-        best = pick(values[i][s] for i in ids)
-        for i in ids:
-            first[i] += values[i][s] == best
+        col = [v[s] for v in per]  # each value read once: this runs for every experiment of every paired seed
+        best = pick(col)
+        for i, v in zip(ids, col):
+            if v == best:
+                first[i] += 1
     return RankConsistency(common, first)

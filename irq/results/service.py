@@ -59,21 +59,25 @@ def answer(db: Path, settings: ReadSettings, ids: list[str] | None, metric: str 
     """Collect every experiment's runs from the ledger file `db`, summarise them, and judge the
     stated criteria."""
     from irq.results.cache import ResultsCache
-    from irq.results.collect import collect, gc_paused
+    from irq.results.collect import gc_paused
+    from irq.results.rows import collect_rows
     from irq.results.table import build
 
     if criteria and not baseline:
         raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
     metric, goal = metric_goal(settings, metric)
+    root, wanted = project_root(settings), with_baseline(ids, baseline)
     with gc_paused():  # the rows, the runs and the cache's entries hold no cycles: nothing to collect
-        exps = collect(db, project_root(settings), with_baseline(ids, baseline))
         cache = ResultsCache.open(db)  # beside the user's files, never in the ledger: this command only reads it
-        table = build(exps, metric, goal, baseline, threshold, resamples, cache)
+        rows = collect_rows(db, root, wanted, metric, cache)  # only the experiments that changed are read whole
+        table = build(rows, metric, goal, baseline, threshold, resamples, cache)
     cache.save()
     if not criteria:
         return ResultsAnswer(table, [], metric, goal)
+    from irq.results.collect import collect
     from irq.results.verdict import verdicts
 
+    exps = collect(db, root, wanted)  # a criterion may name another metric: its runs, read afresh
     return ResultsAnswer(table, verdicts(exps, table, criteria, resamples), metric, goal)
 
 

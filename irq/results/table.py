@@ -9,19 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from irq.results.cache import comparisons, summaries
-from irq.results.collect import ExperimentRuns, Missing, Run, gc_paused, load_curve
+from irq.results.collect import ExperimentRuns, gc_paused, load_curve
 from irq.results.ranks import rank_consistency
 from irq.results.records import RESAMPLES, Comparison, Summary
+from irq.results.rows import TRIVIAL, Collected, measure  # noqa: F401  (TRIVIAL: re-exported)
 
 if TYPE_CHECKING:
     from irq.results.cache import ResultsCache
-
-TRIVIAL = (("baseline_mean_mse", "predict-mean"), ("baseline_zero_mse", "predict-zero"))
 
 
 @dataclass
@@ -54,58 +53,46 @@ class Table:
     resamples: int = RESAMPLES
 
 
-def build(exps: list[ExperimentRuns], metric: str, goal: str = "min", baseline: str | None = None,
+def build(exps: Sequence[ExperimentRuns | Collected], metric: str, goal: str = "min", baseline: str | None = None,
           threshold: float | None = None, resamples: int = RESAMPLES, cache: ResultsCache | None = None) -> Table:
-    """The table of the experiments' runs. With a `cache`, statistics already computed for the same
-    values and settings are taken from it (irq/results/cache.py); without one, all are computed."""
+    """The table of the experiments' runs (as collect.py or irq/results/rows.py gives them). With a
+    `cache`, statistics already computed for the same values and settings are taken from it
+    (irq/results/cache.py); without one, all are computed."""
     from irq import errors
 
     with gc_paused():
-        measured = [e.measured(metric) for e in exps]
-        sums = summaries(cache, [vals for _have, vals, _m in measured], resamples)
-        rows = [_row(e, have, vals, missing, s) for e, (have, vals, missing), s in zip(exps, measured, sums)]
+        got = [e if type(e) is Collected else measure(e, metric) for e in exps]  # type: ignore[arg-type]
+        per = [[v["value"] for v in c.values] for c in got]
+        sums = summaries(cache, per, resamples)
+        rows = [Row(c.id, c.title, c.state, s, c.values, c.attempts, c.seeds, c.commits, c.missing, c.trivial)
+                for c, s in zip(got, sums)]
     t = Table(metric, goal, baseline, rows, threshold=threshold, resamples=resamples)
-    per = [(e, have, vals) for e, (have, vals, _m) in zip(exps, measured)]
     if threshold is not None:
         import numpy as np
 
         from irq.results.stats import steps_to_threshold
 
-        for (e, have, _v), row in zip(per, rows):
-            steps = [steps_to_threshold(load_curve(r), metric, threshold, goal) for r in have]
-            got = [s for s in steps if s is not None]
-            row.reached = f"{len(got)}/{len(steps)}"
-            row.steps_to_threshold = float(np.median(got)) if got else None
+        for c, row in zip(got, rows):
+            steps = [steps_to_threshold(load_curve(r), metric, threshold, goal) for r in c.runs()]
+            reached = [s for s in steps if s is not None]
+            row.reached = f"{len(reached)}/{len(steps)}"
+            row.steps_to_threshold = float(np.median(reached)) if reached else None
     if baseline is not None:
-        base = next((p for p in per if p[0].id == baseline), None)
+        base = next((k for k, c in enumerate(got) if c.id == baseline), None)
         if base is None:
             raise errors.UsageError(f"the baseline {baseline} is not among the experiments shown",
                                     f"name it too: irq results {baseline} ... --baseline {baseline}")
-        others = [(row, vals) for (e, _h, vals), row in zip(per, rows) if e.id != baseline]
-        found = comparisons(cache, [row.id for row, _v in others], [v for _r, v in others], baseline, base[2], goal,
+        others = [(row, vals) for c, row, vals in zip(got, rows, per) if c.id != baseline]
+        found = comparisons(cache, [row.id for row, _v in others], [v for _r, v in others], baseline, per[base], goal,
                             resamples)
         for (row, _v), c in zip(others, found):
             row.comparison = c
-        rc = rank_consistency({e.id: {r.seed: v for r, v in zip(have, vals) if r.seed is not None}
-                               for e, have, vals in per if have}, goal)
+        rc = rank_consistency({c.id: {v["seed"]: v["value"] for v in c.values if v["seed"] is not None}
+                               for c in got if c.values}, goal)
         t.paired_seeds, t.rank_note = rc.seeds, rc.note
         for row in rows:
             row.first_in = rc.first.get(row.id) if rc.seeds else None
     return t
-
-
-def _row(e: ExperimentRuns, have: list[Run], vals: list[float], missing: list[Missing], s: Summary) -> Row:
-    trivial = {}
-    for key, label in TRIVIAL:
-        got = [v for r in have if (v := r.value(key)) is not None]
-        if got:
-            trivial[label] = statistics.fmean(got)
-    return Row(
-        id=e.id, title=e.title, state=e.state, summary=s,
-        values=[{"attempt": r.attempt, "seed": r.seed, "value": v, "commit": r.git_sha} for r, v in zip(have, vals)],
-        attempts=sorted({r.attempt for r in have}), seeds=sorted({r.seed for r in have if r.seed is not None}),
-        commits=sorted({r.git_sha[:12] for r in have if r.git_sha}), missing=[str(m) for m in missing],
-        trivial=trivial)
 
 
 # -- renderings ---------------------------------------------------------------------------
@@ -133,10 +120,16 @@ def columns(t: Table) -> list[str]:
 
 
 def cells(t: Table, r: Row) -> list[str]:
-    s = r.summary
-    out = [r.id, str(s.n), num(s.mean), num(s.std), num(s.min), num(s.median), num(s.max),
-           interval(s.ci_low, s.ci_high), interval(s.t_low, s.t_high), num(s.iqm),
-           num(r.trivial.get("predict-mean")), num(r.trivial.get("predict-zero"))]
+    """The row's cells as text (num() and interval() written out inline: this runs for every row)."""
+    s, tr, nil = r.summary, r.trivial, "–"
+    out = [r.id, str(s.n), nil if (v := s.mean) is None else f"{v:.4g}", nil if (v := s.std) is None else f"{v:.4g}",
+           nil if (v := s.min) is None else f"{v:.4g}", nil if (v := s.median) is None else f"{v:.4g}",
+           nil if (v := s.max) is None else f"{v:.4g}",
+           nil if (lo := s.ci_low) is None or (hi := s.ci_high) is None else f"[{lo:.4g}, {hi:.4g}]",
+           nil if (lo := s.t_low) is None or (hi := s.t_high) is None else f"[{lo:.4g}, {hi:.4g}]",
+           nil if (v := s.iqm) is None else f"{v:.4g}",
+           nil if (v := tr.get("predict-mean")) is None else f"{v:.4g}",
+           nil if (v := tr.get("predict-zero")) is None else f"{v:.4g}"]
     if t.threshold is not None:
         out += [num(r.steps_to_threshold, 6), r.reached or "–"]
     if t.baseline:
@@ -144,9 +137,11 @@ def cells(t: Table, r: Row) -> list[str]:
         if c is None:
             out += ["baseline", "", "", "", "", str(r.first_in) if r.first_in is not None else "–"]
         else:
-            out += [rel(c.rel_diff), "–" if c.rel_low is None else f"[{rel(c.rel_low)}, {rel(c.rel_high)}]",
-                    num(c.welch_p, 2), num(c.hedges_g, 2), num(c.prob_improvement, 2),
-                    str(r.first_in) if r.first_in is not None else "–"]
+            out += [nil if (v := c.rel_diff) is None else f"{v * 100:+.1f}%",
+                    nil if (lo := c.rel_low) is None else f"[{lo * 100:+.1f}%, {rel(c.rel_high)}]",
+                    nil if (v := c.welch_p) is None else f"{v:.2g}", nil if (v := c.hedges_g) is None else f"{v:.2g}",
+                    nil if (v := c.prob_improvement) is None else f"{v:.2g}",
+                    str(r.first_in) if r.first_in is not None else nil]
     return out
 
 
@@ -178,9 +173,9 @@ def to_markdown(t: Table) -> str:
 def to_text(t: Table) -> str:
     """Plain columns aligned with spaces: the terminal view of tables too long for rich's layout."""
     grid = [columns(t)] + [cells(t, r) for r in t.rows]
-    widths = [max(len(row[i]) for row in grid) for i in range(len(grid[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-             for row in grid]
+    widths = [max(map(len, col)) for col in zip(*grid)]
+    line = "  ".join([f"{{:<{widths[0]}}}"] + [f"{{:>{w}}}" for w in widths[1:]])  # one format per line, not per cell
+    lines = [line.format(*row).rstrip() for row in grid]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines + notes(t)) + "\n"
 
