@@ -21,14 +21,19 @@ except ImportError:  # pragma: no cover - tooling not present
     pass
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test against the loopback cluster in one group: with pytest-xdist (`--dist loadgroup`)
-    they run one after another in one worker, which holds the cluster for its session, while the
-    other worker runs the rest (mostly CPU while the cluster tests mostly wait for jobs)."""
-    cluster = Path(__file__).resolve().parent / "cluster"
-    for item in items:
-        if cluster in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.xdist_group("cluster"))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's scheduler, with every test under tests/cluster/ in one scope: they run one
+    after another in one worker, which holds the loopback cluster for its session (a cluster test
+    in the other worker would wait for the session lock until the first worker ends), while the
+    other worker runs the rest, a module at a time. The cluster tests mostly wait for jobs, so the
+    two overlap well on 2 cores."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClusterApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/cluster" if nodeid.startswith("tests/cluster/") else super()._split_scope(nodeid)
+
+    return ClusterApart(config, log)
 
 
 @pytest.fixture(autouse=True)
