@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - tooling not present
     pass
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: no error where it is not loaded
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """pytest-xdist's scheduler, with every test under tests/cluster/ in one scope: they run one
     after another in one worker, which holds the loopback cluster for its session (a cluster test
