@@ -62,6 +62,8 @@ def wait_all(project: Path, states=("DONE",), timeout: float = 400) -> dict:
             got = {e.id: e.state for e in Ledger.experiments(s)}
         if set(got.values()) <= set(states):
             return got
+        if "FAILED" in got.values() and "FAILED" not in states:  # no retries here: it cannot end as asked
+            raise AssertionError(f"campaign failed: {got}")
         time.sleep(1)
     raise AssertionError(f"campaign unfinished: {got}")
 
@@ -85,8 +87,9 @@ def test_the_daemon_alone_runs_a_campaign_of_six_under_the_two_job_limit(project
         while time.monotonic() < deadline:
             max_seen = max(max_seen, len(slurm_cluster.squeue_jobs()))
             with Ledger(project / "queue.db").transaction() as s:
-                if {e.state for e in Ledger.experiments(s)} == {"DONE"}:
-                    break
+                states = {e.state for e in Ledger.experiments(s)}
+            if states == {"DONE"} or "FAILED" in states:  # a failure: wait_all below says which
+                break
             time.sleep(0.5)
     finally:
         log = stop_daemon(proc)
@@ -306,8 +309,9 @@ def test_a_running_daemon_logs_in_once_for_its_lifetime(project, irq, slurm_clus
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             with Ledger(project / "queue.db").transaction() as s:
-                if {e.state for e in Ledger.experiments(s)} == {"DONE"}:
-                    break
+                states = {e.state for e in Ledger.experiments(s)}
+            if states == {"DONE"} or "FAILED" in states:  # a failure: wait_all below says which
+                break
             time.sleep(1)
     finally:
         out = stop_daemon(proc)
