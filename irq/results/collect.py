@@ -22,13 +22,15 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from irq.ledger import reader
+
+T = TypeVar("T")
 
 SEED_KEY = re.compile(r"^seed_(\d+)\.(.+)$")
 # the labels a hand-kept queue.md gives the trainer's metrics (imported attempts keep them verbatim)
@@ -126,10 +128,16 @@ def collect(src: Any, root: Path, ids: list[str] | None = None) -> list[Experime
         if ids:  # only the named experiments' rows are read
             wanted = known_ids(ids, {r[0] for r in conn.execute("SELECT id FROM experiment")})
         out = read(conn, root, wanted)
-    if wanted:
-        order = {i: k for k, i in enumerate(wanted)}
-        out.sort(key=lambda e: order[e.id])
-    return out
+    return in_order(out, wanted)
+
+
+def in_order(items: list[T], wanted: Sequence[str] | None) -> list[T]:
+    """Rows (anything with an `id`) in the order the user named them; queue order, as read, when
+    none were named."""
+    if not wanted:
+        return items
+    order = {i: k for k, i in enumerate(wanted)}
+    return sorted(items, key=lambda e: order[e.id])  # type: ignore[attr-defined]
 
 
 def known_ids(ids: list[str], known: set[str]) -> list[str]:

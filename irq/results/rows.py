@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from irq.ledger import reader
 from irq.results.cache import from_text, to_text
-from irq.results.collect import ExperimentRuns, Run, gc_paused, known_ids, read
+from irq.results.collect import ExperimentRuns, Run, gc_paused, in_order, known_ids, read
 
 if TYPE_CHECKING:
     from irq.results.cache import ResultsCache
@@ -170,7 +170,7 @@ def collect_rows(db: Path, root: Path, ids: list[str] | None, metric: str,
         if cache is None or cache.path is None or not has_revisions(conn):
             wanted = known_ids(ids, {r[0] for r in conn.execute("SELECT id FROM experiment")}) if ids else None
             out = [measure(e, metric, root) for e in read(conn, root, wanted)]
-            return _in_order(out, wanted)
+            return in_order(out, wanted)
         revs = conn.execute("SELECT id, rev FROM experiment ORDER BY seq").fetchall()
         if ids:
             wanted = known_ids(ids, {r[0] for r in revs})
@@ -197,12 +197,5 @@ def collect_rows(db: Path, root: Path, ids: list[str] | None, metric: str,
                     c = got[e.id] = measure(e, metric, root)
                     cache.keep_row(key, e.id, to_entry(rev_of[e.id], c), fresh=True)
         out = [got[eid] for eid, _rev in revs]
-    return _in_order(out, wanted)
+    return in_order(out, wanted)
 
-
-def _in_order(rows: list[Collected], wanted: Sequence[str] | None) -> list[Collected]:
-    """The rows in the order the user named them (queue order when none were named)."""
-    if not wanted:
-        return rows
-    order = {i: k for k, i in enumerate(wanted)}
-    return sorted(rows, key=lambda c: order[c.id])

@@ -17,7 +17,7 @@ from irq.results.cache import comparisons, summaries
 from irq.results.collect import ExperimentRuns, gc_paused, load_curve
 from irq.results.ranks import rank_consistency
 from irq.results.records import RESAMPLES, Comparison, Summary
-from irq.results.rows import TRIVIAL, Collected, measure  # noqa: F401  (TRIVIAL: re-exported)
+from irq.results.rows import Collected, measure
 
 if TYPE_CHECKING:
     from irq.results.cache import ResultsCache
