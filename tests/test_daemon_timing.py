@@ -144,6 +144,29 @@ def test_new_ready_work_is_submitted_without_waiting_the_interval(ledger, config
     assert [j.request.name.split(".")[0] for j in fake.jobs.values()] == ["Q-001"]
 
 
+def test_work_made_ready_while_a_cycle_ends_is_submitted_at_once(ledger, config, tmp_path, monkeypatch):
+    """The race the test above met under load: an experiment committed after the cycle's submit
+    step read the ledger but before the daemon started watching it. The daemon must go again at
+    once, never sleep the interval (an hour here) with READY work it has not seen."""
+    import irq.daemon.loop as loop
+
+    fake = FakeBackend(name="local", limit=2)
+    log_cycle, slept = loop._log_cycle, []
+
+    def log_then_add(ui, rep):  # runs after the cycle, where another process's commit can land
+        log_cycle(ui, rep)
+        with ledger.transaction() as s:
+            known = {e.id for e in Ledger.experiments(s)}
+        if "Q-001" not in known:
+            add_experiment(ledger, "Q-001", "made READY as the first cycle ends")
+
+    monkeypatch.setattr(loop, "_log_cycle", log_then_add)
+    monkeypatch.setattr(loop, "_sleep", lambda *a, **k: slept.append(a[0]))
+    run(ledger, config, UI(), max_cycles=2, open_backends=opener(fake, tmp_path))  # interval: an hour
+    assert [j.request.name.split(".")[0] for j in fake.jobs.values()] == ["Q-001"]
+    assert slept == []  # the second cycle came at once, not after a sleep
+
+
 def test_an_empty_queue_does_not_sleep_max_interval(ledger, tmp_path):
     config = Config(path=None, root=tmp_path, daemon=DaemonConfig(interval=0.1, max_interval=HOUR))
     fake = FakeBackend(name="local", limit=2)

@@ -48,6 +48,7 @@ class CycleReport:
     fetched: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)
+    considered: set[str] = field(default_factory=set)  # the READY experiments this cycle's submit step saw
     unreachable: dict[str, str] = field(default_factory=dict)
     needs_person: str | None = None
     refused: errors.HostKeyError | None = None  # a host key was refused: stop, a person must check it
@@ -103,6 +104,7 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
             outs = submit(ledger, config, backends, ui, all_ready=True, preflight=preflight, queue_waiting=False)
             rep.submitted = [o.id for o in outs if o.status == "submitted"]
             rep.waiting = {o.id: o.message for o in outs if o.status in ("queued", "held")}
+            rep.considered = {o.id for o in outs}
     except errors.HostKeyError as exc:
         rep.refused = exc
     except errors.AuthError as exc:
@@ -232,6 +234,7 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     wait, cycles, was_empty = base, 0, False
+    last_arrived: set[str] = set()
     watch = LedgerWatch(ledger.path)
     backends = open_backends(config)  # one connection for the daemon's lifetime; a drop reconnects on use
     try:
@@ -246,13 +249,18 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
             if once or (max_cycles and cycles >= max_cycles):
                 break
             wait = next_wait(rep, base, wait, float(config.daemon.max_interval))
-            empty = queue_empty(ledger)
+            watch.mark()  # first: a commit after this ends the sleep, one before it is in what is read below
+            ready, active = open_work(ledger)
+            empty = not ready and not active
             if empty and not was_empty:
                 ui.log("queue empty: every experiment is DONE, FAILED, RETIRED or PROPOSED; watching for new work")
             was_empty = empty
-            watch.mark()
-            _sleep(wait, stop, watch, early=not (rep.unreachable or rep.needs_person),
-                   login=backends.logged_in if rep.needs_person else None)
+            early = not (rep.unreachable or rep.needs_person)
+            if early and (arrived := ready - rep.considered) and arrived != last_arrived:
+                last_arrived = arrived  # made READY while the cycle ran, after its submit step read: go again now
+                continue
+            last_arrived = set()
+            _sleep(wait, stop, watch, early=early, login=backends.logged_in if rep.needs_person else None)
     finally:
         watch.close()
         backends.close()
@@ -291,10 +299,17 @@ def _sleep(wait: float, stop: dict[str, bool], watch: LedgerWatch, early: bool,
             return
 
 
+def open_work(ledger: Ledger) -> tuple[set[str], bool]:
+    """The READY experiments' ids, and whether any experiment is IN_PROGRESS."""
+    with ledger.transaction() as s:
+        exps = Ledger.experiments(s, {State.READY.value, State.IN_PROGRESS.value})
+    return {e.id for e in exps if e.state == State.READY.value}, any(e.state == State.IN_PROGRESS.value for e in exps)
+
+
 def queue_empty(ledger: Ledger) -> bool:
     """Nothing left for a cycle to do: no experiment READY or IN_PROGRESS."""
-    with ledger.transaction() as s:
-        return not Ledger.experiments(s, {State.READY.value, State.IN_PROGRESS.value})
+    ready, active = open_work(ledger)
+    return not ready and not active
 
 
 def _log_cycle(ui: UI, rep: CycleReport) -> None:
