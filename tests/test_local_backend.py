@@ -218,3 +218,53 @@ def test_render_shows_what_submit_sends(tmp_path, irq):
     assert r.out.startswith("#!/bin/bash\n#SBATCH --job-name=Q-001.irq-")
     assert f"-m trainer --config {TINY}" in r.out
     assert "not passed to the trainer (not trainer config keys): colour" in r.err
+
+
+def _running_folder(jobs: Path, job_id: str, pid: int) -> None:
+    """A job folder as the local runner leaves it while its one task runs (supervisor `pid`)."""
+    d = jobs / job_id
+    d.mkdir(parents=True)
+    now = "2026-01-01T00:00:00+00:00"
+    (d / "job.json").write_text(json.dumps({"id": job_id, "name": f"job {job_id}", "tasks": None, "submitted": now}))
+    (d / "supervisor.json").write_text(json.dumps({"pid": pid, "start": now}))
+    (d / "task-x.json").write_text(json.dumps({"state": "RUNNING", "pid": pid, "start": now}))
+
+
+def test_slots_take_the_folders_the_query_read_until_a_submit_a_cancel_or_a_new_cycle(tmp_path):
+    """A status tells the slots from the query's own reading (as SLURM's from the same squeue);
+    folders the query did not read are read, and nothing is reused once the queue may have changed."""
+    from datetime import datetime, timezone
+
+    from irq.backends.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / "work", slots=3)
+    for job_id in ("1000", "1001"):
+        _running_folder(backend.jobs, job_id, os.getpid())
+    assert backend.query(["1000"], datetime(2026, 1, 1, tzinfo=timezone.utc))["1000"][0].state == "RUNNING"
+
+    def finish(job_id: str) -> None:
+        p = backend.jobs / job_id / "task-x.json"
+        p.write_text(json.dumps({**json.loads(p.read_text()), "state": "COMPLETED", "exit_code": 0}))
+
+    finish("1000")
+    finish("1001")
+    assert backend.slots().used == 1  # 1000 as the query read it; 1001, which it did not read, afresh
+    backend.new_cycle()
+    assert backend.slots().used == 0
+    _running_folder(backend.jobs, "1002", os.getpid())
+    backend.query(["1002"], datetime(2026, 1, 1, tzinfo=timezone.utc))
+    finish("1002")
+    with pytest.raises(Exception):
+        backend.cancel("9999")  # no such job: the reading is dropped all the same
+    assert backend.slots().used == 0
+
+    one = LocalBackend(tmp_path / "one", slots=1)
+    _running_folder(one.jobs, "999", os.getpid())
+    one.query(["999"], datetime(2026, 1, 1, tzinfo=timezone.utc))
+    p = one.jobs / "999" / "task-x.json"
+    p.write_text(json.dumps({**json.loads(p.read_text()), "state": "COMPLETED", "exit_code": 0}))
+    from irq.backends.base import JobRequest
+
+    # the slot check of a submission reads every folder afresh: the one slot is free again
+    job_id = one.submit(JobRequest("tok", "job tok", "#!/bin/bash\ntrue\n", str(tmp_path / "run")))
+    assert (one.jobs / job_id / "job.json").exists()

@@ -69,9 +69,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _read_json(p: Path) -> dict:
+def _read_json(p: Path | str) -> dict:
     try:
-        return json.loads(p.read_text())
+        with open(p, encoding="utf-8") as f:
+            return json.loads(f.read())
     except (OSError, ValueError):
         return {}
 
@@ -94,6 +95,10 @@ class LocalBackend:
         self.jobs.mkdir(parents=True, exist_ok=True)
         self.limit = slots
         self.counter = CallCounter()
+        # the job folders this session's query read, by job id: slots() takes them as read (a
+        # status tells the slots from the same reading, as SLURM's from the same squeue) until a
+        # submit, a cancel or a new cycle; folders the query did not read are read by slots()
+        self._seen: dict[str, list[JobInfo]] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------
     @contextmanager
@@ -112,20 +117,27 @@ class LocalBackend:
         return str(n)
 
     def _job_dirs(self) -> list[Path]:
-        return sorted((d for d in self.jobs.iterdir() if (d / "job.json").exists()), key=lambda d: int(d.name))
+        return [self.jobs / name for name in self._job_names()]
+
+    def _job_names(self) -> list[str]:
+        """The job folders' names (job ids), in submission order."""
+        with os.scandir(self.jobs) as it:
+            names = [e.name for e in it if os.path.exists(os.path.join(e.path, "job.json"))]
+        return sorted(names, key=int)
 
     def _infos(self, d: Path) -> list[JobInfo]:
-        job = _read_json(d / "job.json")
-        sup = _read_json(d / "supervisor.json")
+        base, name = os.fspath(d), d.name  # string paths: a status reads hundreds of these folders
+        job = _read_json(f"{base}/job.json")
+        sup = _read_json(f"{base}/supervisor.json")
         sup_alive = pid_alive(sup.get("pid"))
         out = []
         for key in job.get("tasks") or [None]:
-            tid = f"{d.name}_{key}" if key is not None else d.name
-            st = _read_json(d / f"task-{key if key is not None else 'x'}.json") or {"state": "PENDING"}
+            tid = f"{name}_{key}" if key is not None else name
+            st = _read_json(f"{base}/task-{key if key is not None else 'x'}.json") or {"state": "PENDING"}
             state = st["state"]
             reason = st.get("reason")
             if state not in FINAL and not sup_alive and not pid_alive(st.get("pid")):
-                started = (d / "supervisor.json").exists()
+                started = os.path.exists(f"{base}/supervisor.json")
                 if started or _age(d) > 30:
                     state, reason = "NODE_FAIL", "the local runner died (machine restart or killed)"
             out.append(JobInfo(job_id=tid, state=state, name=job.get("name", ""),
@@ -135,12 +147,15 @@ class LocalBackend:
 
     # -- protocol -------------------------------------------------------------------------
     def slots(self) -> Slots:
-        used = sum(1 for d in self._job_dirs() if any(i.state not in FINAL for i in self._infos(d)))
+        seen = self._seen
+        used = sum(1 for name in self._job_names()
+                   if any(i.state not in FINAL for i in seen.get(name) or self._infos(self.jobs / name)))
         self.counter.add("squeue", round_trips=0)
         return Slots(limit=self.limit, used=used, source="local slots")
 
     def submit(self, req: JobRequest) -> str:
         tasks, throttle = parse_array(req.array)
+        self._seen = {}  # the slot check below reads every folder afresh
         with self._lock():
             if self.slots().free < 1:
                 raise errors.SlotLimit(f"all {self.limit} local slots are busy")
@@ -182,9 +197,11 @@ class LocalBackend:
             d = self.jobs / jid.split("_")[0]
             if (d / "job.json").exists():
                 out[d.name] = self._infos(d)
+        self._seen = dict(out)
         return out
 
     def cancel(self, job_id: str) -> None:
+        self._seen = {}
         d = self.jobs / job_id.split("_")[0]
         if not (d / "job.json").exists():
             raise errors.BackendError(f"no local job {job_id}", "see `irq status`")
@@ -234,7 +251,8 @@ class LocalBackend:
         return p.returncode, p.stdout, p.stderr
 
     def new_cycle(self) -> None:
-        """Nothing is remembered between cycles here."""
+        """Forget the job folders read in the last cycle."""
+        self._seen = {}
 
     def logged_in(self) -> bool:
         return True  # this machine: no login
