@@ -108,6 +108,10 @@ CLI = [  # (name, files, argv, words)
     ("show an unknown id", {}, ["show", "Q-999"], "unknown experiment Q-999"),
     ("daemon --interval 0", {}, ["daemon", "run", "--interval", "0"], "--interval 0"),
     ("daemon --interval -1", {}, ["daemon", "run", "--interval", "-1"], "--interval -1"),
+    ("plot more than a figure draws", {}, ["plot", "final", *(f"Q-{k:03d}" for k in range(1, 23))],
+     "a figure draws at most 20 experiments (22 named)"),
+    ("plot an unknown kind", {}, ["plot", "violin"], "unknown plot kind 'violin'"),
+    ("results criterion without baseline", {}, ["results", "--criterion", "val_mse -20%"], "compares with a baseline"),
 ]
 
 

@@ -104,3 +104,55 @@ def test_plot_command(irq, ledger, tmp_path):
     assert r.code == 0, r
     assert (tmp_path / "figs" / "final.pdf").exists()
     assert irq("plot", "violin").code == 2
+
+
+def _runs(exp_id: str, values: list[float]):
+    from irq.results.collect import ExperimentRuns, Run
+
+    return ExperimentRuns(exp_id, exp_id, "DONE", {}, [Run(exp_id, 1, k, {"val_mse": v}, None, None, None)
+                                                     for k, v in enumerate(values)])
+
+
+@pytest.mark.parametrize("means, goal, baseline, limit, drawn, note", [
+    # as many as the limit: every one, nothing said
+    ([0.3, 0.1, 0.2], "min", None, 3, ["E0", "E1", "E2"], ""),
+    # lower is better: the two lowest means, in queue order
+    ([0.3, 0.1, 0.2, 0.4], "min", None, 2, ["E1", "E2"], "2 of 4 experiments drawn (the 2 with the best mean val_mse)"),
+    # higher is better
+    ([0.3, 0.1, 0.2, 0.4], "max", None, 2, ["E0", "E3"], "2 of 4 experiments drawn (the 2 with the best mean val_mse)"),
+    # the baseline is drawn however it ranks
+    ([0.3, 0.1, 0.2, 0.4], "min", "E3", 2, ["E1", "E3"], "2 of 4 experiments drawn (the baseline E3 and the 1 with"),
+    # no value ranks after every value, and is said so
+    ([None, 0.1, None, 0.4], "min", None, 3, ["E0", "E1", "E3"], "(the 2 with the best mean val_mse and 1 without one)"),
+])
+def test_a_figure_draws_at_most_the_limit_the_baseline_and_the_best_in_queue_order(means, goal, baseline, limit,
+                                                                                   drawn, note):
+    exps = [_runs(f"E{i}", [] if m is None else [m - 0.01, m + 0.01]) for i, m in enumerate(means)]
+    picked, said = plots.choose(exps, "val_mse", goal, baseline, limit)
+    assert [exps[i].id for i in picked] == drawn
+    assert note in said and (said == "") == (note == "")
+
+
+def test_a_figure_of_many_experiments_stays_bounded(irq, ledger, tmp_path):
+    """Every figure of 10,000 experiments once had a tick, a legend entry or a row of axes for each
+    (`irq report` ran out of memory); now a figure draws at most MAX_SHOWN of them, and says so."""
+    study(ledger, tmp_path)
+    for k in range(plots.MAX_SHOWN):
+        add_exp(ledger, f"Q-{100 + k}", f"point {k}")
+        add_array_attempt(ledger, tmp_path, f"Q-{100 + k}", {0: 0.05 + 0.001 * k, 1: 0.051 + 0.001 * k},
+                          write_files=False)
+    r = irq("plot", "final", "-o", "figs")
+    assert r.code == 0, r
+    assert f"{plots.MAX_SHOWN} of {plots.MAX_SHOWN + 3} experiments drawn" in r.out
+    exps = collect(ledger, tmp_path)
+    picked, _ = plots.choose(exps, "val_mse")
+    fig = plots.make("final", [exps[i] for i in picked])
+    (ax,) = fig.get_axes()
+    drawn = {g.split(":")[1] for g in gids(ax, "lines") if g.startswith("seeds:")}
+    # the three strategies (means 0.03-0.041) and the best of the points; the worst points are left out
+    assert drawn == {"Q-001", "Q-002", "Q-003"} | {f"Q-{100 + k}" for k in range(plots.MAX_SHOWN - 3)}
+    assert fig.get_size_inches()[0] <= 1.4 * plots.MAX_SHOWN + 2
+    many = [f"Q-{100 + k}" for k in range(plots.MAX_SHOWN)] + ["Q-001"]
+    r = irq("plot", "final", *many, "-o", "figs")
+    assert r.code != 0 and f"at most {plots.MAX_SHOWN} experiments" in r.err and "hint:" in r.err
+    assert "Traceback" not in r.err

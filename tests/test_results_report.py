@@ -104,6 +104,29 @@ def test_report_end_to_end(irq, project):
     assert "Q-004" in text and "missing: no attempt in the ledger" in text
 
 
+def test_report_figures_draw_the_baseline_and_the_best_when_there_are_more_than_a_figure_holds(irq, project,
+                                                                                                monkeypatch):
+    from irq.results import plots
+
+    monkeypatch.setattr(plots, "MAX_SHOWN", 2)
+    drawn = {}
+    make = plots.make
+
+    def make_and_keep(kind, exps, *args, **kw):
+        drawn[kind] = [e.id for e in exps]
+        return make(kind, exps, *args, **kw)
+
+    monkeypatch.setattr(plots, "make", make_and_keep)
+    r = irq("report", "--baseline", "Q-002")  # Q-002 has the worst mean; Q-003 the best
+    assert r.code == 0, r
+    assert drawn == {kind: ["Q-002", "Q-003"] for kind in plots.KINDS}
+    text = (project / "results" / "summary.md").read_text()
+    assert "2 of 4 experiments drawn (the baseline Q-002 and the 1 with the best mean val_mse)" in text
+    assert "figures: 2 of 4 experiments drawn" in r.out
+    assert "| Q-001 | 3 |" in text  # the table and the provenance keep every experiment
+    assert '<a id="q-001"></a>' in text
+
+
 def test_report_without_diagnostics_says_which_figures_are_absent(irq, ledger, tmp_path):
     (tmp_path / "irq.toml").write_text('backend = "local"\n')
     study(ledger, tmp_path, diagnostics=False)

@@ -88,12 +88,18 @@ def plot(
     x = ctx(c)
     settings = read_settings(x.config)
     metric, goal = metric_goal(settings, metric)
+    if ids and len(set(ids)) > plots.MAX_SHOWN:
+        raise errors.UsageError(f"a figure draws at most {plots.MAX_SHOWN} experiments ({len(set(ids))} named)",
+                                f"name fewer, or none: then the {plots.MAX_SHOWN} with the best mean are drawn")
     exps = [e for e in collect(x.db, project_root(settings), list(ids or []) or None) if ids or e.runs]
     if not exps:
         raise errors.IrqError("no experiment has fetched results to plot", "`irq fetch` brings them in")
-    paths = plots.save(plots.make(kind, exps, metric, goal), out, kind)
+    shown, note = plots.choose(exps, metric, goal)
+    paths = plots.save(plots.make(kind, [exps[i] for i in shown], metric, goal), out, kind)
     for p in paths:
         x.ui.print(f"wrote {p}")
+    if note:
+        x.ui.print(note)
 
 
 @app.command()
@@ -123,5 +129,7 @@ def report(
                 with_baseline(ids, baseline), threshold)
     x.ui.print(f"wrote {rep.path} ({len(rep.table.rows)} experiments, {len(rep.verdicts)} verdicts, "
                f"{len(rep.figures) // 2} figures)")
+    if rep.shown_note:
+        x.ui.print(f"  figures: {rep.shown_note}")
     for s in rep.skipped:
         x.ui.print(f"  no figure: {s}")

@@ -22,6 +22,9 @@ from irq.results.collect import ExperimentRuns, load_curve
 from irq.results.stats import RESAMPLES, Summary, summarise
 
 KINDS = ("curves", "final", "conditioning", "energy")
+# experiments one figure draws: beyond this a legend, a row of histograms per experiment or a tick
+# per experiment is unreadable, and the canvas grows with them (10,000 experiments: tens of GB)
+MAX_SHOWN = 20
 UNITS = {"val_mse": "MSE", "train_mse": "MSE", "best_val_mse": "MSE", "test_mse": "MSE", "ood_mse": "MSE",
          "accuracy": "fraction", "val_accuracy": "fraction"}
 
@@ -200,6 +203,37 @@ def energy(exps: list[ExperimentRuns]):
     bx.set_title("mining gradient norms over checkpoints and seeds")
     fig.tight_layout()
     return fig
+
+
+def choose(exps: list[ExperimentRuns], metric: str, goal: str = "min", baseline: str | None = None,
+           limit: int | None = None) -> tuple[list[int], str]:
+    """Which experiments a figure draws when there are more than `limit`: the baseline, then
+    those with the best mean `metric` (the goal's direction; none without a value ahead of one
+    with), kept in queue order. Returns their positions in `exps`, and a sentence saying what
+    was left out ("" when nothing was)."""
+    limit = MAX_SHOWN if limit is None else limit
+    if len(exps) <= limit:
+        return list(range(len(exps))), ""
+    import math
+    import statistics
+
+    sign = 1.0 if goal == "min" else -1.0
+
+    def rank(i: int) -> tuple[int, float]:
+        vals = [v for v in exps[i].measured(metric)[1] if math.isfinite(v)]
+        if exps[i].id == baseline:
+            return 0, 0.0
+        return (1, sign * statistics.fmean(vals)) if vals else (2, 0.0)
+
+    ranks = {i: rank(i) for i in range(len(exps))}
+    picked = sorted(sorted(ranks, key=lambda i: (*ranks[i], i))[:limit])
+    has_base = any(ranks[i][0] == 0 for i in picked)
+    valued = sum(ranks[i][0] == 1 for i in picked)
+    without = len(picked) - has_base - valued
+    what = ((f"the baseline {baseline} and " if has_base else "") + f"the {valued} with the best mean {metric}"
+            + (f" and {without} without one" if without else ""))
+    return picked, (f"{len(picked)} of {len(exps):,} experiments drawn ({what}); "
+                    "`irq plot KIND ID...` draws the ones you name")
 
 
 def make(kind: str, exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min",

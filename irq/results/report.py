@@ -27,6 +27,7 @@ class Report:
     verdicts: list[Verdict] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # figure kinds with nothing to show, and why
+    shown_note: str = ""  # which experiments the figures draw, when not all (plots.choose)
 
 
 def _shows_something(kind: str, fig) -> bool:
@@ -49,8 +50,10 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
     cache.save()
     rep = Report(out, table, verdicts(exps, table, criteria or [], resamples))
     fig_dir = out.parent / "figures"
+    shown, rep.shown_note = plots.choose(exps, metric, goal, baseline)
+    drawn, sums = [exps[i] for i in shown], [table.rows[i].summary for i in shown]
     for kind in plots.KINDS:
-        fig = plots.make(kind, exps, metric, goal, [r.summary for r in table.rows])
+        fig = plots.make(kind, drawn, metric, goal, sums)
         if _shows_something(kind, fig):
             rep.figures.extend(plots.save(fig, fig_dir, kind))
         else:
@@ -89,7 +92,7 @@ def render(rep: Report, base: Path) -> str:
         lines += ["## Verdicts", ""] + [f"- **{v.outcome}**: {v.sentence}" for v in rep.verdicts] + [""]
     elif t.baseline is None:
         lines += ["## Verdicts", "", "No baseline given (`irq report --baseline Q-001 --criterion \"val_mse -20%\"`).", ""]
-    lines += ["## Figures", ""]
+    lines += ["## Figures", ""] + ([rep.shown_note[0].upper() + rep.shown_note[1:] + ".", ""] if rep.shown_note else [])
     for f in rep.figures:
         if f.suffix == ".png":
             rel = f.relative_to(base).as_posix()
