@@ -12,7 +12,9 @@ myqueue folder with as many task records (filled through myqueue's own API, in t
 made and `mq ls`, which lists them all, is measured in the same run too, and every figure is also
 given as a ratio to it. `irq export` is measured cold (the export cache emptied before each run),
 warm (an unchanged ledger exported again) and after --changed experiments were changed by hand
-before each run (irq/formats/export_cache.py). Nothing is asserted.
+before each run (irq/formats/export_cache.py). Last, with every ended attempt marked fetched (as a
+ledger irq fetch has kept up with), `irq fetch` that finds nothing new and one dry-run cycle of the
+daemon (refresh, fetch, plan): what the daemon spends on every poll. Nothing is asserted.
 """
 from __future__ import annotations
 
@@ -176,6 +178,15 @@ def change_experiments(db: Path, n: int, round_: int) -> None:
     conn.close()
 
 
+def mark_fetched(db: Path) -> None:
+    """Every ended attempt fetched, as irq fetch leaves a ledger it has kept up with (fill_ledger's
+    attempts never were): a fetch or a daemon cycle then finds only what ended since."""
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE attempt SET fetched_at = updated_at WHERE fetched_at IS NULL AND state != 'RUNNING'")
+    conn.commit()
+    conn.close()
+
+
 def interpreter_of(script: str) -> list[str]:
     """The command that runs `script`'s Python: its #! line (a venv's mq names the venv's python)."""
     first = Path(script).read_bytes()[:512].split(b"\n")[0].decode(errors="replace")
@@ -244,15 +255,21 @@ def main() -> None:
         "export warm": irq + ["export"],
         f"export, {args.changed} changed": irq + ["export"],
         "export FILE warm": irq + ["export", str(tmp / "out.md")],
+        # last: marking the attempts fetched changes every experiment's revision
+        "fetch, nothing ended": irq + ["fetch"],
+        "daemon --once --dry-run": irq + ["daemon", "run", "--once", "--dry-run"],
     }
     prepare: dict[str, Callable[[], None]] = {
         "export cold": lambda: shutil.rmtree(cache, ignore_errors=True),
         f"export, {args.changed} changed": lambda: change_experiments(db, args.changed, next(rounds)),
+        "fetch, nothing ended": lambda: mark_fetched(db),
     }
     rows = {}
     for name, cmd in cases.items():
         if name != "irq --help" and args.only and not any(o in name for o in args.only):
             continue
+        if name in prepare:
+            prepare[name]()
         if subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, check=False).returncode != 0:
             print(f"({name}: not supported by this irq, left out)")
             continue

@@ -75,6 +75,27 @@ def test_attempt_numbers_and_tokens_are_unique(ledger):
     assert a1.token != a2.token and a1.token.startswith("irq-")
 
 
+def test_attempts_filters_by_state_and_by_fetch_in_sql(ledger):
+    """What `irq fetch` and a daemon cycle ask for: the ended attempts not fetched yet, and the
+    active ones, without loading every other attempt."""
+    from irq.ledger.models import utcnow
+    from irq.ledger.states import ACTIVE_STATES, FINAL_STATES
+
+    for exp_id in ("Q-001", "Q-002", "Q-003"):
+        add_experiment(ledger, exp_id, exp_id)
+    with ledger.transaction() as s:
+        for exp_id, end in (("Q-001", "COMPLETED"), ("Q-002", "FAILED"), ("Q-003", None)):
+            a = Ledger.new_attempt(s, Ledger.experiment(s, exp_id), state="PENDING")
+            if end:
+                Ledger.set_attempt_state(s, a, end, "ended")
+        Ledger.attempts(s, "Q-001")[0].fetched_at = utcnow()
+    with ledger.transaction() as s:
+        assert [a.experiment_id for a in Ledger.attempts(s, states=FINAL_STATES, unfetched=True)] == ["Q-002"]
+        assert [a.experiment_id for a in Ledger.attempts(s, states=FINAL_STATES)] == ["Q-001", "Q-002"]
+        assert [a.experiment_id for a in Ledger.attempts(s, states=ACTIVE_STATES)] == ["Q-003"]
+        assert [a.experiment_id for a in Ledger.attempts(s, unfetched=True)] == ["Q-002", "Q-003"]
+
+
 def test_promote_a_proposed_experiment(ledger):
     add_experiment(ledger, "Q-005", "OOD test", proposed=True)
     assert promote(ledger, "Q-005").state == "READY"

@@ -15,11 +15,11 @@ from irq.jobs.contract import CONTRACT, read_run
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
+    ACTIVE_STATES,
+    FINAL_STATES,
     SUCCESS_STATES,
     AttemptState,
     State,
-    is_active,
-    is_final,
 )
 from irq.policy.diagnose import Diagnosis, diagnose
 from irq.ui import UI
@@ -38,9 +38,8 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
     each experiment DONE, or FAILED with the diagnosed cause."""
     with ledger.transaction() as s:
         wanted = {Ledger.experiment(s, i).id for i in ids} if ids else None
-        todo = [a for a in Ledger.attempts(s)
-                if is_final(a.state) and a.fetched_at is None and a.backend != "imported"
-                and (wanted is None or a.experiment_id in wanted)]
+        todo = [a for a in Ledger.attempts(s, states=FINAL_STATES, unfetched=True)
+                if a.backend != "imported" and (wanted is None or a.experiment_id in wanted)]
     out: list[FetchOutcome] = []
     if not todo:
         return out
@@ -63,8 +62,8 @@ def still_finishing(ledger: Ledger, ids: list[str] | None = None) -> list[Attemp
     closing it), and with `ids`, any of theirs still active."""
     with ledger.transaction() as s:
         wanted = {Ledger.experiment(s, i).id for i in ids} if ids else None
-        return [a for a in Ledger.attempts(s)
-                if is_active(a.state) and a.backend != "imported" and a.job_id
+        return [a for a in Ledger.attempts(s, states=ACTIVE_STATES)
+                if a.backend != "imported" and a.job_id
                 and (a.state == AttemptState.COMPLETING.value if wanted is None else a.experiment_id in wanted)]
 
 

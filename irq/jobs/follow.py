@@ -18,7 +18,7 @@ from irq.backends.registry import Backends
 from irq.jobs.fetch import log_paths
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt
-from irq.ledger.states import is_active
+from irq.ledger.states import ACTIVE_STATES, is_active
 
 
 @dataclass
@@ -94,7 +94,7 @@ def follow(ledger: Ledger, backends: Backends, exp_id: str, interval: float, cou
 def curve_heads(ledger: Ledger, backends: Backends) -> dict[str, dict[str, Any]]:
     """The newest curve row of every active attempt (for `irq status --watch`), by experiment."""
     with ledger.transaction() as s:
-        active = [a for a in Ledger.attempts(s) if is_active(a.state) and a.run_dir and a.backend != "imported"]
+        active = [a for a in Ledger.attempts(s, states=ACTIVE_STATES) if a.run_dir and a.backend != "imported"]
     heads: dict[str, dict[str, Any]] = {}
     for a in active:
         try:

@@ -194,14 +194,18 @@ class Ledger:
         return list(s.exec(q))
 
     @staticmethod
-    def attempts(s: Session, exp_id: str | None = None, states: Collection[str] | None = None) -> list[Attempt]:
-        """Attempts in order; `states` (e.g. ACTIVE_STATES) filters in SQL, so a refresh of
-        200 running jobs does not load 50,000 finished attempts."""
+    def attempts(s: Session, exp_id: str | None = None, states: Collection[str] | None = None,
+                 unfetched: bool = False) -> list[Attempt]:
+        """Attempts in order; `states` (e.g. ACTIVE_STATES) and `unfetched` (no fetch recorded)
+        filter in SQL, so a refresh of 200 running jobs or a fetch of the few that ended does
+        not load 50,000 finished attempts."""
         q = select(Attempt).order_by(Attempt.experiment_id, Attempt.number)
         if exp_id is not None:
             q = q.where(Attempt.experiment_id == exp_id)
         if states is not None:
             q = q.where(Attempt.state.in_([str(st.value if hasattr(st, "value") else st) for st in states]))
+        if unfetched:
+            q = q.where(Attempt.fetched_at.is_(None))  # type: ignore[union-attr]
         return list(s.exec(q))
 
     @staticmethod
