@@ -140,3 +140,23 @@ def test_every_import_is_in_the_event_log(ledger, seed_queue):
         events = Ledger.events(s)
     assert len(events) == 10 + 8
     assert all(e.reason == "imported from seed_queue.md" for e in events)
+
+
+def test_an_import_goes_after_every_experiment_even_when_some_were_removed(ledger, seed_queue):
+    """Imported experiments take queue positions after the highest one there is: counting the
+    experiments instead gave a position already taken once one had been removed."""
+    from irq.experiments.edit import add_experiment
+
+    for exp_id in ("A-1", "A-2", "A-3"):
+        add_experiment(ledger, exp_id, exp_id)
+    with ledger.transaction() as s:
+        s.delete(Ledger.experiment(s, "A-2"))  # as `irq rm` leaves it: A-1 at 1, A-3 at 3
+    import_queue(ledger, seed_queue)
+    with ledger.transaction() as s:
+        seqs = {e.id: e.seq for e in Ledger.experiments(s)}
+        attempts = Ledger.attempts(s)
+        events = {ev.attempt_id: ev for ev in Ledger.events(s) if ev.kind == "attempt"}
+    assert len(set(seqs.values())) == len(seqs)
+    assert min(v for k, v in seqs.items() if not k.startswith("A-")) > seqs["A-3"]
+    # every imported attempt has its own event, naming it
+    assert len(attempts) == 8 and all(events[a.id].experiment_id == a.experiment_id for a in attempts)

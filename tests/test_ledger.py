@@ -148,3 +148,17 @@ def test_two_processes_write_one_ledger_at_once(ledger, tmp_path):
         seqs = [e.seq for e in Ledger.experiments(s)]
     assert sorted(ids) == [f"Q-{i:03d}" for i in (*range(100, 125), *range(200, 225))]
     assert len(set(seqs)) == 50  # queue order stays a total order under concurrency
+
+
+def test_every_new_row_gets_its_own_json_values():
+    """The default factories (models.new_dict / new_list, given a signature so pydantic need not
+    work one out on every call) make a new value for every row, never one shared between rows."""
+    from irq.ledger.models import Attempt
+
+    a, b = Experiment(id="Q-001", seq=1, title="a"), Experiment(id="Q-002", seq=2, title="b")
+    a.parameters["rank"] = 20
+    a.seeds.append(0)
+    assert b.parameters == {} and b.seeds == [] and a.parameters is not b.parameters
+    x, y = Attempt(experiment_id="Q-001", number=1, token="t1"), Attempt(experiment_id="Q-001", number=2, token="t2")
+    x.results["val_mse"] = 0.1
+    assert y.results == {} and x.modules is not y.modules and x.created_at.tzinfo is not None

@@ -36,17 +36,18 @@ def import_queue(ledger: Any, path: Path) -> ImportReport:
                 f"{path}: experiments already in the ledger: {', '.join(existing)}",
                 "import into a new ledger (irq --db NEW.db init), or remove these entries from the file",
             )
-        offset = len(Ledger.experiments(s))
+        offset = Ledger.last_seq(s)  # after every experiment there is (some may have been removed)
         reason = f"imported from {path.name}"
         for exp in doc.experiments:
             exp.seq += offset
             s.add(exp)
             s.add(Event(experiment_id=exp.id, to_state=exp.state, reason=reason))
-        s.flush()
+        s.flush()  # the experiments before their attempts (the ORM knows no order between the tables)
         for att in doc.attempts:
             att.token = new_token()
             s.add(att)
-            s.flush()
+        s.flush()  # one batch of INSERTs, not one per attempt: each still gets its id for its event
+        for att in doc.attempts:
             s.add(Event(experiment_id=att.experiment_id, attempt_id=att.id, kind="attempt",
                         to_state=att.state, reason=reason))
         for key, value in (("title", doc.title), ("preamble", doc.preamble),

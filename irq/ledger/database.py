@@ -209,6 +209,11 @@ class Ledger:
         return list(s.exec(q))
 
     @staticmethod
+    def last_seq(s: Session) -> int:
+        """The highest queue position taken (0 for an empty ledger)."""
+        return s.exec(select(func.max(Experiment.seq))).one() or 0
+
+    @staticmethod
     def latest_attempt(s: Session, exp_id: str) -> Attempt | None:
         q = select(Attempt).where(Attempt.experiment_id == exp_id).order_by(Attempt.number.desc())
         return s.exec(q).first()
@@ -232,7 +237,7 @@ class Ledger:
             raise errors.DuplicateId(f"experiment {exp.id} already exists")
         Priority(exp.priority)
         if not exp.seq:
-            exp.seq = (s.exec(select(func.max(Experiment.seq))).one() or 0) + 1
+            exp.seq = Ledger.last_seq(s) + 1
         s.add(exp)
         s.add(Event(experiment_id=exp.id, to_state=exp.state, reason="created"))
         return exp
