@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import select
+
 from irq import errors
 from irq.experiments.trainer_schema import check_parameters
 from irq.experiments.validate import one_line, read_trainer_config, resources
@@ -79,17 +81,20 @@ def add_experiment(
     return exp
 
 
-def _run_key(e: Experiment) -> str:
-    return json.dumps([e.command, e.config_path, e.parameters, sorted(e.seeds)], sort_keys=True, default=str)
+def _run_key(command: str | None, config_path: str | None, parameters: dict[str, Any], seeds: list[int]) -> str:
+    return json.dumps([command, config_path, parameters, sorted(seeds)], sort_keys=True, default=str)
 
 
 def _same_run(s: Any, exp: Experiment) -> str | None:
     """The id of an experiment that would run exactly what `exp` runs (None if there is none,
-    or if `exp` defines nothing to compare: no command, config or parameters)."""
+    or if `exp` defines nothing to compare: no command, config or parameters). Only the columns
+    compared are read: a ledger of 10,000 experiments is not loaded whole for one `irq add`."""
     if not (exp.command or exp.config_path or exp.parameters) or s.get(Experiment, exp.id) is not None:
         return None
-    key = _run_key(exp)
-    return next((e.id for e in Ledger.experiments(s) if _run_key(e) == key), None)
+    key = _run_key(exp.command, exp.config_path, exp.parameters, exp.seeds)
+    rows = s.exec(select(Experiment.id, Experiment.command, Experiment.config_path, Experiment.parameters,
+                         Experiment.seeds).order_by(Experiment.seq))
+    return next((r[0] for r in rows if _run_key(*r[1:]) == key), None)
 
 
 def _priority(priority: str) -> str:
@@ -257,7 +262,8 @@ def remove(ledger: Ledger, exp_id: str) -> Experiment:
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
         _never_submitted(s, exp, "removed")
-        users = [e.id for e in Ledger.experiments(s) if exp.id in e.depends_on]
+        users = [i for i, deps in s.exec(select(Experiment.id, Experiment.depends_on).order_by(Experiment.seq))
+                 if exp.id in deps]
         if users:
             raise errors.IllegalTransition(f"{', '.join(users)} {'depends' if len(users) == 1 else 'depend'} on {exp.id}",
                                            f"`irq edit {users[0]} --after ...` first, or `irq retire {exp.id}`")
