@@ -42,6 +42,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IRQ_USER_CONFIG", str(tmp_path / "no-user-config.toml"))
     monkeypatch.setenv("IRQ_CACHE_DIR", str(tmp_path / "irq-cache"))  # the results and export caches: never the user's
     monkeypatch.delenv("IRQ_DB", raising=False)
+    # a bug raises with its traceback (irq/cli/app.py's last boundary would turn it into one line)
+    monkeypatch.setenv("IRQ_DEBUG", "1")
     monkeypatch.chdir(tmp_path)
 
 

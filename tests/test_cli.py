@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from irq.ledger.database import Ledger
 
 
@@ -129,3 +131,32 @@ def test_render_and_check_preview_the_same_job(tmp_path, irq):
     checks = json.loads(r.out)["Q-001"]
     assert {c["name"] for c in checks} >= {"module loads"}
     assert r.code == (0 if all(c["ok"] for c in checks) else 1)
+
+
+def test_a_bug_is_one_error_line_with_its_traceback_kept_and_the_ledger_unchanged(irq, tmp_path, monkeypatch):
+    """The last boundary (irq/cli/app.py): an exception irq did not expect prints no traceback but
+    `error:` and a `hint:` naming the file that keeps it, exits 70, and leaves the ledger as it was."""
+    import sqlite3
+
+    from irq.results import sweep
+
+    irq("init")
+    assert irq("add", "Q-001", "-t", "base", "-p", "rank=5").code == 0
+    before = sqlite3.connect(tmp_path / "queue.db").execute("SELECT id, state, rev FROM experiment").fetchall()
+
+    def broken(*args, **kwargs):
+        raise ValueError("an unforeseen case")
+
+    monkeypatch.setattr(sweep, "expand", broken)
+    monkeypatch.delenv("IRQ_DEBUG")
+    r = irq("sweep", "Q-001", "rank=1,2")
+    assert r.code == 70 and "Traceback" not in r.err + r.out
+    error, hint = r.err.strip().splitlines()
+    assert error == "error: irq failed unexpectedly: ValueError: an unforeseen case"
+    kept = Path(hint.split("its traceback is in ", 1)[1].split(";", 1)[0])
+    assert hint.startswith("hint: this is a bug in irq") and kept.parent == tmp_path / "irq-cache"
+    assert "Traceback" in kept.read_text() and "an unforeseen case" in kept.read_text()
+    assert sqlite3.connect(tmp_path / "queue.db").execute("SELECT id, state, rev FROM experiment").fetchall() == before
+    monkeypatch.setenv("IRQ_DEBUG", "1")
+    with pytest.raises(ValueError, match="an unforeseen case"):
+        irq("sweep", "Q-001", "rank=1,2")

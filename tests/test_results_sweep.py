@@ -86,3 +86,13 @@ def test_unknown_trainer_key_is_refused(irq, base):
 def test_unknown_base(irq, base):
     r = irq("sweep", "Q-030", "mining_opt_steps=1")
     assert r.code != 0 and "Q-030" in r.err
+
+
+def test_points_follow_the_highest_q_number_whatever_other_ids_the_ledger_holds(irq, base):
+    """Ids of the user's own form (docs/own-script.md: `irq add lr-01 ...`) stopped every sweep
+    with a traceback (the points' numbers were read from every id's second dash-part)."""
+    for exp_id in ("lr-sweep-3", "lr-01", "A1", "Q-x", "Q-2.5"):
+        add_exp(base, exp_id, exp_id)
+    r = irq("sweep", "Q-003", "mining_opt_steps=1,3", "--dry-run", "--json")
+    assert r.code == 0, r
+    assert [p["id"] for p in json.loads(r.out)["points"]] == ["Q-011", "Q-012"]

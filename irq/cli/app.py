@@ -1,6 +1,7 @@
 """The app, its context object and the one error boundary: every error is one line and a hint."""
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,10 @@ def _root(
     c.obj = Ctx(resolve_db_path(db), config, UI())
 
 
+DEBUG_ENV = "IRQ_DEBUG"  # set (to anything): an unexpected exception is raised with its traceback
+EX_SOFTWARE = 70  # sysexits.h: an internal software error
+
+
 def main(argv: list[str] | None = None) -> None:
     ui = UI()
     try:
@@ -80,7 +85,38 @@ def main(argv: list[str] | None = None) -> None:
         if type(sys.stdout).__name__ != "PacifyFlushWrapper":
             raise
         code = _closed_pipe()
+    except Exception as exc:  # noqa: BLE001 - the last boundary: see _crashed
+        if os.environ.get(DEBUG_ENV):
+            raise
+        code = _crashed(ui, exc)
     sys.exit(code)
+
+
+def _crashed(ui: UI, exc: Exception) -> int:
+    """An exception no part of irq expected is a bug in irq: one `error:` line and a `hint:` saying
+    where its traceback was kept, for the report, instead of the traceback itself. Every write is a
+    transaction, so the ledger is as it was before the command (or after its last whole step)."""
+    import traceback
+    from datetime import datetime, timezone
+
+    from irq.cache_files import cache_dir
+
+    text = "".join(traceback.format_exception(exc))
+    kept = None
+    folder = cache_dir()
+    if folder is not None:
+        path = folder / f"crash-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}.txt"
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.write_text(f"irq {' '.join(sys.argv[1:])}\n\n{text}", encoding="utf-8")
+            kept = path
+        except OSError:
+            pass
+    where = f"its traceback is in {kept}" if kept else f"run it again with {DEBUG_ENV}=1 to see the traceback"
+    ui.error(errors.IrqError(f"irq failed unexpectedly: {type(exc).__name__}: {exc}"[:500],
+                             f"this is a bug in irq; {where}; please report it with the command you ran"))
+    return EX_SOFTWARE
+
 
 
 def _closed_pipe() -> int:

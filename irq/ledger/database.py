@@ -209,6 +209,11 @@ class Ledger:
         return list(s.exec(q))
 
     @staticmethod
+    def ids(s: Session) -> set[str]:
+        """Every experiment's id (one column, not the rows)."""
+        return set(s.exec(select(Experiment.id)))
+
+    @staticmethod
     def last_seq(s: Session) -> int:
         """The highest queue position taken (0 for an empty ledger)."""
         return s.exec(select(func.max(Experiment.seq))).one() or 0

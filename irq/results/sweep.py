@@ -23,6 +23,7 @@ from irq.ledger.database import Ledger
 
 OVERRIDE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w.]*)\s*=\s*(?P<value>.*?)\s*$", re.DOTALL)
 FUNC = re.compile(r"^(?P<name>range|choice)\((?P<args>.*)\)$", re.DOTALL)
+NUMBERED = re.compile(r"Q-([0-9]+)")  # the ids a sweep's points continue (ASCII digits only)
 
 
 def parse_value(text: str) -> Any:
@@ -111,8 +112,9 @@ def plan(ledger: Ledger, base_id: str, overrides: list[str], seeds: list[int] | 
                                 "sweep keys are trainer config keys: see docs/trainer.md")
     with ledger.transaction() as s:
         base = Ledger.experiment(s, base_id)
-        taken = {e.id for e in Ledger.experiments(s)}
-    numbers = [int(i.split("-")[1]) for i in taken]
+        taken = Ledger.ids(s)
+    # the points are numbered after the highest Q-NNN; ids of other forms (lr-01, lr-sweep) take no number
+    numbers = [int(m.group(1)) for i in taken if (m := NUMBERED.fullmatch(i))]
     nxt = max(numbers, default=0) + 1
     out = []
     for k, ov in enumerate(points):
