@@ -96,3 +96,26 @@ def test_points_follow_the_highest_q_number_whatever_other_ids_the_ledger_holds(
     r = irq("sweep", "Q-003", "mining_opt_steps=1,3", "--dry-run", "--json")
     assert r.code == 0, r
     assert [p["id"] for p in json.loads(r.out)["points"]] == ["Q-011", "Q-012"]
+
+
+def test_a_sweep_of_your_own_command_sweeps_its_placeholders_and_runs_it(irq, tmp_path):
+    """docs/own-script.md's project: the sweep's keys are the command's placeholders (not the
+    bundled trainer's keys, which refused `lr`), and every point runs the base's command."""
+    (tmp_path / "irq.toml").write_text('backend = "local"\n[project]\n'
+                                       'command = "python train.py --lr {lr} --steps {steps} --seed {seed}"\n')
+    irq("init")
+    assert irq("add", "lr-03", "-t", "larger", "-p", "lr=0.3", "-p", "steps=40").code == 0
+    assert irq("add", "own", "-t", "own", "--command", "python other.py --depth {depth} --out {run_dir}",
+               "-p", "depth=2").code == 0
+    r = irq("sweep", "lr-03", "lr=0.1,0.5", "--json")
+    assert r.code == 0, r
+    assert [p["parameters"] for p in json.loads(r.out)["points"]] == [{"lr": 0.1, "steps": 40}, {"lr": 0.5, "steps": 40}]
+    r = irq("sweep", "own", "depth=4")
+    assert r.code == 0, r
+    render = irq("render", "Q-003")
+    assert "python other.py --depth 4 --out" in render.out, render
+    assert "python train.py --lr 0.5 --steps 40" in irq("render", "Q-002").out
+    r = irq("sweep", "lr-03", "depth=1,2")
+    assert r.code == 2 and "has no placeholder {depth}" in r.err and "hint: sweep keys are its placeholders: lr, steps" in r.err
+    r = irq("sweep", "own", "lr=1")
+    assert r.code == 2 and "sweep keys are its placeholders: depth" in r.err

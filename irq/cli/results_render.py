@@ -57,7 +57,8 @@ def print_sweep(ui: UI, out: Any, proposed: bool, as_json: bool) -> None:
     if as_json:
         ui.json({"base": base.id, "dry_run": not out.created,
                  "config": str(out.config_file) if out.config_file else None,
-                 "points": [{"id": p.id, "title": p.title, "overrides": p.overrides, "seeds": p.seeds} for p in points]})
+                 "points": [{"id": p.id, "title": p.title, "overrides": p.overrides, "parameters": p.parameters,
+                             "seeds": p.seeds} for p in points]})
         return
     verb = "created" if out.created else "would create"
     ui.print(f"{verb} {len(points)} experiment{'s' if len(points) != 1 else ''} from {base.id} "

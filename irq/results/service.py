@@ -92,11 +92,11 @@ def sweep(ledger: Ledger, config: Config, base: str, overrides: list[str], seeds
         seed_list = parse_seeds(seeds) if seeds else None
     except FieldError as exc:
         raise errors.UsageError(str(exc)) from None
-    base_exp, points = sw.plan(ledger, base, overrides, seed_list, trainer_keys())
+    base_exp, points = sw.plan(ledger, base, overrides, seed_list, trainer_keys(), config.project.command)
     cfg_file = sw.base_config(base_exp, config.root)
     if not dry_run:
         from irq.jobs.actions import export_after_change
 
-        sw.create(ledger, base_exp, points, config.root, proposed)
+        sw.create(ledger, base_exp, points, config.root, proposed, config.project.command)
         export_after_change(ledger, config)
     return SweepOutcome(base_exp, points, cfg_file, not dry_run)

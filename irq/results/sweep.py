@@ -101,18 +101,28 @@ class Point:
 
 
 def plan(ledger: Ledger, base_id: str, overrides: list[str], seeds: list[int] | None = None,
-         known_keys: frozenset[str] = frozenset()) -> tuple[Any, list[Point]]:
-    """The base experiment and one Point per combination, with fresh ids after the last one."""
+         known_keys: frozenset[str] = frozenset(), default_command: str = "") -> tuple[Any, list[Point]]:
+    """The base experiment and one Point per combination, with fresh ids after the last one.
+    A key must change what runs: a placeholder of the command the base runs (its own, else the
+    project's `default_command`), or, for the bundled trainer, one of its config keys (`known_keys`)."""
     if not overrides:
         raise errors.UsageError("a sweep needs at least one key=values override", "e.g. mining_opt_steps=1,3,5")
     points = expand(overrides)
-    unknown = sorted({k for p in points for k in p} - set(known_keys)) if known_keys else []
-    if unknown:
-        raise errors.UsageError(f"the trainer has no config key {', '.join(unknown)}",
-                                "sweep keys are trainer config keys: see docs/trainer.md")
     with ledger.transaction() as s:
         base = Ledger.experiment(s, base_id)
         taken = Ledger.ids(s)
+    swept = {k for p in points for k in p}
+    command = base.command or default_command
+    if command:
+        from irq.formats.command import IRQ_VALUES, placeholders
+
+        known = [k for k in dict.fromkeys(placeholders(command)) if k not in IRQ_VALUES]
+        if unknown := sorted(swept - set(known)):
+            raise errors.UsageError(f"the command {base.id} runs has no placeholder {', '.join(f'{{{k}}}' for k in unknown)}",
+                                    "sweep keys are its placeholders: " + (", ".join(known) or "it has none"))
+    elif known_keys and (unknown := sorted(swept - set(known_keys))):
+        raise errors.UsageError(f"the trainer has no config key {', '.join(unknown)}",
+                                "sweep keys are trainer config keys: see docs/trainer.md")
     # the points are numbered after the highest Q-NNN; ids of other forms (lr-01, lr-sweep) take no number
     numbers = [int(m.group(1)) for i in taken if (m := NUMBERED.fullmatch(i))]
     nxt = max(numbers, default=0) + 1
@@ -133,8 +143,10 @@ def base_config(base: Any, root: Path) -> Path | None:
     return p if p.is_file() else None
 
 
-def create(ledger: Ledger, base: Any, points: list[Point], root: Path, proposed: bool = False) -> list[Any]:
-    """Add every point through the one function that adds experiments; each names its base."""
+def create(ledger: Ledger, base: Any, points: list[Point], root: Path, proposed: bool = False,
+           default_command: str = "") -> list[Any]:
+    """Add every point through the one function that adds experiments; each names its base and
+    runs what it runs (its command, else the project's)."""
     from irq.experiments.edit import add_experiment
 
     r = base.resources or {}
@@ -148,5 +160,6 @@ def create(ledger: Ledger, base: Any, points: list[Point], root: Path, proposed:
             memory=fmt_memory(r["memory_mb"]) if r.get("memory_mb") else None,
             time=f"{r['time_minutes']} minutes" if r.get("time_minutes") else None, partition=r.get("partition"),
             notes=f"Sweep of {base.id}: {label}", proposed=proposed, retry=dict(base.retry_policy or {}),
+            command=base.command, default_command=default_command,
         ))
     return made
