@@ -115,7 +115,7 @@ def columns(t: Table) -> list[str]:
         cols += [f"steps to {t.threshold:g}", "reached"]
     if t.baseline:
         cols += [f"vs {t.baseline}", "95% CI", "Welch p", "Hedges g", "P(better)",
-                 f"first in ({len(t.paired_seeds)} seeds)"]
+                 f"first in ({len(t.paired_seeds)} seed{'' if len(t.paired_seeds) == 1 else 's'})"]
     return cols
 
 
