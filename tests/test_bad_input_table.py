@@ -50,6 +50,21 @@ TOML = [  # (name, irq.toml, words)
     ("python with newline", '[local]\npython = "py\\nthon"\n', "[local] python"),
 ]
 
+# an attempt of an experiment that the same file lists as proposed: refused, not imported with an
+# attempt no export would show
+PROPOSED_THAT_RAN = """# Experiment Queue
+
+## FAILED
+
+### Q-009: idea - ATTEMPT 1
+- **Status**: FAILED
+- **Job ID**: 123
+
+## Future Extensions
+
+- [ ] **Q-009**: idea
+"""
+
 CLI = [  # (name, files, argv, words)
     ("--backend unknown name", {}, ["render", "Q-001", "--backend", "fasrc"], "unknown backend 'fasrc'"),
     ("--backend slurm:unknown", {}, ["render", "Q-001", "--backend", "slurm:nowhere"], "no cluster 'nowhere'"),
@@ -105,6 +120,8 @@ CLI = [  # (name, files, argv, words)
     ("ready a DONE experiment", {}, ["ready", "Q-002"], "Q-002 is DONE"),
     ("retry a READY experiment", {}, ["retry", "Q-001"], "only a FAILED experiment"),
     ("import a missing file", {}, ["import", "nope.md"], "nope.md"),
+    ("import a proposed experiment that ran", {"q.md": PROPOSED_THAT_RAN}, ["import", "q.md"],
+     "q.md:11: Q-009 is in the proposed list but has an attempt (line 5)"),
     ("show an unknown id", {}, ["show", "Q-999"], "unknown experiment Q-999"),
     ("daemon --interval 0", {}, ["daemon", "run", "--interval", "0"], "--interval 0"),
     ("daemon --interval -1", {}, ["daemon", "run", "--interval", "-1"], "--interval -1"),

@@ -109,6 +109,15 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
         exp_atts = _number_attempts(exp_id, atts.get(exp_id, []), src)
         if exp_id in queued:
             _apply_queued(exp, queued[exp_id], src)
+        if dblock is not None and dblock.checklist and (exp_atts or exp_id in queued):
+            # a proposed experiment never ran (nothing moves back to PROPOSED), and queue.md shows
+            # no attempt of one: imported as such, its attempts would vanish from the next export
+            other = (atts.get(exp_id) or [(None, queued.get(exp_id))])[0][1]
+            raise errors.ParseError(src, dblock.line, f"{exp_id} is in the proposed list but has "
+                                    f"{'an attempt' if exp_atts else 'a local-queue entry'} (line {other.line}): "
+                                    "a proposed experiment has never run",
+                                    "move its definition into the section of its state (READY, FAILED, DONE), "
+                                    "or remove that block")
         exp.state = _state(exp, dblock, exp_atts, exp_id in queued, doc.irq_format).value
         doc.experiments.append(exp)
         doc.attempts.extend(exp_atts)
