@@ -74,7 +74,7 @@ def apply_retry_policies(ledger: Ledger) -> list[str]:
     the change is recorded on the experiment and carried onto its next attempt."""
     out = []
     with ledger.transaction() as s:
-        for exp in Ledger.experiments(s, {State.FAILED.value}):
+        for exp in Ledger.with_retry_policy(s, State.FAILED.value):
             last = Ledger.latest_attempt(s, exp.id)
             if last is None:
                 continue
@@ -302,8 +302,8 @@ def _sleep(wait: float, stop: dict[str, bool], watch: LedgerWatch, early: bool,
 def open_work(ledger: Ledger) -> tuple[set[str], bool]:
     """The READY experiments' ids, and whether any experiment is IN_PROGRESS."""
     with ledger.transaction() as s:
-        exps = Ledger.experiments(s, {State.READY.value, State.IN_PROGRESS.value})
-    return {e.id for e in exps if e.state == State.READY.value}, any(e.state == State.IN_PROGRESS.value for e in exps)
+        rows = Ledger.states(s, {State.READY.value, State.IN_PROGRESS.value})
+    return {i for i, st in rows.items() if st == State.READY.value}, State.IN_PROGRESS.value in rows.values()
 
 
 def queue_empty(ledger: Ledger) -> bool:

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
-
 from irq import errors, faults
 from irq.backends.base import Backend, JobRequest
 from irq.backends.registry import Backends, record_calls
@@ -28,7 +26,7 @@ from irq.jobs.git import check_code, config_in_repo, target_sha
 from irq.jobs.jobscript import build_job, run_id_for, with_command
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger, new_token
-from irq.ledger.models import Attempt, Experiment, utcnow
+from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import ACTIVE_STATES, REFUSED, SUBMITTING, AttemptState, State
 from irq.ledger.transitions import (
     active_attempt,
@@ -53,7 +51,7 @@ def candidates(s: Any, per_task: bool = False) -> tuple[list[Candidate], dict[st
     with per_task, an array costs one slot per seed. Only the experiments that can be candidates
     and the active attempts are loaded whole: a ledger of 10,000 experiments and 50,000 attempts
     is read in a few hundred rows."""
-    states = {i: st for i, st in s.exec(select(Experiment.id, Experiment.state))}
+    states = Ledger.states(s)
     exps = Ledger.experiments(s, {State.READY.value, State.IN_PROGRESS.value})
     active = {a.experiment_id for a in Ledger.attempts(s, states=ACTIVE_STATES)}
     out = []

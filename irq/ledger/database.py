@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import event, func
+from sqlalchemy import event, func, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -194,6 +194,14 @@ class Ledger:
         return list(s.exec(q))
 
     @staticmethod
+    def with_retry_policy(s: Session, state: str) -> list[Experiment]:
+        """The experiments in `state` that have a retry policy: a daemon cycle asks for the FAILED
+        ones, and most have none (its JSON is `{}`), so SQL leaves those out."""
+        q = (select(Experiment).where(Experiment.state == state)
+             .where(text("experiment.retry_policy NOT IN ('{}', 'null')")).order_by(Experiment.seq))
+        return list(s.exec(q))
+
+    @staticmethod
     def attempts(s: Session, exp_id: str | None = None, states: Collection[str] | None = None,
                  unfetched: bool = False) -> list[Attempt]:
         """Attempts in order; `states` (e.g. ACTIVE_STATES) and `unfetched` (no fetch recorded)
@@ -207,6 +215,14 @@ class Ledger:
         if unfetched:
             q = q.where(Attempt.fetched_at.is_(None))  # type: ignore[union-attr]
         return list(s.exec(q))
+
+    @staticmethod
+    def states(s: Session, states: Collection[str] | None = None) -> dict[str, str]:
+        """Each experiment's state by id (those in `states`, if given): two columns, not the rows."""
+        q = select(Experiment.id, Experiment.state)
+        if states is not None:
+            q = q.where(Experiment.state.in_([str(st) for st in states]))
+        return {i: st for i, st in s.exec(q)}
 
     @staticmethod
     def ids(s: Session) -> set[str]:
