@@ -135,7 +135,7 @@ class Config:
     path: Path | None
     root: Path
     backend: str = "local"  # "local" or a cluster name
-    export: str | None = None  # queue.md re-exported after every daemon change
+    export: str | None = None  # queue.md re-exported after every command (and daemon cycle) that changes the ledger
     local: LocalConfig = field(default_factory=LocalConfig)
     clusters: dict[str, ClusterConfig] = field(default_factory=dict)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
@@ -239,7 +239,7 @@ DEFAULT_CONFIG = '''\
 # Where jobs go: "local" (this machine, no cluster needed) or the name of a [clusters.NAME].
 backend = "local"
 
-# Re-export queue.md here after every change the daemon makes (omit to skip).
+# Re-export queue.md here after every command or daemon cycle that changes the ledger (omit to skip).
 # export = "docs/queue.md"
 
 [local]

@@ -160,3 +160,33 @@ def test_a_bug_is_one_error_line_with_its_traceback_kept_and_the_ledger_unchange
     monkeypatch.setenv("IRQ_DEBUG", "1")
     with pytest.raises(ValueError, match="an unforeseen case"):
         irq("sweep", "Q-001", "rank=1,2")
+
+
+def test_the_configured_export_follows_every_command_that_changes_the_ledger(irq, tmp_path):
+    """irq.toml `export`: queue.md is re-exported after add, edit, ready, retry, retire, rm and
+    import too (it was after submit, fetch, cancel and the daemon only, so it went stale)."""
+    (tmp_path / "irq.toml").write_text('export = "docs/queue.md"\n')
+    (tmp_path / "docs").mkdir()
+    irq("init")
+    queue = tmp_path / "docs" / "queue.md"
+
+    def shown() -> str:
+        return queue.read_text()
+
+    assert irq("add", "Q-001", "-t", "first", "-p", "rank=5").code == 0
+    assert "### Q-001: first" in shown()
+    assert irq("edit", "Q-001", "-t", "renamed").code == 0 and "### Q-001: renamed" in shown()
+    assert irq("add", "Q-002", "-t", "idea", "--proposed", "-p", "rank=6").code == 0
+    assert "- [ ] **Q-002**: idea" in shown()
+    r = irq("ready", "Q-002", "Q-999")  # the second fails; the first was made READY and is shown so
+    assert r.code != 0 and "### Q-002: idea" in shown() and "**Q-002**" not in shown()
+    assert irq("retire", "Q-002").code == 0 and "## RETIRED" in shown()
+    assert irq("rm", "Q-001").code == 0 and "Q-001" not in shown()
+    other = tmp_path / "other.md"
+    other.write_text("# Experiment Queue\n\n## READY\n\n### Q-010: imported\n- **Priority**: HIGH\n")
+    assert irq("import", str(other)).code == 0 and "### Q-010: imported" in shown()
+    queue.unlink()
+    (tmp_path / "docs").rmdir()  # the export's folder is gone: the change is made all the same
+    r = irq("add", "Q-003", "-t", "third", "-p", "rank=7")
+    assert r.code == 0 and "warning: the change is made, but queue.md was not re-exported" in r.err
+    assert json.loads(irq("show", "Q-003", "--json").out)["experiment"]["state"] == "READY"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from irq.cli.app import Ctx
@@ -17,6 +19,34 @@ def _config(x: Ctx):
     from irq.config import load_config
 
     return load_config(x.config)
+
+
+def after_change(x: Ctx) -> None:
+    """Keep the configured queue.md export (irq.toml `export`) current after a command changed
+    the ledger, as submit, fetch, cancel and the daemon do. The change is made by then: a failure
+    to write the file is said as a warning, not as the command's error."""
+    from irq import errors
+    from irq.config_files import config_data
+
+    if not config_data(x.config)[0].get("export"):
+        return  # no export configured: irq.toml is not validated for nothing
+    from irq.jobs.actions import export_after_change
+
+    try:
+        export_after_change(x.ledger(), _config(x))
+    except errors.IrqError as exc:
+        x.ui.note(f"warning: the change is made, but queue.md was not re-exported: {exc.message}"
+                  + (f" ({exc.hint})" if exc.hint else ""))
+
+
+@contextmanager
+def exported_after(x: Ctx) -> Iterator[None]:
+    """after_change() once the block ends, also when a later id of several fails: the earlier
+    ones were changed (each in its own transaction)."""
+    try:
+        yield
+    finally:
+        after_change(x)
 
 
 def _prompt(x: Ctx):

@@ -8,7 +8,7 @@ import typer
 
 from irq import errors
 from irq.cli.app import app, ctx
-from irq.cli.common import _config, _dump
+from irq.cli.common import _config, _dump, after_change, exported_after
 from irq.ledger.states import Priority
 
 
@@ -41,6 +41,7 @@ def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md 
 
     x = ctx(c)
     rep = import_file(x.db, path)
+    after_change(x)
     if rep.repaired_lines:
         x.ui.print(f"repaired double-encoded UTF-8 (mojibake such as 'â€”' for '—') on {rep.repaired_lines} lines")
     states = ", ".join(f"{n} {s}" for s, n in rep.states.items())
@@ -112,6 +113,7 @@ def add(
         retry=_retry_policy(retry_on, retry_max_time, retry_max_mem, retry_max_attempts),
         command=command, default_command=_config(x).project.command, refuse_same_run=not force,
     )
+    after_change(x)
     if as_json:
         x.ui.json(_dump(exp))
     else:
@@ -140,9 +142,10 @@ def ready(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
     from irq.experiments.edit import promote
 
     x = ctx(c)
-    for i in ids:
-        e = promote(x.ledger(), i)
-        x.ui.print(f"{e.id} is READY")
+    with exported_after(x):
+        for i in ids:
+            e = promote(x.ledger(), i)
+            x.ui.print(f"{e.id} is READY")
 
 
 @app.command()
@@ -156,9 +159,10 @@ def retry(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
     from irq.experiments.edit import retry as retry_
 
     x = ctx(c)
-    for i in ids:
-        e = retry_(x.ledger(), i)
-        x.ui.print(f"{e.id} is READY again (its earlier attempts stay in the ledger)")
+    with exported_after(x):
+        for i in ids:
+            e = retry_(x.ledger(), i)
+            x.ui.print(f"{e.id} is READY again (its earlier attempts stay in the ledger)")
 
 
 @app.command()
@@ -194,6 +198,7 @@ def edit(
                       time=time, partition=partition, after=after, command=command,
                       default_command=_config(x).project.command or "")
     exp, said = edit_(x.ledger(), exp_id, changes)
+    after_change(x)
     x.ui.print(f"edited {exp.id}: " + "; ".join(said) if said else f"{exp.id}: nothing to change")
 
 
@@ -207,9 +212,10 @@ def retire(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...
     from irq.experiments.edit import retire as retire_
 
     x = ctx(c)
-    for i in ids:
-        e = retire_(x.ledger(), i, reason)
-        x.ui.print(f"{e.id} is RETIRED (its history stays; `irq show {e.id}`)")
+    with exported_after(x):
+        for i in ids:
+            e = retire_(x.ledger(), i, reason)
+            x.ui.print(f"{e.id} is RETIRED (its history stays; `irq show {e.id}`)")
 
 
 @app.command("rm")
@@ -221,9 +227,10 @@ def rm(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) 
     from irq.experiments.edit import remove
 
     x = ctx(c)
-    for i in ids:
-        e = remove(x.ledger(), i)
-        x.ui.print(f"removed {e.id}: {e.title}")
+    with exported_after(x):
+        for i in ids:
+            e = remove(x.ledger(), i)
+            x.ui.print(f"removed {e.id}: {e.title}")
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
