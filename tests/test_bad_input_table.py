@@ -129,6 +129,15 @@ CLI = [  # (name, files, argv, words)
      "a figure draws at most 20 experiments (22 named)"),
     ("plot an unknown kind", {}, ["plot", "violin"], "unknown plot kind 'violin'"),
     ("results criterion without baseline", {}, ["results", "--criterion", "val_mse -20%"], "compares with a baseline"),
+    ("results --metric empty", {}, ["results", "--metric", ""], "--metric '' names no metric"),
+    ("results --threshold nan", {}, ["results", "--threshold", "nan"], "a threshold is a finite number"),
+    ("report --threshold inf", {}, ["report", "--threshold", "inf"], "a threshold is a finite number"),
+    ("report into a file's folder", {"f": "x"}, ["report", "-o", "f/summary.md"], "cannot make the folder f"),
+    ("plot with no fetched results", {}, ["plot", "final"], "no experiment has fetched results to plot"),
+    ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],
+     "gives 2,999,999,999 points; a sweep makes at most 1,000"),
+    ("sweep of 1,600 combinations", {}, ["sweep", "Q-001", "rank=range(1,41)", "train_steps=range(1,41)"],
+     "gives 1,600 points"),
 ]
 
 

@@ -156,3 +156,17 @@ def test_a_figure_of_many_experiments_stays_bounded(irq, ledger, tmp_path):
     r = irq("plot", "final", *many, "-o", "figs")
     assert r.code != 0 and f"at most {plots.MAX_SHOWN} experiments" in r.err and "hint:" in r.err
     assert "Traceback" not in r.err
+
+
+def test_a_plot_with_nothing_to_draw_says_so_and_writes_no_file(irq, ledger, tmp_path):
+    study(ledger, tmp_path, diagnostics=False)
+    r = irq("plot", "final", "--metric", "accuracy", "-o", "figs")
+    assert r.code == 1 and "nothing to draw: no fetched run of these experiments has accuracy" in r.err
+    r = irq("plot", "energy", "-o", "figs")
+    assert r.code == 1 and "has the trainer's diagnostics" in r.err and "--diagnostics true" in r.err
+    assert not (tmp_path / "figs").exists()
+    r = irq("plot", "final", "-o", "figs/x")
+    assert r.code == 0 and (tmp_path / "figs" / "x" / "final.png").exists()
+    (tmp_path / "file").write_text("x")
+    r = irq("plot", "final", "-o", "file/sub")
+    assert r.code == 2 and "cannot make the folder file/sub" in r.err and "Traceback" not in r.err

@@ -95,7 +95,17 @@ def plot(
     if not exps:
         raise errors.IrqError("no experiment has fetched results to plot", "`irq fetch` brings them in")
     shown, note = plots.choose(exps, metric, goal)
-    paths = plots.save(plots.make(kind, [exps[i] for i in shown], metric, goal), out, kind)
+    fig = plots.make(kind, [exps[i] for i in shown], metric, goal)
+    if not plots.shows_something(kind, fig):
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        if kind in ("conditioning", "energy"):
+            raise errors.IrqError("nothing to draw: no fetched run of these experiments has the trainer's diagnostics",
+                                  "train with the trainer's --diagnostics true (docs/trainer.md)")
+        raise errors.IrqError(f"nothing to draw: no fetched run of these experiments has {metric}",
+                              "`irq show ID` lists a run's results; --metric names another")
+    paths = plots.save(fig, out, kind)
     for p in paths:
         x.ui.print(f"wrote {p}")
     if note:
@@ -118,10 +128,11 @@ def report(
     """
     from irq.config_files import read_settings
     from irq.results.report import write
-    from irq.results.service import metric_goal, project_root, with_baseline
+    from irq.results.service import check_threshold, metric_goal, project_root, with_baseline
 
     if criterion and not baseline:
         raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
+    check_threshold(threshold)
     x = ctx(c)
     settings = read_settings(x.config)
     metric, goal = metric_goal(settings, metric)

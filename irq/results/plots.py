@@ -251,13 +251,41 @@ def make(kind: str, exps: list[ExperimentRuns], metric: str = "val_mse", goal: s
     raise errors.UsageError(f"unknown plot kind {kind!r}", "kinds: " + ", ".join(KINDS))
 
 
+def folder(path: Path, example: str = "-o results/figures") -> Path:
+    """`path` as a folder to write into, made if missing; one UsageError if it cannot be."""
+    from irq import errors
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise errors.UsageError(f"cannot make the folder {path}: {exc.strerror or exc}",
+                                f"name a place you may write, e.g. {example}") from None
+    return path
+
+
 def save(fig: Any, out_dir: Path, name: str) -> list[Path]:
     """PNG (for markdown) and PDF (for the paper); the figure is closed afterwards."""
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=150 if p.suffix == ".png" else None)
-    plt.close(fig)
+    from irq import errors
+
+    paths = [folder(out_dir) / f"{name}.png", out_dir / f"{name}.pdf"]
+    try:
+        for p in paths:
+            fig.savefig(p, dpi=150 if p.suffix == ".png" else None)
+    except OSError as exc:
+        raise errors.UsageError(f"cannot write {p}: {exc.strerror or exc}",
+                                "name a folder you may write, e.g. -o results/figures") from None
+    finally:
+        plt.close(fig)
     return paths
+
+
+def shows_something(kind: str, fig: Any) -> bool:
+    """Whether a figure of `kind` draws any data (a run may lack what it plots)."""
+    axes = fig.get_axes()
+    if kind == "conditioning":
+        return any(ax.patches for ax in axes)
+    if kind == "energy":
+        return any(len(ax.lines) > 1 for ax in axes[:1]) or any(ax.lines for ax in axes[1:])
+    return any(ax.lines for ax in axes)

@@ -30,20 +30,14 @@ class Report:
     shown_note: str = ""  # which experiments the figures draw, when not all (plots.choose)
 
 
-def _shows_something(kind: str, fig) -> bool:
-    axes = fig.get_axes()
-    if kind == "conditioning":
-        return any(ax.patches for ax in axes)
-    if kind == "energy":
-        return any(len(ax.lines) > 1 for ax in axes[:1]) or any(ax.lines for ax in axes[1:])
-    return any(ax.lines for ax in axes)
-
-
 def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseline: str | None = None,
           criteria: list[str] | None = None, ids: list[str] | None = None, threshold: float | None = None,
           resamples: int = RESAMPLES) -> Report:
     """Read the ledger (`db`: its file, or a Ledger) on the read path, write the summary and its
     figures, then record the report in the ledger's meta table: the one write, through the ORM."""
+    example = "-o results/summary.md"
+    plots.folder(out.parent, example)  # before any work: a folder that cannot be made is said at once
+    plots.folder(out.parent / "figures", example)
     exps = collect(db, root, ids)
     cache = ResultsCache.open(Path(db.path if hasattr(db, "path") else db))  # the table's statistics, as irq results keeps them
     table = build(exps, metric, goal, baseline, threshold, resamples, cache)
@@ -54,7 +48,7 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
     drawn, sums = [exps[i] for i in shown], [table.rows[i].summary for i in shown]
     for kind in plots.KINDS:
         fig = plots.make(kind, drawn, metric, goal, sums)
-        if _shows_something(kind, fig):
+        if plots.shows_something(kind, fig):
             rep.figures.extend(plots.save(fig, fig_dir, kind))
         else:
             import matplotlib.pyplot as plt
@@ -62,8 +56,9 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
             plt.close(fig)
             rep.skipped.append(f"{kind}: no fetched run has the data it plots"
                                + (" (run the trainer with --diagnostics true)" if kind in ("conditioning", "energy") else ""))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(rep, out.parent), encoding="utf-8")
+    from irq.formats.queue_io import write_atomically
+
+    write_atomically(out, [render(rep, out.parent)])
     # queue.md's DONE entries link here (formats/export.py) until the next report
     record = report_record(out, rep.figures, [r.id for r in table.rows])
     if hasattr(db, "set_meta"):

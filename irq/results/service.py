@@ -38,7 +38,17 @@ class SweepOutcome:
 
 def metric_goal(settings: ReadSettings, metric: str | None) -> tuple[str, str]:
     """The metric to compare (the flag, else irq.toml's [project] metric) and its direction."""
+    if metric is not None and (not metric.strip() or not metric.isprintable()):
+        raise errors.UsageError(f"--metric {metric!r} names no metric", "e.g. --metric val_mse")
     return metric or settings.metric, settings.goal
+
+
+def check_threshold(threshold: float | None) -> None:
+    """--threshold is a finite number (a curve never reaches nan)."""
+    import math
+
+    if threshold is not None and not math.isfinite(threshold):
+        raise errors.UsageError(f"--threshold {threshold}: a threshold is a finite number", "e.g. --threshold 0.05")
 
 
 def project_root(settings: ReadSettings) -> Path:
@@ -65,6 +75,7 @@ def answer(db: Path, settings: ReadSettings, ids: list[str] | None, metric: str 
 
     if criteria and not baseline:
         raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
+    check_threshold(threshold)
     metric, goal = metric_goal(settings, metric)
     root, wanted = project_root(settings), with_baseline(ids, baseline)
     with gc_paused():  # the rows, the runs and the cache's entries hold no cycles: nothing to collect

@@ -48,6 +48,14 @@ def parse_value(text: str) -> Any:
     return t
 
 
+MAX_POINTS = 1000  # experiments one sweep may create: more is a typo (range(1, 3e9)), not a study
+
+
+def _too_many(n: int, text: str) -> errors.UsageError:
+    return errors.UsageError(f"{text!r} gives {n:,} points; a sweep makes at most {MAX_POINTS:,} experiments",
+                             "take fewer values, or a larger step: range(1,100,10)")
+
+
 def _range(args: list[Any], text: str) -> list[Any]:
     if not 1 <= len(args) <= 3 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
         raise errors.UsageError(f"cannot read {text!r}", "range takes one to three numbers: range(1,10,2)")
@@ -55,9 +63,14 @@ def _range(args: list[Any], text: str) -> list[Any]:
     if step == 0:
         raise errors.UsageError(f"{text!r}: the step of a range cannot be 0")
     if all(isinstance(a, int) for a in (start, stop, step)):
-        return list(range(start, stop, step))
-    count = math.ceil((stop - start) / step - 1e-9)
-    return [round(start + i * step, 12) for i in range(max(0, count))]
+        values = range(start, stop, step)
+        if len(values) > MAX_POINTS:  # counted, not made: range(1, 3_000_000_000) is one number
+            raise _too_many(len(values), text)
+        return list(values)
+    count = max(0, math.ceil((stop - start) / step - 1e-9))
+    if count > MAX_POINTS:
+        raise _too_many(count, text)
+    return [round(start + i * step, 12) for i in range(count)]
 
 
 def parse_override(text: str) -> tuple[str, list[Any]]:
@@ -84,6 +97,9 @@ def expand(overrides: list[str]) -> list[dict[str, Any]]:
     keys = [k for k, _ in parsed]
     if len(set(keys)) != len(keys):
         raise errors.UsageError("a key appears twice in the sweep", "give each key once: key=v1,v2")
+    n = math.prod(len(v) for _, v in parsed)
+    if n > MAX_POINTS:
+        raise _too_many(n, " ".join(overrides))
     return [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in parsed))]
 
 
