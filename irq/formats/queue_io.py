@@ -95,21 +95,54 @@ def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = No
         write_atomically(path, chunks)
 
 
-def write_atomically(path: Path, chunks: Iterable[str | bytes]) -> None:
-    """Write via PATH.tmp and a rename (readers never see half a file); a missing folder, a
-    folder in the way or a refused write is one UsageError, and no .tmp is left behind."""
+def write_atomically(path: Path, chunks: Iterable[str | bytes] | str) -> None:
+    """Write a file whole or not at all: into a temporary file of its own beside it (a unique
+    name: the daemon and a command may export at once), renamed over it when complete, so readers
+    see the old text or the new one. A link is followed (its target is replaced, the link stays);
+    a device or a pipe (`/dev/stdout`) is written in place, never replaced by a file. A missing
+    folder, a folder in the way or a refused write is one UsageError, and no temporary file stays."""
+    import os
+    import secrets
+    import stat
+
+    pieces = [chunks] if isinstance(chunks, str) else chunks
+
+    def refused(exc: OSError, where: Path) -> errors.UsageError:
+        return errors.UsageError(f"cannot write {where}: {exc.strerror or exc}",
+                                 "check the path, the free space, and that you may write there")
+
     if path.is_dir():
         raise errors.UsageError(f"{path} is a folder", f"name a file, e.g. {path / 'queue.md'}")
-    if not path.parent.is_dir():
-        raise errors.UsageError(f"{path.parent} does not exist", f"create it first: mkdir -p {path.parent}")
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with tmp.open("wb") as f:
-            for chunk in chunks:
-                f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
-        tmp.replace(path)
+        st: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        st = None
     except OSError as exc:
-        raise errors.UsageError(f"cannot write {path}: {exc.strerror or exc}",
-                                "check the folder exists and you may write there") from None
+        raise refused(exc, path) from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            with open(path, "wb") as f:
+                for chunk in pieces:
+                    f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+        except BrokenPipeError:
+            raise  # `irq export /dev/stdout | head`: the reader has what it wanted (the CLI exits 0)
+        except OSError as exc:
+            raise refused(exc, path) from None
+        return
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not target.parent.is_dir():
+        raise errors.UsageError(f"{path.parent} does not exist", f"create it first: mkdir -p {path.parent}")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        # O_EXCL: a name of its own; mode 0o666 less the umask, as any new file (an existing one keeps its own)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            for chunk in pieces:
+                f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+        if st is not None:
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise refused(exc, path) from None
     finally:
         tmp.unlink(missing_ok=True)
