@@ -39,6 +39,18 @@ def after_change(x: Ctx) -> None:
                   + (f" ({exc.hint})" if exc.hint else ""))
 
 
+def finite_seconds(value: float | None) -> float | None:
+    """A typer callback for an option in seconds: its `min=` lets nan through, and sleep() fails
+    on nan and inf."""
+    import math
+
+    import typer
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds (e.g. 30)")
+    return value
+
+
 @contextmanager
 def exported_after(x: Ctx) -> Iterator[None]:
     """after_change() once the block ends, also when a later id of several fails: the earlier

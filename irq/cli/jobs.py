@@ -10,7 +10,7 @@ import typer
 
 from irq.cli import follow, render
 from irq.cli.app import app, ctx
-from irq.cli.common import _config, _prompt
+from irq.cli.common import _config, _prompt, finite_seconds
 
 BACKEND_HELP = "local, or slurm:NAME (default: irq.toml's backend)."
 
@@ -124,7 +124,7 @@ def log(
     exp_id: str = typer.Argument(..., metavar="ID"),
     lines: int = typer.Option(40, "--lines", "-n", min=0),
     follow_: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines and learning-curve rows until the run ends."),
-    interval: float = typer.Option(5.0, "--interval", min=0.1, help="With -f: seconds between looks."),
+    interval: float = typer.Option(5.0, "--interval", min=0.1, callback=finite_seconds, help="With -f: seconds between looks."),
     count: Optional[int] = typer.Option(None, "--count", min=1, help="With -f: stop after this many looks."),
 ) -> None:
     """The tail of the latest attempt's job output; with -f, follow it and its learning curve

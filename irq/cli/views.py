@@ -7,6 +7,7 @@ import typer
 
 from irq.cli import follow, render
 from irq.cli.app import app, ctx
+from irq.cli.common import finite_seconds
 
 
 @app.command()
@@ -17,7 +18,7 @@ def status(
     state: Optional[list[str]] = typer.Option(None, "--state", help="Only this state (repeatable), e.g. FAILED."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1,
                                         help="At most N experiments per state, the most recently changed."),
-    watch: Optional[float] = typer.Option(None, "--watch", "-w", metavar="SECONDS", min=0.1,
+    watch: Optional[float] = typer.Option(None, "--watch", "-w", metavar="SECONDS", min=0.1, callback=finite_seconds,
                                           help="Refresh every SECONDS until Ctrl-C, with each run's newest curve row."),
     count: Optional[int] = typer.Option(None, "--count", min=1, help="With --watch: stop after this many refreshes."),
     all_: bool = typer.Option(False, "--all", "-a", help="Every experiment: fold nothing into counts."),

@@ -29,6 +29,9 @@ def import_queue(ledger: Any, path: Path) -> ImportReport:
     from irq.ledger.models import Event, Experiment
 
     doc = parse_file(path)
+    if not doc.experiments:
+        raise errors.ParseError(str(path), None, "holds no experiment: nothing was imported",
+                                "is it a queue.md? `irq export` shows the layout (### Q-001: title, bullets)")
     with ledger.transaction() as s:
         existing = [e.id for e in doc.experiments if s.get(Experiment, e.id) is not None]
         if existing:
