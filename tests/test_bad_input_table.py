@@ -121,6 +121,8 @@ CLI = [  # (name, files, argv, words)
     ("retry a READY experiment", {}, ["retry", "Q-001"], "only a FAILED experiment"),
     ("import a missing file", {}, ["import", "nope.md"], "nope.md"),
     ("import an empty file", {"empty.md": ""}, ["import", "empty.md"], "empty.md: holds no experiment"),
+    ("config file that never ends", {}, ["add", "Q-010", "-t", "x", "-c", "/dev/zero"],
+     "/dev/zero: is larger than 1 MB: not a trainer config"),
     ("import a file with no experiment", {"notes.md": "# My notes\n\nnothing queued\n"}, ["import", "notes.md"],
      "holds no experiment"),
     ("status --watch nan", {}, ["status", "--watch", "nan"], "nan is not a number of seconds"),

@@ -60,3 +60,17 @@ def test_refusals_are_one_usage_error_and_leave_nothing(tmp_path):
         with pytest.raises(errors.UsageError, match="cannot write /proc/irq-test.md"):
             write_atomically(Path("/proc/irq-test.md"), "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_named_file_is_read_up_to_a_limit(tmp_path):
+    """irq/inputs.py: what `irq import` and `irq add -c` read (a wrong path such as /dev/zero
+    once read until memory ran out)."""
+    from irq.inputs import read_at_most
+
+    f = tmp_path / "queue.md"
+    f.write_bytes(b"x" * 100)
+    assert read_at_most(f, 100, "a queue.md", "hint") == b"x" * 100
+    with pytest.raises(errors.ParseError, match="queue.md: is larger than 99 bytes: not a queue.md"):
+        read_at_most(f, 99, "a queue.md", "hint")
+    with pytest.raises(errors.ParseError, match="cannot read: No such file or directory"):
+        read_at_most(tmp_path / "nope.md", 100, "a queue.md", "hint")

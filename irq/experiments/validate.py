@@ -13,6 +13,7 @@ from typing import Any
 from irq import errors
 from irq.experiments.trainer_schema import check_parameters, schema
 from irq.fields import FieldError, parse_memory, parse_minutes
+from irq.inputs import MB, read_at_most
 
 # trainer config keys that are experiment parameters (the rest stay in the config file)
 TRAINER_PARAM_KEYS = ("rank", "diffusion_steps", "train_steps", "batch_size", "learning_rate", "mining")
@@ -57,11 +58,10 @@ def read_trainer_config(path: Path) -> dict[str, Any]:
     """The experiment parameters a trainer config JSON sets (rank, steps, mining, ...), after
     checking the whole file against the trainer's schema: a file the trainer would refuse is
     refused here."""
+    hint = "pass a trainer config JSON file, e.g. trainer/configs/tiny.json"
+    raw = read_at_most(path, MB, "a trainer config", hint)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise errors.ParseError(str(path), None, f"cannot read: {exc.strerror or exc}",
-                                "pass a trainer config JSON file, e.g. trainer/configs/tiny.json") from None
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise errors.ParseError(str(path), None, "not a text file (a trainer config is JSON)",
                                 "pass a trainer config JSON file, e.g. trainer/configs/tiny.json") from None
