@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 IRQ = ROOT / "irq"
-BASE = {"errors", "faults", "config", "config_files", "cache_files", "ui", "fields", "__init__"}
+BASE = {"errors", "faults", "config", "config_files", "cache_files", "inputs", "ui", "fields", "__init__"}
 # lower rank first; a folder imports itself and lower ranks only (never a sibling of its own rank)
 RANK = {"base": 0, "ledger": 1, "backends": 2, "policy": 2, "formats": 3, "experiments": 4, "jobs": 5, "results": 6,
         "daemon": 6, "cli": 7, "__main__": 8}

@@ -79,37 +79,14 @@ def plot(
     Example: irq plot curves Q-001 Q-003
     """
     from irq.config_files import read_settings
-    from irq.results import plots
-    from irq.results.collect import collect
-    from irq.results.service import metric_goal, project_root
+    from irq.results.service import plot as plot_
 
-    if kind not in plots.KINDS:
-        raise errors.UsageError(f"unknown plot kind {kind!r}", "kinds: " + ", ".join(plots.KINDS))
     x = ctx(c)
-    settings = read_settings(x.config)
-    metric, goal = metric_goal(settings, metric)
-    if ids and len(set(ids)) > plots.MAX_SHOWN:
-        raise errors.UsageError(f"a figure draws at most {plots.MAX_SHOWN} experiments ({len(set(ids))} named)",
-                                f"name fewer, or none: then the {plots.MAX_SHOWN} with the best mean are drawn")
-    exps = [e for e in collect(x.db, project_root(settings), list(ids or []) or None) if ids or e.runs]
-    if not exps:
-        raise errors.IrqError("no experiment has fetched results to plot", "`irq fetch` brings them in")
-    shown, note = plots.choose(exps, metric, goal)
-    fig = plots.make(kind, [exps[i] for i in shown], metric, goal)
-    if not plots.shows_something(kind, fig):
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-        if kind in ("conditioning", "energy"):
-            raise errors.IrqError("nothing to draw: no fetched run of these experiments has the trainer's diagnostics",
-                                  "train with the trainer's --diagnostics true (docs/trainer.md)")
-        raise errors.IrqError(f"nothing to draw: no fetched run of these experiments has {metric}",
-                              "`irq show ID` lists a run's results; --metric names another")
-    paths = plots.save(fig, out, kind)
-    for p in paths:
+    drawn = plot_(x.db, read_settings(x.config), kind, list(ids or []), out, metric)
+    for p in drawn.paths:
         x.ui.print(f"wrote {p}")
-    if note:
-        x.ui.print(note)
+    if drawn.note:
+        x.ui.print(drawn.note)
 
 
 @app.command()

@@ -36,6 +36,43 @@ class SweepOutcome:
     created: bool
 
 
+@dataclass
+class Drawn:
+    """A figure `irq plot` wrote (PNG and PDF), and which experiments it left out, if any."""
+
+    paths: list[Path]
+    note: str = ""
+
+
+def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path, metric: str | None) -> Drawn:
+    """One figure of `kind` from the named experiments' fetched runs (default: all that have
+    some, at most plots.MAX_SHOWN of them, the best by the metric); an error when it would draw nothing."""
+    from irq.results import plots
+    from irq.results.collect import collect
+
+    if kind not in plots.KINDS:
+        raise errors.UsageError(f"unknown plot kind {kind!r}", "kinds: " + ", ".join(plots.KINDS))
+    metric, goal = metric_goal(settings, metric)
+    if len(set(ids)) > plots.MAX_SHOWN:
+        raise errors.UsageError(f"a figure draws at most {plots.MAX_SHOWN} experiments ({len(set(ids))} named)",
+                                f"name fewer, or none: then the {plots.MAX_SHOWN} with the best mean are drawn")
+    exps = [e for e in collect(db, project_root(settings), ids or None) if ids or e.runs]
+    if not exps:
+        raise errors.IrqError("no experiment has fetched results to plot", "`irq fetch` brings them in")
+    shown, note = plots.choose(exps, metric, goal)
+    fig = plots.make(kind, [exps[i] for i in shown], metric, goal)
+    if not plots.shows_something(kind, fig):
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        if kind in ("conditioning", "energy"):
+            raise errors.IrqError("nothing to draw: no fetched run of these experiments has the trainer's diagnostics",
+                                  "train with the trainer's --diagnostics true (docs/trainer.md)")
+        raise errors.IrqError(f"nothing to draw: no fetched run of these experiments has {metric}",
+                              "`irq show ID` lists a run's results; --metric names another")
+    return Drawn(plots.save(fig, out, kind), note)
+
+
 def metric_goal(settings: ReadSettings, metric: str | None) -> tuple[str, str]:
     """The metric to compare (the flag, else irq.toml's [project] metric) and its direction."""
     if metric is not None and (not metric.strip() or not metric.isprintable()):
