@@ -190,3 +190,22 @@ def test_the_configured_export_follows_every_command_that_changes_the_ledger(irq
     r = irq("add", "Q-003", "-t", "third", "-p", "rank=7")
     assert r.code == 0 and "warning: the change is made, but queue.md was not re-exported" in r.err
     assert json.loads(irq("show", "Q-003", "--json").out)["experiment"]["state"] == "READY"
+
+
+def test_a_command_in_a_subfolder_uses_the_projects_ledger_and_init_makes_one_here(irq, tmp_path, monkeypatch):
+    """The ledger is found as irq.toml is, from here upwards: `irq status` in results/ once said
+    "no ledger at queue.db" and hinted `irq init`, which split the study into a second ledger."""
+    irq("init")
+    assert irq("add", "Q-001", "-t", "at the top", "-p", "rank=5").code == 0
+    (tmp_path / "results" / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "results" / "deeper")
+    assert irq("add", "Q-002", "-t", "from below", "-p", "rank=6").code == 0
+    assert not (tmp_path / "results" / "deeper" / "queue.db").exists()
+    rows = json.loads(irq("status", "--json", "--offline").out)["experiments"]
+    assert [r["id"] for r in rows] == ["Q-001", "Q-002"]
+    monkeypatch.setenv("IRQ_DB", str(tmp_path / "other.db"))  # $IRQ_DB and --db still win
+    assert irq("status", "--offline").code != 0
+    monkeypatch.delenv("IRQ_DB")
+    assert "created ledger queue.db" in irq("init").out  # init makes a new project here, as asked
+    assert (tmp_path / "results" / "deeper" / "queue.db").exists()
+    assert json.loads(irq("status", "--json", "--offline").out)["experiments"] == []

@@ -43,9 +43,10 @@ def _version(value: bool) -> None:
 
 @dataclass
 class Ctx:
-    db: Path
+    db: Path  # the ledger: --db, $IRQ_DB, else the project's (found upwards, as irq.toml is)
     config: Optional[Path]
     ui: UI
+    here_db: Path = Path("queue.db")  # where `irq init` makes one: --db, $IRQ_DB, else ./queue.db
 
     def ledger(self) -> "Ledger":
         from irq.ledger.database import Ledger
@@ -60,13 +61,14 @@ def ctx(c: typer.Context) -> Ctx:
 @app.callback()
 def _root(
     c: typer.Context,
-    db: Optional[Path] = typer.Option(None, "--db", help="Ledger file (default: $IRQ_DB or ./queue.db)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Ledger file (default: $IRQ_DB, else the project's queue.db: in the nearest folder from here up holding one or an irq.toml)."),
     config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from here."),
     _v: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print irq's version."),
 ) -> None:
     from irq.ledger.reader import resolve_db_path  # stdlib only: no ORM here
 
-    c.obj = Ctx(resolve_db_path(db), config, UI())
+    given = db or os.environ.get("IRQ_DB")
+    c.obj = Ctx(resolve_db_path(db), config, UI(), Path(given) if given else Path("queue.db"))
 
 
 DEBUG_ENV = "IRQ_DEBUG"  # set (to anything): an unexpected exception is raised with its traceback

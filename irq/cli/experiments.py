@@ -23,7 +23,7 @@ def init(c: typer.Context) -> None:
     from irq.experiments.project import init_project
 
     x = ctx(c)
-    done = init_project(x.db, Path.cwd())
+    done = init_project(x.here_db, Path.cwd())  # here, even inside another project
     x.ui.print(f"{'ledger already at' if done.existed else 'created ledger'} {done.db}")
     if done.config:
         x.ui.print(f"wrote {done.config} (commented; add a [clusters.NAME] table to submit to SLURM)")

@@ -9,8 +9,19 @@ DEFAULT_DB = "queue.db"
 
 
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
-    """--db wins, then IRQ_DB, then ./queue.db."""
-    return Path(db or os.environ.get("IRQ_DB") or DEFAULT_DB)
+    """--db wins, then IRQ_DB, then the project's ledger (project_db)."""
+    return Path(db or os.environ.get("IRQ_DB") or project_db())
+
+
+def project_db(here: Path | None = None) -> Path:
+    """queue.db of the nearest folder, from here upwards, that holds a queue.db or an irq.toml (as
+    irq.toml itself is found), so that a command run in a project's subfolder reads the project's
+    ledger; ./queue.db when there is none. Relative when it is this folder's."""
+    start = (here or Path.cwd()).absolute()
+    for d in (start, *start.parents):
+        if (d / DEFAULT_DB).exists() or (d / "irq.toml").is_file():
+            return Path(DEFAULT_DB) if d == start else d / DEFAULT_DB
+    return Path(DEFAULT_DB)
 
 
 def access_mode(path: Path) -> str:
