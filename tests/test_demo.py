@@ -18,3 +18,16 @@ def test_the_demo_runs_the_pilot_for_each_strategy_and_compares_to_the_baselines
     assert queue.count("✓ COMPLETED") == 3
     again = irq("--db", "demo/queue.db", "status", "--json")
     assert {e["state"] for e in json.loads(again.out)["experiments"]} == {"DONE"}
+
+
+def test_without_torch_the_demo_says_how_to_get_it_and_queues_nothing(tmp_path, irq):
+    """A plain `pip install irq` has no torch (the trainer is the `train` extra): the demo once
+    queued the pilot and ran three jobs that all failed on `import torch`."""
+    (tmp_path / "demo").mkdir()
+    python = tmp_path / "python-without-torch"  # an interpreter whose find_spec('torch') is None
+    python.write_text("#!/bin/sh\nexit 1\n")
+    python.chmod(0o755)
+    (tmp_path / "demo" / "irq.toml").write_text(f'[local]\npython = "{python}"\n')
+    r = irq("demo", "--quick", "--dir", "demo")
+    assert r.code == 1 and "needs torch" in r.err and "pip install 'irq[train]'" in r.err
+    assert not (tmp_path / "demo" / "queue.db").exists()

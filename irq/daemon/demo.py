@@ -6,6 +6,7 @@ No cluster needed; everything lands in a folder of its own.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,11 @@ def run_demo(folder: Path, ui: UI, quick: bool = False, poll: float = 2.0) -> De
     """Queue the pilot (first time only), drive daemon cycles until it is done, export queue.md."""
     folder.mkdir(parents=True, exist_ok=True)
     write_default_config(folder / "irq.toml")
+    config = load_config(folder / "irq.toml")
+    _check_trainer_python(config.local.python or sys.executable)  # before the ledger: nothing queued to fail
     db = folder / "queue.db"
     fresh = not db.exists()
     ledger = Ledger(db, create=True)
-    config = load_config(folder / "irq.toml")
     if fresh:
         _queue_pilot(ledger, quick)
         ui.log(f"queued {len(STRATEGIES)} pilot experiments in {db}")
@@ -52,6 +54,22 @@ def run_demo(folder: Path, ui: UI, quick: bool = False, poll: float = 2.0) -> De
         lock.release()
     export_queue(ledger, folder / "queue.md", derived=Derived(dest_dir=folder))
     return DemoResult(folder, _rows(ledger))
+
+
+def _check_trainer_python(python: str) -> None:
+    """The bundled trainer needs torch in the interpreter the jobs run (a plain `pip install irq`
+    has none: the trainer is the `train` extra). Asked of that interpreter without importing torch."""
+    import subprocess
+
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"
+    try:
+        ok = subprocess.run([python, "-c", probe], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        raise errors.IrqError(f"the demo trains with the bundled trainer, which needs torch, and {python} cannot import it",
+                              "install irq with its trainer: pip install 'irq[train]' (from a checkout: "
+                              "pip install '.[train]'), or set [local] python to an interpreter that has torch")
 
 
 def _queue_pilot(ledger: Ledger, quick: bool) -> None:
