@@ -65,10 +65,10 @@ def _root(
     config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from here."),
     _v: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print irq's version."),
 ) -> None:
-    from irq.ledger.reader import resolve_db_path  # stdlib only: no ORM here
+    from irq.ledger.location import DEFAULT_DB, given_db, project_db  # stdlib only: no ORM here
 
-    given = db or os.environ.get("IRQ_DB")
-    c.obj = Ctx(resolve_db_path(db), config, UI(), Path(given) if given else Path("queue.db"))
+    given = given_db(db)
+    c.obj = Ctx(given or project_db(), config, UI(), given or Path(DEFAULT_DB))
 
 
 DEBUG_ENV = "IRQ_DEBUG"  # set (to anything): an unexpected exception is raised with its traceback
@@ -118,7 +118,6 @@ def _crashed(ui: UI, exc: Exception) -> int:
     ui.error(errors.IrqError(f"irq failed unexpectedly: {type(exc).__name__}: {exc}"[:500],
                              f"this is a bug in irq; {where}; please report it with the command you ran"))
     return EX_SOFTWARE
-
 
 
 def _closed_pipe() -> int:

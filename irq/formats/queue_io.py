@@ -125,8 +125,7 @@ def write_atomically(path: Path, chunks: Iterable[str | bytes] | str) -> None:
     if st is not None and not stat.S_ISREG(st.st_mode):
         try:
             with open(path, "wb") as f:
-                for chunk in pieces:
-                    f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+                _write_all(f, pieces)
         except BrokenPipeError:
             raise  # `irq export /dev/stdout | head`: the reader has what it wanted (the CLI exits 0)
         except OSError as exc:
@@ -140,8 +139,7 @@ def write_atomically(path: Path, chunks: Iterable[str | bytes] | str) -> None:
         # O_EXCL: a name of its own; mode 0o666 less the umask, as any new file (an existing one keeps its own)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
-            for chunk in pieces:
-                f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+            _write_all(f, pieces)
         if st is not None:
             os.chmod(tmp, stat.S_IMODE(st.st_mode))
         os.replace(tmp, target)
@@ -149,3 +147,8 @@ def write_atomically(path: Path, chunks: Iterable[str | bytes] | str) -> None:
         raise refused(exc, path) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_all(f: Any, pieces: Iterable[str | bytes]) -> None:
+    for chunk in pieces:
+        f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)

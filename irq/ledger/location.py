@@ -10,7 +10,13 @@ DEFAULT_DB = "queue.db"
 
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
     """--db wins, then IRQ_DB, then the project's ledger (project_db)."""
-    return Path(db or os.environ.get("IRQ_DB") or project_db())
+    return given_db(db) or project_db()
+
+
+def given_db(db: str | os.PathLike[str] | None) -> Path | None:
+    """The ledger the user named: --db, else $IRQ_DB; None when neither is set."""
+    named = db or os.environ.get("IRQ_DB")
+    return Path(named) if named else None
 
 
 def project_db(here: Path | None = None) -> Path:
