@@ -138,7 +138,7 @@ def test_a_new_result_recomputes_that_row_only(ledger, tmp_path: Path, monkeypat
     lg.close()
     seen: list[list[float]] = []
     real = stats.summarise
-    monkeypatch.setattr(stats, "summarise", lambda groups, *a: seen.extend(groups) or real(groups, *a))
+    monkeypatch.setattr(stats, "summarise", lambda groups, *a: seen.extend(map(list, groups)) or real(groups, *a))
     again = rc.ResultsCache.open(db)
     after = build(collect(db, tmp_path), "val_mse", "min", "Q-001", cache=again)
     assert seen == [[0.0300, 0.0305, 0.0310]]  # Q-003 alone went to the statistics
@@ -245,3 +245,16 @@ def test_a_ledger_that_changed_is_read_afresh(ledger, tmp_path: Path, irq) -> No
     out = irq("results", "--format", "csv").out
     assert "Q-006,0," in out
     settle(tmp_path / "queue.db")
+
+
+def test_batched_keys_are_the_single_keys(tmp_path: Path) -> None:
+    """summary_keys()/comparison_keys() build each digest in one go; a warm run finds what a single
+    key stored only if both make the same bytes (also for no values and for values of another length)."""
+    cache = rc.ResultsCache.open(tmp_path / "queue.db")
+    groups = [[], [0.5], [0.031, 0.029, float("inf")], [1e-300, -2.0, 3.0, 4.0, 5.0]]
+    base = rc.floats([0.03, 0.04])
+    assert cache.summary_keys(groups, 1000) == [cache.summary_key(g, 1000) for g in groups]
+    assert cache.comparison_keys(groups, base, "min", 1000) == [cache.comparison_key(g, base, "min", 1000)
+                                                               for g in groups]
+    assert len({*cache.comparison_keys(groups, base, "min", 1000), *cache.comparison_keys(groups, base, "max", 1000),
+                *cache.comparison_keys(groups, rc.floats([0.03]), "min", 1000)}) == 3 * len(groups)

@@ -208,6 +208,9 @@ def test_rank_consistency_counts_first_places_on_paired_seeds():
     assert rc.first == {"Q-001": 1, "Q-003": 2}
     assert rank_consistency(vals, "max").first == {"Q-001": 2, "Q-003": 1}
     assert rank_consistency({"a": {0: 1.0}, "b": {1: 1.0}}).note
+    ties = {"a": {0: 1.0, 1: 2.0, 2: 0.0}, "b": {0: 1.0, 1: 3.0, 2: 5.0}, "c": {0: 2.0, 1: 2.0, 2: -0.0}}
+    assert rank_consistency(ties).first == {"a": 3, "b": 1, "c": 2}  # every tied one counts as first
+    assert rank_consistency(ties, "max").first == {"a": 0, "b": 2, "c": 1}
 
 
 def test_steps_to_threshold():

@@ -37,24 +37,50 @@ READ_ALL = 500  # more misses than this: the ledger is read whole, cheaper than 
 
 @dataclass(slots=True)
 class Collected:
-    """One experiment's row before its statistics: what the table shows of its runs for one metric."""
+    """One experiment's row before its statistics: what the table shows of its runs for one metric.
+
+    The values are kept as columns (one entry per value each): a warm `irq results` builds 10,000
+    of these from the cache, and the per-value records and sorted sets only some renderings read
+    (JSON, the report) are made when asked for."""
 
     id: str
     title: str
     state: str
-    values: list[dict[str, Any]]  # every number behind the row: {attempt, seed, value, commit}
-    attempts: list[int]
-    seeds: list[int]
-    commits: list[str]
+    numbers: tuple[float, ...]  # the metric's values, in the ledger's order of attempts and seeds
+    value_attempts: list[int]  # per value: its attempt, seed and commit
+    value_seeds: list[int | None]
+    value_commits: list[str | None]
     missing: list[str]
     trivial: dict[str, float]  # predict-mean / predict-zero (mean over the runs that have the metric)
     outputs: list[str | None]  # each value's fetched run folder as stored (relative to the project root)
     root: Path | None = field(default=None)  # the project root, for the curves; never kept
 
+    @property
+    def values(self) -> list[dict[str, Any]]:
+        """Every number behind the row: {attempt, seed, value, commit}."""
+        return [{"attempt": a, "seed": sd, "value": v, "commit": c}
+                for a, sd, v, c in zip(self.value_attempts, self.value_seeds, self.numbers, self.value_commits)]
+
+    @property
+    def attempts(self) -> list[int]:
+        return sorted(set(self.value_attempts))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({s for s in self.value_seeds if s is not None})
+
+    @property
+    def commits(self) -> list[str]:
+        return sorted({c[:12] for c in self.value_commits if c})
+
+    def by_seed(self) -> dict[int, float]:
+        """The values of the seeded runs, by seed (for rank consistency)."""
+        return {s: v for s, v in zip(self.value_seeds, self.numbers) if s is not None}
+
     def runs(self) -> list[Run]:
         """The runs behind the values, enough to find their curves (--threshold)."""
-        return [Run(self.id, v["attempt"], v["seed"], {}, v["commit"], self.root, out)
-                for v, out in zip(self.values, self.outputs)]
+        return [Run(self.id, a, sd, {}, c, self.root, out)
+                for a, sd, c, out in zip(self.value_attempts, self.value_seeds, self.value_commits, self.outputs)]
 
 
 def measure(e: ExperimentRuns, metric: str, root: Path | None = None) -> Collected:
@@ -68,11 +94,9 @@ def measure(e: ExperimentRuns, metric: str, root: Path | None = None) -> Collect
         if got:
             trivial[label] = statistics.fmean(got)
     return Collected(
-        e.id, e.title, e.state,
-        [{"attempt": r.attempt, "seed": r.seed, "value": v, "commit": r.git_sha} for r, v in zip(have, vals)],
-        sorted({r.attempt for r in have}), sorted({r.seed for r in have if r.seed is not None}),
-        sorted({r.git_sha[:12] for r in have if r.git_sha}), [str(m) for m in missing], trivial,
-        [r.output for r in have], root if root is not None else next((r.root for r in have), None))
+        e.id, e.title, e.state, tuple(vals), [r.attempt for r in have], [r.seed for r in have],
+        [r.git_sha for r in have], [str(m) for m in missing], trivial, [r.output for r in have],
+        root if root is not None else next((r.root for r in have), None))
 
 
 def code_digest() -> str:
@@ -96,10 +120,9 @@ def section(metric: str) -> str:
 def to_entry(rev: int, c: Collected) -> list:
     """A kept row: [rev, title, state, per value: attempts, seeds, values, commits, outputs; missing,
     which trivial baselines are present (a bit each), their values]. Doubles as base64 (cache.to_text)."""
-    vs = c.values
     trivial = [label for _key, label in TRIVIAL if label in c.trivial]
-    return [rev, c.title, c.state, [v["attempt"] for v in vs], [v["seed"] for v in vs],
-            to_text([v["value"] for v in vs]), [v["commit"] for v in vs], c.outputs, c.missing,
+    return [rev, c.title, c.state, list(c.value_attempts), list(c.value_seeds), to_text(c.numbers),
+            list(c.value_commits), c.outputs, c.missing,
             sum(1 << k for k, (_key, label) in enumerate(TRIVIAL) if label in c.trivial),
             to_text([c.trivial[label] for label in trivial])]
 
@@ -122,10 +145,8 @@ def from_entries(hits: list[tuple[str, list]], root: Path) -> list[Collected | N
                 out.append(None)
                 continue
             out.append(Collected(
-                eid, e[1], e[2],
-                [{"attempt": a, "seed": sd, "value": v, "commit": c} for a, sd, v, c in zip(e[3], e[4], values, e[6])],
-                sorted(set(e[3])), sorted({x for x in e[4] if x is not None}), sorted({c[:12] for c in e[6] if c}),
-                e[8], dict(zip(labels, trivial)) if mask == both else _trivial(labels, mask, trivial), e[7], root))
+                eid, e[1], e[2], values, e[3], e[4], e[6], e[8],
+                dict(zip(labels, trivial)) if mask == both else _trivial(labels, mask, trivial), e[7], root))
         return out
     if len(hits) == 1:
         return [None]

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from irq.results.cache import comparisons, summaries
@@ -29,16 +29,37 @@ class Row:
     title: str
     state: str
     summary: Summary
-    values: list[dict[str, Any]]  # every number behind the row: {attempt, seed, value, commit}
-    attempts: list[int]
-    seeds: list[int]
-    commits: list[str]
-    missing: list[str]
-    trivial: dict[str, float] = field(default_factory=dict)  # predict-mean / predict-zero (mean over runs)
+    runs: Collected  # the numbers behind the row, with their attempts, seeds and commits
     comparison: Comparison | None = None
     first_in: int | None = None  # seeds (of the paired ones) in which this row ranks first
     steps_to_threshold: float | None = None  # median over runs; None: not reached / no curves
     reached: str = ""  # "k/n runs" reached the threshold
+
+    @property
+    def values(self) -> list[dict[str, Any]]:
+        """Every number behind the row: {attempt, seed, value, commit}."""
+        return self.runs.values
+
+    @property
+    def attempts(self) -> list[int]:
+        return self.runs.attempts
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.runs.seeds
+
+    @property
+    def commits(self) -> list[str]:
+        return self.runs.commits
+
+    @property
+    def missing(self) -> list[str]:
+        return self.runs.missing
+
+    @property
+    def trivial(self) -> dict[str, float]:
+        """predict-mean / predict-zero (mean over the runs that have the metric)."""
+        return self.runs.trivial
 
 
 @dataclass
@@ -62,10 +83,9 @@ def build(exps: Sequence[ExperimentRuns | Collected], metric: str, goal: str = "
 
     with gc_paused():
         got = [e if type(e) is Collected else measure(e, metric) for e in exps]  # type: ignore[arg-type]
-        per = [[v["value"] for v in c.values] for c in got]
+        per = [c.numbers for c in got]
         sums = summaries(cache, per, resamples)
-        rows = [Row(c.id, c.title, c.state, s, c.values, c.attempts, c.seeds, c.commits, c.missing, c.trivial)
-                for c, s in zip(got, sums)]
+        rows = [Row(c.id, c.title, c.state, s, c) for c, s in zip(got, sums)]
     t = Table(metric, goal, baseline, rows, threshold=threshold, resamples=resamples)
     if threshold is not None:
         import numpy as np
@@ -87,8 +107,7 @@ def build(exps: Sequence[ExperimentRuns | Collected], metric: str, goal: str = "
                             resamples)
         for (row, _v), c in zip(others, found):
             row.comparison = c
-        rc = rank_consistency({c.id: {v["seed"]: v["value"] for v in c.values if v["seed"] is not None}
-                               for c in got if c.values}, goal)
+        rc = rank_consistency({c.id: c.by_seed() for c in got if c.numbers}, goal)
         t.paired_seeds, t.rank_note = rc.seeds, rc.note
         for row in rows:
             row.first_in = rc.first.get(row.id) if rc.seeds else None
@@ -204,4 +223,10 @@ def to_csv(t: Table) -> str:
 
 
 def to_json(t: Table) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(t), default=str))
+    rows = [{"id": r.id, "title": r.title, "state": r.state, "summary": asdict(r.summary), "values": r.values,
+             "attempts": r.attempts, "seeds": r.seeds, "commits": r.commits, "missing": r.missing,
+             "trivial": r.trivial, "comparison": None if r.comparison is None else asdict(r.comparison),
+             "first_in": r.first_in, "steps_to_threshold": r.steps_to_threshold, "reached": r.reached}
+            for r in t.rows]
+    table = {f.name: rows if f.name == "rows" else getattr(t, f.name) for f in fields(t)}
+    return json.loads(json.dumps(table, default=str))
