@@ -165,3 +165,22 @@ def test_edit_of_a_project_command_experiment_takes_any_parameter(ledger):
     edit(ledger, "lr-02", Changes(params={"lr": 0.2}, default_command="python t.py --lr {lr}"))
     with ledger.transaction() as s:
         assert Ledger.experiment(s, "lr-02").parameters == {"lr": 0.2}
+
+
+def test_add_without_a_title_names_it_by_what_it_sets(ledger, tmp_path):
+    """docs/own-script.md's quick `irq add lr-01 -p lr=0.01 --seeds 0-2` works: the title says what
+    the experiment sets, else its config file, else its id; an explicit blank title is still refused."""
+    cmd = "python train.py --lr {lr} --seed {seed}"
+    assert add_experiment(ledger, "lr-01", None, params={"lr": 0.01, "tag": "a b"}, command=cmd).title \
+        == "lr=0.01, tag=a b"
+    cfg = tmp_path / "q003_small.json"
+    cfg.write_text(json.dumps({"rank": 4}))
+    assert add_experiment(ledger, "Q-010", None, config=cfg).title == "q003_small"
+    assert add_experiment(ledger, "plain", None, command="python train.py").title == "plain"
+    assert add_experiment(ledger, "odd", None, params={"x": "a\nb"}, command="python t.py {x}").title == "odd"
+    long = add_experiment(ledger, "long", None, params={f"k{i}": i for i in range(40)}, command="python t.py").title
+    assert len(long) == 80 and long.endswith("…")
+    with pytest.raises(errors.UsageError, match="needs a title"):
+        add_experiment(ledger, "blank", " ", command="python train.py")
+    with ledger.transaction() as s:
+        assert Ledger.experiment(s, "lr-01").title == "lr=0.01, tag=a b"

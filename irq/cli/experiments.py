@@ -74,7 +74,7 @@ def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="W
 def add(
     c: typer.Context,
     exp_id: str = typer.Argument(..., metavar="ID", help="Like Q-011 or lr-sweep-3."),
-    title: Optional[str] = typer.Option(None, "--title", "-t"),
+    title: Optional[str] = typer.Option(None, "--title", "-t", help="What it tests (default: its -p parameters, else the config file's name, else the id)."),
     config: Optional[Path] = typer.Option(None, "--config-file", "-c", help="Trainer config JSON; its rank, steps, mining... become parameters."),
     hypothesis: Optional[str] = typer.Option(None, "--hypothesis"),
     param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE, repeatable (overrides the config file)."),

@@ -57,7 +57,9 @@ def add_experiment(
         check_command(command if command is not None else default_command, parameters)
     else:
         check_parameters(parameters)  # the bundled trainer runs: its keys, types and ranges
-    if not title or not title.strip():
+    if title is None:
+        title = default_title(exp_id, params or {}, config)
+    if not title.strip():
         raise errors.UsageError("an experiment needs a title", "pass --title 'What it tests'")
     one_line("title", title)
     deps = [validate_id(d) for d in (depends_on or [])]
@@ -79,6 +81,18 @@ def add_experiment(
                                      f"`irq show {same}`; --force adds {exp.id} anyway")
         Ledger.add_experiment(s, exp)
     return exp
+
+
+TITLE_MAX = 80  # characters of a title made from the parameters (a queue.md heading stays one readable line)
+
+
+def default_title(exp_id: str, params: dict[str, Any], config: Path | None) -> str:
+    """The title of an experiment added without --title: what it sets (`lr=0.01, steps=40`), else
+    its trainer config's name, else its id; a quick `irq add` still reads well in irq status and queue.md."""
+    said = ", ".join(f"{k}={v}" for k, v in params.items()) or (config.stem if config is not None else "")
+    if not said.strip() or not said.isprintable():
+        return exp_id
+    return said if len(said) <= TITLE_MAX else said[:TITLE_MAX - 1].rstrip() + "…"
 
 
 def _run_key(command: str | None, config_path: str | None, parameters: dict[str, Any], seeds: list[int]) -> str:
