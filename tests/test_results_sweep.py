@@ -119,3 +119,17 @@ def test_a_sweep_of_your_own_command_sweeps_its_placeholders_and_runs_it(irq, tm
     assert r.code == 2 and "has no placeholder {depth}" in r.err and "hint: sweep keys are its placeholders: lr, steps" in r.err
     r = irq("sweep", "own", "lr=1")
     assert r.code == 2 and "sweep keys are its placeholders: depth" in r.err
+
+
+def test_points_of_a_base_titled_by_its_parameters_are_titled_by_theirs(irq, tmp_path):
+    """`irq add lr-03 -p lr=0.3` titles it `lr=0.3, steps=40`; a point with lr=0.1 is `lr=0.1, steps=40`,
+    not `lr=0.3, steps=40 [lr=0.1]`. A title of the user's own is kept, with the point's values after it."""
+    (tmp_path / "irq.toml").write_text('backend = "local"\n[project]\n'
+                                       'command = "python train.py --lr {lr} --steps {steps} --seed {seed}"\n')
+    irq("init")
+    assert irq("add", "lr-03", "-p", "lr=0.3", "-p", "steps=40").code == 0
+    assert irq("add", "mine", "-t", "larger", "-p", "lr=0.5", "-p", "steps=40").code == 0
+    r = irq("sweep", "lr-03", "lr=0.1,0.2", "--json")
+    assert [p["title"] for p in json.loads(r.out)["points"]] == ["lr=0.1, steps=40", "lr=0.2, steps=40"], r
+    r = irq("sweep", "mine", "steps=80", "--json")
+    assert [p["title"] for p in json.loads(r.out)["points"]] == ["larger [steps=80]"], r

@@ -142,11 +142,17 @@ def plan(ledger: Ledger, base_id: str, overrides: list[str], seeds: list[int] | 
     # the points are numbered after the highest Q-NNN; ids of other forms (lr-01, lr-sweep) take no number
     numbers = [int(m.group(1)) for i in taken if (m := NUMBERED.fullmatch(i))]
     nxt = max(numbers, default=0) + 1
+    from irq.experiments.edit import default_title
+
+    # a base titled by its parameters (irq add without --title) gives points titled by theirs
+    by_parameters = base.title == default_title(base.id, base.parameters, None) != base.id
     out = []
     for k, ov in enumerate(points):
+        pid, parameters = f"Q-{nxt + k:03d}", {**base.parameters, **ov}
         label = ", ".join(f"{key}={fmt_value(v)}" for key, v in ov.items())
-        out.append(Point(id=f"Q-{nxt + k:03d}", title=f"{base.title} [{label}]", overrides=ov,
-                         parameters={**base.parameters, **ov}, seeds=list(seeds if seeds is not None else base.seeds)))
+        title = default_title(pid, parameters, None) if by_parameters else f"{base.title} [{label}]"
+        out.append(Point(id=pid, title=title, overrides=ov, parameters=parameters,
+                         seeds=list(seeds if seeds is not None else base.seeds)))
     return base, out
 
 
