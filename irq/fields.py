@@ -233,15 +233,26 @@ PARAM_LABELS = {
 _LABEL_TO_KEY = {v.lower(): k for k, v in PARAM_LABELS.items()}
 
 
+PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")  # a parameter's name: what a command's {placeholder} may say
+
+
 def param_key(label: str) -> str:
-    low = label.strip().lower()
+    """The parameter a queue.md label names: a backticked name as it is (`LR`), the seed's words
+    for the trainer's keys, else the words joined by '_' in lower case ("Mining opt steps")."""
+    text = label.strip()
+    if len(text) > 2 and text[0] == "`" == text[-1] and PARAM_NAME.fullmatch(text[1:-1]):
+        return text[1:-1]
+    low = text.lower()
     if low in _LABEL_TO_KEY:
         return _LABEL_TO_KEY[low]
     return re.sub(r"[^0-9a-z]+", "_", low).strip("_")
 
 
 def param_label(key: str) -> str:
-    return PARAM_LABELS.get(key) or key.replace("_", " ").capitalize()
+    """The queue.md label of a parameter: words ("Rank", "Mining opt steps") when they read back as
+    the key, else the name itself in backticks (`LR`, `lr.max`), so an import gives back every key."""
+    label = PARAM_LABELS.get(key) or key.replace("_", " ").capitalize()
+    return label if param_key(label) == key else f"`{key}`"
 
 
 def backticked(v: str) -> str:

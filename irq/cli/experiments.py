@@ -45,7 +45,9 @@ def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md 
     if rep.repaired_lines:
         x.ui.print(f"repaired double-encoded UTF-8 (mojibake such as 'â€”' for '—') on {rep.repaired_lines} lines")
     states = ", ".join(f"{n} {s}" for s, n in rep.states.items())
-    x.ui.print(f"imported {rep.experiments} experiments ({states}) and {rep.attempts} attempts from {path}")
+    exps = f"{rep.experiments} experiment{'' if rep.experiments == 1 else 's'}"
+    atts = f"{rep.attempts} attempt{'' if rep.attempts == 1 else 's'}"
+    x.ui.print(f"imported {exps} ({states}) and {atts} from {path}")
 
 
 @app.command()

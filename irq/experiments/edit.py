@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from irq import errors
 from irq.experiments.trainer_schema import check_parameters
-from irq.experiments.validate import one_line, read_trainer_config, resources
+from irq.experiments.validate import one_line, param_names, read_trainer_config, resources
 from irq.fields import FieldError, parse_seeds
 from irq.formats.command import check_command
 from irq.ledger.database import Ledger, validate_id
@@ -52,7 +52,7 @@ def add_experiment(
     parameters: dict[str, Any] = {}
     if config is not None:
         parameters.update(read_trainer_config(config))
-    parameters.update(params or {})
+    parameters.update(param_names(params or {}))
     if command is not None or default_command:
         check_command(command if command is not None else default_command, parameters)
     else:
@@ -198,7 +198,7 @@ def _changed_fields(exp: Experiment, ch: Changes) -> dict[str, Any]:
     if ch.config is not None:
         params.update(read_trainer_config(ch.config))
         new["config_path"] = str(ch.config)
-    params.update(ch.params)
+    params.update(param_names(ch.params))
     for key in ch.unset:
         if key not in params:
             raise errors.UsageError(f"{exp.id} has no parameter {key!r}", f"`irq show {exp.id}` lists its parameters")

@@ -12,7 +12,7 @@ from typing import Any
 
 from irq import errors
 from irq.experiments.trainer_schema import check_parameters, schema
-from irq.fields import FieldError, parse_memory, parse_minutes
+from irq.fields import PARAM_NAME, FieldError, parse_memory, parse_minutes
 from irq.inputs import MB, read_at_most
 
 # trainer config keys that are experiment parameters (the rest stay in the config file)
@@ -79,6 +79,16 @@ def read_trainer_config(path: Path) -> dict[str, Any]:
                                 "valid keys: " + ", ".join(known))
     check_parameters(data, f"{path}: ")
     return {k: data[k] for k in TRAINER_PARAM_KEYS if k in data}
+
+
+def param_names(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters are named as a command's {placeholders} are: the name reaches the command, the
+    job's IRQ_PARAM_<NAME> and queue.md's parameter list, where a space, a colon or a line break would not survive."""
+    for k in params:
+        if not PARAM_NAME.fullmatch(k):
+            raise errors.UsageError(f"parameter name {k!r} is not a name",
+                                    "letters, digits, _ . and -, starting with a letter or _ (e.g. -p lr=0.01, -p model.depth=4)")
+    return params
 
 
 def one_line(name: str, value: str | None) -> str | None:

@@ -14,6 +14,7 @@ import string
 from typing import Any
 
 from irq import errors
+from irq.fields import PARAM_NAME
 
 # irq's own values and the shell text each becomes in the job (set by the job script)
 IRQ_VALUES = {"seed": '"$IRQ_SEED"', "run_dir": '"$IRQ_RUN_DIR"', "experiment": '"$IRQ_EXPERIMENT"',
@@ -30,7 +31,7 @@ def placeholders(command: str) -> list[str]:
     for _, name, spec, conv in fields:
         if name is None:
             continue
-        if not name or spec or conv or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
+        if not name or spec or conv or not PARAM_NAME.fullmatch(name):
             raise errors.UsageError(f"command {command!r}: placeholder {{{name}{'!' + conv if conv else ''}"
                                     f"{':' + spec if spec else ''}}} is not a plain {{name}}",
                                     "use {lr}, {seed}, ...; a literal brace is {{ or }}")
