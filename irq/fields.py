@@ -7,9 +7,11 @@ person writes by hand ("1e-4", "2.5 hours", "16GB RAM") and keep any trailing re
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 Scalar = Any  # int | float | str | bool | None
@@ -41,8 +43,11 @@ def fmt_scalar(v: Scalar) -> str:
 
 
 def parse_scalar(text: str) -> tuple[Scalar, str | None]:
-    """'100,000' -> 100000; '1e-4' -> 0.0001; '20 (20×20 matrices)' -> (20, '(20×20 matrices)')."""
+    """'100,000' -> 100000; '1e-4' -> 0.0001; '20 (20×20 matrices)' -> (20, '(20×20 matrices)');
+    a JSON string ('"100"', '"a\\nb"') -> that text exactly (fmt_list_value writes one where plain text would not read back)."""
     text = text.strip()
+    if text[:1] == '"' and (quoted := _json_string(text)) is not None:
+        return quoted, None
     if text in ("true", "false"):
         return text == "true", None
     if text == "null":
@@ -58,6 +63,43 @@ def parse_scalar(text: str) -> tuple[Scalar, str | None]:
             return int(plain), rest
         return float(plain), rest
     return text, None
+
+
+def _json_string(text: str) -> str | None:
+    try:
+        v = json.loads(text)
+    except ValueError:
+        return None
+    return v if type(v) is str else None
+
+
+def quoted(text: str) -> str:
+    """A JSON string on one printable line (non-printable characters as \\u escapes)."""
+    out = json.dumps(text, ensure_ascii=False)
+    return out if out.isprintable() else json.dumps(text)
+
+
+_PLAIN_KEY = re.compile(r"[^\s:\"`*\-][^:]*")
+
+
+@lru_cache(maxsize=4096)
+def fmt_list_key(key: str) -> str:
+    """A key of a nested list (Results, a parameter) as queue.md writes it: as it is when it reads
+    back as itself, else as a JSON string (a job's metrics.json may name a metric 'a: b' or 'x\\ny')."""
+    if _PLAIN_KEY.fullmatch(key) and key == key.rstrip() and key.isprintable():
+        return key
+    return quoted(key)
+
+
+def fmt_list_value(v: Scalar) -> str:
+    """A value of a nested list: fmt_scalar() when it reads back as the same value and type, else a
+    JSON string (the text '100' stays text, a line break cannot end the line)."""
+    text = fmt_scalar(v)
+    if type(v) is not str:
+        return text
+    if text[:1] == "`" or not text.isprintable() or parse_scalar(text) != (v, None):
+        return quoted(v)
+    return text
 
 
 def join_annotation(text: str, annotation: str | None) -> str:
@@ -248,11 +290,15 @@ def param_key(label: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", low).strip("_")
 
 
+@lru_cache(maxsize=4096)
 def param_label(key: str) -> str:
     """The queue.md label of a parameter: words ("Rank", "Mining opt steps") when they read back as
-    the key, else the name itself in backticks (`LR`, `lr.max`), so an import gives back every key."""
+    the key, else the name itself in backticks (`LR`, `lr.max`), else (a key from before names were
+    checked) a JSON string, so an import gives back every key."""
     label = PARAM_LABELS.get(key) or key.replace("_", " ").capitalize()
-    return label if param_key(label) == key else f"`{key}`"
+    if param_key(label) == key:
+        return label
+    return f"`{key}`" if PARAM_NAME.fullmatch(key) else quoted(key)
 
 
 def backticked(v: str) -> str:

@@ -135,3 +135,34 @@ def test_help_texts_keep_their_brackets(irq, cmd):
     assert r.code == 0
     want = {"trust": "[clusters.NAME]", "daemon": "irq.toml [daemon]", "--help": "Examples:"}[cmd[0]]
     assert want in r.out, r.out
+
+
+JOB_KEYS = ["a: b", "x\ny", "`k`", "- dash", "  sp", "[red]m[/red]", "", '"q"', "LR", "val_mse"]
+JOB_VALUES = ["line1\nline2", "100", "true", "  padded", "`tick`", '"quoted"', ":100:", 7, 0.25, None, False]
+
+
+def test_a_jobs_metric_names_and_values_survive_show_and_an_export_and_import(tmp_path, irq, seed_queue):
+    """A job's metrics.json may name a metric 'x\\ny' or 'a: b' and give a text '100': `irq show` keeps
+    each on its line, and queue.md writes them so that an import gives back the same names, values
+    and types (a line break in a name once broke the export, and the export could not be imported)."""
+    assert irq("import", str(seed_queue)).code == 0
+    results = {k: JOB_VALUES[i % len(JOB_VALUES)] for i, k in enumerate(JOB_KEYS)} | {"n": "x\ny"}
+    con = sqlite3.connect(tmp_path / "queue.db")
+    con.execute("UPDATE attempt SET results=? WHERE experiment_id='Q-004' AND number=1", (json.dumps(results),))
+    con.execute("UPDATE experiment SET parameters=json_set(parameters, '$.tag', ?) WHERE id='Q-004'", ("a\nb: c",))
+    con.commit()
+    con.close()
+    shown_block = irq("show", "Q-004").out
+    assert "\nline2" not in shown_block and "\ny" not in shown_block, shown_block
+    assert irq("export", "out.md").code == 0
+    (tmp_path / "two").mkdir()
+    r = irq("--db", str(tmp_path / "two" / "queue.db"), "init")
+    assert r.code == 0, r
+    r = irq("--db", str(tmp_path / "two" / "queue.db"), "import", "out.md")
+    assert r.code == 0, r
+    got = json.loads(irq("--db", str(tmp_path / "two" / "queue.db"), "show", "Q-004", "--json").out)
+    assert got["attempts"][0]["results"] == results
+    assert [type(v) for v in got["attempts"][0]["results"].values()] == [type(v) for v in results.values()]
+    assert got["experiment"]["parameters"]["tag"] == "a\nb: c"
+    again = irq("--db", str(tmp_path / "two" / "queue.db"), "export").out
+    assert again == (tmp_path / "out.md").read_text()

@@ -38,6 +38,17 @@ scalar = st.one_of(
     st.booleans(),
     text,
 )
+def _not_mojibake(t: str) -> bool:
+    """Import repairs text that reads as double-encoded UTF-8 ('Â«' for '«'): such text is not drawn."""
+    import ftfy
+
+    return ftfy.fix_encoding(t) == t
+
+
+# what a job's metrics.json or a -p value may hold: any text (line breaks, colons, quotes, backticks,
+# leading spaces, text that looks like a number), written where plain text would not read back as a JSON string
+any_scalar = st.one_of(st.integers(-10**9, 10**9), st.floats(allow_nan=False, allow_infinity=False, width=64),
+                       st.booleans(), st.none(), st.text(max_size=12).filter(_not_mojibake))
 param_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,10}", fullmatch=True).filter(lambda k: k != "mining")
 times = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)).map(
     lambda d: d.replace(microsecond=0, tzinfo=timezone.utc))
@@ -72,7 +83,8 @@ def attempts_for(draw, exp_id: str) -> list[Attempt]:
             exit_code=draw(st.none() | st.integers(0, 255)),
             error=draw(st.none() | text), root_cause=draw(st.none() | text),
             fix_applied=draw(st.none() | text), suggested_fix=draw(st.none() | text),
-            results=draw(st.dictionaries(label, scalar, max_size=3)),
+            results=draw(st.dictionaries(label | st.text(max_size=12).filter(_not_mojibake), scalar | any_scalar,
+                                         max_size=3)),
             output=draw(st.none() | st.just("runs/q001/seed_0")),
             fetched_at=draw(st.none() | times),
             extras=[[k, draw(text)] for k in draw(st.lists(st.sampled_from(ATT_FREE), unique=True, max_size=3))],
@@ -87,9 +99,9 @@ def ledgers(draw) -> tuple[list[Experiment], list[Attempt]]:
     for i in range(1, n + 1):
         exp_id = f"Q-{i:03d}"
         state = draw(st.sampled_from(["READY", "IN_PROGRESS", "DONE", "FAILED", "PROPOSED"]))
-        params = draw(st.dictionaries(param_keys, scalar, max_size=4))
+        params = draw(st.dictionaries(param_keys, scalar | any_scalar, max_size=4))
         if draw(st.booleans()):
-            params = {"mining": draw(st.sampled_from(["none", "random", "adversarial"])), **params}
+            params = {"mining": draw(st.sampled_from(["none", "random", "adversarial"]) | any_scalar), **params}
         queued = state == "IN_PROGRESS" and draw(st.booleans())
         exps.append(Experiment(
             id=exp_id, seq=i, title=draw(text), state=state, hypothesis=draw(st.none() | text),

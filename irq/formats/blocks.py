@@ -9,6 +9,8 @@ from typing import Any
 from irq.fields import (
     backticked,
     fmt_dependencies,
+    fmt_list_key,
+    fmt_list_value,
     fmt_resources,
     fmt_scalar,
     fmt_seeds,
@@ -78,8 +80,10 @@ def parameter_lines(parameters: dict[str, Any], ann: dict[str, str]) -> list[Lin
     """The mining strategy (a line of its own, as the seed has it), then the other parameters."""
     out = []
     if "mining" in parameters:
-        out.append(Line("Mining Strategy", backticked(fmt_scalar(parameters["mining"]))))
-    params = [(param_label(k), join_annotation(fmt_scalar(v), ann.get(f"parameters.{k}")))
+        v = parameters["mining"]
+        text = fmt_list_value(v)  # a name in backticks as the seed writes it; a number or a JSON string as it is
+        out.append(Line("Mining Strategy", backticked(text) if type(v) is str and text == fmt_scalar(v) else text))
+    params = [(param_label(k), join_annotation(fmt_list_value(v), ann.get(f"parameters.{k}")))
               for k, v in parameters.items() if k != "mining"]
     if params:
         out.append(Line("Parameters", "", params))
@@ -89,7 +93,8 @@ def parameter_lines(parameters: dict[str, Any], ann: dict[str, str]) -> list[Lin
 def results_line(results: dict[str, Any], ann: dict[str, str]) -> list[Line]:
     if not results:
         return []
-    return [Line("Results", "", [(k, join_annotation(fmt_scalar(v), ann.get(f"results.{k}"))) for k, v in results.items()])]
+    return [Line("Results", "", [(fmt_list_key(k), join_annotation(fmt_list_value(v), ann.get(f"results.{k}")))
+                                 for k, v in results.items()])]
 
 
 ENDED_LABELS = {"COMPLETED": "Completed", "CANCELLED": "Cancelled"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from irq.fields import fmt_dependencies, fmt_resources, fmt_scalar, fmt_seeds
+from irq.fields import fmt_dependencies, fmt_list_key, fmt_list_value, fmt_resources, fmt_seeds
 from irq.formats import export as x
 from irq.formats.blocks import Line, lines_text, parameter_lines
 from irq.formats.sql_blocks import attempt_pieces, definition_pieces
@@ -165,7 +165,7 @@ def _results(raw: str) -> str:
     results = json.loads(raw)
     if not results:
         return ""
-    return "- **Results**:\n" + "".join([f"  - {k}: {fmt_scalar(v)}\n" for k, v in results.items()])
+    return "- **Results**:\n" + "".join([f"  - {fmt_list_key(k)}: {fmt_list_value(v)}\n" for k, v in results.items()])
 
 
 def _dependencies(raw: str, indent: str) -> str:

@@ -177,7 +177,7 @@ def _d_parameters(exp: Experiment, it: Item, g: _Gathered) -> None:
     if it.value:
         raise FieldError("Parameters takes a nested list ('  - Rank: 20'), not a value")
     for c in it.children:
-        key = param_key(c.key)
+        key = c.key if c.exact else param_key(c.key)
         value, note = parse_scalar(strip_backticks(c.value) if c.value.startswith("`") else c.value)
         g.params[key] = value
         if note:
@@ -219,7 +219,12 @@ def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Experiment
 
 
 def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
-    g.params["mining"] = strip_backticks(it.value)
+    text = it.value.strip()
+    if text.startswith("`"):
+        g.params["mining"] = strip_backticks(text)
+        return
+    value, rest = parse_scalar(text)  # a number or a JSON string as blocks.parameter_lines writes them
+    g.params["mining"] = value if rest is None else text  # hand-written words stay words ("2 steps")
 
 
 # definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list

@@ -6,6 +6,7 @@ blocks mean as experiments and attempts is ``queuefile``'s job.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,19 @@ class Item:
     value: str
     line: int
     children: list["Item"] = field(default_factory=list)
+    exact: bool = False  # the key was written as a JSON string: it is the name itself, not words for it
+
+
+def _json_key(text: str) -> tuple[str, str] | None:
+    """'"a: b": 1.0' -> ('a: b', '1.0'): a key fields.fmt_list_key wrote as a JSON string."""
+    try:
+        key, end = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return None
+    rest = text[end:]
+    if type(key) is not str or not rest.startswith(":"):
+        return None
+    return key, rest[1:].strip()
 
 
 @dataclass
@@ -204,14 +218,17 @@ class _Reader:
         if not sm or self.last_item is None or not line[:1].isspace():
             return False
         text = sm.group("text").strip()
-        if bm := _BULLET.match(line):
+        exact = False
+        if text[:1] == '"' and (got := _json_key(text)) is not None:
+            key, value, exact = *got, True
+        elif bm := _BULLET.match(line):
             key, value = bm.group("key").strip(), bm.group("value").strip()
         elif ": " in text or text.endswith(":"):
             key, _, value = text.partition(":")
             key, value = key.strip(), value.strip()
         else:
             raise self.err(n, f"expected 'Name: value' in the list under {self.last_item.key!r}, got {text[:60]!r}")
-        self.last_item.children.append(Item(key, value, n))
+        self.last_item.children.append(Item(key, value, n, exact=exact))
         return True
 
     def finish(self) -> tuple[QueueDoc, list[Block]]:
