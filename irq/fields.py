@@ -79,6 +79,31 @@ def quoted(text: str) -> str:
     return out if out.isprintable() else json.dumps(text)
 
 
+def fmt_text(text: str) -> str:
+    """A free-text bullet's value (notes, a hypothesis, a job's error) as queue.md writes it: as it
+    is when it is one printable line that reads back as itself, else as a JSON string (a note of
+    two lines, one holding '### Q-999: …', must not become a heading)."""
+    if text.isprintable() and text == text.strip() and text[:1] != '"':
+        return text
+    return quoted(text)
+
+
+def fmt_code(text: str) -> str:
+    """A path or a command in backticks, or as a JSON string when backticks cannot hold it
+    (a command with `date` in it, a line break)."""
+    if "`" not in text and text.isprintable() and text == text.strip() and text:
+        return f"`{text}`"
+    return quoted(text)
+
+
+def parse_text(text: str) -> tuple[str, bool]:
+    """A bullet's value, and whether it was a JSON string (the exact text, then: no backticks to strip)."""
+    text = text.strip()
+    if text[:1] == '"' and (got := _json_string(text)) is not None:
+        return got, True
+    return text, False
+
+
 _PLAIN_KEY = re.compile(r"[^\s:\"`*\-][^:]*")
 
 

@@ -66,6 +66,12 @@ def _experiments() -> list[Experiment]:
                    annotations={"checked": "x"}, parameters={"rank": 8}),
         Experiment(id="Q-010", seq=10, title="A plain proposal", state="PROPOSED", priority="HIGH", notes="later"),
         Experiment(id="Q-011", seq=11, title="Done, seed mean", state="DONE"),
+        Experiment(id="Q-021", seq=21, title="Text that is not one plain line", state="READY",
+                   hypothesis='"quoted" first', notes="two lines\n### Q-999: not a heading",
+                   command="echo `date` > {run_dir}/x", config_path=" padded.json"),
+        Experiment(id="Q-022", seq=22, title="Plain Unicode", state="READY", notes="20×20 — fine",
+                   command="python ünï.py"),
+        Experiment(id="Q-023", seq=23, title="A NUL", state="READY", notes="cut\x00here"),
     ]
 
 
@@ -98,6 +104,10 @@ def _attempts() -> list[Attempt]:
         Attempt(experiment_id="Q-008", number=1, token="t10", backend="local", state="FAILED"),  # never shown
         Attempt(experiment_id="Q-011", number=1, token="t11", backend="local", state="COMPLETED",
                 results={"val_mse_mean": 0.5, "Validation MSE": 0.25}),
+        Attempt(experiment_id="Q-021", number=1, token="t12", backend="local", state="FAILED",
+                error="Traceback (most recent call last):\n  File x", root_cause=" leading space", suggested_fix="ok",
+                work_dir="/w/`x`", output="results/ünï"),
+        Attempt(experiment_id="Q-022", number=1, token="t13", backend="local", state="FAILED", error="é — plain"),
     ]
 
 
@@ -130,8 +140,14 @@ def test_every_kind_of_row_is_written_as_the_template_writes_it(ledger, tmp_path
     for shown in ("## RETIRED", "## Proposed next", "- [x] **Q-009**", "(HELD - until fixed)", "**Report**",
                   "- **Headline**: val_mse 0.5 (lower is better)", "ATTEMPT 2 ✓ COMPLETED", "  - nan: nan",
                   "- **Failed**: 2026-02-03T04:07:06Z", "- **Cancelled**: 2026-02-03T04:05:06Z",
-                  "- **Ended**: 2026-02-03T04:05:06Z", "- **Fetched**: 2026-02-03T04:05:06Z"):
+                  "- **Ended**: 2026-02-03T04:05:06Z", "- **Fetched**: 2026-02-03T04:05:06Z",
+                  '- **Notes**: "two lines\\n### Q-999: not a heading"', '- **Command**: "echo `date` > {run_dir}/x"',
+                  '- **Config**: " padded.json"', '- **Hypothesis**: "\\"quoted\\" first"',
+                  '- **Error**: "Traceback (most recent call last):\\n  File x"', '- **Root cause**: " leading space"',
+                  '- **Work dir**: "/w/`x`"', "- **Output**: `results/ünï`", "- **Notes**: 20×20 — fine",
+                  "- **Command**: `python ünï.py`", "- **Error**: é — plain", '- **Notes**: "cut\\u0000here"'):
         assert shown in direct, shown
+    assert "\n### Q-999" not in direct
 
 
 def test_sql_writes_the_plain_rows_and_leaves_the_rest_to_python(ledger, tmp_path):
@@ -140,10 +156,12 @@ def test_sql_writes_the_plain_rows_and_leaves_the_rest_to_python(ledger, tmp_pat
     conn = sqlite3.connect(ledger.path)
     sql = f"SELECT a.token, {attempt_pieces(False)} FROM attempt a JOIN experiment e ON e.id = a.experiment_id"
     in_sql = {token for token, first, *_ in conn.execute(sql) if first is not None}
-    assert in_sql == {"t1", "t3", "t4", "t7", "t8", "t9", "t10", "t11"}  # t2: an offset; t5: tasks; t6: annotations
+    # t2: an offset; t5: tasks; t6: annotations; t12: text that is not one plain line; t13: Unicode
+    assert in_sql == {"t1", "t3", "t4", "t7", "t8", "t9", "t10", "t11"}
     sql = f"SELECT e.id, {definition_pieces(False)} FROM experiment e"
     in_sql = {exp_id for exp_id, first, *_ in conn.execute(sql) if first is not None}
-    assert in_sql == {f"Q-{n:03d}" for n in range(1, 12)} - {"Q-004", "Q-009"}  # annotated or a retry policy
+    # annotated or a retry policy; text that is not one plain line; Unicode
+    assert in_sql == {f"Q-{n:03d}" for n in range(1, 12)} - {"Q-004", "Q-009"}
     conn.close()
 
 

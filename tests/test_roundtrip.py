@@ -38,17 +38,17 @@ scalar = st.one_of(
     st.booleans(),
     text,
 )
-def _not_mojibake(t: str) -> bool:
-    """Import repairs text that reads as double-encoded UTF-8 ('Â«' for '«'): such text is not drawn."""
-    import ftfy
-
-    return ftfy.fix_encoding(t) == t
+# Import repairs lines that read as double-encoded UTF-8 ('Â«' for '«'; ftfy judges the whole line,
+# so a value next to others may be read as such): no Latin-1 or Latin Extended letter (where every
+# such sequence starts) is drawn. Every other character is, control characters and NUL included.
+any_char = st.characters(max_codepoint=0x7F) | st.characters(min_codepoint=0x300, exclude_categories=("Cs",))
 
 
 # what a job's metrics.json or a -p value may hold: any text (line breaks, colons, quotes, backticks,
 # leading spaces, text that looks like a number), written where plain text would not read back as a JSON string
 any_scalar = st.one_of(st.integers(-10**9, 10**9), st.floats(allow_nan=False, allow_infinity=False, width=64),
-                       st.booleans(), st.none(), st.text(max_size=12).filter(_not_mojibake))
+                       st.booleans(), st.none(), st.text(any_char, max_size=12))
+free_text = st.text(any_char, min_size=1, max_size=16)  # a note, a job's error: any text at all
 param_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,10}", fullmatch=True).filter(lambda k: k != "mining")
 times = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)).map(
     lambda d: d.replace(microsecond=0, tzinfo=timezone.utc))
@@ -78,12 +78,12 @@ def attempts_for(draw, exp_id: str) -> list[Attempt]:
             ended_at=draw(st.none() | times), unknown_since=draw(st.none() | times),
             git_sha=draw(st.none() | st.from_regex(r"[0-9a-f]{7,40}", fullmatch=True)),
             partition=draw(st.none() | st.sampled_from(["gpu", "gpu_test"])),
-            work_dir=draw(st.none() | st.just("/scratch/irq-job-1")),
+            work_dir=draw(st.none() | st.just("/scratch/irq-job-1") | free_text),
             modules=draw(st.lists(st.from_regex(r"[a-z]+/[0-9]+\.[0-9]+(-[a-z0-9]+)?", fullmatch=True), max_size=2)),
             exit_code=draw(st.none() | st.integers(0, 255)),
-            error=draw(st.none() | text), root_cause=draw(st.none() | text),
+            error=draw(st.none() | text | free_text), root_cause=draw(st.none() | text | free_text),
             fix_applied=draw(st.none() | text), suggested_fix=draw(st.none() | text),
-            results=draw(st.dictionaries(label | st.text(max_size=12).filter(_not_mojibake), scalar | any_scalar,
+            results=draw(st.dictionaries(label | st.text(any_char, max_size=12), scalar | any_scalar,
                                          max_size=3)),
             output=draw(st.none() | st.just("runs/q001/seed_0")),
             fetched_at=draw(st.none() | times),
@@ -104,13 +104,14 @@ def ledgers(draw) -> tuple[list[Experiment], list[Attempt]]:
             params = {"mining": draw(st.sampled_from(["none", "random", "adversarial"]) | any_scalar), **params}
         queued = state == "IN_PROGRESS" and draw(st.booleans())
         exps.append(Experiment(
-            id=exp_id, seq=i, title=draw(text), state=state, hypothesis=draw(st.none() | text),
+            id=exp_id, seq=i, title=draw(text), state=state, hypothesis=draw(st.none() | text | free_text),
+            command=draw(st.none() | free_text),
             config_path=draw(st.none() | st.just("trainer/configs/tiny.json")), parameters=params,
             resources=draw(resources), priority=draw(st.sampled_from(["HIGHEST", "HIGH", "MEDIUM", "LOW"])),
             depends_on=draw(st.lists(st.sampled_from([f"Q-{j:03d}" for j in range(1, i)]), unique=True, max_size=2))
             if i > 1 else [],
             seeds=draw(st.lists(st.integers(0, 20), unique=True, max_size=4)),
-            notes=draw(st.none() | text),
+            notes=draw(st.none() | text | free_text),
             waiting_reason=draw(text) if queued else None,
             queued_since=draw(st.none() | times) if queued else None,
             queue_extras=[[k, draw(text)] for k in draw(st.lists(st.sampled_from(QUEUED_FREE), unique=True, max_size=2))]
@@ -158,12 +159,13 @@ def test_export_import_export_is_the_same_text(tmp_path_factory, data):
         g = got[e.id]
         assert (g.title, g.state, g.priority, g.parameters, g.resources, g.seeds, g.depends_on) == \
                (e.title, e.state, e.priority, e.parameters, e.resources, e.seeds, e.depends_on)
-        assert (g.waiting_reason, g.hypothesis, g.notes) == (e.waiting_reason, e.hypothesis, e.notes)
+        assert (g.waiting_reason, g.hypothesis, g.notes, g.command) == (e.waiting_reason, e.hypothesis, e.notes, e.command)
     assert set(got_atts) == {(a.experiment_id, a.number) for a in atts}
     for a in atts:
         g = got_atts[(a.experiment_id, a.number)]
         assert (g.state, g.job_id, g.run_id, g.git_sha, g.results, g.error, g.exit_code, g.tasks) == \
                (a.state, a.job_id, a.run_id, a.git_sha, a.results, a.error, a.exit_code, a.tasks)
+        assert (g.root_cause, g.work_dir) == (a.root_cause, a.work_dir)
         assert (g.submitted_at, g.started_at, g.ended_at) == (a.submitted_at, a.started_at, a.ended_at)
     first.close()
     second.close()

@@ -8,12 +8,14 @@ from typing import Any
 
 from irq.fields import (
     backticked,
+    fmt_code,
     fmt_dependencies,
     fmt_list_key,
     fmt_list_value,
     fmt_resources,
     fmt_scalar,
     fmt_seeds,
+    fmt_text,
     fmt_time,
     join_annotation,
     param_label,
@@ -55,11 +57,11 @@ def definition_lines(e: Any) -> list[Line]:
     ann = e.annotations
     out: list[Line] = []
     if e.hypothesis:
-        out.append(Line("Hypothesis", e.hypothesis))
+        out.append(Line("Hypothesis", fmt_text(e.hypothesis)))
     if e.config_path:
-        out.append(Line("Config", f"`{e.config_path}`"))
+        out.append(Line("Config", fmt_code(e.config_path)))
     if e.command:
-        out.append(Line("Command", f"`{e.command}`"))
+        out.append(Line("Command", fmt_code(e.command)))
     out += parameter_lines(e.parameters, ann)
     if e.seeds:
         out.append(Line("Seeds", fmt_seeds(e.seeds)))
@@ -72,7 +74,7 @@ def definition_lines(e: Any) -> list[Line]:
     if policy := RetryPolicy.from_dict(e.retry_policy):
         out.append(Line("Retry", policy.format()))
     if e.notes:
-        out.append(Line("Notes", e.notes))
+        out.append(Line("Notes", fmt_text(e.notes)))
     return out
 
 
@@ -105,9 +107,9 @@ def attempt_lines(a: Any) -> list[Line]:
     out: list[Line] = [Line("Status", join_annotation(a.state, ann.get("state")))]
     extras = list(a.extras)
 
-    def add(key: str, value: object | None) -> None:
+    def add(key: str, value: object | None, code: bool = False) -> None:
         if value not in (None, "", [], {}):
-            out.append(Line(key, str(value)))
+            out.append(Line(key, fmt_code(str(value)) if code else fmt_text(str(value))))
 
     if a.backend != "imported":
         add("Backend", a.backend)
@@ -127,16 +129,17 @@ def attempt_lines(a: Any) -> list[Line]:
         add(label, fmt_time(a.ended_at))
     # the seed puts the free-text runtime right after the times
     while extras and extras[0][0] == "Runtime":
-        out.append(Line(*extras.pop(0)))
+        k, v = extras.pop(0)
+        out.append(Line(k, fmt_text(v)))
     add("Unknown since", fmt_time(a.unknown_since))
     if a.git_sha:
         add("Git SHA", join_annotation(a.git_sha, ann.get("git_sha")))
     add("Partition", a.partition)
-    add("Work dir", f"`{a.work_dir}`" if a.work_dir else None)
-    add("Run dir", f"`{a.run_dir}`" if a.run_dir else None)
+    add("Work dir", a.work_dir, code=True)
+    add("Run dir", a.run_dir, code=True)
     for k, v in extras:
         if k == "Workflow":
-            out.append(Line(k, v))
+            out.append(Line(k, fmt_text(v)))
     extras = [kv for kv in extras if kv[0] != "Workflow"]
     add("Modules", ", ".join(a.modules))
     if a.exit_code is not None:
@@ -147,9 +150,9 @@ def attempt_lines(a: Any) -> list[Line]:
     add("Suggested fix", a.suggested_fix)
     add("Resources changed", a.resource_change)
     out += results_line(a.results, ann)
-    add("Output", f"`{a.output}`" if a.output else None)
+    add("Output", a.output, code=True)
     add("Fetched", fmt_time(a.fetched_at))
-    out.extend(Line(k, v) for k, v in extras)
+    out.extend(Line(k, fmt_text(v)) for k, v in extras)
     return out
 
 
@@ -159,14 +162,19 @@ HELD_STATUS = "HELD LOCALLY (until fixed)"
 
 def queued_lines(e: Any) -> list[Line]:
     if queue_entry(e) is Waiting.HELD:
-        out = [Line("Status", HELD_STATUS), Line("Reason", e.waiting_reason or ""), Line("Fix", e.held_fix or "")]
+        out = [Line("Status", HELD_STATUS), Line("Reason", _text_or_empty(e.waiting_reason)),
+               Line("Fix", _text_or_empty(e.held_fix))]
     else:
-        out = [Line("Status", e.annotations.get("queued_status", QUEUED_STATUS)),
-               Line("Reason", e.waiting_reason or "waiting for a job slot")]
+        out = [Line("Status", fmt_text(e.annotations.get("queued_status", QUEUED_STATUS))),
+               Line("Reason", fmt_text(e.waiting_reason or "waiting for a job slot"))]
     if e.queued_since:
         out.append(Line("Since", fmt_time(e.queued_since)))
-    out.extend(Line(k, v) for k, v in e.queue_extras)
+    out.extend(Line(k, fmt_text(v)) for k, v in e.queue_extras)
     return out
+
+
+def _text_or_empty(text: str | None) -> str:
+    return fmt_text(text) if text else ""
 
 
 def queued_mark(e: Any) -> str:

@@ -177,7 +177,7 @@ def _d_parameters(exp: Experiment, it: Item, g: _Gathered) -> None:
     if it.value:
         raise FieldError("Parameters takes a nested list ('  - Rank: 20'), not a value")
     for c in it.children:
-        key = c.key if c.exact else param_key(c.key)
+        key = c.key if c.key_exact else param_key(c.key)
         value, note = parse_scalar(strip_backticks(c.value) if c.value.startswith("`") else c.value)
         g.params[key] = value
         if note:
@@ -218,8 +218,23 @@ def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Experiment
     return setter
 
 
+def _code(it: Item) -> str:
+    """A path or command: in backticks as the seed writes it, or a JSON string (fields.fmt_code)."""
+    return it.value if it.value_exact else strip_backticks(it.value)
+
+
+def _d_code(attr: str) -> Callable[[Experiment, Item, _Gathered], None]:
+    def setter(exp: Experiment, it: Item, g: _Gathered) -> None:
+        setattr(exp, attr, _code(it))
+
+    return setter
+
+
 def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
     text = it.value.strip()
+    if it.value_exact:  # a JSON string: the text itself
+        g.params["mining"] = it.value
+        return
     if text.startswith("`"):
         g.params["mining"] = strip_backticks(text)
         return
@@ -230,7 +245,7 @@ def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
 # definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
 _DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
     "Hypothesis": _d_set("hypothesis"), "Notes": _d_set("notes"),
-    "Config": _d_set("config_path", strip_backticks), "Command": _d_set("command", strip_backticks), "Mining Strategy": _d_mining,
+    "Config": _d_code("config_path"), "Command": _d_code("command"), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
     "Retry": _d_set("retry_policy", lambda v: RetryPolicy.parse(v).to_dict()),
@@ -322,7 +337,9 @@ def _attempt_setter(attr: str) -> AttemptSetter:
         return special[attr]
     if attr.endswith("_at") or attr == "unknown_since":
         return _a_time(attr)
-    return _a_set(attr, strip_backticks if attr in ("work_dir", "run_dir", "output") else str)
+    if attr in ("work_dir", "run_dir", "output"):
+        return lambda att, it, ann: setattr(att, attr, _code(it))
+    return _a_set(attr)
 
 
 def _attempt(b: Block, src: str) -> Attempt:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from irq import errors
+from irq.fields import parse_text
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import State
 
@@ -34,7 +35,8 @@ class Item:
     value: str
     line: int
     children: list["Item"] = field(default_factory=list)
-    exact: bool = False  # the key was written as a JSON string: it is the name itself, not words for it
+    key_exact: bool = False  # a nested list's key written as a JSON string: the name itself, not words for it
+    value_exact: bool = False  # a bullet's value written as a JSON string: the text itself (no backticks to strip)
 
 
 def _json_key(text: str) -> tuple[str, str] | None:
@@ -207,7 +209,8 @@ class _Reader:
         indent = len(line) - len(line.lstrip())
         bm = _BULLET.match(line)
         if bm and (indent == 0 or (cur.checklist and (self.last_item is None or indent <= 2))):
-            self.last_item = Item(bm.group("key").strip(), bm.group("value").strip(), n)
+            value, exact = parse_text(bm.group("value"))
+            self.last_item = Item(bm.group("key").strip(), value, n, value_exact=exact)
             cur.items.append(self.last_item)
             return True
         return False
@@ -228,7 +231,7 @@ class _Reader:
             key, value = key.strip(), value.strip()
         else:
             raise self.err(n, f"expected 'Name: value' in the list under {self.last_item.key!r}, got {text[:60]!r}")
-        self.last_item.children.append(Item(key, value, n, exact=exact))
+        self.last_item.children.append(Item(key, value, n, key_exact=exact))
         return True
 
     def finish(self) -> tuple[QueueDoc, list[Block]]:

@@ -12,6 +12,9 @@ from irq.formats import sql_fields as f
 from irq.ledger.states import ACTIVE_STATES, State
 
 _TIMES = ("submitted_at", "started_at", "ended_at", "unknown_since", "fetched_at")
+_TEXTS = ("backend", "cluster", "job_id", "array", "run_id", "git_sha", "partition", "error", "root_cause",
+          "fix_applied", "suggested_fix", "resource_change")  # written as they are when fields.fmt_text would
+_CODE = ("work_dir", "run_dir", "output")  # in backticks when fields.fmt_code would
 _ACTIVE = ", ".join(sorted(f"'{s.value}'" for s in ACTIVE_STATES))
 _ENDED_LABEL = (f"CASE WHEN a.state = 'COMPLETED' THEN 'Completed' WHEN a.state = 'CANCELLED' THEN 'Cancelled' "
                 f"WHEN a.state IN ({_ACTIVE}) THEN 'Ended' ELSE 'Failed' END")
@@ -23,7 +26,8 @@ def attempt_pieces(completed: bool) -> str:
     first two, its results between the last two. `completed` marks the heading as DONE does.
     Needs `a` (attempt) joined with `e` (its experiment)."""
     plain = f.all_of("a.annotations = '{}'", "a.extras = '[]'", "a.tasks = '{}'",
-                     *(f.time_plain(f"a.{c}") for c in _TIMES))
+                     *(f.time_plain(f"a.{c}") for c in _TIMES),
+                     *f.text_plain([f"a.{c}" for c in _TEXTS], [f"a.{c}" for c in _CODE]))
     heading = f.Piece("### %s: %s - ATTEMPT %s" + (" ✓ COMPLETED" if completed else "") + "\n",
                       ("a.experiment_id", "e.title", "a.number"))
     first = f.printf(
@@ -64,7 +68,8 @@ def definition_pieces(checklist: bool) -> str:
     two, its dependencies between the last two. `checklist`: the proposed experiments' layout,
     '- [ ] **Q-001**: title' and indented bullets. DONE's derived lines are the caller's."""
     ind = "  " if checklist else ""
-    plain = f.all_of("e.annotations = '{}'", "e.retry_policy IN ('{}', 'null')")
+    plain = f.all_of("e.annotations = '{}'", "e.retry_policy IN ('{}', 'null')",
+                     *f.text_plain(["e.hypothesis", "e.notes"], ["e.config_path", "e.command"]))
     heading = f.Piece("- [ ] **%s**: %s\n" if checklist else "### %s: %s\n", ("e.id", "e.title"))
     first = f.printf(heading, f.optional("Hypothesis", "e.hypothesis", ind), f.in_ticks("Config", "e.config_path", ind),
                      f.in_ticks("Command", "e.command", ind))

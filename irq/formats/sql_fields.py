@@ -86,6 +86,21 @@ def time(key: str, col: str, key_sql: str | None = None) -> Piece:
     return Piece("%s%.10s%s%s%s", (label, col, _if(present, "T"), f"substr({col}, 12, 8)", _if(present, "Z\n")))
 
 
+def text_plain(cols: list[str], code: list[str]) -> list[str]:
+    """Conditions that hold when fields.fmt_text (fmt_code for `code`) writes every one of these
+    columns as it is: printable ASCII with no space or '"' at its start and no space at its end
+    (and no backtick in a path or command). Other text, Unicode included, is left to Python, which
+    writes it plainly where it can and as a JSON string where it must."""
+    every = cols + code
+    joined = f"({' || '.join(f'coalesce({c}, {chr(39)}{chr(39)})' for c in every)})"
+    # one byte per character: ASCII, and no NUL (where SQLite's text functions, GLOB and printf stop)
+    out = [f"length({joined}) = length(CAST({joined} AS BLOB))", f"{joined} NOT GLOB '*[^ -~]*'"]
+    out += [f"{c} IS NULL OR {c} = '' OR (substr({c}, 1, 1) NOT IN (' ', '\"') AND substr({c}, -1, 1) != ' ')"
+            for c in every]
+    out += [f"{c} IS NULL OR instr({c}, '`') = 0" for c in code]
+    return out
+
+
 def time_plain(col: str) -> str:
     """NULL, or a time of the length and shape irq stores, naive UTC: '2026-01-14 04:20:54' with
     or without '.ffffff' (the ORM writes one). A time with an offset is left to Python."""
