@@ -96,7 +96,7 @@ def fmt_code(text: str) -> str:
     return quoted(text)
 
 
-def parse_text(text: str) -> tuple[str, bool]:
+def parse_free_text(text: str) -> tuple[str, bool]:
     """A bullet's value, and whether it was a JSON string (the exact text, then: no backticks to strip)."""
     text = text.strip()
     if text[:1] == '"' and (got := _json_string(text)) is not None:

@@ -3,6 +3,7 @@ a local-queue entry. Canonical text forms from ``irq.fields``; templates and vie
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,9 +108,9 @@ def attempt_lines(a: Any) -> list[Line]:
     out: list[Line] = [Line("Status", join_annotation(a.state, ann.get("state")))]
     extras = list(a.extras)
 
-    def add(key: str, value: object | None, code: bool = False) -> None:
+    def add(key: str, value: object | None, form: Callable[[str], str] = str) -> None:
         if value not in (None, "", [], {}):
-            out.append(Line(key, fmt_code(str(value)) if code else fmt_text(str(value))))
+            out.append(Line(key, form(str(value))))
 
     if a.backend != "imported":
         add("Backend", a.backend)
@@ -135,8 +136,8 @@ def attempt_lines(a: Any) -> list[Line]:
     if a.git_sha:
         add("Git SHA", join_annotation(a.git_sha, ann.get("git_sha")))
     add("Partition", a.partition)
-    add("Work dir", a.work_dir, code=True)
-    add("Run dir", a.run_dir, code=True)
+    add("Work dir", a.work_dir, fmt_code)
+    add("Run dir", a.run_dir, fmt_code)
     for k, v in extras:
         if k == "Workflow":
             out.append(Line(k, fmt_text(v)))
@@ -144,13 +145,13 @@ def attempt_lines(a: Any) -> list[Line]:
     add("Modules", ", ".join(a.modules))
     if a.exit_code is not None:
         add("Exit code", a.exit_code)
-    add("Error", a.error)
-    add("Root cause", a.root_cause)
-    add("Fix applied", a.fix_applied)
-    add("Suggested fix", a.suggested_fix)
-    add("Resources changed", a.resource_change)
+    add("Error", a.error, fmt_text)  # what a job or a diagnosis wrote: any text
+    add("Root cause", a.root_cause, fmt_text)
+    add("Fix applied", a.fix_applied, fmt_text)
+    add("Suggested fix", a.suggested_fix, fmt_text)
+    add("Resources changed", a.resource_change, fmt_text)
     out += results_line(a.results, ann)
-    add("Output", a.output, code=True)
+    add("Output", a.output, fmt_code)
     add("Fetched", fmt_time(a.fetched_at))
     out.extend(Line(k, fmt_text(v)) for k, v in extras)
     return out

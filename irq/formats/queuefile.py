@@ -22,6 +22,7 @@ from irq.fields import (
     ids_in,
     param_key,
     parse_resources,
+    parse_free_text,
     parse_scalar,
     parse_seeds,
     parse_time,
@@ -53,6 +54,8 @@ ATT_KEYS = {
     "Resources changed": "resource_change", "Results": "results", "Output": "output",
     "Fetched": "fetched_at",
 }
+# an attempt's free text (a job's error, a diagnosis): one line as it is, else a JSON string (fields.fmt_text)
+FREE_TEXT = ("error", "root_cause", "fix_applied", "suggested_fix", "resource_change")
 # free-text bullets the seed uses, kept verbatim and in order
 ATT_FREE = (
     "Workflow", "Configuration", "Expected runtime", "Purpose", "Note", "Runtime", "Milestone",
@@ -220,7 +223,13 @@ def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Experiment
 
 def _code(it: Item) -> str:
     """A path or command: in backticks as the seed writes it, or a JSON string (fields.fmt_code)."""
-    return it.value if it.value_exact else strip_backticks(it.value)
+    text, exact = parse_free_text(it.value)
+    return text if exact else strip_backticks(text)
+
+
+def _text(value: str) -> str:
+    """A free-text value (notes, a job's error): as written, or a JSON string's text (fields.fmt_text)."""
+    return parse_free_text(value)[0]
 
 
 def _d_code(attr: str) -> Callable[[Experiment, Item, _Gathered], None]:
@@ -231,9 +240,9 @@ def _d_code(attr: str) -> Callable[[Experiment, Item, _Gathered], None]:
 
 
 def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
-    text = it.value.strip()
-    if it.value_exact:  # a JSON string: the text itself
-        g.params["mining"] = it.value
+    text, exact = parse_free_text(it.value)
+    if exact:  # a JSON string: the text itself
+        g.params["mining"] = text
         return
     if text.startswith("`"):
         g.params["mining"] = strip_backticks(text)
@@ -244,7 +253,7 @@ def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
 
 # definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
 _DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
-    "Hypothesis": _d_set("hypothesis"), "Notes": _d_set("notes"),
+    "Hypothesis": _d_set("hypothesis", _text), "Notes": _d_set("notes", _text),
     "Config": _d_code("config_path"), "Command": _d_code("command"), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
@@ -339,7 +348,7 @@ def _attempt_setter(attr: str) -> AttemptSetter:
         return _a_time(attr)
     if attr in ("work_dir", "run_dir", "output"):
         return lambda att, it, ann: setattr(att, attr, _code(it))
-    return _a_set(attr)
+    return _a_set(attr, _text if attr in FREE_TEXT else str)
 
 
 def _attempt(b: Block, src: str) -> Attempt:
@@ -352,7 +361,7 @@ def _attempt(b: Block, src: str) -> Attempt:
             raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in an attempt of {b.exp_id}",
                                     "known keys: " + ", ".join([*ATT_KEYS, *ATT_FREE]))
         if attr is None:
-            extras.append([it.key, it.value])  # free text the seed uses, kept verbatim
+            extras.append([it.key, _text(it.value)])  # free text the seed uses, kept verbatim
         else:
             try:
                 _attempt_setter(attr)(att, it, ann)
@@ -374,16 +383,16 @@ def _apply_queued(exp: Experiment, b: Block, src: str) -> None:
             if not it.value.upper().startswith("HELD"):
                 exp.annotations = {**exp.annotations, "queued_status": it.value}
         elif it.key == "Reason":
-            exp.waiting_reason = it.value
+            exp.waiting_reason = _text(it.value)
         elif it.key == "Fix":
-            exp.held_fix = it.value
+            exp.held_fix = _text(it.value)
         elif it.key == "Since":
             try:
                 exp.queued_since = parse_time(it.value)
             except FieldError as exc:
                 raise errors.ParseError(src, it.line, str(exc)) from None
         elif it.key in QUEUED_FREE:
-            extras.append([it.key, it.value])
+            extras.append([it.key, _text(it.value)])
         else:
             raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in the queued entry of {b.exp_id}",
                                     "known keys: " + ", ".join([*QUEUED_KEYS, *QUEUED_FREE]))

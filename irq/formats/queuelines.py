@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from irq import errors
-from irq.fields import parse_text
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import State
 
@@ -36,7 +35,6 @@ class Item:
     line: int
     children: list["Item"] = field(default_factory=list)
     key_exact: bool = False  # a nested list's key written as a JSON string: the name itself, not words for it
-    value_exact: bool = False  # a bullet's value written as a JSON string: the text itself (no backticks to strip)
 
 
 def _json_key(text: str) -> tuple[str, str] | None:
@@ -209,8 +207,7 @@ class _Reader:
         indent = len(line) - len(line.lstrip())
         bm = _BULLET.match(line)
         if bm and (indent == 0 or (cur.checklist and (self.last_item is None or indent <= 2))):
-            value, exact = parse_text(bm.group("value"))
-            self.last_item = Item(bm.group("key").strip(), value, n, value_exact=exact)
+            self.last_item = Item(bm.group("key").strip(), bm.group("value").strip(), n)
             cur.items.append(self.last_item)
             return True
         return False

@@ -12,8 +12,7 @@ from irq.formats import sql_fields as f
 from irq.ledger.states import ACTIVE_STATES, State
 
 _TIMES = ("submitted_at", "started_at", "ended_at", "unknown_since", "fetched_at")
-_TEXTS = ("backend", "cluster", "job_id", "array", "run_id", "git_sha", "partition", "error", "root_cause",
-          "fix_applied", "suggested_fix", "resource_change")  # written as they are when fields.fmt_text would
+_TEXTS = ("error", "root_cause", "fix_applied", "suggested_fix", "resource_change")  # queuefile.FREE_TEXT
 _CODE = ("work_dir", "run_dir", "output")  # in backticks when fields.fmt_code would
 _ACTIVE = ", ".join(sorted(f"'{s.value}'" for s in ACTIVE_STATES))
 _ENDED_LABEL = (f"CASE WHEN a.state = 'COMPLETED' THEN 'Completed' WHEN a.state = 'CANCELLED' THEN 'Cancelled' "

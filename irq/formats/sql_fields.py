@@ -91,13 +91,16 @@ def text_plain(cols: list[str], code: list[str]) -> list[str]:
     columns as it is: printable ASCII with no space or '"' at its start and no space at its end
     (and no backtick in a path or command). Other text, Unicode included, is left to Python, which
     writes it plainly where it can and as a JSON string where it must."""
-    every = cols + code
-    joined = f"({' || '.join(f'coalesce({c}, {chr(39)}{chr(39)})' for c in every)})"
-    # one byte per character: ASCII, and no NUL (where SQLite's text functions, GLOB and printf stop)
-    out = [f"length({joined}) = length(CAST({joined} AS BLOB))", f"{joined} NOT GLOB '*[^ -~]*'"]
-    out += [f"{c} IS NULL OR {c} = '' OR (substr({c}, 1, 1) NOT IN (' ', '\"') AND substr({c}, -1, 1) != ' ')"
-            for c in every]
-    out += [f"{c} IS NULL OR instr({c}, '`') = 0" for c in code]
+    out = []
+    for c in cols + code:
+        # one byte per character (ASCII, and no NUL, where SQLite's GLOB and printf stop), none a control
+        # character, no space or '"' first, no space last; checked column by column (cheaper than one
+        # check of them joined, which copies them)
+        tests = [f"length({c}) = length(CAST({c} AS BLOB))", f"{c} NOT GLOB '*[^ -~]*'",
+                 f"substr({c}, 1, 1) NOT IN (' ', '\"')", f"substr({c}, -1, 1) != ' '"]
+        if c in code:
+            tests.append(f"instr({c}, '`') = 0")
+        out.append(f"{c} IS NULL OR {c} = '' OR ({' AND '.join(tests)})")
     return out
 
 
