@@ -145,6 +145,8 @@ CLI = [  # (name, files, argv, words)
     ("report --threshold inf", {}, ["report", "--threshold", "inf"], "a threshold is a finite number"),
     ("report into a file's folder", {"f": "x"}, ["report", "-o", "f/summary.md"], "cannot make the folder f"),
     ("plot with no fetched results", {}, ["plot", "final"], "no experiment has fetched results to plot"),
+    ("sweep override without values", {}, ["sweep", "Q-001", "rank="], "gives no values"),
+    ("sweep override repeating a value", {}, ["sweep", "Q-001", "rank=4,4"], "repeats a value"),
     ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],
      "gives 2,999,999,999 points; a sweep makes at most 1,000"),
     ("sweep of 1,600 combinations", {}, ["sweep", "Q-001", "rank=range(1,41)", "train_steps=range(1,41)"],

@@ -85,9 +85,9 @@ def parse_override(text: str) -> tuple[str, list[Any]]:
     else:
         values = [parse_value(v) for v in raw.split(",")] if raw else []
     if not values:
-        raise errors.UsageError(f"the override {text!r} gives no values")
+        raise errors.UsageError(f"the override {text!r} gives no values", f"e.g. {key}=1,2,3 or {key}=range(1,4)")
     if len(set(map(repr, values))) != len(values):
-        raise errors.UsageError(f"the override {text!r} repeats a value")
+        raise errors.UsageError(f"the override {text!r} repeats a value", "give each value once")
     return key, values
 
 
