@@ -160,3 +160,18 @@ def test_an_import_goes_after_every_experiment_even_when_some_were_removed(ledge
     assert min(v for k, v in seqs.items() if not k.startswith("A-")) > seqs["A-3"]
     # every imported attempt has its own event, naming it
     assert len(attempts) == 8 and all(events[a.id].experiment_id == a.experiment_id for a in attempts)
+
+
+def test_a_hand_written_queue_may_name_sections_as_people_do_and_wrap_its_notes(ledger, tmp_path):
+    """'## Ready' and '## In progress' are the sections READY and IN_PROGRESS (they were read as the
+    preamble: "holds no experiment"); an indented line under a bullet continues it, as in Markdown."""
+    p = tmp_path / "queue.md"
+    p.write_text("# Mine\n\n## Ready\n\n### Q-001: Baseline\n- **Notes**: a note wrapped\n  over two lines\n"
+                 "- **Parameters**:\n  - Rank: 20\n    (the seed's size)\n\n## In progress\n\n### Q-002: Next\n"
+                 "- **Priority**: LOW\n", encoding="utf-8")
+    import_queue(ledger, p)
+    with ledger.transaction() as s:
+        one, two = Ledger.experiment(s, "Q-001"), Ledger.experiment(s, "Q-002")
+        assert (one.state, one.notes, one.parameters) == ("READY", "a note wrapped over two lines", {"rank": 20})
+        assert one.annotations == {"parameters.rank": "(the seed's size)"}
+        assert (two.state, two.priority) == ("IN_PROGRESS", "LOW")

@@ -128,7 +128,7 @@ class _Reader:
             return
         if stripped.startswith("#"):
             self.heading(n, stripped)
-        elif not self.bullet(n, line) and not self.subitem(n, line):
+        elif not self.bullet(n, line) and not self.subitem(n, line) and not self.continuation(line, stripped):
             raise self.err(n, f"expected a bullet '- **Key**: value', got {stripped[:60]!r}")
 
     def comment(self, n: int, line: str, stripped: str) -> bool:
@@ -155,8 +155,9 @@ class _Reader:
         if not stripped.startswith("## "):
             return False
         name = stripped[3:].strip()
-        if name in SECTIONS or name.lower().startswith(("future extensions", "proposed")):
-            self.section, self.cur, self.last_item = name if name in SECTIONS else "FUTURE", None, None
+        key = re.sub(r"[\s-]+", "_", name.upper())  # '## Ready', '## In progress' as a person writes them
+        if key in SECTIONS or name.lower().startswith(("future extensions", "proposed")):
+            self.section, self.cur, self.last_item = key if key in SECTIONS else "FUTURE", None, None
             if self.section == "FUTURE":
                 self.doc.future_heading = name
             return True
@@ -229,6 +230,15 @@ class _Reader:
         else:
             raise self.err(n, f"expected 'Name: value' in the list under {self.last_item.key!r}, got {text[:60]!r}")
         self.last_item.children.append(Item(key, value, n, key_exact=exact))
+        return True
+
+    def continuation(self, line: str, stripped: str) -> bool:
+        """An indented line of text under a bullet continues its value, as in Markdown (a note
+        wrapped by hand): joined with a space."""
+        if not line[:1].isspace() or self.last_item is None or stripped.startswith(("-", "*", "#")):
+            return False
+        item = self.last_item.children[-1] if self.last_item.children else self.last_item
+        item.value = f"{item.value} {stripped}" if item.value else stripped
         return True
 
     def finish(self) -> tuple[QueueDoc, list[Block]]:
