@@ -10,7 +10,8 @@ from irq.cli.follow import curve_text
 from irq.ledger.states import is_active
 from irq.ui import UI, clean, iso, num
 
-EMPTY = "no experiments yet: `irq add Q-001 --title Baseline -c config.json` or `irq import queue.md`"
+EMPTY = ("no experiments yet: `irq add Q-001 --title Baseline` (-p NAME=VALUE sets a parameter, -c a trainer config) "
+         "or `irq import queue.md`")
 STATUS_COLUMNS = ("id", "title", "priority", "attempts", "job", "detail")
 
 
