@@ -209,3 +209,14 @@ def test_a_command_in_a_subfolder_uses_the_projects_ledger_and_init_makes_one_he
     assert "created ledger queue.db" in irq("init").out  # init makes a new project here, as asked
     assert (tmp_path / "results" / "deeper" / "queue.db").exists()
     assert json.loads(irq("status", "--json", "--offline").out)["experiments"] == []
+
+
+def test_the_repositorys_docs_queue_md_is_the_export_of_its_ledger(irq, tmp_path):
+    """README says docs/queue.md is the export of queue.db: it was not, once export gained a line."""
+    repo = Path(__file__).resolve().parent.parent
+    copy = tmp_path / "study.db"
+    copy.write_bytes((repo / "queue.db").read_bytes())  # the repository's ledger is never opened for writing
+    r = irq("--db", str(copy), "export")
+    assert r.code == 0, r
+    assert r.out == (repo / "docs" / "queue.md").read_text(encoding="utf-8"), \
+        "export queue.db again: irq --db queue.db export docs/queue.md"
