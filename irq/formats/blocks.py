@@ -166,7 +166,7 @@ def queued_lines(e: Any) -> list[Line]:
         out = [Line("Status", HELD_STATUS), Line("Reason", _text_or_empty(e.waiting_reason)),
                Line("Fix", _text_or_empty(e.held_fix))]
     else:
-        out = [Line("Status", fmt_text(e.annotations.get("queued_status", QUEUED_STATUS))),
+        out = [Line("Status", e.annotations.get("queued_status", QUEUED_STATUS)),
                Line("Reason", fmt_text(e.waiting_reason or "waiting for a job slot"))]
     if e.queued_since:
         out.append(Line("Since", fmt_time(e.queued_since)))

@@ -247,7 +247,7 @@ def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
     if text.startswith("`"):
         g.params["mining"] = strip_backticks(text)
         return
-    value, rest = parse_scalar(text)  # a number or a JSON string as blocks.parameter_lines writes them
+    value, rest = parse_scalar(text)  # a number (or null, true, false) as blocks.parameter_lines writes it
     g.params["mining"] = value if rest is None else text  # hand-written words stay words ("2 steps")
 
 
