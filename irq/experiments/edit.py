@@ -12,7 +12,12 @@ from sqlmodel import select
 
 from irq import errors
 from irq.experiments.trainer_schema import check_parameters
-from irq.experiments.validate import one_line, param_names, read_trainer_config, resources
+from irq.experiments.validate import (
+    one_line,
+    param_names,
+    read_trainer_config,
+    resources,
+)
 from irq.fields import FieldError, parse_seeds
 from irq.formats.command import check_command
 from irq.ledger.database import Ledger, validate_id
