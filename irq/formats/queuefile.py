@@ -221,22 +221,15 @@ def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Experiment
     return setter
 
 
-def _code(it: Item) -> str:
+def _code(value: str) -> str:
     """A path or command: in backticks as the seed writes it, or a JSON string (fields.fmt_code)."""
-    text, exact = parse_free_text(it.value)
+    text, exact = parse_free_text(value)
     return text if exact else strip_backticks(text)
 
 
 def _text(value: str) -> str:
     """A free-text value (notes, a job's error): as written, or a JSON string's text (fields.fmt_text)."""
     return parse_free_text(value)[0]
-
-
-def _d_code(attr: str) -> Callable[[Experiment, Item, _Gathered], None]:
-    def setter(exp: Experiment, it: Item, g: _Gathered) -> None:
-        setattr(exp, attr, _code(it))
-
-    return setter
 
 
 def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
@@ -254,7 +247,7 @@ def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
 # definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
 _DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
     "Hypothesis": _d_set("hypothesis", _text), "Notes": _d_set("notes", _text),
-    "Config": _d_code("config_path"), "Command": _d_code("command"), "Mining Strategy": _d_mining,
+    "Config": _d_set("config_path", _code), "Command": _d_set("command", _code), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
     "Retry": _d_set("retry_policy", lambda v: RetryPolicy.parse(v).to_dict()),
@@ -346,9 +339,7 @@ def _attempt_setter(attr: str) -> AttemptSetter:
         return special[attr]
     if attr.endswith("_at") or attr == "unknown_since":
         return _a_time(attr)
-    if attr in ("work_dir", "run_dir", "output"):
-        return lambda att, it, ann: setattr(att, attr, _code(it))
-    return _a_set(attr, _text if attr in FREE_TEXT else str)
+    return _a_set(attr, _code if attr in ("work_dir", "run_dir", "output") else _text if attr in FREE_TEXT else str)
 
 
 def _attempt(b: Block, src: str) -> Attempt:
