@@ -220,3 +220,13 @@ def test_the_repositorys_docs_queue_md_is_the_export_of_its_ledger(irq, tmp_path
     assert r.code == 0, r
     assert r.out == (repo / "docs" / "queue.md").read_text(encoding="utf-8"), \
         "export queue.db again: irq --db queue.db export docs/queue.md"
+
+
+def test_a_quoted_parameter_value_stays_text(irq):
+    """-p reads numbers as numbers; in double quotes a value is text as written (queue.md writes such a value quoted)."""
+    assert irq("init").code == 0
+    r = irq("add", "t1", "-t", "x", "--command", "echo {a} {b}", "-p", "a=100", "-p", 'b="100"')
+    assert r.code == 0, r
+    params = json.loads(irq("show", "t1", "--json").out)["experiment"]["parameters"]
+    assert params == {"a": 100, "b": "100"}
+    assert '  - B: "100"' in irq("export").out
