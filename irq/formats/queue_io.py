@@ -26,14 +26,15 @@ def import_queue(ledger: Any, path: Path) -> ImportReport:
     not for `irq export`)."""
     from irq.formats.queuefile import parse_file
     from irq.ledger.database import Ledger, new_token
-    from irq.ledger.models import Event, Experiment
+    from irq.ledger.models import Event
 
     doc = parse_file(path)
     if not doc.experiments:
         raise errors.ParseError(str(path), None, "holds no experiment: nothing was imported",
                                 "is it a queue.md? `irq export` shows the layout (### Q-001: title, bullets)")
     with ledger.transaction() as s:
-        existing = [e.id for e in doc.experiments if s.get(Experiment, e.id) is not None]
+        taken = Ledger.ids(s)  # one query, not one look-up per experiment of the file
+        existing = [e.id for e in doc.experiments if e.id in taken]
         if existing:
             raise errors.DuplicateId(
                 f"{path}: experiments already in the ledger: {', '.join(existing)}",
