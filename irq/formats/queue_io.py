@@ -24,9 +24,12 @@ class ImportReport:
 def import_queue(ledger: Any, path: Path) -> ImportReport:
     """Read a queue.md and write all of it, or nothing, into the ledger (the ORM is loaded here,
     not for `irq export`)."""
+    from sqlmodel import select
+
     from irq.formats.queuefile import parse_file
     from irq.ledger.database import Ledger, new_token
-    from irq.ledger.models import Event
+    from irq.ledger.drafts import draft, insert
+    from irq.ledger.models import Attempt, Event, Experiment
 
     doc = parse_file(path)
     if not doc.experiments:
@@ -44,16 +47,17 @@ def import_queue(ledger: Any, path: Path) -> ImportReport:
         reason = f"imported from {path.name}"
         for exp in doc.experiments:
             exp.seq += offset
-            s.add(exp)
-            s.add(Event(experiment_id=exp.id, to_state=exp.state, reason=reason))
-        s.flush()  # the experiments before their attempts (the ORM knows no order between the tables)
         for att in doc.attempts:
             att.token = new_token()
-            s.add(att)
-        s.flush()  # one batch of INSERTs, not one per attempt: each still gets its id for its event
-        for att in doc.attempts:
-            s.add(Event(experiment_id=att.experiment_id, attempt_id=att.id, kind="attempt",
-                        to_state=att.state, reason=reason))
+        # rows in batches, not ORM objects (irq/ledger/drafts.py): the experiments before their attempts
+        insert(s, Experiment, doc.experiments)
+        insert(s, Attempt, doc.attempts)
+        mine = {att.token for att in doc.attempts}
+        ids = {token: aid for token, aid in s.exec(select(Attempt.token, Attempt.id)) if token in mine}
+        insert(s, Event, [draft(Event, experiment_id=exp.id, to_state=exp.state, reason=reason)
+                          for exp in doc.experiments])
+        insert(s, Event, [draft(Event, experiment_id=att.experiment_id, attempt_id=ids[att.token], kind="attempt",
+                                to_state=att.state, reason=reason) for att in doc.attempts])
         for key, value in (("title", doc.title), ("preamble", doc.preamble),
                            ("future_heading", doc.future_heading)):
             if value and not Ledger._get_meta(s, key):

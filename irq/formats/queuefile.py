@@ -38,6 +38,7 @@ from irq.formats.queuelines import (
     read_text,
 )
 from irq.ledger.database import ID_RE
+from irq.ledger.drafts import Draft, draft
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import Priority, State, is_active, normalize_scheduler_state
 from irq.policy.retry import RetryPolicy
@@ -75,8 +76,8 @@ def parse_file(path: Path) -> QueueDoc:
 # -- meaning -------------------------------------------------------------------------------
 def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
     doc, blocks = read_blocks(text, src)
-    defs: dict[str, tuple[Experiment, Block]] = {}
-    atts: dict[str, list[tuple[Attempt, Block]]] = {}
+    defs: dict[str, tuple[Draft, Block]] = {}
+    atts: dict[str, list[tuple[Draft, Block]]] = {}
     queued: dict[str, Block] = {}
 
     for b in blocks:
@@ -95,10 +96,7 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
         else:
             atts.setdefault(b.exp_id, []).append((_attempt(b, src), b))
 
-    order: list[str] = []
-    for b in blocks:
-        if b.exp_id not in order:
-            order.append(b.exp_id)
+    order = list(dict.fromkeys(b.exp_id for b in blocks))  # first appearance (a list's `in` was quadratic)
     if doc.order:  # irq's export: keep the ledger's queue order, not the order of sections
         rank = {i: n for n, i in enumerate(doc.order)}
         order.sort(key=lambda i: rank.get(i, len(rank)))
@@ -107,7 +105,7 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
             exp, dblock = defs[exp_id]
         else:  # attempts without a definition: the heading gives the title
             first = (atts.get(exp_id) or [(None, queued.get(exp_id))])[0][1]
-            exp, dblock = Experiment(id=exp_id, seq=0, title=first.title), None
+            exp, dblock = draft(Experiment, id=exp_id, seq=0, title=first.title), None
         exp.seq = seq
         exp_atts = _number_attempts(exp_id, atts.get(exp_id, []), src)
         if exp_id in queued:
@@ -136,7 +134,7 @@ def _status_of(b: Block) -> str:
     return next((i.value for i in b.items if i.key == "Status"), "")
 
 
-def _state(exp: Experiment, dblock: Block | None, atts: list[Attempt], is_queued: bool,
+def _state(exp: Draft, dblock: Block | None, atts: list[Draft], is_queued: bool,
            irq_format: bool) -> State:
     if dblock is not None and dblock.checklist:
         return State.PROPOSED
@@ -150,7 +148,7 @@ def _state(exp: Experiment, dblock: Block | None, atts: list[Attempt], is_queued
     return State.READY
 
 
-def _number_attempts(exp_id: str, pairs: list[tuple[Attempt, Block]], src: str) -> list[Attempt]:
+def _number_attempts(exp_id: str, pairs: list[tuple[Draft, Block]], src: str) -> list[Draft]:
     numbered = [(a, b) for a, b in pairs if b.attempt_no is not None]
     seen: dict[int, int] = {}
     for a, b in numbered:
@@ -176,7 +174,7 @@ class _Gathered:
     ann: dict[str, str] = field(default_factory=dict)
 
 
-def _d_parameters(exp: Experiment, it: Item, g: _Gathered) -> None:
+def _d_parameters(exp: Draft, it: Item, g: _Gathered) -> None:
     if it.value:
         raise FieldError("Parameters takes a nested list ('  - Rank: 20'), not a value")
     for c in it.children:
@@ -187,7 +185,7 @@ def _d_parameters(exp: Experiment, it: Item, g: _Gathered) -> None:
             g.ann[f"parameters.{key}"] = note
 
 
-def _d_priority(exp: Experiment, it: Item, g: _Gathered) -> None:
+def _d_priority(exp: Draft, it: Item, g: _Gathered) -> None:
     word, _, note = it.value.partition(" ")
     try:
         exp.priority = Priority(word.upper()).value
@@ -206,7 +204,7 @@ def _dependency_ids(text: str) -> list[str]:
     return ids_in(text)
 
 
-def _d_dependencies(exp: Experiment, it: Item, g: _Gathered) -> None:
+def _d_dependencies(exp: Draft, it: Item, g: _Gathered) -> None:
     exp.depends_on = _dependency_ids(it.value)
     if it.value != " and ".join(exp.depends_on):
         g.ann["dependencies"] = it.value
@@ -214,8 +212,8 @@ def _d_dependencies(exp: Experiment, it: Item, g: _Gathered) -> None:
         raise FieldError(f"{exp.id} cannot depend on itself")
 
 
-def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Experiment, Item, _Gathered], None]:
-    def setter(exp: Experiment, it: Item, g: _Gathered) -> None:
+def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Draft, Item, _Gathered], None]:
+    def setter(exp: Draft, it: Item, g: _Gathered) -> None:
         setattr(exp, attr, parse(it.value))
 
     return setter
@@ -232,7 +230,7 @@ def _text(value: str) -> str:
     return parse_free_text(value)[0]
 
 
-def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
+def _d_mining(exp: Draft, it: Item, g: _Gathered) -> None:
     text, exact = parse_free_text(it.value)
     if exact:  # a JSON string: the text itself
         g.params["mining"] = text
@@ -245,7 +243,7 @@ def _d_mining(exp: Experiment, it: Item, g: _Gathered) -> None:
 
 
 # definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
-_DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
+_DEF_SETTERS: dict[str, Callable[[Draft, Item, _Gathered], None]] = {
     "Hypothesis": _d_set("hypothesis", _text), "Notes": _d_set("notes", _text),
     "Config": _d_set("config_path", _code), "Command": _d_set("command", _code), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
@@ -256,8 +254,8 @@ _DEF_SETTERS: dict[str, Callable[[Experiment, Item, _Gathered], None]] = {
 }
 
 
-def _definition(b: Block, src: str) -> Experiment:
-    exp = Experiment(id=b.exp_id, seq=0, title=b.title, state=State.READY.value)
+def _definition(b: Block, src: str) -> Draft:
+    exp = draft(Experiment, id=b.exp_id, seq=0, title=b.title, state=State.READY.value)
     g = _Gathered(ann={"checked": "x"} if b.checked else {})
     for it in b.items:
         setter = _DEF_SETTERS.get(it.key)
@@ -275,24 +273,24 @@ def _definition(b: Block, src: str) -> Experiment:
     return exp
 
 
-AttemptSetter = Callable[[Attempt, Item, dict], None]
+AttemptSetter = Callable[[Draft, Item, dict], None]
 
 
-def _a_state(att: Attempt, it: Item, ann: dict) -> None:
+def _a_state(att: Draft, it: Item, ann: dict) -> None:
     att.state = normalize_scheduler_state(it.value)
     rest = it.value.strip()[len(it.value.split()[0]):].strip() if it.value.split() else ""
     if rest:
         ann["state"] = rest
 
 
-def _a_git_sha(att: Attempt, it: Item, ann: dict) -> None:
+def _a_git_sha(att: Draft, it: Item, ann: dict) -> None:
     sha, _, note = it.value.partition(" ")
     att.git_sha = sha
     if note.strip():
         ann["git_sha"] = note.strip()
 
 
-def _a_results(att: Attempt, it: Item, ann: dict) -> None:
+def _a_results(att: Draft, it: Item, ann: dict) -> None:
     res: dict = {}
     for c in it.children:
         value, note = parse_scalar(c.value)
@@ -302,7 +300,7 @@ def _a_results(att: Attempt, it: Item, ann: dict) -> None:
     att.results = res
 
 
-def _a_tasks(att: Attempt, it: Item, ann: dict) -> None:
+def _a_tasks(att: Draft, it: Item, ann: dict) -> None:
     tasks: dict = {}
     for c in it.children:
         m = re.fullmatch(r"(\w+)(?: \(exit (-?\d+)\))?", c.value)
@@ -313,7 +311,7 @@ def _a_tasks(att: Attempt, it: Item, ann: dict) -> None:
 
 
 def _a_time(attr: str) -> AttemptSetter:
-    def setter(att: Attempt, it: Item, ann: dict) -> None:
+    def setter(att: Draft, it: Item, ann: dict) -> None:
         setattr(att, attr, parse_time(it.value))
         if attr == "ended_at":
             ann["ended_label"] = it.key  # Completed, Failed, Cancelled or Ended
@@ -322,7 +320,7 @@ def _a_time(attr: str) -> AttemptSetter:
 
 
 def _a_set(attr: str, parse: Callable[[str], Any] = str) -> AttemptSetter:
-    def setter(att: Attempt, it: Item, ann: dict) -> None:
+    def setter(att: Draft, it: Item, ann: dict) -> None:
         setattr(att, attr, parse(it.value))
 
     return setter
@@ -342,8 +340,8 @@ def _attempt_setter(attr: str) -> AttemptSetter:
     return _a_set(attr, _code if attr in ("work_dir", "run_dir", "output") else _text if attr in FREE_TEXT else str)
 
 
-def _attempt(b: Block, src: str) -> Attempt:
-    att = Attempt(experiment_id=b.exp_id, number=0, token="", backend="imported")
+def _attempt(b: Block, src: str) -> Draft:
+    att = draft(Attempt, experiment_id=b.exp_id, number=0, token="", backend="imported")
     ann: dict[str, str] = {}
     extras: list[list[str]] = []
     for it in b.items:
@@ -367,7 +365,7 @@ def _attempt(b: Block, src: str) -> Attempt:
     return att
 
 
-def _apply_queued(exp: Experiment, b: Block, src: str) -> None:
+def _apply_queued(exp: Draft, b: Block, src: str) -> None:
     extras: list[list[str]] = []
     for it in b.items:
         if it.key == "Status":

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from irq import errors
-from irq.ledger.models import Attempt, Experiment
+from irq.ledger.drafts import Draft
 from irq.ledger.states import State
 
 FORMAT_MARKER = "<!-- irq:queue v1"
@@ -70,8 +70,8 @@ class QueueDoc:
     title: str = ""
     preamble: str = ""
     future_heading: str = ""
-    experiments: list[Experiment] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
+    experiments: list[Draft] = field(default_factory=list)  # rows of Experiment, not yet written
+    attempts: list[Draft] = field(default_factory=list)  # rows of Attempt
     repaired_lines: int = 0
     irq_format: bool = False
     order: list[str] = field(default_factory=list)  # queue order, as irq's export records it
@@ -94,7 +94,7 @@ def read_text(path: Path) -> tuple[str, int]:
 
     fixed_lines, repaired = [], 0
     for line in text.split("\n"):
-        fixed = ftfy.fix_encoding(line)
+        fixed = line if line.isascii() else ftfy.fix_encoding(line)  # only non-ASCII text can be mojibake
         repaired += fixed != line
         fixed_lines.append(fixed)
     return "\n".join(fixed_lines), repaired
