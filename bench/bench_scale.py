@@ -12,7 +12,8 @@ myqueue folder with as many task records (filled through myqueue's own API, in t
 made and `mq ls`, which lists them all, is measured in the same run too, and every figure is also
 given as a ratio to it. `irq export` is measured cold (the export cache emptied before each run),
 warm (an unchanged ledger exported again) and after --changed experiments were changed by hand
-before each run (irq/formats/export_cache.py). Last, with every ended attempt marked fetched (as a
+before each run (irq/formats/export_cache.py). `irq import` reads that export into a new ledger,
+and again into the ledger it filled (refused: every id is there). Last, with every ended attempt marked fetched (as a
 ledger irq fetch has kept up with), `irq fetch` that finds nothing new and one dry-run cycle of the
 daemon (refresh, fetch, plan): what the daemon spends on every poll. Nothing is asserted.
 """
@@ -39,8 +40,9 @@ ATTEMPT_FINAL = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED")
 
 
 def run_measured(cmd: list[str], cwd: Path, env: dict[str, str],
-                 prepare: Callable[[], None] | None = None) -> tuple[float, float, int]:
-    """(cpu seconds, wall seconds, peak RSS in MB) of one process; `prepare` runs first, unmeasured."""
+                 prepare: Callable[[], None] | None = None, refused: bool = False) -> tuple[float, float, int]:
+    """(cpu seconds, wall seconds, peak RSS in MB) of one process; `prepare` runs first, unmeasured;
+    `refused`: the command must fail (an import of ids the ledger has)."""
     if prepare is not None:
         prepare()
     t0 = time.perf_counter()
@@ -48,9 +50,23 @@ def run_measured(cmd: list[str], cwd: Path, env: dict[str, str],
     _, status, ru = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if (proc.returncode != 0) != refused:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}")
     return ru.ru_utime + ru.ru_stime, wall, ru.ru_maxrss // 1024
+
+
+def new_ledger(irq: list[str], env: dict[str, str], folder: Path, name: str) -> None:
+    """An empty ledger `name` in `folder` (irq init), replacing any earlier one."""
+    for f in folder.glob(name + "*"):
+        f.unlink()
+    subprocess.run(irq + ["--db", str(folder / name), "init"], cwd=folder, env=env, capture_output=True, check=True)
+
+
+def filled_ledger(irq: list[str], env: dict[str, str], folder: Path, name: str, fill: list[str]) -> None:
+    """The ledger `name` the last import filled; made and filled by `fill` when there is none yet."""
+    if not (folder / name).exists():
+        new_ledger(irq, env, folder, name)
+        subprocess.run(fill, cwd=folder, env=env, capture_output=True, check=True)
 
 
 def defaults_for(conn: sqlite3.Connection, table: str) -> dict[str, object]:
@@ -255,6 +271,8 @@ def main() -> None:
         "export warm": irq + ["export"],
         f"export, {args.changed} changed": irq + ["export"],
         "export FILE warm": irq + ["export", str(tmp / "out.md")],
+        "import into a new ledger": irq + ["--db", str(tmp / "imported.db"), "import", str(tmp / "out.md")],
+        "import refused (ids taken)": irq + ["--db", str(tmp / "imported.db"), "import", str(tmp / "out.md")],
         # last: marking the attempts fetched changes every experiment's revision
         "fetch, nothing ended": irq + ["fetch"],
         "daemon --once --dry-run": irq + ["daemon", "run", "--once", "--dry-run"],
@@ -262,18 +280,23 @@ def main() -> None:
     prepare: dict[str, Callable[[], None]] = {
         "export cold": lambda: shutil.rmtree(cache, ignore_errors=True),
         f"export, {args.changed} changed": lambda: change_experiments(db, args.changed, next(rounds)),
+        "import into a new ledger": lambda: new_ledger(irq, env, tmp, "imported.db"),
+        "import refused (ids taken)": lambda: filled_ledger(irq, env, tmp, "imported.db", cases["import into a new ledger"]),
         "fetch, nothing ended": lambda: mark_fetched(db),
     }
+    refused = {"import refused (ids taken)"}
     rows = {}
     for name, cmd in cases.items():
         if name != "irq --help" and args.only and not any(o in name for o in args.only):
             continue
+        if name.startswith("import") and not (tmp / "out.md").exists():
+            subprocess.run(irq + ["export", str(tmp / "out.md")], cwd=tmp, env=env, capture_output=True, check=True)
         if name in prepare:
             prepare[name]()
-        if subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, check=False).returncode != 0:
+        if (subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, check=False).returncode != 0) != (name in refused):
             print(f"({name}: not supported by this irq, left out)")
             continue
-        figs = [run_measured(cmd, tmp, env, prepare.get(name)) for _ in range(args.runs)]
+        figs = [run_measured(cmd, tmp, env, prepare.get(name), name in refused) for _ in range(args.runs)]
         rows[name] = (statistics.median(f[0] for f in figs), statistics.median(f[1] for f in figs),
                       max(f[2] for f in figs))
     floor = rows["irq --help"][0]
