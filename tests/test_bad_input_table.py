@@ -121,6 +121,7 @@ CLI = [  # (name, files, argv, words)
     ("rm a dependency", {}, ["rm", "Q-003"], "Q-004 depends on Q-003"),
     ("retire a DONE experiment", {}, ["retire", "Q-002"], "Q-002 is DONE"),
     ("ready a DONE experiment", {}, ["ready", "Q-002"], "Q-002 is DONE"),
+    ("ready a READY experiment", {}, ["ready", "Q-001"], "Q-001 is already READY"),
     ("retry a READY experiment", {}, ["retry", "Q-001"], "only a FAILED experiment"),
     ("import a missing file", {}, ["import", "nope.md"], "nope.md"),
     ("import an empty file", {"empty.md": ""}, ["import", "empty.md"], "empty.md: holds no experiment"),

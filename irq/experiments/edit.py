@@ -142,6 +142,9 @@ def promote(ledger: Ledger, exp_id: str) -> Experiment:
     """`irq ready`: a proposed experiment becomes READY (submittable); nothing else moves."""
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
+        if exp.state == State.READY:
+            raise errors.IllegalTransition(f"{exp.id} is already READY",
+                                           f"`irq submit {exp.id}` submits it; the daemon picks it up by itself")
         if exp.state in (State.IN_PROGRESS, State.FAILED):  # legal moves to READY, but not this verb's
             raise errors.IllegalTransition(
                 f"{exp.id} is {exp.state}; only a PROPOSED experiment can be made ready",
