@@ -144,7 +144,7 @@ def test_impossible_transitions_are_refused(tmp_path, ledger, irq):
     r = irq("retry", "Q-001")
     assert r.code == 1 and "Q-001 is READY; only a FAILED experiment can be retried" in r.err
     r = irq("ready", "Q-001")
-    assert r.code == 1 and "Q-001 is READY; it cannot move to READY" in r.err
+    assert r.code == 1 and "Q-001 is already READY" in r.err
     assert snapshot(ledger.path) == before
 
 

@@ -119,7 +119,7 @@ def test_one_active_attempt_per_experiment(ledger):
 def test_ready_promotes_only_a_proposed_experiment(ledger, state):
     with ledger.transaction() as s:
         Ledger.add_experiment(s, Experiment(id="Q-010", seq=0, title="t", state=state))
-    with pytest.raises(errors.IllegalTransition, match="only a PROPOSED experiment|cannot move to READY"):
+    with pytest.raises(errors.IllegalTransition, match="only a PROPOSED experiment|cannot move to READY|already READY"):
         promote(ledger, "Q-010")
     with ledger.transaction() as s:
         assert Ledger.experiment(s, "Q-010").state == state
