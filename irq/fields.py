@@ -79,11 +79,16 @@ def quoted(text: str) -> str:
     return out if out.isprintable() else json.dumps(text)
 
 
+def _one_plain_line(text: str) -> bool:
+    """Printable (no line break, no control character) and no space at either end: import strips values."""
+    return text.isprintable() and text == text.strip()
+
+
 def fmt_text(text: str) -> str:
     """A free-text bullet's value (notes, a hypothesis, a job's error) as queue.md writes it: as it
     is when it is one printable line that reads back as itself, else as a JSON string (a note of
     two lines, one holding '### Q-999: …', must not become a heading)."""
-    if text.isprintable() and text == text.strip() and text[:1] != '"':
+    if _one_plain_line(text) and text[:1] != '"':
         return text
     return quoted(text)
 
@@ -91,7 +96,7 @@ def fmt_text(text: str) -> str:
 def fmt_code(text: str) -> str:
     """A path or a command in backticks, or as a JSON string when backticks cannot hold it
     (a command with `date` in it, a line break)."""
-    if "`" not in text and text.isprintable() and text == text.strip() and text:
+    if text and "`" not in text and _one_plain_line(text):
         return f"`{text}`"
     return quoted(text)
 

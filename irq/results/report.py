@@ -97,12 +97,12 @@ def render(rep: Report, base: Path) -> str:
     lines += ["## Where every number comes from", ""]
     for r in t.rows:
         lines += [f'<a id="{r.id.lower()}"></a>', f"### {r.id}: {r.title}", "",
-                  (f"State {r.state}; attempts {', '.join(map(str, r.attempts)) or '–'}; "
-                   f"seeds {', '.join(map(str, r.seeds)) or '–'}; commits {', '.join(r.commits) or '–'}."), ""]
-        if r.values:
+                  (f"State {r.state}; attempts {', '.join(map(str, r.runs.attempts)) or '–'}; "
+                   f"seeds {', '.join(map(str, r.runs.seeds)) or '–'}; commits {', '.join(r.runs.commits) or '–'}."), ""]
+        if values := r.runs.values:
             lines += ["| attempt | seed | " + t.metric + " | commit |", "|---|---|---|---|"]
             lines += [f"| {v['attempt']} | {'–' if v['seed'] is None else v['seed']} | {num(v['value'], 6)} | "
-                      f"{(v['commit'] or '–')[:12]} |" for v in r.values]
+                      f"{(v['commit'] or '–')[:12]} |" for v in values]
             lines.append("")
         lines += [f"- missing: {m}" for m in r.missing] + ([""] if r.missing else [])
     return "\n".join(lines).rstrip() + "\n"

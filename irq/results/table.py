@@ -36,30 +36,9 @@ class Row:
     reached: str = ""  # "k/n runs" reached the threshold
 
     @property
-    def values(self) -> list[dict[str, Any]]:
-        """Every number behind the row: {attempt, seed, value, commit}."""
-        return self.runs.values
-
-    @property
-    def attempts(self) -> list[int]:
-        return self.runs.attempts
-
-    @property
-    def seeds(self) -> list[int]:
-        return self.runs.seeds
-
-    @property
-    def commits(self) -> list[str]:
-        return self.runs.commits
-
-    @property
     def missing(self) -> list[str]:
+        """What is missing of the row's runs, and why (its values and provenance: `runs`)."""
         return self.runs.missing
-
-    @property
-    def trivial(self) -> dict[str, float]:
-        """predict-mean / predict-zero (mean over the runs that have the metric)."""
-        return self.runs.trivial
 
 
 @dataclass
@@ -140,7 +119,7 @@ def columns(t: Table) -> list[str]:
 
 def cells(t: Table, r: Row) -> list[str]:
     """The row's cells as text (num() and interval() written out inline: this runs for every row)."""
-    s, tr, nil = r.summary, r.trivial, "–"
+    s, tr, nil = r.summary, r.runs.trivial, "–"
     out = [r.id, str(s.n), nil if (v := s.mean) is None else f"{v:.4g}", nil if (v := s.std) is None else f"{v:.4g}",
            nil if (v := s.min) is None else f"{v:.4g}", nil if (v := s.median) is None else f"{v:.4g}",
            nil if (v := s.max) is None else f"{v:.4g}",
@@ -223,9 +202,9 @@ def to_csv(t: Table) -> str:
 
 
 def to_json(t: Table) -> dict[str, Any]:
-    rows = [{"id": r.id, "title": r.title, "state": r.state, "summary": asdict(r.summary), "values": r.values,
-             "attempts": r.attempts, "seeds": r.seeds, "commits": r.commits, "missing": r.missing,
-             "trivial": r.trivial, "comparison": None if r.comparison is None else asdict(r.comparison),
+    rows = [{"id": r.id, "title": r.title, "state": r.state, "summary": asdict(r.summary), "values": r.runs.values,
+             "attempts": r.runs.attempts, "seeds": r.runs.seeds, "commits": r.runs.commits, "missing": r.missing,
+             "trivial": r.runs.trivial, "comparison": None if r.comparison is None else asdict(r.comparison),
              "first_in": r.first_in, "steps_to_threshold": r.steps_to_threshold, "reached": r.reached}
             for r in t.rows]
     table = {f.name: rows if f.name == "rows" else getattr(t, f.name) for f in fields(t)}
