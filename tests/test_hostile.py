@@ -169,3 +169,23 @@ def test_a_jobs_metric_names_and_values_survive_show_and_an_export_and_import(tm
     assert got["experiment"]["parameters"]["tag"] == "a\nb: c"
     again = irq("--db", str(tmp_path / "two" / "queue.db"), "export").out
     assert again == (tmp_path / "out.md").read_text()
+
+
+def test_text_that_looks_double_encoded_survives_an_export_and_import(tmp_path, irq, seed_queue):
+    """A job's error quoting 'cafÃ©' and a note with 'â€”' are what was stored: an import of irq's own
+    export keeps them (import once 'repaired' them into 'café' and '—'); a hand-kept queue.md still
+    gets the repair (test_import_seed)."""
+    assert irq("import", str(seed_queue)).code == 0
+    con = sqlite3.connect(tmp_path / "queue.db")
+    con.execute("UPDATE attempt SET error=? WHERE experiment_id='Q-004' AND number=1", ("open cafÃ©.csv: Ã© â€” ÃƒÂ©",))
+    con.execute("UPDATE experiment SET notes=? WHERE id='Q-004'", ("dash â€” here",))
+    con.commit()
+    con.close()
+    assert irq("export", "out.md").code == 0
+    two = str(tmp_path / "two.db")
+    r = irq("--db", two, "import", "out.md")
+    assert r.code == 0 and "repaired" not in r.out, r.out
+    got = json.loads(irq("--db", two, "show", "Q-004", "--json").out)
+    assert got["experiment"]["notes"] == "dash â€” here"
+    assert got["attempts"][0]["error"] == "open cafÃ©.csv: Ã© â€” ÃƒÂ©"
+    assert irq("--db", two, "export").out == (tmp_path / "out.md").read_text()

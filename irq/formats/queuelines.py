@@ -79,7 +79,9 @@ class QueueDoc:
 
 # -- reading text ------------------------------------------------------------------------
 def read_text(path: Path) -> tuple[str, int]:
-    """The file's text with double-encoded UTF-8 repaired; and how many lines needed it."""
+    """The file's text with double-encoded UTF-8 repaired; and how many lines needed it. A file
+    irq exported (its marker on the second line) is read as it is: irq wrote it as UTF-8, so
+    text that merely looks double-encoded (a job's error quoting 'Ã©') is what was stored."""
     from irq.inputs import MB, read_at_most
 
     # 10,000 experiments with 40,000 attempts export to some 12 MB
@@ -90,6 +92,8 @@ def read_text(path: Path) -> tuple[str, int]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise errors.ParseError(str(path), line, "not UTF-8 text", "save the file as UTF-8") from exc
+    if is_irq_export(text):
+        return text, 0
     import ftfy  # only reading a queue file needs it: keep other commands quick
 
     fixed_lines, repaired = [], 0
@@ -98,6 +102,12 @@ def read_text(path: Path) -> tuple[str, int]:
         repaired += fixed != line
         fixed_lines.append(fixed)
     return "\n".join(fixed_lines), repaired
+
+
+def is_irq_export(text: str) -> bool:
+    """Whether the text starts as `irq export` writes queue.md: a title line, then the marker."""
+    first, _, rest = text.partition("\n")
+    return first.startswith("# ") and rest.startswith(FORMAT_MARKER)
 
 
 # -- structure ----------------------------------------------------------------------------
