@@ -75,10 +75,18 @@ def _prompt(x: Ctx):
     return ask
 
 
+def shown_lines(line: Any) -> list[str]:
+    """A block's line as `irq show` prints it: free text as it was written (a note of several
+    lines as indented lines under its key, not queue.md's JSON string), children indented."""
+    if line.text is not None and "\n" in line.text:
+        return [f"{line.key}:"] + [f"  {t}" if t else "" for t in line.text.split("\n")]
+    value = line.text if line.text is not None else line.value
+    return [f"{line.key}: {value}" if value else f"{line.key}:"] + [f"  {k}: {v}" for k, v in line.children]
+
+
 def _print_line(ui: UI, line: Any) -> None:
-    ui.print(f"  {line.key}: {line.value}")
-    for k, v in line.children:
-        ui.print(f"    {k}: {v}")
+    for text in shown_lines(line):
+        ui.print("  " + text if text else "")
 
 
 STATE_STYLE = {"READY": "cyan", "IN_PROGRESS": "yellow", "DONE": "green", "FAILED": "red", "PROPOSED": "dim",

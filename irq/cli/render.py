@@ -5,7 +5,7 @@ from typing import Any
 
 from rich.text import Text
 
-from irq.cli.common import STATE_STYLE, _dump, _print_line
+from irq.cli.common import STATE_STYLE, _dump, _print_line, shown_lines
 from irq.cli.follow import curve_text
 from irq.ledger.states import is_active
 from irq.ui import UI, clean, iso, num
@@ -61,8 +61,7 @@ def show(ui: UI, v: Any) -> None:
     for a in v.attempts:
         body = [NEVER_REFRESHED] if a.backend == "imported" and is_active(a.state) else []
         for line in attempt_lines(a):
-            body.append(f"{line.key}: {line.value}")
-            body.extend(f"  {k}: {val}" for k, val in line.children)
+            body.extend(shown_lines(line))
         if not ui.interactive:
             ui.print(f"attempt {a.number}")
             for b in body:

@@ -30,6 +30,7 @@ class Line:
     key: str
     value: str
     children: list[tuple[str, str]] = field(default_factory=list)
+    text: str | None = None  # free text as stored, for `irq show` to lay out line by line (value: as queue.md writes it)
 
 
 @dataclass
@@ -58,7 +59,7 @@ def definition_lines(e: Any) -> list[Line]:
     ann = e.annotations
     out: list[Line] = []
     if e.hypothesis:
-        out.append(Line("Hypothesis", fmt_text(e.hypothesis)))
+        out.append(Line("Hypothesis", fmt_text(e.hypothesis), text=e.hypothesis))
     if e.config_path:
         out.append(Line("Config", fmt_code(e.config_path)))
     if e.command:
@@ -75,7 +76,7 @@ def definition_lines(e: Any) -> list[Line]:
     if policy := RetryPolicy.from_dict(e.retry_policy):
         out.append(Line("Retry", policy.format()))
     if e.notes:
-        out.append(Line("Notes", fmt_text(e.notes)))
+        out.append(Line("Notes", fmt_text(e.notes), text=e.notes))
     return out
 
 
@@ -110,7 +111,7 @@ def attempt_lines(a: Any) -> list[Line]:
 
     def add(key: str, value: object | None, form: Callable[[str], str] = str) -> None:
         if value not in (None, "", [], {}):
-            out.append(Line(key, form(str(value))))
+            out.append(Line(key, form(str(value)), text=str(value) if form is fmt_text else None))
 
     if a.backend != "imported":
         add("Backend", a.backend)
@@ -131,7 +132,7 @@ def attempt_lines(a: Any) -> list[Line]:
     # the seed puts the free-text runtime right after the times
     while extras and extras[0][0] == "Runtime":
         k, v = extras.pop(0)
-        out.append(Line(k, fmt_text(v)))
+        out.append(Line(k, fmt_text(v), text=v))
     add("Unknown since", fmt_time(a.unknown_since))
     if a.git_sha:
         add("Git SHA", join_annotation(a.git_sha, ann.get("git_sha")))
@@ -140,7 +141,7 @@ def attempt_lines(a: Any) -> list[Line]:
     add("Run dir", a.run_dir, fmt_code)
     for k, v in extras:
         if k == "Workflow":
-            out.append(Line(k, fmt_text(v)))
+            out.append(Line(k, fmt_text(v), text=v))
     extras = [kv for kv in extras if kv[0] != "Workflow"]
     add("Modules", ", ".join(a.modules))
     if a.exit_code is not None:
@@ -153,7 +154,7 @@ def attempt_lines(a: Any) -> list[Line]:
     out += results_line(a.results, ann)
     add("Output", a.output, fmt_code)
     add("Fetched", fmt_time(a.fetched_at))
-    out.extend(Line(k, fmt_text(v)) for k, v in extras)
+    out.extend(Line(k, fmt_text(v), text=v) for k, v in extras)
     return out
 
 
@@ -170,7 +171,7 @@ def queued_lines(e: Any) -> list[Line]:
                Line("Reason", fmt_text(e.waiting_reason or "waiting for a job slot"))]
     if e.queued_since:
         out.append(Line("Since", fmt_time(e.queued_since)))
-    out.extend(Line(k, fmt_text(v)) for k, v in e.queue_extras)
+    out.extend(Line(k, fmt_text(v), text=v) for k, v in e.queue_extras)
     return out
 
 
