@@ -65,7 +65,8 @@ def config_data(explicit: Path | None = None, start: Path | None = None) -> tupl
     if user.is_file():
         data = read_toml(user)
     if explicit is not None and not explicit.is_file():
-        raise errors.ConfigError(f"{explicit}: no such config file", f"pass an irq.toml to --config; see {DOCS}")
+        what = "no such config file" if not explicit.exists() else "not a file (a folder, a pipe or a device)"
+        raise errors.ConfigError(f"{explicit}: {what}", f"pass an irq.toml to --config; see {DOCS}")
     path = explicit or find_config(start)
     if path is not None:
         data = merge(data, read_toml(path))

@@ -6,6 +6,7 @@ error must contain). Config mistakes must also point to docs/configuration.md.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -65,7 +66,14 @@ PROPOSED_THAT_RAN = """# Experiment Queue
 - [ ] **Q-009**: idea
 """
 
+FIFO = "a named pipe nobody writes to"  # as a file's content: the file is made with mkfifo
+
 CLI = [  # (name, files, argv, words)
+    ("import of a named pipe", {"pipe": FIFO}, ["import", "pipe"], "pipe: is a pipe or device with nothing to read"),
+    ("config file a named pipe", {"pipe": FIFO}, ["add", "Q-010", "-c", "pipe"], "pipe: is a pipe or device"),
+    ("--db a named pipe", {"pipe": FIFO}, ["--db", "pipe", "status"], "pipe is not a regular file"),
+    ("--config a named pipe", {"pipe": FIFO}, ["--config", "pipe", "status"], "pipe: not a file"),
+    ("--config a folder", {"d/x": ""}, ["--config", "d", "status"], "d: not a file (a folder"),
     ("--backend unknown name", {}, ["render", "Q-001", "--backend", "fasrc"], "unknown backend 'fasrc'"),
     ("--backend slurm:unknown", {}, ["render", "Q-001", "--backend", "slurm:nowhere"], "no cluster 'nowhere'"),
     ("submit --backend unknown", {}, ["submit", "Q-001", "--backend", "nowhere"], "unknown backend 'nowhere'"),
@@ -206,9 +214,13 @@ def test_config_mistake(project, irq, name, text, words):
 
 
 @pytest.mark.parametrize("name, files, argv, words", CLI, ids=[c[0] for c in CLI])
+@pytest.mark.timeout(60)  # a named pipe once made the command wait for a writer for ever
 def test_cli_mistake(project, irq, name, files, argv, words):
     for rel, content in files.items():
         f = project / rel
         f.parent.mkdir(parents=True, exist_ok=True)
+        if content is FIFO:
+            os.mkfifo(f)
+            continue
         f.write_bytes(content) if isinstance(content, bytes) else f.write_text(content, encoding="utf-8")
     _check(project, irq, argv, words)

@@ -75,6 +75,9 @@ def connect(path: Path, mode: str | None = None) -> sqlite3.Connection:
         raise errors.LedgerError(f"no ledger at {path}", "run `irq init` here, or point --db / IRQ_DB at one")
     if path.is_dir():
         raise errors.LedgerError(f"{path} is a folder, not a ledger", "point --db / IRQ_DB at a queue.db file")
+    if not path.is_file():
+        raise errors.LedgerError(f"{path} is not a regular file (a pipe or a device), not a ledger",
+                                 "point --db / IRQ_DB at a queue.db file")
     mode = mode or access_mode(path)
     wal = path.with_name(path.name + "-wal")
     if mode == "immutable" and wal.exists() and wal.stat().st_size:
