@@ -58,6 +58,26 @@ def test_an_empty_ledger_prints_the_next_step(irq):
     assert r.code == 0 and "no experiments yet" in r.err and "irq import queue.md" in r.err and r.out == ""
 
 
+def test_an_empty_ledger_checks_irq_toml_before_naming_the_next_step(irq, tmp_path):
+    """The next step is `irq add`, which reads irq.toml: a mistake in it is said now, not then."""
+    irq("init")
+    with open(tmp_path / "irq.toml", "a") as f:
+        f.write("colour = 'blue'\n")
+    r = irq("status", "--offline")
+    assert r.code == 2 and r.err.startswith("error: ") and "unknown key 'daemon.colour'" in r.err, r
+
+
+def test_a_filter_that_matches_nothing_says_what_the_ledger_holds(irq):
+    """`--state FAILED` on a ledger without failures said "no experiments yet" (the empty ledger's line)."""
+    irq("init")
+    assert irq("add", "Q-001", "-p", "lr=1").code == 0
+    assert irq("add", "Q-002", "-p", "lr=2", "--proposed").code == 0
+    r = irq("status", "--offline", "--state", "FAILED")
+    assert r.code == 0 and r.out == "", r
+    assert "no experiments yet" not in r.err
+    assert "no experiment in the states asked for; the ledger holds 2 (1 READY, 1 PROPOSED)" in r.err, r.err
+
+
 def test_imported_attempts_say_irq_never_refreshed_them(irq, seed_queue):
     irq("import", str(seed_queue))
     rows = {x["id"]: x for x in json.loads(irq("status", "--offline", "--json").out)["experiments"]}

@@ -10,8 +10,6 @@ from irq.cli.follow import curve_text
 from irq.ledger.states import is_active
 from irq.ui import UI, clean, iso, num
 
-EMPTY = ("no experiments yet: `irq add Q-001 --title Baseline` (-p NAME=VALUE sets a parameter, -c a trainer config) "
-         "or `irq import queue.md`")
 STATUS_COLUMNS = ("id", "title", "priority", "attempts", "job", "detail")
 
 
@@ -19,7 +17,7 @@ def status(ui: UI, report: Any) -> None:
     """`irq status`: one table per state on a terminal; piped, one tab-separated line per
     experiment (state first), then job slots and the polling budget on stderr."""
     if not report.rows:
-        ui.note(EMPTY)
+        ui.note(report.none_shown())
     for state, group in report.groups():
         rows = [(r.id, r.title, r.priority, num(r.attempts), r.job_id or "", _detail(r, report)) for r in group]
         ui.table(f"{state} ({len(group)})", STATUS_COLUMNS, rows, style=STATE_STYLE.get(state, ""),

@@ -14,6 +14,8 @@ from irq.ledger import reader
 from irq.ledger.states import ACTIVE_STATES
 from irq.ui import UI
 
+EMPTY = ("no experiments yet: `irq add Q-001 --title Baseline` (-p NAME=VALUE sets a parameter, -c a trainer config) "
+         "or `irq import queue.md`")
 STATE_ORDER = ("IN_PROGRESS", "READY", "FAILED", "DONE", "PROPOSED", "RETIRED")
 
 
@@ -26,11 +28,20 @@ class StatusReport:
     notes: list[str] = field(default_factory=list)  # lines to print after the tables
     refused: Any = None  # a refused host key (HostKeyError): shown states are last known, the command fails
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> newest curve row (--watch)
+    counts: dict[str, int] = field(default_factory=dict)  # state -> experiments in the ledger, shown or not
 
     def groups(self) -> list[tuple[str, list[StatusRow]]]:
         """Rows by state, in the order a person reads them; empty states left out."""
         out = [(st, [r for r in self.rows if r.state == st]) for st in STATE_ORDER]
         return [(st, rows) for st, rows in out if rows]
+
+    def none_shown(self) -> str:
+        """What to say when no row is shown: the next step on an empty ledger, else what it holds."""
+        if not self.counts:
+            return EMPTY
+        held = ", ".join(f"{self.counts[st]:,} {st}" for st in STATE_ORDER if self.counts.get(st))
+        total = sum(self.counts.values())
+        return f"no experiment in the states asked for; the ledger holds {total:,} ({held}): `irq status --all` lists them"
 
     def folded_lines(self) -> list[str]:
         """'… and 9,800 more DONE: irq status --state DONE', one per state with rows left out."""
@@ -52,7 +63,11 @@ def status_report(ledger: Any, config_path: Path | None, ui: UI, offline: bool =
     unreachable = dict((slots or {}).get("unreachable") or {})
     refused = slots.pop("refused", None) if slots else None
     got = read_status(path, replace(query or StatusQuery(), metric=_metric(config_path)))
-    report = StatusReport(got.rows, slots, unreachable, got.folded, notes, refused)
+    if not got.counts:  # an empty ledger: its next step is `irq add`, which needs a valid irq.toml
+        from irq.config import load_config
+
+        load_config(config_path)
+    report = StatusReport(got.rows, slots, unreachable, got.folded, notes, refused, counts=got.counts)
     if curves and any(r.state == "IN_PROGRESS" and r.job_id for r in report.rows):
         report.curves = _curves(path, config_path)
     return report
