@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,16 @@ def test_an_export_into_a_missing_folder_is_logged_and_the_daemon_keeps_serving(
     add_experiment(ledger, "Q-001", "x")
     assert run(ledger, config, UI(), max_cycles=2, open_backends=opener(fake, tmp_path)) == 0
     assert len(fake.jobs) == 1 and not (tmp_path / "nodir").exists()
+
+
+def test_an_idle_daemon_asks_the_scheduler_nothing_and_logs_one_quiet_line(ledger, tmp_path, capsys):
+    """With nothing READY or running, a cycle has no question for the scheduler (each idle cycle
+    asked for the job slots: a round trip to the cluster every poll, all night), and a run of quiet
+    cycles is one log line, not one per poll."""
+    config = Config(path=None, root=tmp_path, daemon=DaemonConfig(interval=0.1, max_interval=HOUR))
+    fake = FakeBackend(name="local", limit=2)
+    assert run(ledger, config, UI(), max_cycles=5, open_backends=opener(fake, tmp_path)) == 0
+    with ledger.transaction() as s:
+        assert Ledger.calls_since(s, datetime(2000, 1, 1, tzinfo=timezone.utc)) == 0
+    log = capsys.readouterr().err
+    assert log.count("cycle: nothing changed") == 1, log

@@ -233,7 +233,7 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
         ui.log(f"received {signal.Signals(signum).name}: finishing the current step")
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    wait, cycles, was_empty = base, 0, False
+    wait, cycles, was_empty, was_quiet = base, 0, False, False
     last_arrived: set[str] = set()
     watch = LedgerWatch(ledger.path)
     backends = open_backends(config)  # one connection for the daemon's lifetime; a drop reconnects on use
@@ -244,6 +244,10 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
             backends.new_cycle()
             rep = cycle(ledger, config, ui, backends, preflight)
             _log_cycle(ui, rep)
+            if quiet(rep) and not was_quiet:
+                ui.log("cycle: nothing changed (the next quiet cycles are not logged; `irq daemon status` "
+                       "shows the last one)")
+            was_quiet = quiet(rep)
             if rep.refused:  # a changed or unknown host key: never retried unattended
                 raise rep.refused
             if once or (max_cycles and cycles >= max_cycles):
@@ -328,5 +332,8 @@ def _log_cycle(ui: UI, rep: CycleReport) -> None:
                "run `irq login CLUSTER` at a terminal.")
     if rep.exported:
         ui.log("re-exported queue.md")
-    if not (rep.anything or rep.unreachable or rep.needs_person):
-        ui.log("cycle: nothing changed")
+
+
+def quiet(rep: CycleReport) -> bool:
+    """A cycle with nothing to tell: only the first of a run of them is logged."""
+    return not (rep.anything or rep.unreachable or rep.needs_person or rep.refused or rep.exported)

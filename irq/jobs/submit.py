@@ -100,6 +100,9 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
             cands = _named(s, ids, cands, outcomes)
         elif not all_ready:
             return outcomes
+    if not cands:  # nothing READY (an idle daemon's every cycle): no question for the scheduler
+        record_calls(ledger, backends)
+        return outcomes
     slots = cached_slots(ledger, backends, name)
     p = plan(cands, states, slots.free, slots.limit if per_task else None)
     record_calls(ledger, backends)
