@@ -155,6 +155,7 @@ CLI = [  # (name, files, argv, words)
     ("report into a file's folder", {"f": "x"}, ["report", "-o", "f/summary.md"], "cannot make the folder f"),
     ("plot with no fetched results", {}, ["plot", "final"], "no experiment has fetched results to plot"),
     ("sweep override without values", {}, ["sweep", "Q-001", "rank="], "gives no values"),
+    ("results --resamples 100000000", {}, ["results", "--resamples", "100000000"], "100<=x<=1000000"),
     ("sweep override repeating a value", {}, ["sweep", "Q-001", "rank=4,4"], "repeats a value"),
     ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],
      "gives 2,999,999,999 points; a sweep makes at most 1,000"),

@@ -25,7 +25,8 @@ def results(
                                                   help='A stated criterion, e.g. "val_mse -20%" (needs --baseline).'),
     threshold: float | None = typer.Option(None, "--threshold", help="Steps until the curve reaches this value."),
     fmt: str = typer.Option("rich", "--format", help="rich | md | latex | csv | json"),
-    resamples: int = typer.Option(10_000, "--resamples", min=100, help="Bootstrap resamples."),
+    resamples: int = typer.Option(10_000, "--resamples", min=100, max=1_000_000,
+                                  help="Bootstrap resamples (100 to 1,000,000: each costs memory per experiment)."),
 ) -> None:
     """One row per experiment over all its seeds: mean, spread, 95 % intervals; vs a baseline, verdicts.
 
