@@ -43,7 +43,7 @@ def fmt_scalar(v: Scalar) -> str:
 
 
 def parse_scalar(text: str) -> tuple[Scalar, str | None]:
-    """'100,000' -> 100000; '1e-4' -> 0.0001; '20 (20×20 matrices)' -> (20, '(20×20 matrices)');
+    """'100,000' -> 100000; '1e-4' -> 0.0001; '20 (20×20 matrices)' -> (20, '(20×20 matrices)'); 'nan' -> 'nan';
     a JSON string ('"100"', '"a\\nb"') -> that text exactly (fmt_list_value writes one where plain text would not read back)."""
     text = text.strip()
     if text[:1] == '"' and (quoted := _json_string(text)) is not None:
@@ -52,8 +52,6 @@ def parse_scalar(text: str) -> tuple[Scalar, str | None]:
         return text == "true", None
     if text == "null":
         return None, None
-    if text in ("nan", "inf", "-inf"):
-        return float(text), None
     m = _NUM.match(text)
     if m:
         num = m.group("num")
@@ -61,8 +59,9 @@ def parse_scalar(text: str) -> tuple[Scalar, str | None]:
         plain = num.replace(",", "")
         if re.fullmatch(r"-?\d+", plain):
             return int(plain), rest
-        return float(plain), rest
-    return text, None
+        if math.isfinite(f := float(plain)):
+            return f, rest
+    return text, None  # 'nan', 'inf' and '1e400' too: JSON has no such number, and SQLite's JSON cannot read one
 
 
 def _json_string(text: str) -> str | None:

@@ -8,6 +8,7 @@ control characters are shown as visible escapes (``\\x1b``) so a log line cannot
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -54,7 +55,10 @@ def num(v: Any) -> str:
 
 
 def jsonable(data: Any) -> Any:
-    """Data ready for json.dumps: times in the one ISO format, tuples as lists."""
+    """Data ready for json.dumps: times in the one ISO format, tuples as lists, a NaN or infinity
+    (in a ledger an older irq wrote) as the text irq now keeps for it ('nan'): JSON has no such number."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return str(data)
     if isinstance(data, dict):
         return {str(k): jsonable(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):

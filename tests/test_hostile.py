@@ -206,3 +206,62 @@ def test_show_lays_out_a_note_and_an_error_of_several_lines(tmp_path, irq, seed_
     assert "\x1b[31m" not in out
     lines = [ln.strip(" │|") for ln in out.splitlines()]
     assert lines[lines.index("Error:") + 1:lines.index("Error:") + 4] == ["Traceback:", "File x", "ValueError: y"], out
+
+
+NAN_QUEUE = """# Experiment Queue
+
+## DONE
+
+### Q-001: diverged
+- **Parameters**:
+  - Lr: inf
+  - Scale: 1e400
+
+### Q-001: diverged - ATTEMPT 1 ✓ COMPLETED
+- **Status**: COMPLETED
+- **Job ID**: 12
+- **Results**:
+  - val_mse: nan
+"""
+
+
+def _strict_json(text: str):
+    def refuse(name: str):
+        raise AssertionError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_and_inf_are_kept_as_text_and_every_json_stays_json(tmp_path, irq):
+    """A hand-kept queue.md recording a diverged run as `nan`, or `-p lr=inf`: stored as the text
+    written (they were stored as NaN and Infinity, which SQLite's JSON cannot read: `irq status`
+    then failed on the whole ledger with 'malformed JSON', and --json printed NaN, which is not JSON)."""
+    (tmp_path / "q.md").write_text(NAN_QUEUE)
+    assert irq("import", "q.md").code == 0
+    r = irq("add", "Q-002", "-p", "lr=nan", "-p", "x=-inf")
+    assert r.code == 0, r
+    for args in (["status", "--json"], ["show", "Q-001", "--json"], ["show", "Q-002", "--json"],
+                 ["results", "--format", "json"]):
+        r = irq(*args)
+        assert r.code == 0, (args, r)
+        _strict_json(r.out)
+    assert irq("status").code == 0
+    shown = _strict_json(irq("show", "Q-001", "--json").out)
+    assert shown["experiment"]["parameters"] == {"lr": "inf", "scale": "1e400"}
+    assert shown["attempts"][0]["results"] == {"val_mse": "nan"}
+    assert _strict_json(irq("show", "Q-002", "--json").out)["experiment"]["parameters"] == {"lr": "nan", "x": "-inf"}
+    assert irq("export", "out.md").code == 0
+    assert irq("--db", "two.db", "import", "out.md").code == 0
+    assert irq("--db", "two.db", "export").out == (tmp_path / "out.md").read_text()
+
+
+def test_a_ledger_holding_nan_still_serves_status(tmp_path, irq, seed_queue):
+    """A ledger an earlier irq wrote NaN into (in a DONE experiment's results) is read, not refused."""
+    assert irq("import", str(seed_queue)).code == 0
+    con = sqlite3.connect(tmp_path / "queue.db")
+    con.execute("UPDATE attempt SET results='{\"val_mse\": NaN}' WHERE experiment_id='Q-004'")
+    con.commit()
+    con.close()
+    for args in (["status"], ["status", "--json"], ["show", "Q-004"], ["export"], ["show", "Q-004", "--json"]):
+        r = irq(*args)
+        assert r.code == 0, (args, r)
+    assert _strict_json(irq("show", "Q-004", "--json").out)["attempts"][0]["results"] == {"val_mse": "nan"}

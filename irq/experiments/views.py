@@ -119,9 +119,9 @@ SELECT e.seq, e.id, e.title, e.state, e.priority, e.depends_on, e.waiting_reason
        CASE WHEN e.state = 'IN_PROGRESS' AND e.waiting_reason IS NOT NULL THEN
             EXISTS (SELECT 1 FROM attempt c WHERE c.experiment_id = e.id AND c.state IN ({_ACTIVE})) ELSE 0 END AS n_active,
        a.job_id, a.state AS attempt_state, a.backend AS attempt_backend, a.unknown_since, a.root_cause, a.error,
-       CASE WHEN e.state = 'DONE' THEN COALESCE(json_extract(a.results, :metric), json_extract(a.results, :mean),
+       CASE WHEN e.state = 'DONE' AND json_valid(a.results) THEN COALESCE(json_extract(a.results, :metric), json_extract(a.results, :mean),
                                                  json_extract(a.results, :seed_label)) END AS val,
-       CASE WHEN e.state != 'DONE' THEN NULL
+       CASE WHEN e.state != 'DONE' OR NOT json_valid(a.results) THEN NULL
             WHEN json_extract(a.results, :metric) IS NOT NULL OR json_extract(a.results, :mean) IS NULL
             THEN :name ELSE :name || '_mean' END AS val_key
 FROM {{experiments}} e
