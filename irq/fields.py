@@ -258,20 +258,33 @@ def fmt_seeds(seeds: list[int]) -> str:
     return ", ".join(str(s) for s in seeds)
 
 
+MAX_SEEDS = 10_000  # seeds of one experiment: one job array (SLURM's MaxArraySize is 1,001 by default)
+MAX_SEED = 2**31 - 1  # a seed every RNG takes (numpy, torch, Python) and SLURM can index
+
+
 def parse_seeds(text: str) -> list[int]:
+    """'0-9' or '0, 1, 2' (or both, comma-separated): at most MAX_SEEDS distinct seeds, each at most MAX_SEED."""
     seeds: list[int] = []
     for part in (p.strip() for p in text.split(",")):
-        if m := re.fullmatch(r"(\d+)\s*-\s*(\d+)", part):
+        if m := re.fullmatch(r"([0-9]+)\s*-\s*([0-9]+)", part):
             a, b = int(m.group(1)), int(m.group(2))
             if b < a:
                 raise FieldError(f"empty seed range {part!r}")
+            if len(seeds) + b - a + 1 > MAX_SEEDS:  # checked before the list is made: '0-100000000' is 10^8 seeds
+                raise FieldError(f"seeds {text!r} are {len(seeds) + b - a + 1:,}: an experiment runs at most "
+                                 f"{MAX_SEEDS:,} (one job array); split them over several experiments")
             seeds.extend(range(a, b + 1))
-        elif part.isdigit():
+        elif re.fullmatch("[0-9]+", part):
             seeds.append(int(part))
         else:
             raise FieldError(f"cannot read seeds {text!r} (expected e.g. '0-9' or '0, 1, 2')")
     if len(set(seeds)) != len(seeds):
         raise FieldError(f"repeated seed in {text!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise FieldError(f"seeds {text!r} are {len(seeds):,}: an experiment runs at most {MAX_SEEDS:,} "
+                         "(one job array); split them over several experiments")
+    if seeds and max(seeds) > MAX_SEED:
+        raise FieldError(f"seed {max(seeds)} is too large: seeds go up to {MAX_SEED:,} (2^31 - 1)")
     return seeds
 
 
