@@ -145,6 +145,11 @@ class Config:
         name = name or self.backend
         if name not in self.clusters:
             known = ", ".join(self.clusters) or "none configured"
+            if name == "local":  # the default backend: this machine, reached without a login
+                raise errors.UsageError(
+                    "the backend is local (this machine): no cluster to log in to, out of or trust",
+                    f"name a cluster, e.g. `irq login NAME`, from irq.toml's [clusters.NAME] tables (known: {known}); "
+                    "see docs/clusters.md")
             raise errors.ConfigError(f"no cluster {name!r} in {self.path or FILENAME} (known: {known})",
                                      f"add a [clusters.{name}] table to irq.toml; see {DOCS}")
         return self.clusters[name]

@@ -163,6 +163,8 @@ CLI = [  # (name, files, argv, words)
      "an experiment runs at most 10,000"),
     ("import of a hundred million seeds", {"q.md": "# Q\n\n## READY\n\n### Q-010: x\n- **Seeds**: 0-100000000\n"},
      ["import", "q.md"], "q.md:6: "),
+    ("login on the local backend", {}, ["login"], "the backend is local (this machine): no cluster to log in to"),
+    ("trust on the local backend", {}, ["trust"], "the backend is local (this machine)"),
     ("results --resamples 100000000", {}, ["results", "--resamples", "100000000"], "100<=x<=1000000"),
     ("sweep override repeating a value", {}, ["sweep", "Q-001", "rank=4,4"], "repeats a value"),
     ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],
