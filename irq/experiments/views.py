@@ -119,9 +119,9 @@ SELECT e.seq, e.id, e.title, e.state, e.priority, e.depends_on, e.waiting_reason
        CASE WHEN e.state = 'IN_PROGRESS' AND e.waiting_reason IS NOT NULL THEN
             EXISTS (SELECT 1 FROM attempt c WHERE c.experiment_id = e.id AND c.state IN ({_ACTIVE})) ELSE 0 END AS n_active,
        a.job_id, a.state AS attempt_state, a.backend AS attempt_backend, a.unknown_since, a.root_cause, a.error,
-       CASE WHEN e.state = 'DONE' AND json_valid(a.results) THEN COALESCE(json_extract(a.results, :metric), json_extract(a.results, :mean),
+       CASE WHEN e.state = 'DONE'{{valid}} THEN COALESCE(json_extract(a.results, :metric), json_extract(a.results, :mean),
                                                  json_extract(a.results, :seed_label)) END AS val,
-       CASE WHEN e.state != 'DONE' OR NOT json_valid(a.results) THEN NULL
+       CASE WHEN e.state != 'DONE'{{invalid}} THEN NULL
             WHEN json_extract(a.results, :metric) IS NOT NULL OR json_extract(a.results, :mean) IS NULL
             THEN :name ELSE :name || '_mean' END AS val_key
 FROM {{experiments}} e
@@ -163,7 +163,15 @@ def _select(conn: sqlite3.Connection, states: list[str], limit: int | None, metr
     if limit is not None:  # only these get their attempts read; the sort carries ids, not whole rows
         chosen = (f"(SELECT * FROM experiment WHERE id IN (SELECT id FROM experiment WHERE {where} "
                   "ORDER BY updated_at DESC, seq DESC LIMIT :limit))")
-    return list(records(conn, _LATEST.format(experiments=chosen), params))
+    try:
+        return list(records(conn, _LATEST.format(experiments=chosen, valid="", invalid=""), params))
+    except sqlite3.OperationalError as exc:
+        if "malformed JSON" not in str(exc):
+            raise
+    # results an older irq wrote with NaN in them, which SQLite's JSON (before 3.42) cannot read:
+    # read again, those rows without their headline value (a check per row only then)
+    return list(records(conn, _LATEST.format(experiments=chosen, valid=" AND json_valid(a.results)",
+                                             invalid=" OR NOT json_valid(a.results)"), params))
 
 
 def _json_path(key: str) -> str:
