@@ -23,6 +23,9 @@ def test_headline_of_valid_files(tmp_path, text, expected):
     (tmp_path / "irq.toml").write_text(text)
     got = read_settings()
     assert (got.metric, got.goal) == (expected.metric, expected.goal) and got.file == (tmp_path / "irq.toml")
+    (tmp_path / "irq.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())  # as some editors save it
+    got = read_settings()
+    assert (got.metric, got.goal) == (expected.metric, expected.goal) and got.file == (tmp_path / "irq.toml")
 
 
 @pytest.mark.parametrize("text,words", [

@@ -175,3 +175,21 @@ def test_a_hand_written_queue_may_name_sections_as_people_do_and_wrap_its_notes(
         assert (one.state, one.notes, one.parameters) == ("READY", "a note wrapped over two lines", {"rank": 20})
         assert one.annotations == {"parameters.rank": "(the seed's size)"}
         assert (two.state, two.priority) == ("IN_PROGRESS", "LOW")
+
+
+@pytest.mark.parametrize("bom, newline", [(True, "\n"), (False, "\r\n"), (True, "\r\n")],
+                         ids=["byte order mark", "Windows line ends", "both"])
+def test_a_queue_saved_by_a_windows_editor_reads_as_the_same_queue(tmp_path, seed_queue, bom, newline):
+    """A byte order mark made the title line preamble (the title became the default), and Windows
+    line ends stayed in the preamble as carriage returns, written back into every export."""
+    text = seed_queue.read_text(encoding="utf-8").replace("\n", newline)
+    saved = tmp_path / "windows.md"
+    saved.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    plain, windows = Ledger(tmp_path / "plain.db", create=True), Ledger(tmp_path / "windows.db", create=True)
+    import_queue(plain, seed_queue)
+    import_queue(windows, saved)
+    assert windows.get_meta("title") == "Experiment Queue — Adversarial Negative Mining for Matrix Inversion"
+    assert "\r" not in windows.get_meta("preamble")
+    from irq.formats.export import export_text
+
+    assert export_text(windows) == export_text(plain)

@@ -79,7 +79,8 @@ class QueueDoc:
 
 # -- reading text ------------------------------------------------------------------------
 def read_text(path: Path) -> tuple[str, int]:
-    """The file's text with double-encoded UTF-8 repaired; and how many lines needed it. A file
+    """The file's text (a byte order mark dropped, Windows line ends read as line ends) with
+    double-encoded UTF-8 repaired; and how many lines needed it. A file
     irq exported (its marker on the second line) is read as it is: irq wrote it as UTF-8, so
     text that merely looks double-encoded (a job's error quoting 'Ã©') is what was stored."""
     from irq.inputs import MB, read_at_most
@@ -87,11 +88,13 @@ def read_text(path: Path) -> tuple[str, int]:
     # 10,000 experiments with 40,000 attempts export to some 12 MB
     raw = read_at_most(path, 512 * MB, "a queue.md",
                        "check the path; `irq export FILE` writes a queue.md to start from")
+    bom = raw.startswith(b"\xef\xbb\xbf")  # an editor's byte order mark, which UTF-8 does not need
     try:
-        text = raw.decode("utf-8")
+        text = raw[3 if bom else 0:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        line = raw[: exc.start + (3 if bom else 0)].count(b"\n") + 1
         raise errors.ParseError(str(path), line, "not UTF-8 text", "save the file as UTF-8") from exc
+    text = text.replace("\r\n", "\n")  # saved on Windows: lines end as they do everywhere else
     if is_irq_export(text):
         return text, 0
     import ftfy  # only reading a queue file needs it: keep other commands quick
