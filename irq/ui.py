@@ -54,6 +54,11 @@ def num(v: Any) -> str:
     return str(v)
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 experiment', '2 experiments', '1 line' (nouns whose plural adds an s)."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def jsonable(data: Any) -> Any:
     """Data ready for json.dumps: times in the one ISO format, tuples as lists, a NaN or infinity
     (in a ledger an older irq wrote) as the text irq now keeps for it ('nan'): JSON has no such number."""

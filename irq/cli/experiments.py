@@ -10,6 +10,7 @@ from irq import errors
 from irq.cli.app import app, ctx
 from irq.cli.common import _config, _dump, after_change, exported_after
 from irq.ledger.states import Priority
+from irq.ui import counted
 
 
 @app.command()
@@ -43,11 +44,10 @@ def import_(c: typer.Context, path: Path = typer.Argument(..., help="A queue.md 
     rep = import_file(x.db, path)
     after_change(x)
     if rep.repaired_lines:
-        x.ui.print(f"repaired double-encoded UTF-8 (mojibake such as 'â€”' for '—') on {rep.repaired_lines} lines")
+        x.ui.print(f"repaired double-encoded UTF-8 (mojibake such as 'â€”' for '—') on {counted(rep.repaired_lines, 'line')}")
     states = ", ".join(f"{n} {s}" for s, n in rep.states.items())
-    exps = f"{rep.experiments} experiment{'' if rep.experiments == 1 else 's'}"
-    atts = f"{rep.attempts} attempt{'' if rep.attempts == 1 else 's'}"
-    x.ui.print(f"imported {exps} ({states}) and {atts} from {path}")
+    x.ui.print(f"imported {counted(rep.experiments, 'experiment')} ({states}) and {counted(rep.attempts, 'attempt')} "
+               f"from {path}")
 
 
 @app.command()

@@ -11,6 +11,7 @@ import typer
 from irq import errors
 from irq.cli.app import app, ctx
 from irq.cli.common import _config
+from irq.ui import counted
 
 FORMATS = ("rich", "md", "latex", "csv", "json")
 
@@ -116,8 +117,8 @@ def report(
     metric, goal = metric_goal(settings, metric)
     rep = write(x.db, project_root(settings), out, metric, goal, baseline, list(criterion or []),
                 with_baseline(ids, baseline), threshold)
-    x.ui.print(f"wrote {rep.path} ({len(rep.table.rows)} experiments, {len(rep.verdicts)} verdicts, "
-               f"{len(rep.figures) // 2} figures)")
+    x.ui.print(f"wrote {rep.path} ({counted(len(rep.table.rows), 'experiment')}, "
+               f"{counted(len(rep.verdicts), 'verdict')}, {counted(len(rep.figures) // 2, 'figure')})")
     if rep.shown_note:
         x.ui.print(f"  figures: {rep.shown_note}")
     for s in rep.skipped:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from irq.ui import UI, clean
+from irq.ui import UI, clean, counted
 
 RICH_ROWS = 300  # more rows than this print as plain aligned text: rich lays out every cell
 
@@ -61,7 +61,7 @@ def print_sweep(ui: UI, out: Any, proposed: bool, as_json: bool) -> None:
                              "seeds": p.seeds} for p in points]})
         return
     verb = "created" if out.created else "would create"
-    ui.print(f"{verb} {len(points)} experiment{'s' if len(points) != 1 else ''} from {base.id} "
+    ui.print(f"{verb} {counted(len(points), 'experiment')} from {base.id} "
              f"({'PROPOSED' if proposed else 'READY'}):")
     for p in points:
         ui.print(f"  {p.id}  {p.title}" + (f"  seeds {fmt_seeds(p.seeds)}" if p.seeds else ""))

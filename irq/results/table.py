@@ -58,8 +58,6 @@ def build(exps: Sequence[ExperimentRuns | Collected], metric: str, goal: str = "
     """The table of the experiments' runs (as collect.py or irq/results/rows.py gives them). With a
     `cache`, statistics already computed for the same values and settings are taken from it
     (irq/results/cache.py); without one, all are computed."""
-    from irq import errors
-
     with gc_paused():
         got = [e if type(e) is Collected else measure(e, metric) for e in exps]  # type: ignore[arg-type]
         per = [c.numbers for c in got]
@@ -78,9 +76,10 @@ def build(exps: Sequence[ExperimentRuns | Collected], metric: str, goal: str = "
             row.steps_to_threshold = float(np.median(reached)) if reached else None
     if baseline is not None:
         base = next((k for k, c in enumerate(got) if c.id == baseline), None)
-        if base is None:
-            raise errors.UsageError(f"the baseline {baseline} is not among the experiments shown",
-                                    f"name it too: irq results {baseline} ... --baseline {baseline}")
+        if base is None:  # named experiments always include the baseline: it is not in the ledger
+            from irq.ledger.reader import unknown_id
+
+            raise unknown_id(baseline, [c.id for c in got])
         others = [(row, vals) for c, row, vals in zip(got, rows, per) if c.id != baseline]
         found = comparisons(cache, [row.id for row, _v in others], [v for _r, v in others], baseline, per[base], goal,
                             resamples)
