@@ -166,6 +166,8 @@ CLI = [  # (name, files, argv, words)
     ("login on the local backend", {}, ["login"], "the backend is local (this machine): no cluster to log in to"),
     ("trust on the local backend", {}, ["trust"], "the backend is local (this machine)"),
     ("results --baseline unknown", {}, ["results", "--baseline", "Q-909"], "unknown experiment Q-909"),
+    ("import of an attempt in no job state", {"q.md": "# Q\n\n## FAILED\n\n### Q-010: x - ATTEMPT 1\n- **Status**: SUCCESS\n"},
+     ["import", "q.md"], "q.md:6: Status 'SUCCESS' is not a job state"),
     ("results --resamples 100000000", {}, ["results", "--resamples", "100000000"], "100<=x<=1000000"),
     ("sweep override repeating a value", {}, ["sweep", "Q-001", "rank=4,4"], "repeats a value"),
     ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],

@@ -193,3 +193,17 @@ def test_a_queue_saved_by_a_windows_editor_reads_as_the_same_queue(tmp_path, see
     from irq.formats.export import export_text
 
     assert export_text(windows) == export_text(plain)
+
+
+def test_a_status_line_in_a_definition_is_the_experiments_own_state(ledger, tmp_path):
+    """`- **Status**: READY` under an experiment in READY made an attempt in state READY, and the
+    experiment FAILED; it is the experiment's own state, as its section says."""
+    q = tmp_path / "q.md"
+    q.write_text("# Q\n\n## READY\n\n### Q-001: planned\n- **Status**: READY\n- **Notes**: next week\n\n"
+                 "### Q-002: ran - ATTEMPT 1\n- **Status**: FAILED\n- **Job ID**: 7\n")
+    import_queue(ledger, q)
+    with ledger.transaction() as s:
+        exps = {e.id: e for e in Ledger.experiments(s)}
+        assert Ledger.attempts(s, "Q-001") == [] and len(Ledger.attempts(s, "Q-002")) == 1
+    assert exps["Q-001"].state == "READY" and exps["Q-001"].notes == "next week"
+    assert exps["Q-002"].state == "FAILED"

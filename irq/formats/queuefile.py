@@ -30,6 +30,7 @@ from irq.fields import (
 )
 from irq.formats.blocks import DERIVED_KEYS
 from irq.formats.queuelines import (
+    JOB_STATES,
     SECTIONS,
     Block,
     Item,
@@ -85,11 +86,11 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
             raise errors.ParseError(src, b.line, f"invalid experiment id {b.exp_id!r}",
                                     errors.InvalidId.default_hint)
         keys = {i.key for i in b.items}
-        if b.checklist or "Status" not in keys:
+        if b.checklist or "Status" not in keys or b.own_state():
             if b.exp_id in defs:
                 raise errors.ParseError(src, b.line, f"duplicate id {b.exp_id} (first defined at line {defs[b.exp_id][1].line})")
             defs[b.exp_id] = (_definition(b, src), b)
-        elif b.queued_mark or _status_of(b).upper().startswith(("QUEUED", "HELD")):
+        elif b.queued_mark or b.status.upper().startswith(("QUEUED", "HELD")):
             if b.exp_id in queued:
                 raise errors.ParseError(src, b.line, f"{b.exp_id} is queued twice (also at line {queued[b.exp_id].line})")
             queued[b.exp_id] = b
@@ -128,10 +129,6 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
                 raise errors.ParseError(src, defs[exp.id][1].line if exp.id in defs else None,
                                         f"{exp.id} depends on unknown experiment {dep}")
     return doc
-
-
-def _status_of(b: Block) -> str:
-    return next((i.value for i in b.items if i.key == "Status"), "")
 
 
 def _state(exp: Draft, dblock: Block | None, atts: list[Draft], is_queued: bool,
@@ -248,6 +245,7 @@ _DEF_SETTERS: dict[str, Callable[[Draft, Item, _Gathered], None]] = {
     "Config": _d_set("config_path", _code), "Command": _d_set("command", _code), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
+    "Status": lambda exp, it, g: None,  # READY, DONE, …: what the section says (Block.own_state)
     "Retry": _d_set("retry_policy", lambda v: RetryPolicy.parse(v).to_dict()),
     # computed from the ledger at export (formats/blocks.py DERIVED_KEYS): nothing to read back
     **{k: (lambda exp, it, g: None) for k in DERIVED_KEYS},
@@ -278,6 +276,9 @@ AttemptSetter = Callable[[Draft, Item, dict], None]
 
 def _a_state(att: Draft, it: Item, ann: dict) -> None:
     att.state = normalize_scheduler_state(it.value)
+    if att.state not in JOB_STATES:
+        raise FieldError(f"Status {att.state!r} is not a job state: an attempt's Status is one of "
+                         "PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, …")
     rest = it.value.strip()[len(it.value.split()[0]):].strip() if it.value.split() else ""
     if rest:
         ann["state"] = rest
@@ -389,5 +390,5 @@ def _apply_queued(exp: Draft, b: Block, src: str) -> None:
         exp.annotations = {**exp.annotations, "queued_mark": b.queued_mark}
     exp.queue_extras = extras
     exp.waiting_reason = exp.waiting_reason or "waiting for a job slot"
-    if exp.held_fix is None and (b.queued_mark or _status_of(b)).upper().startswith("HELD"):
+    if exp.held_fix is None and (b.queued_mark or b.status).upper().startswith("HELD"):
         exp.held_fix = "see the reason"

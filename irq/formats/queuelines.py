@@ -13,9 +13,11 @@ from pathlib import Path
 
 from irq import errors
 from irq.ledger.drafts import Draft
-from irq.ledger.states import State
+from irq.ledger.states import AttemptState, State, normalize_scheduler_state
 
 FORMAT_MARKER = "<!-- irq:queue v1"
+JOB_STATES = frozenset(a.value for a in AttemptState)
+EXPERIMENT_ONLY = frozenset(s.value for s in State) - JOB_STATES  # READY, DONE, …: never a job's state
 SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED,
             "RETIRED": State.RETIRED}
 
@@ -61,6 +63,15 @@ class Block:
     items: list[Item] = field(default_factory=list)
     checklist: bool = False
     checked: bool = False
+
+    @property
+    def status(self) -> str:
+        return next((i.value for i in self.items if i.key == "Status"), "")
+
+    def own_state(self) -> bool:
+        """'Status: READY' on a block without '- ATTEMPT N': the experiment's own state (as its
+        section says), not an attempt's (it made an attempt in state READY, and the experiment FAILED)."""
+        return self.attempt_no is None and normalize_scheduler_state(self.status) in EXPERIMENT_ONLY
 
 
 @dataclass
