@@ -255,6 +255,9 @@ _DEF_SETTERS: dict[str, Callable[[Draft, Item, _Gathered], None]] = {
 def _definition(b: Block, src: str) -> Draft:
     exp = draft(Experiment, id=b.exp_id, seq=0, title=b.title, state=State.READY.value)
     g = _Gathered(ann={"checked": "x"} if b.checked else {})
+    if wrong := b.misplaced():
+        raise errors.ParseError(src, wrong[1], f"{b.exp_id} is under {'the proposed list' if b.checklist else b.section} "
+                                f"but its Status says {wrong[0]}", "move it to the section of its state, or correct its Status")
     for it in b.items:
         setter = _DEF_SETTERS.get(it.key)
         if setter is None:

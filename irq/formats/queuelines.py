@@ -73,6 +73,12 @@ class Block:
         section says), not an attempt's (it made an attempt in state READY, and the experiment FAILED)."""
         return self.attempt_no is None and normalize_scheduler_state(self.status) in EXPERIMENT_ONLY
 
+    def misplaced(self) -> tuple[str, int] | None:
+        """A definition's Status naming another state than its section does: (that state, its line)."""
+        item = next((i for i in self.items if i.key == "Status"), None)
+        said = normalize_scheduler_state(item.value) if item is not None else None
+        return (said, item.line) if item and said != ("PROPOSED" if self.checklist else self.section) else None
+
 
 @dataclass
 class QueueDoc:
