@@ -184,3 +184,15 @@ def test_add_without_a_title_names_it_by_what_it_sets(ledger, tmp_path):
         add_experiment(ledger, "blank", " ", command="python train.py")
     with ledger.transaction() as s:
         assert Ledger.experiment(s, "lr-01").title == "lr=0.01, tag=a b"
+
+
+def test_a_title_made_from_the_parameters_follows_an_edit_of_them(ledger):
+    """`irq add lr-01 -p lr=0.01` is titled `lr=0.01`; after `irq edit lr-01 -p lr=0.02` the title
+    said lr=0.01 still. A title the user wrote stays as written."""
+    add_experiment(ledger, "lr-01", None, params={"lr": 0.01, "steps": 40})
+    add_experiment(ledger, "lr-02", "small steps", params={"lr": 0.01, "steps": 40})
+    edit(ledger, "lr-01", Changes(params={"lr": 0.02}))
+    edit(ledger, "lr-02", Changes(params={"lr": 0.02}))
+    with ledger.transaction() as s:
+        assert Ledger.experiment(s, "lr-01").title == "lr=0.02, steps=40"
+        assert Ledger.experiment(s, "lr-02").title == "small steps"

@@ -250,6 +250,8 @@ def edit(ledger: Ledger, exp_id: str, changes: Changes) -> tuple[Experiment, lis
         exp = Ledger.experiment(s, exp_id)
         _never_submitted(s, exp, "edited")
         new = _changed_fields(exp, changes)
+        if "parameters" in new and "title" not in new and exp.title == default_title(exp.id, exp.parameters, None):
+            new["title"] = default_title(exp.id, new["parameters"], None)  # a title that says the values follows them
         for d in new.get("depends_on", []):
             Ledger.experiment(s, d)
         said = [f"{k}: {_short(getattr(exp, k))} -> {_short(v)}" for k, v in new.items()]
