@@ -79,6 +79,9 @@ def test_a_done_experiment_stays_done(ledger):
     _submitted(ledger, "Q-001", "COMPLETED")
     with pytest.raises(errors.IllegalTransition, match="is DONE"):
         retire(ledger, "Q-001")
+    with pytest.raises(errors.IllegalTransition, match="was submitted") as exc:  # nor offered as a way out
+        remove(ledger, "Q-001")
+    assert "retire" not in exc.value.hint
 
 
 def test_retire_refuses_while_a_job_runs(ledger):
@@ -88,6 +91,9 @@ def test_retire_refuses_while_a_job_runs(ledger):
     with pytest.raises(errors.IllegalTransition, match="cannot move to RETIRED") as exc:
         retire(ledger, "Q-001")
     assert "irq cancel Q-001" in exc.value.hint
+    with pytest.raises(errors.IllegalTransition, match="was submitted") as exc:  # rm's way out names cancel first
+        remove(ledger, "Q-001")
+    assert "`irq cancel Q-001`, then `irq retire Q-001`" in exc.value.hint
 
 
 def test_a_retired_experiment_is_never_submitted(ledger):

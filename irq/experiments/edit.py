@@ -22,7 +22,7 @@ from irq.fields import FieldError, parse_seeds
 from irq.formats.command import check_command
 from irq.ledger.database import Ledger, validate_id
 from irq.ledger.models import Experiment
-from irq.ledger.states import Priority, State
+from irq.ledger.states import Priority, State, is_active
 from irq.ledger.transitions import delete_experiment, record_edit
 from irq.policy.retry import RetryPolicy
 
@@ -234,10 +234,12 @@ def _changed_fields(exp: Experiment, ch: Changes) -> dict[str, Any]:
 
 
 def _never_submitted(s: Any, exp: Experiment, verb: str) -> None:
-    if Ledger.attempts(s, exp.id):
+    if attempts := Ledger.attempts(s, exp.id):
+        aside = (f"`irq cancel {exp.id}`, then `irq retire {exp.id}`" if is_active(attempts[-1].state)
+                 else f"`irq retire {exp.id}`") if exp.state not in (State.DONE, State.RETIRED) else ""
         raise errors.IllegalTransition(
             f"{exp.id} was submitted; only an experiment never submitted can be {verb}",
-            f"add a new experiment (`irq add`) for the change, or `irq retire {exp.id}` to set it aside")
+            "add a new experiment (`irq add`) for the change" + (f", or {aside} to set it aside" if aside else ""))
     if exp.state in (State.DONE, State.RETIRED):
         raise errors.IllegalTransition(f"{exp.id} is {exp.state}; it can no longer be {verb}",
                                        "add a new experiment with `irq add`")
