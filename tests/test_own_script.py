@@ -186,3 +186,36 @@ def test_an_uncommitted_irq_toml_runs_in_place_and_says_so(tmp_path, irq, monkey
     assert "irq.toml is not committed" in r.out + r.err
     assert run_all(irq)["lr-02"]["state"] == "DONE"
     assert attempt(irq, "lr-02")["git_sha"] == "unknown"
+
+
+def test_check_of_an_own_command_checks_its_placeholders_not_the_trainer(project, irq):
+    """`irq check` of an experiment that runs the project's command said "trainer config: accepted by
+    the trainer's schema"; it checks that every {placeholder} has a value."""
+    assert irq("init").code == 0
+    assert irq("add", "lr-01", "-p", "lr=0.1", "-p", "steps=20").code == 0
+    r = irq("check", "lr-01")
+    assert r.code == 0 and "command: every {placeholder} has a value" in r.out and "trainer" not in r.out, r
+
+
+def test_an_experiment_whose_script_cannot_be_made_is_held_and_the_others_run(project, irq):
+    """The project's command gained a {depth} that an experiment added before has no value for:
+    `irq submit --all-ready` (and so every daemon cycle) stopped at it with an error, and nothing
+    else was submitted. It is held with the reason; the others go; an edit that gives the value
+    releases it."""
+    assert irq("init").code == 0
+    assert irq("add", "lr-01", "-p", "lr=0.1", "-p", "steps=20").code == 0
+    assert irq("add", "own-1", "--command", "python train.py --lr 0.1 --steps 5 --seed {seed} --out {run_dir}").code == 0
+    toml = project / "irq.toml"
+    toml.write_text(toml.read_text().replace("--steps {steps}", "--steps {steps} --depth {depth}"))
+    git(project, "commit", "-qam", "a new flag")
+    r = irq("check", "lr-01")
+    assert r.code == 2 and "unknown placeholder {depth}" in r.err, r
+    r = irq("submit", "--all-ready")
+    assert r.code == 0, r
+    assert "lr-01: held (its job script cannot be made: unknown placeholder {depth}" in r.out, r
+    assert "own-1: submitted" in r.out, r
+    rows = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}
+    assert rows["lr-01"]["attempts"] == 0 and "held until fixed" in rows["lr-01"]["detail"]
+    assert irq("edit", "lr-01", "-p", "depth=3").code == 0
+    r = irq("submit", "lr-01")
+    assert "lr-01: submitted" in r.out, r

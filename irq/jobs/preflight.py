@@ -25,6 +25,7 @@ from irq.config import Config
 from irq.experiments.trainer_schema import check_parameters
 from irq.experiments.validate import read_trainer_config
 from irq.fields import fmt_memory, fmt_minutes, parse_minutes
+from irq.formats.command import check_command
 from irq.ledger.database import Ledger
 from irq.ledger.models import Experiment
 
@@ -219,8 +220,15 @@ def local_checks(exp: Experiment, target: Target) -> list[Check]:
 
 
 def config_check(exp: Experiment, target: Target) -> Check:
-    """A runnable config: parameters (and, here, the config file) the trainer accepts; an
-    experiment that fails it is held, never submitted, until `irq edit` fixes it."""
+    """A runnable config: for the bundled trainer, parameters (and, here, the config file) it
+    accepts; for a command of the user's own, a value for every placeholder. An experiment that
+    fails it is held, never submitted, until `irq edit` fixes it."""
+    if exp.command:  # the experiment's own, or the project's default (jobscript.with_command)
+        try:
+            check_command(exp.command, exp.parameters)
+        except errors.IrqError as exc:
+            return Check("command", False, exc.message, f"`irq edit {exp.id}` with -p NAME=VALUE for it")
+        return Check("command", True, "every {placeholder} has a value")
     try:
         check_parameters(exp.parameters)
         path = Path(exp.config_path or "")

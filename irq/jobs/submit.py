@@ -154,8 +154,15 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
     sha = target_sha(config, target)
     job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
     run_id = run_id_for(exp_id, utcnow())
-    req, skipped = build_job(job_exp, token=new_token(), attempt=number, target=target, git_sha=sha, run_id=run_id,
-                             template_dir=project_templates(config), default_command=config.project.command)
+    try:
+        req, skipped = build_job(job_exp, token=new_token(), attempt=number, target=target, git_sha=sha,
+                                 run_id=run_id, template_dir=project_templates(config),
+                                 default_command=config.project.command)
+    except (errors.UsageError, errors.TemplateError) as exc:  # this experiment's script: held, the others go on
+        why = f"its job script cannot be made: {exc.message}"
+        fix = exc.hint or f"`irq render {exp_id}` shows what fails"
+        _wait(ledger, exp_id, PREFLIGHT_FAILED + why, fix)
+        return SubmitOutcome(exp_id, "held", message=f"{why} ({fix})")
     try:
         if warning := check_code(config, target, sha):
             ui.log(f"{exp_id}: warning: {warning}")
