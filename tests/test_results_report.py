@@ -121,7 +121,7 @@ def test_report_figures_draw_the_baseline_and_the_best_when_there_are_more_than_
     assert r.code == 0, r
     assert drawn == {kind: ["Q-002", "Q-003"] for kind in plots.KINDS}
     text = (project / "results" / "summary.md").read_text()
-    assert "2 of 4 experiments drawn (the baseline Q-002 and the 1 with the best mean val_mse)" in text
+    assert "2 of 4 experiments drawn (the baseline Q-002 and the 1 with the best mean val\\_mse)" in text  # markdown: the metric name escaped
     assert "figures: 2 of 4 experiments drawn" in r.out
     assert "| Q-001 | 3 |" in text  # the table and the provenance keep every experiment
     assert '<a id="q-001"></a>' in text
@@ -185,3 +185,24 @@ def test_queue_md_headline_follows_the_project_metric_and_goal(irq, ledger, tmp_
     (tmp_path / "queue.md").write_text(r.out)
     assert irq("--db", "copy.db", "import", "queue.md").code == 0  # the Headline line is read past
     assert irq("--db", "copy.db", "export").out == r.out
+
+
+def test_titles_and_metric_names_are_text_in_the_report_never_markup(irq, project):
+    """A title `[link](http://x) <b>x</b> | y` went into the report's markdown as is: a link, HTML,
+    a broken table. Every character markdown would read as markup is escaped."""
+    from irq.results.table import md_code, md_text
+
+    assert irq("edit", "Q-004", "--title", "see [link](http://x) <b>bold</b> | *y*").code == 0
+    assert irq("report", "-o", "results/summary.md").code == 0
+    text = (project / "results" / "summary.md").read_text()
+    assert "### Q-004: see \\[link\\](http://x) \\<b\\>bold\\</b\\> \\| \\*y\\*" in text, text[-400:]
+    assert "<b>" not in text
+
+    title = "pipe | in <b>bold</b> [link](http://x) `tick` *star* _u_ $x$ # & \\ end\nsecond"
+    got = md_text(title)
+    assert "\n" not in got and "&amp;" in got
+    for ch in "|<>[]`*_$#\\":
+        assert f"\\{ch}" in got, ch
+    unescaped = re.sub(r"\\(.)", r"\1", got).replace("&amp;", "&")
+    assert unescaped == title.replace("\n", " ")
+    assert md_code("val_mse") == "`val_mse`" and md_code("a`b") == "a\\`b"

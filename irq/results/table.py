@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -157,13 +158,28 @@ def notes(t: Table) -> list[str]:
     return out
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~#])")
+
+
+def md_text(text: object) -> str:
+    """Text from users and jobs (a title, a metric's name) as markdown shows it: as written, never
+    markup. Markdown's special characters are escaped, '&' written as an entity, one line."""
+    s = " ".join(str(text).splitlines())
+    return _MD_SPECIAL.sub(r"\\\1", s.replace("&", "&amp;"))
+
+
+def md_code(text: str) -> str:
+    """A name in a code span (`val_mse`), or escaped text when a code span cannot hold it."""
+    return f"`{text}`" if text and "`" not in text and text.isprintable() else md_text(text)
+
+
 def to_markdown(t: Table) -> str:
     cols = columns(t)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(t, r)) + " |" for r in t.rows]
+    lines = ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(t, r)) + " |" for r in t.rows]  # irq's numbers
     extra = notes(t)
     if extra:
-        lines += [""] + [f"- {n}" for n in extra]
+        lines += [""] + [f"- {md_text(n)}" for n in extra]
     return "\n".join(lines) + "\n"
 
 
