@@ -12,16 +12,11 @@ from sqlmodel import select
 
 from irq import errors
 from irq.experiments.trainer_schema import check_parameters
-from irq.experiments.validate import (
-    one_line,
-    param_names,
-    read_trainer_config,
-    resources,
-)
+from irq.experiments.validate import one_line, param_names, read_trainer_config, resources
 from irq.fields import FieldError, parse_seeds
 from irq.formats.command import check_command
 from irq.ledger.database import Ledger, validate_id
-from irq.ledger.models import Experiment
+from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import Priority, State, is_active
 from irq.ledger.transitions import delete_experiment, record_edit
 from irq.policy.retry import RetryPolicy
@@ -235,14 +230,20 @@ def _changed_fields(exp: Experiment, ch: Changes) -> dict[str, Any]:
 
 def _never_submitted(s: Any, exp: Experiment, verb: str) -> None:
     if attempts := Ledger.attempts(s, exp.id):
-        aside = (f"`irq cancel {exp.id}`, then `irq retire {exp.id}`" if is_active(attempts[-1].state)
-                 else f"`irq retire {exp.id}`") if exp.state not in (State.DONE, State.RETIRED) else ""
-        raise errors.IllegalTransition(
-            f"{exp.id} was submitted; only an experiment never submitted can be {verb}",
-            "add a new experiment (`irq add`) for the change" + (f", or {aside} to set it aside" if aside else ""))
+        raise errors.IllegalTransition(f"{exp.id} was submitted; only an experiment never submitted can be {verb}",
+                                       "add a new experiment (`irq add`) for the change" + _set_aside(exp, attempts))
     if exp.state in (State.DONE, State.RETIRED):
         raise errors.IllegalTransition(f"{exp.id} is {exp.state}; it can no longer be {verb}",
                                        "add a new experiment with `irq add`")
+
+
+def _set_aside(exp: Experiment, attempts: list[Attempt]) -> str:
+    """How a submitted experiment is set aside, as retire() allows: not at all once DONE or
+    RETIRED, after a cancel while its job runs."""
+    if exp.state in (State.DONE, State.RETIRED):
+        return ""
+    cancel = f"`irq cancel {exp.id}`, then " if is_active(attempts[-1].state) else ""
+    return f", or {cancel}`irq retire {exp.id}` to set it aside"
 
 
 def edit(ledger: Ledger, exp_id: str, changes: Changes) -> tuple[Experiment, list[str]]:

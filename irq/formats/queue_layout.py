@@ -18,13 +18,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from irq.fields import (
-    fmt_dependencies,
-    fmt_list_key,
-    fmt_list_value,
-    fmt_resources,
-    fmt_seeds,
-)
+from irq.fields import fmt_dependencies, fmt_list_key, fmt_list_value, fmt_resources, fmt_seeds
 from irq.formats import export as x
 from irq.formats.blocks import Line, lines_text, parameter_lines
 from irq.formats.sql_blocks import attempt_pieces, definition_pieces
