@@ -6,9 +6,10 @@ time (user + system, of the child process) of `irq --help` and of `irq results` 
 baseline: 9,999 comparisons) in the same run, and prints each as a ratio to the start-up. Every
 `irq results` is measured cold (its results cache emptied before each run: every statistic
 computed) and warm (the cache filled by an earlier run: no statistic computed, the ledger still
-read); the cache is a temporary folder (IRQ_CACHE_DIR), never the user's. Also times the summaries
-alone (10,000 resamples of every experiment's mean, with every other summary statistic) in this
-process.
+read); the cache is a temporary folder (IRQ_CACHE_DIR), never the user's. Beside them, a
+reference that is not irq: the CPU of importing scipy.stats in a bare interpreter, which every cold
+run pays before its first interval (the statistics are scipy's). Also times the summaries alone
+(10,000 resamples of every experiment's mean, with every other summary statistic) in this process.
 
     .venv/bin/python bench/bench_results.py [--experiments 10000] [--attempts 5] [--runs 3] [--before DIR]
 
@@ -117,7 +118,9 @@ def main() -> None:
             "irq results --format csv --resamples 1000": ["results", "--format", "csv", "--resamples", "1000"],
             "irq results --format csv --baseline Q-00001": ["results", "--format", "csv", "--baseline", "Q-00001"],
         }
-        cases = [("irq --help", irq + ["--help"], False)]
+        cases = [("irq --help", irq + ["--help"], False),
+                 # a reference, not irq: what any cold run pays before its first interval
+                 ("reference: python -c 'import scipy.stats'", [sys.executable, "-c", "import scipy.stats"], False)]
         for name, cmd in commands.items():
             cases += [(name + " (cold)", irq + cmd, False), (name + " (warm)", irq + cmd, True)]
         base: list[float] = []

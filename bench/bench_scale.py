@@ -15,7 +15,10 @@ warm (an unchanged ledger exported again) and after --changed experiments were c
 before each run (irq/formats/export_cache.py). `irq import` reads that export into a new ledger,
 and again into the ledger it filled (refused: every id is there). Last, with every ended attempt marked fetched (as a
 ledger irq fetch has kept up with), `irq fetch` that finds nothing new and one dry-run cycle of the
-daemon (refresh, fetch, plan): what the daemon spends on every poll. Nothing is asserted.
+daemon (refresh, fetch, plan): what the daemon spends on every poll. Beside them, a reference
+that is not irq: "floor: read export columns", a few lines of CPython that read every column
+queue.md shows, unformatted and unordered, and write them out: the least a first export (an empty
+export cache) of this ledger costs on this stack. Nothing is asserted.
 """
 from __future__ import annotations
 
@@ -37,6 +40,20 @@ from typing import Callable
 
 STATES = ("DONE", "FAILED", "READY", "PROPOSED")
 ATTEMPT_FINAL = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED")
+# A reference, not irq: the least any export of this ledger must do in CPython, reading the columns
+# queue.md shows (every row, no formatting, no order) and writing them as tab-separated text.
+FLOOR = """import sqlite3, sys
+con = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    for table, cols in (("experiment", "id, title, state, hypothesis, config_path, command, parameters, resources, "
+                                       "priority, depends_on, seeds, notes, annotations, queue_extras"),
+                        ("attempt", "experiment_id, number, backend, cluster, job_id, array, tasks, run_id, state, "
+                                    "exit_code, submitted_at, started_at, ended_at, unknown_since, git_sha, partition, "
+                                    "work_dir, run_dir, modules, error, root_cause, fix_applied, suggested_fix, "
+                                    "resource_change, results, output, fetched_at, annotations, extras")):
+        for row in con.execute(f"SELECT {cols} FROM {table}"):
+            out.write("\\t".join(map(str, row)) + "\\n")
+"""
 
 
 def run_measured(cmd: list[str], cwd: Path, env: dict[str, str],
@@ -271,6 +288,7 @@ def main() -> None:
         "export warm": irq + ["export"],
         f"export, {args.changed} changed": irq + ["export"],
         "export FILE warm": irq + ["export", str(tmp / "out.md")],
+        "floor: read export columns": [sys.executable, "-c", FLOOR, str(db), str(tmp / "floor.txt")],
         "import into a new ledger": irq + ["--db", str(tmp / "imported.db"), "import", str(tmp / "out.md")],
         "import refused (ids taken)": irq + ["--db", str(tmp / "imported.db"), "import", str(tmp / "out.md")],
         # last: marking the attempts fetched changes every experiment's revision
