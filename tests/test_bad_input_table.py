@@ -175,6 +175,12 @@ CLI = [  # (name, files, argv, words)
     ("sweep override repeating a value", {}, ["sweep", "Q-001", "rank=4,4"], "repeats a value"),
     ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],
      "gives 2,999,999,999 points; a sweep makes at most 1,000"),
+    ("edit making a dependency cycle", {}, ["edit", "Q-003", "--after", "Q-004"],
+     "--after would make a dependency cycle: Q-003 runs after Q-004, which runs after Q-003"),
+    ("import of a dependency cycle",
+     {"q.md": "# Q\n\n## READY\n\n### Q-010: x\n- **Dependencies**: Q-012\n\n### Q-011: y\n- **Dependencies**: Q-010\n"
+              "\n### Q-012: z\n- **Dependencies**: Q-011\n"},
+     ["import", "q.md"], "q.md:5: dependency cycle: Q-010 runs after Q-012, which runs after Q-011, which runs after Q-010"),
     ("sweep of 1,600 combinations", {}, ["sweep", "Q-001", "rank=range(1,41)", "train_steps=range(1,41)"],
      "gives 1,600 points"),
 ]

@@ -19,6 +19,7 @@ from irq.ledger.database import Ledger, validate_id
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import Priority, State, is_active
 from irq.ledger.transitions import delete_experiment, record_edit
+from irq.policy.dependencies import describe, find_cycle
 from irq.policy.retry import RetryPolicy
 
 
@@ -255,12 +256,24 @@ def edit(ledger: Ledger, exp_id: str, changes: Changes) -> tuple[Experiment, lis
         new = _changed_fields(exp, changes)
         if "parameters" in new and "title" not in new and exp.title == default_title(exp.id, exp.parameters, None):
             new["title"] = default_title(exp.id, new["parameters"], None)  # a title that says the values follows them
-        for d in new.get("depends_on", []):
-            Ledger.experiment(s, d)
+        if "depends_on" in new:
+            _no_cycle(s, exp.id, new["depends_on"])
         said = [f"{k}: {_short(getattr(exp, k))} -> {_short(v)}" for k, v in new.items()]
         if new:
             record_edit(s, exp, new, "edited: " + "; ".join(said))
         return exp, said
+
+
+def _no_cycle(s: Any, exp_id: str, deps: list[str]) -> None:
+    """Every new dependency exists, and none runs after `exp_id` (directly or further down): an
+    experiment in a cycle would wait for itself for ever."""
+    for d in deps:
+        Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
+    graph = {i: list(after) for i, after in s.exec(select(Experiment.id, Experiment.depends_on))}
+    graph[exp_id] = deps
+    if cycle := find_cycle(graph, exp_id):
+        raise errors.UsageError(f"--after would make a dependency cycle: {describe(cycle)}",
+                                f"drop --after {cycle[1]}: {exp_id} would wait for itself")
 
 
 def _short(v: Any) -> str:

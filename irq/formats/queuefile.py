@@ -42,6 +42,7 @@ from irq.ledger.database import ID_RE
 from irq.ledger.drafts import Draft, draft
 from irq.ledger.models import Attempt, Experiment
 from irq.ledger.states import Priority, State, is_active, normalize_scheduler_state
+from irq.policy.dependencies import describe, find_cycle
 from irq.policy.retry import RetryPolicy
 
 # bullet label -> Attempt attribute
@@ -123,11 +124,12 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
         exp.state = _state(exp, dblock, exp_atts, exp_id in queued, doc.irq_format).value
         doc.experiments.append(exp)
         doc.attempts.extend(exp_atts)
+    line = {i: d[1].line for i, d in defs.items()}
     for exp in doc.experiments:
-        for dep in exp.depends_on:
-            if dep not in defs and dep not in atts:
-                raise errors.ParseError(src, defs[exp.id][1].line if exp.id in defs else None,
-                                        f"{exp.id} depends on unknown experiment {dep}")
+        if unknown := [d for d in exp.depends_on if d not in defs and d not in atts]:
+            raise errors.ParseError(src, line.get(exp.id), f"{exp.id} depends on unknown experiment {unknown[0]}")
+    if cycle := find_cycle({e.id: e.depends_on for e in doc.experiments}):
+        raise errors.ParseError(src, line.get(cycle[0]), f"dependency cycle: {describe(cycle)} (each would wait for itself)")
     return doc
 
 
