@@ -120,7 +120,44 @@ def test_rm_refuses_an_experiment_others_depend_on(ledger):
     add_experiment(ledger, "Q-002", "Second", depends_on=["Q-001"])
     with pytest.raises(errors.IllegalTransition, match="Q-002 depends on Q-001") as exc:
         remove(ledger, "Q-001")
-    assert "irq edit Q-002" in exc.value.hint
+    assert "irq edit Q-002 --no-after" in exc.value.hint
+
+
+def test_retire_names_the_experiments_still_to_run_after_it(ledger):
+    add_experiment(ledger, "Q-001", "First")
+    add_experiment(ledger, "Q-002", "Second", depends_on=["Q-001"])
+    add_experiment(ledger, "Q-003", "Third", depends_on=["Q-001"])
+    retire(ledger, "Q-003")
+    exp, held = retire(ledger, "Q-001")
+    assert exp.state == "RETIRED" and held == ["Q-002"]  # Q-003 is retired itself
+
+
+def test_edit_drops_every_dependency_and_refuses_a_cycle(ledger):
+    add_experiment(ledger, "Q-001", "First")
+    add_experiment(ledger, "Q-002", "Second", depends_on=["Q-001"])
+    add_experiment(ledger, "Q-003", "Third", depends_on=["Q-002"])
+    with pytest.raises(errors.UsageError, match="Q-001 runs after Q-003, which runs after Q-002, which runs after Q-001"):
+        edit(ledger, "Q-001", Changes(after=["Q-003"]))
+    _, said = edit(ledger, "Q-002", Changes(after=[]))
+    assert said == ["depends_on: ['Q-001'] -> []"]
+    edit(ledger, "Q-001", Changes(after=["Q-003"]))  # no cycle left: Q-002 runs after nothing
+    with ledger.transaction() as s:
+        assert Ledger.experiment(s, "Q-001").depends_on == ["Q-003"]
+        assert Ledger.experiment(s, "Q-002").depends_on == []
+
+
+def test_retire_and_edit_no_after_from_the_command_line(irq):
+    irq("init")
+    irq("add", "Q-001", "--title", "First")
+    irq("add", "Q-002", "--title", "Second", "--after", "Q-001")
+    r = irq("retire", "Q-001")
+    assert r.code == 0 and "warning: Q-002 runs after Q-001 and is held: `irq edit Q-002 --no-after`" in r.err
+    rows = {r["id"]: r["detail"] for r in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
+    assert rows["Q-002"] == "held: dependency Q-001 RETIRED"
+    assert irq("edit", "Q-002", "--no-after", "--after", "Q-001").code == 2
+    assert irq("edit", "Q-002", "--no-after").code == 0
+    rows = {r["id"]: r["detail"] for r in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
+    assert rows["Q-002"] == ""
 
 
 def test_duplicate_id_hint_names_edit_and_retire(ledger):

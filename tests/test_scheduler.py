@@ -23,6 +23,15 @@ def test_dependencies_wait_until_done_and_hold_when_failed():
     assert p.hold["Q-006"].startswith("dependency Q-005 FAILED")
 
 
+def test_a_retired_dependency_holds_with_what_to_do_never_waits_for_ever():
+    states = {"Q-001": "RETIRED", "Q-002": "DONE", "Q-003": "FAILED"}
+    p = plan([c("Q-004", deps=("Q-002", "Q-001")), c("Q-005", deps=("Q-003", "Q-001"))], states, 5)
+    assert p.submit == [] and p.wait == {}
+    assert p.hold["Q-004"].startswith("dependency Q-001 RETIRED (it will never run: drop the dependency")
+    assert "--no-after" in p.hold["Q-004"]
+    assert p.hold["Q-005"].startswith("dependency Q-003 FAILED (retry it")
+
+
 def test_what_the_user_asked_for_goes_first_within_a_priority():
     p = plan([c("Q-001"), c("Q-002", requested=True)], {}, 1)
     assert p.submit == ["Q-002"]

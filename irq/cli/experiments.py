@@ -178,6 +178,7 @@ def edit(
     unset: list[str] = typer.Option([], "--unset", help="Drop parameter KEY (repeatable)."),
     priority: Optional[str] = typer.Option(None, "--priority", help="HIGHEST, HIGH, MEDIUM or LOW."),
     after: Optional[list[str]] = typer.Option(None, "--after", help="Replace the dependencies (repeatable)."),
+    no_after: bool = typer.Option(False, "--no-after", help="Drop every dependency: it runs after nothing."),
     seeds: Optional[str] = typer.Option(None, "--seeds"),
     gpus: Optional[int] = typer.Option(None, "--gpus"),
     cpus: Optional[int] = typer.Option(None, "--cpus"),
@@ -195,9 +196,12 @@ def edit(
     from irq.experiments.edit import edit as edit_
 
     x = ctx(c)
+    if no_after and after:
+        raise errors.UsageError("--no-after drops every dependency; --after names new ones",
+                                "give one of them: `--no-after`, or `--after ID` (repeatable)")
     changes = Changes(title=title, hypothesis=hypothesis, notes=notes, priority=priority, config=config,
                       params=_params(param), unset=unset, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
-                      time=time, partition=partition, after=after, command=command,
+                      time=time, partition=partition, after=[] if no_after else after, command=command,
                       default_command=_config(x).project.command or "")
     exp, said = edit_(x.ledger(), exp_id, changes)
     after_change(x)
@@ -216,8 +220,12 @@ def retire(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...
     x = ctx(c)
     with exported_after(x):
         for i in ids:
-            e = retire_(x.ledger(), i, reason)
+            e, held = retire_(x.ledger(), i, reason)
             x.ui.print(f"{e.id} is RETIRED (its history stays; `irq show {e.id}`)")
+            if held:
+                x.ui.note(f"warning: {', '.join(held)} {'runs' if len(held) == 1 else 'run'} after {e.id} and "
+                          f"{'is' if len(held) == 1 else 'are'} held: `irq edit {held[0]} --no-after` "
+                          f"(or --after its others), or retire {'it' if len(held) == 1 else 'them'} too")
 
 
 @app.command("rm")

@@ -281,8 +281,17 @@ def _short(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def retire(ledger: Ledger, exp_id: str, reason: str | None = None) -> Experiment:
-    """`irq retire`: an experiment that will never run (again) is set aside with its history."""
+def _dependents(s: Any, exp_id: str, waiting: bool = False) -> list[str]:
+    """The experiments that run after `exp_id` (`waiting`: only those that have yet to run)."""
+    q = select(Experiment.id, Experiment.depends_on, Experiment.state).order_by(Experiment.seq)
+    return [i for i, deps, state in s.exec(q)
+            if exp_id in deps and not (waiting and state in (State.DONE, State.RETIRED))]
+
+
+def retire(ledger: Ledger, exp_id: str, reason: str | None = None) -> tuple[Experiment, list[str]]:
+    """`irq retire`: an experiment that will never run (again) is set aside with its history.
+    Also returns the experiments still to run after it: they are held until their dependency
+    is dropped (irq/policy/dependencies.py)."""
     exp_id = validate_id(exp_id)
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
@@ -292,7 +301,7 @@ def retire(ledger: Ledger, exp_id: str, reason: str | None = None) -> Experiment
         if exp.state == State.RETIRED:
             raise errors.IllegalTransition(f"{exp.id} is already RETIRED", f"`irq show {exp.id}` shows its history")
         Ledger.set_state(s, exp, State.RETIRED, "retired by the user" + (f": {reason}" if reason else ""))
-        return exp
+        return exp, _dependents(s, exp.id, waiting=True)
 
 
 def remove(ledger: Ledger, exp_id: str) -> Experiment:
@@ -302,10 +311,9 @@ def remove(ledger: Ledger, exp_id: str) -> Experiment:
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
         _never_submitted(s, exp, "removed")
-        users = [i for i, deps in s.exec(select(Experiment.id, Experiment.depends_on).order_by(Experiment.seq))
-                 if exp.id in deps]
-        if users:
+        if users := _dependents(s, exp.id):
             raise errors.IllegalTransition(f"{', '.join(users)} {'depends' if len(users) == 1 else 'depend'} on {exp.id}",
-                                           f"`irq edit {users[0]} --after ...` first, or `irq retire {exp.id}`")
+                                           f"`irq edit {users[0]} --no-after` (or --after its others) first, "
+                                           f"or `irq retire {exp.id}`")
         delete_experiment(s, exp)
         return exp

@@ -17,6 +17,7 @@ from irq.formats.blocks import headline
 from irq.ledger import reader
 from irq.ledger.reader import Record, records
 from irq.ledger.states import ACTIVE_STATES, State, Waiting, waiting
+from irq.policy.dependencies import hold, pending
 
 Source = Any  # a Ledger (anything with .path) or the ledger file's path
 
@@ -215,12 +216,10 @@ def _detail(r: Record, states: dict[str, str]) -> str:
     if r.waiting_reason is not None and r.state == _IN_PROGRESS and (line := waiting_line(r, r.n_active > 0)):
         return line
     if r.state == _READY and r.depends_on:
-        failed = [d for d in r.depends_on if states.get(d) == "FAILED"]
-        if failed:
-            return f"held: dependency {', '.join(failed)} FAILED"
-        pending = [d for d in r.depends_on if states.get(d) != "DONE"]
-        if pending:
-            return "waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in pending)
+        if held := hold(r.depends_on, states):
+            return f"held: {held[0]}"
+        if waits := pending(r.depends_on, states):
+            return "waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in waits)
     if r.attempt_state is None:
         return ""
     if r.attempt_backend == "imported" and r.attempt_state in _ACTIVE_NAMES:

@@ -1,10 +1,33 @@
-"""Dependencies between experiments (`--after`, queue.md's Dependencies): a pure check that they
-form no cycle. An experiment in a cycle waits for itself: the scheduler would show it "waiting"
-for ever, so a cycle is refused where dependencies come in (`irq edit --after`, `irq import`).
+"""Dependencies between experiments (`--after`, queue.md's Dependencies), as pure functions: what
+an experiment still waits for, what holds it until a person acts, and whether they form a cycle.
+
+An experiment runs once every experiment it runs after is DONE. One whose dependency FAILED
+waits for a retry; one whose dependency was RETIRED would wait for ever: both are held with what
+to do (the scheduler and `irq status` say the same). An experiment in a cycle waits for itself,
+so a cycle is refused where dependencies come in (`irq edit --after`, `irq import`).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
+
+# a dependency in one of these states is not DONE and will not be without a person: what to do
+HOLDING = {"FAILED": "retry it, or drop the dependency",
+           "RETIRED": "it will never run: drop the dependency with irq edit --no-after or --after OTHER, or retire this one too"}
+
+
+def pending(depends_on: Sequence[str], states: Mapping[str, str]) -> list[str]:
+    """The dependencies that are not DONE yet (`states`: every experiment's state by id)."""
+    return [d for d in depends_on if states.get(d) != "DONE"]
+
+
+def hold(depends_on: Sequence[str], states: Mapping[str, str]) -> tuple[str, str] | None:
+    """(reason, fix) when a dependency FAILED or was RETIRED, e.g. ('dependency Q-005 FAILED',
+    'retry it, or drop the dependency'); None when the experiment only waits (or may run)."""
+    for state, fix in HOLDING.items():
+        if held := [d for d in depends_on if states.get(d) == state]:
+            return f"dependency {', '.join(held)} {state}", fix
+    return None
 
 
 def find_cycle(after: Mapping[str, Sequence[str]], start: str | None = None) -> list[str] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from irq.ledger.states import Priority
+from irq.policy.dependencies import hold, pending
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Candidate:
 class Plan:
     submit: list[str] = field(default_factory=list)
     wait: dict[str, str] = field(default_factory=dict)  # id -> why it waits
-    hold: dict[str, str] = field(default_factory=dict)  # id -> why it cannot run (a dependency failed)
+    hold: dict[str, str] = field(default_factory=dict)  # id -> why it cannot run (a dependency failed or retired)
 
     def describe(self) -> list[str]:
         lines = [f"submit {i}" for i in self.submit]
@@ -45,13 +46,11 @@ def plan(candidates: list[Candidate], states: dict[str, str], free_slots: int, l
     p = Plan()
     used = 0
     for c in sorted(candidates, key=order_key):
-        failed = [d for d in c.depends_on if states.get(d) == "FAILED"]
-        if failed:
-            p.hold[c.id] = f"dependency {', '.join(failed)} FAILED (retry it, or drop the dependency)"
+        if held := hold(c.depends_on, states):
+            p.hold[c.id] = f"{held[0]} ({held[1]})"
             continue
-        pending = [d for d in c.depends_on if states.get(d) != "DONE"]
-        if pending:
-            p.wait[c.id] = "waiting for " + ", ".join(f"{d} ({states.get(d, 'unknown')})" for d in pending)
+        if waits := pending(c.depends_on, states):
+            p.wait[c.id] = "waiting for " + ", ".join(f"{d} ({states.get(d, 'unknown')})" for d in waits)
             continue
         if limit is not None and c.cost > limit:
             p.hold[c.id] = (f"its {c.cost} array tasks exceed the job limit of {limit} (each task counts): "
