@@ -47,6 +47,8 @@ def test_results_json_numbers_match_independent_computation(irq, project):
     assert c["rel_diff"] == pytest.approx(x.mean() / b.mean() - 1)
     assert rows["Q-003"]["first_in"] == 3 and rows["Q-001"]["first_in"] == 0  # Q-003 is best on every seed
     assert rows["Q-004"]["summary"]["n"] == 0 and rows["Q-004"]["comparison"]["note"] == "no values"
+    assert irq("results", "--baseline", "Q-001", "--json").out == r.out  # --json, as every listing has
+    assert irq("results", "--json", "--format", "csv").code == 2
 
 
 def test_results_csv_with_threshold_and_metric_from_config(irq, project):

@@ -28,6 +28,7 @@ def results(
     fmt: str = typer.Option("rich", "--format", help="rich | md | latex | csv | json"),
     resamples: int = typer.Option(10_000, "--resamples", min=100, max=1_000_000,
                                   help="Bootstrap resamples (100 to 1,000,000: each costs memory per experiment)."),
+    as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
 ) -> None:
     """One row per experiment over all its seeds: mean, spread, 95 % intervals; vs a baseline, verdicts.
 
@@ -38,6 +39,9 @@ def results(
     from irq.results.collect import gc_paused
     from irq.results.service import answer
 
+    if as_json and fmt not in ("rich", "json"):
+        raise errors.UsageError(f"--json and --format {fmt} ask for two formats", "give one of them")
+    fmt = "json" if as_json else fmt
     if fmt not in FORMATS:
         raise errors.UsageError(f"unknown format {fmt!r}", "use " + ", ".join(FORMATS))
     x = ctx(c)  # the read path: no ORM or pydantic, read-only ledgers too
