@@ -66,7 +66,7 @@ def test_a_third_submission_waits_queued_locally_for_a_slot(tmp_path, irq):
         add(irq, f"Q-00{i}", "-p", "train_steps=150")
     r = irq("submit", "Q-001", "Q-002", "Q-003")
     assert "Q-001: submitted" in r.out and "Q-002: submitted" in r.out
-    assert "Q-003: queued (no free job slot (2 of 2 used))" in r.out
+    assert "Q-003: queued: no free job slot (2 of 2 used)" in r.out
     rows = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}
     assert rows["Q-003"]["state"] == "IN_PROGRESS" and rows["Q-003"]["attempts"] == 0
     assert rows["Q-003"]["detail"].startswith("queued locally, waiting for a slot")
@@ -88,8 +88,8 @@ def test_dependencies_and_priorities_order_the_submissions(tmp_path, irq):
     add(irq, "Q-003", "--priority", "HIGH")
     r = irq("submit", "--all-ready")
     assert "Q-003: submitted" in r.out  # HIGH beats LOW; Q-002 waits for Q-001
-    assert "Q-002: queued (waiting for Q-001 (READY))" in r.out
-    assert "Q-001: queued (no free job slot" in r.out
+    assert "Q-002: queued: waiting for Q-001 (READY)" in r.out
+    assert "Q-001: queued: no free job slot" in r.out
 
 
 def test_a_seed_array_runs_every_seed(tmp_path, irq):
@@ -112,7 +112,7 @@ def test_a_failing_job_is_failed_with_its_root_cause(tmp_path, irq):
     (tmp_path / "irq.toml").write_text('[local]\npython = "python-not-installed"\n')
     add(irq, "Q-004")
     r = irq("submit", "Q-004")  # the preflight sees it coming and holds it
-    assert "Q-004: held (python: `python-not-installed` is not found" in r.out, r
+    assert "Q-004: held: python: `python-not-installed` is not found" in r.out, r
     assert irq("cancel", "Q-004").code == 0  # off the local queue
     irq("submit", "Q-004", "--no-check")  # run it anyway: the job fails, and fetch says why
     wait_until_finished(irq)
@@ -165,7 +165,7 @@ def test_jobs_outlive_the_irq_process_and_a_kill_after_sbatch_is_adopted_once(tm
     assert rows["Q-001"]["attempts"] == 1
     jobs = list((tmp_path / ".irq" / "local" / "jobs").iterdir())
     assert len([j for j in jobs if j.is_dir()]) == 1  # submitted exactly once
-    assert irq("submit", "Q-001").out.strip() == "Q-001: skipped (already submitted; see `irq status`)"
+    assert irq("submit", "Q-001").out.strip() == "Q-001: skipped: already submitted; see `irq status`"
 
 
 def test_a_kill_before_sbatch_requeues_and_never_duplicates(tmp_path, irq, monkeypatch):

@@ -212,7 +212,7 @@ def test_an_experiment_whose_script_cannot_be_made_is_held_and_the_others_run(pr
     assert r.code == 2 and "unknown placeholder {depth}" in r.err, r
     r = irq("submit", "--all-ready")
     assert r.code == 0, r
-    assert "lr-01: held (its job script cannot be made: unknown placeholder {depth}" in r.out, r
+    assert "lr-01: held: its job script cannot be made: unknown placeholder {depth}" in r.out, r
     assert "own-1: submitted" in r.out, r
     rows = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}
     assert rows["lr-01"]["attempts"] == 0 and "held until fixed" in rows["lr-01"]["detail"]

@@ -88,8 +88,9 @@ def checks(ui: UI, reports: list[Any]) -> None:
 
 
 def outcome(o: Any) -> str:
-    """One submission outcome as a line."""
-    return f"{o.id}: {o.status}" + (f" as job {o.job_id}" if o.job_id else "") + (f" ({o.message})" if o.message else "")
+    """One submission outcome as a line: 'Q-003: queued: no free job slot (2 of 2 used)' (a reason
+    after a colon: reasons carry parentheses of their own), 'Q-001: submitted as job 1000'."""
+    return f"{o.id}: {o.status}" + (f" as job {o.job_id}" if o.job_id else "") + (f": {o.message}" if o.message else "")
 
 
 def fetched(rep: Any) -> list[str]:

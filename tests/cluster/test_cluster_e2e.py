@@ -61,7 +61,7 @@ def test_a_third_submission_stays_queued_locally(project, irq, slurm_cluster):
         add_tiny(irq, f"Q-00{i}", "-p", "train_steps=100000")
     r = irq("submit", "Q-001", "Q-002", "Q-003")
     assert "Q-001: submitted" in r.out and "Q-002: submitted" in r.out, r
-    assert "Q-003: queued (no free job slot (2 of 2 used))" in r.out
+    assert "Q-003: queued: no free job slot (2 of 2 used)" in r.out
     assert len(slurm_cluster.squeue_jobs()) == 2
     rows = {x["id"]: x for x in json.loads(irq("status", "--json").out)["experiments"]}
     assert rows["Q-003"]["state"] == "IN_PROGRESS" and rows["Q-003"]["attempts"] == 0
@@ -75,7 +75,7 @@ def test_a_job_submitted_outside_irq_holds_a_slot(project, irq, slurm_cluster):
     add_tiny(irq, "Q-002")
     r = irq("submit", "Q-001", "Q-002")
     assert "Q-001: submitted" in r.out, r
-    assert "Q-002: queued (no free job slot (2 of 2 used))" in r.out
+    assert "Q-002: queued: no free job slot (2 of 2 used)" in r.out
 
 
 def test_sbatch_refusing_for_the_limit_keeps_it_queued(project, irq, slurm_cluster, monkeypatch):
@@ -191,7 +191,7 @@ def test_a_link_cut_between_sbatch_and_recording_is_adopted_once(project, irq, s
     r = irq("status")
     assert "adopted job" in r.err, r
     r = irq("submit", "Q-001")
-    assert "skipped (already submitted" in r.out
+    assert "skipped: already submitted" in r.out
     wait_states(irq, ["Q-001"])
     jobs = [j for j in slurm_cluster.sacct_jobs(since()) if j["JobName"] == name]
     assert len(jobs) == 1
