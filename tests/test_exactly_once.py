@@ -143,3 +143,60 @@ def test_a_failed_preflight_stays_held_while_the_experiment_also_waits_for_a_slo
         q4, q5 = Ledger.experiment(s, "Q-004"), Ledger.experiment(s, "Q-005")
         assert (waiting(q4, False), q4.waiting_reason) == (Waiting.HELD, "preflight failed: no python")
         assert (waiting(q5, False), q5.waiting_reason) == (Waiting.QUEUED, "waiting for Q-004 (READY)")
+
+
+FROZEN = "2026-01-14T04:20:54+00:00"
+
+
+def _frozen(monkeypatch) -> None:
+    """Every submission in the same second: run names built from the id and the time collide."""
+    from datetime import datetime
+
+    import irq.jobs.submit as submit_module
+
+    monkeypatch.setattr(submit_module, "utcnow", lambda: datetime.fromisoformat(FROZEN))
+
+
+def _runs(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        return {a.experiment_id: (a.run_id, a.run_dir) for a in Ledger.attempts(s)}
+
+
+def test_experiments_named_alike_get_run_folders_of_their_own(project, irq, monkeypatch):
+    """Q-001, q-001, Q001 and Q-0-01 all fold to the run name q001_<time>: submitted in the same
+    second, they once shared one run folder (each job's results over another's)."""
+    _frozen(monkeypatch)
+    ids = ["Q-001", "q-001", "Q001", "Q-0-01"]
+    for exp_id in ids:
+        _add(irq, exp_id)
+    r = irq("submit", *ids, "--no-check")
+    assert r.code == 0 and r.out.count("submitted as job") == 4, r
+    runs = _runs(project)
+    assert sorted(run for run, _ in runs.values()) == ["q001_20260114_042054", "q001_20260114_042054_2",
+                                                      "q001_20260114_042054_3", "q001_20260114_042054_4"]
+    assert len({run_dir for _, run_dir in runs.values()}) == 4
+
+
+def test_a_run_name_taken_meanwhile_leaves_the_experiment_ready(project, irq, monkeypatch):
+    """Another irq names a run alike between the planning read and the attempt's write: the
+    write sees it, writes nothing, and the experiment waits READY for the next submit."""
+    _frozen(monkeypatch)
+    _add(irq, "Q-001")
+    _add(irq, "q001")
+    assert irq("submit", "Q-001", "--no-check").code == 0
+    real = Ledger.run_ids_from
+    calls = []
+
+    def blind_first(s, prefix):  # the planning read misses the other run; the write's check does not
+        calls.append(prefix)
+        return [] if len(calls) == 1 else real(s, prefix)
+
+    monkeypatch.setattr(Ledger, "run_ids_from", staticmethod(blind_first))
+    r = irq("submit", "q001", "--no-check")
+    assert "q001: queued: run name q001_20260114_042054 was just taken; the next submit picks another" in r.out, r
+    assert set(_runs(project)) == {"Q-001"}
+    state = {e["id"]: e["state"] for e in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
+    assert state["q001"] == "READY"
+    monkeypatch.setattr(Ledger, "run_ids_from", staticmethod(real))
+    assert "q001: submitted" in irq("submit", "q001", "--no-check").out
+    assert _runs(project)["q001"][0] == "q001_20260114_042054_2"

@@ -151,9 +151,10 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
         number = len(Ledger.attempts(s, exp.id)) + 1
+        now = utcnow()
+        run_id = run_id_for(exp_id, now, Ledger.run_ids_from(s, run_id_for(exp_id, now)))
     sha = target_sha(config, target)
     job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
-    run_id = run_id_for(exp_id, utcnow())
     try:
         req, skipped = build_job(job_exp, token=new_token(), attempt=number, target=target, git_sha=sha,
                                  run_id=run_id, template_dir=project_templates(config),
@@ -172,8 +173,8 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
         _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
         return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
     att = _open_attempt(ledger, exp_id, number, backend, target, req, sha, run_id)
-    if att is None:
-        return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
+    if isinstance(att, SubmitOutcome):
+        return att
     faults.point("before_sbatch")
     outcome = _send(ledger, backend, att, req)
     if outcome.status == "submitted":
@@ -183,14 +184,17 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
 
 
 def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, target: Target,
-                  req: JobRequest, sha: str | None, run_id: str) -> Attempt | None:
+                  req: JobRequest, sha: str | None, run_id: str) -> Attempt | SubmitOutcome:
     """Write the SUBMITTING attempt, re-checking in this same write transaction that the
-    experiment is still submittable and nobody opened an attempt since it was planned."""
+    experiment is still submittable, nobody opened an attempt since it was planned, and no run
+    took its run's name meanwhile; else the outcome to report, nothing written."""
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
         live = active_attempt(s, exp.id) is not None
         if not submittable(exp, live) or len(Ledger.attempts(s, exp.id)) + 1 != number:
-            return None
+            return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
+        if run_id.lower() in {r.lower() for r in Ledger.run_ids_from(s, run_id)}:  # it stays READY
+            return SubmitOutcome(exp_id, "queued", message=f"run name {run_id} was just taken; the next submit picks another")
         return Ledger.new_attempt(
             s, exp, token=req.token, backend=backend.name, state=SUBMITTING, run_id=run_id, git_sha=sha,
             partition=exp.resources.get("partition") or target.partition, run_dir=req.run_dir,

@@ -244,6 +244,13 @@ class Ledger:
         return s.exec(select(Attempt).where(Attempt.token == token)).first()
 
     @staticmethod
+    def run_ids_from(s: Session, prefix: str) -> list[str]:
+        """The run ids of every attempt that start with `prefix`, in any case (a new run's name
+        must be none of them: irq/jobs/jobscript.run_id_for)."""
+        q = select(Attempt.run_id).where(func.lower(func.substr(Attempt.run_id, 1, len(prefix))) == prefix.lower())
+        return [r for r in s.exec(q) if r is not None]
+
+    @staticmethod
     def events(s: Session, exp_id: str | None = None) -> list[Event]:
         q = select(Event).order_by(Event.id)
         if exp_id is not None:
