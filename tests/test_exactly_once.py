@@ -184,19 +184,19 @@ def test_a_run_name_taken_meanwhile_leaves_the_experiment_ready(project, irq, mo
     _add(irq, "Q-001")
     _add(irq, "q001")
     assert irq("submit", "Q-001", "--no-check").code == 0
-    real = Ledger.run_ids_from
+    real = Ledger.run_id_taken
     calls = []
 
-    def blind_first(s, prefix):  # the planning read misses the other run; the write's check does not
-        calls.append(prefix)
-        return [] if len(calls) == 1 else real(s, prefix)
+    def blind_first(s, name):  # the planning read misses the other run; the write's check does not
+        calls.append(name)
+        return False if len(calls) == 1 else real(s, name)
 
-    monkeypatch.setattr(Ledger, "run_ids_from", staticmethod(blind_first))
+    monkeypatch.setattr(Ledger, "run_id_taken", staticmethod(blind_first))
     r = irq("submit", "q001", "--no-check")
     assert "q001: queued: run name q001_20260114_042054 was just taken; the next submit picks another" in r.out, r
     assert set(_runs(project)) == {"Q-001"}
     state = {e["id"]: e["state"] for e in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
     assert state["q001"] == "READY"
-    monkeypatch.setattr(Ledger, "run_ids_from", staticmethod(real))
+    monkeypatch.setattr(Ledger, "run_id_taken", staticmethod(real))
     assert "q001: submitted" in irq("submit", "q001", "--no-check").out
     assert _runs(project)["q001"][0] == "q001_20260114_042054_2"

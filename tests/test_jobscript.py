@@ -131,8 +131,8 @@ def test_run_ids_look_like_the_seeds():
     from datetime import datetime
 
     assert run_id_for("Q-001", datetime(2026, 1, 14, 4, 20, 54)) == "q001_20260114_042054"
-    taken = ["Q001_20260114_042054", "q001_20260114_042054_2", "q001_20260114_042054_20"]  # any case
-    assert run_id_for("q-001", datetime(2026, 1, 14, 4, 20, 54), taken) == "q001_20260114_042054_3"
+    taken = {"q001_20260114_042054", "q001_20260114_042054_2", "q001_20260114_042054_20"}
+    assert run_id_for("q-001", datetime(2026, 1, 14, 4, 20, 54), taken.__contains__) == "q001_20260114_042054_3"
 
 
 def test_trainer_keys_match_the_trainer():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
-from collections.abc import Collection
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -36,13 +36,12 @@ def trainer_keys(code_dir: Path = REPO_ROOT) -> frozenset[str]:
 
 
 
-def run_id_for(exp_id: str, when: datetime, taken: Collection[str] = ()) -> str:
+def run_id_for(exp_id: str, when: datetime, taken: Callable[[str], bool] = lambda _name: False) -> str:
     """q001_20260114_042054, as the seed's queue names runs; with _2, _3, ... when a run of the
-    ledger (`taken`, in any case) has that name already. The name folds case and dashes, so two
+    ledger has that name already (`taken`, asked in turn). The name folds case and dashes, so two
     experiments (Q-001, q001) submitted in the same second would otherwise share a run folder."""
     base = f"{exp_id.lower().replace('-', '')}_{when:%Y%m%d_%H%M%S}"
-    used = {t.lower() for t in taken}
-    return next(r for k in itertools.count(1) if (r := base if k == 1 else f"{base}_{k}") not in used)
+    return next(r for k in itertools.count(1) if not taken(r := base if k == 1 else f"{base}_{k}"))
 
 
 def job_name(exp_id: str, token: str) -> str:

@@ -151,8 +151,7 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
         number = len(Ledger.attempts(s, exp.id)) + 1
-        now = utcnow()
-        run_id = run_id_for(exp_id, now, Ledger.run_ids_from(s, run_id_for(exp_id, now)))
+        run_id = run_id_for(exp_id, utcnow(), lambda name: Ledger.run_id_taken(s, name))
     sha = target_sha(config, target)
     job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
     try:
@@ -193,7 +192,7 @@ def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, ta
         live = active_attempt(s, exp.id) is not None
         if not submittable(exp, live) or len(Ledger.attempts(s, exp.id)) + 1 != number:
             return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
-        if run_id.lower() in {r.lower() for r in Ledger.run_ids_from(s, run_id)}:  # it stays READY
+        if Ledger.run_id_taken(s, run_id):  # it stays READY
             return SubmitOutcome(exp_id, "queued", message=f"run name {run_id} was just taken; the next submit picks another")
         return Ledger.new_attempt(
             s, exp, token=req.token, backend=backend.name, state=SUBMITTING, run_id=run_id, git_sha=sha,

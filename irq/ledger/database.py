@@ -51,6 +51,9 @@ def _v2_to_v3(s: Session) -> None:
         conn.exec_driver_sql("ALTER TABLE experiment ADD COLUMN command TEXT")
 
 
+# a new run's name is looked up in any case (Ledger.run_id_taken): an index, not a scan of every attempt
+RUN_ID_INDEX = "CREATE INDEX IF NOT EXISTS ix_attempt_run_id ON attempt (run_id COLLATE NOCASE)"
+
 # version -> function that upgrades a database from that version to the next one
 MIGRATIONS: dict[int, Callable[[Session], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
@@ -107,6 +110,7 @@ class Ledger:
                 SQLModel.metadata.create_all(conn)
                 s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
                 s.add(Meta(key="created_at", value=utcnow().isoformat()))
+                conn.exec_driver_sql(RUN_ID_INDEX)
                 revisions.install(conn)
                 return
             row = s.get(Meta, "schema_version")
@@ -124,6 +128,7 @@ class Ledger:
             SQLModel.metadata.create_all(conn)  # tables added since: harmless when present
             # indexes added to existing tables since (no schema change: readers see the same rows)
             conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_attempt_state ON attempt (state)")
+            conn.exec_driver_sql(RUN_ID_INDEX)
             revisions.install(conn)  # each experiment's revision, kept by triggers
 
     # -- sessions -----------------------------------------------------------------------
@@ -244,11 +249,11 @@ class Ledger:
         return s.exec(select(Attempt).where(Attempt.token == token)).first()
 
     @staticmethod
-    def run_ids_from(s: Session, prefix: str) -> list[str]:
-        """The run ids of every attempt that start with `prefix`, in any case (a new run's name
-        must be none of them: irq/jobs/jobscript.run_id_for)."""
-        q = select(Attempt.run_id).where(func.lower(func.substr(Attempt.run_id, 1, len(prefix))) == prefix.lower())
-        return [r for r in s.exec(q) if r is not None]
+    def run_id_taken(s: Session, run_id: str) -> bool:
+        """Whether an attempt has this run id, in any case (a new run's name must be none of
+        them: irq/jobs/jobscript.run_id_for); one look-up in RUN_ID_INDEX."""
+        q = text("SELECT 1 FROM attempt WHERE run_id = :r COLLATE NOCASE LIMIT 1").bindparams(r=run_id)
+        return s.connection().execute(q).first() is not None
 
     @staticmethod
     def events(s: Session, exp_id: str | None = None) -> list[Event]:
