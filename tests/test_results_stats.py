@@ -227,3 +227,21 @@ def test_summaries_of_mixed_sizes_keep_their_order():
     assert [s.n for s in out] == [5, 1, 0, 2, 5]
     assert [s.mean for s in out] == [3.0, 7.0, None, 2.0, 6.0]
     assert out[4].iqm == pytest.approx((4 + 6 + 8) / 3)  # int(5 / 4) = 1 dropped at each end
+
+
+@pytest.mark.parametrize("n", [3, 6, 7, 10])
+def test_seeds_that_all_gave_one_value_have_no_spread_whatever_their_number(n):
+    """mean([0.1] * 3) is 0.10000000000000002 and its std 1.7e-17: reported as 0.1 and 0."""
+    (s,) = summarise([[0.1] * n])
+    assert (s.mean, s.std, s.ci_low, s.ci_high, s.t_low, s.t_high) == (0.1, 0.0, 0.1, 0.1, 0.1, 0.1)
+
+
+def test_relative_difference_to_a_negative_baseline_is_measured_from_its_size():
+    x, b = np.array([-100.0, -110.0, -90.0]), np.array([-200.0, -210.0, -190.0])
+    c = compare("x", x, "b", b, "max")
+    assert c.rel_diff == pytest.approx((x.mean() - b.mean()) / abs(b.mean()))  # +50 %
+    ratio = ((ref.all_resampled_means(x)[:, None] - ref.all_resampled_means(b)[None, :])
+             / np.abs(ref.all_resampled_means(b)[None, :])).ravel()
+    lo, hi = np.quantile(ratio, [0.025, 0.975], method="inverted_cdf")
+    assert (c.rel_low, c.rel_high) == pytest.approx((lo, hi), abs=0.03 * (hi - lo))
+    assert 0 < c.rel_low < c.rel_high

@@ -68,3 +68,27 @@ def test_one_seed_is_undecided_and_says_why():
     c = parse_criterion("val_mse -20%", "val_mse")
     v = judge("Q-003", [0.01], "Q-001", BASE, c)
     assert v.outcome == "undecided" and "n = 1" in v.sentence
+
+
+def test_a_negative_baseline_keeps_higher_higher():
+    """A log-likelihood or a reward: -100 against a baseline of -200 is 50 % higher, not -50 %."""
+    c = parse_criterion("loglik +5%", "loglik")
+    base = [-200.0, -210.0, -190.0, -205.0, -195.0]
+    v = judge("new", [-100.0, -110.0, -90.0, -105.0, -95.0], "base", base, c)
+    assert v.comparison.rel_diff == pytest.approx(0.5)
+    assert v.outcome == "met" and v.sentence.startswith("new vs base: +50.0 %")
+    # the matching Welch test, written out: x against the baseline moved up by 5 % of |mean|, i.e. 0.95 * b
+    t, dof = ref.welch(np.array([-100.0, -110.0, -90.0, -105.0, -95.0]), 0.95 * np.array(base))
+    assert v.p_met == pytest.approx(ref.t_sf(t, dof), rel=1e-6)  # P(T >= t)
+    assert judge("worse", [-300.0, -310.0, -290.0, -305.0, -295.0], "base", base, c).outcome == "not met"
+
+
+def test_seeds_that_all_gave_the_same_value_are_no_evidence():
+    """0.1 from three seeds each against 0.2: a sum's rounding once made std 1.7e-17, a Welch p of
+    1e-46 and a 'met'; the same values from four seeds said 'no test'. Both say it now."""
+    c = parse_criterion("val_mse -20%", "val_mse")
+    for n in (3, 4, 6, 7):
+        v = judge("a", [0.1] * n, "b", [0.2] * n, c)
+        assert v.comparison.welch_p is None and v.comparison.hedges_g is None, n
+        assert v.comparison.note == "no spread in either: no test"
+        assert v.p_met is None and v.comparison.rel_diff == pytest.approx(-0.5)

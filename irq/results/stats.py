@@ -60,6 +60,8 @@ def summarise_rows(x: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) 
     if n == 0:
         return [Summary(0, note="no values") for _ in range(k)]
     mean, lo_, hi_, med = x.mean(axis=1), x.min(axis=1), x.max(axis=1), np.median(x, axis=1)
+    same = lo_ == hi_  # every seed gave the same value: that value, not a sum's rounding of it
+    mean[same] = lo_[same]
     cols = intervals(x, mean, resamples, seed) if n > 1 else {}
     if n >= IQM_MIN_N:
         from scipy import stats
@@ -75,13 +77,14 @@ def summarise_rows(x: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) 
 def intervals(x: np.ndarray, mean: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
     """The sample standard deviation and both 95 % intervals of every row's mean (n >= 2).
 
-    A row without spread (every seed gave the same value) has the point itself as its interval:
-    only rows with spread are resampled, and only they reach scipy.
+    A row without spread (every seed gave the same value, exactly: not a standard deviation of
+    1e-17 from rounding) has std 0 and the point itself as its interval: only rows with spread are
+    resampled, and only they reach scipy.
     """
     from scipy import stats
 
-    std = x.std(axis=1, ddof=1)
-    spread = std > 0
+    spread = x.min(axis=1) < x.max(axis=1)
+    std = np.where(spread, x.std(axis=1, ddof=1), 0.0)
     cols = {"std": std, **{key: mean.copy() for key in ("t_low", "t_high", "ci_low", "ci_high")}}
     if spread.any():
         xs, n = x[spread], x.shape[1]
@@ -127,14 +130,22 @@ def _blocks(x: np.ndarray, rows: int) -> Iterator[tuple[slice, np.ndarray]]:
         yield slice(a, a + len(blk)), (np.concatenate([blk, blk]) if len(blk) == 1 else blk)
 
 
+def relative(mx: np.ndarray | float, mb: np.ndarray | float) -> np.ndarray | float:
+    """The relative difference of the means, (mx - mb) / |mb|: how much higher (+) or lower (-)
+    than the baseline, also when the baseline's mean is negative (a log-likelihood, a reward),
+    where mx / mb - 1 has the wrong sign. Written as sign(mb) * (mx / mb - 1): for a positive mb
+    exactly mx / mb - 1."""
+    return np.sign(mb) * (mx / mb - 1.0)
+
+
 def _ratio(xs: np.ndarray, bs: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(xs, axis=axis) / np.mean(bs, axis=axis) - 1.0
+    return relative(np.mean(xs, axis=axis), np.mean(bs, axis=axis))
 
 
 def relative_difference_intervals(x: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
                                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For every row of x (experiments with the same number of seeds) against the baseline's values
-    b: the two-sided 95 % interval of mean(x) / mean(b) - 1 and its one-sided 95 % bounds, as
+    b: the two-sided 95 % interval of relative(mean(x), mean(b)) and its one-sided 95 % bounds, as
     arrays (low, high, bound_low, bound_high).
 
     One scipy.stats.bootstrap(paired=False) distribution per row: each sample is resampled
@@ -165,7 +176,7 @@ def hedges_g(x: np.ndarray, b: np.ndarray) -> float | None:
     Stat. 6(2), 107-128; Hedges & Olkin 1985, ch. 5). numpy: scipy.stats (1.17) has no effect size.
     None when it is undefined (n < 2 or no spread)."""
     nx, nb = len(x), len(b)
-    if nx < 2 or nb < 2:
+    if nx < 2 or nb < 2 or (np.ptp(x) == 0 and np.ptp(b) == 0):
         return None
     pooled = np.sqrt(((nx - 1) * np.var(x, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (nx + nb - 2))
     if pooled == 0:
@@ -214,7 +225,7 @@ def _compare_rows(x: np.ndarray, ba: np.ndarray, cs: list[Comparison], goal: str
             c.note = "no values" if n == 0 else "the baseline has no values"
         return
     mb = float(np.mean(ba))
-    rel = x.mean(axis=1) / mb - 1.0 if mb != 0 else None
+    rel = relative(x.mean(axis=1), mb) if mb != 0 else None
     # P(better): U / (nx nb), U counting the pairs where x is better (ties half); rliable's definition
     u = (stats.mannwhitneyu(ba, x, axis=-1) if goal == "min" else stats.mannwhitneyu(x, ba, axis=-1)).statistic
     for r, c in enumerate(cs):
@@ -227,7 +238,7 @@ def _compare_rows(x: np.ndarray, ba: np.ndarray, cs: list[Comparison], goal: str
         for c in cs:
             c.note = c.note or f"n = {min(n, nb)}: no interval and no test from one seed"
         return
-    tested = (np.var(x, axis=1) > 0) | (np.var(ba) > 0)
+    tested = (np.ptp(x, axis=1) > 0) | (np.ptp(ba) > 0)  # some seed differs from another: not rounding
     if tested.any():
         t = stats.ttest_ind(x[tested], ba, equal_var=False, axis=-1)
         for c, ts, p in zip((c for c, ok in zip(cs, tested) if ok), t.statistic, t.pvalue):

@@ -1,7 +1,8 @@
 """Verdicts in words on a stated criterion, e.g. "val_mse -20%": at least 20 % lower than the baseline.
 
 The answer comes from the one-sided 95 % bootstrap bound of the relative difference and the
-matching one-sided Welch test of mean(x) against (1 + change) * mean(baseline); both must agree:
+matching one-sided Welch test of mean(x) against mean(baseline) moved by the change (relative to
+|mean(baseline)|, so that "higher" stays higher for a negative baseline); both must agree:
 
 - met: the bound lies beyond the required change, and Welch rejects "not beyond" at 5 %;
 - not met: the opposite bound lies on the wrong side of it, and Welch rejects "beyond" at 5 %;
@@ -76,7 +77,9 @@ def judge(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float],
 
     c = comparison or compare(exp_id, x, baseline_id, b, "min", resamples, seed)
     xa, ba = np.asarray(x, dtype=float), np.asarray(b, dtype=float)
-    target = 1 + criterion.change
+    # the baseline's mean moved by the change, as a factor on its seeds: (1 + change) * mean(b) for a
+    # positive mean, mean(b) + change * |mean(b)| for a negative one (stats.relative)
+    target = 1 + criterion.change * (1.0 if np.mean(ba) >= 0 else -1.0)
     p_met = p_not = None
     outcome = "undecided"
     why = ""
@@ -86,7 +89,7 @@ def judge(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float],
         lower = criterion.change < 0
         # H1 "met": mean(x) < target * mean(b) (lower) or > (higher)
         alt_met, alt_not = ("less", "greater") if lower else ("greater", "less")
-        if np.var(xa) > 0 or np.var(ba) > 0:
+        if np.ptp(xa) > 0 or np.ptp(ba) > 0:
             p_met = float(stats.ttest_ind(xa, target * ba, equal_var=False, alternative=alt_met).pvalue)
             p_not = float(stats.ttest_ind(xa, target * ba, equal_var=False, alternative=alt_not).pvalue)
         met_bound = c.rel_bound_high <= criterion.change if lower else c.rel_bound_low >= criterion.change
