@@ -28,6 +28,18 @@ class FieldError(ValueError):
 
 
 # -- scalars --------------------------------------------------------------------------
+def finite(v: Any) -> float | None:
+    """A JSON number as the float it is, or None: not a number (a boolean, text, null), NaN,
+    infinite, or an integer past float's range (10**400 is valid JSON and no float)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def fmt_scalar(v: Scalar) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

@@ -121,6 +121,9 @@ def attempt_count(irq, exp_id: str) -> int:
     ("echo '[1, 2]' > {run_dir}/metrics.json", "metrics.json holds a list, not a JSON object"),
     ("echo '{{\"val_loss\": NaN}}' > {run_dir}/metrics.json", "'val_loss' is nan: every metric must be a finite number"),
     ("echo '{{\"val_loss\": \"low\"}}' > {run_dir}/metrics.json", "the headline metric 'val_loss' is a string"),
+    # valid JSON, and no float: once stored as such, every `irq results` ended with an OverflowError
+    ("printf '{{\"val_loss\": 1%0400d}}' 0 > {run_dir}/metrics.json",
+     "'val_loss' is an integer too large for a float: every metric must be a finite number"),
     ("echo '{{\"val_loss\": 0.1' > {run_dir}/metrics.json", "metrics.json is not valid JSON"),
     ("echo done", "no metrics.json in"),
     ("rm -rf {run_dir}", "is gone: the job deleted it"),

@@ -133,3 +133,12 @@ def test_results_imported_from_a_hand_kept_queue_use_its_labels(ledger, tmp_path
     (e,) = collect(ledger, tmp_path)
     (run,) = e.values("val_mse")[0]
     assert (run.value("val_mse"), run.value("train_mse"), run.seed) == (0.0688, 0.0706, None)
+
+
+def test_an_integer_past_floats_range_is_no_value_never_an_overflow():
+    """10**400 is valid JSON: a ledger holding one (fetched before fetch refused it) once made every
+    `irq results`, `report` and `plot` end with OverflowError."""
+    from irq.results.collect import Run
+
+    r = Run("Q-001", 1, 0, {"val_mse": 10**400, "loss": -(10**400), "ok": 10**3}, None, None, None)
+    assert r.value("val_mse") is None and r.value("loss") is None and r.value("ok") == 1000.0

@@ -11,10 +11,11 @@ artifact. A broken promise is one line that becomes the attempt's root cause.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from irq.fields import finite
 
 CONTRACT = "docs/run-contract.md"
 
@@ -39,8 +40,9 @@ def check_metrics(data: Any, where: str, metric: str = "") -> tuple[dict[str, An
     if not isinstance(data, dict):
         return {}, f"{where} holds {_kind(data)}, not a JSON object of metrics"
     for k, v in data.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            return {}, f"{where}: {k!r} is {v}: every metric must be a finite number"
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and finite(v) is None:
+            shown = v if isinstance(v, float) else "an integer too large for a float"
+            return {}, f"{where}: {k!r} is {shown}: every metric must be a finite number"
     if metric in data and (isinstance(data[metric], bool) or not isinstance(data[metric], (int, float))):
         v = data[metric]
         return {}, f"{where}: the headline metric {metric!r} is {_kind(v)} ({json.dumps(v)[:40]}), not a number"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from irq.fields import finite
 from irq.ledger import reader
 
 T = TypeVar("T")
@@ -63,9 +63,7 @@ class Run:
             return v
         if v is None and metric in ALIASES:  # results imported from a hand-kept queue.md
             v = next((self.metrics[a] for a in ALIASES[metric] if a in self.metrics), None)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return None
-        return float(v)
+        return finite(v)
 
     @property
     def label(self) -> str:

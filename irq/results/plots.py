@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from irq.fields import finite
 from irq.results.collect import ExperimentRuns, load_curve
 from irq.results.stats import RESAMPLES, Summary, summarise
 
@@ -135,9 +136,8 @@ def _diag_values(e: ExperimentRuns, key: str) -> list[float]:
     out = []
     for r in e.runs:
         for row in load_curve(r):
-            v = row.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
-                out.append(float(v))
+            if (v := finite(row.get(key))) is not None:
+                out.append(v)
     return out
 
 
@@ -184,9 +184,9 @@ def energy(exps: list[ExperimentRuns]):
         per_step: dict[int, list[float]] = {}
         for c in cs:
             for row in c:
-                for k, v in enumerate(row.get("diag_step_grad_norm") or []):
-                    if isinstance(v, (int, float)) and np.isfinite(v):
-                        per_step.setdefault(k, []).append(float(v))
+                for k, raw in enumerate(row.get("diag_step_grad_norm") or []):
+                    if (v := finite(raw)) is not None:
+                        per_step.setdefault(k, []).append(v)
         for k in sorted(per_step):
             grads.append(np.array(per_step[k]))
             names.append(f"{e.id}\nstep {k + 1}")
