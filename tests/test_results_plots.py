@@ -170,3 +170,47 @@ def test_a_plot_with_nothing_to_draw_says_so_and_writes_no_file(irq, ledger, tmp
     (tmp_path / "file").write_text("x")
     r = irq("plot", "final", "-o", "file/sub")
     assert r.code == 2 and "cannot make the folder file/sub" in r.err and "Traceback" not in r.err
+
+
+def _curve_files(tmp_path, out: str, curves: dict[int, list[float]], metric: str = "val_mse") -> None:
+    """Replace the fixture's curves: seed -> values at steps 0, 100, 200, ..."""
+    for seed, values in curves.items():
+        (tmp_path / out / f"seed_{seed}" / "curve.jsonl").write_text(
+            "".join(f'{{"step": {100 * k}, "{metric}": {v}}}\n' for k, v in enumerate(values)))
+
+
+def test_a_seed_that_stopped_early_leaves_the_others_steps_drawn(ledger, tmp_path):
+    """Curves once ended at the shortest seed's last step (one early-stopped seed hid the rest)."""
+    add_exp(ledger, "Q-001", "ragged", seeds=[0, 1])
+    out = add_array_attempt(ledger, tmp_path, "Q-001", {0: 0.5, 1: 0.6})
+    _curve_files(tmp_path, out.relative_to(tmp_path), {0: [5.0, 4.0, 3.0, 2.0, 1.0], 1: [6.0, 5.0]})
+    ax = plots.curves(collect(ledger, tmp_path)).get_axes()[0]
+    mean = next(line for line in ax.lines if line.get_gid() == "mean:Q-001")
+    assert list(mean.get_xdata()) == [0, 100, 200, 300, 400]
+    assert list(mean.get_ydata()) == pytest.approx([5.5, 4.5, 3.0, 2.0, 1.0])  # the steps seed 0 alone reached
+    final = next(line for line in ax.lines if line.get_gid() == "final:Q-001")
+    assert list(final.get_xdata()) == [400]
+    band = next(c for c in ax.collections if c.get_gid() == "band:Q-001")
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() < 4.5 and ys.max() > 5.5  # a band where two seeds have the step
+
+
+def test_a_metric_with_values_at_or_below_zero_is_drawn_on_a_linear_axis(ledger, tmp_path):
+    """A log axis hid a log-likelihood's curve entirely (the figure held only its legend)."""
+    add_exp(ledger, "Q-001", "loglik", seeds=[0, 1])
+    out = add_array_attempt(ledger, tmp_path, "Q-001", {0: 0.5, 1: 0.6})
+    _curve_files(tmp_path, out.relative_to(tmp_path), {0: [-900.0, -400.0], 1: [-1000.0, -500.0]})
+    ax = plots.curves(collect(ledger, tmp_path)).get_axes()[0]
+    assert ax.get_yscale() == "linear"
+    lo, hi = ax.get_ylim()
+    assert lo <= -1000 and hi >= -400
+
+
+def test_runs_without_a_curve_are_told_apart_from_runs_without_the_metric(irq, ledger, tmp_path):
+    add_exp(ledger, "Q-001", "no curves", seeds=[0, 1])
+    out = add_array_attempt(ledger, tmp_path, "Q-001", {0: 0.5, 1: 0.6})
+    for f in out.rglob("curve.jsonl"):
+        f.unlink()
+    r = irq("plot", "curves", "-o", "figs")
+    assert r.code == 1 and "have val_mse but no learning curve of it (curve.jsonl)" in r.err, r
+    assert "irq plot final" in r.err

@@ -45,15 +45,16 @@ def label(metric: str) -> str:
 
 
 def _series(curves: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Steps present in every curve, and a (runs x steps) matrix of `key` there (NaN if absent)."""
-    steps = sorted(set.intersection(*({r["step"] for r in c if key in r} for c in curves))) if curves else []
+    """Every step at which some curve has a finite `key`, and a (runs x steps) matrix of it (NaN
+    where a run has none: a seed that stopped early leaves the others' later steps drawn, from the
+    seeds that reached them)."""
+    by = [{r["step"]: v for r in c if (v := finite(r.get(key))) is not None} for c in curves]
+    steps = sorted(set().union(*by))
     m = np.full((len(curves), len(steps)), np.nan)
-    for i, c in enumerate(curves):
-        by = {r["step"]: r.get(key) for r in c}
+    for i, values in enumerate(by):
         for j, s in enumerate(steps):
-            v = by.get(s)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                m[i, j] = v
+            if s in values:
+                m[i, j] = values[s]
     return np.array(steps), m
 
 
@@ -65,15 +66,20 @@ def _band(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = np.sum(~np.isnan(m), axis=0)
     if m.shape[0] < 2:
         return mean, mean, mean
-    sem = stats.sem(m, axis=0, nan_policy="omit")
+    sem = np.full(m.shape[1], np.nan)  # a step one seed reached has no sem: no band there
+    if (two := n > 1).any():
+        sem[two] = stats.sem(m[:, two], axis=0, nan_policy="omit")
     sem = np.where(sem > 0, sem, np.nan)
     lo, hi = stats.t.interval(0.95, np.maximum(n - 1, 1), loc=mean, scale=sem)
     return mean, np.where(np.isnan(lo), mean, lo), np.where(np.isnan(hi), mean, hi)
 
 
 def curves(exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min", log_y: bool = True):
+    """Mean over seeds with a 95 % t band, ★ at the best and ● at the final step; `log_y` draws a
+    log axis only when every value drawn is positive (a log-likelihood or a reward is not)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    positive = True
     for e in exps:
         cs = [c for c in (load_curve(r) for r in e.runs) if c]
         if not cs:
@@ -82,6 +88,7 @@ def curves(exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min
         if not len(steps):
             continue
         mean, lo, hi = _band(m)
+        positive = positive and bool(np.nanmin(lo) > 0)
         (line,) = ax.plot(steps, mean, label=f"{e.id} (n = {len(cs)})", gid=f"mean:{e.id}")
         if len(cs) > 1:
             ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color(), gid=f"band:{e.id}")
@@ -91,7 +98,7 @@ def curves(exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min
         ax.plot([steps[-1]], [mean[-1]], marker="o", linestyle="none", color=line.get_color(), gid=f"final:{e.id}")
     ax.set_xlabel("training step")
     ax.set_ylabel(label(metric))
-    if log_y and ax.lines:
+    if log_y and ax.lines and positive:
         ax.set_yscale("log")
     ax.set_title(f"{metric} over training: mean over seeds, 95 % t band; ★ best, ● final")
     if ax.lines:

@@ -68,6 +68,11 @@ def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path,
         if kind in ("conditioning", "energy"):
             raise errors.IrqError("nothing to draw: no fetched run of these experiments has the trainer's diagnostics",
                                   "train with the trainer's --diagnostics true (docs/trainer.md)")
+        if kind == "curves" and any(e.measured(metric)[1] for e in exps):
+            raise errors.IrqError(f"nothing to draw: the fetched runs of these experiments have {metric} but no "
+                                  f"learning curve of it (curve.jsonl)",
+                                  "a curve is one JSON object per checkpoint in $IRQ_RUN_DIR/curve.jsonl "
+                                  "(docs/run-contract.md); `irq plot final` draws the final values")
         raise errors.IrqError(f"nothing to draw: no fetched run of these experiments has {metric}",
                               "`irq show ID` lists a run's results; --metric names another")
     return Drawn(plots.save(fig, out, kind), note)
