@@ -208,3 +208,18 @@ def test_titles_and_metric_names_are_text_in_the_report_never_markup(irq, projec
     unescaped = re.sub(r"\\(.)", r"\1", got).replace("&amp;", "&")
     assert unescaped == title.replace("\n", " ")
     assert md_code("val_mse") == "`val_mse`" and md_code("a`b") == "a\\`b"
+
+
+def test_a_report_that_cannot_be_written_writes_nothing_beside_it(irq, project):
+    """-o onto a folder once drew every figure into ./figures first, then failed with a hint to
+    name `out/queue.md` (which would have written the report over the queue); an unknown id left
+    an empty figures folder."""
+    (project / "out").mkdir()
+    r = irq("report", "-o", "out")
+    assert r.code == 2 and "error: out is a folder: -o names the summary file" in r.err, r
+    assert "e.g. -o out/summary.md" in r.err and "queue.md" not in r.err
+    r = irq("report", "Q-404", "-o", "new/summary.md")
+    assert r.code != 0 and "unknown experiment Q-404" in r.err, r
+    assert not (project / "figures").exists() and not (project / "new").exists()
+    assert list((project / "out").iterdir()) == []
+    assert "name a file, e.g. out/job.sh" in irq("render", "Q-001", "-o", "out").err

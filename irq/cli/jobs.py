@@ -36,7 +36,7 @@ def render_(
     if output:
         from irq.formats.queue_io import write_atomically
 
-        write_atomically(output, p.script)
+        write_atomically(output, p.script, example="job.sh")
         x.ui.print(f"wrote {output}")
     else:
         sys.stdout.write(p.script)

@@ -103,12 +103,13 @@ def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = No
         write_atomically(path, chunks)
 
 
-def write_atomically(path: Path, chunks: Iterable[str | bytes] | str) -> None:
+def write_atomically(path: Path, chunks: Iterable[str | bytes] | str, example: str = "queue.md") -> None:
     """Write a file whole or not at all: into a temporary file of its own beside it (a unique
     name: the daemon and a command may export at once), renamed over it when complete, so readers
     see the old text or the new one. A link is followed (its target is replaced, the link stays);
     a device or a pipe (`/dev/stdout`) is written in place, never replaced by a file. A missing
-    folder, a folder in the way or a refused write is one UsageError, and no temporary file stays."""
+    folder, a folder in the way or a refused write is one UsageError, and no temporary file stays.
+    `example`: the file name a hint suggests inside a folder named by mistake."""
     import os
     import secrets
     import stat
@@ -120,7 +121,7 @@ def write_atomically(path: Path, chunks: Iterable[str | bytes] | str) -> None:
                                  "check the path, the free space, and that you may write there")
 
     if path.is_dir():
-        raise errors.UsageError(f"{path} is a folder", f"name a file, e.g. {path / 'queue.md'}")
+        raise errors.UsageError(f"{path} is a folder", f"name a file, e.g. {path / example}")
     try:
         st: os.stat_result | None = os.stat(path)
     except FileNotFoundError:

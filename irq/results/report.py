@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from irq import errors
 from irq.formats.export import REPORT_META, report_record
 from irq.results import plots
 from irq.results.cache import ResultsCache
@@ -36,9 +37,11 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
     """Read the ledger (`db`: its file, or a Ledger) on the read path, write the summary and its
     figures, then record the report in the ledger's meta table: the one write, through the ORM."""
     example = "-o results/summary.md"
-    plots.folder(out.parent, example)  # before any work: a folder that cannot be made is said at once
+    if out.is_dir():  # before anything is read or drawn: the figures would go beside it
+        raise errors.UsageError(f"{out} is a folder: -o names the summary file", f"e.g. -o {out / 'summary.md'}")
+    exps = collect(db, root, ids)  # an unknown id is refused here, before a folder is made
+    plots.folder(out.parent, example)  # before the statistics: a folder that cannot be made is said at once
     plots.folder(out.parent / "figures", example)
-    exps = collect(db, root, ids)
     cache = ResultsCache.open(Path(db.path if hasattr(db, "path") else db))  # the table's statistics, as irq results keeps them
     table = build(exps, metric, goal, baseline, threshold, resamples, cache)
     cache.save()
@@ -58,7 +61,7 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
                                + (" (run the trainer with --diagnostics true)" if kind in ("conditioning", "energy") else ""))
     from irq.formats.queue_io import write_atomically
 
-    write_atomically(out, [render(rep, out.parent)])
+    write_atomically(out, [render(rep, out.parent)], example="summary.md")
     # queue.md's DONE entries link here (formats/export.py) until the next report
     record = report_record(out, rep.figures, [r.id for r in table.rows])
     if hasattr(db, "set_meta"):
