@@ -144,7 +144,7 @@ def test_a_new_report_changes_the_links_of_unchanged_experiments(full, tmp_path)
     export(full, derived)
     sql(full, "UPDATE meta SET value = ? WHERE key = ?",
         report_record(tmp_path / "elsewhere" / "summary.md", [], ["Q-002", "Q-011"]), REPORT_META)
-    assert "elsewhere/summary.md#q-011" in export(full, derived)
+    assert "elsewhere/summary.md#Q-011" in export(full, derived)
     assert export(full, derived) == reference(full, derived)
 
 
@@ -152,7 +152,7 @@ def test_a_stdout_export_with_a_report_follows_the_working_directory(full, tmp_p
     export(full)
     (tmp_path / "deeper").mkdir()
     monkeypatch.chdir(tmp_path / "deeper")
-    assert "(../report/summary.md#q-002)" in export(full)
+    assert "(../report/summary.md#Q-002)" in export(full)
     assert export(full) == reference(full)
 
 

@@ -101,7 +101,7 @@ def test_report_end_to_end(irq, project):
         assert f"![{kind}](figures/{kind}.png)" in text
         assert (project / "results" / "figures" / f"{kind}.pdf").exists()
     # provenance: every value with its attempt, seed and commit
-    assert '<a id="q-003"></a>' in text
+    assert '<a id="Q-003"></a>' in text
     assert "| 1 | 2 | 0.031 | 0123456789ab |" in text
     assert "Q-004" in text and "missing: no attempt in the ledger" in text
 
@@ -126,7 +126,7 @@ def test_report_figures_draw_the_baseline_and_the_best_when_there_are_more_than_
     assert "2 of 4 experiments drawn (the baseline Q-002 and the 1 with the best mean val\\_mse)" in text  # markdown: the metric name escaped
     assert "figures: 2 of 4 experiments drawn" in r.out
     assert "| Q-001 | 3 |" in text  # the table and the provenance keep every experiment
-    assert '<a id="q-001"></a>' in text
+    assert '<a id="Q-001"></a>' in text
 
 
 def test_report_without_diagnostics_says_which_figures_are_absent(irq, ledger, tmp_path):
@@ -160,11 +160,11 @@ def test_queue_md_done_entries_carry_the_headline_and_link_the_report(irq, proje
     assert irq("report", "-o", "results/summary.md").code == 0
     assert irq("export", "docs/queue.md").code == 0
     text = (project / "docs" / "queue.md").read_text()
-    for e in ("q-001", "q-002", "q-003"):
+    for e in ("Q-001", "Q-002", "Q-003"):  # the anchor is the id as it is: c1 and C1 are two
         assert f"- **Report**: [../results/summary.md#{e}](../results/summary.md#{e}); figures: " in text
     links = set(re.findall(r"\]\((\.\./results/[^)#]+)", text))
     assert "../results/figures/curves.png" in links and all((project / "docs" / link).is_file() for link in links)
-    assert '<a id="q-003"></a>' in (project / "results" / "summary.md").read_text()
+    assert '<a id="Q-003"></a>' in (project / "results" / "summary.md").read_text()
     # read back: the derived lines are skipped, and a fresh ledger exports the same entries
     assert irq("--db", "copy.db", "import", "docs/queue.md").code == 0
     assert irq("--db", "copy.db", "export", "docs/copy.md").code == 0
@@ -223,3 +223,24 @@ def test_a_report_that_cannot_be_written_writes_nothing_beside_it(irq, project):
     assert not (project / "figures").exists() and not (project / "new").exists()
     assert list((project / "out").iterdir()) == []
     assert "name a file, e.g. out/job.sh" in irq("render", "Q-001", "-o", "out").err
+
+
+def test_report_paths_and_ids_stay_links_and_text(irq, project):
+    """A report folder with a space or parentheses made no link in CommonMark; an id like
+    x._y_.z was emphasis in the table and the heading."""
+    assert irq("report", "-o", "my report (v1)/summary.md").code == 0
+    text = irq("export").out
+    enc = "my%20report%20%28v1%29"
+    assert f"- **Report**: [my report (v1)/summary.md#Q-001]({enc}/summary.md#Q-001); figures: " \
+           f"[curves]({enc}/figures/curves.png)" in text
+    from irq.ledger.database import Ledger
+    from tests.results_fixture import add_array_attempt, add_exp
+
+    ledger = Ledger(project / "queue.db")
+    add_exp(ledger, "x._y_.z", "plain", seeds=[0, 1])
+    add_array_attempt(ledger, project, "x._y_.z", {0: 0.04, 1: 0.05})
+    md = irq("results", "x._y_.z", "--format", "md").out
+    assert "| x.\\_y\\_.z | 2 |" in md
+    assert irq("report", "x._y_.z", "-o", "r/summary.md").code == 0
+    summary = (project / "r" / "summary.md").read_text()
+    assert '<a id="x._y_.z"></a>' in summary and "### x.\\_y\\_.z: plain" in summary

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from irq.formats.blocks import (
     BlockView,
@@ -56,9 +57,15 @@ def _report_line(report: dict[str, Any] | None, exp_id: str, derived: Derived) -
     def rel(p: str) -> str:
         return Path(os.path.relpath(p, base)).as_posix()
 
-    summary = f"{rel(report['summary'])}#{exp_id.lower()}"
-    figures = ", ".join(f"[{Path(f).stem}]({rel(f)})" for f in report.get("figures", ()))
-    return Line("Report", f"[{summary}]({summary})" + (f"; figures: {figures}" if figures else ""))
+    def link(text: str, path: str) -> str:
+        """A markdown link whose destination holds no space or parenthesis (a path with them is
+        no link in CommonMark): percent-encoded, and its text with brackets escaped."""
+        shown = text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+        return f"[{shown}]({quote(path, safe='/#')})"
+
+    summary = f"{rel(report['summary'])}#{exp_id}"  # the report's anchor is the id as it is (report.py)
+    figures = ", ".join(link(Path(f).stem, rel(f)) for f in report.get("figures", ()))
+    return Line("Report", link(summary, summary) + (f"; figures: {figures}" if figures else ""))
 
 
 def derived_lines(exp_id: str, results: dict[str, Any], report: dict[str, Any] | None, derived: Derived) -> list[Line]:

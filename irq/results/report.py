@@ -101,7 +101,7 @@ def render(rep: Report, base: Path) -> str:
     lines += [f"- no figure: {s}" for s in rep.skipped] + ([""] if rep.skipped else [])
     lines += ["## Where every number comes from", ""]
     for r in t.rows:
-        lines += [f'<a id="{r.id.lower()}"></a>', f"### {r.id}: {md_text(r.title)}", "",
+        lines += [f'<a id="{r.id}"></a>', f"### {md_text(r.id)}: {md_text(r.title)}", "",
                   (f"State {r.state}; attempts {', '.join(map(str, r.runs.attempts)) or '–'}; "
                    f"seeds {', '.join(map(str, r.runs.seeds)) or '–'}; commits {', '.join(r.runs.commits) or '–'}."), ""]
         if values := r.runs.values:

@@ -176,7 +176,9 @@ def md_code(text: str) -> str:
 def to_markdown(t: Table) -> str:
     cols = columns(t)
     lines = ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(t, r)) + " |" for r in t.rows]  # irq's numbers
+    # the id as text (x._y_.z is no emphasis), the other cells irq's numbers
+    lines += ["| " + " | ".join([md_text(r.id), *(c.replace("|", "\\|") for c in cells(t, r)[1:])]) + " |"
+              for r in t.rows]
     extra = notes(t)
     if extra:
         lines += [""] + [f"- {md_text(n)}" for n in extra]
