@@ -142,3 +142,23 @@ def test_an_integer_past_floats_range_is_no_value_never_an_overflow():
 
     r = Run("Q-001", 1, 0, {"val_mse": 10**400, "loss": -(10**400), "ok": 10**3}, None, None, None)
     assert r.value("val_mse") is None and r.value("loss") is None and r.value("ok") == 1000.0
+
+
+def test_every_format_says_what_is_missing_and_why_an_interval_is_absent(ledger, tmp_path):
+    """csv and latex once printed the rows only: a missing seed or an n = 1 row said nothing."""
+    import csv
+    import io
+
+    add_exp(ledger, "one", "a single seed", seeds=[0])
+    add_array_attempt(ledger, tmp_path, "one", {0: 0.8})
+    add_exp(ledger, "never", "not run")
+    t = build(collect(ledger, tmp_path), "val_mse", baseline="one")
+    rows = {r["id"]: r["notes"] for r in csv.DictReader(io.StringIO(to_csv(t)))}
+    assert rows["one"].startswith("n = 1: no spread, so no interval")
+    assert "rank consistency: " in rows["one"]  # the table's own note goes with the baseline's row
+    assert rows["never"] == "missing no attempt in the ledger; vs one: no values"
+    tex = to_latex(t)
+    assert "never: missing no attempt in the ledger" in tex and "one: n = 1: no spread" in tex
+    from irq.results.table import _tex
+
+    assert _tex("a_{b}$^~%") == r"a\_\{b\}\$\textasciicircum{}\textasciitilde{}\%"  # text, never a command or math

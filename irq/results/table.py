@@ -143,16 +143,19 @@ def cells(t: Table, r: Row) -> list[str]:
     return out
 
 
+def row_notes(t: Table, r: Row) -> list[str]:
+    """What a row's cells cannot show: why an interval is absent, its missing runs, why it was
+    not compared (the ids are the caller's to add)."""
+    out = [r.summary.note] if r.summary.note and r.summary.n == 1 else []
+    out += [f"missing {m}" for m in r.missing]
+    if r.comparison is not None and r.comparison.note:
+        out.append(f"vs {t.baseline}: {r.comparison.note}")
+    return out
+
+
 def notes(t: Table) -> list[str]:
-    """What the table cannot show in a cell: missing runs, why an interval is absent."""
-    out = []
-    for r in t.rows:
-        if r.summary.note and r.summary.n == 1:
-            out.append(f"{r.id}: {r.summary.note}")
-        for m in r.missing:
-            out.append(f"{r.id}: missing {m}")
-        if r.comparison is not None and r.comparison.note:
-            out.append(f"{r.id} vs {t.baseline}: {r.comparison.note}")
+    """What the table cannot show in a cell, a line each: missing runs, why an interval is absent."""
+    out = [f"{r.id}{'' if n.startswith('vs ') else ':'} {n}" for r in t.rows for n in row_notes(t, r)]
     if t.baseline and t.rank_note:
         out.append(f"rank consistency: {t.rank_note}")
     return out
@@ -195,9 +198,15 @@ def to_text(t: Table) -> str:
     return "\n".join(lines + notes(t)) + "\n"
 
 
+_TEX = {"\\": "\\textbackslash{}", "%": "\\%", "_": "\\_", "&": "\\&", "#": "\\#", "$": "\\$", "{": "\\{",
+        "}": "\\}", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}", "–": "--"}
+_TEX_SPECIAL = re.compile("|".join(map(re.escape, _TEX)))
+
+
 def _tex(s: str) -> str:
-    return (s.replace("\\", "\\textbackslash{}").replace("%", "\\%").replace("_", "\\_").replace("&", "\\&")
-            .replace("#", "\\#").replace("–", "--"))
+    """Text as LaTeX typesets it, never commands: every special character escaped, in one pass
+    (an escape's own braces are not escaped again)."""
+    return _TEX_SPECIAL.sub(lambda m: _TEX[m.group()], s)
 
 
 def to_latex(t: Table) -> str:
@@ -206,15 +215,19 @@ def to_latex(t: Table) -> str:
              " & ".join(_tex(c) for c in cols) + " \\\\", "\\midrule"]
     lines += [" & ".join(_tex(c) for c in cells(t, r)) + " \\\\" for r in t.rows]
     lines += ["\\bottomrule", "\\end{tabular}"]
+    if extra := notes(t):  # missing runs and absent intervals are said, never dropped
+        lines += ["", "\\par\\smallskip{\\footnotesize", " \\\\\n".join(_tex(n) for n in extra), "}"]
     return "\n".join(lines) + "\n"
 
 
 def to_csv(t: Table) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns(t))
+    w.writerow([*columns(t), "notes"])  # a row's missing runs and absent intervals: said, never dropped
+    rank = f"rank consistency: {t.rank_note}" if t.baseline and t.rank_note else ""
     for r in t.rows:
-        w.writerow(cells(t, r))
+        said = row_notes(t, r) + ([rank] if rank and r.id == t.baseline else [])
+        w.writerow([*cells(t, r), "; ".join(said)])
     return buf.getvalue()
 
 
