@@ -173,6 +173,8 @@ CLI = [  # (name, files, argv, words)
      "q.md:6: Q-010 is under READY but its Status says DONE"),
     ("results --resamples 100000000", {}, ["results", "--resamples", "100000000"], "100<=x<=1000000"),
     ("sweep override repeating a value", {}, ["sweep", "Q-001", "rank=4,4"], "repeats a value"),
+    ("sweep override with a trailing comma", {}, ["sweep", "Q-001", "rank=4,", "--dry-run"], "has an empty value"),
+    ("sweep choice with an empty value", {}, ["sweep", "Q-001", "rank=choice(4,,8)", "--dry-run"], "has an empty value"),
     ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],
      "gives 2,999,999,999 points; a sweep makes at most 1,000"),
     ("edit making a dependency cycle", {}, ["edit", "Q-003", "--after", "Q-004"],

@@ -79,11 +79,15 @@ def parse_override(text: str) -> tuple[str, list[Any]]:
         raise errors.UsageError(f"cannot read the override {text!r}", "write key=v1,v2 or key=range(1,5)")
     key, raw = m.group("key"), m.group("value")
     f = FUNC.match(raw)
+    items = f.group("args").split(",") if f else raw.split(",") if raw else []
+    if any(not a.strip() for a in items) and items != [""]:  # `1,` or `1,,2`: no empty value, in any form
+        raise errors.UsageError(f"the override {text!r} has an empty value (a comma too many?)",
+                                f"e.g. {key}=1,2; an empty text is {key}='\"\"'")
     if f:
-        args = [parse_value(a) for a in f.group("args").split(",") if a.strip()]
+        args = [parse_value(a) for a in items if a.strip()]
         values = _range(args, text) if f.group("name") == "range" else args
     else:
-        values = [parse_value(v) for v in raw.split(",")] if raw else []
+        values = [parse_value(v) for v in items]
     if not values:
         raise errors.UsageError(f"the override {text!r} gives no values", f"e.g. {key}=1,2,3 or {key}=range(1,4)")
     if len(set(map(repr, values))) != len(values):
