@@ -222,3 +222,18 @@ def test_an_experiment_whose_script_cannot_be_made_is_held_and_the_others_run(pr
     assert irq("edit", "lr-01", "-p", "depth=3").code == 0
     r = irq("submit", "lr-01")
     assert "lr-01: submitted" in r.out, r
+
+
+def test_a_dangling_link_or_a_pipe_in_a_run_folder_is_left_out_of_the_fetch(project, irq):
+    """A link into the pruned checkout, or a named pipe, once ended every `irq fetch` (and the
+    daemon) with FileNotFoundError, and the experiments after it were never fetched."""
+    irq("init")
+    write = "echo '{{\"val_loss\": 1}}' > {run_dir}/metrics.json"
+    assert irq("add", "odd-1", "-t", "t", "--command",
+               f"ln -s \"$PWD/gone.txt\" {{run_dir}}/cfg && mkfifo {{run_dir}}/pipe && {write}").code == 0
+    assert irq("add", "odd-2", "-t", "t", "--command", write).code == 0
+    rows = run_all(irq)
+    assert rows["odd-1"]["state"] == "DONE" and rows["odd-2"]["state"] == "DONE", rows
+    out = project / attempt(irq, "odd-1")["output"]
+    assert (out / "metrics.json").is_file()  # files only, as a cluster's fetch copies
+    assert not (out / "cfg").is_symlink() and not (out / "pipe").exists()

@@ -225,11 +225,18 @@ class LocalBackend:
         copied = []
         for p in sorted(src.rglob("*")):
             rel = p.relative_to(src)
-            if p.is_dir() or any(part in exclude for part in rel.parts):
+            # files only, as from a cluster (its tar stream is extracted so): a link (which may dangle
+            # into a pruned checkout, or point anywhere), a named pipe (reading one waits) or a socket
+            # the job left is not copied
+            if any(part in exclude for part in rel.parts) or p.is_symlink() or not p.is_file():
                 continue
             target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(p, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, target)
+            except OSError as exc:
+                raise errors.BackendError(f"cannot copy {rel} of {src.name} into {dest}: {exc.strerror or exc}",
+                                          "check the free space and permissions there; `irq fetch` tries again") from None
             copied.append(target)
         return copied
 
