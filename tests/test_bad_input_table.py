@@ -173,6 +173,13 @@ CLI = [  # (name, files, argv, words)
      "q.md:6: Q-010 is under READY but its Status says DONE"),
     ("results --resamples 100000000", {}, ["results", "--resamples", "100000000"], "100<=x<=1000000"),
     ("sweep override repeating a value", {}, ["sweep", "Q-001", "rank=4,4"], "repeats a value"),
+    # a parameter once took the place of irq's value: a "3-seed" array ran seed 7 three times
+    ("parameter named seed", {}, ["add", "Q-010", "--command", "echo {seed}", "--seeds", "0-2", "-p", "seed=7"],
+     "parameter 'seed' is irq's own {seed}"),
+    ("parameter named run_dir", {}, ["add", "Q-010", "--command", "echo {run_dir}", "-p", "run_dir=/tmp/x"],
+     "parameter 'run_dir' is irq's own {run_dir}"),
+    ("parameters sharing one variable", {}, ["add", "Q-010", "--command", "echo x", "-p", "a.b=1", "-p", "a_b=2"],
+     "parameters 'a.b' and 'a_b' are both IRQ_PARAM_A_B"),
     ("sweep override with a trailing comma", {}, ["sweep", "Q-001", "rank=4,", "--dry-run"], "has an empty value"),
     ("sweep choice with an empty value", {}, ["sweep", "Q-001", "rank=choice(4,,8)", "--dry-run"], "has an empty value"),
     ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],

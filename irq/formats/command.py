@@ -19,6 +19,8 @@ from irq.fields import PARAM_NAME
 # irq's own values and the shell text each becomes in the job (set by the job script)
 IRQ_VALUES = {"seed": '"$IRQ_SEED"', "run_dir": '"$IRQ_RUN_DIR"', "experiment": '"$IRQ_EXPERIMENT"',
               "attempt": '"$IRQ_ATTEMPT"'}
+IRQ_MEANING = {"seed": "each task's seed, from --seeds", "run_dir": "the run's own folder",
+               "experiment": "the experiment's id", "attempt": "the attempt's number"}
 
 
 def placeholders(command: str) -> list[str]:
@@ -46,7 +48,18 @@ def check_command(command: Any, params: dict[str, Any]) -> str:
                                 "e.g. --command 'python train.py --lr {lr} --seed {seed}'")
     if not command.strip():
         raise errors.UsageError("the command is empty", "e.g. --command 'python train.py --lr {lr}'")
-    known = sorted(params) + [k for k in IRQ_VALUES if k not in params]
+    if own := [k for k in IRQ_VALUES if k in params]:  # a parameter would take the place of irq's value
+        raise errors.UsageError(f"parameter {own[0]!r} is irq's own {{{own[0]}}} ({IRQ_MEANING[own[0]]}); "
+                                "a parameter cannot replace it",
+                                "use --seeds for seeds" if own[0] == "seed" else f"give the parameter another name, e.g. my_{own[0]}")
+    env: dict[str, str] = {}
+    for k in params:  # two names, one variable: the job would see only the last value
+        var = env_name(k)
+        if var in env:
+            raise errors.UsageError(f"parameters {env[var]!r} and {k!r} are both {var} in the job's environment",
+                                    "rename one of them")
+        env[var] = k
+    known = sorted(params) + list(IRQ_VALUES)
     unknown = [n for n in placeholders(command) if n not in params and n not in IRQ_VALUES]
     if unknown:
         raise errors.UsageError(f"unknown placeholder {{{unknown[0]}}} in the command",
@@ -72,6 +85,11 @@ def render_command(command: str, params: dict[str, Any]) -> str:
     return command.format_map(values)
 
 
+def env_name(param: str) -> str:
+    """IRQ_PARAM_<NAME>: the parameter's name upper-cased, other characters as '_'."""
+    return "IRQ_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", param).upper()
+
+
 def param_env(params: dict[str, Any]) -> list[tuple[str, str]]:
-    """IRQ_PARAM_<NAME> for each parameter (name upper-cased, other characters as '_')."""
-    return [("IRQ_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", k).upper(), value_text(v)) for k, v in params.items()]
+    """(variable, value) of each parameter in the job's environment."""
+    return [(env_name(k), value_text(v)) for k, v in params.items()]
