@@ -162,3 +162,30 @@ def test_every_format_says_what_is_missing_and_why_an_interval_is_absent(ledger,
     from irq.results.table import _tex
 
     assert _tex("a_{b}$^~%") == r"a\_\{b\}\$\textasciicircum{}\textasciitilde{}\%"  # text, never a command or math
+
+
+def test_an_array_of_seeds_not_from_zero_has_no_phantom_missing_seeds(ledger, tmp_path):
+    """--seeds 3,7 runs as array tasks 0 and 1: those once counted as seeds 0 and 1, missing."""
+    from irq.ledger.database import Ledger
+
+    add_exp(ledger, "s", "seeds 3 and 7", seeds=[3, 7])
+    with ledger.transaction() as s:
+        Ledger.new_attempt(s, Ledger.experiment(s, "s"), backend="local", array="0-1%2", state="COMPLETED",
+                           tasks={"0": {"state": "COMPLETED"}, "1": {"state": "COMPLETED"}},
+                           results={"seed_3.val_mse": 0.3, "seed_7.val_mse": 0.7}, output="results/s_1")
+    (e,) = collect(ledger, tmp_path)
+    have, missing = e.values("val_mse")
+    assert [(r.seed, r.value("val_mse"), r.output) for r in have] == [(3, 0.3, "results/s_1/seed_3"),
+                                                                      (7, 0.7, "results/s_1/seed_7")]
+    assert missing == []
+
+
+def test_following_an_array_reads_the_folders_of_its_seeds():
+    from irq.jobs.follow import _folders
+    from irq.ledger.models import Attempt
+
+    a = Attempt(experiment_id="s", number=1, token="t", array="0-1%2", tasks={"1": {}, "0": {}})
+    assert _folders(a, [3, 7]) == ["seed_3", "seed_7"]
+    assert _folders(Attempt(experiment_id="s", number=1, token="t", array="0-2", tasks={}), [5, 6, 9]) == \
+        ["seed_5", "seed_6", "seed_9"]
+    assert _folders(Attempt(experiment_id="s", number=1, token="t"), [3]) == [""]

@@ -46,18 +46,22 @@ def curve_rows(text: str | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _folders(a: Attempt) -> list[str]:
+def _folders(a: Attempt, seeds: list[int]) -> list[str]:
+    """The run folders of an attempt: one, or an array's seed_<seed> per task (task i runs
+    seeds[i], job.sbatch.j2: with --seeds 3,7 they are seed_3 and seed_7)."""
     if not a.array:
         return [""]
-    return [f"seed_{t}" for t in (sorted(a.tasks, key=int) if a.tasks else ["0"])]
+    tasks = sorted(int(t) for t in a.tasks if str(t).isdigit()) if a.tasks else list(range(len(seeds) or 1))
+    return [f"seed_{seeds[t] if t < len(seeds) else t}" for t in tasks]
 
 
-def look(backend: Backend, a: Attempt, with_log: bool = True) -> Look:
-    """Read the log tail, the curves and whether the trainer wrote status.json, now."""
+def look(backend: Backend, a: Attempt, seeds: list[int], with_log: bool = True) -> Look:
+    """Read the log tail, the curves and whether the trainer wrote status.json, now (`seeds`:
+    the experiment's, which its array's tasks ran in order)."""
     logs = [t for p in log_paths(a) if with_log and (t := backend.read_file(p, 1 << 20))]
     out = Look(a.experiment_id, a.number, a.job_id, "\n".join(logs))
     done = []
-    for sub in _folders(a):
+    for sub in _folders(a, seeds):
         base = f"{a.run_dir}/{sub}" if sub else a.run_dir
         out.curve[sub] = curve_rows(backend.read_file(f"{base}/curve.jsonl", 1 << 18))
         done.append(backend.read_file(f"{base}/status.json", 4096) is not None)
@@ -65,15 +69,17 @@ def look(backend: Backend, a: Attempt, with_log: bool = True) -> Look:
     return out
 
 
-def latest(ledger: Ledger, exp_id: str) -> Attempt:
+def latest(ledger: Ledger, exp_id: str) -> tuple[Attempt, list[int]]:
+    """The experiment's latest attempt, and the experiment's seeds."""
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
         a = Ledger.latest_attempt(s, exp.id)
+        seeds = list(exp.seeds or [])
     if a is None or not a.job_id or not a.run_dir:
         raise errors.IrqError(f"{exp_id} has no submitted attempt yet", f"`irq submit {exp_id}`")
     if a.backend == "imported":
         raise errors.IrqError(f"{exp_id}'s attempts were imported from queue.md; irq has no log for them")
-    return a
+    return a, seeds
 
 
 def follow(ledger: Ledger, backends: Backends, exp_id: str, interval: float, count: int | None = None,
@@ -82,8 +88,8 @@ def follow(ledger: Ledger, backends: Backends, exp_id: str, interval: float, cou
     so) or `count` looks were made. The ledger is re-read each time: a newer attempt is followed."""
     n = 0
     while True:
-        a = latest(ledger, exp_id)
-        seen = look(backends.get(a.backend), a)
+        a, seeds = latest(ledger, exp_id)
+        seen = look(backends.get(a.backend), a, seeds)
         n += 1
         yield seen
         if seen.finished or (count is not None and n >= count):
@@ -95,10 +101,11 @@ def curve_heads(ledger: Ledger, backends: Backends) -> dict[str, dict[str, Any]]
     """The newest curve row of every active attempt (for `irq status --watch`), by experiment."""
     with ledger.transaction() as s:
         active = [a for a in Ledger.attempts(s, states=ACTIVE_STATES) if a.run_dir and a.backend != "imported"]
+        seeds = {a.experiment_id: list(Ledger.experiment(s, a.experiment_id).seeds or []) for a in active}
     heads: dict[str, dict[str, Any]] = {}
     for a in active:
         try:
-            seen = look(backends.get(a.backend), a, with_log=False)
+            seen = look(backends.get(a.backend), a, seeds[a.experiment_id], with_log=False)
         except errors.BackendError:
             continue
         rows = [r for rs in seen.curve.values() for r in rs[-1:]]

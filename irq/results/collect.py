@@ -231,7 +231,9 @@ def _runs(eid: str, attempts: list[tuple], seeds: list[int], params: dict, root:
                 else:
                     flat[k] = v
         if per_seed or array:
-            expected = sorted({int(t) for t in _json(tasks, {}) if str(t).isdigit()} | set(seeds)) if array else []
+            # an array's task i ran seeds[i] (job.sbatch.j2): with --seeds 3,7 tasks 0 and 1 are seeds 3 and 7
+            tasks_run = [int(t) for t in _json(tasks, {}) if str(t).isdigit()]
+            expected = sorted(set(seeds) if seeds else set(tasks_run)) if array else []
             for sd in sorted(set(per_seed) | set(expected)):
                 if sd in by_seed and not per_seed.get(sd):
                     continue  # a rerun that measured nothing does not hide the earlier measurement
