@@ -178,20 +178,24 @@ def fmt_minutes(m: int) -> str:
 
 
 def parse_minutes(text: str) -> int:
+    """A duration as whole minutes, rounded up: a time limit is never shorter than asked for
+    (00:01:30 and '1.5 minutes' are 2 minutes, 45 seconds is 1). SLURM's forms: MM:SS, HH:MM:SS,
+    D-HH:MM:SS; or a number and a unit."""
     t = text.strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m)", t)
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)", t)
     if m:
-        n = float(m.group(1))
-        unit = {"d": 1440, "h": 60, "m": 1}[m.group(2)[0]]
-        return int(round(n * unit))
+        seconds = float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[m.group(2)[0]]
+        return math.ceil(round(seconds, 6) / 60)  # round(): 0.1 hours is 6 minutes, not 6.000000000000001
     m = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", t)
     if m:
         days = int(m.group(1) or 0)
         if m.group(4) is not None:
-            h, mi = int(m.group(2)), int(m.group(3))
-        else:
-            h, mi = 0, int(m.group(2))
-        return days * 1440 + h * 60 + mi
+            h, mi, sec = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        else:  # MM:SS, as SLURM reads it
+            h, mi, sec = 0, int(m.group(2)), int(m.group(3))
+        if sec >= 60 or (mi >= 60 and (m.group(4) is not None or days)):
+            raise FieldError(f"not a duration: {text!r} (minutes and seconds run 00 to 59)")
+        return days * 1440 + h * 60 + mi + (1 if sec else 0)
     raise FieldError(f"not a duration: {text!r} (expected e.g. '2 hours', '15 minutes', '1 day', '02:30:00')")
 
 

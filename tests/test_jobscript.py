@@ -141,3 +141,24 @@ def test_trainer_keys_match_the_trainer():
     from trainer.config import TrainConfig
 
     assert trainer_keys() == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+@pytest.mark.parametrize("text, minutes", [
+    ("00:01:30", 2),  # seconds once dropped: a 90 s limit became 60 s, and the job was killed early
+    ("00:00:45", 1),  # once "must be more than zero"
+    ("1.5 minutes", 2), ("2.5 minutes", 3),  # rounded up, never to the nearest even number
+    ("90 seconds", 2), ("45 s", 1), ("2:30", 3), ("0.1 hours", 6),
+    ("2 hours", 120), ("02:30:00", 150), ("1-00:00:00", 1440), ("1 day", 1440), ("15 minutes", 15),
+])
+def test_a_time_limit_is_never_shorter_than_asked(text, minutes):
+    from irq.fields import parse_minutes
+
+    assert parse_minutes(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["00:61:00", "1:60", "a fortnight", "-5 minutes"])
+def test_a_time_that_is_no_duration_is_refused(text):
+    from irq.fields import FieldError, parse_minutes
+
+    with pytest.raises(FieldError):
+        parse_minutes(text)
