@@ -141,6 +141,11 @@ class UI:
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(jsonable(data), indent=2, default=str, ensure_ascii=False) + "\n")
 
+    def json_line(self, data: Any) -> None:
+        """One JSON document on one line (JSON Lines: `--watch --json` prints one per refresh)."""
+        sys.stdout.write(json.dumps(data, default=_json_default, ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
     def json_rows(self, data: dict[str, Any]) -> None:
         """A listing's JSON: an object whose lists hold one row per line. Rows are encoded
         without indentation, which lets json use its C encoder (indent= falls back to Python:

@@ -199,6 +199,9 @@ def test_log_follow_from_the_command_line(tmp_path, irq, seed_queue):
     r = irq("log", "Q-001", "-f", "-n", "3")
     assert r.code == 0 and r.out == "line 97\nline 98\nline 99\ncurve step 5  loss 1  val_mse 0.5\n", r
     assert "has finished" in r.err
+    r = irq("log", "Q-001", "-f", "-n", "0")  # none of the backlog ([-0:] once printed all of it)
+    assert r.code == 0 and r.out == "curve step 5  loss 1  val_mse 0.5\n", r
+    assert irq("log", "Q-001", "-n", "0").out == "" and irq("log", "Q-001", "-n", "1").out == "line 99\n"
 
 
 def test_status_watch_prints_one_block_per_refresh_with_the_curve(tmp_path, irq, seed_queue):
@@ -211,6 +214,12 @@ def test_status_watch_prints_one_block_per_refresh_with_the_curve(tmp_path, irq,
     assert len(blocks) == 2 and blocks[0] == blocks[1].rstrip("\n")
     q1 = next(line for line in blocks[0].splitlines() if "\tQ-001\t" in line)
     assert q1.endswith("RUNNING; step 5  loss 1  val_mse 0.5")
+    # with --json, one JSON document per refresh and line (JSON Lines): two documents in a row were no JSON
+    r = irq("status", "--offline", "--watch", "0.1", "--count", "2", "--json")
+    lines = r.out.splitlines()
+    assert r.code == 0 and len(lines) == 2, r
+    docs = [json.loads(line) for line in lines]
+    assert docs[0] == docs[1] and {e["id"] for e in docs[0]["experiments"]} >= {"Q-001"}
 
 
 def test_daemon_status_json_uses_the_same_time_format(irq, ledger):

@@ -41,7 +41,8 @@ class LogFollower:
             self.ui.note(f"{look.exp_id} attempt {look.attempt}, job {look.job_id}:")
             self.attempt, self.shown, self.steps = look.attempt, None, {}
         if self.shown is None:
-            add = "\n".join(look.log.splitlines()[-self.lines:]) + ("\n" if look.log else "")
+            tail = look.log.splitlines()[-self.lines:] if self.lines > 0 else []  # -n 0: only what comes next
+            add = "\n".join(tail) + ("\n" if tail else "")
         else:
             add = new_text(self.shown, look.log)
         self.shown = look.log
@@ -66,15 +67,16 @@ def follow_log(ui: UI, looks: Iterable[Any], lines: int) -> None:
 
 
 def watch(ui: UI, every: float, count: int | None, draw: Callable[[], None],
-          sleep: Callable[[float], None] = time.sleep) -> None:
+          sleep: Callable[[float], None] = time.sleep, blocks: bool = True) -> None:
     """Redraw every `every` seconds until Ctrl-C (or `count` draws): a live view on a terminal,
-    one block per refresh, separated by an empty line, when piped."""
+    one block per refresh, separated by an empty line, when piped; `blocks=False` (JSON Lines):
+    each draw is one line of its own, nothing cleared or between them."""
     n = 0
     try:
         while True:
-            if ui.interactive:
+            if blocks and ui.interactive:
                 ui.out.clear()
-            elif n:
+            elif blocks and n:
                 ui.print("")
             draw()
             n += 1

@@ -130,13 +130,15 @@ def demo(ui: UI, res: Any) -> None:
 
 
 
-def status_page(ui: UI, report: Any, as_json: bool) -> None:
-    """`irq status`: JSON (with what a limit folded away), or the tables and the lines after them;
-    either way a backend that did not answer is named on stderr."""
+def status_page(ui: UI, report: Any, as_json: bool, one_line: bool = False) -> None:
+    """`irq status`: JSON (with what a limit folded away; `one_line`: a JSON Lines record, as
+    --watch prints one per refresh), or the tables and the lines after them; either way a backend
+    that did not answer is named on stderr."""
     for name, msg in report.unreachable.items():
         ui.note(f"warning: {name} did not answer ({msg}); states shown as last known")
     if as_json:
-        ui.json_rows(status_json(report) | {"folded": report.folded})
+        data = status_json(report) | {"folded": report.folded}
+        ui.json_line(data) if one_line else ui.json_rows(data)
         return
     status(ui, report)
     for line in report.folded_lines() + report.notes:

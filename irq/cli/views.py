@@ -45,11 +45,11 @@ def status(
 
     def draw() -> None:
         report = status_report(x.db, x.config, x.ui, offline=offline, query=query, curves=watch is not None)
-        render.status_page(x.ui, report, as_json)
+        render.status_page(x.ui, report, as_json, one_line=watch is not None)
         if report.refused:  # last-known states shown; a refused host key still fails the command
             raise report.refused
 
-    follow.watch(x.ui, watch, count, draw) if watch is not None else draw()
+    follow.watch(x.ui, watch, count, draw, blocks=not as_json) if watch is not None else draw()
 
 
 @app.command()

@@ -176,4 +176,4 @@ def log_tail(ledger: Ledger, backends: Backends, exp_id: str, lines: int = 40) -
         raise errors.IrqError(f"{exp_id}'s attempts were imported from queue.md; irq has no log for them")
     text = _log_tail(backends.get(a.backend), a, 1 << 20)
     record_calls(ledger, backends)
-    return a, "\n".join(text.splitlines()[-lines:])
+    return a, "\n".join(text.splitlines()[-lines:] if lines > 0 else [])  # [-0:] is every line
