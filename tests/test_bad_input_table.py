@@ -180,6 +180,7 @@ CLI = [  # (name, files, argv, words)
      "parameter 'run_dir' is irq's own {run_dir}"),
     ("parameters sharing one variable", {}, ["add", "Q-010", "--command", "echo x", "-p", "a.b=1", "-p", "a_b=2"],
      "parameters 'a.b' and 'a_b' are both IRQ_PARAM_A_B"),
+    ("status of an unknown state", {}, ["status", "--state", "bogus"], "unknown state 'bogus'"),
     ("sweep override with a trailing comma", {}, ["sweep", "Q-001", "rank=4,", "--dry-run"], "has an empty value"),
     ("sweep choice with an empty value", {}, ["sweep", "Q-001", "rank=choice(4,,8)", "--dry-run"], "has an empty value"),
     ("sweep of three billion points", {}, ["sweep", "Q-001", "rank=range(1,3000000000)", "--dry-run"],

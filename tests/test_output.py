@@ -248,3 +248,30 @@ def test_status_names_a_backend_that_did_not_answer_in_json_too(capsys):
         render.status_page(UI(), StatusReport([], None, {"slurm:fasrc": "connection refused"}), as_json)
         err = capsys.readouterr().err
         assert "warning: slurm:fasrc did not answer (connection refused)" in err, (as_json, err)
+
+
+def test_ctrl_c_ends_a_watch_or_a_follow_quietly_with_the_interrupted_exit_code():
+    """docs/errors.md: 130 when interrupted; a watch and `log -f` once exited 0."""
+    import pytest
+
+    from irq.cli.follow import follow_log, watch
+    from irq.ui import UI
+
+    def interrupted(*_a):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exc:
+        watch(UI(), 1.0, None, lambda: None, sleep=interrupted)
+    assert exc.value.code == 130
+
+    def looks():
+        raise KeyboardInterrupt
+        yield
+
+    with pytest.raises(SystemExit) as exc:
+        follow_log(UI(), looks(), 10)
+    assert exc.value.code == 130
+
+
+def test_an_unknown_state_is_a_usage_mistake(irq, ledger):
+    assert irq("status", "--state", "bogus").code == 2  # what you typed: exit 2 (docs/errors.md), not 1

@@ -7,6 +7,8 @@ from typing import Any
 
 from irq.ui import UI, num
 
+INTERRUPTED = 130  # docs/errors.md: the exit code of an interrupted command
+
 CURVE_KEYS = ("step", "loss", "val_mse", "best_val_mse")
 
 
@@ -62,8 +64,8 @@ def follow_log(ui: UI, looks: Iterable[Any], lines: int) -> None:
     try:
         for look in looks:
             follower.show(look)
-    except KeyboardInterrupt:  # Ctrl-C ends following, quietly
-        return
+    except KeyboardInterrupt:  # Ctrl-C ends following, quietly, as an interrupted command exits (130)
+        raise SystemExit(INTERRUPTED) from None
 
 
 def watch(ui: UI, every: float, count: int | None, draw: Callable[[], None],
@@ -83,5 +85,5 @@ def watch(ui: UI, every: float, count: int | None, draw: Callable[[], None],
             if count is not None and n >= count:
                 return
             sleep(every)
-    except KeyboardInterrupt:
-        return
+    except KeyboardInterrupt:  # the way a watch ends: quietly, with the exit code of an interrupted command
+        raise SystemExit(INTERRUPTED) from None

@@ -97,7 +97,7 @@ def _state(text: str) -> str:
 
     name = text.strip().upper().replace("-", "_")
     if name not in State.__members__:
-        raise errors.IrqError(f"unknown state {text!r}", "use one of " + ", ".join(s.value for s in State))
+        raise errors.UsageError(f"unknown state {text!r}", "use one of " + ", ".join(s.value for s in State))
     return name
 
 
