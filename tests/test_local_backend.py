@@ -254,8 +254,7 @@ def test_slots_take_the_folders_the_query_read_until_a_submit_a_cancel_or_a_new_
     _running_folder(backend.jobs, "1002", os.getpid())
     backend.query(["1002"], datetime(2026, 1, 1, tzinfo=timezone.utc))
     finish("1002")
-    with pytest.raises(Exception):
-        backend.cancel("9999")  # no such job: the reading is dropped all the same
+    backend.cancel("9999")  # no such job (its folder gone): nothing to stop, and the reading is dropped all the same
     assert backend.slots().used == 0
 
     one = LocalBackend(tmp_path / "one", slots=1)
@@ -268,3 +267,22 @@ def test_slots_take_the_folders_the_query_read_until_a_submit_a_cancel_or_a_new_
     # the slot check of a submission reads every folder afresh: the one slot is free again
     job_id = one.submit(JobRequest("tok", "job tok", "#!/bin/bash\ntrue\n", str(tmp_path / "run")))
     assert (one.jobs / job_id / "job.json").exists()
+
+
+def test_a_job_whose_folder_is_gone_is_lost_not_unknown_for_ever(tmp_path, irq):
+    """rm -rf .irq/local (or a workdir on a tmpfs after a restart) once left the attempt 'state
+    unknown' for ever: fetch said PENDING, cancel 'no local job', retire and retry refused."""
+    import shutil
+
+    irq("init")
+    (tmp_path / "irq.toml").write_text('[local]\npython = "true"\n')
+    add(irq, "Q-001")
+    assert "submitted as job" in irq("submit", "Q-001").out
+    shutil.rmtree(tmp_path / ".irq" / "local" / "jobs")
+    rows = {r["id"]: r for r in json.loads(irq("status", "--json").out)["experiments"]}
+    assert rows["Q-001"]["scheduler_state"] == "NODE_FAIL", rows
+    irq("fetch")
+    show = json.loads(irq("show", "Q-001", "--json").out)
+    assert show["experiment"]["state"] == "FAILED"
+    assert "job folder" in show["attempts"][-1]["error"] and "is gone" in show["attempts"][-1]["error"], show
+    assert irq("retry", "Q-001").code == 0

@@ -148,7 +148,8 @@ class Backend(Protocol):
 
     def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
         """Base job id -> its rows (one, or one per array task), for all ids in a constant
-        number of round trips. Ids the scheduler no longer knows are absent."""
+        number of round trips. Ids the scheduler no longer knows are absent (a backend that knows
+        every job it ran, the local one, reports one it lost as NODE_FAIL with the reason)."""
 
     def cancel(self, job_id: str) -> None: ...
 

@@ -197,14 +197,17 @@ class LocalBackend:
             d = self.jobs / jid.split("_")[0]
             if (d / "job.json").exists():
                 out[d.name] = self._infos(d)
-        self._seen = dict(out)
+            else:  # this machine knows every job it ran: one without its folder is lost, not "unknown"
+                out[d.name] = [JobInfo(job_id=d.name, state="NODE_FAIL",
+                                       reason=f"its job folder {d} is gone (deleted, or [local] workdir moved)")]
+        self._seen = {k: v for k, v in out.items() if (self.jobs / k / "job.json").exists()}
         return out
 
     def cancel(self, job_id: str) -> None:
         self._seen = {}
         d = self.jobs / job_id.split("_")[0]
         if not (d / "job.json").exists():
-            raise errors.BackendError(f"no local job {job_id}", "see `irq status`")
+            return  # its folder is gone: no runner of it can be found, and query() reports it lost
         (d / "cancel").write_text(_now())
         sup = _read_json(d / "supervisor.json")
         if pid_alive(sup.get("pid")):

@@ -124,11 +124,12 @@ def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> 
                 Ledger.set_state(s, exp, State.DONE, f"attempt {att.number} completed", attempt=att)
             return FetchOutcome(exp.id, att.number, "DONE", headline(results, config.project.metric) or "completed")
         d = _why(att, log, problem, job_error)
-        att.error, att.root_cause, att.suggested_fix = d.error, d.root_cause, d.fix.replace("ID", exp.id)
+        error = f"{d.error}: {att.error}" if d.pattern == "node_fail" and att.error else d.error  # the scheduler's why
+        att.error, att.root_cause, att.suggested_fix = error, d.root_cause, d.fix.replace("ID", exp.id)
         s.add(att)
         if exp.state == State.IN_PROGRESS.value and _is_latest(s, att):
-            Ledger.set_state(s, exp, State.FAILED, f"attempt {att.number}: {d.error}"[:200], attempt=att)
-        return FetchOutcome(exp.id, att.number, "FAILED", d.error)
+            Ledger.set_state(s, exp, State.FAILED, f"attempt {att.number}: {error}"[:200], attempt=att)
+        return FetchOutcome(exp.id, att.number, "FAILED", error)
 
 
 def _why(att: Attempt, log: str, problem: str | None, job_error: str | None) -> Diagnosis:

@@ -41,6 +41,8 @@ def observation(got: list[JobInfo], started_at: datetime | None
                           if r.task_id is not None}
     if code is not None:
         facts["exit_code"] = code
+    if st in ("NODE_FAIL", "BOOT_FAIL", "LOST") and reason:  # the only word of why (the local runner died,
+        facts["error"] = reason                              # its job folder is gone): kept on the attempt
     return AttemptState.of(st), facts, end, reason
 
 
