@@ -108,9 +108,29 @@ def test_a_dirty_tree_is_refused_when_the_project_says_so(project, irq):
     toml = project / "irq.toml"
     toml.write_text(toml.read_text().replace('goal = "min"', 'goal = "min"\ndirty = "refuse"'))
     irq("add", "lr-02", "-t", "t", "-p", "lr=0.2", "-p", "steps=20")
+    r = irq("check", "lr-02")  # says what submit will do (it once passed every line, then submit held it)
+    assert r.code == 1 and "FAIL code: uncommitted changes are not part of the run" in r.out, r
     r = irq("submit", "lr-02")
     assert "held" in r.out and "irq.toml" in r.out and "commit them" in r.out
     assert attempt_count(irq, "lr-02") == 0
+
+
+def test_a_repository_without_a_commit_is_said_and_refused_when_the_project_says_so(tmp_path, irq, monkeypatch):
+    """`git init` and nothing committed: the run used the folder as it was, silently, even with
+    dirty = "refuse"."""
+    git(tmp_path, "init", "-q")
+    monkeypatch.chdir(tmp_path)
+    irq("init")
+    write = "echo '{{\"val_loss\": 1}}' > {run_dir}/metrics.json"
+    assert irq("add", "x", "-t", "t", "--command", write).code == 0
+    r = irq("check", "x")
+    assert r.code == 0 and "ok   code: the repository at" in r.out and "has no commit yet" in r.out, r
+    toml = tmp_path / "irq.toml"
+    toml.write_text(toml.read_text().replace('# dirty = "warn"', 'dirty = "refuse"  #'))
+    assert irq("check", "x").code == 1
+    r = irq("submit", "x")
+    assert "x: held: the repository at" in r.out and "no commit yet" in r.out, r
+    assert attempt_count(irq, "x") == 0
 
 
 def attempt_count(irq, exp_id: str) -> int:

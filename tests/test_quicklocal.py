@@ -76,14 +76,16 @@ def test_a_finished_job_goes_through_the_full_refresh(project, irq):
     assert att.state == "FAILED" and att.exit_code == 3
 
 
-def test_a_job_folder_gone_marks_the_state_unknown_not_failed(project, irq):
+def test_a_job_folder_gone_is_left_to_the_full_refresh_which_records_it_lost(project, irq):
+    """Not the quick path's to decide; the local backend knows every job it ran, so one without
+    its folder is lost (NODE_FAIL, with why), never 'unknown' for ever (tests/test_local_backend.py)."""
     import shutil
 
     assert irq("status", "--json").code == 0
     shutil.rmtree(project / ".irq" / "local" / "jobs" / "1000")
     assert irq("status", "--json").code == 0
     att = the_attempt(project)
-    assert att.state == "RUNNING" and att.unknown_since is not None
+    assert att.state == "NODE_FAIL" and "is gone" in att.error
 
 
 def test_an_irq_toml_changed_since_is_validated_again(project, irq):

@@ -19,6 +19,16 @@ def git_sha(path: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def in_repository(path: Path) -> bool:
+    """Whether `path` is inside a git work tree (with or without a commit yet)."""
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "--is-inside-work-tree"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "true"
+
+
 def git_dirty(path: Path) -> bool:
     out = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
                          capture_output=True, text=True, timeout=10)
@@ -40,6 +50,12 @@ def check_code(config: Config, target: Target, sha: str) -> str | None:
     warning (the run uses the commit, not the changes) or, with [project] dirty = "refuse", refused."""
     root = config.root
     in_git = git_sha(root) is not None
+    if target.kind == "local" and not in_git and in_repository(root):  # `git init`, nothing committed yet
+        msg = (f"the repository at {root} has no commit yet: the run uses the folder as it is, and no "
+               "commit is recorded")
+        if config.project.dirty == "refuse":
+            raise errors.PreflightFailed(msg, "commit your code and submit again")
+        return msg + " (commit your code to run committed code)"
     if target.kind == "local" and in_git and not target.repo:
         if config.path is None:
             raise errors.PreflightFailed(f"no irq.toml in the repository at {root}: irq does not know which "

@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from irq import errors
 from irq.backends.registry import Backends
 from irq.backends.target import Target
 from irq.config import Config
 from irq.formats.render import project_templates
-from irq.jobs.git import config_in_repo, target_sha
+from irq.jobs.git import check_code, config_in_repo, target_sha
 from irq.jobs.jobscript import build_job, run_id_for, with_command
 from irq.jobs.preflight import Check, run_checks
 from irq.ledger.database import Ledger
@@ -72,6 +73,16 @@ def job_script(ledger: Ledger, config: Config, exp_id: str, backend_name: str | 
         return preview_job(ledger, config, backends, exp_id, backend_name)
 
 
+def code_check(config: Config, p: JobPreview) -> Check:
+    """The code to run, as `irq submit` checks it (irq/jobs/git.check_code): a dirty tree with
+    [project] dirty = "refuse" fails here as it holds the experiment there; a warning passes, said."""
+    try:
+        warning = check_code(config, p.target, p.sha)
+    except errors.PreflightFailed as exc:
+        return Check("code", False, exc.message, exc.hint or "")
+    return Check("code", True, warning or (f"commit {p.sha[:12]}" if p.sha != "unknown" else "the folder as it is"))
+
+
 def check_jobs(ledger: Ledger, config: Config, ids: list[str], backend_name: str | None = None,
                prompt: Callable[..., Any] | None = None) -> list[CheckReport]:
     """`irq check`: the preflight checks on each experiment's previewed job, nothing submitted."""
@@ -79,6 +90,7 @@ def check_jobs(ledger: Ledger, config: Config, ids: list[str], backend_name: str
     with Backends(config, prompt=prompt) as backends:
         for exp_id in ids:
             p = preview_job(ledger, config, backends, exp_id, backend_name)
-            checks = run_checks(None, p.experiment, p.target, p.sha, backends.get(p.backend), p.script)
+            checks = [code_check(config, p)] + run_checks(None, p.experiment, p.target, p.sha, backends.get(p.backend),
+                                                          p.script)
             reports.append(CheckReport(p.experiment.id, p.backend, p.sha, checks))
     return reports
