@@ -109,7 +109,7 @@ def test_a_dirty_tree_is_refused_when_the_project_says_so(project, irq):
     toml.write_text(toml.read_text().replace('goal = "min"', 'goal = "min"\ndirty = "refuse"'))
     irq("add", "lr-02", "-t", "t", "-p", "lr=0.2", "-p", "steps=20")
     r = irq("check", "lr-02")  # says what submit will do (it once passed every line, then submit held it)
-    assert r.code == 1 and "FAIL code: uncommitted changes are not part of the run" in r.out, r
+    assert r.code == 1 and "FAIL code: uncommitted changes (the run is commit " in r.out and "irq.toml" in r.out, r
     r = irq("submit", "lr-02")
     assert "held" in r.out and "irq.toml" in r.out and "commit them" in r.out
     assert attempt_count(irq, "lr-02") == 0
@@ -257,3 +257,18 @@ def test_a_dangling_link_or_a_pipe_in_a_run_folder_is_left_out_of_the_fetch(proj
     out = project / attempt(irq, "odd-1")["output"]
     assert (out / "metrics.json").is_file()  # files only, as a cluster's fetch copies
     assert not (out / "cfg").is_symlink() and not (out / "pipe").exists()
+
+
+def test_uncommitted_changes_to_irq_toml_are_said_to_apply_to_the_run(project, irq):
+    """irq reads irq.toml from the working tree, so its [project] command applies to the run: the
+    warning once said its changes were "not part of the run" while the job ran the edited command."""
+    irq("init")
+    toml = project / "irq.toml"
+    toml.write_text(toml.read_text().replace('goal = "min"', 'goal = "min"\nrequire_metrics = true'))
+    (project / "train.py").write_text((project / "train.py").read_text() + "\n# edited\n")
+    irq("add", "lr-03", "-t", "t", "-p", "lr=0.2", "-p", "steps=20")
+    r = irq("submit", "lr-03")
+    assert "submitted as job" in r.out, r
+    assert "uncommitted changes are not part of the run" in r.err and "train.py" in r.err, r
+    assert "uncommitted changes to irq.toml are used: irq reads it from your working tree" in r.err, r
+    assert "train.py" not in r.err.split("are used")[1] and "irq.toml" not in r.err.split("):")[1].split(";")[0]

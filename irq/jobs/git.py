@@ -35,10 +35,12 @@ def git_dirty(path: Path) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
-def dirty_files(path: Path) -> list[str]:
-    """Tracked files changed since the last commit (the run will not see these changes)."""
+def dirty_files(path: Path, but: Path | None = None) -> list[str]:
+    """Tracked files changed since the last commit (the run will not see these changes), in the
+    whole repository, `but` (a file of it) left out."""
+    spec = ["--", ":/"] + ([f":(exclude){but.resolve()}"] if but is not None else [])
     try:
-        out = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+        out = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no", *spec],
                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -62,14 +64,21 @@ def check_code(config: Config, target: Target, sha: str) -> str | None:
                                          "project's code to run", "`irq init` at the project's top, commit irq.toml")
         return (f"{config.path.name} is not committed in the repository at {root}: the run uses the folder "
                 "as it is, and no commit is recorded (commit irq.toml to run committed code)")
-    files = dirty_files(root) if in_git and sha == git_sha(root) else []
+    checked = in_git and sha == git_sha(root)
+    every = dirty_files(root) if checked else []
+    files = dirty_files(root, but=config.path) if every and config.path is not None else every
+    # irq.toml is read from the working tree by irq itself: its [project] command and settings are this run's
+    said = ([f"uncommitted changes to {config.path.name} are used: irq reads it from your working tree "
+             "(its [project] command and settings apply to this run; commit it to keep them with the code)"]
+            if config.path is not None and len(every) > len(files) else [])
+    if every and config.project.dirty == "refuse":  # irq.toml's changes too: nothing uncommitted runs
+        names = ", ".join(every[:8]) + (f" and {len(every) - 8} more" if len(every) > 8 else "")
+        raise errors.PreflightFailed(f"uncommitted changes (the run is commit {sha[:12]}): {names}",
+                                     'commit them and submit again (or set [project] dirty = "warn")')
     if not files:
-        return None
+        return "; ".join(said) or None
     names = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
-    msg = f"uncommitted changes are not part of the run (it runs commit {sha[:12]}): {names}"
-    if config.project.dirty == "refuse":
-        raise errors.PreflightFailed(msg, 'commit them and submit again (or set [project] dirty = "warn")')
-    return msg
+    return "; ".join([f"uncommitted changes are not part of the run (it runs commit {sha[:12]}): {names}", *said])
 
 
 def target_sha(config: Config, target: Target) -> str:
