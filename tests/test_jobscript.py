@@ -80,9 +80,10 @@ def test_the_workflow_the_seed_learned_the_hard_way():
     s = req.script
     lines = s.splitlines()
     order = [next(i for i, line in enumerate(lines) if key in line) for key in
-             ("module load python/3.10.13-fasrc01", "git clone", "checkout --quiet 9a691f6", "-m trainer",
-              'cd / && rm -rf "$CLONE"', "exit $status")]
+             ("module load python/3.10.13-fasrc01", "git clone", "checkout --quiet 9a691f6", "trap 'irq_cleanup 143",
+              "-m trainer", 'irq_cleanup "$status"', "exit $status")]
     assert order == sorted(order)
+    assert '    cd / && rm -rf "$CLONE"' in s  # irq_cleanup: at the end, and on TERM (cancelled, out of time)
     assert "CLONE=$(mktemp -d /n/scratch/me\"/irq-job-${CLONE_ID}.XXXXXX\")" in s
     assert "#SBATCH --gres=gpu:1" in s and "#SBATCH --mem=16G" in s and "#SBATCH --time=02:30:00" in s
     assert "#SBATCH --partition=gpu_test" in s and "#SBATCH --comment=irq-0123456789" in s

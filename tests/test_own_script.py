@@ -272,3 +272,22 @@ def test_uncommitted_changes_to_irq_toml_are_said_to_apply_to_the_run(project, i
     assert "uncommitted changes are not part of the run" in r.err and "train.py" in r.err, r
     assert "uncommitted changes to irq.toml are used: irq reads it from your working tree" in r.err, r
     assert "train.py" not in r.err.split("are used")[1] and "irq.toml" not in r.err.split("):")[1].split(";")[0]
+
+
+def test_a_cancelled_job_leaves_no_checkout_behind(project, irq):
+    """The checkout was removed only when the command returned: a cancel (or a time limit: TERM,
+    then KILL) left it in .irq/worktrees, and in `git worktree list`, for ever."""
+    irq("init")
+    assert irq("add", "slow-1", "-t", "t", "--command", "sleep 60").code == 0
+    assert "submitted as job" in irq("submit", "slow-1").out
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(git(project, "worktree", "list").splitlines()) < 2:
+        time.sleep(0.2)
+    assert len(git(project, "worktree", "list").splitlines()) == 2  # the job's checkout, beside the project
+    time.sleep(0.5)  # the trap is set once the checkout is made
+    assert irq("cancel", "slow-1").code == 0
+    while time.monotonic() < deadline and len(git(project, "worktree", "list").splitlines()) > 1:
+        time.sleep(0.2)
+    assert git(project, "worktree", "list").splitlines() == [git(project, "worktree", "list").splitlines()[0]]
+    folder = project / ".irq" / "worktrees"
+    assert not folder.exists() or not any(folder.iterdir())
