@@ -148,7 +148,13 @@ def test_fetch_names_a_job_still_completing(tmp_path, irq, seed_queue, ledger):
 
 
 def _running(tmp_path: Path, exp: str = "Q-001") -> Path:
-    """Q-001's attempt runs locally as job 7 in run1/; returns the run folder."""
+    """Q-001's attempt runs locally as job 7 in run1/ (its job folder as the local runner keeps
+    it while the job runs: the scheduler's answer); returns the run folder."""
+    import os
+
+    from tests.test_local_backend import _running_folder
+
+    _running_folder(tmp_path / ".irq" / "local" / "jobs", "7", os.getpid())
     run = tmp_path / "run1"
     run.mkdir()
     con = sqlite3.connect(tmp_path / "queue.db")
@@ -275,3 +281,42 @@ def test_ctrl_c_ends_a_watch_or_a_follow_quietly_with_the_interrupted_exit_code(
 
 def test_an_unknown_state_is_a_usage_mistake(irq, ledger):
     assert irq("status", "--state", "bogus").code == 2  # what you typed: exit 2 (docs/errors.md), not 1
+
+
+def test_following_a_run_that_writes_no_status_json_ends_when_the_scheduler_says_so(tmp_path, irq, seed_queue, ledger):
+    """The run contract asks for no status.json: `irq log -f` of an own script once kept looking
+    after its job ended, until another command refreshed the ledger. The scheduler is asked at
+    most every ASK_EVERY seconds, and at once on the first look."""
+    from irq.backends.registry import Backends
+    from irq.config import load_config
+    from irq.jobs import follow as fm
+
+    irq("import", str(seed_queue))
+    run = _running(tmp_path)
+    (run / "slurm-7.out").write_text("working\n")
+    task = tmp_path / ".irq" / "local" / "jobs" / "7" / "task-x.json"
+    now = [0.0]
+    asked = []
+    real = fm.ended
+
+    def counting(backend, a):
+        asked.append(now[0])
+        return real(backend, a)
+
+    def tick(_s):
+        now[0] += 10
+        if now[0] == 40:  # the job ends (no status.json): its task says so, as the local runner writes it
+            task.write_text(json.dumps({**json.loads(task.read_text()), "state": "COMPLETED", "exit_code": 0}))
+
+    import pytest
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(fm, "ended", counting)
+    try:
+        with Backends(load_config()) as b:
+            looks = list(fm.follow(ledger, b, "Q-001", 10, sleep=tick, clock=lambda: now[0]))
+    finally:
+        mp.undo()
+    assert looks[-1].finished and not any(x.finished for x in looks[:-1])
+    assert asked == [0.0, 30.0, 60.0]  # at once, then every 30 s: it ended at 40, seen at 60
+    assert len(looks) == 7

@@ -9,12 +9,18 @@ from irq.ui import UI, num
 
 INTERRUPTED = 130  # docs/errors.md: the exit code of an interrupted command
 
-CURVE_KEYS = ("step", "loss", "val_mse", "best_val_mse")
+CURVE_KEYS = ("loss", "val_mse", "best_val_mse")  # the bundled trainer's, shown first when a row has them
+SHOWN = 4  # numbers of a row shown beside its step
 
 
 def curve_text(row: dict[str, Any]) -> str:
-    """One learning-curve row in words: step, training loss, validation metric."""
-    return "  ".join(f"{k} {num(row[k])}" for k in CURVE_KEYS if k in row)
+    """One learning-curve row in words: its step, then the bundled trainer's loss and validation
+    metrics, then the row's other numbers in its own order (a script's `train_loss`, `val_loss`:
+    the run contract names no keys), at most SHOWN of them; diagnostics (diag_*) left out."""
+    others = [k for k in row if k not in CURVE_KEYS and k != "step" and not k.startswith("diag_")]
+    keys = [k for k in (*CURVE_KEYS, *others)
+            if k in row and isinstance(row[k], (int, float)) and not isinstance(row[k], bool)][:SHOWN]
+    return "  ".join(f"{k} {num(row[k])}" for k in (["step"] if "step" in row else []) + keys)
 
 
 def new_text(shown: str, now: str) -> str:

@@ -2,7 +2,9 @@
 
 The trainer appends one JSON object per checkpoint interval to `curve.jsonl` in its run directory
 (`seed_N/` inside it for a seed array) and writes `status.json` last. Both are read through the
-backend (`read_file`: the local file, or a tail over SSH), so following costs no scheduler call.
+backend (`read_file`: the local file, or a tail over SSH). A command that writes no status.json
+(the run contract does not ask for one) ends when the scheduler says so: following asks it at
+most every ASK_EVERY seconds (one query, its cost counted), and at once on the first look.
 """
 from __future__ import annotations
 
@@ -82,14 +84,32 @@ def latest(ledger: Ledger, exp_id: str) -> tuple[Attempt, list[int]]:
     return a, seeds
 
 
+ASK_EVERY = 30.0  # seconds between scheduler queries while a followed run writes no status.json
+
+
+def ended(backend: Backend, a: Attempt) -> bool:
+    """Whether the scheduler lists the attempt's job (every task of it) as ended."""
+    from irq.ledger.models import utcnow
+
+    rows = backend.query([a.job_id], a.submitted_at or utcnow()).get((a.job_id or "").split("_")[0])
+    return bool(rows) and not any(is_active(r.state) for r in rows)
+
+
 def follow(ledger: Ledger, backends: Backends, exp_id: str, interval: float, count: int | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> Iterator[Look]:
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Iterator[Look]:
     """Look at the latest attempt every `interval` seconds until it finishes (the last look says
-    so) or `count` looks were made. The ledger is re-read each time: a newer attempt is followed."""
-    n = 0
+    so) or `count` looks were made. The ledger is re-read each time: a newer attempt is followed.
+    The scheduler is asked before a look (a job that ended has written all it will), so the
+    last look reads the whole log."""
+    n, asked = 0, float("-inf")
     while True:
         a, seeds = latest(ledger, exp_id)
-        seen = look(backends.get(a.backend), a, seeds)
+        backend = backends.get(a.backend)
+        over = False
+        if is_active(a.state) and a.job_id and clock() - asked >= ASK_EVERY:
+            asked, over = clock(), ended(backend, a)
+        seen = look(backend, a, seeds)
+        seen.finished = seen.finished or over
         n += 1
         yield seen
         if seen.finished or (count is not None and n >= count):
