@@ -49,7 +49,7 @@ class DuplicateId(IrqError):
 
 
 class IllegalTransition(IrqError):
-    default_hint = "run `irq show ID` to see the experiment's state and attempts"
+    default_hint = "`irq status` shows every experiment's state"
 
 
 class ParseError(IrqError):

@@ -320,3 +320,14 @@ def test_following_a_run_that_writes_no_status_json_ends_when_the_scheduler_says
     assert looks[-1].finished and not any(x.finished for x in looks[:-1])
     assert asked == [0.0, 30.0, 60.0]  # at once, then every 30 s: it ended at 40, seen at 60
     assert len(looks) == 7
+
+
+def test_fetch_json_names_a_job_still_running_as_the_text_does(tmp_path, irq, seed_queue):
+    """`irq fetch Q-001 --json` printed [] where the text said the job is still running."""
+    irq("import", str(seed_queue))
+    _running(tmp_path)
+    text = irq("fetch", "Q-001").out
+    assert "Q-001 attempt 1: job 7 is still RUNNING; fetch again once it ends" in text
+    (entry,) = json.loads(irq("fetch", "Q-001", "--json").out)
+    assert entry == {"id": "Q-001", "attempt": 1, "state": "RUNNING",
+                     "detail": "job 7 is still RUNNING; fetch again once it ends"}

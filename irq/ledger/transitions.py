@@ -60,7 +60,8 @@ def move_experiment(s: Session, exp: Experiment, to: State | str, reason: str,
     """The only writer of Experiment.state: refuses moves the state machine forbids."""
     to, frm = State(to), State(exp.state)
     if to not in LEGAL[frm]:
-        raise errors.IllegalTransition(f"{exp.id} is {frm.value}; it cannot move to {to.value}")
+        raise errors.IllegalTransition(f"{exp.id} is {frm.value}; it cannot move to {to.value}",
+                                       f"`irq show {exp.id}` shows its state and attempts")
     if frm is State.IN_PROGRESS and to in (State.READY, State.RETIRED) and (live := active_attempt(s, exp.id)):
         raise errors.IllegalTransition(
             f"{exp.id} has attempt {live.number} in state {live.state}; it cannot move to {to.value}",
@@ -128,7 +129,8 @@ def move_attempt(s: Session, att: Attempt, to: AttemptState | str, reason: str |
         frm = AttemptState.UNKNOWN  # a word an old import kept verbatim
     if att.state != to and to not in ATTEMPT_LEGAL[frm]:
         raise errors.IllegalTransition(
-            f"{att.experiment_id} attempt {att.number} is {att.state}; it cannot move to {to.value}")
+            f"{att.experiment_id} attempt {att.number} is {att.state}; it cannot move to {to.value}",
+            f"`irq show {att.experiment_id}` shows its attempts")
     for key, value in facts.items():
         setattr(att, key, value)
     att.unknown_since = None

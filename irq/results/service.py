@@ -74,7 +74,7 @@ def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path,
                                   "a curve is one JSON object per checkpoint in $IRQ_RUN_DIR/curve.jsonl "
                                   "(docs/run-contract.md); `irq plot final` draws the final values")
         raise errors.IrqError(f"nothing to draw: no fetched run of these experiments has {metric}",
-                              "`irq show ID` lists a run's results; --metric names another")
+                              f"`irq show {exps[(shown or [0])[0]].id}` lists a run's results; --metric names another")
     return Drawn(plots.save(fig, out, kind), note)
 
 
