@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from irq import errors
-from irq.results.verdict import judge, parse_criterion
+from irq.results.verdict import judge, parse_criterion, pct
 from tests import stats_reference as ref
 
 BASE = [0.040, 0.041, 0.039, 0.0405, 0.0395, 0.040, 0.0402, 0.0398, 0.0401, 0.0399]
@@ -92,3 +92,10 @@ def test_seeds_that_all_gave_the_same_value_are_no_evidence():
         assert v.comparison.welch_p is None and v.comparison.hedges_g is None, n
         assert v.comparison.note == "no spread in either: no test"
         assert v.p_met is None and v.comparison.rel_diff == pytest.approx(-0.5)
+
+
+def test_a_huge_relative_difference_is_written_in_three_digits_not_three_hundred():
+    from irq.results.table import rel
+
+    assert rel(-0.5) == "-50.0%" and rel(1e298) == "+1e+300%" and pct(1e300) == "+1e+302 %"
+    assert pct(-0.031) == "−3.1 %"

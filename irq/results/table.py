@@ -103,7 +103,9 @@ def interval(lo: float | None, hi: float | None, digits: int = 4) -> str:
 
 
 def rel(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:+.1f}%"
+    """A relative difference in percent, one decimal; past a million percent in 3 significant
+    digits (a value of 1e300 printed 300 digits and blew the table's width)."""
+    return "–" if v is None else f"{v * 100:+.1f}%" if abs(v) < 1e4 else f"{v * 100:+.3g}%"
 
 
 def columns(t: Table) -> list[str]:
@@ -135,8 +137,7 @@ def cells(t: Table, r: Row) -> list[str]:
         if c is None:
             out += ["baseline", "", "", "", "", str(r.first_in) if r.first_in is not None else "–"]
         else:
-            out += [nil if (v := c.rel_diff) is None else f"{v * 100:+.1f}%",
-                    nil if (lo := c.rel_low) is None else f"[{lo * 100:+.1f}%, {rel(c.rel_high)}]",
+            out += [rel(c.rel_diff), nil if c.rel_low is None else f"[{rel(c.rel_low)}, {rel(c.rel_high)}]",
                     nil if (v := c.welch_p) is None else f"{v:.2g}", nil if (v := c.hedges_g) is None else f"{v:.2g}",
                     nil if (v := c.prob_improvement) is None else f"{v:.2g}",
                     str(r.first_in) if r.first_in is not None else nil]

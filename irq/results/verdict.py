@@ -65,7 +65,7 @@ class Verdict:
 def pct(v: float | None, signed: bool = True) -> str:
     if v is None:
         return "–"
-    s = f"{v * 100:+.1f} %" if signed else f"{v * 100:.1f} %"
+    s = f"{v * 100:{'+' if signed else ''}{'.1f' if abs(v) < 1e4 else '.3g'}} %"
     return s.replace("-", "−")
 
 
