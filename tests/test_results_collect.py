@@ -119,12 +119,20 @@ def test_plain_text_table_for_long_outputs(ledger, tmp_path):
 def test_long_tables_print_as_text_from_the_cli(irq, ledger, tmp_path, monkeypatch):
     import irq.cli.results_render as cli_results
 
-    monkeypatch.setattr(cli_results, "RICH_ROWS", 2)
     (tmp_path / "irq.toml").write_text('backend = "local"\n')
     study(ledger, tmp_path)
-    r = irq("results")
+    add_exp(ledger, "Q-004", "never ran")
+    r = irq("results")  # piped, as every listing: a tab-separated line per row, notes on stderr
     assert r.code == 0, r
-    assert r.out.splitlines()[0].startswith("id ") and "┃" not in r.out
+    lines = [line.split("\t") for line in r.out.splitlines()]
+    assert lines[0][:3] == ["id", "n", "mean"] and [row[0] for row in lines[1:]] == ["Q-001", "Q-002", "Q-003", "Q-004"]
+    assert {len(row) for row in lines} == {len(lines[0])}
+    assert "Q-004: missing no attempt in the ledger" in r.err
+    monkeypatch.setattr(cli_results, "RICH_ROWS", 2)
+    monkeypatch.setattr("irq.ui.UI.interactive", property(lambda self: True))
+    r = irq("results")  # a terminal, and more rows than rich lays out: aligned text
+    assert r.code == 0, r
+    assert r.out.splitlines()[0].startswith("id ") and "┃" not in r.out and "\t" not in r.out
 
 
 def test_results_imported_from_a_hand_kept_queue_use_its_labels(ledger, tmp_path):

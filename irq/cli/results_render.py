@@ -24,7 +24,18 @@ def print_results(ui: UI, ans: Any, fmt: str) -> None:
             mark = "%" if fmt == "latex" else "-"
             sys.stdout.write("\n" + "".join(f"{mark} {v.sentence}\n" for v in ans.verdicts))
         return
-    if len(ans.table.rows) > RICH_ROWS or not ui.interactive:  # piped: aligned text, no box drawing
+    if not ui.interactive:  # piped, as every listing: a header, then a tab-separated line per row; notes to stderr
+        from irq.results.table import cells, columns, notes
+
+        t = ans.table
+        sys.stdout.write("".join("\t".join(clean(c, cell=True) for c in row) + "\n"
+                                 for row in [columns(t), *(cells(t, r) for r in t.rows)]))
+        for n in notes(t):
+            ui.note(n)
+        for v in ans.verdicts:
+            ui.note(f"{v.outcome}: {v.sentence}")
+        return
+    if len(ans.table.rows) > RICH_ROWS:  # rich lays out every cell: aligned text, no box drawing
         sys.stdout.write(to_text(ans.table))
     else:
         _rich_table(ui, ans.table, ans.metric, ans.goal)
