@@ -141,6 +141,11 @@ def test_results_imported_from_a_hand_kept_queue_use_its_labels(ledger, tmp_path
     (e,) = collect(ledger, tmp_path)
     (run,) = e.values("val_mse")[0]
     assert (run.value("val_mse"), run.value("train_mse"), run.seed) == (0.0688, 0.0706, None)
+    add_exp(ledger, "Q-005", "diverged")  # a hand-kept queue's `Validation MSE: nan` is text: not a number, said so
+    add_single_attempt(ledger, "Q-005", {"Validation MSE": "nan"})
+    e5 = next(e for e in collect(ledger, tmp_path) if e.id == "Q-005")
+    (m,) = e5.values("val_mse")[1]
+    assert m.reason == "val_mse is not a number ('nan')"
 
 
 def test_an_integer_past_floats_range_is_no_value_never_an_overflow():

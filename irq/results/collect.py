@@ -107,8 +107,8 @@ class ExperimentRuns:
             if v is not None:
                 have.append(r)
                 vals.append(v)
-            elif metric in r.metrics:
-                missing.append(Missing(r.attempt, r.seed, f"{metric} is not a number ({r.metrics[metric]!r})"))
+            elif (key := next((k for k in (metric, *ALIASES.get(metric, ())) if k in r.metrics), None)) is not None:
+                missing.append(Missing(r.attempt, r.seed, f"{metric} is not a number ({r.metrics[key]!r})"))
             else:
                 missing.append(Missing(r.attempt, r.seed, f"no {metric} in the fetched metrics"))
         if not self.runs:
