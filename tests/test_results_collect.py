@@ -202,3 +202,17 @@ def test_following_an_array_reads_the_folders_of_its_seeds():
     assert _folders(Attempt(experiment_id="s", number=1, token="t", array="0-2", tasks={}), [5, 6, 9]) == \
         ["seed_5", "seed_6", "seed_9"]
     assert _folders(Attempt(experiment_id="s", number=1, token="t"), [3]) == [""]
+
+
+def test_steps_to_a_threshold_tell_runs_without_a_curve_from_runs_that_never_reached_it(ledger, tmp_path):
+    """Runs without curve.jsonl once counted as '0/2' reached: as if they never got there."""
+    add_exp(ledger, "Q-001", "no curves", seeds=[0, 1])
+    out = add_array_attempt(ledger, tmp_path, "Q-001", {0: 0.5, 1: 0.6})
+    for f in out.rglob("curve.jsonl"):
+        f.unlink()
+    add_exp(ledger, "Q-002", "one curve", seeds=[0, 1])
+    out = add_array_attempt(ledger, tmp_path, "Q-002", {0: 0.5, 1: 0.6})
+    (out / "seed_1" / "curve.jsonl").unlink()
+    rows = {r.id: r for r in build(collect(ledger, tmp_path), "val_mse", threshold=100.0).rows}
+    assert rows["Q-001"].reached == "no curve" and rows["Q-001"].steps_to_threshold is None
+    assert rows["Q-002"].reached == "1/1 (1 without a curve)"

@@ -71,9 +71,11 @@ def build(exps: Sequence[ExperimentRuns | Collected], metric: str, goal: str = "
         from irq.results.stats import steps_to_threshold
 
         for c, row in zip(got, rows):
-            steps = [steps_to_threshold(load_curve(r), metric, threshold, goal) for r in c.runs()]
-            reached = [s for s in steps if s is not None]
-            row.reached = f"{len(reached)}/{len(steps)}"
+            curves = [cv for cv in (load_curve(r) for r in c.runs()) if any(metric in point for point in cv)]
+            reached = [s for cv in curves if (s := steps_to_threshold(cv, metric, threshold, goal)) is not None]
+            lacking = len(c.numbers) - len(curves)  # runs without a curve of the metric: not "never reached"
+            row.reached = (f"{len(reached)}/{len(curves)}" if curves else "no curve") + (
+                f" ({lacking} without a curve)" if curves and lacking else "")
             row.steps_to_threshold = float(np.median(reached)) if reached else None
     if baseline is not None:
         base = next((k for k, c in enumerate(got) if c.id == baseline), None)
