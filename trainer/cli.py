@@ -1,7 +1,9 @@
 """`python -m trainer --config FILE --seed 3 --out runs/RUN_ID [--any-config-key VALUE ...]`
 
-Exit codes: 0 completed; 1 uncaught exception; 2 bad command line or config; 3 NaN loss;
-128 + signal number when interrupted (SIGTERM: 143) after saving last.pt for a resume.
+Exit codes: 0 completed; 1 uncaught exception; 2 bad command line or config (or a run that cannot
+start as configured: another run's checkpoint in --out, no CUDA); 3 diverged (a NaN or infinite
+loss, gradient norm or validation MSE); 128 + signal number when interrupted (SIGTERM: 143) after
+saving last.pt for a resume.
 """
 
 from __future__ import annotations
@@ -57,13 +59,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # torch is imported only now: config errors answer instantly
     from trainer.rundir import RunDir, resolve_git_sha
-    from trainer.train import Interrupted, NaNLossError, Trainer
+    from trainer.train import CannotRun, Interrupted, NaNLossError, Trainer
 
     run = RunDir(out)
-    run.create()
+    try:
+        run.create()
+    except OSError as exc:
+        print(f"error: cannot make the run folder {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         trainer = Trainer(cfg, run, resolve_git_sha(args.git_sha))
         trainer.fit()
+    except CannotRun as exc:  # nothing ran: the folder keeps what an earlier run left
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except NaNLossError as exc:
         run.log(f"FAILED: {exc}")
         run.mark_finished(False, EXIT_NAN, str(exc))

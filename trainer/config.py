@@ -21,6 +21,10 @@ ENERGY_LOSSES = ("nce", "cd")
 FILTER_MODES = ("off", "drop", "weight")
 
 
+MAX_SEED = 2**31 - 1  # irq's own bound on a seed; torch and numpy take any of them
+FIXED_SETS = {1: "validation", 2: "test", 3: "OOD", 4: "mean-inverse"}  # data.py's offsets: VAL_OFFSET ...
+
+
 class ConfigError(ValueError):
     """A bad config file or flag: the CLI reports it on one line and exits with code 2."""
 
@@ -112,7 +116,12 @@ class TrainConfig:
             (self.diffusion_steps >= 1, "diffusion_steps must be >= 1"),
             (self.train_steps >= 0, "train_steps must be >= 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (0 < self.learning_rate < math.inf, "learning_rate must be > 0 and finite"),
+            (self.grad_clip >= 0, "grad_clip must be >= 0 (0 disables clipping)"),
+            (self.min_lr >= 0, "min_lr must be >= 0"),
+            (self.ema_warmup >= 0, "ema_warmup must be >= 0"),
+            (0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]"),
+            (0 <= self.data_seed <= MAX_SEED, f"data_seed must be in [0, {MAX_SEED}]"),
             (self.mining in MINING, f"mining must be one of {', '.join(MINING)}"),
             (self.random_negative in RANDOM_NEGATIVES,
              f"random_negative must be one of {', '.join(RANDOM_NEGATIVES)}"),
@@ -148,6 +157,11 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        # the fixed sets draw from data_seed * 1000 + offset (data.py), the training stream from seed:
+        # a seed equal to one of those numbers would train on the very matrices it is scored on
+        if (clash := self.seed - self.data_seed * 1000) in FIXED_SETS:
+            raise ConfigError(f"seed {self.seed} draws the same matrices as the {FIXED_SETS[clash]} set "
+                              f"(data_seed {self.data_seed} * 1000 + {clash}): pick another seed or data_seed")
         parse_mix(self.mixed_strategy)
         return self
 
@@ -227,11 +241,15 @@ def coerce(key: str, value: Any) -> Any:
 
 def load_json(path: str | Path) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a text file (UTF-8)") from None
+    except OSError as exc:  # a folder, a file that may not be read
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a JSON object")
     data.pop("_comment", None)  # a place for humans to say what a config is for

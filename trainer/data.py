@@ -20,7 +20,7 @@ IN_DISTRIBUTION_SHIFT = 0.5
 OOD_SHIFT = 0.1
 
 # offsets of the fixed sets from data_seed: distinct streams, never the training stream
-VAL_OFFSET, TEST_OFFSET, OOD_OFFSET, MEAN_OFFSET = 1, 2, 3, 4
+VAL_OFFSET, TEST_OFFSET, OOD_OFFSET, MEAN_OFFSET = 1, 2, 3, 4  # config.FIXED_SETS names them (a seed may not be one)
 
 
 def make_matrices(n: int, count: int, generator: torch.Generator, ood: bool = False) -> tuple[Tensor, Tensor]:

@@ -27,6 +27,8 @@ LIMITS: dict[str, dict[str, Any]] = {
     "diag_size": {"min": 2}, "ema_decay": {"min": 0, "lt": 1}, "ema_update_every": {"min": 1},
     "device": {"pattern": "^(auto|cpu|cuda(:[0-9]+)?)$"}, "num_threads": {"min": 1},
     "early_stopping_patience": {"min": 1}, "cosine_lr_start": {"min": 0},
+    "grad_clip": {"min": 0}, "min_lr": {"min": 0}, "ema_warmup": {"min": 0},
+    "seed": {"min": 0, "max": 2**31 - 1}, "data_seed": {"min": 0, "max": 2**31 - 1},
     # keys of the Langevin / energy-objective work; applied when TrainConfig has them
     "energy_loss": {"choices": ["nce", "cd"]}, "residual_filter": {"choices": ["off", "drop", "weight"]},
     "langevin_steps": {"min": 0}, "langevin_init_scale": {"min": 0}, "langevin_step_scale": {"gt": 0},

@@ -35,6 +35,11 @@ class NaNLossError(RuntimeError):
     """The loss stopped being finite: the run cannot recover, say where it happened."""
 
 
+class CannotRun(RuntimeError):
+    """The run cannot start as configured (a checkpoint of another shape in --out, no CUDA): the
+    CLI says so on one line, exits 2, and leaves the run folder's files as they were."""
+
+
 class Interrupted(RuntimeError):
     """SIGTERM/SIGINT (preemption, scancel, time limit): last.pt was saved, rerun to resume."""
 
@@ -48,7 +53,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+        raise CannotRun(f"device {name!r} requested but CUDA is not available on this machine (use auto or cpu)")
     return torch.device(name)
 
 
@@ -206,8 +211,8 @@ class Trainer:
         saved = from_checkpoint(ck["config"])
         for key in SHAPE_KEYS:
             if getattr(saved, key) != getattr(self.cfg, key):
-                raise RuntimeError(f"cannot resume: checkpoint has {key}={getattr(saved, key)}, "
-                                   f"config has {getattr(self.cfg, key)}")
+                raise CannotRun(f"cannot resume {self.run.path}: its checkpoint has {key}={getattr(saved, key)}, "
+                                f"the config has {getattr(self.cfg, key)} (give another --out for a new run)")
         changed = [k for k, v in self.cfg.to_dict().items() if ck["config"].get(k) != v]
         self.model.load_state_dict(ck["model"])
         self.ema.load_state_dict(ck["ema"])
@@ -262,6 +267,8 @@ class Trainer:
         parts.loss.backward()
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(list(self.model.parameters()), max_norm))
+        if not math.isfinite(grad_norm):  # clipping an infinite norm zeroes every gradient: training would stop, silently
+            raise NaNLossError(f"gradient norm {grad_norm} at step {self.progress.step + 1} (loss={loss})")
         self.opt.step()
         self.ema.update(self.model)
         out.update({"loss": loss, "loss_denoise": float(parts.denoise), "grad_norm": grad_norm})
@@ -308,6 +315,8 @@ class Trainer:
         c, p = self.cfg, self.progress
         t0 = time.perf_counter()
         row = self.curve_row(a, y0)
+        if not math.isfinite(row["val_mse"]):  # the weights are no longer finite: no later step can mend them
+            raise NaNLossError(f"validation MSE {row['val_mse']} at step {p.step}")
         p.sums = {}
         improved = row["val_mse"] < p.best_val_mse
         if improved:
@@ -378,8 +387,9 @@ class Trainer:
         p = self.progress
         a = y0 = None
         with self.signals_caught():
-            while p.step < c.train_steps:
+            while p.step < c.train_steps and not p.stopped_early:  # a rerun of a stopped run trains no further
                 if self._signal is not None:  # preempted: save and leave between two steps
+                    self.tick_wall_clock()
                     self.save_last()
                     raise Interrupted(self._signal, p.step)
                 # set the learning rate of this step
@@ -427,6 +437,8 @@ class Trainer:
         """Score the final EMA model, settle best/threshold, write metrics.json."""
         p = self.progress
         scores = self.final_scores(a, y0, self.run.read_curve())
+        if not math.isfinite(scores.val.mse):
+            raise NaNLossError(f"validation MSE {scores.val.mse} at the end (step {p.step})")
         if p.best_step is None or scores.val.mse < p.best_val_mse:
             p.best_val_mse, p.best_step = scores.val.mse, p.step
         if p.steps_to_threshold is None and scores.val.mse <= self.threshold:
