@@ -22,7 +22,7 @@ FILTER_MODES = ("off", "drop", "weight")
 
 
 MAX_SEED = 2**31 - 1  # irq's own bound on a seed; torch and numpy take any of them
-FIXED_SETS = {1: "validation", 2: "test", 3: "OOD", 4: "mean-inverse"}  # data.py's offsets: VAL_OFFSET ...
+FIXED_SETS = {1: "validation", 2: "test", 3: "OOD", 4: "mean-inverse", 5: "OOD mean-inverse"}  # data.py's offsets
 
 
 class ConfigError(ValueError):

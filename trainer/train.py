@@ -187,7 +187,8 @@ class Trainer:
         self.ood = D.fixed_set(c.rank, c.ood_size, c.data_seed, D.OOD_OFFSET, ood=True).to(self.device)
         mean = D.mean_inverse(c.rank, c.data_seed).to(self.device)
         self.baselines = D.baselines(self.val.y, mean)
-        self.ood_baselines = D.baselines(self.ood.y, mean) if len(self.ood) else None
+        self.ood_baselines = (D.baselines(self.ood.y, D.mean_inverse(c.rank, c.data_seed, ood=True).to(self.device))
+                              if len(self.ood) else None)
         self.threshold = c.mse_threshold if c.mse_threshold is not None else 0.9 * self.baselines["mean"]
 
     # ---- checkpoints ----------------------------------------------------------------------------

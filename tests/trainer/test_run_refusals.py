@@ -117,3 +117,14 @@ def test_an_interrupted_run_keeps_the_wall_time_it_spent(tiny, tmp_path):
     assert done.returncode == 0, done.stderr
     m = json.loads((run / "metrics.json").read_text())
     assert m["wall_time_s"] >= m["train_time_s"], m
+
+
+@pytest.mark.parametrize("ood, zero, mean", [(False, 0.0207, 0.0141), (True, 0.252, 0.212)])
+def test_the_trivial_baselines_at_rank_20_are_the_references(ood, zero, mean):
+    """/work/shared/docs/ired-reference.md's table. The harder set's predict-mean baseline is its own
+    mean inverse, as the reference reports it (the in-distribution mean gave 0.229, not 0.212)."""
+    from trainer import data as D
+
+    fixed = D.fixed_set(20, 1024, 1234, D.OOD_OFFSET if ood else D.VAL_OFFSET, ood=ood)
+    got = D.baselines(fixed.y, D.mean_inverse(20, 1234, ood=ood))
+    assert got["zero"] == pytest.approx(zero, rel=0.04) and got["mean"] == pytest.approx(mean, rel=0.04), got
