@@ -12,7 +12,7 @@ from irq.backends.fake import FakeBackend, fake_target
 from irq.backends.registry import Backends
 from irq.backends.target import Target
 from irq.config import Config
-from irq.experiments.edit import add_experiment
+from irq.experiments.edit import Changes, add_experiment
 from irq.jobs.preflight import run_checks
 from irq.jobs.submit import submit
 from irq.jobs.sync import reconcile, refresh
@@ -288,3 +288,50 @@ def test_callers_use_only_what_the_protocol_declares() -> None:
     # slots are read through irq.backends.registry.slots (the ledger caches the job limit), inside backends/
     assert {"submit", "find", "query", "cancel", "run_check", "counts_array_tasks"} <= set(used)
     assert {k: f for k, f in used.items() if k not in declared} == {}
+
+
+def test_an_experiment_removed_while_its_script_is_made_is_skipped_not_a_crash(ledger, backends, fake) -> None:
+    """`irq rm` beside the daemon, between its plan and its attempt: 'unknown experiment' ended
+    the daemon's cycle, and the daemon with it."""
+    from irq.experiments.edit import remove
+
+    add_experiment(ledger, "Q-001", "first")
+    add_experiment(ledger, "Q-002", "second")
+    out = go(ledger, backends, preflight=lambda exp, *_a: remove(ledger, exp.id) if exp.id == "Q-001" else None,
+             all_ready=True)
+    assert out["Q-001"].status == "skipped" and "removed meanwhile" in out["Q-001"].message
+    assert out["Q-002"].status == "submitted" and list(fake.jobs) == ["100"]
+
+
+@pytest.mark.parametrize("change", [Changes(params={"lr": 0.2}), Changes(after=["Q-002"])],
+                         ids=["a parameter", "a new dependency"])
+def test_an_experiment_edited_while_its_script_is_made_is_sent_as_edited_never_as_it_was(ledger, backends, fake,
+                                                                                         change) -> None:
+    """`irq edit` between the plan and the attempt was 'edited' for the user, while the job ran
+    the old definition (or before its new dependency)."""
+    from irq.experiments.edit import edit
+
+    add_experiment(ledger, "Q-001", "first", params={"lr": 0.1}, command="echo {lr}")
+    add_experiment(ledger, "Q-002", "blocker", proposed=True)
+    out = go(ledger, backends, "Q-001", preflight=lambda exp, *_a: edit(ledger, exp.id, change))
+    assert out["Q-001"].status == "skipped" and "edited meanwhile" in out["Q-001"].message
+    assert fake.jobs == {} and attempts(ledger) == []
+    out = go(ledger, backends, "Q-001")  # the next submit: the edited definition, or a wait for the dependency
+    if change.params:
+        assert out["Q-001"].status == "submitted" and "echo 0.2" in fake.jobs["100"].request.script
+    else:
+        assert out["Q-001"].status == "queued" and "waiting for Q-002" in out["Q-001"].message
+
+
+def test_a_cycle_that_meets_an_error_says_it_and_the_daemon_serves_on(ledger, backends, monkeypatch) -> None:
+    import irq.daemon.loop as loop
+
+    def refused(*_a, **_k):
+        raise errors.IllegalTransition("Q-009 is DONE; it cannot move to READY", "run `irq status`")
+
+    logged: list[str] = []
+    ui = UI()
+    ui.log = logged.append  # type: ignore[method-assign]
+    monkeypatch.setattr(loop, "submit", refused)
+    rep = loop.cycle(ledger, backends.config, ui, backends)  # once: the exception ended the daemon
+    assert rep.submitted == [] and logged == ["cycle ended early: Q-009 is DONE; it cannot move to READY (run `irq status`)"]

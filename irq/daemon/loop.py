@@ -111,6 +111,8 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
         rep.needs_person = exc.message
     except errors.BackendError as exc:
         rep.unreachable[backends.default_name()] = exc.message
+    except errors.IrqError as exc:  # anything else a command would report: said, and the daemon serves on
+        ui.log(f"cycle ended early: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
     finally:
         try:
             record_calls(ledger, backends)

@@ -26,7 +26,7 @@ from irq.jobs.git import check_code, config_in_repo, target_sha
 from irq.jobs.jobscript import build_job, run_id_for, with_command
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger, new_token
-from irq.ledger.models import Attempt, utcnow
+from irq.ledger.models import Attempt, Experiment, utcnow
 from irq.ledger.states import ACTIVE_STATES, REFUSED, SUBMITTING, AttemptState, State
 from irq.ledger.transitions import (
     active_attempt,
@@ -134,13 +134,23 @@ def _reason_and_fix(why: str) -> tuple[str, str]:
 
 
 PREFLIGHT_FAILED = "preflight failed: "
+REMOVED = "removed meanwhile (irq rm); nothing submitted"
+
+
+def definition(exp: Experiment) -> tuple:
+    """What an experiment's job script and its place in the queue are made from: an edit of any of
+    it after the script was made means the script is not this experiment's any more."""
+    return (exp.parameters, exp.seeds, exp.resources, exp.command, exp.config_path, exp.depends_on,
+            exp.title, exp.hypothesis)
 
 
 def _wait(ledger: Ledger, exp_id: str, reason: str, fix: str | None = None) -> None:
     """Queue or hold locally. Waiting for a slot does not hide a failed preflight: that hold
     stays until a preflight passes (the attempt opens) or the user takes it off the queue."""
     with ledger.transaction() as s:
-        exp = Ledger.experiment(s, exp_id)
+        exp = s.get(Experiment, exp_id)
+        if exp is None:  # removed since it was planned
+            return
         if fix is None and (exp.waiting_reason or "").startswith(PREFLIGHT_FAILED) and exp.held_fix is not None:
             return
         wait_locally(s, exp, reason, fix)
@@ -149,9 +159,12 @@ def _wait(ledger: Ledger, exp_id: str, reason: str, fix: str | None = None) -> N
 def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target, exp_id: str, ui: UI,
                 preflight: Callable[..., None] | None) -> SubmitOutcome:
     with ledger.transaction() as s:
-        exp = Ledger.experiment(s, exp_id)
+        exp = s.get(Experiment, exp_id)
+        if exp is None:  # removed (irq rm) since it was planned
+            return SubmitOutcome(exp_id, "skipped", message=REMOVED)
         number = len(Ledger.attempts(s, exp.id)) + 1
         run_id = run_id_for(exp_id, utcnow(), lambda name: Ledger.run_id_taken(s, name))
+        planned = definition(exp)
     sha = target_sha(config, target)
     job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
     try:
@@ -171,7 +184,7 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
     except errors.PreflightFailed as exc:
         _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
         return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
-    att = _open_attempt(ledger, exp_id, number, backend, target, req, sha, run_id)
+    att = _open_attempt(ledger, exp_id, number, backend, target, req, sha, run_id, planned)
     if isinstance(att, SubmitOutcome):
         return att
     faults.point("before_sbatch")
@@ -183,12 +196,18 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
 
 
 def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, target: Target,
-                  req: JobRequest, sha: str | None, run_id: str) -> Attempt | SubmitOutcome:
+                  req: JobRequest, sha: str | None, run_id: str, planned: tuple) -> Attempt | SubmitOutcome:
     """Write the SUBMITTING attempt, re-checking in this same write transaction that the
-    experiment is still submittable, nobody opened an attempt since it was planned, and no run
-    took its run's name meanwhile; else the outcome to report, nothing written."""
+    experiment is still there and submittable, unchanged since its script was made (an `irq edit`
+    in between: the script would run the old definition, or before a new dependency), that nobody
+    opened an attempt since it was planned, and that no run took its run's name meanwhile; else
+    the outcome to report, nothing written."""
     with ledger.transaction() as s:
-        exp = Ledger.experiment(s, exp_id)
+        exp = s.get(Experiment, exp_id)
+        if exp is None:
+            return SubmitOutcome(exp_id, "skipped", message=REMOVED)
+        if definition(exp) != planned:  # it stays as it is: the next submit or cycle sends the new definition
+            return SubmitOutcome(exp_id, "skipped", message="edited meanwhile; the next submit sends it as it is now")
         live = active_attempt(s, exp.id) is not None
         if not submittable(exp, live) or len(Ledger.attempts(s, exp.id)) + 1 != number:
             return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
