@@ -99,3 +99,33 @@ def test_a_missing_python_package_is_an_environment_problem_with_an_environment_
     assert "pip install torch" in d.fix and "commit" not in d.fix.replace("no commit needed", "")
     sub = diagnose("FAILED", 1, "ModuleNotFoundError: No module named 'numpy.core'\n")
     assert sub.pattern == "python_package_missing" and "pip install numpy`" in sub.fix
+
+
+@pytest.mark.parametrize("log", [
+    "setting soft memory limit to 4GB\nassertion failed: shapes differ\n",
+    "per-batch time limit: 5s\nbad input\n",
+    "early stopping: CANCELLED remaining epochs\n",
+])
+def test_a_log_that_merely_mentions_a_limit_or_a_cancel_is_no_such_failure(log):
+    """A FAILED job whose output said "memory limit", "time limit" or "CANCELLED" was diagnosed
+    OUT_OF_MEMORY, TIMEOUT or CANCELLED, with fixes that do not apply."""
+    d = diagnose("FAILED", 1, log)
+    assert d.pattern == "unknown" and d.error == "FAILED (exit code 1)", d
+
+
+def test_a_command_sh_cannot_find_is_command_not_found():
+    """dash's wording ("train.sh: 7: tool: not found"), and exit 127 whatever the wording."""
+    d = diagnose("FAILED", 127, "train.sh: 7: nonexistent_tool: not found\n")
+    assert d.pattern == "command_not_found" and d.error == "`nonexistent_tool: command not found`"
+    d = diagnose("FAILED", 127, "zsh: no such program: nonexistent_tool\n")
+    assert d.pattern == "command_not_found" and "nonexistent_tool" in d.root_cause
+
+
+@pytest.mark.parametrize("state, log", [
+    ("TIMEOUT", "*** JOB 78 ON vm CANCELLED AT 2026-11-23T17:01:05 DUE TO TIME LIMIT ***\n"),
+    ("OUT_OF_MEMORY", "slurmstepd: error: Detected 1 oom_kill event in StepId=77.batch.\n"),
+])
+def test_the_fix_for_a_limit_is_one_a_person_can_follow(state, log):
+    """It said to raise the experiment's resources, which `irq edit` refuses once it ran."""
+    fix = diagnose(state, 0, log).fix
+    assert "irq add NEW" in fix and "--retry-on" in fix and "resources" not in fix

@@ -66,10 +66,11 @@ CATALOGUE: list[Rule] = [
          build=lambda m, log: _d("module_missing", f"Module not found - `{(m.group(1) or m.group(2) or m.group(3)).strip()}` doesn't exist on cluster",
                                  "the cluster has no module by that name (clusters use versioned names such as python/3.10.13-fasrc01)",
                                  "list them with `module -t avail`, put the exact name in irq.toml's modules, `irq check ID`")),
-    Rule("command_not_found", re.compile(r"(?:line \d+: )?(\S+): command not found"),
-         build=lambda m, log: _d("command_not_found", f"`{m.group(1)}: command not found`",
-                                 f"`{m.group(1)}` is not on the job's PATH: a module load is missing or commented out",
-                                 "load the module that provides it (irq.toml modules), then `irq check ID`")),
+    # bash: "line 7: tool: command not found"; dash (sh): "train.sh: 7: tool: not found"
+    Rule("command_not_found", re.compile(r"(?:line \d+: )?(\S+): command not found|^\S+: \d+: (\S+): not found$", re.M),
+         build=lambda m, log: _d("command_not_found", f"`{m.group(1) or m.group(2)}: command not found`",
+                                 f"`{m.group(1) or m.group(2)}` is not on the job's PATH: a module load is missing or "
+                                 "commented out", "load the module that provides it (irq.toml modules), then `irq check ID`")),
     Rule("commit_missing", re.compile(r"irq: commit (\S+) not found in (\S+)"),
          build=lambda m, log: _d("commit_missing", f"commit {m.group(1)} not found in {m.group(2)}",
                                  "the commit was not pushed to the repository the cluster clones",
@@ -85,22 +86,27 @@ CATALOGUE: list[Rule] = [
                                  "the file is not in the pinned commit (not committed, or tracked as a gitlink/submodule)",
                                  "git add the files (not a gitlink), commit, push, then `irq retry ID`")),
     Rule("traceback", re.compile(r"^Traceback \(most recent call last\)", re.M), build=_traceback),
-    Rule("oom_killed", re.compile(r"oom[-_ ]kill|Out Of Memory|Exceeded job memory limit|memory limit", re.I),
+    # the scheduler's and the kernel's own words only: a log that merely mentions "memory limit",
+    # "time limit" or "CANCELLED" is no such failure (these also read the log of any state)
+    Rule("oom_killed", re.compile(r"oom[-_ ]kill|Out Of Memory|Exceeded job memory limit", re.I),
          states=frozenset({"OUT_OF_MEMORY"}),
          build=lambda m, log: _d("oom_killed", "OUT_OF_MEMORY: the job exceeded its memory limit",
                                  "the job used more memory than --mem allowed",
-                                 "raise memory in the experiment's resources (or turn on the retry policy)")),
-    Rule("timeout", re.compile(r"DUE TO TIME LIMIT|time limit", re.I), states=frozenset({"TIMEOUT"}),
+                                 "a submitted experiment stays as it ran: add it again with more (`irq add NEW ... "
+                                 "--mem 32GB`); `--retry-on OUT_OF_MEMORY` on new experiments lets irq do it")),
+    Rule("timeout", re.compile(r"DUE TO TIME LIMIT"), states=frozenset({"TIMEOUT"}),
          build=lambda m, log: _d("timeout", "TIMEOUT: the job reached its time limit",
                                  "the run needs more time than it asked for",
-                                 "raise the time in the experiment's resources; the trainer resumes from its last checkpoint")),
+                                 "a submitted experiment stays as it ran: add it again with more (`irq add NEW ... "
+                                 "--time '8 hours'`); `--retry-on TIMEOUT` on new experiments lets irq do it (the "
+                                 "trainer resumes from its last checkpoint)")),
     Rule("node_fail", None, states=frozenset({"NODE_FAIL", "BOOT_FAIL", "LOST"}),
          build=lambda m, log: _d("node_fail", "NODE_FAIL: the node running the job failed",
                                  "an infrastructure failure, not the experiment", "`irq retry ID`")),
     Rule("preempted", None, states=frozenset({"PREEMPTED"}),
          build=lambda m, log: _d("preempted", "PREEMPTED: a higher-priority job took the node",
                                  "preemption on a shared partition", "`irq retry ID` (the trainer resumes from its checkpoint)")),
-    Rule("cancelled", re.compile(r"CANCELLED AT \S+ (?:BY|by) (\S+)|CANCELLED"), states=frozenset({"CANCELLED"}),
+    Rule("cancelled", re.compile(r"CANCELLED AT \S+ (?:BY|by) (\S+)"), states=frozenset({"CANCELLED"}),
          build=lambda m, log: _d("cancelled", "CANCELLED" + (f" by {m.group(1)}" if m and m.lastindex and m.group(1) else ""),
                                  "the job was cancelled" + (f" by {m.group(1)}" if m and m.lastindex and m.group(1) else ""),
                                  "`irq retry ID` to run it again")),
@@ -136,6 +142,10 @@ def diagnose(state: str, exit_code: int | None, log_tail: str, reason: str | Non
         return _d("no_results", "the job completed but wrote no metrics.json",
                   trainer_error or "the run directory holds no results", "`irq log ID` shows the job's output")
     tail = "\n".join(log_tail.rstrip().splitlines()[-5:])
+    if exit_code == 127:  # the shell's code for a command it could not find, whatever its wording
+        return _d("command_not_found", "exit code 127: a command was not found",
+                  "a command the job runs is not on its PATH (the last lines of the log name it):\n" + tail,
+                  "load the module that provides it (irq.toml modules), then `irq check ID`")
     return _d("unknown", f"{state} (exit code {exit_code})" + (f": {trainer_error}" if trainer_error else ""),
               "unknown: last lines of the log:\n" + tail if tail else "unknown (the job left no log)",
               "`irq log ID` shows the job's output")
