@@ -180,6 +180,11 @@ CLI = [  # (name, files, argv, words)
      "parameter 'run_dir' is irq's own {run_dir}"),
     ("parameters sharing one variable", {}, ["add", "Q-010", "--command", "echo x", "-p", "a.b=1", "-p", "a_b=2"],
      "parameters 'a.b' and 'a_b' are both IRQ_PARAM_A_B"),
+    # one transaction per id: the known ones changed, then the typo failed the command
+    ("retire of a known id and a typo", {}, ["retire", "Q-003", "Q-0033"], "unknown experiment Q-0033"),
+    ("rm of a known id and a typo", {}, ["rm", "Q-004", "Q-0044"], "unknown experiment Q-0044"),
+    ("ready of a known id and a typo", {}, ["ready", "Q-001", "Q-0011"], "unknown experiment Q-0011"),
+    ("retry of a known id and a typo", {}, ["retry", "Q-002", "Q-0022"], "unknown experiment Q-0022"),
     ("status of an unknown state", {}, ["status", "--state", "bogus"], "unknown state 'bogus'"),
     ("sweep override with a trailing comma", {}, ["sweep", "Q-001", "rank=4,", "--dry-run"], "has an empty value"),
     ("sweep choice with an empty value", {}, ["sweep", "Q-001", "rank=choice(4,,8)", "--dry-run"], "has an empty value"),

@@ -7,7 +7,7 @@ from typing import Any, Optional
 import typer
 
 from irq import errors
-from irq.cli.app import app, ctx
+from irq.cli.app import Ctx, app, ctx
 from irq.cli.common import _config, _dump, after_change, exported_after
 from irq.ledger.states import Priority
 from irq.ui import counted
@@ -144,6 +144,7 @@ def ready(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
     from irq.experiments.edit import promote
 
     x = ctx(c)
+    _known(x, ids)  # every id first: a typo in the last one changes nothing
     with exported_after(x):
         for i in ids:
             e = promote(x.ledger(), i)
@@ -161,6 +162,7 @@ def retry(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
     from irq.experiments.edit import retry as retry_
 
     x = ctx(c)
+    _known(x, ids)  # every id first: a typo in the last one changes nothing
     with exported_after(x):
         for i in ids:
             e = retry_(x.ledger(), i)
@@ -218,6 +220,7 @@ def retire(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...
     from irq.experiments.edit import retire as retire_
 
     x = ctx(c)
+    _known(x, ids)  # every id first: a typo in the last one changes nothing
     with exported_after(x):
         for i in ids:
             e, held = retire_(x.ledger(), i, reason)
@@ -226,6 +229,18 @@ def retire(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...
                 x.ui.note(f"warning: {', '.join(held)} {'runs' if len(held) == 1 else 'run'} after {e.id} and "
                           f"{'is' if len(held) == 1 else 'are'} held: `irq edit {held[0]} --no-after` "
                           f"(or --after its others), or retire {'it' if len(held) == 1 else 'them'} too")
+
+
+def _known(x: Ctx, ids: list[str]) -> None:
+    """Refuse, before anything changes, ids the ledger does not hold (one read)."""
+    from irq.ledger.database import Ledger
+    from irq.ledger.reader import unknown_id
+
+    with x.ledger().transaction() as s:
+        held = Ledger.ids(s)
+    for i in ids:
+        if i.strip() not in held:
+            raise unknown_id(i, sorted(held))
 
 
 @app.command("rm")
@@ -237,6 +252,7 @@ def rm(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) 
     from irq.experiments.edit import remove
 
     x = ctx(c)
+    _known(x, ids)  # every id first: a typo in the last one changes nothing
     with exported_after(x):
         for i in ids:
             e = remove(x.ledger(), i)
