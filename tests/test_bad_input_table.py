@@ -185,6 +185,11 @@ CLI = [  # (name, files, argv, words)
     ("rm of a known id and a typo", {}, ["rm", "Q-004", "Q-0044"], "unknown experiment Q-0044"),
     ("ready of a known id and a typo", {}, ["ready", "Q-001", "Q-0011"], "unknown experiment Q-0011"),
     ("retry of a known id and a typo", {}, ["retry", "Q-002", "Q-0022"], "unknown experiment Q-0022"),
+    # a policy that could never act, or whose export could not be imported back
+    ("retry policy of -2 attempts", {}, ["add", "Q-010", "--time", "1 hour", "--retry-on", "TIMEOUT",
+                                         "--retry-max-attempts", "-2"], "max attempts -2: an experiment runs at least once"),
+    ("retry cap without --retry-on", {}, ["add", "Q-010", "--retry-max-time", "1 hour"], "add --retry-on TIMEOUT"),
+    ("retry on TIMEOUT without a time", {}, ["add", "Q-010", "--retry-on", "TIMEOUT"], "asks for none"),
     ("status of an unknown state", {}, ["status", "--state", "bogus"], "unknown state 'bogus'"),
     ("sweep override with a trailing comma", {}, ["sweep", "Q-001", "rank=4,", "--dry-run"], "has an empty value"),
     ("sweep choice with an empty value", {}, ["sweep", "Q-001", "rank=choice(4,,8)", "--dry-run"], "has an empty value"),

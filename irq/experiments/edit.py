@@ -73,6 +73,10 @@ def add_experiment(
         notes=notes, state=(State.PROPOSED if proposed else State.READY).value, retry_policy=_policy(retry),
         command=command,
     )
+    for state, key, flag in (("TIMEOUT", "time_minutes", "--time '2 hours'"), ("OUT_OF_MEMORY", "memory_mb", "--mem 16GB")):
+        if state in exp.retry_policy.get("on", ()) and not exp.resources.get(key):  # it doubles what was asked
+            raise errors.UsageError(f"--retry-on {state} doubles the {'time' if key == 'time_minutes' else 'memory'} "
+                                    "the experiment asks for, and it asks for none", f"give it one, e.g. {flag}")
     with ledger.transaction() as s:
         for d in deps:
             Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions

@@ -33,6 +33,8 @@ class RetryPolicy:
         bad = [s for s in self.on if s not in RETRYABLE]
         if bad:
             raise FieldError(f"a retry policy acts on TIMEOUT or OUT_OF_MEMORY, not {bad[0]!r}")
+        if self.max_attempts is not None and self.max_attempts < 1:  # 0 read as the default, -2 broke import
+            raise FieldError(f"max attempts {self.max_attempts}: an experiment runs at least once (1 or more)")
 
     @property
     def triggers(self) -> tuple[str, ...]:
@@ -67,7 +69,7 @@ class RetryPolicy:
                 fields["max_time_minutes"] = parse_minutes(m.group(1))
             elif m := re.fullmatch(r"max memory\s+(.+)", part):
                 fields["max_memory_mb"] = parse_memory(m.group(1))
-            elif m := re.fullmatch(r"max attempts\s+(\d+)", part):
+            elif m := re.fullmatch(r"max attempts\s+(-?\d+)", part):
                 fields["max_attempts"] = int(m.group(1))
             else:
                 raise FieldError(f"cannot read retry policy part {part!r} (expected {SYNTAX!r})")
@@ -76,8 +78,12 @@ class RetryPolicy:
     @classmethod
     def from_options(cls, on: list[str], max_time: str | None = None, max_memory: str | None = None,
                      max_attempts: int | None = None) -> RetryPolicy | None:
-        """`irq add --retry-on ... --retry-max-time ...`; None without --retry-on."""
+        """`irq add --retry-on ... --retry-max-time ...`; None without --retry-on (a cap without it
+        would be dropped silently: refused)."""
         if not on:
+            if max_time or max_memory:
+                raise FieldError(f"--retry-max-{'time' if max_time else 'mem'} caps a retry policy: "
+                                 "add --retry-on TIMEOUT or --retry-on OUT_OF_MEMORY")
             return None
         return cls(tuple(o.upper() for o in on), parse_minutes(max_time) if max_time else None,
                    parse_memory(max_memory) if max_memory else None, max_attempts)
