@@ -190,6 +190,8 @@ CLI = [  # (name, files, argv, words)
                                          "--retry-max-attempts", "-2"], "max attempts -2: an experiment runs at least once"),
     ("retry cap without --retry-on", {}, ["add", "Q-010", "--retry-max-time", "1 hour"], "add --retry-on TIMEOUT"),
     ("retry on TIMEOUT without a time", {}, ["add", "Q-010", "--retry-on", "TIMEOUT"], "asks for none"),
+    ("daemon start --interval 0", {}, ["daemon", "start", "--interval", "0"],
+     "the daemon exited at once: --interval 0"),  # once dropped: the daemon ran with irq.toml's interval
     ("status of an unknown state", {}, ["status", "--state", "bogus"], "unknown state 'bogus'"),
     ("sweep override with a trailing comma", {}, ["sweep", "Q-001", "rank=4,", "--dry-run"], "has an empty value"),
     ("sweep choice with an empty value", {}, ["sweep", "Q-001", "rank=choice(4,,8)", "--dry-run"], "has an empty value"),

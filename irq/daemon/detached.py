@@ -25,14 +25,32 @@ def start_detached(db: Path, config_path: Path | None, log: Path, extra: list[st
         cmd += ["--config", str(config_path)]
     cmd += ["daemon", "run", *extra]
     with open(log, "ab") as fh:
+        before = fh.tell()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True)
     for _ in range(50):  # wait until it holds the lock, or died
         if DaemonLock(db).holder() == proc.pid:
             return proc.pid
         if proc.poll() is not None:
-            raise errors.IrqError(f"the daemon exited at once (code {proc.returncode})", f"see {log}")
+            raise _why_it_died(log, before, proc.returncode)
         time.sleep(0.1)
     return proc.pid
+
+
+def _why_it_died(log: Path, since: int, code: int) -> errors.IrqError:
+    """The daemon's own error (what it wrote to the log since `since`), with its exit code's kind:
+    a mistake in what was typed (2) is a UsageError, as the same mistake in `irq daemon run`."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(since)
+            said = f.read(1 << 16).decode("utf-8", "replace").splitlines()
+    except OSError:
+        said = []
+    error = next((line[len("error: "):] for line in said if line.startswith("error: ")), None)
+    hint = next((line[len("hint: "):] for line in said if line.startswith("hint: ")), None)
+    if error is None:
+        return errors.IrqError(f"the daemon exited at once (code {code})", f"see {log}")
+    kind = errors.UsageError if code == errors.UsageError.exit_code else errors.IrqError
+    return kind(f"the daemon exited at once: {error}", hint or f"see {log}")
 
 
 def stop_detached(db: Path, timeout: float = 30) -> int | None:

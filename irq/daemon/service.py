@@ -51,7 +51,7 @@ def run_foreground(ledger: Ledger, config: Config, ui: UI, interval: float | Non
 def start(db: Path, config_path: Path | None, interval: float | None) -> Started:
     """The daemon as a detached process logging to .irq/daemon.log beside the ledger."""
     log = db.parent / ".irq" / "daemon.log"
-    extra = [f"--interval={interval}"] if interval else []
+    extra = [f"--interval={interval}"] if interval is not None else []  # 0 too: the daemon refuses it, said at once
     return Started(detached.start_detached(db, config_path, log, extra), log)
 
 
