@@ -286,3 +286,24 @@ def test_a_job_whose_folder_is_gone_is_lost_not_unknown_for_ever(tmp_path, irq):
     assert show["experiment"]["state"] == "FAILED"
     assert "job folder" in show["attempts"][-1]["error"] and "is gone" in show["attempts"][-1]["error"], show
     assert irq("retry", "Q-001").code == 0
+
+
+def test_a_failed_seed_of_an_array_is_diagnosed_from_its_own_log(tmp_path, irq):
+    """The root cause once quoted the last lines of every task's log: those of the seeds that ran
+    well, never the failing seed's own words."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    irq("init")
+    (tmp_path / "irq.toml").write_text('[project]\nmetric = "v"\n')
+    script = ('if [ "$IRQ_SEED" = 0 ]; then echo "seed zero broke: bad shapes" >&2; exit 1; fi; '
+              'echo "{{\\"v\\": 1}}" > "$IRQ_RUN_DIR/metrics.json"')
+    assert irq("add", "arr", "-t", "t", "--seeds", "0-2", "--command", script).code == 0
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"], cwd=tmp_path, check=True)
+    assert "submitted as job" in irq("submit", "arr").out
+    wait_until_finished(irq)
+    irq("fetch")
+    a = json.loads(irq("show", "arr", "--json").out)["attempts"][-1]
+    assert "seed zero broke: bad shapes" in a["root_cause"], a["root_cause"]
+    assert "command exited with 0" not in a["root_cause"]

@@ -110,7 +110,7 @@ def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> 
     else:
         results, problem, job_error = read_results(dest, a, config.project)
     ok = a.state in SUCCESS_STATES and problem is None
-    log = "" if ok else _log_tail(backend, a)
+    log = "" if ok else _log_tail(backend, a, failed_only=True)  # an array: the tasks that failed
     with ledger.transaction() as s:
         att = s.get(Attempt, a.id)
         exp = Ledger.experiment(s, att.experiment_id)
@@ -148,19 +148,22 @@ def _is_latest(s: Any, att: Attempt) -> bool:
     return last is not None and last.id == att.id
 
 
-def log_paths(a: Attempt) -> list[str]:
+def log_paths(a: Attempt, failed_only: bool = False) -> list[str]:
+    """The job's log files: one, or one per array task (`failed_only`: of the tasks that did not
+    complete, when some did: a diagnosis reads what failed, not the seeds that ran well)."""
     if not a.job_id or not a.run_dir:
         return []
     base = a.job_id.split("_")[0]
     if a.array:
         tasks = sorted(a.tasks, key=int) if a.tasks else ["0"]
-        return [f"{a.run_dir}/slurm-{base}_{t}.out" for t in tasks]
+        failed = [t for t in tasks if isinstance(a.tasks.get(t), dict) and a.tasks[t].get("state") != "COMPLETED"]
+        return [f"{a.run_dir}/slurm-{base}_{t}.out" for t in (failed if failed_only and failed else tasks)]
     return [f"{a.run_dir}/slurm-{base}.out"]
 
 
-def _log_tail(backend: Backend, a: Attempt, max_bytes: int = 16384) -> str:
+def _log_tail(backend: Backend, a: Attempt, max_bytes: int = 16384, failed_only: bool = False) -> str:
     parts = []
-    for p in log_paths(a):
+    for p in log_paths(a, failed_only):
         text = backend.read_file(p, max_bytes)
         if text:
             parts.append(text)
