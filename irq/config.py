@@ -64,7 +64,7 @@ Line = Annotated[str, Strict(), AfterValidator(_one_line)]
 PathStr = Annotated[str, Strict(), AfterValidator(_path)]
 SbatchStr = Annotated[str, Strict(), AfterValidator(_sbatch_safe)]
 Count = Annotated[int, Strict(), Field(ge=1)]
-Seconds = Annotated[float, Strict(), Field(gt=0)]
+Seconds = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]  # inf: a daemon that never wakes
 
 
 @dataclass(config=STRICT)

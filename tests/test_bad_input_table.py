@@ -28,6 +28,7 @@ TOML = [  # (name, irq.toml, words)
     ("slots fractional", "[local]\nslots = 2.5\n", "slots = 2.5 has the wrong type"),
     ("interval = 0", "[daemon]\ninterval = 0\n", "[daemon] interval = 0"),
     ("interval < 0", "[daemon]\ninterval = -5\n", "[daemon] interval = -5"),
+    ("interval = inf", "[daemon]\ninterval = inf\n", "[daemon] interval = inf: must be a finite number"),
     ("max_interval = 0", "[daemon]\nmax_interval = 0\n", "[daemon] max_interval = 0"),
     ("unknown local key", "[local]\nslot = 2\n", "unknown key 'local.slot'"),
     ("unknown top key", "colour = 'blue'\n", "unknown key 'colour'"),

@@ -95,7 +95,8 @@ def outcome(o: Any) -> str:
 
 def fetched(rep: Any) -> list[str]:
     """`irq fetch`: one line per fetched attempt, and why the others are not fetched yet."""
-    lines = [f"{o.id} attempt {o.attempt}: {o.state} ({o.detail})" for o in rep.outcomes]
+    lines = [f"{o.id} attempt {o.attempt}: " + (o.detail if o.detail.startswith(o.state) else f"{o.state} ({o.detail})")
+             for o in rep.outcomes]  # not "FAILED (FAILED (exit code 1))"
     lines += [f"{a.experiment_id} attempt {a.number}: job {a.job_id} is still {a.state}; fetch again once it ends"
               for a in rep.still]
     if not lines:
