@@ -331,3 +331,16 @@ def test_fetch_json_names_a_job_still_running_as_the_text_does(tmp_path, irq, se
     (entry,) = json.loads(irq("fetch", "Q-001", "--json").out)
     assert entry == {"id": "Q-001", "attempt": 1, "state": "RUNNING",
                      "detail": "job 7 is still RUNNING; fetch again once it ends"}
+
+
+def test_a_fetched_failure_names_its_state_once():
+    from irq.cli import render
+    from irq.jobs.actions import FetchReport
+    from irq.jobs.fetch import FetchOutcome
+
+    rep = FetchReport([FetchOutcome("Q-001", 1, "FAILED", "FAILED (exit code 1)"),
+                       FetchOutcome("Q-002", 1, "FAILED", "`python: command not found`"),
+                       FetchOutcome("Q-003", 1, "DONE", "val_mse 0.0121")], [])
+    assert render.fetched(rep) == ["Q-001 attempt 1: FAILED (exit code 1)",
+                                   "Q-002 attempt 1: FAILED (`python: command not found`)",
+                                   "Q-003 attempt 1: DONE (val_mse 0.0121)"]
