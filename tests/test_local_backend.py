@@ -307,3 +307,18 @@ def test_a_failed_seed_of_an_array_is_diagnosed_from_its_own_log(tmp_path, irq):
     a = json.loads(irq("show", "arr", "--json").out)["attempts"][-1]
     assert "seed zero broke: bad shapes" in a["root_cause"], a["root_cause"]
     assert "command exited with 0" not in a["root_cause"]
+
+
+def test_status_that_records_new_job_states_re_exports_queue_md(tmp_path, irq):
+    """`irq status` wrote the jobs' new states into the ledger, and queue.md kept the old ones."""
+    irq("init")
+    (tmp_path / "irq.toml").write_text('export = "queue.md"\n[local]\npython = "true"\n')
+    add(irq, "Q-001")
+    assert "submitted as job" in irq("submit", "Q-001").out
+    assert "- **Status**: PENDING" in (tmp_path / "queue.md").read_text() or \
+        "- **Status**: RUNNING" in (tmp_path / "queue.md").read_text()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "COMPLETED" not in (tmp_path / "queue.md").read_text():
+        irq("status")
+        time.sleep(0.3)
+    assert "- **Status**: COMPLETED" in (tmp_path / "queue.md").read_text()

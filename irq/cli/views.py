@@ -7,7 +7,7 @@ import typer
 
 from irq.cli import follow, render
 from irq.cli.app import app, ctx
-from irq.cli.common import finite_seconds
+from irq.cli.common import after_change, finite_seconds
 
 
 @app.command()
@@ -46,6 +46,8 @@ def status(
     def draw() -> None:
         report = status_report(x.db, x.config, x.ui, offline=offline, query=query, curves=watch is not None)
         render.status_page(x.ui, report, as_json, one_line=watch is not None)
+        if report.changed:  # the refresh recorded new job states: queue.md follows, as after any change
+            after_change(x)
         if report.refused:  # last-known states shown; a refused host key still fails the command
             raise report.refused
 

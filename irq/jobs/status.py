@@ -29,6 +29,7 @@ class StatusReport:
     refused: Any = None  # a refused host key (HostKeyError): shown states are last known, the command fails
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> newest curve row (--watch)
     counts: dict[str, int] = field(default_factory=dict)  # state -> experiments in the ledger, shown or not
+    changed: list[str] = field(default_factory=list)  # states the refresh recorded ("Q-001: RUNNING -> COMPLETED")
 
     def groups(self) -> list[tuple[str, list[StatusRow]]]:
         """Rows by state, in the order a person reads them; empty states left out."""
@@ -62,12 +63,13 @@ def status_report(ledger: Any, config_path: Path | None, ui: UI, offline: bool =
         notes += [note] if note else []
     unreachable = dict((slots or {}).get("unreachable") or {})
     refused = slots.pop("refused", None) if slots else None
+    changed = slots.pop("changed", []) if slots else []
     got = read_status(path, replace(query or StatusQuery(), metric=_metric(config_path)))
     if not got.counts:  # an empty ledger: its next step is `irq add`, which needs a valid irq.toml
         from irq.config import load_config
 
         load_config(config_path)
-    report = StatusReport(got.rows, slots, unreachable, got.folded, notes, refused, counts=got.counts)
+    report = StatusReport(got.rows, slots, unreachable, got.folded, notes, refused, counts=got.counts, changed=changed)
     if curves and any(r.state == "IN_PROGRESS" and r.job_id for r in report.rows):
         report.curves = _curves(path, config_path)
     return report

@@ -161,6 +161,8 @@ def refresh_for_status(ledger: Ledger, config_path: Path | None, ui: UI) -> dict
         info["unreachable"] = rep.unreachable
     if rep.refused:
         info["refused"] = next(iter(rep.refused.values()))  # `irq status` shows the states, then exits with it
+    if rep.changed:
+        info["changed"] = list(rep.changed)  # the command re-exports queue.md, as any that changed the ledger
     with ledger.transaction() as s:
         info["scheduler_calls_last_hour"] = Ledger.calls_since(s, utcnow() - timedelta(hours=1))
     return info
