@@ -193,6 +193,7 @@ CLI = [  # (name, files, argv, words)
     ("retry on TIMEOUT without a time", {}, ["add", "Q-010", "--retry-on", "TIMEOUT"], "asks for none"),
     ("daemon start --interval 0", {}, ["daemon", "start", "--interval", "0"],
      "the daemon exited at once: --interval 0"),  # once dropped: the daemon ran with irq.toml's interval
+    ("daemon run --json without --dry-run", {}, ["daemon", "run", "--once", "--json"], "--json prints a --dry-run's plan"),
     ("status of an unknown state", {}, ["status", "--state", "bogus"], "unknown state 'bogus'"),
     ("sweep override with a trailing comma", {}, ["sweep", "Q-001", "rank=4,", "--dry-run"], "has an empty value"),
     ("sweep choice with an empty value", {}, ["sweep", "Q-001", "rank=choice(4,,8)", "--dry-run"], "has an empty value"),

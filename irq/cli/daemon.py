@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from irq import errors
 from irq.cli import render
 from irq.cli.app import app, ctx
 from irq.cli.common import _config, _prompt
@@ -31,6 +32,9 @@ def run(
     from irq.daemon import service
 
     x = ctx(c)
+    if as_json and not dry_run:  # a run logs its cycles as lines; --json printed nothing at all
+        raise errors.UsageError("--json prints a --dry-run's plan; a running daemon logs its cycles as lines",
+                                "irq daemon run --dry-run --json, or `irq daemon status --json`")
     config = _config(x)
     if not dry_run:
         service.run_foreground(x.ledger(), config, x.ui, interval, once)
