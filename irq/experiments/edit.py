@@ -73,10 +73,7 @@ def add_experiment(
         notes=notes, state=(State.PROPOSED if proposed else State.READY).value, retry_policy=_policy(retry),
         command=command,
     )
-    for state, key, flag in (("TIMEOUT", "time_minutes", "--time '2 hours'"), ("OUT_OF_MEMORY", "memory_mb", "--mem 16GB")):
-        if state in exp.retry_policy.get("on", ()) and not exp.resources.get(key):  # it doubles what was asked
-            raise errors.UsageError(f"--retry-on {state} doubles the {'time' if key == 'time_minutes' else 'memory'} "
-                                    "the experiment asks for, and it asks for none", f"give it one, e.g. {flag}")
+    _policy_can_act(exp)
     with ledger.transaction() as s:
         for d in deps:
             Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
@@ -128,6 +125,14 @@ def _seeds(seeds: str | None) -> list[int]:
         return parse_seeds(seeds) if seeds else []
     except FieldError as exc:
         raise errors.UsageError(str(exc), "e.g. --seeds 0-9 or --seeds 0,1,2") from None
+
+
+def _policy_can_act(exp: Experiment) -> None:
+    """A retry policy doubles the time or memory the experiment asks for: it must ask for some."""
+    for state, key, flag in (("TIMEOUT", "time_minutes", "--time '2 hours'"), ("OUT_OF_MEMORY", "memory_mb", "--mem 16GB")):
+        if state in exp.retry_policy.get("on", ()) and not exp.resources.get(key):
+            raise errors.UsageError(f"--retry-on {state} doubles the {'time' if key == 'time_minutes' else 'memory'} "
+                                    "the experiment asks for, and it asks for none", f"give it one, e.g. {flag}")
 
 
 def _policy(retry: dict[str, Any] | None) -> dict[str, Any]:
