@@ -178,8 +178,9 @@ def test_the_configured_export_follows_every_command_that_changes_the_ledger(irq
     assert irq("edit", "Q-001", "-t", "renamed").code == 0 and "### Q-001: renamed" in shown()
     assert irq("add", "Q-002", "-t", "idea", "--proposed", "-p", "rank=6").code == 0
     assert "- [ ] **Q-002**: idea" in shown()
-    r = irq("ready", "Q-002", "Q-999")  # the second fails; the first was made READY and is shown so
-    assert r.code != 0 and "### Q-002: idea" in shown() and "**Q-002**" not in shown()
+    r = irq("ready", "Q-002", "Q-999")  # the second is unknown: refused before anything changes
+    assert r.code != 0 and "- [ ] **Q-002**: idea" in shown()
+    assert irq("ready", "Q-002").code == 0 and "### Q-002: idea" in shown() and "**Q-002**" not in shown()
     assert irq("retire", "Q-002").code == 0 and "## RETIRED" in shown()
     assert irq("rm", "Q-001").code == 0 and "Q-001" not in shown()
     other = tmp_path / "other.md"
