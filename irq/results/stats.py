@@ -134,8 +134,10 @@ def relative(mx: np.ndarray | float, mb: np.ndarray | float) -> np.ndarray | flo
     """The relative difference of the means, (mx - mb) / |mb|: how much higher (+) or lower (-)
     than the baseline, also when the baseline's mean is negative (a log-likelihood, a reward),
     where mx / mb - 1 has the wrong sign. Written as sign(mb) * (mx / mb - 1): for a positive mb
-    exactly mx / mb - 1."""
-    return np.sign(mb) * (mx / mb - 1.0)
+    exactly mx / mb - 1 (and no second pass over the bootstrap's resamples unless one is negative)."""
+    r = mx / mb - 1.0
+    negative = np.less(mb, 0)
+    return np.where(negative, -r, r) if np.any(negative) else r
 
 
 def _ratio(xs: np.ndarray, bs: np.ndarray, axis: int = -1) -> np.ndarray:
