@@ -141,6 +141,11 @@ def relative(mx: np.ndarray | float, mb: np.ndarray | float) -> np.ndarray | flo
 
 
 def _ratio(xs: np.ndarray, bs: np.ndarray, axis: int = -1) -> np.ndarray:
+    """relative() of a positive baseline (every resampled mean of positive values is positive)."""
+    return np.mean(xs, axis=axis) / np.mean(bs, axis=axis) - 1.0
+
+
+def _ratio_signed(xs: np.ndarray, bs: np.ndarray, axis: int = -1) -> np.ndarray:
     return relative(np.mean(xs, axis=axis), np.mean(bs, axis=axis))
 
 
@@ -160,10 +165,11 @@ def relative_difference_intervals(x: np.ndarray, b: np.ndarray, resamples: int =
     kw = {"vectorized": True, "paired": False, "axis": -1, "method": "percentile"}
     rows = max(1, BLOCK // (resamples * max(x.shape[1], len(b))))
     out = [np.empty(len(x)) for _ in range(4)]
+    ratio = _ratio if np.all(b > 0) else _ratio_signed
     for sl, blk in _blocks(x, rows):
-        res = stats.bootstrap((blk, b), _ratio, n_resamples=resamples, confidence_level=CONFIDENCE,
+        res = stats.bootstrap((blk, b), ratio, n_resamples=resamples, confidence_level=CONFIDENCE,
                               rng=np.random.default_rng(seed), **kw)
-        one = stats.bootstrap((blk, b), _ratio, n_resamples=0, bootstrap_result=res,
+        one = stats.bootstrap((blk, b), ratio, n_resamples=0, bootstrap_result=res,
                               confidence_level=1 - 2 * (1 - CONFIDENCE), **kw)
         m = sl.stop - sl.start
         for o, v in zip(out, (*res.confidence_interval, *one.confidence_interval)):
@@ -178,11 +184,11 @@ def hedges_g(x: np.ndarray, b: np.ndarray) -> float | None:
     Stat. 6(2), 107-128; Hedges & Olkin 1985, ch. 5). numpy: scipy.stats (1.17) has no effect size.
     None when it is undefined (n < 2 or no spread)."""
     nx, nb = len(x), len(b)
-    if nx < 2 or nb < 2 or (np.ptp(x) == 0 and np.ptp(b) == 0):
+    if nx < 2 or nb < 2:
         return None
     pooled = np.sqrt(((nx - 1) * np.var(x, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (nx + nb - 2))
-    if pooled == 0:
-        return None
+    if pooled == 0 or (pooled < 1e-9 * (abs(np.mean(x)) + abs(np.mean(b))) and np.ptp(x) == 0 and np.ptp(b) == 0):
+        return None  # no spread: every seed gave one value (a sum's rounding left 1e-17)
     return float((np.mean(x) - np.mean(b)) / pooled * (1 - 3 / (4 * (nx + nb) - 9)))
 
 
