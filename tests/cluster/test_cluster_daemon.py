@@ -260,7 +260,7 @@ def test_a_commented_out_module_load_is_caught(project, irq, slurm_cluster, monk
     assert r.code == 1 and "FAIL module loads: commented out: # module load python/3.10.13-fasrc01" in r.out, r
 
 
-@pytest.mark.parametrize("case", ["missing_file", "traceback", "memory", "timeout"])
+@pytest.mark.parametrize("case", ["missing_file", "cuda", "traceback", "memory", "timeout"])
 def test_real_failing_jobs_are_diagnosed(project, irq, slurm_cluster, case):
     if case == "missing_file":
         # written here, never committed: the job's clone of the pinned commit lacks it (seed 000, attempt 5)
@@ -269,9 +269,13 @@ def test_real_failing_jobs_are_diagnosed(project, irq, slurm_cluster, case):
         assert irq("add", "Q-010", "--title", "uncommitted config",
                    "--config-file", "trainer/configs/does_not_exist.json").code == 0
         expect = "File not found - `trainer/configs/does_not_exist.json` doesn't exist in the job's clone"
-    elif case == "traceback":
+    elif case == "cuda":  # the trainer's own one-line refusal (exit 2), no traceback
         add_tiny(irq, "Q-010", "-p", "device=cuda")
         expect = "CUDA unavailable: CUDA is not available"
+    elif case == "traceback":  # a command that raises: its last frame is the root cause
+        assert irq("add", "Q-010", "--title", "raises", "--command",
+                   "python -c 'import fractions; fractions.Fraction(1, 0)'").code == 0
+        expect = "ZeroDivisionError"
     elif case == "memory":
         add_tiny(irq, "Q-010", "--mem", "60MB", "-p", "train_steps=100000")
         expect = "OUT_OF_MEMORY" if slurm_cluster.oom_state == "OUT_OF_MEMORY" else "FAILED"
@@ -287,7 +291,9 @@ def test_real_failing_jobs_are_diagnosed(project, irq, slurm_cluster, case):
     assert expect in att["error"], att
     assert att["root_cause"] and att["suggested_fix"]
     if case == "traceback":
-        assert 'train.py", line' in att["root_cause"] and "in resolve_device" in att["root_cause"]
+        assert 'fractions.py", line' in att["root_cause"] and "in __new__" in att["root_cause"], att
+    if case == "cuda":
+        assert "Traceback" not in att["root_cause"] and "GPU" in att["root_cause"], att
     if case == "timeout":
         assert att["state"] == "TIMEOUT"
 
