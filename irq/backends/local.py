@@ -192,16 +192,16 @@ class LocalBackend:
 
     def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
         self.counter.add("squeue", "sacct", round_trips=0)
-        out = {}
+        seen, lost = {}, {}
         for jid in job_ids:
             d = self.jobs / jid.split("_")[0]
             if (d / "job.json").exists():
-                out[d.name] = self._infos(d)
+                seen[d.name] = self._infos(d)
             else:  # this machine knows every job it ran: one without its folder is lost, not "unknown"
-                out[d.name] = [JobInfo(job_id=d.name, state="NODE_FAIL",
-                                       reason=f"its job folder {d} is gone (deleted, or [local] workdir moved)")]
-        self._seen = {k: v for k, v in out.items() if (self.jobs / k / "job.json").exists()}
-        return out
+                lost[d.name] = [JobInfo(job_id=d.name, state="NODE_FAIL",
+                                        reason=f"its job folder {d} is gone (deleted, or [local] workdir moved)")]
+        self._seen = dict(seen)  # the folders read: slots() counts from them
+        return {**seen, **lost}
 
     def cancel(self, job_id: str) -> None:
         self._seen = {}

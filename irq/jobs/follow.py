@@ -19,7 +19,7 @@ from irq.backends.base import Backend
 from irq.backends.registry import Backends
 from irq.jobs.fetch import log_paths
 from irq.ledger.database import Ledger
-from irq.ledger.models import Attempt
+from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import ACTIVE_STATES, is_active
 
 
@@ -89,8 +89,6 @@ ASK_EVERY = 30.0  # seconds between scheduler queries while a followed run write
 
 def ended(backend: Backend, a: Attempt) -> bool:
     """Whether the scheduler lists the attempt's job (every task of it) as ended."""
-    from irq.ledger.models import utcnow
-
     rows = backend.query([a.job_id], a.submitted_at or utcnow()).get((a.job_id or "").split("_")[0])
     return bool(rows) and not any(is_active(r.state) for r in rows)
 

@@ -35,12 +35,11 @@ def git_dirty(path: Path) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
-def dirty_files(path: Path, but: Path | None = None) -> list[str]:
-    """Tracked files changed since the last commit (the run will not see these changes), in the
-    whole repository, `but` (a file of it) left out."""
-    spec = ["--", ":/"] + ([f":(exclude){but.resolve()}"] if but is not None else [])
+def dirty_files(path: Path) -> list[str]:
+    """Tracked files changed since the last commit (the run will not see these changes), as
+    porcelain names them: relative to the repository's top."""
     try:
-        out = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no", *spec],
+        out = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -51,7 +50,8 @@ def check_code(config: Config, target: Target, sha: str) -> str | None:
     """Whether the code to run is known: a project in git has an irq.toml; a dirty tree is a
     warning (the run uses the commit, not the changes) or, with [project] dirty = "refuse", refused."""
     root = config.root
-    in_git = git_sha(root) is not None
+    head = git_sha(root)
+    in_git = head is not None
     if target.kind == "local" and not in_git and in_repository(root):  # `git init`, nothing committed yet
         msg = (f"the repository at {root} has no commit yet: the run uses the folder as it is, and no "
                "commit is recorded")
@@ -64,10 +64,10 @@ def check_code(config: Config, target: Target, sha: str) -> str | None:
                                          "project's code to run", "`irq init` at the project's top, commit irq.toml")
         return (f"{config.path.name} is not committed in the repository at {root}: the run uses the folder "
                 "as it is, and no commit is recorded (commit irq.toml to run committed code)")
-    checked = in_git and sha == git_sha(root)
-    every = dirty_files(root) if checked else []
-    files = dirty_files(root, but=config.path) if every and config.path is not None else every
+    every = dirty_files(root) if in_git and sha == head else []
     # irq.toml is read from the working tree by irq itself: its [project] command and settings are this run's
+    toml = target.in_checkout(config.path.name) if config.path is not None else None
+    files = [f for f in every if f != toml]
     said = ([f"uncommitted changes to {config.path.name} are used: irq reads it from your working tree "
              "(its [project] command and settings apply to this run; commit it to keep them with the code)"]
             if config.path is not None and len(every) > len(files) else [])

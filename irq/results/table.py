@@ -139,10 +139,7 @@ def cells(t: Table, r: Row) -> list[str]:
         if c is None:
             out += ["baseline", "", "", "", "", str(r.first_in) if r.first_in is not None else "–"]
         else:
-            d, lo, hi = c.rel_diff, c.rel_low, c.rel_high  # rel() written out for the common sizes: every row
-            small = (d is None or -1e4 < d < 1e4) and (lo is None or -1e4 < lo < 1e4) and (hi is None or -1e4 < hi < 1e4)
-            out += [nil if d is None else f"{d * 100:+.1f}%" if small else rel(d),
-                    nil if lo is None else f"[{lo * 100:+.1f}%, {rel(hi)}]" if small else f"[{rel(lo)}, {rel(hi)}]",
+            out += [rel(c.rel_diff), nil if c.rel_low is None else f"[{rel(c.rel_low)}, {rel(c.rel_high)}]",
                     nil if (v := c.welch_p) is None else f"{v:.2g}", nil if (v := c.hedges_g) is None else f"{v:.2g}",
                     nil if (v := c.prob_improvement) is None else f"{v:.2g}",
                     str(r.first_in) if r.first_in is not None else nil]
