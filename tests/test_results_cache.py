@@ -258,3 +258,76 @@ def test_batched_keys_are_the_single_keys(tmp_path: Path) -> None:
                                                                for g in groups]
     assert len({*cache.comparison_keys(groups, base, "min", 1000), *cache.comparison_keys(groups, base, "max", 1000),
                 *cache.comparison_keys(groups, rc.floats([0.03]), "min", 1000)}) == 3 * len(groups)
+
+
+def test_a_whole_table_round_trips_and_anything_else_is_no_table() -> None:
+    """pack_table() keeps each row's integers, values (None where absent, exact to the bit) and
+    note; an entry of another shape, count or with damaged fields reads as no table, never a wrong one."""
+    rows = [((5,), [0.1, None, 1e-300, -0.0], "n = 1: no interval"), ((2,), [None] * 4, ""), ((7,), [1.5, 2.5, 3.5, 4.5], "é")]
+    entry = json.loads(json.dumps(rc.pack_table(rows)))  # as the file keeps it
+    got = rc.unpack_table(entry, 3, 1, 4)
+    assert got == [((5,), (0.1, None, 1e-300, -0.0), "n = 1: no interval"), ((2,), (None,) * 4, ""),
+                   ((7,), (1.5, 2.5, 3.5, 4.5), "é")]
+    assert str(got[0][1][3]) == "-0.0"
+    assert rc.unpack_table(entry, 2, 1, 4) is None  # another number of rows
+    assert rc.unpack_table(entry, 3, 2, 4) is None  # integers of another width
+    assert rc.unpack_table(entry, 3, 1, 3) is None  # a mask wider than the values
+    for k, bad in [(1, "%%%"), (2, "AAAA"), (3, rc.to_text([1.0])), (4, ["a", "b"]), (4, ["a", 1, "c"]), (0, "3")]:
+        damaged = list(entry)
+        damaged[k] = bad
+        assert rc.unpack_table(damaged, 3, 1, 4) is None, (k, bad)
+    assert rc.unpack_table(entry[:4], 3, 1, 4) is None and rc.unpack_table({}, 3, 1, 4) is None
+
+
+def test_a_large_table_is_read_back_whole_and_a_changed_value_recomputes_its_row_only(
+        ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From TABLE_MIN rows the statistics are also kept as one entry: the next run with the same
+    values takes it whole (no row's key looked up), and gives the rows a cold run gives; a changed
+    value misses it, goes to the per-row entries, and only that row is computed again."""
+    from irq.results import stats
+
+    monkeypatch.setattr(rc, "TABLE_MIN", 3)
+    db = fill(ledger, tmp_path)
+    first = rc.ResultsCache.open(db)
+    cold = build(collect(db, tmp_path), "val_mse", "min", "Q-001", cache=first)
+    first.save()
+    uncached = to_csv(build(collect(db, tmp_path), "val_mse", "min", "Q-001", cache=None))
+    (f,) = cache_files()
+    assert sorted(n for n in parts(f) if n.startswith("tables-")) == ["tables-comparisons-min-10000",
+                                                                      "tables-summaries-10000"]
+
+    def refuse(*_a, **_k):
+        raise AssertionError("computed, or looked up row by row, though the whole table was kept")
+
+    with monkeypatch.context() as m:
+        for owner, name in [(stats, "summarise"), (stats, "compare_many"), (rc.ResultsCache, "summary"),
+                            (rc.ResultsCache, "comparison")]:
+            m.setattr(owner, name, refuse)
+        warm = rc.ResultsCache.open(db)
+        again = build(collect(db, tmp_path), "val_mse", "min", "Q-001", cache=warm)
+    assert again.rows == cold.rows and warm.fresh == 0
+    assert to_csv(again) == uncached
+    seen: list[list[float]] = []
+    real = stats.summarise
+    monkeypatch.setattr(stats, "summarise", lambda groups, *a: seen.extend(map(list, groups)) or real(groups, *a))
+    from irq.ledger.database import Ledger
+
+    lg = Ledger(db)
+    add_single_attempt(lg, "Q-005", {"val_mse": 0.06, "seed": 1})
+    lg.close()
+    changed = rc.ResultsCache.open(db)
+    build(collect(db, tmp_path), "val_mse", "min", "Q-001", cache=changed)
+    assert seen == [[0.05, 0.06]]  # the whole table missed; the other rows came from their own entries
+
+
+def test_a_part_of_whole_tables_keeps_the_latest_few(tmp_path: Path) -> None:
+    """Each set of rows is its own whole table (a subset of ids, a new value): a part keeps this
+    run's and the latest earlier ones, up to TABLES, so the file does not grow by a table a run."""
+    db = tmp_path / "queue.db"
+    for k in range(rc.TABLES + 2):
+        cache = rc.ResultsCache.open(db)
+        cache.keep_table("tables-summaries-10", f"key-{k}", [((1,), [float(k)] + [None] * 9, "")])
+        cache.save()
+    (f,) = cache_files()
+    kept = parts(f)["tables-summaries-10"]
+    assert list(kept) == [f"key-{k}" for k in range(rc.TABLES + 1, 1, -1)]  # the newest first

@@ -34,6 +34,7 @@ import sys
 import zlib
 from binascii import a2b_base64
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +52,10 @@ from irq.results.records import (
 VERSION = 3  # bump whenever irq/results/stats.py could compute any number differently, or the file's layout changes
 FORMAT = "irq-results-cache"
 LIMIT = 100_000  # entries kept per part: this run's first, then earlier ones (about 15 MB of statistics)
-PARTS = 8  # parts kept (summaries per resample count, comparisons per goal and count, rows per metric and
-# code): this run's first, then the file's others in its order; a run decodes only the parts it asks for
+PARTS = 16  # parts kept (summaries per resample count, comparisons per goal and count, their whole tables, rows
+# per metric and code): this run's first, then the file's others in its order; a run decodes only the parts it asks for
+TABLE_MIN = 500  # groups from which a whole table's statistics are also kept as one entry (read back in one piece)
+TABLES = 4  # whole tables kept per part: this run's, then the latest earlier ones
 FULL_SUMMARY = (1 << len(SUMMARY_FIELDS) - 2) - 1  # the mask of a summary with every statistic
 FULL_COMPARISON = (1 << len(COMPARISON_FIELDS) - 3) - 1  # and of a comparison
 LIBRARIES = ("numpy", "scipy")
@@ -169,6 +172,28 @@ class ResultsCache:
         return [blake2b(head + pack_(f"<qqqc{len(g)}d", len(g), nb, resamples, b"|", *g) + tail,
                         digest_size=16).hexdigest() for g in groups]
 
+    def table_key(self, kind: bytes, groups: Sequence[Sequence[float]], *extra: bytes) -> str:
+        """One digest of every group's values, in order, with their lengths, and of `extra` (each
+        with its length, so no two inputs give one byte string): a whole table's key."""
+        flat = list(chain.from_iterable(groups))
+        sized = [struct.pack("<q", len(x)) + x for x in extra]
+        return self._key(b"table-" + kind, *sized, struct.pack(f"<{len(groups)}q", *map(len, groups)),
+                         struct.pack(f"<{len(flat)}d", *flat))
+
+    def table(self, part: str, key: str, count: int, ints: int, size: int) \
+            -> list[tuple[tuple[int, ...], tuple[float | None, ...], str]] | None:
+        """A whole table kept by keep_table(): per row its `ints` integers, `size` values (None where
+        absent) and note; None when not kept or not such a table."""
+        entry = self._used(part).get(key) or self.stored(part).get(key)
+        got = unpack_table(entry, count, ints, size)
+        if got is not None:
+            self._used(part)[key] = entry  # type: ignore[assignment]  # unpack_table() checked it
+        return got
+
+    def keep_table(self, part: str, key: str, rows: Sequence[tuple[Sequence[int], Sequence[float | None], str]]) -> None:
+        self._used(part)[key] = pack_table(rows)
+        self.fresh += 1
+
     def _get(self, part: str, key: str, ints: int, size: int) -> tuple[list[int], list[float | None], str] | None:
         used = self._used(part)
         got = used.get(key) or self.stored(part).get(key)
@@ -228,7 +253,7 @@ class ResultsCache:
         try:
             out = {}
             for name, entries in self.used.items():
-                body = encode(merged(entries, self.stored(name)))
+                body = encode(merged(entries, self.stored(name), TABLES if name.startswith("tables-") else LIMIT))
                 out[name] = body, zlib.crc32(body)
             for name, part in self.parts.items():  # copied as they are: a damaged one stays damaged, and ignored
                 if len(out) >= PARTS:
@@ -241,11 +266,11 @@ class ResultsCache:
             pass
 
 
-def merged(mine: dict[str, list], earlier: dict[str, list]) -> dict[str, list]:
-    """This run's entries, then the earlier ones it did not replace, up to LIMIT."""
+def merged(mine: dict[str, list], earlier: dict[str, list], limit: int = LIMIT) -> dict[str, list]:
+    """This run's entries, then the earlier ones it did not replace, up to `limit`."""
     entries = dict(mine)
     for k, v in earlier.items():
-        if len(entries) >= LIMIT:
+        if len(entries) >= limit:
             break
         entries.setdefault(k, v)
     return entries
@@ -292,6 +317,55 @@ def unpack(entry: object, ints: int, size: int) -> tuple[list[int], list[float |
     return head, [next(present) if mask >> i & 1 else None for i in range(size)], note
 
 
+def pack_table(rows: Sequence[tuple[Sequence[int], Sequence[float | None], str]]) -> list:
+    """A whole table in one entry: [rows, their integers, each row's mask of present values, the
+    present values, the notes]; integers and doubles as base64 of their 64-bit forms."""
+    ints = [i for r in rows for i in r[0]]
+    masks = [sum(1 << k for k, v in enumerate(r[1]) if v is not None) for r in rows]
+    present = [float(v) for r in rows for v in r[1] if v is not None]
+    b64 = base64.b64encode
+    return [len(rows), b64(struct.pack(f"<{len(ints)}q", *ints)).decode("ascii"),
+            b64(struct.pack(f"<{len(masks)}q", *masks)).decode("ascii"),
+            b64(struct.pack(f"<{len(present)}d", *present)).decode("ascii"), [r[2] for r in rows]]
+
+
+def unpack_table(entry: object, count: int, ints: int, size: int) \
+        -> list[tuple[tuple[int, ...], tuple[float | None, ...], str]] | None:
+    """pack_table()'s rows (`count` of them, each `ints` integers and `size` values), or None for
+    anything that is not such an entry."""
+    if type(entry) is not list or len(entry) != 5 or entry[0] != count or type(entry[0]) is not int:
+        return None
+    _n, int_text, mask_text, value_text, notes = entry
+    if type(notes) is not list or len(notes) != count or any(type(n) is not str for n in notes):
+        return None
+    try:
+        numbers = struct.unpack(f"<{count * ints}q", a2b_base64(int_text))
+        masks = struct.unpack(f"<{count}q", a2b_base64(mask_text))
+        raw = a2b_base64(value_text)
+    except (TypeError, ValueError, struct.error):
+        return None
+    full = (1 << size) - 1
+    if any(m < 0 or m > full for m in masks) or len(raw) != 8 * sum(m.bit_count() for m in masks):
+        return None
+    values = struct.unpack(f"<{len(raw) // 8}d", raw)
+    out, at = [], 0
+    for k, (mask, note) in enumerate(zip(masks, notes)):
+        if mask == full:
+            row = values[at:at + size]
+            at += size
+        else:
+            got = []
+            for i in range(size):
+                if mask >> i & 1:
+                    got.append(values[at])
+                    at += 1
+                else:
+                    got.append(None)
+            row = tuple(got)
+        out.append((numbers[k * ints:(k + 1) * ints], row, note))
+    return out
+
+
 def load(path: Path) -> dict[str, tuple[bytes, int]]:
     """The parts of a cache file, still encoded, with the CRC-32 each should have (checked when a
     part is decoded: a run pays only for the parts it uses), by name; {} for a missing, unreadable,
@@ -329,6 +403,11 @@ def summaries(cache: ResultsCache | None, groups: Sequence[Sequence[float]], res
 
         return summarise(groups, resamples)
     part = f"summaries-{resamples}"
+    whole = cache.table_key(b"summaries", groups, str(resamples).encode()) if len(groups) >= TABLE_MIN else None
+    if whole is not None:
+        kept = cache.table(f"tables-{part}", whole, len(groups), 1, len(SUMMARY_FIELDS) - 2)
+        if kept is not None:
+            return [Summary(n, *values, note) for (n,), values, note in kept]
     keys = cache.summary_keys(groups, resamples)
     out = [cache.summary(part, k, len(g)) for k, g in zip(keys, groups)]
     missed = [i for i, s in enumerate(out) if s is None]
@@ -338,6 +417,9 @@ def summaries(cache: ResultsCache | None, groups: Sequence[Sequence[float]], res
         for i, s in zip(missed, summarise([groups[i] for i in missed], resamples)):
             out[i] = s
             cache.keep_summary(part, keys[i], s)
+    if whole is not None:
+        cache.keep_table(f"tables-{part}", whole, [((s.n,), [getattr(s, f) for f in SUMMARY_FIELDS[1:-1]], s.note)
+                                                    for s in out])  # type: ignore[union-attr]  # filled
     return out  # type: ignore[return-value]  # every None was filled
 
 
@@ -349,6 +431,12 @@ def comparisons(cache: ResultsCache | None, ids: Sequence[str], xs: Sequence[Seq
 
         return compare_many(ids, xs, baseline_id, b, goal, resamples)
     bb, part = floats(b), f"comparisons-{goal}-{resamples}"
+    whole = cache.table_key(b"comparisons", xs, goal.encode(), str(resamples).encode(), bb) \
+        if len(xs) >= TABLE_MIN else None  # the ids only label the values: not part of the key
+    if whole is not None:
+        kept = cache.table(f"tables-{part}", whole, len(xs), 2, len(COMPARISON_FIELDS) - 3)
+        if kept is not None:
+            return [Comparison(i, baseline_id, n, nb, *values, note) for i, ((n, nb), values, note) in zip(ids, kept)]
     keys = cache.comparison_keys(xs, bb, goal, resamples)
     out = [cache.comparison(part, k, i, baseline_id, len(x), len(b)) for k, i, x in zip(keys, ids, xs)]
     missed = [i for i, c in enumerate(out) if c is None]
@@ -359,4 +447,7 @@ def comparisons(cache: ResultsCache | None, ids: Sequence[str], xs: Sequence[Seq
         for i, c in zip(missed, got):
             out[i] = c
             cache.keep_comparison(part, keys[i], c)
+    if whole is not None:
+        cache.keep_table(f"tables-{part}", whole, [((c.n, c.n_baseline), [getattr(c, f) for f in COMPARISON_FIELDS[2:-1]],
+                                                    c.note) for c in out])  # type: ignore[union-attr]  # filled
     return out  # type: ignore[return-value]
