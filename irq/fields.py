@@ -104,6 +104,18 @@ def fmt_text(text: str) -> str:
     return quoted(text)
 
 
+# what queue.md's headings add after a title: an attempt's number, DONE's mark, the local queue's mark
+HEADING_MARK = re.compile(r"(?:\s-\s+ATTEMPT\s+\d+|\s*✓\s*COMPLETED|\s*\((?:QUEUED|HELD)[^)]*\))\s*$")
+
+
+def fmt_title(title: str) -> str:
+    """A title as a heading writes it: as it is, unless it would read back as something else (it
+    ends as a heading's mark does, 'Eval (HELD-OUT split)', or starts with '"'): a JSON string then."""
+    if _one_plain_line(title) and title[:1] != '"' and not HEADING_MARK.search(title):
+        return title
+    return quoted(title)
+
+
 def fmt_code(text: str) -> str:
     """A path or a command in backticks, or as a JSON string when backticks cannot hold it
     (a command with `date` in it, a line break)."""

@@ -72,6 +72,8 @@ def _experiments() -> list[Experiment]:
         Experiment(id="Q-022", seq=22, title="Plain Unicode", state="READY", notes="20×20 — fine",
                    command="python ünï.py"),
         Experiment(id="Q-023", seq=23, title="A NUL", state="READY", notes="cut\x00here"),
+        Experiment(id="Q-024", seq=24, title="Eval on (HELD-OUT split)", state="DONE"),
+        Experiment(id="Q-025", seq=25, title='"Quoted" first - ATTEMPT 2', state="READY"),
     ]
 
 
@@ -108,6 +110,7 @@ def _attempts() -> list[Attempt]:
                 error="Traceback (most recent call last):\n  File x", root_cause=" leading space", suggested_fix="ok",
                 work_dir="/w/`x`", output="results/ünï"),
         Attempt(experiment_id="Q-022", number=1, token="t13", backend="local", state="FAILED", error="é — plain"),
+        Attempt(experiment_id="Q-024", number=1, token="t14", backend="local", state="COMPLETED"),
     ]
 
 
@@ -145,7 +148,9 @@ def test_every_kind_of_row_is_written_as_the_template_writes_it(ledger, tmp_path
                   '- **Config**: " padded.json"', '- **Hypothesis**: "\\"quoted\\" first"',
                   '- **Error**: "Traceback (most recent call last):\\n  File x"', '- **Root cause**: " leading space"',
                   '- **Work dir**: "/w/`x`"', "- **Output**: `results/ünï`", "- **Notes**: 20×20 — fine",
-                  "- **Command**: `python ünï.py`", "- **Error**: é — plain", '- **Notes**: "cut\\u0000here"'):
+                  "- **Command**: `python ünï.py`", "- **Error**: é — plain", '- **Notes**: "cut\\u0000here"',
+                  '### Q-024: "Eval on (HELD-OUT split)" - ATTEMPT 1 ✓ COMPLETED', '### Q-024: "Eval on (HELD-OUT split)"\n',
+                  '### Q-025: "\\"Quoted\\" first - ATTEMPT 2"\n'):
         assert shown in direct, shown
     assert "\n### Q-999" not in direct
 
@@ -156,7 +161,8 @@ def test_sql_writes_the_plain_rows_and_leaves_the_rest_to_python(ledger, tmp_pat
     conn = sqlite3.connect(ledger.path)
     sql = f"SELECT a.token, {attempt_pieces(False)} FROM attempt a JOIN experiment e ON e.id = a.experiment_id"
     in_sql = {token for token, first, *_ in conn.execute(sql) if first is not None}
-    # t2: an offset; t5: tasks; t6: annotations; t12: text that is not one plain line; t13: Unicode
+    # t2: an offset; t5: tasks; t6: annotations; t12: text that is not one plain line; t13: Unicode;
+    # t14: its experiment's title ends as a heading's mark does
     assert in_sql == {"t1", "t3", "t4", "t7", "t8", "t9", "t10", "t11"}
     sql = f"SELECT e.id, {definition_pieces(False)} FROM experiment e"
     in_sql = {exp_id for exp_id, first, *_ in conn.execute(sql) if first is not None}

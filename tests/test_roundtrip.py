@@ -48,6 +48,11 @@ any_char = st.characters(exclude_categories=("Cs",))
 any_scalar = st.one_of(st.integers(-10**9, 10**9), st.floats(allow_nan=False, allow_infinity=False, width=64),
                        st.booleans(), st.none(), st.text(any_char, max_size=12))
 free_text = st.text(any_char, min_size=1, max_size=16)  # a note, a job's error: any text at all
+# titles that end as a heading's marks do, or start with a quote: written as JSON strings
+heading_like = st.one_of(
+    st.builds(lambda t, m: t + m, text, st.sampled_from([" - ATTEMPT 2", " ✓ COMPLETED", " (HELD-OUT split)",
+                                                         " (QUEUED now)", "✓COMPLETED", " (HELD) - ATTEMPT 12"])),
+    text.map(lambda t: f'"{t}"'), text.map(lambda t: f'"{t}" rest'))
 param_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,10}", fullmatch=True).filter(lambda k: k != "mining")
 times = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)).map(
     lambda d: d.replace(microsecond=0, tzinfo=timezone.utc))
@@ -103,7 +108,7 @@ def ledgers(draw) -> tuple[list[Experiment], list[Attempt]]:
             params = {"mining": draw(st.sampled_from(["none", "random", "adversarial"]) | any_scalar), **params}
         queued = state == "IN_PROGRESS" and draw(st.booleans())
         exps.append(Experiment(
-            id=exp_id, seq=i, title=draw(text), state=state, hypothesis=draw(st.none() | text | free_text),
+            id=exp_id, seq=i, title=draw(text | heading_like), state=state, hypothesis=draw(st.none() | text | free_text),
             command=draw(st.none() | free_text),
             config_path=draw(st.none() | st.just("trainer/configs/tiny.json")), parameters=params,
             resources=draw(resources), priority=draw(st.sampled_from(["HIGHEST", "HIGH", "MEDIUM", "LOW"])),

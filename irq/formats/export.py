@@ -25,6 +25,7 @@ from irq.formats.blocks import (
     queued_lines,
     queued_mark,
 )
+from irq.fields import fmt_title
 from irq.ledger import reader
 from irq.ledger.reader import records
 from irq.ledger.states import ACTIVE_STATES, SUCCESS_STATES, State
@@ -129,21 +130,21 @@ def definition_view(e: Any, section: str, report: dict[str, Any] | None, derived
     ones, with the derived lines (headline metric, report links) in DONE."""
     if section == State.PROPOSED.value:
         mark = "x" if e.annotations.get("checked") else " "
-        return BlockView(f"- [{mark}] **{e.id}**: {e.title}", definition_lines(e))
+        return BlockView(f"- [{mark}] **{e.id}**: {fmt_title(e.title)}", definition_lines(e))
     lines = definition_lines(e)
     if section == State.DONE.value:
         lines += derived_lines(e.id, json.loads(e.done_results or "{}"), report, derived)
-    return BlockView(f"{e.id}: {e.title}", lines)
+    return BlockView(f"{e.id}: {fmt_title(e.title)}", lines)
 
 
 def queued_view(e: Any) -> BlockView:
     """An IN_PROGRESS experiment's local-queue entry (waiting for a slot, or held)."""
-    return BlockView(f"{e.id}: {e.title} ({queued_mark(e)})", queued_lines(e))
+    return BlockView(f"{e.id}: {fmt_title(e.title)} ({queued_mark(e)})", queued_lines(e))
 
 
 def attempt_view(a: Any, section: str) -> BlockView:
     """An attempt's block; `a` carries its experiment's title as `title_`."""
-    heading = f"{a.experiment_id}: {a.title_} - ATTEMPT {a.number}"
+    heading = f"{a.experiment_id}: {fmt_title(a.title_)} - ATTEMPT {a.number}"
     return BlockView(heading + (" ✓ COMPLETED" if section == "DONE" else ""), attempt_lines(a))
 
 

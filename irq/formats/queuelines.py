@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from irq import errors
+from irq.fields import parse_free_text
 from irq.ledger.drafts import Draft
 from irq.ledger.states import AttemptState, State, normalize_scheduler_state
 
@@ -206,7 +207,7 @@ class _Reader:
         """'- [ ] **Q-NNN**: title' starts a proposed experiment; indented lines belong to it."""
         m = _CHECK.match(stripped) if not line[:1].isspace() else None
         if m:
-            self._start(Block("FUTURE", n, m.group("id").strip(), m.group("title").strip(),
+            self._start(Block("FUTURE", n, m.group("id").strip(), parse_free_text(m.group("title"))[0],
                               checklist=True, checked=m.group("mark") != " "))
             return True
         if self.cur is None or not line[:1].isspace():
@@ -297,4 +298,5 @@ def _heading_block(section: str, n: int, exp_id: str, rest: str) -> Block:
         queued, title = m.group(1), title[: m.start()]
     if m := _ATTEMPT_SUFFIX.search(title):
         attempt_no, title = int(m.group(1)), title[: m.start()]
-    return Block(section, n, exp_id, title.strip(), attempt_no, completed, queued)
+    # a title that would read back as something else is written as a JSON string (fields.fmt_title)
+    return Block(section, n, exp_id, parse_free_text(title)[0], attempt_no, completed, queued)

@@ -24,7 +24,7 @@ def attempt_pieces(completed: bool) -> str:
     plain), exit code to resources changed, output and fetched; its modules go between the
     first two, its results between the last two. `completed` marks the heading as DONE does.
     Needs `a` (attempt) joined with `e` (its experiment)."""
-    plain = f.all_of("a.annotations = '{}'", "a.extras = '[]'", "a.tasks = '{}'",
+    plain = f.all_of("a.annotations = '{}'", "a.extras = '[]'", "a.tasks = '{}'", f.title_plain("e.title"),
                      *(f.time_plain(f"a.{c}") for c in _TIMES),
                      *f.text_plain([f"a.{c}" for c in _TEXTS], [f"a.{c}" for c in _CODE]))
     heading = f.Piece("### %s: %s - ATTEMPT %s" + (" ✓ COMPLETED" if completed else "") + "\n",
@@ -67,7 +67,7 @@ def definition_pieces(checklist: bool) -> str:
     two, its dependencies between the last two. `checklist`: the proposed experiments' layout,
     '- [ ] **Q-001**: title' and indented bullets. DONE's derived lines are the caller's."""
     ind = "  " if checklist else ""
-    plain = f.all_of("e.annotations = '{}'", "e.retry_policy IN ('{}', 'null')",
+    plain = f.all_of("e.annotations = '{}'", "e.retry_policy IN ('{}', 'null')", f.title_plain("e.title"),
                      *f.text_plain(["e.hypothesis", "e.notes"], ["e.config_path", "e.command"]))
     heading = f.Piece("- [ ] **%s**: %s\n" if checklist else "### %s: %s\n", ("e.id", "e.title"))
     first = f.printf(heading, f.optional("Hypothesis", "e.hypothesis", ind), f.in_ticks("Config", "e.config_path", ind),

@@ -104,6 +104,14 @@ def text_plain(cols: list[str], code: list[str]) -> list[str]:
     return out
 
 
+def title_plain(col: str) -> str:
+    """A condition that holds when fields.fmt_title writes the title as it is: text_plain's, and
+    none of the words a heading's marks end with (ATTEMPT, COMPLETED, QUEUED, HELD) anywhere in
+    it; a title that has one is left to Python, which writes a JSON string only where it must."""
+    words = " AND ".join(f"instr({col}, '{w}') = 0" for w in ("ATTEMPT", "COMPLETED", "QUEUED", "HELD"))
+    return f"({text_plain([col], [])[0]}) AND {words}"
+
+
 def time_plain(col: str) -> str:
     """NULL, or a time of the length and shape irq stores, naive UTC: '2026-01-14 04:20:54' with
     or without '.ffffff' (the ORM writes one). A time with an offset is left to Python."""
