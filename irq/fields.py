@@ -124,6 +124,17 @@ def fmt_code(text: str) -> str:
     return quoted(text)
 
 
+def parse_code(value: str) -> str:
+    """A path or command: in backticks as the seed writes it, or a JSON string (fmt_code)."""
+    text, exact = parse_free_text(value)
+    return text if exact else strip_backticks(text)
+
+
+def parse_text_field(value: str) -> str:
+    """A free-text value (notes, a job's error): as written, or a JSON string's text (fmt_text)."""
+    return parse_free_text(value)[0]
+
+
 def parse_free_text(text: str) -> tuple[str, bool]:
     """A bullet's value, and whether it was a JSON string (the exact text, then: no backticks to strip)."""
     text = text.strip()

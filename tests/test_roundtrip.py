@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from irq.fields import param_key, param_label, parse_scalar
 from irq.formats.queue_io import export_queue, import_queue
-from irq.formats.queuefile import ATT_FREE, QUEUED_FREE
+from irq.formats.queue_attempts import ATT_FREE, QUEUED_FREE
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, Experiment, Meta
 

@@ -21,16 +21,18 @@ from irq.fields import (
     FieldError,
     ids_in,
     param_key,
+    parse_code,
     parse_free_text,
     parse_resources,
     parse_scalar,
     parse_seeds,
+    parse_text_field,
     parse_time,
     strip_backticks,
 )
 from irq.formats.blocks import DERIVED_KEYS
+from irq.formats.queue_attempts import apply_queued, attempt_row
 from irq.formats.queuelines import (
-    JOB_STATES,
     SECTIONS,
     Block,
     Item,
@@ -40,32 +42,10 @@ from irq.formats.queuelines import (
 )
 from irq.ledger.database import ID_RE
 from irq.ledger.drafts import Draft, draft
-from irq.ledger.models import Attempt, Experiment
-from irq.ledger.states import Priority, State, is_active, normalize_scheduler_state
+from irq.ledger.models import Experiment
+from irq.ledger.states import Priority, State, is_active
 from irq.policy.dependencies import describe, find_cycle
 from irq.policy.retry import RetryPolicy
-
-# bullet label -> Attempt attribute
-ATT_KEYS = {
-    "Status": "state", "Backend": "backend", "Cluster": "cluster", "Job ID": "job_id",
-    "Array": "array", "Tasks": "tasks", "Run ID": "run_id", "Submitted": "submitted_at",
-    "Started": "started_at", "Completed": "ended_at", "Failed": "ended_at", "Cancelled": "ended_at",
-    "Ended": "ended_at", "Unknown since": "unknown_since", "Git SHA": "git_sha",
-    "Partition": "partition", "Work dir": "work_dir", "Run dir": "run_dir", "Modules": "modules",
-    "Exit code": "exit_code", "Error": "error", "Root cause": "root_cause",
-    "Fix applied": "fix_applied", "Suggested fix": "suggested_fix",
-    "Resources changed": "resource_change", "Results": "results", "Output": "output",
-    "Fetched": "fetched_at",
-}
-# an attempt's free text (a job's error, a diagnosis): one line as it is, else a JSON string (fields.fmt_text)
-FREE_TEXT = ("error", "root_cause", "fix_applied", "suggested_fix", "resource_change")
-# free-text bullets the seed uses, kept verbatim and in order
-ATT_FREE = (
-    "Workflow", "Configuration", "Expected runtime", "Purpose", "Note", "Runtime", "Milestone",
-    "Validation", "Reason", "Required fix", "Auto-submit",
-)
-QUEUED_KEYS = {"Status", "Reason", "Fix", "Since"}
-QUEUED_FREE = ("Configuration", "Expected runtime", "Auto-submit", "Purpose", "Note")
 
 
 def parse_file(path: Path) -> QueueDoc:
@@ -96,7 +76,7 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
                 raise errors.ParseError(src, b.line, f"{b.exp_id} is queued twice (also at line {queued[b.exp_id].line})")
             queued[b.exp_id] = b
         else:
-            atts.setdefault(b.exp_id, []).append((_attempt(b, src), b))
+            atts.setdefault(b.exp_id, []).append((attempt_row(b, src), b))
 
     order = list(dict.fromkeys(b.exp_id for b in blocks))  # first appearance (a list's `in` was quadratic)
     if doc.order:  # irq's export: keep the ledger's queue order, not the order of sections
@@ -111,7 +91,7 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
         exp.seq = seq
         exp_atts = _number_attempts(exp_id, atts.get(exp_id, []), src)
         if exp_id in queued:
-            _apply_queued(exp, queued[exp_id], src)
+            apply_queued(exp, queued[exp_id], src)
         if dblock is not None and dblock.checklist and (exp_atts or exp_id in queued):
             # a proposed experiment never ran (nothing moves back to PROPOSED), and queue.md shows
             # no attempt of one: imported as such, its attempts would vanish from the next export
@@ -218,17 +198,6 @@ def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Draft, Ite
     return setter
 
 
-def _code(value: str) -> str:
-    """A path or command: in backticks as the seed writes it, or a JSON string (fields.fmt_code)."""
-    text, exact = parse_free_text(value)
-    return text if exact else strip_backticks(text)
-
-
-def _text(value: str) -> str:
-    """A free-text value (notes, a job's error): as written, or a JSON string's text (fields.fmt_text)."""
-    return parse_free_text(value)[0]
-
-
 def _d_mining(exp: Draft, it: Item, g: _Gathered) -> None:
     text, exact = parse_free_text(it.value)
     if exact:  # a JSON string: the text itself
@@ -243,8 +212,8 @@ def _d_mining(exp: Draft, it: Item, g: _Gathered) -> None:
 
 # definition bullet (the seed's labels) -> what it sets; only Parameters takes a nested list
 _DEF_SETTERS: dict[str, Callable[[Draft, Item, _Gathered], None]] = {
-    "Hypothesis": _d_set("hypothesis", _text), "Notes": _d_set("notes", _text),
-    "Config": _d_set("config_path", _code), "Command": _d_set("command", _code), "Mining Strategy": _d_mining,
+    "Hypothesis": _d_set("hypothesis", parse_text_field), "Notes": _d_set("notes", parse_text_field),
+    "Config": _d_set("config_path", parse_code), "Command": _d_set("command", parse_code), "Mining Strategy": _d_mining,
     "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
     "Status": lambda exp, it, g: None,  # READY, DONE, …: what the section says (Block.own_state)
@@ -274,126 +243,3 @@ def _definition(b: Block, src: str) -> Draft:
     exp.parameters = g.params
     exp.annotations = g.ann
     return exp
-
-
-AttemptSetter = Callable[[Draft, Item, dict], None]
-
-
-def _a_state(att: Draft, it: Item, ann: dict) -> None:
-    att.state = normalize_scheduler_state(it.value)
-    if att.state not in JOB_STATES:
-        raise FieldError(f"Status {att.state!r} is not a job state: an attempt's Status is one of "
-                         "PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, …")
-    rest = it.value.strip()[len(it.value.split()[0]):].strip() if it.value.split() else ""
-    if rest:
-        ann["state"] = rest
-
-
-def _a_git_sha(att: Draft, it: Item, ann: dict) -> None:
-    sha, _, note = it.value.partition(" ")
-    att.git_sha = sha
-    if note.strip():
-        ann["git_sha"] = note.strip()
-
-
-def _a_results(att: Draft, it: Item, ann: dict) -> None:
-    res: dict = {}
-    for c in it.children:
-        value, note = parse_scalar(c.value)
-        res[c.key] = value
-        if note:
-            ann[f"results.{c.key}"] = note
-    att.results = res
-
-
-def _a_tasks(att: Draft, it: Item, ann: dict) -> None:
-    tasks: dict = {}
-    for c in it.children:
-        m = re.fullmatch(r"(\w+)(?: \(exit (-?\d+)\))?", c.value)
-        if not m or not c.key.isdigit():
-            raise FieldError(f"cannot read array task {c.key}: {c.value!r} (expected '3: COMPLETED (exit 0)')")
-        tasks[c.key] = {"state": m.group(1), "exit_code": int(m.group(2)) if m.group(2) else None}
-    att.tasks = tasks
-
-
-def _a_time(attr: str) -> AttemptSetter:
-    def setter(att: Draft, it: Item, ann: dict) -> None:
-        setattr(att, attr, parse_time(it.value))
-        if attr == "ended_at":
-            ann["ended_label"] = it.key  # Completed, Failed, Cancelled or Ended
-
-    return setter
-
-
-def _a_set(attr: str, parse: Callable[[str], Any] = str) -> AttemptSetter:
-    def setter(att: Draft, it: Item, ann: dict) -> None:
-        setattr(att, attr, parse(it.value))
-
-    return setter
-
-
-def _attempt_setter(attr: str) -> AttemptSetter:
-    """How an attempt bullet's value becomes the attribute ATT_KEYS maps it to."""
-    special: dict[str, AttemptSetter] = {
-        "state": _a_state, "git_sha": _a_git_sha, "results": _a_results, "tasks": _a_tasks,
-        "exit_code": _a_set("exit_code", int),
-        "modules": _a_set("modules", lambda v: [m.strip() for m in v.split(",") if m.strip()]),
-    }
-    if attr in special:
-        return special[attr]
-    if attr.endswith("_at") or attr == "unknown_since":
-        return _a_time(attr)
-    return _a_set(attr, _code if attr in ("work_dir", "run_dir", "output") else _text if attr in FREE_TEXT else str)
-
-
-def _attempt(b: Block, src: str) -> Draft:
-    att = draft(Attempt, experiment_id=b.exp_id, number=0, token="", backend="imported")
-    ann: dict[str, str] = {}
-    extras: list[list[str]] = []
-    for it in b.items:
-        attr = ATT_KEYS.get(it.key)
-        if attr is None and it.key not in ATT_FREE:
-            raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in an attempt of {b.exp_id}",
-                                    "known keys: " + ", ".join([*ATT_KEYS, *ATT_FREE]))
-        if attr is None:
-            extras.append([it.key, _text(it.value)])  # free text the seed uses, kept verbatim
-        else:
-            try:
-                _attempt_setter(attr)(att, it, ann)
-            except FieldError as exc:
-                raise errors.ParseError(src, it.line, str(exc)) from None
-            except ValueError as exc:
-                raise errors.ParseError(src, it.line, f"bad value for {it.key!r}: {exc}") from None
-        if it.children and attr not in ("results", "tasks"):
-            raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
-    att.annotations = ann
-    att.extras = extras
-    return att
-
-
-def _apply_queued(exp: Draft, b: Block, src: str) -> None:
-    extras: list[list[str]] = []
-    for it in b.items:
-        if it.key == "Status":
-            if not it.value.upper().startswith("HELD"):
-                exp.annotations = {**exp.annotations, "queued_status": it.value}
-        elif it.key == "Reason":
-            exp.waiting_reason = _text(it.value)
-        elif it.key == "Fix":
-            exp.held_fix = _text(it.value)
-        elif it.key == "Since":
-            try:
-                exp.queued_since = parse_time(it.value)
-            except FieldError as exc:
-                raise errors.ParseError(src, it.line, str(exc)) from None
-        elif it.key in QUEUED_FREE:
-            extras.append([it.key, _text(it.value)])
-        else:
-            raise errors.ParseError(src, it.line, f"unknown key {it.key!r} in the queued entry of {b.exp_id}",
-                                    "known keys: " + ", ".join([*QUEUED_KEYS, *QUEUED_FREE]))
-    if b.queued_mark and not b.queued_mark.startswith("HELD"):
-        exp.annotations = {**exp.annotations, "queued_mark": b.queued_mark}
-    exp.queue_extras = extras
-    exp.waiting_reason = exp.waiting_reason or "waiting for a job slot"
-    if exp.held_fix is None and (b.queued_mark or b.status).upper().startswith("HELD"):
-        exp.held_fix = "see the reason"
