@@ -16,6 +16,7 @@ import pytest
 
 from irq import cache_files as cf
 from irq.results import cache as rc
+from irq.results import cache_entries as ce
 from irq.results.collect import collect
 from irq.results.table import build, to_csv
 from tests.results_fixture import add_exp, add_single_attempt, study
@@ -264,19 +265,19 @@ def test_a_whole_table_round_trips_and_anything_else_is_no_table() -> None:
     """pack_table() keeps each row's integers, values (None where absent, exact to the bit) and
     note; an entry of another shape, count or with damaged fields reads as no table, never a wrong one."""
     rows = [((5,), [0.1, None, 1e-300, -0.0], "n = 1: no interval"), ((2,), [None] * 4, ""), ((7,), [1.5, 2.5, 3.5, 4.5], "é")]
-    entry = json.loads(json.dumps(rc.pack_table(rows)))  # as the file keeps it
-    got = rc.unpack_table(entry, 3, 1, 4)
+    entry = json.loads(json.dumps(ce.pack_table(rows)))  # as the file keeps it
+    got = ce.unpack_table(entry, 3, 1, 4)
     assert got == [((5,), (0.1, None, 1e-300, -0.0), "n = 1: no interval"), ((2,), (None,) * 4, ""),
                    ((7,), (1.5, 2.5, 3.5, 4.5), "é")]
     assert str(got[0][1][3]) == "-0.0"
-    assert rc.unpack_table(entry, 2, 1, 4) is None  # another number of rows
-    assert rc.unpack_table(entry, 3, 2, 4) is None  # integers of another width
-    assert rc.unpack_table(entry, 3, 1, 3) is None  # a mask wider than the values
-    for k, bad in [(1, "%%%"), (2, "AAAA"), (3, rc.to_text([1.0])), (4, ["a", "b"]), (4, ["a", 1, "c"]), (0, "3")]:
+    assert ce.unpack_table(entry, 2, 1, 4) is None  # another number of rows
+    assert ce.unpack_table(entry, 3, 2, 4) is None  # integers of another width
+    assert ce.unpack_table(entry, 3, 1, 3) is None  # a mask wider than the values
+    for k, bad in [(1, "%%%"), (2, "AAAA"), (3, ce.to_text([1.0])), (4, ["a", "b"]), (4, ["a", 1, "c"]), (0, "3")]:
         damaged = list(entry)
         damaged[k] = bad
-        assert rc.unpack_table(damaged, 3, 1, 4) is None, (k, bad)
-    assert rc.unpack_table(entry[:4], 3, 1, 4) is None and rc.unpack_table({}, 3, 1, 4) is None
+        assert ce.unpack_table(damaged, 3, 1, 4) is None, (k, bad)
+    assert ce.unpack_table(entry[:4], 3, 1, 4) is None and ce.unpack_table({}, 3, 1, 4) is None
 
 
 def test_a_large_table_is_read_back_whole_and_a_changed_value_recomputes_its_row_only(

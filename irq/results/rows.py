@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irq.ledger import reader
-from irq.results.cache import from_text, to_text
+from irq.results.cache_entries import from_text, to_text
 from irq.results.collect import ExperimentRuns, Run, gc_paused, in_order, known_ids, read
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def section(metric: str) -> str:
 
 def to_entry(rev: int, c: Collected) -> list:
     """A kept row: [rev, title, state, per value: attempts, seeds, values, commits, outputs; missing,
-    which trivial baselines are present (a bit each), their values]. Doubles as base64 (cache.to_text)."""
+    which trivial baselines are present (a bit each), their values]. Doubles as base64 (cache_entries.to_text)."""
     trivial = [label for _key, label in TRIVIAL if label in c.trivial]
     return [rev, c.title, c.state, list(c.value_attempts), list(c.value_seeds), to_text(c.numbers),
             list(c.value_commits), c.outputs, c.missing,
