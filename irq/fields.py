@@ -20,7 +20,8 @@ _NUM = re.compile(
     r"^(?P<num>-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\.\d+(?:[eE][-+]?\d+)?)"
     r"(?:\s+(?P<rest>.+))?$"
 )
-ID_IN_TEXT = re.compile(r"\bQ-[0-9]{3,}\b")
+# in free text, a word shaped as an experiment id usually is one ('Q-1', 'lr-01')
+ID_SHAPED = re.compile(r"[A-Za-z][A-Za-z0-9_.]*-[0-9][A-Za-z0-9._-]*")
 
 
 class FieldError(ValueError):
@@ -264,6 +265,9 @@ def fmt_resources(r: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+SBATCH_UNSAFE = "\"'`\n\r\x00 \t;$\\"  # what a value on an #SBATCH line may not hold
+
+
 def parse_resources(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in (p.strip() for p in text.split(",")):
@@ -328,17 +332,18 @@ def parse_seeds(text: str) -> list[int]:
 
 
 # -- dependencies: "Run after Q-001 and Q-002 for fair comparison" ---------------------
-def ids_in(text: str) -> list[str]:
-    seen: list[str] = []
-    for m in ID_IN_TEXT.findall(text):
-        if m not in seen:
-            seen.append(m)
-    return seen
+def words_in(text: str) -> list[str]:
+    """The words of free text that could be experiment ids, in order, each once ('Q-001.' -> 'Q-001')."""
+    return list(dict.fromkeys(w.rstrip("._-") for w in re.findall(r"[A-Za-z][A-Za-z0-9._-]*", text)))
 
 
 def fmt_dependencies(ids: list[str], raw: str | None) -> str:
-    if raw and ids_in(raw) == ids:
-        return raw
+    """The dependencies as written by hand when that text names exactly them (import reads the
+    experiments a text names), else 'Run after A, B and C'."""
+    if raw:
+        words = words_in(raw)
+        if [w for w in words if w in ids] == ids and not any(w not in ids and ID_SHAPED.fullmatch(w) for w in words):
+            return raw
     if not ids:
         return ""
     joined = ids[0] if len(ids) == 1 else ", ".join(ids[:-1]) + " and " + ids[-1]

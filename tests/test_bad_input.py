@@ -51,7 +51,7 @@ def snapshot(db: Path) -> list:
         (GOOD + "\n### Q-001: Again\n", 13, "duplicate id Q-001 (first defined at line 5)"),
         (GOOD + "\nsome loose text\n", 13, "expected a bullet"),
         (GOOD + "\n## SOMEDAY\n", 13, "unknown section 'SOMEDAY'"),
-        (GOOD + "- **Priority**: URGENT\n", 12, "unknown priority 'URGENT'"),
+        (GOOD.replace("- **Priority**: MEDIUM", "- **Priority**: URGENT"), 10, "unknown priority 'URGENT'"),
         (GOOD + "- **Resources**: 1 GPU, lots of RAM\n", 12, "cannot read resource 'lots of RAM'"),
         (GOOD.replace("Run after Q-001", "Run after Q-009"), None, "depends on unknown experiment Q-009"),
         (GOOD + "\n## FAILED\n\n### Q-001: Baseline - ATTEMPT 1\n- **Status**: FAILED\n- **Submitted**: yesterday\n",

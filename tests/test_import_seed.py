@@ -168,7 +168,8 @@ def test_a_hand_written_queue_may_name_sections_as_people_do_and_wrap_its_notes(
     p = tmp_path / "queue.md"
     p.write_text("# Mine\n\n## Ready\n\n### Q-001: Baseline\n- **Notes**: a note wrapped\n  over two lines\n"
                  "- **Parameters**:\n  - Rank: 20\n    (the seed's size)\n\n## In progress\n\n### Q-002: Next\n"
-                 "- **Priority**: LOW\n", encoding="utf-8")
+                 "- **Priority**: LOW\n\n### Q-002: Next - ATTEMPT 1\n- **Status**: RUNNING\n- **Job ID**: 77\n",
+                 encoding="utf-8")
     import_queue(ledger, p)
     with ledger.transaction() as s:
         one, two = Ledger.experiment(s, "Q-001"), Ledger.experiment(s, "Q-002")
@@ -207,3 +208,64 @@ def test_a_status_line_in_a_definition_is_the_experiments_own_state(ledger, tmp_
         assert Ledger.attempts(s, "Q-001") == [] and len(Ledger.attempts(s, "Q-002")) == 1
     assert exps["Q-001"].state == "READY" and exps["Q-001"].notes == "next week"
     assert exps["Q-002"].state == "FAILED"
+
+
+def _defs(*blocks: str) -> str:
+    return "# Q\n\n## READY\n\n" + "\n".join(blocks)
+
+
+def test_dependencies_in_words_name_the_files_and_the_ledgers_experiments(ledger, tmp_path):
+    """A free-text dependency was read for Q-NNN ids only: 'Run after lr-01 for comparison' became
+    no dependency at all (the experiment ran at once), and an id of the ledger could not be named
+    by a later import ("depends on unknown experiment")."""
+    first = tmp_path / "first.md"
+    first.write_text(_defs("### lr-01: Eval\n- **Command**: `echo 1`\n"))
+    import_queue(ledger, first)
+    later = tmp_path / "later.md"
+    later.write_text(_defs("### Q-011: Wider\n- **Command**: `echo 2`\n- **Dependencies**: Run after lr-01 for comparison\n",
+                           "### Q-012: Deeper\n- **Command**: `echo 3`\n- **Dependencies**: Run after Q-011 and lr-01.\n",
+                           "### Q-013: Plain\n- **Command**: `echo 4`\n- **Dependencies**: lr-01\n"))
+    import_queue(ledger, later)
+    with ledger.transaction() as s:
+        deps = {i: Ledger.experiment(s, i).depends_on for i in ("Q-011", "Q-012", "Q-013")}
+    assert deps == {"Q-011": ["lr-01"], "Q-012": ["Q-011", "lr-01"], "Q-013": ["lr-01"]}
+    from irq.formats.export import export_text
+
+    text = export_text(ledger)  # the words as written, since they name exactly those experiments
+    assert "- **Dependencies**: Run after lr-01 for comparison\n" in text
+    assert "- **Dependencies**: Run after Q-011 and lr-01.\n" in text
+
+
+def test_a_comment_ends_and_the_text_after_it_is_read(ledger, tmp_path):
+    """A comment closed mid-line dropped the rest of the line; a line of only a comment is still skipped."""
+    q = tmp_path / "q.md"
+    q.write_text(_defs("### Q-010: x\n- **Notes**: first\n  <!-- c --> tail\n<!-- a\nlonger comment -->\n"
+                       "- **Priority**: LOW <!-- not a comment: mid-line text is kept -->\n"))
+    import_queue(ledger, q)
+    with ledger.transaction() as s:
+        e = Ledger.experiment(s, "Q-010")
+    assert (e.notes, e.priority, e.annotations.get("priority")) == \
+        ("first tail", "LOW", "<!-- not a comment: mid-line text is kept -->")
+
+
+def test_a_file_with_old_mac_line_ends_reads_as_lines(ledger, tmp_path):
+    q = tmp_path / "q.md"
+    q.write_bytes(_defs("### Q-010: x\n- **Notes**: a\n", "### Q-011: y\n- **Notes**: b\n").replace("\n", "\r").encode())
+    assert import_queue(ledger, q).experiments == 2
+
+
+def test_cancelling_an_imported_job_records_it_ended(irq, tmp_path, monkeypatch, seed_queue):
+    """An attempt imported as RUNNING could not be cancelled ("unknown backend 'imported'"), nor
+    retired ("cancel first"), nor fetched: the experiment stayed IN_PROGRESS for ever."""
+    monkeypatch.chdir(tmp_path)
+    assert irq("init").code == 0 and irq("import", str(seed_queue)).code == 0
+    got = irq("cancel", "Q-001")
+    assert got.code == 0, got
+    assert "irq cannot reach job 55239690; recorded as CANCELLED and Q-001 as FAILED" in got.out
+    assert "scancel 55239690" in got.out
+    shown = irq("show", "Q-001", "--json")
+    import json
+
+    data = json.loads(shown.out)
+    assert data["experiment"]["state"] == "FAILED" and data["attempts"][-1]["state"] == "CANCELLED"
+    assert irq("retry", "Q-001").code == 0

@@ -61,18 +61,30 @@ resources = st.fixed_dictionaries({}, optional={
     "time_minutes": st.integers(1, 10 * 1440),
     "partition": st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
 })
-sched_states = st.sampled_from(["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
-                                "OUT_OF_MEMORY", "NODE_FAIL", "UNKNOWN", "SUBMITTING"])
+ACTIVE = ["PENDING", "RUNNING", "UNKNOWN", "SUBMITTING"]
+ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"]
+sched_states = st.sampled_from(ACTIVE + ENDED)
 
 
 @st.composite
-def attempts_for(draw, exp_id: str) -> list[Attempt]:
+def attempts_for(draw, exp_id: str, exp_state: str, queued: bool) -> list[Attempt]:
+    """Attempts as the ledger holds them: earlier ones ended; the last one active only while the
+    experiment is IN_PROGRESS, which has a running job, a job left to fetch or a queue entry."""
     out = []
-    for n in range(1, draw(st.integers(0, 3)) + 1):
-        state = draw(sched_states)
+    running = exp_state == "IN_PROGRESS" and not queued
+    count = draw(st.integers(1 if running else 0, 3))
+    for n in range(1, count + 1):
+        last = running and n == count
+        state = draw(st.sampled_from(ACTIVE)) if last and draw(st.booleans()) else draw(st.sampled_from(ENDED))
+        if queued and n == 1:
+            state = draw(sched_states)
+        backend = draw(st.sampled_from(["imported", "local", "slurm:fasrc"]))
+        fetched = draw(st.none() | times)
+        if last and state in ENDED:  # a job that ended and is left to fetch
+            backend, fetched = draw(st.sampled_from(["local", "slurm:fasrc"])), None
         out.append(Attempt(
             experiment_id=exp_id, number=n, token=f"irq-{exp_id}-{n}", state=state,
-            backend=draw(st.sampled_from(["imported", "local", "slurm:fasrc"])),
+            backend=backend,
             job_id=draw(st.none() | st.from_regex(r"[1-9][0-9]{0,8}", fullmatch=True)),
             array=draw(st.none() | st.just("0-9%2")),
             tasks=draw(st.dictionaries(st.integers(0, 9).map(str), st.fixed_dictionaries(
@@ -90,7 +102,7 @@ def attempts_for(draw, exp_id: str) -> list[Attempt]:
             results=draw(st.dictionaries(label | st.text(any_char, max_size=12), scalar | any_scalar,
                                          max_size=3)),
             output=draw(st.none() | st.just("runs/q001/seed_0")),
-            fetched_at=draw(st.none() | times),
+            fetched_at=fetched,
             extras=[[k, draw(text)] for k in draw(st.lists(st.sampled_from(ATT_FREE), unique=True, max_size=3))],
         ))
     return out
@@ -122,7 +134,7 @@ def ledgers(draw) -> tuple[list[Experiment], list[Attempt]]:
             if queued else [],
         ))
         if state != "PROPOSED":
-            atts.extend(draw(attempts_for(exp_id)))
+            atts.extend(draw(attempts_for(exp_id, state, queued)))
     return exps, atts
 
 

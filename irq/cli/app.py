@@ -110,7 +110,8 @@ def _crashed(ui: UI, exc: Exception) -> int:
         path = folder / f"crash-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}.txt"
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.write_text(f"irq {' '.join(sys.argv[1:])}\n\n{text}", encoding="utf-8")
+            # backslashreplace: an argument that is not UTF-8 must not fail the report of a failure
+            path.write_text(f"irq {' '.join(sys.argv[1:])}\n\n{text}", encoding="utf-8", errors="backslashreplace")
             kept = path
         except OSError:
             pass
@@ -135,7 +136,23 @@ def _quiet_stdout() -> None:
         pass
 
 
+def not_utf8(args: list[str]) -> errors.UsageError | None:
+    """An argument whose bytes are not UTF-8 (Python holds them as surrogates): no text irq keeps
+    (the ledger, queue.md, a job script) can hold it, so it is refused at the door."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            return errors.UsageError(f"an argument is not UTF-8 text: {shown}",
+                                     "type it again as UTF-8 (or rename the file to a UTF-8 name)")
+    return None
+
+
 def _run(ui: UI, argv: list[str] | None) -> int:
+    if (refused := not_utf8(sys.argv[1:] if argv is None else argv)) is not None:
+        ui.error(refused)
+        return refused.exit_code
     try:
         rv = app(args=argv, prog_name="irq", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

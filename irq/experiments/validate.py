@@ -12,12 +12,11 @@ from typing import Any
 
 from irq import errors
 from irq.experiments.trainer_schema import check_parameters, schema
-from irq.fields import PARAM_NAME, FieldError, parse_memory, parse_minutes
+from irq.fields import PARAM_NAME, SBATCH_UNSAFE, FieldError, parse_memory, parse_minutes
 from irq.inputs import MB, read_at_most
 
 # trainer config keys that are experiment parameters (the rest stay in the config file)
 TRAINER_PARAM_KEYS = ("rank", "diffusion_steps", "train_steps", "batch_size", "learning_rate", "mining")
-SBATCH_UNSAFE = "\"'`\n\r\x00 \t;$\\"
 
 
 def sbatch_value(name: str, value: str) -> str:

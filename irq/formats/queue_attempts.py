@@ -65,6 +65,8 @@ def _a_git_sha(att: Draft, it: Item, ann: dict) -> None:
 def _a_results(att: Draft, it: Item, ann: dict) -> None:
     res: dict = {}
     for c in it.children:
+        if c.key in res:
+            raise FieldError(f"result {c.key!r} is given twice (line {c.line}): only one value can be kept")
         value, note = parse_scalar(c.value)
         res[c.key] = value
         if note:
@@ -76,8 +78,10 @@ def _a_tasks(att: Draft, it: Item, ann: dict) -> None:
     tasks: dict = {}
     for c in it.children:
         m = re.fullmatch(r"(\w+)(?: \(exit (-?\d+)\))?", c.value)
-        if not m or not c.key.isdigit():
+        if not m or not c.key.isdigit() or not c.key.isascii():
             raise FieldError(f"cannot read array task {c.key}: {c.value!r} (expected '3: COMPLETED (exit 0)')")
+        if c.key in tasks:
+            raise FieldError(f"array task {c.key} is given twice (line {c.line})")
         tasks[c.key] = {"state": m.group(1), "exit_code": int(m.group(2)) if m.group(2) else None}
     att.tasks = tasks
 
@@ -98,11 +102,20 @@ def _a_set(attr: str, parse: Callable[[str], Any] = str) -> AttemptSetter:
     return setter
 
 
+def exit_code(text: str) -> int:
+    """An exit code as a shell or the scheduler reports one: a 32-bit integer (a longer one could
+    not be stored)."""
+    code = int(text)
+    if not -2**31 <= code < 2**31:
+        raise FieldError(f"exit code {text} is out of range (a job's exit code is 0-255, or a signal)")
+    return code
+
+
 def _attempt_setter(attr: str) -> AttemptSetter:
     """How an attempt bullet's value becomes the attribute ATT_KEYS maps it to."""
     special: dict[str, AttemptSetter] = {
         "state": _a_state, "git_sha": _a_git_sha, "results": _a_results, "tasks": _a_tasks,
-        "exit_code": _a_set("exit_code", int),
+        "exit_code": _a_set("exit_code", exit_code),
         "modules": _a_set("modules", lambda v: [m.strip() for m in v.split(",") if m.strip()]),
     }
     if attr in special:
@@ -116,6 +129,7 @@ def attempt_row(b: Block, src: str) -> Draft:
     att = draft(Attempt, experiment_id=b.exp_id, number=0, token="", backend="imported")
     ann: dict[str, str] = {}
     extras: list[list[str]] = []
+    b.refuse_repeats(src, ATT_FREE)
     for it in b.items:
         attr = ATT_KEYS.get(it.key)
         if attr is None and it.key not in ATT_FREE:
@@ -131,7 +145,7 @@ def attempt_row(b: Block, src: str) -> Draft:
             except ValueError as exc:
                 raise errors.ParseError(src, it.line, f"bad value for {it.key!r}: {exc}") from None
         if it.children and attr not in ("results", "tasks"):
-            raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
+            raise b.nested_error(src, it)
     att.annotations = ann
     att.extras = extras
     return att
@@ -139,6 +153,7 @@ def attempt_row(b: Block, src: str) -> Draft:
 
 def apply_queued(exp: Draft, b: Block, src: str) -> None:
     extras: list[list[str]] = []
+    b.refuse_repeats(src, QUEUED_FREE)
     for it in b.items:
         if it.key == "Status":
             if not it.value.upper().startswith("HELD"):

@@ -31,7 +31,9 @@ def import_queue(ledger: Any, path: Path) -> ImportReport:
     from irq.ledger.drafts import draft, insert
     from irq.ledger.models import Attempt, Event, Experiment
 
-    doc = parse_file(path)
+    with ledger.transaction() as s:
+        before = Ledger.ids(s)  # what the file's dependencies may name besides its own experiments
+    doc = parse_file(path, before)
     if not doc.experiments:
         raise errors.ParseError(str(path), None, "holds no experiment: nothing was imported",
                                 "is it a queue.md? `irq export` shows the layout (### Q-001: title, bullets)")
@@ -43,6 +45,10 @@ def import_queue(ledger: Any, path: Path) -> ImportReport:
                 f"{path}: experiments already in the ledger: {', '.join(existing)}",
                 "import into a new ledger (irq --db NEW.db init), or remove these entries from the file",
             )
+        mine = {e.id for e in doc.experiments}
+        if gone := sorted({d for e in doc.experiments for d in e.depends_on if d not in mine and d not in taken}):
+            raise errors.UsageError(f"{path}: depends on {', '.join(gone)}, removed from the ledger meanwhile",
+                                     "`irq status --all` lists what the ledger holds; correct the Dependencies")
         offset = Ledger.last_seq(s)  # after every experiment there is (some may have been removed)
         reason = f"imported from {path.name}"
         for exp in doc.experiments:
@@ -52,8 +58,8 @@ def import_queue(ledger: Any, path: Path) -> ImportReport:
         # rows in batches, not ORM objects (irq/ledger/drafts.py): the experiments before their attempts
         insert(s, Experiment, doc.experiments)
         insert(s, Attempt, doc.attempts)
-        mine = {att.token for att in doc.attempts}
-        ids = {token: aid for token, aid in s.exec(select(Attempt.token, Attempt.id)) if token in mine}
+        tokens = {att.token for att in doc.attempts}
+        ids = {token: aid for token, aid in s.exec(select(Attempt.token, Attempt.id)) if token in tokens}
         insert(s, Event, [draft(Event, experiment_id=exp.id, to_state=exp.state, reason=reason)
                           for exp in doc.experiments])
         insert(s, Event, [draft(Event, experiment_id=att.experiment_id, attempt_id=ids[att.token], kind="attempt",

@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, Callable
 
 from irq import errors
 from irq.fields import (
+    ID_SHAPED,
+    SBATCH_UNSAFE,
     FieldError,
-    ids_in,
     param_key,
     parse_code,
     parse_free_text,
@@ -29,6 +31,7 @@ from irq.fields import (
     parse_text_field,
     parse_time,
     strip_backticks,
+    words_in,
 )
 from irq.formats.blocks import DERIVED_KEYS
 from irq.formats.queue_attempts import apply_queued, attempt_row
@@ -48,16 +51,18 @@ from irq.policy.dependencies import describe, find_cycle
 from irq.policy.retry import RetryPolicy
 
 
-def parse_file(path: Path) -> QueueDoc:
+def parse_file(path: Path, known: Collection[str] = ()) -> QueueDoc:
+    """`known`: the ids already in the ledger, which dependencies may name besides the file's."""
     text, repaired = read_text(path)
-    doc = parse_text(text, str(path))
+    doc = parse_text(text, str(path), known)
     doc.repaired_lines = repaired
     return doc
 
 
 # -- meaning -------------------------------------------------------------------------------
-def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
+def parse_text(text: str, src: str = "<queue.md>", known: Collection[str] = ()) -> QueueDoc:
     doc, blocks = read_blocks(text, src)
+    named = {b.exp_id for b in blocks}.union(known)  # what free-text dependencies may name
     defs: dict[str, tuple[Draft, Block]] = {}
     atts: dict[str, list[tuple[Draft, Block]]] = {}
     queued: dict[str, Block] = {}
@@ -70,7 +75,7 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
         if b.checklist or "Status" not in keys or b.own_state():
             if b.exp_id in defs:
                 raise errors.ParseError(src, b.line, f"duplicate id {b.exp_id} (first defined at line {defs[b.exp_id][1].line})")
-            defs[b.exp_id] = (_definition(b, src), b)
+            defs[b.exp_id] = (_definition(b, src, named), b)
         elif b.queued_mark or b.status.upper().startswith(("QUEUED", "HELD")):
             if b.exp_id in queued:
                 raise errors.ParseError(src, b.line, f"{b.exp_id} is queued twice (also at line {queued[b.exp_id].line})")
@@ -83,34 +88,68 @@ def parse_text(text: str, src: str = "<queue.md>") -> QueueDoc:
         rank = {i: n for n, i in enumerate(doc.order)}
         order.sort(key=lambda i: rank.get(i, len(rank)))
     for seq, exp_id in enumerate(order, start=1):
-        if exp_id in defs:
-            exp, dblock = defs[exp_id]
-        else:  # attempts without a definition: the heading gives the title
-            first = (atts.get(exp_id) or [(None, queued.get(exp_id))])[0][1]
-            exp, dblock = draft(Experiment, id=exp_id, seq=0, title=first.title), None
+        exp, exp_atts = _experiment(exp_id, defs.get(exp_id), atts.get(exp_id, []), queued.get(exp_id), doc, src)
         exp.seq = seq
-        exp_atts = _number_attempts(exp_id, atts.get(exp_id, []), src)
-        if exp_id in queued:
-            apply_queued(exp, queued[exp_id], src)
-        if dblock is not None and dblock.checklist and (exp_atts or exp_id in queued):
-            # a proposed experiment never ran (nothing moves back to PROPOSED), and queue.md shows
-            # no attempt of one: imported as such, its attempts would vanish from the next export
-            other = (atts.get(exp_id) or [(None, queued.get(exp_id))])[0][1]
-            raise errors.ParseError(src, dblock.line, f"{exp_id} is in the proposed list but has "
-                                    f"{'an attempt' if exp_atts else 'a local-queue entry'} (line {other.line}): "
-                                    "a proposed experiment has never run",
-                                    "move its definition into the section of its state (READY, FAILED, DONE), "
-                                    "or remove that block")
-        exp.state = _state(exp, dblock, exp_atts, exp_id in queued, doc.irq_format).value
         doc.experiments.append(exp)
         doc.attempts.extend(exp_atts)
-    line = {i: d[1].line for i, d in defs.items()}
+    _check_dependencies(doc, {i: d[1].line for i, d in defs.items()}, set(defs) | set(atts) | set(known), src)
+    return doc
+
+
+def _experiment(exp_id: str, defined: tuple[Draft, Block] | None, atts: list[tuple[Draft, Block]],
+                queued: Block | None, doc: QueueDoc, src: str) -> tuple[Draft, list[Draft]]:
+    """An experiment's row and its attempts' rows, its state from its section (irq's layout) or
+    from its attempts (the hand-written one), checked against each other."""
+    if defined is not None:
+        exp, dblock = defined
+    else:  # attempts without a definition: the heading gives the title
+        first = (atts or [(None, queued)])[0][1]
+        exp, dblock = draft(Experiment, id=exp_id, seq=0, title=first.title), None
+    exp_atts = _number_attempts(exp_id, atts, src)
+    if queued is not None:
+        apply_queued(exp, queued, src)
+    if dblock is not None and dblock.checklist and (exp_atts or queued is not None):
+        # a proposed experiment never ran (nothing moves back to PROPOSED), and queue.md shows
+        # no attempt of one: imported as such, its attempts would vanish from the next export
+        other = (atts or [(None, queued)])[0][1]
+        raise errors.ParseError(src, dblock.line, f"{exp_id} is in the proposed list but has "
+                                f"{'an attempt' if exp_atts else 'a local-queue entry'} (line {other.line}): "
+                                "a proposed experiment has never run",
+                                "move its definition into the section of its state (READY, FAILED, DONE), "
+                                "or remove that block")
+    exp.state = _state(exp, dblock, exp_atts, queued is not None, doc.irq_format).value
+    _check_state(exp, dblock, atts, queued is not None, src)
+    return exp, exp_atts
+
+
+def _check_state(exp: Draft, dblock: Block | None, atts: list[tuple[Draft, Block]], is_queued: bool,
+                 src: str) -> None:
+    """A section that says other than the attempts (a block moved by hand, a Status edited) would
+    leave an experiment no command can move on: a job that runs is IN_PROGRESS, and IN_PROGRESS
+    has a job (running, or ended and not yet fetched by its backend) or a local-queue entry."""
+    where = dblock.line if dblock is not None else None
+    running = [(a, b) for a, b in atts if is_active(a.state)]
+    if running and exp.state != State.IN_PROGRESS.value:
+        a, b = running[-1]
+        raise errors.ParseError(src, where, f"{exp.id} is under {exp.state} but its attempt {a.number} is {a.state} "
+                                f"(line {b.line})", "a job that runs is IN_PROGRESS: move the definition there, "
+                                "or correct the attempt's Status")
+    last = max((a for a, _b in atts), key=lambda a: a.number, default=None)
+    unfetched = last is not None and last.backend != "imported" and last.fetched_at is None
+    if exp.state == State.IN_PROGRESS.value and not (running or is_queued or unfetched):
+        raise errors.ParseError(src, where, f"{exp.id} is under IN_PROGRESS but has no running job, no job left "
+                                "to fetch and no local-queue entry",
+                                "move it to the section of its state (READY, DONE or FAILED)")
+
+
+def _check_dependencies(doc: QueueDoc, line: dict[str, int], known: set[str], src: str) -> None:
+    """Every dependency names an experiment of the file or the ledger, and none waits for itself."""
     for exp in doc.experiments:
-        if unknown := [d for d in exp.depends_on if d not in defs and d not in atts]:
-            raise errors.ParseError(src, line.get(exp.id), f"{exp.id} depends on unknown experiment {unknown[0]}")
+        if unknown := [d for d in exp.depends_on if d not in known]:
+            raise errors.ParseError(src, line.get(exp.id), f"{exp.id} depends on unknown experiment {unknown[0]}",
+                                    "name an experiment of this file or of the ledger (`irq status --all`)")
     if cycle := find_cycle({e.id: e.depends_on for e in doc.experiments}):
         raise errors.ParseError(src, line.get(cycle[0]), f"dependency cycle: {describe(cycle)} (each would wait for itself)")
-    return doc
 
 
 def _state(exp: Draft, dblock: Block | None, atts: list[Draft], is_queued: bool,
@@ -127,10 +166,16 @@ def _state(exp: Draft, dblock: Block | None, atts: list[Draft], is_queued: bool,
     return State.READY
 
 
+MAX_ATTEMPT = 1_000_000  # an attempt's number (SQLite's integers end at 2**63; no study gets near this)
+
+
 def _number_attempts(exp_id: str, pairs: list[tuple[Draft, Block]], src: str) -> list[Draft]:
     numbered = [(a, b) for a, b in pairs if b.attempt_no is not None]
     seen: dict[int, int] = {}
     for a, b in numbered:
+        if b.attempt_no > MAX_ATTEMPT:
+            raise errors.ParseError(src, b.line, f"{exp_id} attempt {b.attempt_no} is past the last number irq keeps "
+                                    f"({MAX_ATTEMPT:,})", "number the attempts 1, 2, 3, …")
         if b.attempt_no in seen:
             raise errors.ParseError(src, b.line, f"{exp_id} attempt {b.attempt_no} appears twice (also at line {seen[b.attempt_no]})")
         seen[b.attempt_no] = b.line
@@ -147,10 +192,12 @@ def _number_attempts(exp_id: str, pairs: list[tuple[Draft, Block]], src: str) ->
 
 @dataclass
 class _Gathered:
-    """What a block's bullets add up to besides the row's own fields."""
+    """What a block's bullets add up to besides the row's own fields; `named`: the ids a free-text
+    dependency may name (the file's and the ledger's)."""
 
     params: dict = field(default_factory=dict)
     ann: dict[str, str] = field(default_factory=dict)
+    named: Collection[str] = ()
 
 
 def _d_parameters(exp: Draft, it: Item, g: _Gathered) -> None:
@@ -158,6 +205,8 @@ def _d_parameters(exp: Draft, it: Item, g: _Gathered) -> None:
         raise FieldError("Parameters takes a nested list ('  - Rank: 20'), not a value")
     for c in it.children:
         key = c.key if c.key_exact else param_key(c.key)
+        if key in g.params:
+            raise FieldError(f"parameter {key!r} is given twice (line {c.line}): only one value can be kept")
         value, note = parse_scalar(strip_backticks(c.value) if c.value.startswith("`") else c.value)
         g.params[key] = value
         if note:
@@ -174,17 +223,23 @@ def _d_priority(exp: Draft, it: Item, g: _Gathered) -> None:
         g.ann["priority"] = note.strip()
 
 
-def _dependency_ids(text: str) -> list[str]:
-    """'Run after lr-01, lr-02 and Q-003' (what the export writes) as ids; else the Q-NNN ids in free text."""
+def _dependency_ids(text: str, named: Collection[str]) -> list[str]:
+    """'Run after lr-01, lr-02 and Q-003' (what the export writes) as ids; in free text ('Run after
+    lr-01 for comparison'), the words that name an experiment of the file or the ledger."""
     body = re.sub(r"^run after\s+", "", text.strip(), flags=re.I)
     parts = [p for p in re.split(r"\s+and\s+|\s*,\s*", body) if p]
     if parts and all(ID_RE.match(p) for p in parts):
+        if parts[-1] not in named and parts[-1].rstrip(".") in named:
+            parts[-1] = parts[-1].rstrip(".")  # the sentence's full stop
         return parts
-    return ids_in(text)
+    words = words_in(text)
+    if unknown := [w for w in words if w not in named and ID_SHAPED.fullmatch(w)]:  # refused, never dropped
+        raise FieldError(f"the dependencies name {unknown[0]!r}, which is no experiment of this file or the ledger")
+    return [w for w in words if w in named]
 
 
 def _d_dependencies(exp: Draft, it: Item, g: _Gathered) -> None:
-    exp.depends_on = _dependency_ids(it.value)
+    exp.depends_on = _dependency_ids(it.value, g.named)
     if it.value != " and ".join(exp.depends_on):
         g.ann["dependencies"] = it.value
     if exp.id in exp.depends_on:
@@ -196,6 +251,21 @@ def _d_set(attr: str, parse: Callable[[str], Any] = str) -> Callable[[Draft, Ite
         setattr(exp, attr, parse(it.value))
 
     return setter
+
+
+def _resources(text: str) -> dict[str, Any]:
+    """Resources as `irq add` takes them: a CPU count of 1 or more, memory and time above zero, a
+    partition that is one word an #SBATCH line can hold."""
+    res = parse_resources(text)
+    if res.get("cpus", 1) < 1:
+        raise FieldError(f"{res['cpus']} CPUs: a CPU count is 1 or more")
+    if res.get("memory_mb", 1) <= 0 or res.get("time_minutes", 1) <= 0:
+        raise FieldError("memory and time must be more than zero (e.g. '16GB RAM, 2 hours')")
+    part = res.get("partition")
+    if part is not None and (not part.strip() or any(c in SBATCH_UNSAFE for c in part)):
+        raise FieldError(f"partition {part!r} cannot go on an #SBATCH line: use one word without quotes, "
+                         "spaces, ';', '$' or newlines (e.g. gpu_test)")
+    return res
 
 
 def _d_mining(exp: Draft, it: Item, g: _Gathered) -> None:
@@ -214,7 +284,7 @@ def _d_mining(exp: Draft, it: Item, g: _Gathered) -> None:
 _DEF_SETTERS: dict[str, Callable[[Draft, Item, _Gathered], None]] = {
     "Hypothesis": _d_set("hypothesis", parse_text_field), "Notes": _d_set("notes", parse_text_field),
     "Config": _d_set("config_path", parse_code), "Command": _d_set("command", parse_code), "Mining Strategy": _d_mining,
-    "Parameters": _d_parameters, "Resources": _d_set("resources", parse_resources),
+    "Parameters": _d_parameters, "Resources": _d_set("resources", _resources),
     "Priority": _d_priority, "Dependencies": _d_dependencies, "Seeds": _d_set("seeds", parse_seeds),
     "Status": lambda exp, it, g: None,  # READY, DONE, …: what the section says (Block.own_state)
     "Retry": _d_set("retry_policy", lambda v: RetryPolicy.parse(v).to_dict()),
@@ -223,9 +293,10 @@ _DEF_SETTERS: dict[str, Callable[[Draft, Item, _Gathered], None]] = {
 }
 
 
-def _definition(b: Block, src: str) -> Draft:
+def _definition(b: Block, src: str, named: Collection[str]) -> Draft:
     exp = draft(Experiment, id=b.exp_id, seq=0, title=b.title, state=State.READY.value)
-    g = _Gathered(ann={"checked": "x"} if b.checked else {})
+    g = _Gathered(ann={"checked": "x"} if b.checked else {}, named=named)
+    b.refuse_repeats(src)
     if wrong := b.misplaced():
         raise errors.ParseError(src, wrong[1], f"{b.exp_id} is under {'the proposed list' if b.checklist else b.section} "
                                 f"but its Status says {wrong[0]}", "move it to the section of its state, or correct its Status")
@@ -239,7 +310,7 @@ def _definition(b: Block, src: str) -> Draft:
         except FieldError as exc:
             raise errors.ParseError(src, it.line, str(exc)) from None
         if it.children and it.key != "Parameters":
-            raise errors.ParseError(src, it.children[0].line, f"{it.key!r} takes no nested list")
+            raise b.nested_error(src, it)
     exp.parameters = g.params
     exp.annotations = g.ann
     return exp

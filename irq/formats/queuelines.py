@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ _HEADING = re.compile(r"^###\s+(?P<id>\S+?):\s*(?P<rest>.*)$")
 _BULLET = re.compile(r"^(?P<indent>\s*)[-*]\s+\*\*(?P<key>[^*]+?)\*\*:\s?(?P<value>.*)$")
 _SUBITEM = re.compile(r"^(?P<indent>\s+)[-*]\s+(?P<text>.+)$")
 _CHECK = re.compile(r"^[-*]\s+\[(?P<mark>[ xX])\]\s+\*\*(?P<id>[^*]+)\*\*:?\s*(?P<title>.*)$")
-_ATTEMPT_SUFFIX = re.compile(r"\s+-\s+ATTEMPT\s+(\d+)\s*$")
+_ATTEMPT_SUFFIX = re.compile(r"\s+-\s+ATTEMPT\s+([0-9]+)\s*$")
 _COMPLETED_SUFFIX = re.compile(r"\s*✓\s*COMPLETED\s*$")
 _QUEUED_SUFFIX = re.compile(r"\s*\(((?:QUEUED|HELD)[^)]*)\)\s*$")
 
@@ -38,6 +39,7 @@ class Item:
     line: int
     children: list["Item"] = field(default_factory=list)
     key_exact: bool = False  # a nested list's key written as a JSON string: the name itself, not words for it
+    bold: bool = False  # a nested item written as a bullet, '- **Notes**: …': a block's bullet indented by mistake
 
 
 def _json_key(text: str) -> tuple[str, str] | None:
@@ -73,6 +75,25 @@ class Block:
         """'Status: READY' on a block without '- ATTEMPT N': the experiment's own state (as its
         section says), not an attempt's (it made an attempt in state READY, and the experiment FAILED)."""
         return self.attempt_no is None and normalize_scheduler_state(self.status) in EXPERIMENT_ONLY
+
+    def refuse_repeats(self, src: str, free: Collection[str] = ()) -> None:
+        """A key given twice would keep one of its values and drop the other: refused (`free`: keys
+        kept as a list of free text, where each one stays)."""
+        first: dict[str, Item] = {}
+        for it in self.items:
+            if it.key in first and it.key not in free:
+                raise errors.ParseError(src, it.line, f"{it.key!r} is given twice in this block of {self.exp_id} "
+                                        f"(also line {first[it.key].line}): only one value can be kept",
+                                        "merge them into one bullet")
+            first.setdefault(it.key, it)
+
+    def nested_error(self, src: str, it: Item) -> errors.ParseError:
+        """A nested list under a bullet that takes none; said as an indented bullet when it is one."""
+        child = it.children[0]
+        if child.bold:
+            return errors.ParseError(src, child.line, f"'{child.key}' is indented under {it.key!r}",
+                                     "start a block's bullets at the beginning of the line: - **Key**: value")
+        return errors.ParseError(src, child.line, f"{it.key!r} takes no nested list")
 
     def misplaced(self) -> tuple[str, int] | None:
         """A definition's Status naming another state than its section does: (that state, its line)."""
@@ -112,7 +133,7 @@ def read_text(path: Path) -> tuple[str, int]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start + (3 if bom else 0)].count(b"\n") + 1
         raise errors.ParseError(str(path), line, "not UTF-8 text", "save the file as UTF-8") from exc
-    text = text.replace("\r\n", "\n")  # saved on Windows: lines end as they do everywhere else
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # saved on Windows (or an old Mac): lines end as elsewhere
     if is_irq_export(text):
         return text, 0
     import ftfy  # only reading a queue file needs it: keep other commands quick
@@ -143,14 +164,17 @@ class _Reader:
         self.blocks: list[Block] = []
         self.cur: Block | None = None
         self.last_item: Item | None = None
-        self.in_comment = False
+        self.in_comment = 0  # the line an open HTML comment started on (0: none open)
 
     def err(self, n: int, msg: str, hint: str | None = None) -> errors.ParseError:
         return errors.ParseError(self.src, n, msg, hint)
 
     def feed(self, n: int, line: str) -> None:
+        line = self.uncommented(n, line)
+        if line is None:
+            return
         stripped = line.strip()
-        for handler in (self.comment, self.title, self.section_heading, self.preamble_line):
+        for handler in (self.title, self.section_heading, self.preamble_line):
             if handler(n, line, stripped):
                 return
         if not stripped or stripped == "---":
@@ -162,19 +186,28 @@ class _Reader:
         elif not self.bullet(n, line) and not self.subitem(n, line) and not self.continuation(line, stripped):
             raise self.err(n, f"expected a bullet '- **Key**: value', got {stripped[:60]!r}")
 
-    def comment(self, n: int, line: str, stripped: str) -> bool:
-        """HTML comments are skipped; irq's format marker (and its queue order) is read."""
+    def uncommented(self, n: int, line: str) -> str | None:
+        """The line without the HTML comments that start it or that it closes (None: nothing is
+        left to read); irq's format marker (and its queue order) is read. Text after a comment's
+        end is read as the line's."""
+        had = bool(self.in_comment)
         if self.in_comment:
-            self.in_comment = "-->" not in stripped
-            return True
-        if not stripped.startswith("<!--"):
-            return False
-        if stripped.startswith(FORMAT_MARKER):
-            self.doc.irq_format = True
-            if m := re.search(r"order:\s*([^>]*?)\s*-->", stripped):
-                self.doc.order = m.group(1).split()
-        self.in_comment = "-->" not in stripped
-        return True
+            end = line.find("-->")
+            if end < 0:
+                return None
+            self.in_comment, line = 0, line[:len(line) - len(line.lstrip())] + line[end + 3:].lstrip()
+        while line.lstrip().startswith("<!--"):
+            had, stripped = True, line.strip()
+            if stripped.startswith(FORMAT_MARKER):
+                self.doc.irq_format = True
+                if m := re.search(r"order:\s*([^>]*?)\s*-->", stripped):
+                    self.doc.order = m.group(1).split()
+            end = line.find("-->", line.find("<!--") + 4)
+            if end < 0:
+                self.in_comment = n
+                return None
+            line = line[:len(line) - len(line.lstrip())] + line[end + 3:].lstrip()
+        return None if had and not line.strip() else line
 
     def title(self, n: int, line: str, stripped: str) -> bool:
         if self.section is None and not self.doc.title and stripped.startswith("# "):
@@ -250,17 +283,17 @@ class _Reader:
         if not sm or self.last_item is None or not line[:1].isspace():
             return False
         text = sm.group("text").strip()
-        exact = False
+        exact = bold = False
         if text[:1] == '"' and (got := _json_key(text)) is not None:
             key, value, exact = *got, True
         elif bm := _BULLET.match(line):
-            key, value = bm.group("key").strip(), bm.group("value").strip()
+            key, value, bold = bm.group("key").strip(), bm.group("value").strip(), True
         elif ": " in text or text.endswith(":"):
             key, _, value = text.partition(":")
             key, value = key.strip(), value.strip()
         else:
             raise self.err(n, f"expected 'Name: value' in the list under {self.last_item.key!r}, got {text[:60]!r}")
-        self.last_item.children.append(Item(key, value, n, key_exact=exact))
+        self.last_item.children.append(Item(key, value, n, key_exact=exact, bold=bold))
         return True
 
     def continuation(self, line: str, stripped: str) -> bool:
@@ -273,6 +306,9 @@ class _Reader:
         return True
 
     def finish(self) -> tuple[QueueDoc, list[Block]]:
+        if self.in_comment:
+            raise self.err(self.in_comment, "an HTML comment starts here and is never closed: everything after it "
+                           "would be skipped", "close it with -->")
         pre = self.preamble
         while pre and pre[-1].strip() in ("", "---"):
             pre.pop()  # the separator before the first section belongs to the layout

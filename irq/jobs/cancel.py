@@ -1,14 +1,32 @@
 """Cancel a job, or take an experiment off the local queue."""
 from __future__ import annotations
 
+from typing import Any
+
 from irq import errors
 from irq.backends.registry import Backends, record_calls
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger
-from irq.ledger.models import Attempt
-from irq.ledger.states import SUBMITTING, State
+from irq.ledger.models import Attempt, Experiment
+from irq.ledger.states import SUBMITTING, AttemptState, State
 from irq.ledger.transitions import active_attempt, waiting
 from irq.ui import UI
+
+
+def _close_imported(s: Any, exp: Experiment, a: Attempt) -> str:
+    """An attempt imported from queue.md names a job irq never submitted and cannot ask or stop:
+    cancelling it records that the user ended it (CANCELLED, the experiment FAILED: `irq retry`
+    runs it again), and says to stop the job itself where it runs."""
+    to = AttemptState.NOT_SUBMITTED if a.state == SUBMITTING else AttemptState.CANCELLED
+    Ledger.set_attempt_state(s, a, to, "cancelled by the user (imported: irq cannot reach its job)",
+                             error="cancelled with `irq cancel`; irq cannot reach a job imported from queue.md")
+    if exp.state == State.IN_PROGRESS.value:
+        Ledger.set_state(s, exp, State.FAILED, f"attempt {a.number} cancelled by the user", attempt=a)
+    job = f"job {a.job_id}" if a.job_id else "its job"
+    stop = f" (e.g. scancel {a.job_id})" if a.job_id else ""
+    return (f"{exp.id}: attempt {a.number} was imported from queue.md, so irq cannot reach {job}; recorded as "
+            f"{to.value} and {exp.id} as FAILED (`irq retry {exp.id}` runs it again). If it still runs, stop it "
+            f"where it runs{stop}")
 
 
 def cancel(ledger: Ledger, backends: Backends, ui: UI, exp_id: str) -> str:
@@ -22,6 +40,8 @@ def cancel(ledger: Ledger, backends: Backends, ui: UI, exp_id: str) -> str:
             raise errors.IllegalTransition(f"{exp.id} is {exp.state}: nothing to cancel",
                                            "`irq fetch` records a job that has ended" if exp.state == State.IN_PROGRESS
                                            else None)
+        if a.backend == "imported":
+            return _close_imported(s, exp, a)
     if a.state == SUBMITTING or not a.job_id:
         reconcile(ledger, backends, ui)
         with ledger.transaction() as s:
