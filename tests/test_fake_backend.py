@@ -335,3 +335,47 @@ def test_a_cycle_that_meets_an_error_says_it_and_the_daemon_serves_on(ledger, ba
     monkeypatch.setattr(loop, "submit", refused)
     rep = loop.cycle(ledger, backends.config, ui, backends)  # once: the exception ended the daemon
     assert rep.submitted == [] and logged == ["cycle ended early: Q-009 is DONE; it cannot move to READY (run `irq status`)"]
+
+
+def test_a_submission_still_in_flight_is_never_given_up(ledger, backends, fake, monkeypatch) -> None:
+    """A SUBMITTING attempt was given up after 30 s whoever still sent it: an sbatch slower than
+    that, or an `irq submit` suspended with Ctrl-Z, then sent its job after the experiment had been
+    queued again and submitted a second time. While a live process claims it, reconcile waits; once
+    that process is gone (killed: the kernel drops its claim), it is given up as before."""
+    import subprocess
+    import sys
+
+    add_experiment(ledger, "Q-001", "slow sbatch")
+    monkeypatch.setenv("IRQ_FAULT", "before_sbatch")
+    monkeypatch.setenv("IRQ_FAULT_ACTION", "drop")
+    with pytest.raises(errors.BackendError):  # leaves a SUBMITTING row, as a sender would mid-sbatch
+        go(ledger, backends, "Q-001")
+    monkeypatch.delenv("IRQ_FAULT")
+    with ledger.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+        a.submitted_at = utcnow() - timedelta(minutes=2)
+        s.add(a)
+        aid = a.id
+    sender = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from irq.ledger.claims import Claims; "
+        f"c = Claims(Path({str(ledger.path)!r})); c.hold({aid}); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert sender.stdout.readline().strip() == "held"
+        assert reconcile(ledger, backends, UI()) == []  # still being sent elsewhere: left alone
+        assert attempts(ledger)[0].state == "SUBMITTING"
+        assert go(ledger, backends, all_ready=True) == {}  # and nothing is sent a second time
+    finally:
+        sender.kill()
+        sender.wait()
+    assert reconcile(ledger, backends, UI()) == ["Q-001: attempt 1 never reached the scheduler; queued again"]
+    assert fake.jobs == {}
+
+
+def test_this_process_claims_what_it_sends_and_lets_go_after(ledger) -> None:
+    """POSIX locks never conflict within their own process: the claims this process holds are
+    counted as held, and released ones are free again."""
+    ledger.claims.hold(7)
+    assert ledger.claims.in_flight(7) and not ledger.claims.in_flight(8)
+    ledger.claims.release(7)
+    assert not ledger.claims.in_flight(7)

@@ -322,3 +322,26 @@ def test_status_that_records_new_job_states_re_exports_queue_md(tmp_path, irq):
         irq("status")
         time.sleep(0.3)
     assert "- **Status**: COMPLETED" in (tmp_path / "queue.md").read_text()
+
+
+@pytest.mark.parametrize("counter", ["", "10x", None], ids=["emptied by a kill", "garbled", "a folder in the way"])
+def test_a_broken_job_counter_never_stops_the_queue(tmp_path, irq, counter):
+    """`next_id` was rewritten in place: a kill mid-write left it empty, and every later submit and
+    daemon cycle failed (int('')) until it was fixed by hand. It is replaced whole now, and a broken
+    one is read past: the next id follows the highest job, never an id whose folder exists."""
+    irq("init")
+    r = irq("add", "Q-001", "--title", "quick", "--command", "true", "--force")
+    assert r.code == 0, r
+    local = tmp_path / ".irq" / "local"
+    (local / "jobs" / "1004").mkdir(parents=True)
+    (local / "jobs" / "1004" / "job.json").write_text("{}")
+    (local / "jobs" / "1007").mkdir()  # a folder a killed submit made, before its job.json
+    if counter is None:
+        (local / "next_id").write_text("1007")
+    else:
+        (local / "next_id").write_text(counter)
+    r = irq("submit", "Q-001")
+    assert r.code == 0 and "Q-001: submitted as job" in r.out, r
+    job = r.out.split("submitted as job ")[1].split()[0]
+    assert int(job) >= 1005 and job != "1007"
+    assert int((local / "next_id").read_text()) == int(job) + 1

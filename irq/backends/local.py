@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from irq import errors
+from irq.cache_files import write_atomically
 from irq.backends.base import CallCounter, JobInfo, JobRequest, Slots
 
 CHECK_TIMEOUT = 120.0  # seconds a preflight script may take (it may clone a repository)
@@ -111,9 +112,19 @@ class LocalBackend:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def _next_id(self) -> str:
+        """The next job id (under the backend's lock). The counter is replaced whole; one left empty
+        or garbled (an older irq killed mid-write) is read past, and an id whose folder exists is never
+        handed out again, so a broken counter costs a scan, never a stuck queue."""
         p = self.root / "next_id"
-        n = int(p.read_text()) if p.exists() else 1000
-        p.write_text(str(n + 1))
+        try:
+            n = int(p.read_text(encoding="ascii"))
+        except FileNotFoundError:
+            n = 1000
+        except (OSError, ValueError):  # empty or garbled: after the highest job there is
+            n = max([1000, *(int(name) + 1 for name in self._job_names())])
+        while (self.jobs / str(n)).exists():
+            n += 1
+        write_atomically(p, str(n + 1))
         return str(n)
 
     def _job_dirs(self) -> list[Path]:

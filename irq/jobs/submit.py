@@ -4,10 +4,12 @@ Exactly-once submission: the attempt row (state SUBMITTING, a unique token in th
 is committed before the backend submits; the job id is recorded after. The transaction that
 writes the row re-checks that the experiment is still submittable, that no attempt of it is
 active and that none was opened since the plan was made (BEGIN IMMEDIATE: a second `irq
-submit` or the daemon waits for it, then sees the row and skips). If irq dies or the link
-drops after the row, ``reconcile`` finds the job by its name and adopts it, or, when the
-scheduler has never seen it, puts the experiment back in the local queue. An infrastructure
-fault never marks an experiment FAILED: its attempts show "unknown since".
+submit` or the daemon waits for it, then sees the row and skips), and claims it for this
+process until the job id is recorded (irq/ledger/claims.py). If irq dies or the link drops
+after the row, ``reconcile`` finds the job by its name and adopts it, or, when the scheduler has
+never seen it and no live process claims it (a slow sbatch, a suspended irq: wait), puts the
+experiment back in the local queue. An infrastructure fault never marks an experiment FAILED:
+its attempts show "unknown since".
 """
 from __future__ import annotations
 
@@ -187,8 +189,11 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
     att = _open_attempt(ledger, exp_id, number, backend, target, req, sha, run_id, planned)
     if isinstance(att, SubmitOutcome):
         return att
-    faults.point("before_sbatch")
-    outcome = _send(ledger, backend, att, req)
+    try:
+        faults.point("before_sbatch")
+        outcome = _send(ledger, backend, att, req)
+    finally:  # sent and recorded, or failed: whatever escapes, this process no longer sends it
+        ledger.claims.release(att.id)
     if outcome.status == "submitted":
         ui.step(f"{exp_id}: submitted as job {outcome.job_id} ({backend.name})" + (
             f"; not passed to the trainer: {', '.join(skipped)}" if skipped else ""))
@@ -213,13 +218,15 @@ def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, ta
             return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
         if Ledger.run_id_taken(s, run_id):  # it stays READY
             return SubmitOutcome(exp_id, "queued", message=f"run name {run_id} was just taken; the next submit picks another")
-        return Ledger.new_attempt(
+        att = Ledger.new_attempt(
             s, exp, token=req.token, backend=backend.name, state=SUBMITTING, run_id=run_id, git_sha=sha,
             partition=exp.resources.get("partition") or target.partition, run_dir=req.run_dir,
             modules=list(target.modules), script=req.script, submitted_at=utcnow(), array=req.array,
             cluster=target.name.split(":", 1)[1] if ":" in target.name else None,
             work_dir=target.work_dir,
         )
+        ledger.claims.hold(att.id)  # before the row is visible: no reconcile gives up on it while this process lives
+        return att
 
 
 def _send(ledger: Ledger, backend: Backend, att: Attempt, req: JobRequest) -> SubmitOutcome:

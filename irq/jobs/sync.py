@@ -25,7 +25,9 @@ from irq.ledger.states import (
 from irq.ledger.transitions import mark_unknown, wait_locally
 from irq.ui import UI
 
-ADOPT_GRACE = timedelta(seconds=30)  # a SUBMITTING row younger than this may still be in flight
+# a SUBMITTING row younger than this may still be in flight; an older one is given up only once
+# no live process claims it (irq/ledger/claims.py): a slow or suspended sender is waited for
+ADOPT_GRACE = timedelta(seconds=30)
 
 
 def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
@@ -50,7 +52,7 @@ def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
                     Ledger.set_attempt_state(s, att, AttemptState.PENDING, f"adopted job {found[jname]} by its token",
                                              job_id=found[jname], error=None)
                     notes.append(f"{att.experiment_id}: adopted job {att.job_id} (submitted before irq could record it)")
-                elif utcnow() - (att.submitted_at or utcnow()) >= ADOPT_GRACE:
+                elif utcnow() - (att.submitted_at or utcnow()) >= ADOPT_GRACE and not ledger.claims.in_flight(att.id):
                     Ledger.set_attempt_state(
                         s, att, NOT_SUBMITTED, "no job carries its token",
                         error="never reached the scheduler (irq stopped or the link dropped before sbatch)")

@@ -22,6 +22,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 from irq import errors
 from irq.ledger import reader, revisions, transitions
 from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
+from irq.ledger.claims import Claims
 from irq.ledger.reader import DEFAULT_DB, ID_RE, SCHEMA_VERSION, resolve_db_path  # noqa: F401 (re-exported)
 from irq.ledger.states import Priority
 from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
@@ -73,6 +74,7 @@ class Ledger:
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.path = Path(path)
+        self.claims = Claims(self.path)  # the SUBMITTING attempts this process is still sending
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.mode = "rw"
@@ -159,6 +161,7 @@ class Ledger:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.claims.close()
 
     # -- meta ---------------------------------------------------------------------------
     @staticmethod

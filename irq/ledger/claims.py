@@ -1,0 +1,63 @@
+"""Which SUBMITTING attempts a live irq process is still sending.
+
+An attempt is written SUBMITTING before its job is sent; if irq dies in between, ``reconcile``
+later finds no job carrying its token and puts the experiment back in the local queue. Time alone
+cannot tell a dead sender from a slow one (an sbatch that takes a minute, an `irq submit`
+suspended with Ctrl-Z, a laptop asleep mid-submit): giving up on a live sender's attempt sends the
+experiment a second time. So the sender holds a claim on its attempt from the transaction that
+writes it until the job's id is recorded: a POSIX byte-range lock (one byte at the attempt's id)
+on a file beside the ledger. The kernel drops it when the process ends however it ends (kill -9
+included) and keeps it while the process is stopped, so a claim still held means "in flight,
+wait"; a free one means the sender is gone or done.
+
+POSIX locks belong to the process, and a process does not conflict with its own: the ranges this
+process holds are also kept in ``mine`` and count as held.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+class Claims:
+    def __init__(self, ledger_path: Path) -> None:
+        self.path = ledger_path.with_name(ledger_path.name + ".submit.lock")
+        self.fd: int | None = None
+        self.mine: set[int] = set()
+
+    def _open(self) -> int:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self.fd
+
+    def hold(self, attempt_id: int) -> None:
+        """Claim an attempt being sent (OSError when the file cannot be made: the caller's write
+        transaction fails with it, and nothing is sent)."""
+        fcntl.lockf(self._open(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, attempt_id)
+        self.mine.add(attempt_id)
+
+    def release(self, attempt_id: int) -> None:
+        if attempt_id in self.mine and self.fd is not None:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, attempt_id)
+        self.mine.discard(attempt_id)
+
+    def in_flight(self, attempt_id: int) -> bool:
+        """Whether a live process (this one included) still sends this attempt."""
+        if attempt_id in self.mine:
+            return True
+        try:
+            fd = self._open()
+        except OSError:  # no lock file can be made (a read-only folder): nobody could have claimed it here
+            return False
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, attempt_id)
+        except OSError:  # EACCES or EAGAIN: another process holds it
+            return True
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, attempt_id)
+        return False
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # drops every lock this process holds on the file
+            self.fd, self.mine = None, set()
