@@ -205,3 +205,42 @@ def test_status_says_why_a_ready_experiment_waits(tmp_path, irq):
         Ledger.set_state(s, e, "FAILED", "t")
     rows = {r["id"]: r for r in json.loads(irq("status", "--json").out)["experiments"]}
     assert rows["Q-002"]["detail"] == "held: dependency Q-001 FAILED"
+
+
+@pytest.mark.parametrize("how", ["a backup restored over it", "deleted"])
+def test_a_daemon_whose_ledger_is_replaced_stops_instead_of_serving_the_old_file(tmp_path, irq, how):
+    """errors.md says to restore a backup copy: the daemon went on submitting from the replaced file
+    (jobs the restored ledger never learned of, run again by the next submit) and refused a new
+    daemon for the new file. It stops with one line now."""
+    irq("init")
+    import shutil
+
+    shutil.copy(tmp_path / "queue.db", tmp_path / "backup.db")
+    env = {**os.environ, "IRQ_USER_CONFIG": str(tmp_path / "none.toml")}
+    env.pop("IRQ_FAULT", None)
+    proc = subprocess.Popen([sys.executable, "-m", "irq", "daemon", "run", "--interval", "0.2"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "queue.db.daemon.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        if how == "deleted":
+            (tmp_path / "queue.db").unlink()
+        else:
+            os.replace(tmp_path / "backup.db", tmp_path / "queue.db")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, (out, err)
+    assert "was replaced or removed while the daemon served it: the daemon stopped" in err
+    assert "Traceback" not in err
+
+
+def test_the_daemon_refuses_a_read_only_ledger_in_one_line(tmp_path, irq, monkeypatch):
+    irq("init")
+    from irq.ledger import reader
+
+    monkeypatch.setattr(reader, "access_mode", lambda path: "ro")  # what another user's file opens as
+    r = irq("daemon", "run", "--once")
+    assert r.code == 1 and "is read-only for you" in r.err and "the daemon writes every cycle" in r.err, r

@@ -153,7 +153,11 @@ class DaemonLock:
         self.fh: Any = None
 
     def acquire(self) -> None:
-        self.fh = open(self.path, "a+")
+        try:
+            self.fh = open(self.path, "a+")
+        except OSError as exc:
+            raise errors.LedgerError(f"cannot make the daemon's lock file {self.path}: {exc.strerror or exc}",
+                                     "the daemon writes the ledger and its folder: run it where you may write") from None
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -194,6 +198,7 @@ class LedgerWatch:
 
     def __init__(self, path: Path) -> None:
         self.con = sqlite3.connect(path, timeout=5, isolation_level=None)
+        self.seen = 0
         self.seen = self.version()
 
     def version(self) -> int:
@@ -226,8 +231,7 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
     """The daemon loop. SIGINT / SIGTERM finish the current step, then exit 0. `open_backends`
     opens the backends once for the daemon's lifetime (tests hand in a FakeBackend)."""
     base = poll_interval(config, interval)
-    lock = DaemonLock(ledger.path)
-    lock.acquire()
+    lock, serving = _take(ledger)
     stop = {"flag": False}
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -242,6 +246,10 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
     try:
         ui.log(f"daemon serving {ledger.path} (backend {config.backend}, interval {base:g}s)")
         while not stop["flag"]:
+            if file_identity(ledger.path) != serving:
+                raise errors.LedgerError(f"ledger {ledger.path} was replaced or removed while the daemon served it: "
+                                         "the daemon stopped (it would have gone on with the old file)",
+                                         "`irq daemon start` serves the file there now")
             cycles += 1
             backends.new_cycle()
             rep = cycle(ledger, config, ui, backends, preflight)
@@ -275,6 +283,28 @@ def run(ledger: Ledger, config: Config, ui: UI, *, interval: float | None = None
         lock.release()
     ui.log("daemon stopped")
     return 0
+
+
+def _take(ledger: Ledger) -> tuple[DaemonLock, tuple[int, int] | None]:
+    """The daemon's lock on a ledger it may write, and which file it serves (a file put in its
+    place later is not the one it serves: see file_identity)."""
+    if ledger.readonly:
+        raise errors.LedgerError(f"ledger {ledger.path} is read-only for you (another user's file, or a read-only "
+                                 "folder): the daemon writes every cycle", "run the daemon as the ledger's owner, "
+                                 "or copy it: cp queue.db mine.db && irq --db mine.db daemon start")
+    lock = DaemonLock(ledger.path)
+    lock.acquire()
+    return lock, file_identity(ledger.path)
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """The file a path names now (device and inode), None when there is none: a backup restored
+    over the ledger, or the ledger deleted, is another file (or none) under the same name."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def poll_interval(config: Config, interval: float | None) -> float:
