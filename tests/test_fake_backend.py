@@ -379,3 +379,27 @@ def test_this_process_claims_what_it_sends_and_lets_go_after(ledger) -> None:
     assert ledger.claims.in_flight(7) and not ledger.claims.in_flight(8)
     ledger.claims.release(7)
     assert not ledger.claims.in_flight(7)
+
+
+def test_a_job_the_accounting_lost_the_name_of_is_adopted_by_its_log(ledger, backends, fake, monkeypatch) -> None:
+    """After an accounting outage SLURM listed a finished job without its name: no job carried the
+    token, the attempt was given up and the experiment ran a second time. The log the job wrote in
+    the attempt's run folder (slurm-<id>.out) proves it ran: it is adopted by that."""
+    add_experiment(ledger, "Q-001", "sbatch answered, the answer lost")
+    monkeypatch.setenv("IRQ_FAULT", "after_sbatch")
+    monkeypatch.setenv("IRQ_FAULT_ACTION", "drop")
+    with pytest.raises(errors.BackendError):
+        go(ledger, backends, "Q-001")
+    monkeypatch.delenv("IRQ_FAULT")
+    (job_id,) = fake.jobs
+    fake.names_lost = True
+    with ledger.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+        a.submitted_at = utcnow() - timedelta(minutes=2)
+        s.add(a)
+    calls = fake.counter.round_trips
+    assert reconcile(ledger, backends, UI()) == [f"Q-001: adopted job {job_id} (submitted before irq could record it)"]
+    assert fake.counter.round_trips - calls == 2  # squeue/sacct by name, then one look into the run folders
+    (att,) = attempts(ledger)
+    assert att.state == "PENDING" and att.job_id == job_id
+    assert go(ledger, backends, all_ready=True) == {} and list(fake.jobs) == [job_id]

@@ -146,6 +146,12 @@ class Backend(Protocol):
     def find(self, names: list[str], since: datetime) -> dict[str, str]:
         """Job name -> job id for jobs with these names submitted since then (adoption)."""
 
+    def ran(self, run_dirs: list[str]) -> dict[str, str]:
+        """Run folder -> the job id of the log a job wrote there, for the folders holding one, in
+        one round trip: proof that a submission reached the scheduler when its records cannot show
+        it (a finished job whose accounting is late, or was recorded without its name). {} from a
+        backend whose find() already knows every job it ran. BackendError: could not look."""
+
     def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
         """Base job id -> its rows (one, or one per array task), for all ids in a constant
         number of round trips. Ids the scheduler no longer knows are absent (a backend that knows

@@ -61,6 +61,7 @@ class FakeBackend:
         self._drops = 0
         self._down: str | None = None
         self._needs_login = False
+        self.names_lost = False  # accounting that lost the jobs' names: find() sees none, ran() their logs
 
     # ------------------------------------------------------------------ switches
     def refuse_next(self, exc: errors.IrqError | None = None) -> None:
@@ -151,9 +152,17 @@ class FakeBackend:
                                       "irq keeps every experiment as it was; the next command reconnects")
         return job_id
 
+    def ran(self, run_dirs: list[str]) -> dict[str, str]:
+        self.counter.add("ls")
+        self._guard("ls")
+        wanted = set(run_dirs)
+        return {job.request.run_dir: job.job_id for job in self.jobs.values() if job.request.run_dir in wanted}
+
     def find(self, names: list[str], since: datetime) -> dict[str, str]:
         self.counter.add("squeue", "sacct")
         self._guard("squeue")
+        if self.names_lost:
+            return {}
         wanted = set(names)
         found: dict[str, str] = {}
         for job in self.jobs.values():  # ascending ids: the newest of duplicates wins

@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from irq import errors
-from irq.cache_files import write_atomically
 from irq.backends.base import CallCounter, JobInfo, JobRequest, Slots
+from irq.cache_files import write_atomically
 
 CHECK_TIMEOUT = 120.0  # seconds a preflight script may take (it may clone a repository)
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
@@ -200,6 +200,9 @@ class LocalBackend:
             if job.get("name") in wanted:
                 found[job["name"]] = d.name
         return found
+
+    def ran(self, run_dirs: list[str]) -> dict[str, str]:
+        return {}  # find() reads every job's own folder: it knows all there are
 
     def query(self, job_ids: list[str], since: datetime) -> dict[str, list[JobInfo]]:
         self.counter.add("squeue", "sacct", round_trips=0)

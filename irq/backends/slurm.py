@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING
 
 from irq import errors
 from irq.backends.base import CallCounter, JobInfo, JobRequest, Remote, Slots
+from irq.backends.slurm_command import run_logs_command
 from irq.backends.slurm_output import (
     MARK,
     SACCT_FIELDS,
     SINCE_MARGIN,
     classify_sbatch_error,
     merge,
+    parse_run_logs,
     parse_sacct,
     parse_sacctmgr_limit,
     parse_squeue,
@@ -169,6 +171,15 @@ class SlurmBackend:
                 if prev is None or int(r.base_id) > int(prev):  # the newest of duplicates
                     found[r.name] = r.base_id
         return found
+
+    def ran(self, run_dirs: list[str]) -> dict[str, str]:
+        if not run_dirs:
+            return {}
+        rc, out, err = self.remote.run(run_logs_command(run_dirs), calls=("ls",))
+        if rc != 0:
+            raise errors.BackendError(f"cannot look into the run folders on {self.cfg.name}: {err.strip()[:300]}",
+                                      "irq keeps the submissions unconfirmed and looks again later")
+        return parse_run_logs(out)
 
     # ------------------------------------------------------------------ slots
     def slots(self) -> Slots:

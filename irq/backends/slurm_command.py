@@ -47,3 +47,13 @@ def query_args(job_ids: Iterable[str], since: datetime) -> tuple[list[str], list
 def slurm_time(when: datetime) -> str:
     """A datetime as SLURM reads it under TZ=UTC0 (naive datetimes count as local time)."""
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# each run folder (an argument, $1…, never part of the script's text) and the first SLURM log in it
+# (slurm-1810.out, or slurm-1810_3.out of an array), a line each, tab-separated
+RUN_LOGS = ('for d do f=$(ls -1 "$d" 2>/dev/null | grep -m1 -E "^slurm-[0-9]+(_[0-9]+)?[.]out$"); '
+            'printf "%s\\t%s\\n" "$d" "$f"; done')
+
+
+def run_logs_command(run_dirs: Sequence[str]) -> list[str]:
+    return ["sh", "-c", RUN_LOGS, "irq", *run_dirs]

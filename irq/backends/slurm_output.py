@@ -246,3 +246,13 @@ def parse_sacctmgr_limit(assoc: str, qos: str, user_info: str, cluster: str) -> 
     if not candidates:
         return None, "sacctmgr: no limit"
     return min(candidates)
+
+
+def parse_run_logs(out: str) -> dict[str, str]:
+    """RUN_LOGS' lines as run folder -> the job id its log names (folders without a log left out)."""
+    found = {}
+    for line in out.splitlines():
+        folder, _, log = line.rpartition("\t")
+        if m := re.fullmatch(r"slurm-([0-9]+)(?:_[0-9]+)?\.out", log):
+            found[folder] = m.group(1)
+    return found

@@ -31,7 +31,9 @@ ADOPT_GRACE = timedelta(seconds=30)
 
 
 def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
-    """Adopt jobs whose submission was never confirmed (crash or dropped link after sbatch)."""
+    """Adopt jobs whose submission was never confirmed (crash or dropped link after sbatch): by the
+    token in their name, else by the log a job wrote in the attempt's run folder; an attempt no
+    job shows, that is old enough and that no live process still sends, is queued again."""
     with ledger.transaction() as s:
         pending = Ledger.attempts(s, states=[SUBMITTING])
     notes = []
@@ -43,26 +45,38 @@ def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
         since = min(a.submitted_at or utcnow() for a in atts) - timedelta(minutes=5)
         names = {f"{a.experiment_id}.{a.token}": a for a in atts}
         found = backend.find(list(names), since)
+        unseen = [a.run_dir for n, a in names.items() if n not in found and a.run_dir and _old(a)]
+        ran = backend.ran(unseen) if unseen else {}  # one round trip, and only when a decision is due
         for jname, a in names.items():
+            job_id = found.get(jname) or ran.get(a.run_dir or "")
             with ledger.transaction() as s:
-                att = s.get(Attempt, a.id)
-                if att.state != SUBMITTING:
-                    continue
-                if jname in found:
-                    Ledger.set_attempt_state(s, att, AttemptState.PENDING, f"adopted job {found[jname]} by its token",
-                                             job_id=found[jname], error=None)
-                    notes.append(f"{att.experiment_id}: adopted job {att.job_id} (submitted before irq could record it)")
-                elif utcnow() - (att.submitted_at or utcnow()) >= ADOPT_GRACE and not ledger.claims.in_flight(att.id):
-                    Ledger.set_attempt_state(
-                        s, att, NOT_SUBMITTED, "no job carries its token",
-                        error="never reached the scheduler (irq stopped or the link dropped before sbatch)")
-                    wait_locally(s, Ledger.experiment(s, att.experiment_id),
-                                 "re-queued: the previous submission never reached the scheduler")
-                    notes.append(f"{att.experiment_id}: attempt {att.number} never reached the scheduler; queued again")
+                if (note := _settle(ledger, s, s.get(Attempt, a.id), job_id, jname in found)) is not None:
+                    notes.append(note)
     for n in notes:
         ui.log(n)
     record_calls(ledger, backends)
     return notes
+
+
+def _old(a: Attempt) -> bool:
+    return utcnow() - (a.submitted_at or utcnow()) >= ADOPT_GRACE
+
+
+def _settle(ledger: Ledger, s: Any, att: Attempt, job_id: str | None, by_name: bool) -> str | None:
+    """Adopt the job found for an unconfirmed attempt, or give the attempt up: what was done, in
+    words (None: nothing yet)."""
+    if att.state != SUBMITTING:
+        return None
+    if job_id:
+        how = "its token" if by_name else "the log it wrote in the run folder"
+        Ledger.set_attempt_state(s, att, AttemptState.PENDING, f"adopted job {job_id} by {how}", job_id=job_id, error=None)
+        return f"{att.experiment_id}: adopted job {job_id} (submitted before irq could record it)"
+    if not _old(att) or ledger.claims.in_flight(att.id):
+        return None
+    Ledger.set_attempt_state(s, att, NOT_SUBMITTED, "no job carries its token",
+                             error="never reached the scheduler (irq stopped or the link dropped before sbatch)")
+    wait_locally(s, Ledger.experiment(s, att.experiment_id), "re-queued: the previous submission never reached the scheduler")
+    return f"{att.experiment_id}: attempt {att.number} never reached the scheduler; queued again"
 
 
 @dataclass

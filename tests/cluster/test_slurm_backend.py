@@ -242,6 +242,20 @@ def test_find_adopts_by_name(cluster: Cluster, backend: SlurmBackend, run_dir: s
     assert backend.find([req.name, "T-999.nothing"], since) == {req.name: job_id}
 
 
+def test_ran_finds_the_log_a_job_wrote_in_its_run_folder(cluster: Cluster, backend: SlurmBackend, run_dir: str) -> None:
+    """The evidence reconcile asks for when no job carries an attempt's token (accounting late, or
+    a job recorded without its name): the job's log in the run folder, all folders in one round trip."""
+    since = now()
+    job_id = backend.submit(request(run_dir, "echo ran"))
+    poll(backend, job_id, since, all_final)
+    empty, odd = f"{run_dir}-empty", f"{run_dir}-it's $(touch pwned)"
+    assert backend.remote.run(["mkdir", "-p", empty, odd])[0] == 0
+    before = backend.remote.counter.round_trips
+    assert backend.ran([run_dir, empty, odd, f"{run_dir}-missing"]) == {run_dir: job_id}
+    assert backend.remote.counter.round_trips - before == 1
+    assert cluster.run_as_user("test -e ~/pwned || echo clean").stdout.strip() == "clean"  # a name, never run
+
+
 # ---------------------------------------------------------------------- files
 def test_fetch_copies_run_dir_without_checkpoints(cluster: Cluster, backend: SlurmBackend, run_dir: str,
                                                   tmp_path: Path) -> None:
