@@ -223,6 +223,36 @@ def test_check_host_key_compares_the_key_not_the_name(tmp_path: Path) -> None:
         check_host_key(replace(ep, port=2222), a, "c")  # [host]:2222 is another entry
 
 
+def test_known_hosts_markers_are_read_as_openssh_reads_them(tmp_path: Path) -> None:
+    """`@cert-authority` and `@revoked` lines (common in site-managed known_hosts) crashed every
+    command over paramiko and `irq trust` ("InvalidHostKey: Incorrect padding"). A CA line is
+    skipped (irq checks keys, not certificates), a revoked key is refused, even by `irq trust`."""
+    a = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path / "a"))
+    b = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path / "b"))
+    kh = tmp_path / "kh"
+    kh.write_text(f"# site file\n@cert-authority *.example.org {a.get_name()} {a.get_base64()}\n"
+                  f"@revoked login.example.org {b.get_name()} {b.get_base64()}\n"
+                  f"login.example.org {a.get_name()} {a.get_base64()}\n")
+    ep = Endpoint(alias="c", hostname="login.example.org", port=22, user="me", known_hosts=[str(kh)])
+    check_host_key(ep, a, "c")
+    kh.write_text(f"@revoked login.example.org {b.get_name()} {b.get_base64()}\n"
+                  f"login.example.org {b.get_name()} {b.get_base64()}\n")
+    with pytest.raises(errors.HostKeyError, match="is marked @revoked"):
+        check_host_key(ep, b, "c")  # recorded, but also revoked: refused
+    cfg = ClusterConfig(name="c", host="login.example.org", port=22, user="me", known_hosts=str(kh), repo_url="x",
+                        workdir="/w", ssh_config=str(kh.with_name("ssh_config")))
+    kh.with_name("ssh_config").write_text("")
+    kh.write_text(f"@revoked login.example.org {b.get_name()} {b.get_base64()}\n")
+    with pytest.raises(errors.HostKeyError, match="is marked @revoked .* irq will not record it"):
+        trust_host(cfg, b)
+    kh.write_text(f"@cert-authority *.example.org {a.get_name()} {a.get_base64()}\n")
+    with pytest.raises(errors.HostKeyError, match="is not known"):
+        check_host_key(ep, a, "c")  # known only through its CA: unknown to irq
+    kh.write_text(f"login.example.org {a.get_name()} not-base64!\n")
+    with pytest.raises(errors.HostKeyError, match="line 1"):
+        check_host_key(ep, a, "c")
+
+
 def test_connection_refused_is_backend_error(cfg: ClusterConfig) -> None:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -22,15 +22,43 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 
 def _load_host_keys(files: Sequence[str]) -> paramiko.HostKeys:
-    hk = paramiko.HostKeys()
+    return load_known_hosts(files)[0]
+
+
+def load_known_hosts(files: Sequence[str]) -> tuple[paramiko.HostKeys, paramiko.HostKeys]:
+    """(the keys known_hosts records, the keys it marks `@revoked`), read line by line as OpenSSH
+    reads them: `@cert-authority` lines are skipped (irq checks keys, not certificates: a host
+    known only by its CA is refused as unknown), a line that does not read is an error that names it."""
+    from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+
+    known, revoked = paramiko.HostKeys(), paramiko.HostKeys()
     for f in files:
-        if os.path.isfile(f):
+        if not os.path.isfile(f):
+            continue
+        try:
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except OSError as exc:
+            raise errors.HostKeyError(f"cannot read known_hosts file {f}: {exc}", "check its permissions") from None
+        for n, raw in enumerate(lines, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            marker, rest = line.split(None, 1) if line.startswith("@") and " " in line else ("", line)
+            if marker == "@cert-authority":
+                continue
             try:
-                hk.load(f)
-            except (OSError, paramiko.SSHException) as exc:
-                raise errors.HostKeyError(f"cannot read known_hosts file {f}: {exc}",
+                entry = HostKeyEntry.from_line(rest, n)
+            except (InvalidHostKey, paramiko.SSHException, ValueError) as exc:
+                raise errors.HostKeyError(f"cannot read known_hosts file {f} line {n}: {exc}",
                                           "fix or remove the broken line") from None
-    return hk
+            if marker not in ("", "@revoked"):
+                raise errors.HostKeyError(f"known_hosts file {f} line {n}: unknown marker {marker!r}",
+                                          "OpenSSH knows @cert-authority and @revoked; fix or remove the line")
+            if entry is not None:  # None: a key type paramiko does not know, skipped as OpenSSH would
+                for name in entry.hostnames:
+                    (revoked if marker else known).add(name, entry.key.get_name(), entry.key)
+    return known, revoked
 
 
 def _rsa_aware(types: list[str]) -> list[str]:
@@ -48,10 +76,15 @@ def _trust_advice(ep: Endpoint, cluster: str | None) -> str:
 
 
 def check_host_key(ep: Endpoint, key: paramiko.PKey, cluster: str | None = None) -> None:
-    """Raise HostKeyError unless known_hosts records exactly this key for the endpoint."""
-    known = _load_host_keys(ep.known_hosts).lookup(ep.key_name)
+    """Raise HostKeyError unless known_hosts records exactly this key for the endpoint, and does
+    not mark it @revoked."""
+    everything, revoked = load_known_hosts(ep.known_hosts)
+    known = everything.lookup(ep.key_name)
     fp = fingerprint(key)
     kh = ep.known_hosts[0] if ep.known_hosts else "~/.ssh/known_hosts"
+    if _is_revoked(revoked, ep.key_name, key):
+        raise errors.HostKeyError(f"the host key of {ep.key_name} ({key.get_name()} {fp}) is marked @revoked in "
+                                  f"{kh}: irq will not connect", "ask your admins for the cluster's current key")
     if not known:
         raise errors.HostKeyError(
             f"the host key of {ep.key_name} is not known: {key.get_name()} {fp} (not in {kh})",
@@ -72,13 +105,21 @@ def check_host_key(ep: Endpoint, key: paramiko.PKey, cluster: str | None = None)
 
 
 
+def _is_revoked(revoked: paramiko.HostKeys, name: str, key: paramiko.PKey) -> bool:
+    return any(k == key for k in (revoked.lookup(name) or {}).values())
+
+
 def trust_host(cfg: ClusterConfig, key: paramiko.PKey) -> Path | None:
     """Record `key` for the cluster's host in its known_hosts file (created if needed, mode
     600). Returns the file, or None if that exact key was already recorded. Refuses to add a
     second, different key of the same type (that is a changed key: see check_host_key)."""
     ep = resolve_endpoint(cfg)
     path = Path(ep.known_hosts[0])
-    known = _load_host_keys(ep.known_hosts).lookup(ep.key_name) or {}
+    everything, revoked = load_known_hosts(ep.known_hosts)
+    if _is_revoked(revoked, ep.key_name, key):
+        raise errors.HostKeyError(f"{ep.key_name}'s key {key.get_name()} {fingerprint(key)} is marked @revoked in "
+                                  f"{path}: irq will not record it", "ask your admins for the cluster's current key")
+    known = everything.lookup(ep.key_name) or {}
     if known.get(key.get_name()) == key:
         return None
     if key.get_name() in known:
