@@ -79,3 +79,47 @@ connect_timeout = 5
     show = json.loads(irq("show", "Q-001", "--json").out)
     assert show["experiment"]["state"] == "IN_PROGRESS" and show["attempts"][0]["state"] == "RUNNING"
     assert json.loads(irq("show", "Q-002", "--json").out)["experiment"]["state"] == "READY"
+
+
+def test_a_fetch_that_could_not_ask_the_cluster_says_so_and_fails(project, irq, tmp_path):
+    """`irq fetch` with the login node down printed "nothing to fetch: no attempt has finished" and
+    exited 0, and named a job "still RUNNING" whose state it could not ask: a cron job could not
+    tell "nothing finished" from "could not look". It says what it could not do, and exits 1."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: connection refused
+    (tmp_path / "ssh_config").write_text("")
+    (tmp_path / "kh").write_text("")
+    (project / "irq.toml").write_text(f"""backend = "down"
+[clusters.down]
+host = "127.0.0.1"
+port = {port}
+user = "me"
+known_hosts = "{tmp_path / 'kh'}"
+ssh_config = "{tmp_path / 'ssh_config'}"
+repo_url = "unused"
+workdir = "/w"
+transport = "paramiko"
+connect_timeout = 5
+""")
+    ledger = Ledger(project / "queue.db", create=True)
+    now = datetime.now(timezone.utc)
+    with ledger.transaction() as s:
+        run = Ledger.add_experiment(s, Experiment(id="Q-001", seq=1, title="running", state="IN_PROGRESS"))
+        Ledger.new_attempt(s, run, backend="slurm:down", state="RUNNING", job_id="101", run_dir="/w/runs/r1",
+                           submitted_at=now)
+        done = Ledger.add_experiment(s, Experiment(id="Q-002", seq=2, title="ended", state="IN_PROGRESS"))
+        Ledger.new_attempt(s, done, backend="slurm:down", state="COMPLETED", job_id="102", run_dir="/w/runs/r2",
+                           submitted_at=now, ended_at=now)
+    r = irq("fetch")
+    assert r.code == 1, r
+    assert "nothing to fetch" not in r.out
+    assert "Q-002 attempt 1: cannot fetch yet:" in r.out
+    assert "error: not everything could be fetched:" in r.err and "`irq fetch` again once the cluster answers" in r.err
+    r = irq("fetch", "Q-001")
+    assert r.code == 1 and "job 101 was RUNNING when last seen (the cluster did not answer)" in r.out, r
+    show = json.loads(irq("show", "Q-002", "--json").out)
+    assert show["experiment"]["state"] == "IN_PROGRESS"  # kept, to be fetched later

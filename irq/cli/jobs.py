@@ -103,6 +103,8 @@ def fetch(
             x.ui.print(line)
     if rep.refused:  # what could be done is shown; a refused host key still fails the command
         raise rep.refused
+    if (incomplete := rep.incomplete()) is not None:
+        raise incomplete
 
 
 @app.command()

@@ -97,9 +97,11 @@ def fetched(rep: Any) -> list[str]:
     """`irq fetch`: one line per fetched attempt, and why the others are not fetched yet."""
     lines = [f"{o.id} attempt {o.attempt}: " + (o.detail if o.detail.startswith(o.state) else f"{o.state} ({o.detail})")
              for o in rep.outcomes]  # not "FAILED (FAILED (exit code 1))"
-    lines += [f"{a.experiment_id} attempt {a.number}: job {a.job_id} is still {a.state}; fetch again once it ends"
-              for a in rep.still]
-    if not lines:
+    lines += [f"{a.experiment_id} attempt {a.number}: job {a.job_id} " + (
+        f"was {a.state} when last seen (the cluster did not answer)" if a.unknown_since else
+        f"is still {a.state}; fetch again once it ends") for a in rep.still]
+    lines += rep.deferred
+    if not lines and not rep.unreachable:
         lines.append("nothing to fetch: no attempt has finished since the last fetch")
     return lines
 

@@ -6,7 +6,7 @@ lower-level functions (submit, fetch, refresh) inside its own cycle.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from irq import errors
@@ -55,16 +55,29 @@ class FetchReport:
     outcomes: list[FetchOutcome]
     still: list[Attempt]  # not finished yet (COMPLETING, or still active when named)
     refused: errors.HostKeyError | None = None
+    unreachable: dict[str, str] = field(default_factory=dict)  # backend -> why its states could not be asked
+    deferred: list[str] = field(default_factory=list)  # finished attempts that could not be fetched yet, and why
+
+    def incomplete(self) -> errors.BackendError | None:
+        """What a fetch that could not look everywhere fails with (once all it did is shown): a
+        script or cron job must tell "nothing finished" from "could not ask"."""
+        if not (self.unreachable or self.deferred):
+            return None
+        first = next(iter(self.unreachable.values()), None) or self.deferred[0]
+        return errors.BackendError(f"not everything could be fetched: {first}",
+                                   "states are kept; `irq fetch` again once the cluster answers")
 
 
 def fetch_results(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> FetchReport:
     """`irq fetch`: refresh states, then download what finished and mark experiments DONE or FAILED;
     say which jobs are still finishing rather than "nothing finished"."""
+    deferred: list[str] = []
     with Backends(config, prompt=prompt) as backends:
         refreshed = refresh(ledger, backends, ui)
-        outs = fetch(ledger, config, backends, ui, ids or None)
+        outs = fetch(ledger, config, backends, ui, ids or None, deferred)
     export_after_change(ledger, config)
-    return FetchReport(outs, still_finishing(ledger, ids or None), next(iter(refreshed.refused.values()), None))
+    return FetchReport(outs, still_finishing(ledger, ids or None), next(iter(refreshed.refused.values()), None),
+                       dict(refreshed.unreachable), deferred)
 
 
 def cancel_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> list[str]:

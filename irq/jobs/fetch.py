@@ -33,9 +33,11 @@ class FetchOutcome:
     detail: str
 
 
-def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[str] | None = None) -> list[FetchOutcome]:
+def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[str] | None = None,
+          deferred: list[str] | None = None) -> list[FetchOutcome]:
     """Download finished attempts' run directories, read metrics into the ledger, and mark
-    each experiment DONE, or FAILED with the diagnosed cause."""
+    each experiment DONE, or FAILED with the diagnosed cause. What cannot be fetched yet (the
+    cluster not answering) is logged, or added to `deferred` for the caller to say."""
     with ledger.transaction() as s:
         wanted = {Ledger.experiment(s, i).id for i in ids} if ids else None
         todo = [a for a in Ledger.attempts(s, states=FINAL_STATES, unfetched=True)
@@ -50,7 +52,11 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
             except errors.HostKeyError:
                 raise  # not "not yet": nothing can be fetched until a person checks the key
             except errors.BackendError as exc:
-                ui.log(f"{a.experiment_id}: cannot fetch yet: {exc.message}")
+                why = f"{a.experiment_id} attempt {a.number}: cannot fetch yet: {exc.message}"
+                if deferred is None:
+                    ui.log(why)
+                else:
+                    deferred.append(why)
                 continue
             step.advance(f"{a.experiment_id}: {out[-1].state}")
     record_calls(ledger, backends)
