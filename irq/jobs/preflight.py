@@ -97,8 +97,11 @@ print("IMPORTS|" + ",".join(bad))' "$imports") 2>/dev/null | grep "^IMPORTS|" | 
   echo "${r:-IMPORTS|?python did not run}"
 fi
 if [ -n "$part" ]; then
-  s=$(sinfo -h -p "$part" -o '%P|%l|%m|%c|%G|%a' 2>/dev/null | head -n 1)
-  echo "PARTITION|${s:-missing}"
+  if s=$(sinfo -h -p "$part" -o '%P|%l|%m|%c|%G|%a' 2>&1); then
+    s=$(printf '%s\n' "$s" | head -n 1); echo "PARTITION|${s:-missing}"
+  else  # the controller did not answer: not a missing partition
+    echo "PARTITION|?$(printf '%s' "$s" | head -n 1 | tr '|' ' ')"
+  fi
 fi
 for d in "$scratch" "$workdir"; do
   if mkdir -p -- "$d" 2>/dev/null && [ -w "$d" ]; then echo "WRITABLE|$d|ok"; else echo "WRITABLE|$d|no"; fi
@@ -180,6 +183,9 @@ def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, p
 
 
 def _partition_checks(exp: Experiment, part: str, f: list[str]) -> list[Check]:
+    if f[0].startswith("?"):  # an infrastructure fault: nothing is held for it, the next run asks again
+        raise errors.BackendError(f"sinfo did not answer about partition {part}: {f[0][1:].strip()[:300] or 'no reason given'}",
+                                  "the SLURM controller is not answering; try again later (nothing was changed)")
     if f[0] == "missing":
         return [Check(f"partition {part}", False, f"partition {part} does not exist",
                       "`sinfo -s` lists the partitions; fix partition in the experiment or irq.toml")]

@@ -218,6 +218,16 @@ def test_preflight_catches_each_failed_pilot(project, irq, slurm_cluster):
     add_tiny(irq, "Q-005", "--partition", "nope")
     r = irq("check", "Q-005")
     assert "FAIL partition nope: partition nope does not exist" in r.out, r
+    # a controller that does not answer is not a missing partition (it said "fix partition", and held)
+    slurm_cluster.stop_slurmctld()
+    try:
+        r = irq("check", "Q-004")
+        assert r.code == 1 and "sinfo did not answer about partition gpu_test" in r.err, r
+        assert "does not exist" not in r.out + r.err
+        r = irq("submit", "Q-004")  # squeue or sinfo: an infrastructure fault, nothing held or failed
+        assert r.code == 1 and "held" not in r.out and "does not exist" not in r.out + r.err, r
+    finally:
+        slurm_cluster.start_slurmctld()
     add_tiny(irq, "Q-006", "--partition", "gpu_test", "--time", "3 days")
     r = irq("check", "Q-006")
     assert "FAIL time fits: 72 hours is over gpu_test's limit" in r.out, r
