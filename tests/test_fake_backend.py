@@ -403,3 +403,29 @@ def test_a_job_the_accounting_lost_the_name_of_is_adopted_by_its_log(ledger, bac
     (att,) = attempts(ledger)
     assert att.state == "PENDING" and att.job_id == job_id
     assert go(ledger, backends, all_ready=True) == {} and list(fake.jobs) == [job_id]
+
+
+def test_two_fetches_at_once_record_and_report_an_attempt_once(ledger, backends, fake, monkeypatch) -> None:
+    """Three `irq fetch` at once each fetched and printed the same attempts (the write did not
+    re-check that nobody had recorded it meanwhile): the second one now leaves it to the first."""
+    from irq.jobs.fetch import fetch
+
+    add_experiment(ledger, "Q-001", "fetched twice")
+    job_id = go(ledger, backends, "Q-001")["Q-001"].job_id
+    run_dir = attempts(ledger)[0].run_dir
+    fake.files[f"{run_dir}/metrics.json"] = '{"val_mse": 0.5}'
+    fake.set_state(job_id, "COMPLETED", exit_code=0)
+    refresh(ledger, backends, UI())
+    real = fake.fetch
+
+    def meanwhile(run_dir_: str, dest: Path, exclude=("checkpoints",)):
+        got = real(run_dir_, dest, exclude)
+        with ledger.transaction() as s:  # another irq fetch records the attempt while this one copies
+            a = Ledger.attempts(s, "Q-001")[0]
+            a.fetched_at = utcnow()
+            s.add(a)
+        return got
+
+    monkeypatch.setattr(fake, "fetch", meanwhile)
+    assert fetch(ledger, backends.config, backends, UI()) == []
+    assert experiment(ledger).state == "IN_PROGRESS"  # the other fetch moves it, once

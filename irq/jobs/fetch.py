@@ -48,7 +48,7 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
     with ui.progress("fetching results", total=len(todo)) as step:
         for a in todo:
             try:
-                out.append(_fetch_one(ledger, config, backends.get(a.backend), a))
+                got = _fetch_one(ledger, config, backends.get(a.backend), a)
             except errors.HostKeyError:
                 raise  # not "not yet": nothing can be fetched until a person checks the key
             except errors.BackendError as exc:
@@ -58,7 +58,9 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
                 else:
                     deferred.append(why)
                 continue
-            step.advance(f"{a.experiment_id}: {out[-1].state}")
+            if got is not None:  # None: another irq fetch recorded it meanwhile, and said so
+                out.append(got)
+                step.advance(f"{a.experiment_id}: {got.state}")
     record_calls(ledger, backends)
     return out
 
@@ -106,7 +108,7 @@ def read_results(dest: Path, a: Attempt, project: ProjectConfig) -> tuple[dict[s
     return results, problems[0] if problems else None, "; ".join(job_errors) or None
 
 
-def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> FetchOutcome:
+def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> FetchOutcome | None:
     dest = config.resolve("results") / (a.run_id or f"{a.experiment_id}-{a.number}")
     copied = backend.fetch(a.run_dir, dest)
     faults.point("mid_fetch")
@@ -119,6 +121,8 @@ def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> 
     log = "" if ok else _log_tail(backend, a, failed_only=True)  # an array: the tasks that failed
     with ledger.transaction() as s:
         att = s.get(Attempt, a.id)
+        if att.fetched_at is not None:  # two fetches at once (a user beside the daemon): the first one records it
+            return None
         exp = Ledger.experiment(s, att.experiment_id)
         att.fetched_at = utcnow()
         att.output = str(dest.relative_to(config.root)) if dest.is_relative_to(config.root) else str(dest)
