@@ -193,6 +193,40 @@ def test_the_configured_export_follows_every_command_that_changes_the_ledger(irq
     assert json.loads(irq("show", "Q-003", "--json").out)["experiment"]["state"] == "READY"
 
 
+def test_hand_edits_of_the_exported_queue_md_are_kept_aside_never_overwritten(irq, tmp_path):
+    """A researcher used to queue.md edits it by hand: the next command rewrote the file and the
+    edit was gone, without a word. The edited file is now kept beside it, and irq says so; a file
+    irq wrote itself is replaced quietly, and a hand-kept queue.md the export is pointed at is kept too."""
+    queue = tmp_path / "queue.md"
+    queue.write_text("# My queue\n\n## Ready\n\n### Q-001: kept by hand\n- **Notes**: years of notes\n")
+    (tmp_path / "irq.toml").write_text('export = "queue.md"\n')
+    irq("init")
+
+    def kept() -> list[Path]:
+        return sorted(tmp_path.glob("queue.md.edited-*"))
+
+    r = irq("add", "Q-101", "-t", "first", "-p", "rank=5")
+    assert r.code == 0 and len(kept()) == 1 and "years of notes" in kept()[0].read_text()
+    assert "queue.md had changes made by hand since irq wrote it; they are kept in queue.md.edited-" in r.err
+    assert "### Q-101: first" in queue.read_text()
+    kept()[0].unlink()
+    assert irq("add", "Q-102", "-t", "second", "-p", "rank=6").code == 0
+    assert kept() == []  # what irq wrote, replaced quietly
+    queue.write_text(queue.read_text().replace("### Q-101: first", "### Q-101: first\n- **Notes**: my edit"))
+    r = irq("edit", "Q-102", "-t", "renamed")
+    assert r.code == 0 and "had changes made by hand" in r.err, r
+    (copy,) = kept()
+    assert "- **Notes**: my edit" in copy.read_text() and "my edit" not in queue.read_text()
+    assert "### Q-102: renamed" in queue.read_text()
+    copy.unlink()
+    queue.write_text(queue.read_text() + "\n<!-- a note to self -->\n")  # the daemon re-exports a stale file
+    r = irq("daemon", "run", "--once", "--dry-run")
+    assert kept() == [], r  # a dry run writes nothing
+    r = irq("daemon", "run", "--once")
+    assert r.code == 0 and "had changes made by hand" in r.err, r
+    assert "a note to self" in kept()[0].read_text() and "a note to self" not in queue.read_text()
+
+
 def test_a_command_in_a_subfolder_uses_the_projects_ledger_and_init_makes_one_here(irq, tmp_path, monkeypatch):
     """The ledger is found as irq.toml is, from here upwards: `irq status` in results/ once said
     "no ledger at queue.db" and hinted `irq init`, which split the study into a second ledger."""

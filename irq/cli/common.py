@@ -33,7 +33,7 @@ def after_change(x: Ctx) -> None:
     from irq.jobs.actions import export_after_change
 
     try:
-        export_after_change(x.ledger(), _config(x))
+        export_after_change(x.ledger(), _config(x), x.ui)
     except errors.IrqError as exc:
         x.ui.note(f"warning: the change is made, but queue.md was not re-exported: {exc.message}"
                   + (f" ({exc.hint})" if exc.hint else ""))

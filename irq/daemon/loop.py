@@ -26,7 +26,7 @@ from irq.backends.registry import Backends, record_calls
 from irq.backends.registry import slots as cached_slots
 from irq.config import Config
 from irq.formats.export import Derived
-from irq.formats.queue_io import derived_for, write_atomically
+from irq.formats.queue_io import derived_for, hand_edits_kept, write_export
 from irq.formats.render import project_templates
 from irq.jobs.fetch import fetch
 from irq.jobs.submit import candidates, submit
@@ -121,7 +121,8 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
     if config.export:
         try:
             dest = config.resolve(config.export)
-            _export_if_stale(ledger, dest, rep, project_templates(config), derived_for(config, dest))
+            if (kept := _export_if_stale(ledger, dest, rep, project_templates(config), derived_for(config, dest))):
+                ui.log(f"warning: {hand_edits_kept(dest, kept)}")
         except errors.UsageError as exc:  # a missing folder: say so every cycle, keep serving
             ui.log(f"cannot re-export queue.md: {exc.message} ({exc.hint})")
     ledger.set_meta("daemon_last_cycle", utcnow().isoformat())
@@ -130,8 +131,9 @@ def cycle(ledger: Ledger, config: Config, ui: UI, backends: Backends,
 
 
 def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport, template_dir: Path | None,
-                     derived: Derived) -> None:
-    """Re-export queue.md whenever it differs from the ledger (also after a crash mid-export)."""
+                     derived: Derived) -> Path | None:
+    """Re-export queue.md whenever it differs from the ledger (also after a crash mid-export);
+    a person's changes to it are kept aside (queue_io.write_export): that copy, if any."""
     from irq.formats.export import export_text
 
     text = export_text(ledger, template_dir, derived)
@@ -139,10 +141,12 @@ def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport, template_dir:
         current = path.read_text(encoding="utf-8")
     except OSError:
         current = None
-    if text != current:
-        faults.point("before_export")
-        write_atomically(path, [text])
-        rep.exported = True
+    if text == current:
+        return None
+    faults.point("before_export")
+    kept = write_export(path, text)
+    rep.exported = True
+    return kept
 
 
 class DaemonLock:

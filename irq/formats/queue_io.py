@@ -88,6 +88,51 @@ def export_queue(ledger: Any, path: Path | None, template_dir: Path | None = Non
     return text
 
 
+def write_export(path: Path, text: str) -> Path | None:
+    """Write irq's queue.md over `path` (the configured export, kept current after every change),
+    keeping what a person changed there: a file that is not what irq last wrote at that path (a
+    digest kept in the cache folder), or, when irq never wrote there, a file that is no irq
+    export (a hand-kept queue.md the export was pointed at), is first moved to
+    `<name>.edited-<UTC time>` beside it. Returns that copy (None: nothing needed keeping)."""
+    import hashlib
+    import os
+    from datetime import datetime, timezone
+
+    from irq.cache_files import ledger_file
+    from irq.cache_files import write_atomically as write_cache
+    from irq.formats.queuelines import is_irq_export
+
+    record = ledger_file(path, "queue-written", ".sha256")
+    try:
+        current = path.read_bytes() if path.is_file() else None
+    except OSError:
+        current = None
+    kept = None
+    if current is not None:
+        try:
+            written = record.read_text(encoding="ascii").strip() if record is not None else None
+        except OSError:
+            written = None
+        if hashlib.sha256(current).hexdigest() != written and (
+                written is not None or not is_irq_export(current.decode("utf-8", "replace"))):
+            kept = path.with_name(f"{path.name}.edited-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+            os.replace(path, kept)
+    data = text.encode("utf-8")
+    write_atomically(path, [data])
+    if record is not None:
+        try:
+            write_cache(record, hashlib.sha256(data).hexdigest())
+        except OSError:
+            pass  # no record: the next write treats the file as irq's own when it is an export
+    return kept
+
+
+def hand_edits_kept(path: Path, kept: Path) -> str:
+    """What irq says when write_export() kept a person's changes aside."""
+    return (f"{path.name} had changes made by hand since irq wrote it; they are kept in {kept.name} (irq does not "
+            "read queue.md back: `irq edit ID` changes an experiment, `irq add` adds one)")
+
+
 def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = None,
                   out: TextIO | None = None, derived: Derived | None = None) -> None:
     """`irq export`: render block by block and write as it goes, to `path` or to `out`; never

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from irq import errors
 from irq.backends.registry import Backends, record_calls
 from irq.config import Config
-from irq.formats.queue_io import derived_for, export_queue
+from irq.formats.queue_io import derived_for, hand_edits_kept, write_export
 from irq.formats.render import project_templates
 from irq.jobs.cancel import cancel
 from irq.jobs.fetch import FetchOutcome, fetch, log_tail, still_finishing
@@ -27,11 +27,16 @@ from irq.ui import UI
 Prompt = Callable[..., Any] | None
 
 
-def export_after_change(ledger: Ledger, config: Config) -> None:
-    """Keep the configured queue.md export current after a command changed the ledger."""
+def export_after_change(ledger: Ledger, config: Config, ui: UI | None = None) -> None:
+    """Keep the configured queue.md export current after a command changed the ledger; changes a
+    person made to the file are kept aside, and said (queue_io.write_export)."""
     if config.export:
+        from irq.formats.export import export_text
+
         dest = config.resolve(config.export)
-        export_queue(ledger, dest, project_templates(config), derived_for(config, dest))
+        kept = write_export(dest, export_text(ledger, project_templates(config), derived_for(config, dest)))
+        if kept is not None:
+            (ui or UI()).note(f"warning: {hand_edits_kept(dest, kept)}")
 
 
 def submit_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], all_ready: bool,
@@ -43,7 +48,7 @@ def submit_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], a
     preflight = preflight_hook(config, ledger) if check else None
     with Backends(config, prompt=prompt) as backends:
         outs = submit(ledger, config, backends, ui, ids or None, all_ready, preflight, backend_name)
-    export_after_change(ledger, config)
+    export_after_change(ledger, config, ui)
     return outs
 
 
@@ -75,7 +80,7 @@ def fetch_results(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt
     with Backends(config, prompt=prompt) as backends:
         refreshed = refresh(ledger, backends, ui)
         outs = fetch(ledger, config, backends, ui, ids or None, deferred)
-    export_after_change(ledger, config)
+    export_after_change(ledger, config, ui)
     return FetchReport(outs, still_finishing(ledger, ids or None), next(iter(refreshed.refused.values()), None),
                        dict(refreshed.unreachable), deferred)
 
@@ -84,7 +89,7 @@ def cancel_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], p
     """`irq cancel`: one line per experiment saying what happened."""
     with Backends(config, prompt=prompt) as backends:
         lines = [cancel(ledger, backends, ui, i) for i in ids]
-    export_after_change(ledger, config)
+    export_after_change(ledger, config, ui)
     return lines
 
 
