@@ -429,3 +429,21 @@ def test_two_fetches_at_once_record_and_report_an_attempt_once(ledger, backends,
     monkeypatch.setattr(fake, "fetch", meanwhile)
     assert fetch(ledger, backends.config, backends, UI()) == []
     assert experiment(ledger).state == "IN_PROGRESS"  # the other fetch moves it, once
+
+
+def test_show_names_the_commit_of_an_attempt_that_ran_never_of_one_that_did_not(ledger, backends, fake, monkeypatch) -> None:
+    """After a submission that never reached the scheduler, `irq show` said "latest attempt: ran commit …"."""
+    from irq.experiments.views import show
+
+    add_experiment(ledger, "Q-001", "never sent")
+    monkeypatch.setenv("IRQ_FAULT", "before_sbatch")
+    monkeypatch.setenv("IRQ_FAULT_ACTION", "drop")
+    with pytest.raises(errors.BackendError):
+        go(ledger, backends, "Q-001")
+    with ledger.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+        a.git_sha, a.submitted_at = "abc1234", utcnow() - timedelta(minutes=2)
+        s.add(a)
+    reconcile(ledger, backends, UI())
+    assert attempts(ledger)[0].state == "NOT_SUBMITTED"
+    assert show(ledger.path, "Q-001").commit is None

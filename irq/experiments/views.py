@@ -48,8 +48,13 @@ def show(src: Source, exp_id: str, metric: str = "val_mse") -> ExperimentView:
         events = list(records(conn, "SELECT * FROM event WHERE experiment_id = ? ORDER BY id", (exp.id,)))
     line = waiting_line(exp, any(a.state in ACTIVE_STATES for a in atts))
     last = atts[-1] if atts else None
+    # the commit of the latest attempt that reached the scheduler: one refused or never sent ran nothing
+    ran = next((a for a in reversed(atts) if a.state not in NEVER_RAN), None)
     return ExperimentView(exp, atts, events, line, headline(last.results, metric) if last else "",
-                          last.git_sha if last else None)
+                          ran.git_sha if ran else None)
+
+
+NEVER_RAN = ("SUBMITTING", "NOT_SUBMITTED", "REFUSED")
 
 
 @dataclass
