@@ -345,3 +345,24 @@ def test_a_broken_job_counter_never_stops_the_queue(tmp_path, irq, counter):
     job = r.out.split("submitted as job ")[1].split()[0]
     assert int(job) >= 1005 and job != "1007"
     assert int((local / "next_id").read_text()) == int(job) + 1
+
+
+def test_a_job_whose_runner_never_started_says_that_nothing_ran(tmp_path):
+    """A kill between writing job.json and starting the runner left a job that was reported as
+    "the local runner died": it never ran, and the reason now says so (`irq retry` runs it)."""
+    from irq.backends.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / ".irq" / "local", slots=2)
+    d = backend.jobs / "1000"
+    d.mkdir(parents=True)
+    (d / "job.json").write_text(json.dumps({"id": "1000", "name": "Q-001.t", "tasks": None}))
+    old = time.time() - 120
+    os.utime(d, (old, old))
+    (info,) = backend.query(["1000"], datetime_now())["1000"]
+    assert info.state == "NODE_FAIL" and info.reason.startswith("the job never started") and "nothing ran" in info.reason
+
+
+def datetime_now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)

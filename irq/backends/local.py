@@ -149,8 +149,10 @@ class LocalBackend:
             reason = st.get("reason")
             if state not in FINAL and not sup_alive and not pid_alive(st.get("pid")):
                 started = os.path.exists(f"{base}/supervisor.json")
-                if started or _age(d) > 30:
+                if started:
                     state, reason = "NODE_FAIL", "the local runner died (machine restart or killed)"
+                elif _age(d) > 30:
+                    state, reason = "NODE_FAIL", "the job never started: irq stopped while starting its local runner (nothing ran)"
             out.append(JobInfo(job_id=tid, state=state, name=job.get("name", ""),
                                exit_code=st.get("exit_code"), signal=st.get("signal"), reason=reason,
                                start=_dt(st.get("start")), end=_dt(st.get("end"))))
