@@ -102,6 +102,12 @@ class NeedsLogin(AuthError):
     default_hint = "run `irq login CLUSTER` in a terminal; every command and the daemon then use that connection"
 
 
+class Interrupted(IrqError):
+    """Ctrl-C in the middle of work that was partly done: what was done is said, then exit 130."""
+
+    exit_code = 130
+
+
 class SubmissionRefused(IrqError):
     """The scheduler refused a job for a reason other than the job limit."""
 

@@ -447,3 +447,25 @@ def test_show_names_the_commit_of_an_attempt_that_ran_never_of_one_that_did_not(
     reconcile(ledger, backends, UI())
     assert attempts(ledger)[0].state == "NOT_SUBMITTED"
     assert show(ledger.path, "Q-001").commit is None
+
+
+def test_ctrl_c_in_a_long_submit_says_what_was_submitted(ledger, backends, fake, monkeypatch) -> None:
+    """Ctrl-C during `irq submit --all-ready` exited 130 saying nothing: the jobs it had sent were
+    never reported. It now says which were sent before the interrupt (exit 130)."""
+    fake.limit = 10
+    for i in range(1, 5):
+        add_experiment(ledger, f"Q-00{i}", f"number {i}", params={"i": i})
+    real, calls = fake.submit, []
+
+    def interrupted_at_the_third(req):
+        calls.append(req.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(req)
+
+    monkeypatch.setattr(fake, "submit", interrupted_at_the_third)
+    with pytest.raises(errors.Interrupted) as exc:
+        go(ledger, backends, all_ready=True)
+    assert exc.value.exit_code == 130
+    assert exc.value.message.startswith("interrupted after submitting 2 of 4: Q-001 (job ")
+    assert "Q-002 (job " in exc.value.message and "READY" in exc.value.hint

@@ -108,8 +108,15 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
     slots = cached_slots(ledger, backends, name)
     p = plan(cands, states, slots.free, slots.limit if per_task else None)
     record_calls(ledger, backends)
-    for exp_id in p.submit:
-        outcomes.append(_submit_one(ledger, config, backend, target, exp_id, ui, preflight))
+    try:
+        for exp_id in p.submit:
+            outcomes.append(_submit_one(ledger, config, backend, target, exp_id, ui, preflight))
+    except KeyboardInterrupt:  # what was sent is in the ledger; say it, never just "interrupted"
+        sent = [f"{o.id} (job {o.job_id})" for o in outcomes if o.status == "submitted"]
+        raise errors.Interrupted(
+            f"interrupted after submitting {len(sent)} of {len(p.submit)}" + (f": {', '.join(sent[:20])}" if sent else "")
+            + (f" and {len(sent) - 20} more" if len(sent) > 20 else ""),
+            "`irq status` shows every experiment; the rest stay READY for the next submit") from None
     cost = {c.id: c.cost for c in cands}
     used = slots.used + sum(cost.get(o.id, 1) for o in outcomes if o.status == "submitted")
     for exp_id, why in p.wait.items():
