@@ -46,22 +46,27 @@ def known_hosts(kind: str, tmp_path: Path, port: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["unknown", "changed"])
-def test_every_command_exits_non_zero_on_a_refused_host_key_over_paramiko(project, irq, server, tmp_path, kind):  # noqa: F811
-    port, _, iface = server
+def write_cluster_toml(project: Path, tmp_path: Path, name: str, port: int, kh: Path) -> None:
+    """irq.toml of a cluster on 127.0.0.1:port reached over paramiko, with its own known_hosts."""
     (tmp_path / "ssh_config").write_text("")
-    (project / "irq.toml").write_text(f"""backend = "twofa"
-[clusters.twofa]
+    (project / "irq.toml").write_text(f"""backend = "{name}"
+[clusters.{name}]
 host = "127.0.0.1"
 port = {port}
 user = "me"
-known_hosts = "{known_hosts(kind, tmp_path, port)}"
+known_hosts = "{kh}"
 ssh_config = "{tmp_path / 'ssh_config'}"
 repo_url = "unused"
 workdir = "/w"
 transport = "paramiko"
 connect_timeout = 5
 """)
+
+
+@pytest.mark.parametrize("kind", ["unknown", "changed"])
+def test_every_command_exits_non_zero_on_a_refused_host_key_over_paramiko(project, irq, server, tmp_path, kind):  # noqa: F811
+    port, _, iface = server
+    write_cluster_toml(project, tmp_path, "twofa", port, known_hosts(kind, tmp_path, port))
     ledger = Ledger(project / "queue.db", create=True)
     with ledger.transaction() as s:
         exp = Ledger.add_experiment(s, Experiment(id="Q-001", seq=1, title="running", state="IN_PROGRESS"))
@@ -91,20 +96,8 @@ def test_a_fetch_that_could_not_ask_the_cluster_says_so_and_fails(project, irq, 
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there: connection refused
-    (tmp_path / "ssh_config").write_text("")
     (tmp_path / "kh").write_text("")
-    (project / "irq.toml").write_text(f"""backend = "down"
-[clusters.down]
-host = "127.0.0.1"
-port = {port}
-user = "me"
-known_hosts = "{tmp_path / 'kh'}"
-ssh_config = "{tmp_path / 'ssh_config'}"
-repo_url = "unused"
-workdir = "/w"
-transport = "paramiko"
-connect_timeout = 5
-""")
+    write_cluster_toml(project, tmp_path, "down", port, tmp_path / "kh")
     ledger = Ledger(project / "queue.db", create=True)
     now = datetime.now(timezone.utc)
     with ledger.transaction() as s:
