@@ -469,3 +469,22 @@ def test_ctrl_c_in_a_long_submit_says_what_was_submitted(ledger, backends, fake,
     assert exc.value.exit_code == 130
     assert exc.value.message.startswith("interrupted after submitting 2 of 4: Q-001 (job ")
     assert "Q-002 (job " in exc.value.message and "READY" in exc.value.hint
+
+
+def test_held_experiments_give_their_planned_slots_to_the_next_ready_ones(ledger, backends, fake) -> None:
+    """Two experiments whose preflight fails sat first in the queue of a 2-slot limit: each submit
+    (and every daemon cycle) planned them, held them again and sent nothing, while Q-003 and Q-004
+    waited for ever. A slot a held experiment leaves goes to the next in order, in the same run."""
+    for i in range(1, 5):
+        add_experiment(ledger, f"Q-00{i}", f"exp {i}", priority="HIGH" if i <= 2 else "MEDIUM")
+
+    def broken(exp, *_a):
+        if exp.id in ("Q-001", "Q-002"):
+            raise errors.PreflightFailed(f"{exp.id}: data file missing", "copy it")
+
+    out = go(ledger, backends, preflight=broken, all_ready=True)
+    assert {i: o.status for i, o in out.items()} == {
+        "Q-001": "held", "Q-002": "held", "Q-003": "submitted", "Q-004": "submitted"}, out
+    assert len(fake.jobs) == 2
+    out = go(ledger, backends, preflight=broken, all_ready=True)  # full now: the held ones stay held, nothing more
+    assert {o.status for o in out.values()} <= {"held", "queued"} and len(fake.jobs) == 2, out

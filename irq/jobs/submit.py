@@ -36,7 +36,7 @@ from irq.ledger.transitions import (
     submittable,
     wait_locally,
 )
-from irq.policy.scheduler import Candidate, plan
+from irq.policy.scheduler import Candidate, Plan, plan
 from irq.ui import UI
 
 
@@ -106,17 +106,8 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
         record_calls(ledger, backends)
         return outcomes
     slots = cached_slots(ledger, backends, name)
-    p = plan(cands, states, slots.free, slots.limit if per_task else None)
+    p = _fill(ledger, config, backend, target, ui, preflight, cands, states, slots, per_task, outcomes)
     record_calls(ledger, backends)
-    try:
-        for exp_id in p.submit:
-            outcomes.append(_submit_one(ledger, config, backend, target, exp_id, ui, preflight))
-    except KeyboardInterrupt:  # what was sent is in the ledger; say it, never just "interrupted"
-        sent = [f"{o.id} (job {o.job_id})" for o in outcomes if o.status == "submitted"]
-        raise errors.Interrupted(
-            f"interrupted after submitting {len(sent)} of {len(p.submit)}" + (f": {', '.join(sent[:20])}" if sent else "")
-            + (f" and {len(sent) - 20} more" if len(sent) > 20 else ""),
-            "`irq status` shows every experiment; the rest stay READY for the next submit") from None
     cost = {c.id: c.cost for c in cands}
     used = slots.used + sum(cost.get(o.id, 1) for o in outcomes if o.status == "submitted")
     for exp_id, why in p.wait.items():
@@ -130,6 +121,39 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
         outcomes.append(SubmitOutcome(exp_id, "held", message=why))
     record_calls(ledger, backends)
     return outcomes
+
+
+FREES_ITS_SLOT = ("held", "skipped")  # nothing reached the scheduler: the slot goes to the next in order
+
+
+def _fill(ledger: Ledger, config: Config, backend: Backend, target: Target, ui: UI,
+          preflight: Callable[..., None] | None, cands: list[Candidate], states: dict[str, str], slots: Any,
+          per_task: bool, outcomes: list[SubmitOutcome]) -> Plan:
+    """Submit what the plan says; a slot left by an experiment held or skipped on the way goes to
+    the next candidate in order (re-planned), so held work never starves READY work. Returns the
+    last plan: its wait and hold are the experiments nothing was sent for."""
+    free, tried = slots.free, set()
+    cost = {c.id: c.cost for c in cands}
+    while True:
+        p = plan([c for c in cands if c.id not in tried], states, free, slots.limit if per_task else None)
+        if not p.submit:
+            return p
+        try:
+            for exp_id in p.submit:
+                tried.add(exp_id)
+                outcomes.append(out := _submit_one(ledger, config, backend, target, exp_id, ui, preflight))
+                if out.status == "queued":  # the scheduler says the limit is reached: nothing more goes
+                    free = 0
+                elif out.status not in FREES_ITS_SLOT:
+                    free -= cost[exp_id]
+        except KeyboardInterrupt:  # what was sent is in the ledger; say it, never just "interrupted"
+            sent = [f"{o.id} (job {o.job_id})" for o in outcomes if o.status == "submitted"]
+            raise errors.Interrupted(
+                f"interrupted after submitting {len(sent)} of {len(tried | set(p.submit))}" + (f": {', '.join(sent[:20])}" if sent else "")
+                + (f" and {len(sent) - 20} more" if len(sent) > 20 else ""),
+                "`irq status` shows every experiment; the rest stay READY for the next submit") from None
+        if free <= 0:
+            return plan([c for c in cands if c.id not in tried], states, 0, slots.limit if per_task else None)
 
 
 def _reason_and_fix(why: str) -> tuple[str, str]:
