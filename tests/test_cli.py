@@ -265,3 +265,42 @@ def test_a_quoted_parameter_value_stays_text(irq):
     params = json.loads(irq("show", "t1", "--json").out)["experiment"]["parameters"]
     assert params == {"a": 100, "b": "100"}
     assert '  - B: "100"' in irq("export").out
+
+
+def test_edits_kept_aside_are_never_lost_to_a_later_copy_or_to_irq_export(irq, tmp_path, monkeypatch):
+    """Two edits kept in the same second went to one name: the second copy replaced the first. And
+    `irq export queue.md` wrote over a hand-kept or hand-edited queue.md without a word."""
+    import irq.formats.queue_io as queue_io
+
+    monkeypatch.setattr(queue_io, "_stamp", lambda: "20261205T000000Z")  # every copy in one second
+    queue = tmp_path / "queue.md"
+    queue.write_text("# My queue\n\n## Ready\n\n### Q-001: kept by hand\n- **Notes**: years of notes\n")
+    irq("init")
+    r = irq("export", "queue.md")
+    assert r.code == 0 and "kept in queue.md.edited-20261205T000000Z" in r.err, r
+    assert "### Q-001" not in queue.read_text()
+    for n in (1, 2):
+        queue.write_text(queue.read_text() + f"\n<!-- edit {n} -->\n")
+        r = irq("export", "queue.md")
+        assert r.code == 0 and "had changes made by hand" in r.err, r
+    copies = sorted(tmp_path.glob("queue.md.edited-*"))
+    assert [p.name for p in copies] == ["queue.md.edited-20261205T000000Z", "queue.md.edited-20261205T000000Z-2",
+                                        "queue.md.edited-20261205T000000Z-3"]
+    assert "years of notes" in copies[0].read_text() and "edit 1" in copies[1].read_text()
+    assert "edit 2" in copies[2].read_text()
+    r = irq("export", "queue.md")  # what irq wrote itself: replaced quietly
+    assert r.code == 0 and "by hand" not in r.err and len(list(tmp_path.glob("queue.md.edited-*"))) == 3, r
+
+
+def test_irq_commands_exporting_at_once_never_take_each_others_text_for_a_hand_edit(tmp_path):
+    """The check (is this what irq wrote?) and the write were not under a lock: two irq commands
+    exporting at once each saw the other's text and kept it aside as a person's edit."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from pathlib import Path; from irq.formats.queue_io import write_export\n"
+              "from irq.formats.queuelines import FORMAT_MARKER as M\n"
+              "for i in range(300): write_export(Path(sys.argv[1]), f'# Q\\n{M}\\n' + f'{sys.argv[2]} {i}\\n' * 50)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "queue.md"), w]) for w in "ab"]
+    assert [p.wait(60) for p in procs] == [0, 0]
+    assert sorted(tmp_path.glob("queue.md.edited-*")) == []

@@ -61,13 +61,14 @@ def export(c: typer.Context, path: Optional[Path] = typer.Argument(None, help="W
     """
     from irq.config_files import read_settings
     from irq.formats.export import Derived
-    from irq.formats.queue_io import stream_export
+    from irq.formats.queue_io import hand_edits_kept, stream_export
     from irq.formats.render import templates_beside
 
     x = ctx(c)
     s = read_settings(x.config)  # the read path (no ORM, no pydantic): read-only ledgers too
     derived = Derived(s.metric, s.goal, path.parent if path is not None else None)
-    stream_export(x.db, path, templates_beside(s.file), derived=derived)
+    if kept := stream_export(x.db, path, templates_beside(s.file), derived=derived):
+        x.ui.note(f"warning: {hand_edits_kept(path, kept)}")
     if path is not None:
         x.ui.print(f"wrote {path}")
 

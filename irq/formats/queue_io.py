@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import codecs
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -88,42 +89,85 @@ def export_queue(ledger: Any, path: Path | None, template_dir: Path | None = Non
     return text
 
 
-def write_export(path: Path, text: str) -> Path | None:
-    """Write irq's queue.md over `path` (the configured export, kept current after every change),
-    keeping what a person changed there: a file that is not what irq last wrote at that path (a
-    digest kept in the cache folder), or, when irq never wrote there, a file that is no irq
-    export (a hand-kept queue.md the export was pointed at), is first moved to
-    `<name>.edited-<UTC time>` beside it. Returns that copy (None: nothing needed keeping)."""
+def write_export(path: Path, text: str | Iterable[str | bytes]) -> Path | None:
+    """Write irq's queue.md over `path` (the configured export after every change, or `irq export
+    FILE`), keeping what a person changed there: a file that is not what irq last wrote at that path
+    (a digest kept in the cache folder), or, when irq never wrote there, a file that is no irq
+    export (a hand-kept queue.md), is first moved to `<name>.edited-<UTC time>` beside it, never
+    over an earlier copy. Check, write and digest happen under one lock: two irq commands
+    exporting at once never take each other's text for a person's edit. Returns the copy kept
+    (None: nothing needed keeping)."""
     import hashlib
-    import os
-    from datetime import datetime, timezone
 
     from irq.cache_files import ledger_file
     from irq.cache_files import write_atomically as write_cache
-    from irq.formats.queuelines import is_irq_export
 
     record = ledger_file(path, "queue-written", ".sha256")
+    digest = hashlib.sha256()
+
+    def hashed(pieces: Iterable[str | bytes]) -> Iterator[bytes]:
+        for chunk in pieces:
+            data = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+            digest.update(data)
+            yield data
+
+    with _export_lock(ledger_file(path, "queue-written", ".lock")):
+        kept = _keep_aside(path, record)
+        write_atomically(path, hashed([text] if isinstance(text, str) else text))
+        if record is not None and path.is_file():
+            try:
+                write_cache(record, digest.hexdigest())
+            except OSError:
+                pass  # no record: the next write treats the file as irq's own when it is an export
+    return kept
+
+
+@contextmanager
+def _export_lock(lock: Path | None) -> Iterator[None]:
+    """An exclusive lock on `lock` while held (none when the cache folder cannot hold it)."""
+    import fcntl
+
+    fh = None
+    if lock is not None:
+        try:
+            lock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fh = open(lock, "a")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:
+            if fh is not None:
+                fh.close()
+            fh = None
+    try:
+        yield
+    finally:
+        if fh is not None:
+            fh.close()
+
+
+def _stamp() -> str:
+    from datetime import datetime, timezone
+
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def _keep_aside(path: Path, record: Path | None) -> Path | None:
+    """Move a file irq did not write (see write_export) to a name of its own beside it."""
+    import hashlib
+    import os
+
+    from irq.formats.queuelines import is_irq_export
+
     try:
         current = path.read_bytes() if path.is_file() else None
+        written = record.read_text(encoding="ascii").strip() if record is not None and record.is_file() else None
     except OSError:
-        current = None
-    kept = None
-    if current is not None:
-        try:
-            written = record.read_text(encoding="ascii").strip() if record is not None else None
-        except OSError:
-            written = None
-        if hashlib.sha256(current).hexdigest() != written and (
-                written is not None or not is_irq_export(current.decode("utf-8", "replace"))):
-            kept = path.with_name(f"{path.name}.edited-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
-            os.replace(path, kept)
-    data = text.encode("utf-8")
-    write_atomically(path, [data])
-    if record is not None:
-        try:
-            write_cache(record, hashlib.sha256(data).hexdigest())
-        except OSError:
-            pass  # no record: the next write treats the file as irq's own when it is an export
+        current, written = None, None
+    if current is None or hashlib.sha256(current).hexdigest() == written or (
+            written is None and is_irq_export(current.decode("utf-8", "replace"))):
+        return None
+    base = path.with_name(f"{path.name}.edited-{_stamp()}")
+    kept = next(p for n in range(1, 10_000) if not (p := base if n == 1 else base.with_name(f"{base.name}-{n}")).exists())
+    os.replace(path, kept)
     return kept
 
 
@@ -134,10 +178,11 @@ def hand_edits_kept(path: Path, kept: Path) -> str:
 
 
 def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = None,
-                  out: TextIO | None = None, derived: Derived | None = None) -> None:
+                  out: TextIO | None = None, derived: Derived | None = None) -> Path | None:
     """`irq export`: render block by block and write as it goes, to `path` or to `out`; never
     the whole text in memory (a 10,000-experiment ledger is megabytes of queue.md). The text the
-    export cache kept is written as the UTF-8 bytes it is, where the target takes them."""
+    export cache kept is written as the UTF-8 bytes it is, where the target takes them. A file
+    with a person's changes is kept aside first, as for the configured export: that copy, if any."""
     chunks = export_pieces(ledger, template_dir, derived)
     if path is None:
         target = out or sys.stdout
@@ -150,8 +195,8 @@ def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = No
                 raw.write(chunk)
             else:
                 target.write(chunk.decode("utf-8"))
-    else:
-        write_atomically(path, chunks)
+        return None
+    return write_export(path, chunks)
 
 
 def write_atomically(path: Path, chunks: Iterable[str | bytes] | str, example: str = "queue.md") -> None:
