@@ -244,3 +244,25 @@ def test_the_daemon_refuses_a_read_only_ledger_in_one_line(tmp_path, irq, monkey
     monkeypatch.setattr(reader, "access_mode", lambda path: "ro")  # what another user's file opens as
     r = irq("daemon", "run", "--once")
     assert r.code == 1 and "is read-only for you" in r.err and "the daemon writes every cycle" in r.err, r
+
+
+def test_a_ledger_opened_through_a_symlink_has_the_same_daemon_and_submit_locks(tmp_path):
+    """The locks were named after the path given: the ledger opened through a symlink got a second
+    daemon beside the first, and a second sender's claims that reconcile could not see."""
+    from irq.daemon.loop import DaemonLock
+    from irq.ledger.claims import Claims
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "queue.db").write_bytes(b"")
+    (tmp_path / "alias.db").symlink_to(tmp_path / "real" / "queue.db")
+    (tmp_path / "linked").symlink_to(tmp_path / "real", target_is_directory=True)
+    first = DaemonLock(tmp_path / "real" / "queue.db")
+    first.acquire()
+    try:
+        for other in (tmp_path / "alias.db", tmp_path / "linked" / "queue.db"):
+            with pytest.raises(Exception, match="a daemon already serves queue.db"):
+                DaemonLock(other).acquire()
+            assert DaemonLock(other).holder() == os.getpid()
+            assert Claims(other).path == Claims(tmp_path / "real" / "queue.db").path
+    finally:
+        first.release()

@@ -31,6 +31,7 @@ from irq.formats.render import project_templates
 from irq.jobs.fetch import fetch
 from irq.jobs.submit import candidates, submit
 from irq.jobs.sync import refresh
+from irq.ledger.claims import lock_beside
 from irq.ledger.database import Ledger
 from irq.ledger.models import utcnow
 from irq.ledger.states import State
@@ -153,7 +154,7 @@ class DaemonLock:
     """One daemon per ledger: an exclusive lock on `<ledger>.daemon.lock` holding its pid."""
 
     def __init__(self, db: Path) -> None:
-        self.path = db.with_name(db.name + ".daemon.lock")
+        self.path = lock_beside(db, ".daemon.lock")
         self.fh: Any = None
 
     def acquire(self) -> None:

@@ -20,9 +20,16 @@ import os
 from pathlib import Path
 
 
+def lock_beside(ledger_path: Path, suffix: str) -> Path:
+    """The lock file of a ledger, beside the file it really is: one ledger opened through a
+    symlink (or a linked folder) and by its own path has one lock, as SQLite's own locks do."""
+    real = Path(os.path.realpath(ledger_path))
+    return real.with_name(real.name + suffix)
+
+
 class Claims:
     def __init__(self, ledger_path: Path) -> None:
-        self.path = ledger_path.with_name(ledger_path.name + ".submit.lock")
+        self.path = lock_beside(ledger_path, ".submit.lock")
         self.fd: int | None = None
         self.mine: set[int] = set()
 
