@@ -2,6 +2,7 @@
 leaves the ledger exactly as it was."""
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -167,3 +168,36 @@ def test_a_trainer_config_that_is_not_json(tmp_path, ledger, irq):
     p = write(tmp_path, '{"rank": 20,\n "mining": }', "bad.json")
     r = irq("add", "Q-001", "--title", "x", "--config-file", str(p))
     assert r.code == 2 and "bad.json:2: not valid JSON" in r.err
+
+
+def test_a_folder_or_ledger_path_that_is_not_utf8_is_one_line_at_the_door(tmp_path, irq, monkeypatch):
+    """A project in a folder named in Latin-1 (or IRQ_DB naming one): every command crashed with
+    UnicodeEncodeError, or a submit failed half-way while recording the run folder."""
+    good = tmp_path / "good"
+    good.mkdir()
+    monkeypatch.chdir(good)
+    assert irq("init").code == 0
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    bad.mkdir()
+    monkeypatch.setenv("IRQ_DB", str(bad / "queue.db"))
+    r = irq("status")
+    assert (r.code, r.out) == (2, "") and r.err.splitlines() == [
+        f"error: $IRQ_DB is not UTF-8 text: {tmp_path}/caf\\xe9/queue.db",
+        "hint: irq records paths as text: rename the folder to a UTF-8 name, or work from another one"], r
+    monkeypatch.delenv("IRQ_DB")
+    monkeypatch.chdir(bad)
+    r = irq("add", "Q-001", "-t", "x", "--command", "echo")
+    assert r.code == 2 and r.err.startswith(f"error: the current folder is not UTF-8 text: {tmp_path}/caf\\xe9\n"), r
+    assert sorted(os.listdir(bad)) == []
+
+
+def test_a_ledger_reached_through_a_non_utf8_link_opens(tmp_path):
+    """The ledger's resolved path went into a SQLite URI as text: a link into a Latin-1 folder crashed."""
+    from irq.ledger.database import Ledger
+
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    bad.mkdir()
+    Ledger(bad / "queue.db", create=True)
+    (tmp_path / "queue.db").symlink_to(bad / "queue.db")
+    with Ledger(tmp_path / "queue.db").transaction() as s:
+        assert Ledger.experiments(s) == []

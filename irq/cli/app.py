@@ -149,8 +149,27 @@ def not_utf8(args: list[str]) -> errors.UsageError | None:
     return None
 
 
+def not_utf8_place() -> errors.UsageError | None:
+    """A working folder or an IRQ_* variable whose path is not UTF-8: irq records the project's
+    paths as text (run folders, job scripts), so it is refused at the door, not half-way through
+    a submit."""
+    try:
+        places = [("the current folder", os.getcwd())]
+    except OSError:
+        places = []
+    places += [(f"${k}", v) for k, v in sorted(os.environ.items()) if k.startswith("IRQ_")]
+    for what, value in places:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(value).decode("utf-8", "backslashreplace")
+            return errors.UsageError(f"{what} is not UTF-8 text: {shown}",
+                                     "irq records paths as text: rename the folder to a UTF-8 name, or work from another one")
+    return None
+
+
 def _run(ui: UI, argv: list[str] | None) -> int:
-    if (refused := not_utf8(sys.argv[1:] if argv is None else argv)) is not None:
+    if (refused := not_utf8(sys.argv[1:] if argv is None else argv) or not_utf8_place()) is not None:
         ui.error(refused)
         return refused.exit_code
     try:

@@ -91,7 +91,8 @@ class Ledger:
             self.engine = create_engine("sqlite://", creator=lambda: reader.connect(self.path, mode))
             event.listen(self.engine, "begin", _on_begin_read)
         else:
-            self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
+            self.engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
+                reader.uri(self.path, "rwc"), uri=True, timeout=30, check_same_thread=False))
             event.listen(self.engine, "connect", _on_connect)
             event.listen(self.engine, "begin", _on_begin)
         if not self.readonly:  # new tables, migrations: never on a read-only ledger

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -41,9 +42,10 @@ TIME_COLUMNS = frozenset({"created_at", "updated_at", "queued_since", "submitted
 
 
 def uri(path: Path, mode: str) -> str:
-    """The SQLite URI for a mode of access_mode()."""
-    base = "file:" + quote(str(path.resolve()))
-    return base + {"rw": "?mode=rw", "ro": "?mode=ro", "immutable": "?mode=ro&immutable=1"}[mode]
+    """The SQLite URI for a mode of access_mode() ("rwc": read, write, create). The path's own bytes
+    are quoted: a folder named in another encoding than UTF-8 is a path like any other."""
+    base = "file:" + quote(os.fsencode(path.resolve()))
+    return base + {"rwc": "?mode=rwc", "rw": "?mode=rw", "ro": "?mode=ro", "immutable": "?mode=ro&immutable=1"}[mode]
 
 
 def corrupt(path: Path, exc: BaseException) -> errors.LedgerError:
