@@ -269,3 +269,17 @@ def test_cancelling_an_imported_job_records_it_ended(irq, tmp_path, monkeypatch,
     data = json.loads(shown.out)
     assert data["experiment"]["state"] == "FAILED" and data["attempts"][-1]["state"] == "CANCELLED"
     assert irq("retry", "Q-001").code == 0
+
+
+@pytest.mark.parametrize("words", ["None", "TBD", "Independent.", "n/a", "-"])
+def test_dependencies_written_as_none_mean_none_and_read_back_as_written(ledger, tmp_path, words):
+    """`- **Dependencies**: None` (or TBD, Independent) was refused as an unknown experiment 'None',
+    and a '-' was read as no dependency and then dropped from the export."""
+    from irq.formats.export import export_text
+
+    p = tmp_path / "queue.md"
+    p.write_text(f"# Q\n\n## READY\n\n### Q-001: a\n- **Dependencies**: {words}\n", encoding="utf-8")
+    import_queue(ledger, p)
+    with ledger.transaction() as s:
+        assert Ledger.experiment(s, "Q-001").depends_on == []
+    assert f"- **Dependencies**: {words}\n" in export_text(ledger)

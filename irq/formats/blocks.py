@@ -71,8 +71,8 @@ def definition_lines(e: Any) -> list[Line]:
         out.append(Line("Resources", fmt_resources(e.resources)))
     if not (e.state == State.PROPOSED.value and e.priority == "MEDIUM" and "priority" not in ann):
         out.append(Line("Priority", join_annotation(e.priority, ann.get("priority"))))
-    if e.depends_on:
-        out.append(Line("Dependencies", fmt_dependencies(e.depends_on, ann.get("dependencies"))))
+    if deps := fmt_dependencies(e.depends_on, ann.get("dependencies")):  # ids, or 'None' as written by hand
+        out.append(Line("Dependencies", deps))
     if policy := RetryPolicy.from_dict(e.retry_policy):
         out.append(Line("Retry", policy.format()))
     if e.notes:

@@ -223,10 +223,15 @@ def _d_priority(exp: Draft, it: Item, g: _Gathered) -> None:
         g.ann["priority"] = note.strip()
 
 
+NO_DEPENDENCY = frozenset({"none", "no", "nothing", "independent", "standalone", "tbd", "n/a", "na", "-", "—"})
+
+
 def _dependency_ids(text: str, named: Collection[str]) -> list[str]:
     """'Run after lr-01, lr-02 and Q-003' (what the export writes) as ids; in free text ('Run after
     lr-01 for comparison'), the words that name an experiment of the file or the ledger."""
     body = re.sub(r"^run after\s+", "", text.strip(), flags=re.I)
+    if body.strip(" .()").lower() in NO_DEPENDENCY:  # 'None', 'TBD': the words stay as written, nothing to wait for
+        return []
     parts = [p for p in re.split(r"\s+and\s+|\s*,\s*", body) if p]
     if parts and all(ID_RE.match(p) for p in parts):
         if parts[-1] not in named and parts[-1].rstrip(".") in named:
@@ -234,7 +239,8 @@ def _dependency_ids(text: str, named: Collection[str]) -> list[str]:
         return parts
     words = words_in(text)
     if unknown := [w for w in words if w not in named and ID_SHAPED.fullmatch(w)]:  # refused, never dropped
-        raise FieldError(f"the dependencies name {unknown[0]!r}, which is no experiment of this file or the ledger")
+        raise FieldError(f"the dependencies name {unknown[0]!r}, which is no experiment of this file or the ledger "
+                         "(correct the id, or move words that name no experiment to the Notes line)")
     return [w for w in words if w in named]
 
 
