@@ -214,3 +214,15 @@ def test_runs_without_a_curve_are_told_apart_from_runs_without_the_metric(irq, l
     r = irq("plot", "curves", "-o", "figs")
     assert r.code == 1 and "have val_mse but no learning curve of it (curve.jsonl)" in r.err, r
     assert "irq plot final" in r.err
+
+
+def test_a_metric_named_in_dollars_is_drawn_as_the_text_it_is(exps, tmp_path):
+    """matplotlib read `$...$` in a metric's name as math: `$\\foo{x}$` crashed `irq plot` and `irq
+    report` (ParseFatalException), and `$\\alpha$` was drawn as α."""
+    for name in (r"$\foo{x}$", r"$\alpha$"):
+        fig = plots.final(exps, metric=name)
+        ax = fig.get_axes()[0]
+        assert ax.get_ylabel() == name
+        assert not ax.yaxis.label._parse_math  # drawn verbatim, never as math
+        plots.save(fig, tmp_path / "figs", "final")
+        assert (tmp_path / "figs" / "final.png").stat().st_size > 0

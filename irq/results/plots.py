@@ -34,6 +34,7 @@ def _plt():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    matplotlib.rcParams["text.parse_math"] = False  # names and titles are data: `$\\alpha$` stays as typed
     import matplotlib.pyplot as plt
 
     return plt
