@@ -245,3 +245,17 @@ def test_relative_difference_to_a_negative_baseline_is_measured_from_its_size():
     lo, hi = np.quantile(ratio, [0.025, 0.975], method="inverted_cdf")
     assert (c.rel_low, c.rel_high) == pytest.approx((lo, hi), abs=0.03 * (hi - lo))
     assert 0 < c.rel_low < c.rel_high
+
+
+def test_json_of_a_table_holds_no_nan_or_infinity():
+    """Values near the largest float overflow the standard deviation (inf) and the t interval:
+    `--json` wrote them as NaN / Infinity (no JSON number) or as strings. They are null."""
+    import json
+
+    from irq.results.table import to_json
+
+    runs = [Run("Q-001", 1, i, {"val_mse": v}) for i, v in enumerate([1e308, -1e308, 1.5e308])]
+    table = build([ExperimentRuns("Q-001", "huge", "DONE", {}, runs)], "val_mse")
+    out = to_json(table)
+    text = json.dumps(out, allow_nan=False)  # raises on NaN or infinity anywhere
+    assert out["rows"][0]["summary"]["std"] is None and "1e+308" in text

@@ -99,3 +99,18 @@ def test_a_huge_relative_difference_is_written_in_three_digits_not_three_hundred
 
     assert rel(-0.5) == "-50.0%" and rel(1e298) == "+1e+300%" and pct(1e300) == "+1e+302 %"
     assert pct(-0.031) == "−3.1 %"
+
+
+def test_a_baseline_seed_of_zero_gives_no_interval_and_says_why(recwarn):
+    """One baseline seed at exactly 0: resamples of only that seed have mean 0, the ratio of those
+    is no number, and the table showed a `[+nan%, +nan%]` interval, the verdict "the interval
+    includes the required change" (there was none), and numpy and scipy warnings on stderr."""
+    c = parse_criterion("m -10%", "m")
+    v = judge("c", [1.3, 1.4, 1.5], "b", [0.0, 1.1, 1.2], c)
+    cmp = v.comparison
+    assert cmp.rel_diff == pytest.approx(np.mean([1.3, 1.4, 1.5]) / np.mean([0.0, 1.1, 1.2]) - 1)
+    assert (cmp.rel_low, cmp.rel_high, cmp.rel_bound_low, cmp.rel_bound_high) == (None, None, None, None)
+    assert v.outcome == "undecided"
+    assert v.sentence.endswith("criterion is undecided (the baseline's mean is 0 in some resamples: "
+                               "no interval of the relative difference)"), v.sentence
+    assert [str(w.message) for w in recwarn] == []

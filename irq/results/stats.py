@@ -19,6 +19,7 @@ start-ups): a table of single runs never loads it.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -33,6 +34,7 @@ from irq.results.records import (  # the dataclasses and settings, imported from
     Summary,
 )
 
+ZERO_RESAMPLES = "the baseline's mean is 0 in some resamples: no interval of the relative difference"
 BLOCK = 2_000_000  # values per bootstrap block: rows x resamples (and rows x batch x seeds), 16 MB
 
 
@@ -167,10 +169,13 @@ def relative_difference_intervals(x: np.ndarray, b: np.ndarray, resamples: int =
     out = [np.empty(len(x)) for _ in range(4)]
     ratio = _ratio if np.all(b > 0) else _ratio_signed
     for sl, blk in _blocks(x, rows):
-        res = stats.bootstrap((blk, b), ratio, n_resamples=resamples, confidence_level=CONFIDENCE,
-                              rng=np.random.default_rng(seed), **kw)
-        one = stats.bootstrap((blk, b), ratio, n_resamples=0, bootstrap_result=res,
-                              confidence_level=1 - 2 * (1 - CONFIDENCE), **kw)
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            # a resample of the baseline whose mean is 0 has no ratio: a NaN end, said by the caller
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            res = stats.bootstrap((blk, b), ratio, n_resamples=resamples, confidence_level=CONFIDENCE,
+                                  rng=np.random.default_rng(seed), **kw)
+            one = stats.bootstrap((blk, b), ratio, n_resamples=0, bootstrap_result=res,
+                                  confidence_level=1 - 2 * (1 - CONFIDENCE), **kw)
         m = sl.stop - sl.start
         for o, v in zip(out, (*res.confidence_interval, *one.confidence_interval)):
             o[sl] = v[:m]
@@ -256,8 +261,10 @@ def _compare_rows(x: np.ndarray, ba: np.ndarray, cs: list[Comparison], goal: str
         c.hedges_g = hedges_g(x[r], ba)
         if not tested[r]:
             c.note = c.note or "no spread in either: no test"
-        if ci is not None:
+        if ci is not None and all(np.isfinite(v[r]) for v in ci):
             c.rel_low, c.rel_high, c.rel_bound_low, c.rel_bound_high = (float(v[r]) for v in ci)
+        elif ci is not None:
+            c.note = c.note or ZERO_RESAMPLES
 
 
 def steps_to_threshold(curve: list[dict], metric: str, threshold: float, goal: str = "min") -> int | None:

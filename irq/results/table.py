@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -241,4 +242,15 @@ def to_json(t: Table) -> dict[str, Any]:
              "first_in": r.first_in, "steps_to_threshold": r.steps_to_threshold, "reached": r.reached}
             for r in t.rows]
     table = {f.name: rows if f.name == "rows" else getattr(t, f.name) for f in fields(t)}
-    return json.loads(json.dumps(table, default=str))
+    return _finite(json.loads(json.dumps(table, default=str)))
+
+
+def _finite(v: Any) -> Any:
+    """NaN and infinities as null: JSON has no such numbers (and a reader's parser refuses them)."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
