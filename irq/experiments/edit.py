@@ -23,8 +23,7 @@ from irq.policy.dependencies import describe, find_cycle
 from irq.policy.retry import RetryPolicy
 
 
-def add_experiment(
-    ledger: Ledger,
+def new_experiment(
     exp_id: str,
     title: str | None = None,
     *,
@@ -44,11 +43,9 @@ def add_experiment(
     retry: dict[str, Any] | None = None,
     command: str | None = None,
     default_command: str = "",
-    refuse_same_run: bool = False,
 ) -> Experiment:
-    """A new experiment, every field checked before anything is written. Its command (or the
-    project's default) must have a value for every placeholder; with refuse_same_run (`irq add`
-    without --force), one that would run exactly what an existing experiment runs is refused."""
+    """A new experiment, every field checked, nothing written (add_experiments writes it). Its
+    command (or the project's default) must have a value for every placeholder."""
     exp_id = validate_id(exp_id)
     parameters: dict[str, Any] = {}
     if config is not None:
@@ -74,15 +71,29 @@ def add_experiment(
         command=command,
     )
     _policy_can_act(exp)
-    with ledger.transaction() as s:
-        for d in deps:
-            Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
-        same = _same_run(s, exp) if refuse_same_run else None
-        if same is not None:
-            raise errors.DuplicateId(f"{same} already runs the same command with the same parameters and seeds",
-                                     f"`irq show {same}`; --force adds {exp.id} anyway")
-        Ledger.add_experiment(s, exp)
     return exp
+
+
+def add_experiments(ledger: Ledger, exps: list[Experiment], refuse_same_run: bool = False) -> list[Experiment]:
+    """Write new experiments (from new_experiment) in one transaction: all of them or none. Their
+    dependencies must exist; with refuse_same_run (`irq add` and `irq sweep` without --force), one
+    that would run exactly what an existing (or an earlier new) experiment runs is refused."""
+    with ledger.transaction() as s:
+        for exp in exps:
+            for d in exp.depends_on:
+                Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
+            same = _same_run(s, exp) if refuse_same_run else None
+            if same is not None:
+                raise errors.DuplicateId(f"{same} already runs the same command with the same parameters and seeds",
+                                         f"`irq show {same}`; --force adds {exp.id} anyway")
+            Ledger.add_experiment(s, exp)
+    return exps
+
+
+def add_experiment(ledger: Ledger, exp_id: str, title: str | None = None, *, refuse_same_run: bool = False,
+                   **fields: Any) -> Experiment:
+    """One new experiment (new_experiment's fields), checked, then written."""
+    return add_experiments(ledger, [new_experiment(exp_id, title, **fields)], refuse_same_run)[0]
 
 
 TITLE_MAX = 80  # characters of a title made from the parameters (a queue.md heading stays one readable line)
