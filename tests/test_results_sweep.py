@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -133,3 +134,85 @@ def test_points_of_a_base_titled_by_its_parameters_are_titled_by_theirs(irq, tmp
     assert [p["title"] for p in json.loads(r.out)["points"]] == ["lr=0.1, steps=40", "lr=0.2, steps=40"], r
     r = irq("sweep", "mine", "steps=80", "--json")
     assert [p["title"] for p in json.loads(r.out)["points"]] == ["larger [steps=80]"], r
+
+
+def test_values_are_read_as_irq_add_reads_them():
+    """`none`, `None`, `NULL`, `True` became JSON null and true: the study's own `mining=none` could
+    not be swept, and `lr=None` put `null` into the command. Only lower-case JSON words are JSON."""
+    assert parse_override("mining=none,None,NULL,True,TRUE") == ("mining", ["none", "None", "NULL", "True", "TRUE"])
+    assert parse_override("x=null,true,false") == ("x", [None, True, False])
+
+
+@pytest.mark.parametrize("text, values", [
+    ('tag="a,b",c', ["a,b", "c"]),          # a comma inside quotes is the value's
+    ("tag='x(1)',y", ["x(1)", "y"]),        # brackets inside quotes too
+    ("tag=a\\,b,c", ["a,b", "c"]),          # a backslash makes the comma the value's
+    ("path=C:\\data,x", ["C:\\data", "x"]),  # any other backslash is kept
+    ("k=choice('a,b',c)", ["a,b", "c"]),
+])
+def test_quotes_and_backslashes_keep_a_comma_in_its_value(text, values):
+    assert parse_override(text)[1] == values
+
+
+@pytest.mark.parametrize("text, words", [
+    ("lr=choice(1,2", "has a bracket that is not closed"),
+    ("lr=range(1,3", "has a bracket that is not closed"),
+    ('lr="a,b', "has a quote that is not closed"),
+    ("lr=interval(0,1)", "cannot read 'interval(0,1)'"),   # Hydra's, not irq's
+    ("lr=[1,2]", "cannot read '[1,2]'"),
+    ("lr=1,2)", "has a bracket that is not closed"),
+])
+def test_malformed_or_foreign_override_syntax_is_refused_never_split_at_random(text, words):
+    """`lr=choice(1,2` gave the points `choice(1` and `2`; `lr=interval(0,1)` gave `interval(0` and `1)`."""
+    with pytest.raises(errors.UsageError, match=re.escape(words)):
+        parse_override(text)
+
+
+def test_a_dry_run_refuses_what_the_sweep_refuses_and_a_sweep_is_all_or_nothing(irq, base):
+    """`--dry-run` said "would create" for values the trainer refuses; the real sweep then created the
+    points before the bad one and stopped half-way."""
+    from irq.ledger.database import Ledger
+
+    for extra in (["--dry-run"], []):
+        r = irq("sweep", "Q-003", "mining=random,greedy", *extra)
+        assert r.code == 2 and "mining = 'greedy' is not one of" in r.err, r
+        r = irq("sweep", "Q-003", "rank=4,0", *extra)
+        assert r.code == 2 and "rank = 0" in r.err, r
+    with base.transaction() as s:
+        assert [e.id for e in Ledger.experiments(s)] == ["Q-003", "Q-010"]
+
+
+def test_a_point_that_runs_what_an_experiment_runs_is_refused_unless_forced(irq, base):
+    """`irq add` refuses a copy of an experiment; a sweep made them silently, again on every repeat."""
+    assert irq("sweep", "Q-003", "mining=none,random").code == 0
+    r = irq("sweep", "Q-003", "mining=langevin,random")
+    assert r.code != 0 and "Q-012 already runs the same command with the same parameters and seeds" in r.err, r
+    r = irq("sweep", "Q-003", "mining=random", "--force")
+    assert r.code == 0 and "created 1 experiment" in r.out, r
+
+
+def test_irqs_own_values_are_not_swept(irq, tmp_path):
+    """`seed=1,2` said "the command has no placeholder {seed}" of a command that has one."""
+    (tmp_path / "irq.toml").write_text('backend = "local"\n[project]\ncommand = "python t.py {lr} {seed} {run_dir}"\n')
+    irq("init")
+    assert irq("add", "b", "-p", "lr=0.1").code == 0
+    r = irq("sweep", "b", "seed=1,2")
+    assert r.code == 2 and "{seed} is irq's own value" in r.err and "--seeds 0-9" in r.err, r
+    r = irq("sweep", "b", "run_dir=x")
+    assert r.code == 2 and "{run_dir} is irq's own value" in r.err, r
+
+
+def test_an_edit_of_a_sweep_point_keeps_its_title_and_notes_in_step(irq, tmp_path):
+    """`irq edit Q-001 -p lr=0.9` of the point `b [lr=0.5]` left that title and the notes `Sweep of b:
+    lr=0.5`: results, report and queue.md named a value it no longer ran."""
+    (tmp_path / "irq.toml").write_text('backend = "local"\n[project]\ncommand = "python t.py {lr} {seed}"\n')
+    irq("init")
+    assert irq("add", "b", "-t", "base", "-p", "lr=0.1").code == 0
+    assert irq("sweep", "b", "lr=0.5", "--proposed").code == 0
+    r = irq("edit", "Q-001", "-p", "lr=0.9")
+    assert r.code == 0, r
+    exp = json.loads(irq("show", "Q-001", "--json").out)["experiment"]
+    assert (exp["title"], exp["notes"]) == ("base [lr=0.9]", "Sweep of b: lr=0.9")
+    assert irq("edit", "Q-001", "-t", "mine", "-p", "lr=0.7").code == 0  # a title of the user's: kept
+    exp = json.loads(irq("show", "Q-001", "--json").out)["experiment"]
+    assert (exp["title"], exp["notes"]) == ("mine", "Sweep of b: lr=0.7")

@@ -58,6 +58,7 @@ def sweep(
     seeds: str | None = typer.Option(None, "--seeds", help="Seeds of every point, e.g. 0-9 (default: the base's)."),
     proposed: bool = typer.Option(False, "--proposed", help="Create the points PROPOSED instead of READY."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the points; create nothing."),
+    force: bool = typer.Option(False, "--force", help="Create points that run exactly what an experiment runs."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """One experiment (or one array, with --seeds) per combination of the overrides, linked to BASE.
@@ -68,7 +69,7 @@ def sweep(
     from irq.results.service import sweep as sweep_
 
     x = ctx(c)
-    out = sweep_(x.ledger(), _config(x), base, overrides, seeds, proposed, dry_run)
+    out = sweep_(x.ledger(), _config(x), base, overrides, seeds, proposed, dry_run, force)
     print_sweep(x.ui, out, proposed, as_json)
 
 

@@ -11,8 +11,14 @@ from typing import Any
 from sqlmodel import select
 
 from irq import errors
+from irq.experiments.labels import relabel
 from irq.experiments.trainer_schema import check_parameters
-from irq.experiments.validate import one_line, param_names, read_trainer_config, resources
+from irq.experiments.validate import (
+    one_line,
+    param_names,
+    read_trainer_config,
+    resources,
+)
 from irq.fields import FieldError, parse_seeds
 from irq.formats.command import check_command
 from irq.ledger.database import Ledger, validate_id
@@ -276,6 +282,10 @@ def edit(ledger: Ledger, exp_id: str, changes: Changes) -> tuple[Experiment, lis
         new = _changed_fields(exp, changes)
         if "parameters" in new and "title" not in new and exp.title == default_title(exp.id, exp.parameters, None):
             new["title"] = default_title(exp.id, new["parameters"], None)  # a title that says the values follows them
+        if "parameters" in new:
+            for k, v in relabel(new.get("title", exp.title), new.get("notes", exp.notes), exp.parameters,
+                                new["parameters"]).items():
+                new.setdefault(k, v)  # a sweep point's label follows its values, unless this edit sets it
         if "depends_on" in new:
             _no_cycle(s, exp.id, new["depends_on"])
         said = [f"{k}: {_short(getattr(exp, k))} -> {_short(v)}" for k, v in new.items()]

@@ -135,8 +135,10 @@ def answer(db: Path, settings: ReadSettings, ids: list[str] | None, metric: str 
 
 
 def sweep(ledger: Ledger, config: Config, base: str, overrides: list[str], seeds: str | None,
-          proposed: bool, dry_run: bool) -> SweepOutcome:
-    """Plan one experiment per combination of the overrides; create them unless dry_run."""
+          proposed: bool, dry_run: bool, force: bool = False) -> SweepOutcome:
+    """Plan one experiment per combination of the overrides, each checked as `irq add` checks one;
+    create them all (or none) unless dry_run. A point that would run exactly what an experiment
+    already runs is refused unless `force`."""
     from irq.fields import FieldError, parse_seeds
     from irq.jobs.jobscript import trainer_keys
     from irq.results import sweep as sw
@@ -147,9 +149,11 @@ def sweep(ledger: Ledger, config: Config, base: str, overrides: list[str], seeds
         raise errors.UsageError(str(exc)) from None
     base_exp, points = sw.plan(ledger, base, overrides, seed_list, trainer_keys(), config.project.command)
     cfg_file = sw.base_config(base_exp, config.root)
+    made = sw.drafts(base_exp, points, config.root, proposed, config.project.command)
     if not dry_run:
+        from irq.experiments.edit import add_experiments
         from irq.jobs.actions import export_after_change
 
-        sw.create(ledger, base_exp, points, config.root, proposed, config.project.command)
+        add_experiments(ledger, made, refuse_same_run=not force)
         export_after_change(ledger, config)
     return SweepOutcome(base_exp, points, cfg_file, not dry_run)

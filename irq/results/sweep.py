@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from irq import errors
+from irq.experiments.labels import SWEEP_NOTE, label_of
 from irq.fields import fmt_memory, fmt_seeds
 from irq.ledger.database import Ledger
 
@@ -27,13 +28,15 @@ NUMBERED = re.compile(r"Q-([0-9]+)")  # the ids a sweep's points continue (ASCII
 
 
 def parse_value(text: str) -> Any:
+    """One value as `irq add -p` reads it: a quoted text as that text, then the JSON words `true`,
+    `false`, `null` (lower case only: `None` and `TRUE` are text), integers, finite numbers; anything
+    else is text."""
     t = text.strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
         return t[1:-1]
-    low = t.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("null", "none"):
+    if t in ("true", "false"):
+        return t == "true"
+    if t == "null":
         return None
     try:
         return int(t)
@@ -46,6 +49,50 @@ def parse_value(text: str) -> Any:
     except ValueError:
         pass
     return t
+
+
+OPEN, CLOSE = "([{", ")]}"
+ESCAPABLE = ",\\'\""  # what a backslash makes part of a value (else it is kept: C:\data)
+
+
+def split_values(raw: str, text: str) -> list[str]:
+    """The comma-separated values of an override, as written: a comma inside quotes or after a
+    backslash is part of its value; an unclosed quote or bracket is refused, never guessed."""
+    items, cur, quote, depth, i = [], "", "", 0, 0
+    while i < len(raw):
+        ch = raw[i]
+        if quote:
+            cur += ch
+            quote = "" if ch == quote else quote
+        elif ch == "\\" and i + 1 < len(raw) and raw[i + 1] in ESCAPABLE:  # a\,b: the comma is the value's
+            cur, i = cur + raw[i + 1], i + 1
+        elif ch in "'\"":
+            cur, quote = cur + ch, ch
+        elif ch in OPEN or ch in CLOSE:
+            depth += 1 if ch in OPEN else -1
+            if depth < 0:
+                break
+            cur += ch
+        elif ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    if quote or depth:
+        raise errors.UsageError(f"the override {text!r} has a {'quote' if quote else 'bracket'} that is not closed",
+                                "close it, or quote a value that holds it: key='a(b'")
+    return [*items, cur] if items or cur else []
+
+
+def _plain(item: str, text: str) -> str:
+    """A value outside a function: lists and functions are Hydra syntax irq does not sweep."""
+    t = item.strip()
+    quoted = len(t) >= 2 and t[0] == t[-1] and t[0] in "'\""
+    if not quoted and any(ch in t for ch in OPEN + CLOSE):
+        raise errors.UsageError(f"cannot read {t!r} in {text!r}: irq sweeps lists (a,b), choice(a,b) and range(a,b,s)",
+                                "a value that holds brackets is quoted: key='resnet(50)'")
+    return item
 
 
 MAX_POINTS = 1000  # experiments one sweep may create: more is a typo (range(1, 3e9)), not a study
@@ -79,7 +126,7 @@ def parse_override(text: str) -> tuple[str, list[Any]]:
         raise errors.UsageError(f"cannot read the override {text!r}", "write key=v1,v2 or key=range(1,5)")
     key, raw = m.group("key"), m.group("value")
     f = FUNC.match(raw)
-    items = f.group("args").split(",") if f else raw.split(",") if raw else []
+    items = [_plain(i, text) for i in split_values(f.group("args") if f else raw, text)]
     if any(not a.strip() for a in items) and items != [""]:  # `1,` or `1,,2`: no empty value, in any form
         raise errors.UsageError(f"the override {text!r} has an empty value (a comma too many?)",
                                 f"e.g. {key}=1,2; an empty text is {key}='\"\"'")
@@ -105,10 +152,6 @@ def expand(overrides: list[str]) -> list[dict[str, Any]]:
     if n > MAX_POINTS:
         raise _too_many(n, " ".join(overrides))
     return [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in parsed))]
-
-
-def fmt_value(v: Any) -> str:
-    return "null" if v is None else ("true" if v is True else "false" if v is False else str(v))
 
 
 @dataclass
@@ -137,6 +180,10 @@ def plan(ledger: Ledger, base_id: str, overrides: list[str], seeds: list[int] | 
         from irq.formats.command import IRQ_VALUES, placeholders
 
         known = [k for k in dict.fromkeys(placeholders(command)) if k not in IRQ_VALUES]
+        if own := sorted(swept & set(IRQ_VALUES)):
+            raise errors.UsageError(f"{{{own[0]}}} is irq's own value, not a parameter a sweep sets",
+                                    "seeds come from --seeds: irq sweep BASE key=v1,v2 --seeds 0-9"
+                                    if own[0] == "seed" else "sweep the command's parameters")
         if unknown := sorted(swept - set(known)):
             raise errors.UsageError(f"the command {base.id} runs has no placeholder {', '.join(f'{{{k}}}' for k in unknown)}",
                                     "sweep keys are its placeholders: " + (", ".join(known) or "it has none"))
@@ -153,7 +200,7 @@ def plan(ledger: Ledger, base_id: str, overrides: list[str], seeds: list[int] | 
     out = []
     for k, ov in enumerate(points):
         pid, parameters = f"Q-{nxt + k:03d}", {**base.parameters, **ov}
-        label = ", ".join(f"{key}={fmt_value(v)}" for key, v in ov.items())
+        label = label_of(list(ov), ov)
         title = default_title(pid, parameters, None) if by_parameters else f"{base.title} [{label}]"
         out.append(Point(id=pid, title=title, overrides=ov, parameters=parameters,
                          seeds=list(seeds if seeds is not None else base.seeds)))
@@ -169,23 +216,23 @@ def base_config(base: Any, root: Path) -> Path | None:
     return p if p.is_file() else None
 
 
-def create(ledger: Ledger, base: Any, points: list[Point], root: Path, proposed: bool = False,
-           default_command: str = "") -> list[Any]:
-    """Add every point through the one function that adds experiments; each names its base and
-    runs what it runs (its command, else the project's)."""
-    from irq.experiments.edit import add_experiment
+def drafts(base: Any, points: list[Point], root: Path, proposed: bool = False, default_command: str = "") -> list[Any]:
+    """Every point as the experiment it adds, each checked as `irq add` checks one (a dry run
+    says what the real sweep refuses) and nothing written: each names its base and runs what it
+    runs (its command, else the project's)."""
+    from irq.experiments.edit import new_experiment
 
     r = base.resources or {}
     config = base_config(base, root)
-    made = []
+    out = []
     for p in points:
-        label = ", ".join(f"{k}={fmt_value(v)}" for k, v in p.overrides.items())
-        made.append(add_experiment(
-            ledger, p.id, p.title, config=config, params=p.parameters, hypothesis=base.hypothesis, priority=base.priority,
+        label = label_of(list(p.overrides), p.overrides)
+        out.append(new_experiment(
+            p.id, p.title, config=config, params=p.parameters, hypothesis=base.hypothesis, priority=base.priority,
             depends_on=list(base.depends_on), seeds=fmt_seeds(p.seeds) or None, gpus=r.get("gpus"), cpus=r.get("cpus"),
             memory=fmt_memory(r["memory_mb"]) if r.get("memory_mb") else None,
             time=f"{r['time_minutes']} minutes" if r.get("time_minutes") else None, partition=r.get("partition"),
-            notes=f"Sweep of {base.id}: {label}", proposed=proposed, retry=dict(base.retry_policy or {}),
+            notes=f"{SWEEP_NOTE}{base.id}: {label}", proposed=proposed, retry=dict(base.retry_policy or {}),
             command=base.command, default_command=default_command,
         ))
-    return made
+    return out
