@@ -114,3 +114,23 @@ def test_a_baseline_seed_of_zero_gives_no_interval_and_says_why(recwarn):
     assert v.sentence.endswith("criterion is undecided (the baseline's mean is 0 in some resamples: "
                                "no interval of the relative difference)"), v.sentence
     assert [str(w.message) for w in recwarn] == []
+
+
+def test_a_criterion_on_a_metric_no_run_has_is_refused_with_the_names_there_are(recwarn):
+    """`--criterion 'VAL_MSE -20%'` printed numpy's "Mean of empty slice" and an "undecided (no
+    values)" verdict, exit 0: a typo judged nothing without a word."""
+    from irq.results.collect import ExperimentRuns, Run
+    from irq.results.table import build
+    from irq.results.verdict import verdicts
+
+    exps = [ExperimentRuns(i, i, "DONE", {}, [Run(i, 1, s, {"val_mse": v + s / 10, "device": "cpu"}) for s in range(3)])
+            for i, v in (("b", 1.0), ("c", 0.5))]
+    table = build(exps, "val_mse", baseline="b", resamples=200)
+    for bad, hint in (("VAL_MSE -20%", "did you mean val_mse?"), ("device -20%", "the runs' metrics: val_mse")):
+        with pytest.raises(errors.UsageError, match=f"no run has a number named '{bad.split()[0]}'") as exc:
+            verdicts(exps, table, [bad], 200)
+        assert hint in exc.value.hint
+    (v,) = verdicts(exps, table, ["val_mse -20%"], 200)
+    assert v.outcome in ("met", "not met", "undecided")
+    assert judge("a", [1.0, 2.0], "b", [], parse_criterion("m -10%", "m")).outcome == "undecided"
+    assert [str(w.message) for w in recwarn] == []

@@ -79,7 +79,7 @@ def judge(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float],
     xa, ba = np.asarray(x, dtype=float), np.asarray(b, dtype=float)
     # the baseline's mean moved by the change, as a factor on its seeds: (1 + change) * mean(b) for a
     # positive mean, mean(b) + change * |mean(b)| for a negative one (stats.relative)
-    target = 1 + criterion.change * (1.0 if np.mean(ba) >= 0 else -1.0)
+    target = 1 + criterion.change * (1.0 if len(ba) == 0 or np.mean(ba) >= 0 else -1.0)
     p_met = p_not = None
     outcome = "undecided"
     why = ""
@@ -118,6 +118,19 @@ def judge(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float],
     return Verdict(exp_id, baseline_id, criterion, outcome, c, p_met, p_not, sentence)
 
 
+def unknown_metric(metric: str, exps: list[ExperimentRuns], where: str) -> errors.UsageError:
+    """No run has `metric` as a number: the names the runs do have, the closest first."""
+    import difflib
+
+    names = sorted({k for e in exps for r in e.runs for k, v in r.metrics.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    close = difflib.get_close_matches(metric, names, 3, 0.5) or difflib.get_close_matches(
+        metric.lower(), [n.lower() for n in names], 3, 0.5)
+    return errors.UsageError(f"{where}: no run has a number named {metric!r}",
+                             (f"did you mean {', '.join(close)}? " if close else "")
+                             + ("the runs' metrics: " + ", ".join(names[:12]) if names else "no run has a metric yet"))
+
+
 def verdicts(exps: list[ExperimentRuns], table: Table, criteria: list[str],
              resamples: int = RESAMPLES) -> list[Verdict]:
     """One verdict per criterion and non-baseline experiment (each on the criterion's metric). On
@@ -129,6 +142,8 @@ def verdicts(exps: list[ExperimentRuns], table: Table, criteria: list[str],
     for text in criteria:
         c = parse_criterion(text, table.metric)
         vals = {e.id: [r.value(c.metric) for r in e.values(c.metric)[0]] for e in exps}
+        if not any(vals.values()) and any(e.runs for e in exps):  # a misspelt name judged nothing, silently
+            raise unknown_metric(c.metric, exps, f"--criterion {text!r}")
         same = c.metric == table.metric and resamples == table.resamples
         for e in exps:
             if e.id != table.baseline:
