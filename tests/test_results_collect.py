@@ -216,3 +216,15 @@ def test_steps_to_a_threshold_tell_runs_without_a_curve_from_runs_that_never_rea
     rows = {r.id: r for r in build(collect(ledger, tmp_path), "val_mse", threshold=100.0).rows}
     assert rows["Q-001"].reached == "no curve" and rows["Q-001"].steps_to_threshold is None
     assert rows["Q-002"].reached == "1/1 (1 without a curve)"
+
+
+def test_latex_keeps_double_hyphens_and_angle_brackets_as_typed():
+    """An id such as `a.b--c` (valid) was typeset with an en dash, `<` and `>` as ¡ and ¿."""
+    from irq.results.collect import ExperimentRuns, Run
+
+    exps = [ExperimentRuns("a.b--c", "x<y>", "DONE", {}, [Run("a.b--c", 1, 0, {"val_mse": 0.5})])]
+    tex = to_latex(build(exps, "val_mse", resamples=100))
+    assert "a.b-{}-c & 1" in tex and "--c" not in tex.replace("-{}-c", "")
+    from irq.results.table import _tex
+
+    assert _tex("x<y>---") == "x\\textless{}y\\textgreater{}-{}-{}-"

@@ -203,14 +203,16 @@ def to_text(t: Table) -> str:
 
 
 _TEX = {"\\": "\\textbackslash{}", "%": "\\%", "_": "\\_", "&": "\\&", "#": "\\#", "$": "\\$", "{": "\\{",
-        "}": "\\}", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}", "–": "--"}
-_TEX_SPECIAL = re.compile("|".join(map(re.escape, _TEX)))
+        "}": "\\}", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}", "<": "\\textless{}",
+        ">": "\\textgreater{}", "–": "--"}
+# a hyphen before another is kept apart: `a.b--c` (an id) would be typeset with an en dash
+_TEX_SPECIAL = re.compile("|".join(map(re.escape, _TEX)) + "|-(?=-)")
 
 
 def _tex(s: str) -> str:
     """Text as LaTeX typesets it, never commands: every special character escaped, in one pass
     (an escape's own braces are not escaped again)."""
-    return _TEX_SPECIAL.sub(lambda m: _TEX[m.group()], s)
+    return _TEX_SPECIAL.sub(lambda m: _TEX.get(m.group(), "-{}"), s)
 
 
 def to_latex(t: Table) -> str:
