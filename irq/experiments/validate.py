@@ -12,8 +12,15 @@ from typing import Any
 
 from irq import errors
 from irq.experiments.trainer_schema import check_parameters, schema
-from irq.fields import PARAM_NAME, SBATCH_UNSAFE, FieldError, parse_memory, parse_minutes
+from irq.fields import (
+    PARAM_NAME,
+    SBATCH_UNSAFE,
+    FieldError,
+    parse_memory,
+    parse_minutes,
+)
 from irq.inputs import MB, read_at_most
+from irq.policy.limits import MAX_CPUS, MAX_GPUS, MAX_MEMORY_MB, MAX_MINUTES
 
 # trainer config keys that are experiment parameters (the rest stay in the config file)
 TRAINER_PARAM_KEYS = ("rank", "diffusion_steps", "train_steps", "batch_size", "learning_rate", "mining")
@@ -32,12 +39,12 @@ def resources(gpus: int | None, cpus: int | None, memory: str | None, time: str 
     """The resources dict of an experiment, every value checked."""
     out: dict[str, Any] = {}
     if gpus is not None:
-        if gpus < 0:
-            raise errors.UsageError(f"--gpus {gpus}: a GPU count is 0 or more", "e.g. --gpus 1")
+        if not 0 <= gpus <= MAX_GPUS:
+            raise errors.UsageError(f"--gpus {gpus}: a GPU count is 0 to {MAX_GPUS}", "e.g. --gpus 1")
         out["gpus"] = gpus
     if cpus is not None:
-        if cpus < 1:
-            raise errors.UsageError(f"--cpus {cpus}: a CPU count is 1 or more", "e.g. --cpus 4")
+        if not 1 <= cpus <= MAX_CPUS:
+            raise errors.UsageError(f"--cpus {cpus}: a CPU count is 1 to {MAX_CPUS:,}", "e.g. --cpus 4")
         out["cpus"] = cpus
     try:
         if memory is not None:
@@ -48,6 +55,10 @@ def resources(gpus: int | None, cpus: int | None, memory: str | None, time: str 
         raise errors.UsageError(str(exc), "e.g. --mem 16GB --time '2 hours'") from None
     if out.get("memory_mb", 1) <= 0 or out.get("time_minutes", 1) <= 0:
         raise errors.UsageError("memory and time must be more than zero", "e.g. --mem 16GB --time '2 hours'")
+    if out.get("memory_mb", 0) > MAX_MEMORY_MB:
+        raise errors.UsageError(f"--mem {memory}: at most {MAX_MEMORY_MB // 1024 ** 2:,} TB a job", "e.g. --mem 16GB")
+    if out.get("time_minutes", 0) > MAX_MINUTES:
+        raise errors.UsageError(f"--time {time}: at most {MAX_MINUTES // 1440} days a job", "e.g. --time '2 hours'")
     if partition is not None:
         out["partition"] = sbatch_value("partition", partition)
     return out

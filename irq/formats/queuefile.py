@@ -12,9 +12,9 @@ experiment. Everything here is pure: it returns rows, the importer writes them. 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Collection
 from typing import Any, Callable
 
 from irq import errors
@@ -48,6 +48,7 @@ from irq.ledger.drafts import Draft, draft
 from irq.ledger.models import Experiment
 from irq.ledger.states import Priority, State, is_active
 from irq.policy.dependencies import describe, find_cycle
+from irq.policy.limits import beyond
 from irq.policy.retry import RetryPolicy
 
 
@@ -263,6 +264,8 @@ def _resources(text: str) -> dict[str, Any]:
     """Resources as `irq add` takes them: a CPU count of 1 or more, memory and time above zero, a
     partition that is one word an #SBATCH line can hold."""
     res = parse_resources(text)
+    if too_much := beyond(res):
+        raise FieldError(too_much)
     if res.get("cpus", 1) < 1:
         raise FieldError(f"{res['cpus']} CPUs: a CPU count is 1 or more")
     if res.get("memory_mb", 1) <= 0 or res.get("time_minutes", 1) <= 0:
