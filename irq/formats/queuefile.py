@@ -174,6 +174,9 @@ def _number_attempts(exp_id: str, pairs: list[tuple[Draft, Block]], src: str) ->
     numbered = [(a, b) for a, b in pairs if b.attempt_no is not None]
     seen: dict[int, int] = {}
     for a, b in numbered:
+        if b.attempt_no < 1:
+            raise errors.ParseError(src, b.line, f"{exp_id} attempt {b.attempt_no}: attempts are numbered from 1",
+                                    "number the attempts 1, 2, 3, …")
         if b.attempt_no > MAX_ATTEMPT:
             raise errors.ParseError(src, b.line, f"{exp_id} attempt {b.attempt_no} is past the last number irq keeps "
                                     f"({MAX_ATTEMPT:,})", "number the attempts 1, 2, 3, …")
