@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
 CONTROL_PERSIST = "12h"  # how long an idle master stays up (a working day of commands)
+# a link that stops answering (a laptop's network gone, a frozen login node) is given up after
+# about 10 s x 3 unanswered keepalives: every command through the master fails then, not after
+# minutes; a slow but live link answers them, so long transfers are not cut
+KEEPALIVE_SECONDS, KEEPALIVE_MISSES = 10, 3
 LOGIN_TIMEOUT = 300.0  # a person typing a one-time code
 MISSING = 3  # exit code of our file scripts when the path does not exist
 
@@ -147,8 +151,8 @@ class OpenSSHSession(AtEndpoint):
             "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={known}",
             "-o", f"ConnectTimeout={max(1, int(cfg.connect_timeout))}",
-            "-o", "ServerAliveInterval=30",
-            "-o", "ServerAliveCountMax=3",
+            "-o", f"ServerAliveInterval={KEEPALIVE_SECONDS}",
+            "-o", f"ServerAliveCountMax={KEEPALIVE_MISSES}",
             "-o", "LogLevel=ERROR",
         ]
         if not cfg.allow_keyboard_interactive:
