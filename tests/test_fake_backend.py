@@ -488,3 +488,19 @@ def test_held_experiments_give_their_planned_slots_to_the_next_ready_ones(ledger
     assert len(fake.jobs) == 2
     out = go(ledger, backends, preflight=broken, all_ready=True)  # full now: the held ones stay held, nothing more
     assert {o.status for o in out.values()} <= {"held", "queued"} and len(fake.jobs) == 2, out
+
+
+def test_a_fetch_that_could_not_look_everywhere_says_what_to_do_for_its_backend() -> None:
+    """A local run that could not be fetched was told to wait "once the cluster answers": there is
+    no cluster. The deferred attempts are data (id, attempt, backend, why), for --json too."""
+    from irq.jobs.actions import FetchReport
+    from irq.jobs.fetch import Deferred
+
+    local = FetchReport([], [], deferred=[Deferred("Q-001", 1, "local", "run folder unreadable")])
+    exc = local.incomplete()
+    assert exc.message == "not everything could be fetched: Q-001 attempt 1: cannot fetch yet: run folder unreadable"
+    assert exc.hint.endswith("once the cause above is fixed")
+    remote = FetchReport([], [], unreachable={"slurm:hpc": "no answer"},
+                         deferred=[Deferred("Q-002", 2, "slurm:hpc", "link lost")])
+    assert remote.incomplete().hint.endswith("once the cluster answers")
+    assert FetchReport([], []).incomplete() is None

@@ -94,10 +94,12 @@ def fetch(
     x = ctx(c)
     x.ui.verbose = False  # each fetched attempt prints once, below
     rep = fetch_results(x.ledger(), _config(x), x.ui, ids or [], prompt=_prompt(x))
-    if as_json:  # the fetched ones, DONE or FAILED, then those not finished yet in their job's state
+    if as_json:  # the fetched ones, DONE or FAILED, then those not finished yet, then those not fetched yet
         x.ui.json([asdict(o) for o in rep.outcomes]
                   + [{"id": a.experiment_id, "attempt": a.number, "state": a.state,
-                      "detail": f"job {a.job_id} is still {a.state}; fetch again once it ends"} for a in rep.still])
+                      "detail": f"job {a.job_id} is still {a.state}; fetch again once it ends"} for a in rep.still]
+                  + [{"id": d.id, "attempt": d.attempt, "state": "NOT_FETCHED", "detail": f"cannot fetch yet: {d.why}"}
+                     for d in rep.deferred])
     else:
         for line in render.fetched(rep):
             x.ui.print(line)

@@ -100,7 +100,7 @@ def fetched(rep: Any) -> list[str]:
     lines += [f"{a.experiment_id} attempt {a.number}: job {a.job_id} " + (
         f"was {a.state} when last seen (the cluster did not answer)" if a.unknown_since else
         f"is still {a.state}; fetch again once it ends") for a in rep.still]
-    lines += rep.deferred
+    lines += [str(d) for d in rep.deferred]
     if not lines and not rep.unreachable:
         lines.append("nothing to fetch: no attempt has finished since the last fetch")
     return lines

@@ -15,7 +15,7 @@ from irq.config import Config
 from irq.formats.queue_io import derived_for, hand_edits_kept, write_export
 from irq.formats.render import project_templates
 from irq.jobs.cancel import cancel
-from irq.jobs.fetch import FetchOutcome, fetch, log_tail, still_finishing
+from irq.jobs.fetch import Deferred, FetchOutcome, fetch, log_tail, still_finishing
 from irq.jobs.follow import Look, follow
 from irq.jobs.preflight import preflight_hook
 from irq.jobs.submit import SubmitOutcome, submit
@@ -61,22 +61,24 @@ class FetchReport:
     still: list[Attempt]  # not finished yet (COMPLETING, or still active when named)
     refused: errors.HostKeyError | None = None
     unreachable: dict[str, str] = field(default_factory=dict)  # backend -> why its states could not be asked
-    deferred: list[str] = field(default_factory=list)  # finished attempts that could not be fetched yet, and why
+    deferred: list[Deferred] = field(default_factory=list)  # finished attempts that could not be fetched yet, and why
 
     def incomplete(self) -> errors.BackendError | None:
         """What a fetch that could not look everywhere fails with (once all it did is shown): a
         script or cron job must tell "nothing finished" from "could not ask"."""
         if not (self.unreachable or self.deferred):
             return None
-        first = next(iter(self.unreachable.values()), None) or self.deferred[0]
+        first = next(iter(self.unreachable.values()), None) or str(self.deferred[0])
+        local = all(b == "local" for b in [*self.unreachable, *(d.backend for d in self.deferred)])
         return errors.BackendError(f"not everything could be fetched: {first}",
-                                   "states are kept; `irq fetch` again once the cluster answers")
+                                   "states are kept; `irq fetch` again once " + (
+                                       "the cause above is fixed" if local else "the cluster answers"))
 
 
 def fetch_results(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> FetchReport:
     """`irq fetch`: refresh states, then download what finished and mark experiments DONE or FAILED;
     say which jobs are still finishing rather than "nothing finished"."""
-    deferred: list[str] = []
+    deferred: list[Deferred] = []
     with Backends(config, prompt=prompt) as backends:
         refreshed = refresh(ledger, backends, ui)
         outs = fetch(ledger, config, backends, ui, ids or None, deferred)

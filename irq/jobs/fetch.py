@@ -33,8 +33,21 @@ class FetchOutcome:
     detail: str
 
 
+@dataclass
+class Deferred:
+    """A finished attempt that could not be fetched yet, and why."""
+
+    id: str
+    attempt: int
+    backend: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.id} attempt {self.attempt}: cannot fetch yet: {self.why}"
+
+
 def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[str] | None = None,
-          deferred: list[str] | None = None) -> list[FetchOutcome]:
+          deferred: list[Deferred] | None = None) -> list[FetchOutcome]:
     """Download finished attempts' run directories, read metrics into the ledger, and mark
     each experiment DONE, or FAILED with the diagnosed cause. What cannot be fetched yet (the
     cluster not answering) is logged, or added to `deferred` for the caller to say."""
@@ -52,9 +65,9 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
             except errors.HostKeyError:
                 raise  # not "not yet": nothing can be fetched until a person checks the key
             except errors.BackendError as exc:
-                why = f"{a.experiment_id} attempt {a.number}: cannot fetch yet: {exc.message}"
+                why = Deferred(a.experiment_id, a.number, a.backend, exc.message)
                 if deferred is None:
-                    ui.log(why)
+                    ui.log(str(why))
                 else:
                     deferred.append(why)
                 continue
