@@ -504,3 +504,25 @@ def test_a_fetch_that_could_not_look_everywhere_says_what_to_do_for_its_backend(
                          deferred=[Deferred("Q-002", 2, "slurm:hpc", "link lost")])
     assert remote.incomplete().hint.endswith("once the cluster answers")
     assert FetchReport([], []).incomplete() is None
+
+
+def test_cancel_of_a_job_on_a_cluster_no_longer_in_irq_toml_records_it_and_says_to_stop_it_there(ledger, backends,
+                                                                                                  fake) -> None:
+    """The cluster was taken out of irq.toml while a job ran there: `irq cancel` failed with an
+    error about the configuration, and the attempt stayed RUNNING for good."""
+    import sqlite3
+
+    from irq.jobs.cancel import cancel
+
+    add_experiment(ledger, "Q-001", "first")
+    go(ledger, backends, "Q-001")
+    con = sqlite3.connect(ledger.path)
+    con.execute("UPDATE attempt SET backend = 'slurm:gone'")
+    con.commit()
+    con.close()
+    said = cancel(ledger, backends, UI(), "Q-001")
+    assert said.startswith("Q-001: attempt 1 ran on slurm:gone, which irq.toml no longer names, so irq cannot reach job 100")
+    assert "stop it where it runs (e.g. scancel 100)" in said
+    (att,) = attempts(ledger)
+    assert att.state == "CANCELLED" and experiment(ledger).state == "FAILED"
+    assert "scancel" not in fake.counter.calls  # nothing was sent anywhere

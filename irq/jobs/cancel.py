@@ -8,23 +8,26 @@ from irq.backends.registry import Backends, record_calls
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, Experiment
-from irq.ledger.states import SUBMITTING, AttemptState, State
+from irq.ledger.states import SUBMITTING, AttemptState, State, is_active
 from irq.ledger.transitions import active_attempt, waiting
 from irq.ui import UI
 
 
-def _close_imported(s: Any, exp: Experiment, a: Attempt) -> str:
-    """An attempt imported from queue.md names a job irq never submitted and cannot ask or stop:
-    cancelling it records that the user ended it (CANCELLED, the experiment FAILED: `irq retry`
-    runs it again), and says to stop the job itself where it runs."""
+IMPORTED = "was imported from queue.md"
+
+
+def _close_unreachable(s: Any, exp: Experiment, a: Attempt, why: str = IMPORTED) -> str:
+    """An attempt whose job irq cannot ask or stop (imported from queue.md, or run on a cluster
+    irq.toml no longer names): cancelling it records that the user ended it (CANCELLED, the
+    experiment FAILED: `irq retry` runs it again), and says to stop the job itself where it runs."""
     to = AttemptState.NOT_SUBMITTED if a.state == SUBMITTING else AttemptState.CANCELLED
-    Ledger.set_attempt_state(s, a, to, "cancelled by the user (imported: irq cannot reach its job)",
-                             error="cancelled with `irq cancel`; irq cannot reach a job imported from queue.md")
+    Ledger.set_attempt_state(s, a, to, f"cancelled by the user (it {why}: irq cannot reach its job)",
+                             error=f"cancelled with `irq cancel`; the attempt {why}, so irq cannot reach its job")
     if exp.state == State.IN_PROGRESS.value:
         Ledger.set_state(s, exp, State.FAILED, f"attempt {a.number} cancelled by the user", attempt=a)
     job = f"job {a.job_id}" if a.job_id else "its job"
     stop = f" (e.g. scancel {a.job_id})" if a.job_id else ""
-    return (f"{exp.id}: attempt {a.number} was imported from queue.md, so irq cannot reach {job}; recorded as "
+    return (f"{exp.id}: attempt {a.number} {why}, so irq cannot reach {job}; recorded as "
             f"{to.value} and {exp.id} as FAILED (`irq retry {exp.id}` runs it again). If it still runs, stop it "
             f"where it runs{stop}")
 
@@ -41,14 +44,23 @@ def cancel(ledger: Ledger, backends: Backends, ui: UI, exp_id: str) -> str:
                                            "`irq fetch` records a job that has ended" if exp.state == State.IN_PROGRESS
                                            else None)
         if a.backend == "imported":
-            return _close_imported(s, exp, a)
+            return _close_unreachable(s, exp, a)
+    try:
+        backend = backends.get(a.backend)
+    except errors.ConfigError:  # a cluster taken out of irq.toml: its jobs cannot be reached any more
+        with ledger.transaction() as s:
+            att = s.get(Attempt, a.id)
+            if not is_active(att.state):
+                return f"{exp.id}: attempt {att.number} ended meanwhile ({att.state}); nothing to cancel"
+            return _close_unreachable(s, s.get(Experiment, exp.id), att,
+                                      f"ran on {a.backend}, which irq.toml no longer names")
     if a.state == SUBMITTING or not a.job_id:
         reconcile(ledger, backends, ui)
         with ledger.transaction() as s:
             a = s.get(Attempt, a.id)
         if not a.job_id:
             raise errors.BackendError(f"{exp_id}'s submission is not confirmed yet", "try again in a minute")
-    backends.get(a.backend).cancel(a.job_id)
+    backend.cancel(a.job_id)
     with ledger.transaction() as s:
         att = s.get(Attempt, a.id)
         att.annotations = {**att.annotations, "cancelled_by": "irq cancel"}
