@@ -526,3 +526,14 @@ def test_cancel_of_a_job_on_a_cluster_no_longer_in_irq_toml_records_it_and_says_
     (att,) = attempts(ledger)
     assert att.state == "CANCELLED" and experiment(ledger).state == "FAILED"
     assert "scancel" not in fake.counter.calls  # nothing was sent anywhere
+
+
+def test_what_waits_for_an_experiment_submitted_in_the_same_run_says_it_waits_for_a_job(ledger, backends, fake) -> None:
+    """Q-002 runs after Q-001; one `irq submit --all-ready` sent Q-001 and queued Q-002 "waiting for
+    Q-001 (READY)", a state Q-001 had already left."""
+    add_experiment(ledger, "Q-001", "first")
+    add_experiment(ledger, "Q-002", "second", depends_on=["Q-001"])
+    out = go(ledger, backends, all_ready=True)
+    assert out["Q-001"].status == "submitted"
+    assert (out["Q-002"].status, out["Q-002"].message) == ("queued", "waiting for Q-001 (IN_PROGRESS)")
+    assert experiment(ledger, "Q-002").waiting_reason == "waiting for Q-001 (IN_PROGRESS)"

@@ -146,6 +146,8 @@ def _fill(ledger: Ledger, config: Config, backend: Backend, target: Target, ui: 
                     free = 0
                 elif out.status not in FREES_ITS_SLOT:
                     free -= cost[exp_id]
+                if out.status in ("submitted", "unknown"):  # what waits for it now waits for a job
+                    states[exp_id] = State.IN_PROGRESS.value
         except KeyboardInterrupt:  # what was sent is in the ledger; say it, never just "interrupted"
             sent = [f"{o.id} (job {o.job_id})" for o in outcomes if o.status == "submitted"]
             raise errors.Interrupted(
