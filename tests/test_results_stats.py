@@ -248,7 +248,7 @@ def test_relative_difference_to_a_negative_baseline_is_measured_from_its_size():
 
 
 def test_json_of_a_table_holds_no_nan_or_infinity():
-    """Values near the largest float overflow the standard deviation (inf) and the t interval:
+    """A t interval of values near the largest float reaches past it (inf):
     `--json` wrote them as NaN / Infinity (no JSON number) or as strings. They are null."""
     import json
 
@@ -258,4 +258,23 @@ def test_json_of_a_table_holds_no_nan_or_infinity():
     table = build([ExperimentRuns("Q-001", "huge", "DONE", {}, runs)], "val_mse")
     out = to_json(table)
     text = json.dumps(out, allow_nan=False)  # raises on NaN or infinity anywhere
-    assert out["rows"][0]["summary"]["std"] is None and "1e+308" in text
+    assert out["rows"][0]["summary"]["t_low"] is None and "1e+308" in text  # the bound is past the largest float
+
+
+def test_values_near_the_largest_float_get_statistics_not_overflow(recwarn):
+    """Metrics near 1e308 overflowed the sums: std inf, the t interval (-inf, inf), Welch p = 1,
+    Hedges g = 0, and so a wrong "undecided" verdict. Every statistic is computed on the values
+    divided by a power of two (exact) and multiplied back."""
+    from irq.results.verdict import judge, parse_criterion
+
+    x, b = [1.7e308, 1.6e308, 1.75e308], [1.0e308, 1.1e308, 0.9e308]
+    (s,) = summarise([x], resamples=500)
+    assert s.mean == pytest.approx(np.mean(np.array(x) / 2**1000) * 2**1000)
+    assert s.std == pytest.approx(np.std(np.array(x) / 2**1000, ddof=1) * 2**1000)
+    assert math.isfinite(s.ci_low) and math.isfinite(s.t_low) and s.t_low < s.mean < s.t_high
+    small = compare("a", [v / 1e300 for v in x], "b", [v / 1e300 for v in b], resamples=500)
+    big = compare("a", x, "b", b, resamples=500)
+    for f in ("rel_diff", "rel_low", "rel_high", "welch_t", "welch_p", "hedges_g", "prob_improvement"):
+        assert getattr(big, f) == pytest.approx(getattr(small, f)), f
+    assert judge("a", x, "b", b, parse_criterion("m +20%", "m"), resamples=500).outcome == "met"
+    assert [str(w.message) for w in recwarn] == []

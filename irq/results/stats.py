@@ -61,19 +61,43 @@ def summarise_rows(x: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) 
     k, n = x.shape
     if n == 0:
         return [Summary(0, note="no values") for _ in range(k)]
-    mean, lo_, hi_, med = x.mean(axis=1), x.min(axis=1), x.max(axis=1), np.median(x, axis=1)
+    lo_, hi_, med = x.min(axis=1), x.max(axis=1), np.median(x, axis=1)
+    scale = row_scales(x)  # 1, or a power of two that keeps sums of values near 1e308 finite
+    xs = x / scale[:, None]
+    mean = xs.mean(axis=1)
     same = lo_ == hi_  # every seed gave the same value: that value, not a sum's rounding of it
-    mean[same] = lo_[same]
-    cols = intervals(x, mean, resamples, seed) if n > 1 else {}
+    mean[same] = xs.min(axis=1)[same]
+    cols = intervals(xs, mean, resamples, seed) if n > 1 else {}
     if n >= IQM_MIN_N:
         from scipy import stats
 
-        cols["iqm"] = stats.trim_mean(x, 0.25, axis=1)
+        cols["iqm"] = stats.trim_mean(xs, 0.25, axis=1)
+    with np.errstate(over="ignore"):  # a bound past the largest float is inf: said as no number, not wrapped
+        cols = {key: v * scale for key, v in cols.items()}
+        mean = mean * scale
     note = ("n = 1: no spread, so no interval" if n == 1 else
             f"n = {n}: no IQM below n = {IQM_MIN_N}" if n < IQM_MIN_N else "")
     cols.update(mean=mean, min=lo_, max=hi_, median=med)
     names, columns = list(cols), [v.tolist() for v in cols.values()]  # Python floats, converted in C
     return [Summary(n, note=note, **dict(zip(names, r))) for r in zip(*columns)]
+
+
+HUGE = 2.0 ** 500  # beyond this, sums and squares of a few values overflow a float
+
+
+def row_scales(x: np.ndarray) -> np.ndarray:
+    """Per row: 1, or for a row with values beyond HUGE, the power of two at its largest magnitude.
+    Dividing by a power of two is exact, and every statistic here scales with its values (the
+    relative ones not at all): computed on x / scale, they are multiplied back, and values near the
+    largest float get a mean and interval instead of inf and nan."""
+    top = np.abs(x).max(axis=1) if x.size else np.zeros(len(x))
+    return np.where(top > HUGE, np.exp2(np.floor(np.log2(np.where(top > HUGE, top, 1.0)))), 1.0)
+
+
+def common_scale(*arrays: np.ndarray) -> float:
+    """row_scales() of all the values at once: one factor for values compared with each other."""
+    top = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    return float(np.exp2(np.floor(np.log2(top)))) if top > HUGE else 1.0
 
 
 def intervals(x: np.ndarray, mean: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
@@ -237,6 +261,8 @@ def _compare_rows(x: np.ndarray, ba: np.ndarray, cs: list[Comparison], goal: str
         for c in cs:
             c.note = "no values" if n == 0 else "the baseline has no values"
         return
+    scale = common_scale(x, ba)  # every comparison is the same on x / scale: none overflows near 1e308
+    x, ba = x / scale, ba / scale
     mb = float(np.mean(ba))
     rel = relative(x.mean(axis=1), mb) if mb != 0 else None
     # P(better): U / (nx nb), U counting the pairs where x is better (ties half); rliable's definition

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from irq import errors
-from irq.results.stats import RESAMPLES, SEED, Comparison, compare
+from irq.results.stats import RESAMPLES, SEED, Comparison, common_scale, compare
 
 if TYPE_CHECKING:
     from irq.results.collect import ExperimentRuns
@@ -77,6 +77,8 @@ def judge(exp_id: str, x: Sequence[float], baseline_id: str, b: Sequence[float],
 
     c = comparison or compare(exp_id, x, baseline_id, b, "min", resamples, seed)
     xa, ba = np.asarray(x, dtype=float), np.asarray(b, dtype=float)
+    scale = common_scale(xa, ba)  # the tests below are the same on x / scale, and finite near 1e308
+    xa, ba = xa / scale, ba / scale
     # the baseline's mean moved by the change, as a factor on its seeds: (1 + change) * mean(b) for a
     # positive mean, mean(b) + change * |mean(b)| for a negative one (stats.relative)
     target = 1 + criterion.change * (1.0 if len(ba) == 0 or np.mean(ba) >= 0 else -1.0)
