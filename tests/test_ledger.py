@@ -174,3 +174,12 @@ def test_with_retry_policy_gives_only_the_experiments_in_that_state_that_have_on
             Ledger.add_experiment(s, Experiment(id=exp_id, seq=0, title=exp_id, state=state, retry_policy=rp))
     with ledger.transaction() as s:
         assert [e.id for e in Ledger.with_retry_policy(s, "FAILED")] == ["Q-001", "Q-004"]
+
+
+def test_a_writable_ledger_keeps_a_pool_of_connections_as_a_file_database_does(tmp_path):
+    """The engine built from a URI (for paths that are not UTF-8) fell back to SQLAlchemy's
+    one-connection-per-thread pool for "sqlite://": a transaction opened inside another shared its
+    connection, and a failing inner one rolled back the outer's writes."""
+    from sqlalchemy.pool import QueuePool
+
+    assert isinstance(Ledger(tmp_path / "q.db", create=True).engine.pool, QueuePool)

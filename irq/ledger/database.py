@@ -17,12 +17,13 @@ from typing import Any, Callable
 
 from sqlalchemy import event, func, text
 from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from irq import errors
 from irq.ledger import reader, revisions, transitions
-from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
 from irq.ledger.claims import Claims
+from irq.ledger.models import Attempt, Event, Experiment, Meta, SchedulerCall, utcnow
 from irq.ledger.reader import DEFAULT_DB, ID_RE, SCHEMA_VERSION, resolve_db_path  # noqa: F401 (re-exported)
 from irq.ledger.states import Priority
 from irq.ledger.transitions import new_token  # noqa: F401 (re-exported: callers mint tokens here)
@@ -91,7 +92,9 @@ class Ledger:
             self.engine = create_engine("sqlite://", creator=lambda: reader.connect(self.path, mode))
             event.listen(self.engine, "begin", _on_begin_read)
         else:
-            self.engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
+            # the path's own bytes in a URI (a folder named in Latin-1 too); a pool of connections, as
+            # for any file ledger: "sqlite://" alone would make SQLAlchemy share one per thread
+            self.engine = create_engine("sqlite://", poolclass=QueuePool, creator=lambda: sqlite3.connect(
                 reader.uri(self.path, "rwc"), uri=True, timeout=30, check_same_thread=False))
             event.listen(self.engine, "connect", _on_connect)
             event.listen(self.engine, "begin", _on_begin)
