@@ -537,3 +537,23 @@ def test_what_waits_for_an_experiment_submitted_in_the_same_run_says_it_waits_fo
     assert out["Q-001"].status == "submitted"
     assert (out["Q-002"].status, out["Q-002"].message) == ("queued", "waiting for Q-001 (IN_PROGRESS)")
     assert experiment(ledger, "Q-002").waiting_reason == "waiting for Q-001 (IN_PROGRESS)"
+
+
+def test_a_failure_that_holds_every_experiment_costs_a_bounded_number_of_preflights(ledger, backends, fake) -> None:
+    """A preflight failing for all (a commit not pushed): the slots left by held experiments went to
+    the next and the next, so one submit preflighted and held every READY experiment, each a round
+    trip, again every daemon cycle. Extra tries stop at the number of free slots."""
+    for i in range(1, 21):
+        add_experiment(ledger, f"Q-{i:03d}", f"exp {i}")
+    tried = []
+
+    def unpushed(exp, *_a):
+        tried.append(exp.id)
+        raise errors.PreflightFailed("commit abc is not on the cluster's remote", "git push")
+
+    out = go(ledger, backends, preflight=unpushed, all_ready=True)
+    assert tried == ["Q-001", "Q-002", "Q-003", "Q-004"] and not fake.jobs  # 2 free slots, 2 extra tries
+    assert sum(o.status == "held" for o in out.values()) == 4 and out["Q-005"].status == "queued"
+    tried.clear()  # the held ones now go after the others: the next run tries new ones first
+    go(ledger, backends, preflight=unpushed, all_ready=True)
+    assert tried == ["Q-005", "Q-006", "Q-007", "Q-008"]

@@ -49,3 +49,9 @@ def test_an_array_takes_a_slot_per_task_and_one_too_big_is_held():
     assert p.submit == ["Q-101"]
     assert p.wait == {"Q-102": "no free job slot"}
     assert p.hold["Q-103"].startswith("its 10 array tasks exceed the job limit of 2")
+
+
+def test_work_held_for_a_fix_goes_after_the_rest_of_its_priority():
+    held = Candidate("Q-001", "HIGH", 1, "IN_PROGRESS", (), True, held=True)
+    p = plan([held, c("Q-002", "HIGH"), c("Q-003", "LOW")], {}, 2)
+    assert p.submit == ["Q-002", "Q-001"] and p.wait == {"Q-003": "no free job slot"}  # priority still first

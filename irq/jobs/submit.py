@@ -61,7 +61,7 @@ def candidates(s: Any, per_task: bool = False) -> tuple[list[Candidate], dict[st
         if submittable(e, e.id in active):
             cost = len(e.seeds) if per_task and len(e.seeds) > 1 else 1
             out.append(Candidate(e.id, e.priority, e.seq, e.state, tuple(e.depends_on),
-                                 requested=e.state == State.IN_PROGRESS, cost=cost))
+                                 requested=e.state == State.IN_PROGRESS, cost=cost, held=e.held_fix is not None))
     return out, states
 
 
@@ -130,9 +130,11 @@ def _fill(ledger: Ledger, config: Config, backend: Backend, target: Target, ui: 
           preflight: Callable[..., None] | None, cands: list[Candidate], states: dict[str, str], slots: Any,
           per_task: bool, outcomes: list[SubmitOutcome]) -> Plan:
     """Submit what the plan says; a slot left by an experiment held or skipped on the way goes to
-    the next candidate in order (re-planned), so held work never starves READY work. Returns the
-    last plan: its wait and hold are the experiments nothing was sent for."""
-    free, tried = slots.free, set()
+    the next candidate in order (re-planned), so one held experiment never starves the READY ones.
+    At most as many extra tries as there were free slots: a failure that holds every experiment (a
+    commit not pushed, the cluster's python gone) costs twice the preflights, not one per READY
+    experiment. Returns the last plan: its wait and hold are the experiments nothing was sent for."""
+    free, tried, extra = slots.free, set(), slots.free
     cost = {c.id: c.cost for c in cands}
     while True:
         p = plan([c for c in cands if c.id not in tried], states, free, slots.limit if per_task else None)
@@ -146,12 +148,17 @@ def _fill(ledger: Ledger, config: Config, backend: Backend, target: Target, ui: 
                     free = 0
                 elif out.status not in FREES_ITS_SLOT:
                     free -= cost[exp_id]
+                elif extra > 0:  # its slot goes to the next in order
+                    extra -= 1
+                else:
+                    free -= cost[exp_id]
                 if out.status in ("submitted", "unknown"):  # what waits for it now waits for a job
                     states[exp_id] = State.IN_PROGRESS.value
         except KeyboardInterrupt:  # what was sent is in the ledger; say it, never just "interrupted"
             sent = [f"{o.id} (job {o.job_id})" for o in outcomes if o.status == "submitted"]
             raise errors.Interrupted(
-                f"interrupted after submitting {len(sent)} of {len(tried | set(p.submit))}" + (f": {', '.join(sent[:20])}" if sent else "")
+                f"interrupted after submitting {len(sent)} of {len(tried | set(p.submit))}"
+                + (f": {', '.join(sent[:20])}" if sent else "")
                 + (f" and {len(sent) - 20} more" if len(sent) > 20 else ""),
                 "`irq status` shows every experiment; the rest stay READY for the next submit") from None
         if free <= 0:

@@ -20,6 +20,7 @@ class Candidate:
     depends_on: tuple[str, ...] = ()
     requested: bool = False  # the user asked to submit it (queued locally)
     cost: int = 1  # job slots it takes: SLURM counts each array task against the limit
+    held: bool = False  # held until fixed (its preflight or job script failed): tried after the others
 
 
 @dataclass
@@ -35,9 +36,11 @@ class Plan:
         return lines
 
 
-def order_key(c: Candidate) -> tuple[int, int, int]:
-    """Priority first (HIGHEST..LOW), then what the user asked for, then queue order."""
-    return (Priority(c.priority).rank, 0 if c.requested else 1, c.seq)
+def order_key(c: Candidate) -> tuple[int, int, int, int]:
+    """Priority first (HIGHEST..LOW), then work that is not held for a fix (a held experiment is
+    tried again with the slots the others leave: it never starves them), then what the user asked
+    for, then queue order."""
+    return (Priority(c.priority).rank, 1 if c.held else 0, 0 if c.requested else 1, c.seq)
 
 
 def plan(candidates: list[Candidate], states: dict[str, str], free_slots: int, limit: int | None = None) -> Plan:
