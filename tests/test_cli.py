@@ -304,3 +304,31 @@ def test_irq_commands_exporting_at_once_never_take_each_others_text_for_a_hand_e
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "queue.md"), w]) for w in "ab"]
     assert [p.wait(60) for p in procs] == [0, 0]
     assert sorted(tmp_path.glob("queue.md.edited-*")) == []
+
+
+def test_a_failing_export_leaves_the_file_where_it_was(irq, tmp_path):
+    """The hand-kept file was moved aside before the render, and a template error then left no
+    queue.md at all: only the copy, which the error did not name."""
+    irq("init")
+    queue = tmp_path / "queue.md"
+    queue.write_text("# My queue\n\nyears of notes\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "queue.md.j2").write_text("{{ nonexistent.attr }}\n")
+    r = irq("export", "queue.md")
+    assert r.code != 0 and "nonexistent" in r.err, r
+    assert queue.read_text() == "# My queue\n\nyears of notes\n" and list(tmp_path.glob("queue.md.edited-*")) == []
+
+
+def test_an_export_through_a_symlink_keeps_the_link_and_copies_the_hand_edits(irq, tmp_path):
+    """The kept copy was the link itself, and a plain file replaced the link: the shared file was
+    never written again."""
+    irq("init")
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "queue.md"
+    target.write_text("# My queue\n\nyears of notes\n")
+    (tmp_path / "link.md").symlink_to(target)
+    r = irq("export", "link.md")
+    assert r.code == 0 and "had changes made by hand" in r.err, r
+    assert (tmp_path / "link.md").is_symlink() and "<!-- irq:queue v1" in target.read_text()
+    (copy,) = tmp_path.glob("link.md.edited-*")
+    assert not copy.is_symlink() and copy.read_text() == "# My queue\n\nyears of notes\n"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import codecs
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,15 +111,19 @@ def write_export(path: Path, text: str | Iterable[str | bytes]) -> Path | None:
             digest.update(data)
             yield data
 
+    kept: list[Path | None] = [None]
+
+    def keep_aside() -> None:  # the new text is complete beside it: a render that fails keeps the file as it is
+        kept[0] = _keep_aside(path, record)
+
     with _export_lock(ledger_file(path, "queue-written", ".lock")):
-        kept = _keep_aside(path, record)
-        write_atomically(path, hashed([text] if isinstance(text, str) else text))
+        write_atomically(path, hashed([text] if isinstance(text, str) else text), before_replace=keep_aside)
         if record is not None and path.is_file():
             try:
                 write_cache(record, digest.hexdigest())
             except OSError:
                 pass  # no record: the next write treats the file as irq's own when it is an export
-    return kept
+    return kept[0]
 
 
 @contextmanager
@@ -167,7 +171,10 @@ def _keep_aside(path: Path, record: Path | None) -> Path | None:
         return None
     base = path.with_name(f"{path.name}.edited-{_stamp()}")
     kept = next(p for n in range(1, 10_000) if not (p := base if n == 1 else base.with_name(f"{base.name}-{n}")).exists())
-    os.replace(path, kept)
+    if path.is_symlink():  # the link stays (the new text is written through it): its target's text is copied
+        kept.write_bytes(current)
+    else:
+        os.replace(path, kept)
     return kept
 
 
@@ -199,13 +206,15 @@ def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = No
     return write_export(path, chunks)
 
 
-def write_atomically(path: Path, chunks: Iterable[str | bytes] | str, example: str = "queue.md") -> None:
+def write_atomically(path: Path, chunks: Iterable[str | bytes] | str, example: str = "queue.md",
+                     before_replace: Callable[[], None] | None = None) -> None:
     """Write a file whole or not at all: into a temporary file of its own beside it (a unique
     name: the daemon and a command may export at once), renamed over it when complete, so readers
     see the old text or the new one. A link is followed (its target is replaced, the link stays);
     a device or a pipe (`/dev/stdout`) is written in place, never replaced by a file. A missing
     folder, a folder in the way or a refused write is one UsageError, and no temporary file stays.
-    `example`: the file name a hint suggests inside a folder named by mistake."""
+    `example`: the file name a hint suggests inside a folder named by mistake; `before_replace`: run
+    once the new text is whole, just before it replaces the file (not for a device or pipe)."""
     import os
     import secrets
     import stat
@@ -244,6 +253,8 @@ def write_atomically(path: Path, chunks: Iterable[str | bytes] | str, example: s
             _write_all(f, pieces)
         if st is not None:
             os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, target)
     except OSError as exc:
         raise refused(exc, path) from None
