@@ -216,3 +216,16 @@ def test_an_edit_of_a_sweep_point_keeps_its_title_and_notes_in_step(irq, tmp_pat
     assert irq("edit", "Q-001", "-t", "mine", "-p", "lr=0.7").code == 0  # a title of the user's: kept
     exp = json.loads(irq("show", "Q-001", "--json").out)["experiment"]
     assert (exp["title"], exp["notes"]) == ("mine", "Sweep of b: lr=0.7")
+
+
+@pytest.mark.parametrize("text", ["1_000", "+5", "1.", "3 apples", "1e-3", "null", "none", "0.5"])
+def test_a_sweep_value_is_what_irq_add_stores_for_it(irq, tmp_path, text):
+    """`1_000` was 1000 in a sweep and '1_000' for `irq add`; `irq add -p x='3 apples'` stored 3 (the
+    words dropped): the same value gave different parameters, and copies escaped the duplicate check."""
+    (tmp_path / "irq.toml").write_text('backend = "local"\n[project]\ncommand = "echo {x} {seed}"\n')
+    irq("init")
+    assert irq("add", "b", "-p", f"x={text}").code == 0
+    r = irq("sweep", "b", f"x={text}", "--dry-run", "--json")
+    stored = json.loads(irq("show", "b", "--json").out)["experiment"]["parameters"]["x"]
+    assert json.loads(r.out)["points"][0]["parameters"]["x"] == stored, r
+    assert stored == ("3 apples" if text == "3 apples" else stored)

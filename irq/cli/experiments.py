@@ -261,7 +261,7 @@ def rm(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) 
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
-    """--param KEY=VALUE pairs, values read as numbers, booleans or text."""
+    """--param KEY=VALUE pairs, values read as numbers, booleans or text (as irq sweep reads them)."""
     from irq.fields import parse_scalar
 
     params: dict[str, Any] = {}
@@ -269,5 +269,6 @@ def _params(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = p.partition("=")
         if not sep or not key.strip():
             raise errors.UsageError(f"--param wants KEY=VALUE, got {p!r}", "e.g. -p mining=random -p rank=20")
-        params[key.strip()] = parse_scalar(value)[0]
+        parsed, rest = parse_scalar(value)
+        params[key.strip()] = parsed if rest is None else value.strip()  # `3 apples` is text, never 3
     return params

@@ -19,7 +19,7 @@ from typing import Any
 
 from irq import errors
 from irq.experiments.labels import SWEEP_NOTE, label_of
-from irq.fields import fmt_memory, fmt_seeds
+from irq.fields import fmt_memory, fmt_seeds, parse_scalar
 from irq.ledger.database import Ledger
 
 OVERRIDE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w.]*)\s*=\s*(?P<value>.*?)\s*$", re.DOTALL)
@@ -28,27 +28,13 @@ NUMBERED = re.compile(r"Q-([0-9]+)")  # the ids a sweep's points continue (ASCII
 
 
 def parse_value(text: str) -> Any:
-    """One value as `irq add -p` reads it: a quoted text as that text, then the JSON words `true`,
-    `false`, `null` (lower case only: `None` and `TRUE` are text), integers, finite numbers; anything
-    else is text."""
+    """One value as `irq add -p` reads it (fields.parse_scalar: numbers, lower-case `true`,
+    `false`, `null`, else text; `3 apples` is text, not 3), and a value in quotes as its text."""
     t = text.strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
         return t[1:-1]
-    if t in ("true", "false"):
-        return t == "true"
-    if t == "null":
-        return None
-    try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
-        v = float(t)
-        if math.isfinite(v):
-            return v
-    except ValueError:
-        pass
-    return t
+    value, rest = parse_scalar(t)
+    return t if rest is not None else value
 
 
 OPEN, CLOSE = "([{", ")]}"
