@@ -185,6 +185,9 @@ def test_a_dry_run_refuses_what_the_sweep_refuses_and_a_sweep_is_all_or_nothing(
 def test_a_point_that_runs_what_an_experiment_runs_is_refused_unless_forced(irq, base):
     """`irq add` refuses a copy of an experiment; a sweep made them silently, again on every repeat."""
     assert irq("sweep", "Q-003", "mining=none,random").code == 0
+    for extra in (["--dry-run"], []):  # the dry run says it too
+        r = irq("sweep", "Q-003", "mining=langevin,random", *extra)
+        assert r.code != 0 and "Q-012 already runs the same" in r.err, r
     r = irq("sweep", "Q-003", "mining=langevin,random")
     assert r.code != 0 and "Q-012 already runs the same command with the same parameters and seeds" in r.err, r
     r = irq("sweep", "Q-003", "mining=random", "--force")
@@ -225,7 +228,21 @@ def test_a_sweep_value_is_what_irq_add_stores_for_it(irq, tmp_path, text):
     (tmp_path / "irq.toml").write_text('backend = "local"\n[project]\ncommand = "echo {x} {seed}"\n')
     irq("init")
     assert irq("add", "b", "-p", f"x={text}").code == 0
-    r = irq("sweep", "b", f"x={text}", "--dry-run", "--json")
+    r = irq("sweep", "b", f"x={text}", "--dry-run", "--json", "--force")  # the same as b: a copy
     stored = json.loads(irq("show", "b", "--json").out)["experiment"]["parameters"]["x"]
     assert json.loads(r.out)["points"][0]["parameters"]["x"] == stored, r
     assert stored == ("3 apples" if text == "3 apples" else stored)
+
+
+def test_a_sweep_label_follows_edits_when_a_value_holds_a_comma_or_a_key_is_unset():
+    """A value holding ', wd=' split the label into repeated keys, and from then on the title kept
+    naming a value the point no longer ran; an unset key stayed in the label."""
+    from irq.experiments.labels import relabel
+
+    first = relabel("Base [lr=0.1, wd=1]", "Sweep of b: lr=0.1, wd=1", {"lr": 0.1, "wd": 1}, {"lr": "x, wd=1", "wd": 1})
+    assert first == {"notes": "Sweep of b: lr=x, wd=1, wd=1", "title": "Base [lr=x, wd=1, wd=1]"}
+    again = relabel(first["title"], first["notes"], {"lr": "x, wd=1", "wd": 1}, {"lr": "x, wd=1", "wd": 5})
+    assert again == {"notes": "Sweep of b: lr=x, wd=1, wd=5", "title": "Base [lr=x, wd=1, wd=5]"}
+    gone = relabel("Base [lr=0.1, wd=1]", "Sweep of b: lr=0.1, wd=1\nmine", {"lr": 0.1, "wd": 1}, {"lr": 0.1})
+    assert gone == {"notes": "Sweep of b: lr=0.1\nmine", "title": "Base [lr=0.1]"}
+    assert relabel("Mine", "my own notes", {"lr": 0.1}, {"lr": 0.2}) == {}

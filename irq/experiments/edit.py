@@ -80,19 +80,25 @@ def new_experiment(
     return exp
 
 
-def add_experiments(ledger: Ledger, exps: list[Experiment], refuse_same_run: bool = False) -> list[Experiment]:
+def add_experiments(ledger: Ledger, exps: list[Experiment], refuse_same_run: bool = False,
+                    dry_run: bool = False) -> list[Experiment]:
     """Write new experiments (from new_experiment) in one transaction: all of them or none. Their
     dependencies must exist; with refuse_same_run (`irq add` and `irq sweep` without --force), one
-    that would run exactly what an existing (or an earlier new) experiment runs is refused."""
+    that would run exactly what an existing (or an earlier new) experiment runs is refused. A
+    dry run makes the same checks and writes nothing."""
     with ledger.transaction() as s:
+        seen: dict[str, str] = {}
         for exp in exps:
             for d in exp.depends_on:
                 Ledger.experiment(s, d)  # unknown dependency -> NotFound with suggestions
-            same = _same_run(s, exp) if refuse_same_run else None
+            key = _run_key(exp.command, exp.config_path, exp.parameters, exp.seeds)
+            same = (seen.get(key) or _same_run(s, exp)) if refuse_same_run else None
             if same is not None:
                 raise errors.DuplicateId(f"{same} already runs the same command with the same parameters and seeds",
                                          f"`irq show {same}`; --force adds {exp.id} anyway")
-            Ledger.add_experiment(s, exp)
+            seen.setdefault(key, exp.id)
+            if not dry_run:
+                Ledger.add_experiment(s, exp)
     return exps
 
 

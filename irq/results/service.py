@@ -150,10 +150,11 @@ def sweep(ledger: Ledger, config: Config, base: str, overrides: list[str], seeds
     base_exp, points = sw.plan(ledger, base, overrides, seed_list, trainer_keys(), config.project.command)
     cfg_file = sw.base_config(base_exp, config.root)
     made = sw.drafts(base_exp, points, config.root, proposed, config.project.command)
+    from irq.experiments.edit import add_experiments
+
+    add_experiments(ledger, made, refuse_same_run=not force, dry_run=dry_run)  # a dry run refuses what a sweep does
     if not dry_run:
-        from irq.experiments.edit import add_experiments
         from irq.jobs.actions import export_after_change
 
-        add_experiments(ledger, made, refuse_same_run=not force)
         export_after_change(ledger, config)
     return SweepOutcome(base_exp, points, cfg_file, not dry_run)
