@@ -366,3 +366,29 @@ def datetime_now():
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc)
+
+
+def test_a_job_id_used_again_in_a_new_workdir_is_never_read_as_the_old_jobs(tmp_path, irq):
+    """`[local] workdir` changed while a job ran: job ids started again at 1000 in the new folder,
+    the old attempt was read from the new job 1000 (DONE, exit 0, the new job's times) though its
+    own run failed, and the new job's checkout folder was the running job's, which it deleted."""
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    irq("init")
+    (tmp_path / "irq.toml").write_text('[project]\ncommand = "sleep {t}"\nrequire_metrics = false\n')
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", "a"], cwd=tmp_path, check=True)
+    assert irq("add", "old", "-p", "t=30").code == 0 and "as job 1000" in irq("submit", "old").out
+    (tmp_path / "irq.toml").write_text('[project]\ncommand = "sleep {t}"\nrequire_metrics = false\n'
+                                       '[local]\nworkdir = "jobs2"\n')
+    assert irq("add", "new", "-p", "t=0").code == 0 and "as job 1000" in irq("submit", "new").out
+    rows = wait_until_finished(irq, 60)
+    assert rows["new"]["scheduler_state"] == "COMPLETED", rows
+    assert rows["old"]["scheduler_state"] == "NODE_FAIL", rows
+    irq("fetch")
+    old = json.loads(irq("show", "old", "--json").out)["attempts"][-1]
+    assert old["state"] == "NODE_FAIL" and "job 1000 is now another job (new." in old["error"], old
+    runs = sorted(p.name for p in (tmp_path / ".irq" / "worktrees").iterdir()) if (tmp_path / ".irq" / "worktrees").exists() else []
+    assert len(runs) <= 1 and all(r.startswith("old_") for r in runs), runs  # old's own checkout, if it still runs
+    from irq.backends.local import LocalBackend
+
+    LocalBackend(tmp_path / ".irq" / "local", 2).cancel("1000")  # the old job, which irq no longer sees

@@ -34,7 +34,7 @@ def project(tmp_path: Path, monkeypatch, ledger: Ledger) -> Path:
     (tmp_path / "irq.toml").write_text('backend = "local"\n[local]\nslots = 3\n')
     with ledger.transaction() as s:
         exp = Ledger.add_experiment(s, Experiment(id="Q-001", seq=1, title="t", state="IN_PROGRESS"))
-        Ledger.new_attempt(s, exp, backend="local", state="PENDING", job_id="1000",
+        Ledger.new_attempt(s, exp, token="irq-x", backend="local", state="PENDING", job_id="1000",
                            submitted_at=datetime.now(timezone.utc))
     write_job(tmp_path, "1000", {"state": "RUNNING", "pid": os.getpid(), "start": START})
     return tmp_path

@@ -62,7 +62,7 @@ def project(tmp_path: Path, monkeypatch, ledger: Ledger) -> Path:
     now = datetime.now(timezone.utc)
     with ledger.transaction() as s:
         exp = Ledger.add_experiment(s, Experiment(id="Q-001", seq=1, title="t", state="IN_PROGRESS"))
-        Ledger.new_attempt(s, exp, backend="slurm:c", state="PENDING", job_id="101", submitted_at=now)
+        Ledger.new_attempt(s, exp, token="irq-x", backend="slurm:c", state="PENDING", job_id="101", submitted_at=now)
     ledger.set_meta("job_limit:slurm:c", json.dumps({"limit": 2, "source": "sacctmgr QOS twojobs",
                                                      "at": now.isoformat()}))
     return tmp_path
@@ -199,7 +199,7 @@ def test_unchanged_says_what_the_full_refresh_would_write(tmp_path, stored, rows
     lg = Ledger(tmp_path / "q.db", create=True)
     with lg.transaction() as s:
         exp = Ledger.add_experiment(s, Experiment(id="Q-001", seq=1, title="t", state="IN_PROGRESS"))
-        Ledger.new_attempt(s, exp, backend="slurm:c", job_id="101", submitted_at=T0, **STORED[stored])
+        Ledger.new_attempt(s, exp, token="irq-x", backend="slurm:c", job_id="101", submitted_at=T0, **STORED[stored])
     with reader.reading(lg.path) as conn:
         rec = next(reader.records(conn, "SELECT * FROM attempt"))
     before = {k: v for k, v in rec.__dict__.items() if k != "updated_at"}

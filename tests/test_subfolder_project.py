@@ -75,7 +75,7 @@ def test_local_runs_use_the_project_folder_of_the_worktree(monorepo, irq):
     assert cwd.startswith(f"{proj}/.irq/worktrees/") and cwd.endswith("/experiments")
     assert json.loads((out / "seen.json").read_text()) == SETTINGS
     assert (out / "words.txt").read_text() == "beside the project\n"
-    assert a["work_dir"] == f"{proj}/.irq/worktrees/<job id>/experiments"
+    assert a["work_dir"] == f"{proj}/.irq/worktrees/{a['run_id']}/experiments" == cwd  # where it ran, exactly
     assert a["git_sha"] == git(monorepo, "rev-parse", "HEAD")
     assert all((proj / attempt(irq, "lr-01")["output"] / f"seed_{s}" / "metrics.json").exists() for s in (0, 1))
 
@@ -106,7 +106,7 @@ def test_cluster_jobs_run_from_the_same_folder_of_their_clone(monorepo, tmp_path
     subprocess.run(["git", "clone", "-q", "--bare", str(monorepo), str(bare)], check=True)
     config = load_config(proj / "irq.toml")
     target = Backends(config).target("slurm:here")
-    assert target.subdir == "experiments" and target.work_dir == f"{scratch}/irq-job-<job id>.<random>/experiments"
+    assert target.subdir == "experiments" and target.work_dir("r") == f"{scratch}/irq-job-<job id>.<random>/experiments"
     exp = Experiment(id="probe", seq=1, title="t", command=PROBE.replace("python ", f"{sys.executable} "))
     req, _ = build_job(exp, token="irq-0", attempt=1, target=target, git_sha=git(monorepo, "rev-parse", "HEAD"),
                        run_id="r1")

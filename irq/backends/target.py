@@ -52,12 +52,12 @@ class Target:
         """Where local checkouts of recorded commits go: the project's .irq/worktrees."""
         return f"{self.code_dir}/.irq/worktrees"
 
-    @property
-    def work_dir(self) -> str:
+    def work_dir(self, run_id: str, array: bool = False) -> str:
         """Where the command runs, as the attempt records it: the clone or checkout of the commit
-        (its `subdir` when irq.toml is below the repository's top), or the project's folder itself."""
+        (its `subdir` when irq.toml is below the repository's top), or the project's folder itself.
+        A local checkout is named by the run (one per task of an array), as the job script makes it."""
         top = (f"{self.scratch}/irq-job-<job id>.<random>" if self.clone else
-               f"{self.worktree_root}/<job id>" if self.repo else "")
+               f"{self.worktree_root}/{run_id}" + ("_<task>" if array else "") if self.repo else "")
         if not top:
             return self.code_dir
         return f"{top}/{self.subdir}" if self.subdir else top

@@ -89,7 +89,7 @@ def build_job(exp: Experiment, *, token: str, attempt: int, target: Target, git_
         "cpus": res.get("cpus"),
         "memory": slurm_memory(res["memory_mb"]) if res.get("memory_mb") else None,
         "time": slurm_time(res["time_minutes"]) if res.get("time_minutes") else None,
-        "array": array, "seeds": seeds, "seed": seed, "run_dir": run_dir,
+        "array": array, "seeds": seeds, "seed": seed, "run_dir": run_dir, "run_id": run_id,
         "modules": list(target.modules), "module_init": target.module_init,
         "clone": target.clone, "repo_url": target.repo_url, "git_sha": git_sha, "scratch": target.scratch,
         "worktree": bool(target.repo) and not target.clone, "repo": target.repo, "subdir": target.subdir,

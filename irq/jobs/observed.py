@@ -46,9 +46,23 @@ def observation(got: list[JobInfo], started_at: datetime | None
     return AttemptState.of(st), facts, end, reason
 
 
+def mine(att: Any, got: list[JobInfo] | None) -> list[JobInfo] | None:
+    """The rows of this attempt's job. A job id that now names another job (its name without the
+    attempt's token: ids start again in another [local] workdir, or after a scheduler reset) is
+    never read as this attempt's: the job is lost, a NODE_FAIL that says why."""
+    token = getattr(att, "token", None)
+    names = [r.name for r in got or [] if r.name]
+    if not token or not names or any(token in n for n in names):
+        return got
+    return [JobInfo(job_id=att.job_id, state="NODE_FAIL",
+                    reason=f"job {att.job_id} is now another job ({names[0]}): its id was used again (a [local] "
+                           "workdir moved, or the scheduler was reset), and this attempt's job cannot be found")]
+
+
 def unchanged(att: Any, got: list[JobInfo] | None) -> bool:
     """Recording `got` on this active attempt would change nothing (no new state, no new fact,
     no unknown_since to clear): what the refresh writes then is only its updated_at."""
+    got = mine(att, got)
     if not got or att.unknown_since is not None:
         return False
     state, facts, _, _ = observation(got, att.started_at)

@@ -263,7 +263,7 @@ def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, ta
             partition=exp.resources.get("partition") or target.partition, run_dir=req.run_dir,
             modules=list(target.modules), script=req.script, submitted_at=utcnow(), array=req.array,
             cluster=target.name.split(":", 1)[1] if ":" in target.name else None,
-            work_dir=target.work_dir,
+            work_dir=target.work_dir(run_id, bool(req.array)),
         )
         ledger.claims.hold(att.id)  # before the row is visible: no reconcile gives up on it while this process lives
         return att

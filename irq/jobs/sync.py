@@ -11,7 +11,7 @@ from irq.backends.base import JobInfo
 from irq.backends.registry import Backends, record_calls
 from irq.backends.registry import slots as cached_slots
 from irq.config import load_config
-from irq.jobs.observed import observation
+from irq.jobs.observed import mine, observation
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
@@ -121,6 +121,7 @@ def _apply(s: Any, att: Attempt, got: list[JobInfo] | None, report: RefreshRepor
     """Record what the scheduler said about one attempt; True when it reached a final state."""
     if not is_active(att.state):
         return False  # another irq recorded its end since this refresh read it
+    got = mine(att, got)
     if not got:
         mark_unknown(s, att)
         return False
