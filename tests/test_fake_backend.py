@@ -109,18 +109,23 @@ def test_a_crash_before_sbatch_queues_the_experiment_again(ledger, backends, fak
 
 
 def test_refusal_by_qos_waits_and_never_fails(ledger, backends, fake) -> None:
+    """Slots looked free, but sbatch says the QOS is full (a job from elsewhere, or another irq
+    submitting at the same moment). Nothing ran: no attempt is left (a REFUSED attempt once took the
+    number, and the first real run was attempt 2 or 3), the experiment waits for a slot with why."""
     add_experiment(ledger, "Q-001", "refused")
-    fake.refuse_next()  # slots looked free, but sbatch says the QOS is full (a job from elsewhere)
+    fake.refuse_next()
     out = go(ledger, backends, "Q-001")["Q-001"]
     assert out.status == "queued" and "QOSMaxSubmitJobPerUserLimit" in out.message
-    (att,) = attempts(ledger)
     exp = experiment(ledger)
-    assert att.state == "REFUSED" and att.job_id is None
+    assert attempts(ledger) == []
     assert exp.state == "IN_PROGRESS" and "QOSMaxSubmitJobPerUserLimit" in exp.waiting_reason
     assert not ever_failed(ledger) and fake.jobs == {}
+    with ledger.transaction() as s:
+        assert any("the scheduler did not take attempt 1" in (e.reason or "") for e in Ledger.events(s, "Q-001"))
     out = go(ledger, backends, all_ready=True)["Q-001"]  # the next cycle: the QOS has room again
-    assert out.status == "submitted" and [a.state for a in attempts(ledger)] == ["REFUSED", "PENDING"]
+    assert out.status == "submitted" and [(a.number, a.state) for a in attempts(ledger)] == [(1, "PENDING")]
     assert experiment(ledger).waiting_reason is None
+    assert "IRQ_ATTEMPT=1 " in fake.jobs["100"].request.script
 
 
 def test_a_full_queue_is_never_sent_to_sbatch(ledger, backends, fake) -> None:

@@ -35,6 +35,7 @@ from irq.ledger.transitions import (
     mark_unknown,
     submittable,
     wait_locally,
+    withdraw_attempt,
 )
 from irq.policy.scheduler import Candidate, Plan, plan
 from irq.ui import UI
@@ -110,6 +111,8 @@ def submit(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list
     record_calls(ledger, backends)
     cost = {c.id: c.cost for c in cands}
     used = slots.used + sum(cost.get(o.id, 1) for o in outcomes if o.status == "submitted")
+    if slots.limit is not None and any(o.status == "queued" for o in outcomes):  # the scheduler said: full
+        used = max(used, slots.limit)
     for exp_id, why in p.wait.items():
         reason = why if why != "no free job slot" else f"no free job slot ({used} of {slots.limit} used)"
         if queue_waiting:
@@ -275,9 +278,9 @@ def _send(ledger: Ledger, backend: Backend, att: Attempt, req: JobRequest) -> Su
     exp_id = att.experiment_id
     try:
         job_id = backend.submit(req)
-    except errors.SlotLimit as exc:
-        _close_attempt(ledger, att.id, REFUSED, error=exc.message, reason="job limit reached")
-        _wait(ledger, exp_id, exc.message)
+    except errors.SlotLimit as exc:  # nothing ran: no attempt, the experiment waits for a slot
+        with ledger.transaction() as s:
+            withdraw_attempt(s, s.get(Attempt, att.id), exc.message)
         return SubmitOutcome(exp_id, "queued", message=exc.message)
     except errors.SubmissionRefused as exc:
         _close_attempt(ledger, att.id, REFUSED, error=exc.message, reason="scheduler refused the job",
