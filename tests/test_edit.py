@@ -239,3 +239,13 @@ def test_a_title_made_from_the_parameters_follows_an_edit_of_them(ledger):
     with ledger.transaction() as s:
         assert Ledger.experiment(s, "lr-01").title == "lr=0.02, steps=40"
         assert Ledger.experiment(s, "lr-02").title == "small steps"
+
+
+def test_rm_deletes_an_experiment_retired_before_it_ever_ran(ledger):
+    """`irq rm` of a never-submitted experiment that was retired said "it can no longer be removed",
+    though rm is for experiments never submitted; a retired one that ran keeps its history."""
+    add_experiment(ledger, "Q-001", "Set aside, never ran")
+    retire(ledger, "Q-001")
+    remove(ledger, "Q-001")
+    with ledger.transaction() as s:
+        assert s.get(Experiment, "Q-001") is None and Ledger.events(s, "Q-001") == []

@@ -261,11 +261,13 @@ def _changed_fields(exp: Experiment, ch: Changes) -> dict[str, Any]:
     return {k: v for k, v in new.items() if getattr(exp, k) != v}
 
 
-def _never_submitted(s: Any, exp: Experiment, verb: str) -> None:
+def _never_submitted(s: Any, exp: Experiment, verb: str, retired_too: bool = False) -> None:
+    """Refuses an experiment that was submitted, or ended (DONE, and RETIRED unless `retired_too`:
+    one retired before it ever ran may still be removed)."""
     if attempts := Ledger.attempts(s, exp.id):
         raise errors.IllegalTransition(f"{exp.id} was submitted; only an experiment never submitted can be {verb}",
                                        "add a new experiment (`irq add`) for the change" + _set_aside(exp, attempts))
-    if exp.state in (State.DONE, State.RETIRED):
+    if exp.state == State.DONE or (exp.state == State.RETIRED and not retired_too):
         raise errors.IllegalTransition(f"{exp.id} is {exp.state}; it can no longer be {verb}",
                                        "add a new experiment with `irq add`")
 
@@ -346,7 +348,7 @@ def remove(ledger: Ledger, exp_id: str) -> Experiment:
     exp_id = validate_id(exp_id)
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
-        _never_submitted(s, exp, "removed")
+        _never_submitted(s, exp, "removed", retired_too=True)
         if users := _dependents(s, exp.id):
             raise errors.IllegalTransition(f"{', '.join(users)} {'depends' if len(users) == 1 else 'depend'} on {exp.id}",
                                            f"`irq edit {users[0]} --no-after` (or --after its others) first, "
