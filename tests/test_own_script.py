@@ -291,3 +291,22 @@ def test_a_cancelled_job_leaves_no_checkout_behind(project, irq):
     assert git(project, "worktree", "list").splitlines() == [git(project, "worktree", "list").splitlines()[0]]
     folder = project / ".irq" / "worktrees"
     assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_a_module_left_out_of_the_commit_is_diagnosed_as_the_code_not_the_environment(project, irq):
+    """train.py imports helper.py, which was never committed: the run (a checkout of the commit)
+    fails with ModuleNotFoundError, and irq said "an environment problem: pip install helper into the
+    cluster's python (no commit needed)", on this machine, of a file sitting in the project."""
+    irq("init")
+    (project / "irq.toml").write_text('[project]\ncommand = "python uses_helper.py"\nrequire_metrics = false\n')
+    (project / "uses_helper.py").write_text("import helper\n")
+    git(project, "add", "irq.toml", "uses_helper.py")
+    git(project, "commit", "-qm", "uses a helper")
+    (project / "helper.py").write_text("X = 1\n")  # beside it, never added
+    assert irq("add", "u1", "-t", "helper").code == 0
+    rows = run_all(irq)
+    assert rows["u1"]["state"] == "FAILED", rows
+    a = attempt(irq, "u1")
+    assert a["error"] == "ModuleNotFoundError: No module named 'helper'", a
+    assert a["root_cause"].startswith("`helper.py` is in the project folder but not in commit "), a
+    assert a["suggested_fix"] == "`git add helper.py && git commit`, then `irq retry u1`", a

@@ -147,6 +147,8 @@ def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> 
                 Ledger.set_state(s, exp, State.DONE, f"attempt {att.number} completed", attempt=att)
             return FetchOutcome(exp.id, att.number, "DONE", headline(results, config.project.metric) or "completed")
         d = _why(att, log, problem, job_error)
+        if d.pattern == "python_package_missing" and (left := _left_out(config, att, d)) is not None:
+            d = left
         error = f"{d.error}: {att.error}" if d.pattern == "node_fail" and att.error else d.error  # the scheduler's why
         att.error, att.root_cause, att.suggested_fix = error, d.root_cause, d.fix.replace("ID", exp.id)
         s.add(att)
@@ -164,6 +166,22 @@ def _why(att: Attempt, log: str, problem: str | None, job_error: str | None) -> 
             return found
         return Diagnosis(problem, problem, f"see {CONTRACT}; `irq log ID` shows the job's output", "contract")
     return diagnose(att.state, att.exit_code, log, trainer_error=job_error)
+
+
+def _left_out(config: Config, att: Attempt, d: Diagnosis) -> Diagnosis | None:
+    """A module the job could not import that is a file of the project missing from the commit
+    that ran (a helper.py never committed): the code, not the environment, and what to do."""
+    import re
+
+    from irq.jobs.git import missing_from_commit
+
+    m = re.search(r"No module named '([\w.]+)'", d.error)
+    rel = missing_from_commit(config.root, att.git_sha, m.group(1)) if m else None
+    if rel is None:
+        return None
+    return Diagnosis(d.error, f"`{rel}` is in the project folder but not in commit {att.git_sha[:10]}, which the "
+                     "job ran (untracked or never committed): jobs run the commit, never the working tree",
+                     f"`git add {rel} && git commit`, then `irq retry ID`", "module_not_committed")
 
 
 def _is_latest(s: Any, att: Attempt) -> bool:

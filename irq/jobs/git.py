@@ -112,3 +112,19 @@ def config_in_repo(exp: Experiment, config: Config, target: Target) -> Experimen
                                          "keep trainer configs inside the repository") from None
         exp = exp.model_copy(update={"config_path": os.path.relpath(p.resolve(), base)})
     return exp
+
+
+def missing_from_commit(root: Path, sha: str | None, module: str) -> str | None:
+    """The file or package of a Python module that sits in the project folder but not in the
+    commit that ran (untracked, or never committed): its path relative to `root`, else None."""
+    top = module.split(".")[0]
+    candidates = [p for p in (root / f"{top}.py", root / top) if p.exists()]
+    if not candidates or not sha or sha == "unknown":
+        return None
+    rel = candidates[0].relative_to(root).as_posix()
+    try:
+        out = subprocess.run(["git", "-C", str(root), "ls-tree", "--name-only", sha, "--", rel],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return rel if out.returncode == 0 and not out.stdout.strip() else None

@@ -56,8 +56,8 @@ CATALOGUE: list[Rule] = [
          build=lambda m, log: _d("python_package_missing",
                                  f"ModuleNotFoundError: No module named '{m.group(1)}'",
                                  f"an environment problem, not the code: the job's python cannot import "
-                                 f"`{m.group(1).split('.')[0]}` (the cluster's python after the module loads)",
-                                 f"install `{m.group(1).split('.')[0]}` into the cluster's job python (the venv or conda "
+                                 f"`{m.group(1).split('.')[0]}` (on a cluster: its python after the modules load)",
+                                 f"install `{m.group(1).split('.')[0]}` into the job's python (the venv or conda "
                                  f"env that `python` in irq.toml names: `PYTHON -m pip install "
                                  f"{m.group(1).split('.')[0]}`), or load the module that provides it; then "
                                  "`irq check ID` and `irq retry ID` (no commit needed)")),
