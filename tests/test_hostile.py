@@ -265,3 +265,19 @@ def test_a_ledger_holding_nan_still_serves_status(tmp_path, irq, seed_queue):
         r = irq(*args)
         assert r.code == 0, (args, r)
     assert _strict_json(irq("show", "Q-004", "--json").out)["attempts"][0]["results"] == {"val_mse": "nan"}
+
+
+def test_a_huge_metrics_json_is_kept_whole_on_disk_and_bounded_in_the_ledger(tmp_path):
+    """A job wrote a 20 MB string and 200,000 keys into metrics.json: all of it went into the ledger,
+    `irq show` printed 20 MB, queue.md grew by as much. The ledger keeps 1000 entries, texts of up to
+    1000 characters (marked cut), names of up to 200, and the headline metric always."""
+    import json as _json
+
+    from irq.jobs.contract import read_run
+
+    data = {"blob": "z" * 20_000_000, "x" * 300: 1.0, **{f"m{i}": float(i) for i in range(200_000)}, "val_mse": 0.5}
+    (tmp_path / "metrics.json").write_text(_json.dumps(data))
+    r = read_run(tmp_path, metric="val_mse")
+    assert r.problem is None and len(r.metrics) == 1001 and r.metrics["val_mse"] == 0.5
+    assert r.metrics["blob"] == "z" * 1000 + "…" and "x" * 300 not in r.metrics
+    assert list(r.metrics)[:3] == ["blob", "m0", "m1"]

@@ -18,6 +18,9 @@ from typing import Any
 from irq.fields import finite
 
 CONTRACT = "docs/run-contract.md"
+# what the ledger keeps of one metrics.json (the file itself stays whole in results/): a job that
+# wrote a 20 MB string or 200,000 keys once grew the ledger, `irq show` and queue.md by as much
+MAX_ENTRIES, MAX_TEXT, MAX_NAME = 1000, 1000, 200
 
 
 @dataclass
@@ -46,7 +49,11 @@ def check_metrics(data: Any, where: str, metric: str = "") -> tuple[dict[str, An
     if metric in data and (isinstance(data[metric], bool) or not isinstance(data[metric], (int, float))):
         v = data[metric]
         return {}, f"{where}: the headline metric {metric!r} is {_kind(v)} ({json.dumps(v)[:40]}), not a number"
-    return {k: v for k, v in data.items() if v is None or isinstance(v, (int, float, str, bool))}, None
+    kept = {k: (v[:MAX_TEXT] + "…" if isinstance(v, str) and len(v) > MAX_TEXT else v) for k, v in data.items()
+            if len(k) <= MAX_NAME and (v is None or isinstance(v, (int, float, str, bool)))}
+    if len(kept) > MAX_ENTRIES:  # the first ones, and the headline; the whole file stays in results/
+        kept = {k: kept[k] for k in [*list(kept)[:MAX_ENTRIES], *([metric] if metric in kept else [])]}
+    return kept, None
 
 
 def read_run(run_dir: Path, require_metrics: bool = True, metric: str = "") -> RunFiles:
