@@ -129,3 +129,12 @@ def test_the_fix_for_a_limit_is_one_a_person_can_follow(state, log):
     """It said to raise the experiment's resources, which `irq edit` refuses once it ran."""
     fix = diagnose(state, 0, log).fix
     assert "irq add NEW" in fix and "--retry-on" in fix and "resources" not in fix
+
+
+def test_a_failure_the_job_explained_in_status_json_has_that_as_its_root_cause():
+    """status.json's `{"status": "failed", "error": ...}` reached the error line, but the root cause
+    still read "unknown: last lines of the log"."""
+    d = diagnose("FAILED", 1, "step 10\nstep 20\n", trainer_error="dataset shard 3 is corrupt")
+    assert d.error == "FAILED (exit code 1): dataset shard 3 is corrupt"
+    assert d.root_cause == "the job reported: dataset shard 3 is corrupt" and d.pattern == "job_reported"
+    assert diagnose("FAILED", 1, "step 10\n").root_cause.startswith("unknown: last lines of the log")

@@ -146,6 +146,9 @@ def diagnose(state: str, exit_code: int | None, log_tail: str, reason: str | Non
         return _d("command_not_found", "exit code 127: a command was not found",
                   "a command the job runs is not on its PATH (the last lines of the log name it):\n" + tail,
                   "load the module that provides it (irq.toml modules), then `irq check ID`")
-    return _d("unknown", f"{state} (exit code {exit_code})" + (f": {trainer_error}" if trainer_error else ""),
+    if trainer_error:  # the job's own word (status.json) is the best cause there is
+        return _d("job_reported", f"{state} (exit code {exit_code}): {trainer_error}",
+                  f"the job reported: {trainer_error}", "`irq log ID` shows the job's output")
+    return _d("unknown", f"{state} (exit code {exit_code})",
               "unknown: last lines of the log:\n" + tail if tail else "unknown (the job left no log)",
               "`irq log ID` shows the job's output")
