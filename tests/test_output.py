@@ -160,8 +160,11 @@ def _running(tmp_path: Path, exp: str = "Q-001") -> Path:
     con = sqlite3.connect(tmp_path / "queue.db")
     con.execute("UPDATE attempt SET backend='local', job_id='7', run_dir=?, state='RUNNING' WHERE experiment_id=?",
                 (str(run), exp))
+    (token,) = con.execute("SELECT token FROM attempt WHERE experiment_id=? AND job_id='7'", (exp,)).fetchone()
     con.commit()
     con.close()
+    job = tmp_path / ".irq" / "local" / "jobs" / "7" / "job.json"  # named as irq names its jobs: with the token
+    job.write_text(json.dumps({**json.loads(job.read_text()), "name": f"{exp}.{token}"}))
     return run
 
 
