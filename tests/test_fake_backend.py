@@ -110,22 +110,20 @@ def test_a_crash_before_sbatch_queues_the_experiment_again(ledger, backends, fak
 
 def test_refusal_by_qos_waits_and_never_fails(ledger, backends, fake) -> None:
     """Slots looked free, but sbatch says the QOS is full (a job from elsewhere, or another irq
-    submitting at the same moment). Nothing ran: no attempt is left (a REFUSED attempt once took the
-    number, and the first real run was attempt 2 or 3), the experiment waits for a slot with why."""
+    submitting at the same moment). Nothing ran: the attempt is NOT_SUBMITTED (it was REFUSED, the
+    word for a job the scheduler will never run), the experiment waits for a slot with why."""
     add_experiment(ledger, "Q-001", "refused")
     fake.refuse_next()
     out = go(ledger, backends, "Q-001")["Q-001"]
     assert out.status == "queued" and "QOSMaxSubmitJobPerUserLimit" in out.message
+    (att,) = attempts(ledger)
     exp = experiment(ledger)
-    assert attempts(ledger) == []
+    assert att.state == "NOT_SUBMITTED" and att.job_id is None and "QOSMaxSubmitJobPerUserLimit" in att.error
     assert exp.state == "IN_PROGRESS" and "QOSMaxSubmitJobPerUserLimit" in exp.waiting_reason
     assert not ever_failed(ledger) and fake.jobs == {}
-    with ledger.transaction() as s:
-        assert any("the scheduler did not take attempt 1" in (e.reason or "") for e in Ledger.events(s, "Q-001"))
     out = go(ledger, backends, all_ready=True)["Q-001"]  # the next cycle: the QOS has room again
-    assert out.status == "submitted" and [(a.number, a.state) for a in attempts(ledger)] == [(1, "PENDING")]
+    assert out.status == "submitted" and [a.state for a in attempts(ledger)] == ["NOT_SUBMITTED", "PENDING"]
     assert experiment(ledger).waiting_reason is None
-    assert "IRQ_ATTEMPT=1 " in fake.jobs["100"].request.script
 
 
 def test_a_full_queue_is_never_sent_to_sbatch(ledger, backends, fake) -> None:
@@ -562,3 +560,31 @@ def test_a_failure_that_holds_every_experiment_costs_a_bounded_number_of_preflig
     tried.clear()  # the held ones now go after the others: the next run tries new ones first
     go(ledger, backends, preflight=unpushed, all_ready=True)
     assert tried == ["Q-005", "Q-006", "Q-007", "Q-008"]
+
+
+def test_cancel_opens_a_cluster_irq_toml_still_names_even_when_it_cannot_connect(ledger, tmp_path) -> None:
+    """Any configuration error opening the backend (a missing ssh_config) was read as "the cluster
+    is gone": the attempt was recorded CANCELLED and its job kept running. Only a cluster irq.toml
+    no longer names is closed that way; another error is said as it is."""
+    import sqlite3
+
+    from irq.config import ClusterConfig
+    from irq.jobs.cancel import cancel
+
+    add_experiment(ledger, "Q-001", "first")
+    config = Config(path=None, root=tmp_path, clusters={"c1": ClusterConfig(
+        name="c1", host="h", ssh_config="/nonexistent", repo_url="git@x:y.git", workdir="/w")})
+    with ledger.transaction() as s:
+        Ledger.new_attempt(s, Ledger.experiment(s, "Q-001"), backend="slurm:c1", state="RUNNING", job_id="7",
+                           submitted_at=utcnow())
+    with Backends(config) as b, pytest.raises(errors.IrqError) as exc:
+        cancel(ledger, b, UI(), "Q-001")
+    assert "no longer names" not in exc.value.message
+    (att,) = attempts(ledger)
+    assert att.state == "RUNNING"
+    con = sqlite3.connect(ledger.path)
+    con.execute("UPDATE attempt SET backend = 'slurm:gone'")
+    con.commit()
+    con.close()
+    with Backends(config) as b:
+        assert "ran on slurm:gone, which irq.toml no longer names" in cancel(ledger, b, UI(), "Q-001")

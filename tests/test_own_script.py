@@ -310,3 +310,24 @@ def test_a_module_left_out_of_the_commit_is_diagnosed_as_the_code_not_the_enviro
     assert a["error"] == "ModuleNotFoundError: No module named 'helper'", a
     assert a["root_cause"].startswith("`helper.py` is in the project folder but not in commit "), a
     assert a["suggested_fix"] == "`git add helper.py && git commit`, then `irq retry u1`", a
+
+
+def test_a_package_folder_git_ignores_or_a_folder_of_logs_is_not_code_left_out(tmp_path):
+    """wandb writes ./wandb/ (ignored) into the project: "No module named 'wandb'" (not installed)
+    was blamed on that folder, "git add wandb", instead of the environment."""
+    from irq.jobs.git import missing_from_commit
+
+    git(tmp_path, "init", "-q")
+    (tmp_path / ".gitignore").write_text("wandb/\nignored.py\n")
+    (tmp_path / "train.py").write_text("import helper\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "a")
+    sha = git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / "wandb").mkdir()
+    (tmp_path / "wandb" / "__init__.py").write_text("")  # a package, but ignored
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.txt").write_text("x")  # a folder that is no package
+    (tmp_path / "ignored.py").write_text("")
+    (tmp_path / "helper.py").write_text("X = 1\n")
+    assert [missing_from_commit(tmp_path, sha, m) for m in ("wandb", "logs", "ignored", "train", "helper.sub")] == [
+        None, None, None, None, "helper.py"]

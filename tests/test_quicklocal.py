@@ -134,3 +134,20 @@ def test_a_memo_others_may_write_is_not_read(project, irq):
     assert local_settings(project / "queue.db", None)["slots"] == 3  # validated again, not the 7
     path.write_text("{not json")
     assert local_settings(project / "queue.db", None)["slots"] == 3
+
+
+def test_a_job_is_this_attempts_when_its_name_is_the_experiments_even_with_another_token():
+    """An attempt exported and imported again gets a new token while its job keeps the old name:
+    it was declared lost ("now another job") though it ran on. A job of another experiment under
+    the same id is still never read as this attempt's."""
+    from types import SimpleNamespace
+
+    from irq.backends.base import JobInfo
+    from irq.jobs.observed import mine
+
+    att = SimpleNamespace(token="irq-new", experiment_id="Q-001", job_id="1000")
+    same = [JobInfo(job_id="1000", state="RUNNING", name="Q-001.irq-old")]
+    assert mine(att, same) is same
+    (lost,) = mine(att, [JobInfo(job_id="1000", state="COMPLETED", name="Q-002.irq-abc")])
+    assert lost.state == "NODE_FAIL" and "job 1000 is now another job (Q-002.irq-abc)" in lost.reason
+    assert mine(att, [JobInfo(job_id="1000", state="RUNNING")]) is not None  # no name: nothing to tell

@@ -199,11 +199,9 @@ def test_qos_refusal_through_submit_waits_never_fails(ledger, world, shell) -> N
     shell.reply("sbatch", "", QOS_REFUSED, 1)
     out = run_submit(ledger, world, "Q-001")["Q-001"]
     assert out.status == "queued" and "QOSMaxSubmitJobPerUserLimit" in out.message
-    with ledger.transaction() as s:
-        exp = Ledger.experiment(s, "Q-001")
-        assert Ledger.attempts(s, "Q-001") == []  # nothing ran: no attempt
-        assert "FAILED" not in {e.to_state for e in Ledger.events(s, "Q-001")}
-    assert exp.state == "IN_PROGRESS" and "QOSMaxSubmitJobPerUserLimit" in exp.waiting_reason
+    att, exp, states = only_attempt(ledger)
+    assert att.state == "NOT_SUBMITTED" and exp.state == "IN_PROGRESS" and "FAILED" not in states
+    assert "QOSMaxSubmitJobPerUserLimit" in exp.waiting_reason
 
 
 def test_drop_after_sbatch_then_adoption_then_unknown_since(ledger, world, shell) -> None:

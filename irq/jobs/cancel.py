@@ -45,10 +45,8 @@ def cancel(ledger: Ledger, backends: Backends, ui: UI, exp_id: str) -> str:
                                            else None)
         if a.backend == "imported":
             return _close_unreachable(s, exp, a)
-    try:
-        backend = backends.get(a.backend)
-    except errors.ConfigError:  # a cluster taken out of irq.toml: its jobs cannot be reached any more
-        with ledger.transaction() as s:
+    if a.backend.startswith("slurm:") and a.backend[6:] not in backends.config.clusters:
+        with ledger.transaction() as s:  # a cluster taken out of irq.toml: its jobs cannot be reached any more
             att = s.get(Attempt, a.id)
             if not is_active(att.state):
                 return f"{exp.id}: attempt {att.number} ended meanwhile ({att.state}); nothing to cancel"
@@ -60,7 +58,7 @@ def cancel(ledger: Ledger, backends: Backends, ui: UI, exp_id: str) -> str:
             a = s.get(Attempt, a.id)
         if not a.job_id:
             raise errors.BackendError(f"{exp_id}'s submission is not confirmed yet", "try again in a minute")
-    backend.cancel(a.job_id)
+    backends.get(a.backend).cancel(a.job_id)
     with ledger.transaction() as s:
         att = s.get(Attempt, a.id)
         att.annotations = {**att.annotations, "cancelled_by": "irq cancel"}

@@ -115,16 +115,21 @@ def config_in_repo(exp: Experiment, config: Config, target: Target) -> Experimen
 
 
 def missing_from_commit(root: Path, sha: str | None, module: str) -> str | None:
-    """The file or package of a Python module that sits in the project folder but not in the
-    commit that ran (untracked, or never committed): its path relative to `root`, else None."""
+    """The Python file or package of a module that sits in the project folder but not in the
+    commit that ran (untracked, never committed): its path relative to `root`, else None. A folder
+    that is no package (wandb's run logs in ./wandb) or a path git ignores is not code left out."""
     top = module.split(".")[0]
-    candidates = [p for p in (root / f"{top}.py", root / top) if p.exists()]
-    if not candidates or not sha or sha == "unknown":
+    pkg = root / top
+    found = [p for p in (root / f"{top}.py",) if p.is_file()] + (
+        [pkg] if pkg.is_dir() and ((pkg / "__init__.py").is_file() or any(pkg.glob("*.py"))) else [])
+    if not found or not sha or sha == "unknown":
         return None
-    rel = candidates[0].relative_to(root).as_posix()
+    rel = found[0].relative_to(root).as_posix()
     try:
+        ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--", rel], capture_output=True,
+                                 timeout=10).returncode == 0
         out = subprocess.run(["git", "-C", str(root), "ls-tree", "--name-only", sha, "--", rel],
                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return rel if out.returncode == 0 and not out.stdout.strip() else None
+    return rel if not ignored and out.returncode == 0 and not out.stdout.strip() else None

@@ -50,9 +50,11 @@ def mine(att: Any, got: list[JobInfo] | None) -> list[JobInfo] | None:
     """The rows of this attempt's job. A job id that now names another job (its name without the
     attempt's token: ids start again in another [local] workdir, or after a scheduler reset) is
     never read as this attempt's: the job is lost, a NODE_FAIL that says why."""
-    token = getattr(att, "token", None)
+    token, exp_id = getattr(att, "token", None), getattr(att, "experiment_id", None)
     names = [r.name for r in got or [] if r.name]
-    if not token or not names or any(token in n for n in names):
+    # the experiment's own job name with another token is still its job (an import gives attempts new
+    # tokens): an experiment has one active attempt, so its id in a name is enough
+    if not token or not names or any(token in n or (exp_id and n.startswith(f"{exp_id}.")) for n in names):
         return got
     return [JobInfo(job_id=att.job_id, state="NODE_FAIL",
                     reason=f"job {att.job_id} is now another job ({names[0]}): its id was used again (a [local] "

@@ -25,7 +25,7 @@ from typing import Any
 from irq.ledger import reader
 from irq.ledger.states import ACTIVE_STATES, SUBMITTING
 
-COLUMNS = "id, backend, job_id, token, state, submitted_at, started_at, exit_code, tasks, unknown_since"
+COLUMNS = "id, experiment_id, backend, job_id, token, state, submitted_at, started_at, exit_code, tasks, unknown_since"
 MEMO_KEEP = 50  # projects remembered (ledgers x folders)
 
 

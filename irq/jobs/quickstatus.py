@@ -35,7 +35,7 @@ from irq.ledger.states import ACTIVE_STATES, SUBMITTING
 
 # Only what `start` needs is imported here (the irq program calls it before anything else loads);
 # `refresh` imports the rest.
-COLUMNS = "id, backend, job_id, token, state, submitted_at, started_at, exit_code, tasks, unknown_since"
+COLUMNS = "id, experiment_id, backend, job_id, token, state, submitted_at, started_at, exit_code, tasks, unknown_since"
 # what the OpenSSH command line and the slots are made of (ClusterConfig's fields)
 CLUSTER_KEYS = ("name", "host", "port", "user", "identity_file", "known_hosts", "ssh_config", "connect_timeout",
                 "allow_keyboard_interactive", "transport", "job_limit")

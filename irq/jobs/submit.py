@@ -29,13 +29,12 @@ from irq.jobs.jobscript import build_job, run_id_for, with_command
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger, new_token
 from irq.ledger.models import Attempt, Experiment, utcnow
-from irq.ledger.states import ACTIVE_STATES, REFUSED, SUBMITTING, AttemptState, State
+from irq.ledger.states import ACTIVE_STATES, NOT_SUBMITTED, REFUSED, SUBMITTING, AttemptState, State
 from irq.ledger.transitions import (
     active_attempt,
     mark_unknown,
     submittable,
     wait_locally,
-    withdraw_attempt,
 )
 from irq.policy.scheduler import Candidate, Plan, plan
 from irq.ui import UI
@@ -278,9 +277,10 @@ def _send(ledger: Ledger, backend: Backend, att: Attempt, req: JobRequest) -> Su
     exp_id = att.experiment_id
     try:
         job_id = backend.submit(req)
-    except errors.SlotLimit as exc:  # nothing ran: no attempt, the experiment waits for a slot
-        with ledger.transaction() as s:
-            withdraw_attempt(s, s.get(Attempt, att.id), exc.message)
+    except errors.SlotLimit as exc:  # nothing ran: the attempt was never submitted, the experiment waits for a slot
+        _close_attempt(ledger, att.id, NOT_SUBMITTED, error=exc.message,
+                       reason="the scheduler's job limit was reached: nothing ran")
+        _wait(ledger, exp_id, exc.message)
         return SubmitOutcome(exp_id, "queued", message=exc.message)
     except errors.SubmissionRefused as exc:
         _close_attempt(ledger, att.id, REFUSED, error=exc.message, reason="scheduler refused the job",

@@ -114,27 +114,6 @@ def open_attempt(s: Session, exp: Experiment, **fields: Any) -> Attempt:
     return att
 
 
-def withdraw_attempt(s: Session, att: Attempt, reason: str) -> None:
-    """An attempt the scheduler would not take (its job limit reached, e.g. by another irq submitting
-    at the same moment): nothing ran, so it is no attempt. It is removed with its own events (the
-    next one takes its number), the experiment is queued locally with why, and a resource change
-    it carried goes back to the experiment."""
-    exp = s.get(Experiment, att.experiment_id)
-    for ev in s.exec(select(Event).where(Event.attempt_id == att.id)):
-        if ev.kind == "attempt":
-            s.delete(ev)
-        else:  # the experiment's own history stays, naming no attempt
-            ev.attempt_id = None
-            s.add(ev)
-    if att.resource_change:
-        exp.pending_resource_change = att.resource_change
-    s.delete(att)
-    s.flush()
-    s.add(Event(experiment_id=exp.id, from_state=exp.state, to_state=exp.state,
-                reason=f"the scheduler did not take attempt {att.number}: {reason}"))
-    wait_locally(s, exp, reason)
-
-
 def move_attempt(s: Session, att: Attempt, to: AttemptState | str, reason: str | None = None, *,
                  ended_at: datetime | None = None, **facts: Any) -> bool:
     """The only writer of Attempt.state and Attempt.ended_at. Calling it means the state is

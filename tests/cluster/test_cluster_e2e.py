@@ -91,7 +91,7 @@ def test_sbatch_refusing_for_the_limit_keeps_it_queued(project, irq, slurm_clust
     assert "Q-001: queued" in r.out and "QOSMaxSubmitJobPerUserLimit" in r.out, r
     show = json.loads(irq("show", "Q-001", "--json").out)
     assert show["experiment"]["state"] == "IN_PROGRESS" and "QOSMaxSubmitJobPerUserLimit" in show["experiment"]["waiting_reason"]
-    assert show["attempts"] == []  # nothing ran: no attempt, and the first run is attempt 1
+    assert show["attempts"][0]["state"] == "NOT_SUBMITTED"  # nothing ran; the scheduler never had the job
 
 
 def test_a_multi_seed_array(project, irq, slurm_cluster):
