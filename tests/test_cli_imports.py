@@ -51,3 +51,13 @@ def test_read_views_load_no_pydantic_orm_or_jinja(tmp_path, seed_queue):
                            text=True, timeout=120)
         assert "Q-0" in r.stdout or args == ["--help"], (args, r.stdout[-300:], r.stderr[-500:])
         assert "IMPORTED: \n" in r.stdout, (args, r.stdout[-300:])
+
+
+def test_export_to_a_file_irq_wrote_loads_no_orm(tmp_path, seed_queue):
+    """`irq export FILE` over its own earlier export imported the ORM to check the file (4.6 x
+    start-up against 1.6 x): irq's digest of what it wrote decides without it."""
+    assert run(tmp_path, "import", str(seed_queue)).returncode == 0
+    for _ in range(2):  # the first writes the file and its digest, the second checks against it
+        r = subprocess.run([sys.executable, "-c", VIEWS_PROBE, "export", "queue.md"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert "wrote queue.md" in r.stdout and "IMPORTED: \n" in r.stdout, (r.stdout[-300:], r.stderr[-500:])
