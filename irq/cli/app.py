@@ -136,14 +136,21 @@ def _quiet_stdout() -> None:
         pass
 
 
+def shown_if_not_utf8(value: str) -> str | None:
+    """A value whose bytes are not UTF-8 (Python holds them as surrogates), shown with those bytes
+    escaped (`caf\\xe9`); None for UTF-8 text."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(value).decode("utf-8", "backslashreplace")
+    return None
+
+
 def not_utf8(args: list[str]) -> errors.UsageError | None:
-    """An argument whose bytes are not UTF-8 (Python holds them as surrogates): no text irq keeps
-    (the ledger, queue.md, a job script) can hold it, so it is refused at the door."""
+    """An argument that is not UTF-8: no text irq keeps (the ledger, queue.md, a job script) can
+    hold it, so it is refused at the door."""
     for arg in args:
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+        if (shown := shown_if_not_utf8(arg)) is not None:
             return errors.UsageError(f"an argument is not UTF-8 text: {shown}",
                                      "type it again as UTF-8 (or rename the file to a UTF-8 name)")
     return None
@@ -159,10 +166,7 @@ def not_utf8_place() -> errors.UsageError | None:
         places = []
     places += [(f"${k}", v) for k, v in sorted(os.environ.items()) if k.startswith("IRQ_")]
     for what, value in places:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = os.fsencode(value).decode("utf-8", "backslashreplace")
+        if (shown := shown_if_not_utf8(value)) is not None:
             return errors.UsageError(f"{what} is not UTF-8 text: {shown}",
                                      "irq records paths as text: rename the folder to a UTF-8 name, or work from another one")
     return None
