@@ -332,3 +332,24 @@ def test_an_export_through_a_symlink_keeps_the_link_and_copies_the_hand_edits(ir
     assert (tmp_path / "link.md").is_symlink() and "<!-- irq:queue v1" in target.read_text()
     (copy,) = tmp_path.glob("link.md.edited-*")
     assert not copy.is_symlink() and copy.read_text() == "# My queue\n\nyears of notes\n"
+
+
+def test_a_ledger_named_from_another_folder_works_in_its_own_project(irq, tmp_path, monkeypatch):
+    """`irq --db irq-demo/queue.db results` (as the demo suggests) looked for the fetched runs from
+    the current folder (no curve, nothing to plot), and a submit from there ran the job here."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    monkeypatch.chdir(proj)
+    irq("init")
+    (proj / "irq.toml").write_text('[project]\ncommand = "echo {x}"\n[local]\nslots = 1\n')
+    assert irq("add", "Q-001", "-p", "x=1").code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    r = irq("--db", "../proj/queue.db", "render", "Q-001")
+    assert r.code == 0 and f"{proj}/.irq/local/runs/q001_" in r.out and "echo 1" in r.out, r
+    monkeypatch.setenv("IRQ_DB", str(proj / "queue.db"))
+    assert f"{proj}/.irq/local/runs/" in irq("render", "Q-001").out
+    (elsewhere / "irq.toml").write_text('[project]\ncommand = "echo other {x}"\n')
+    r = irq("--db", "../proj/queue.db", "--config", "irq.toml", "render", "Q-001")  # --config still wins
+    assert "echo other 1" in r.out, r

@@ -61,13 +61,17 @@ def ctx(c: typer.Context) -> Ctx:
 @app.callback()
 def _root(
     c: typer.Context,
-    db: Optional[Path] = typer.Option(None, "--db", help="Ledger file (default: $IRQ_DB, else the project's queue.db: in the nearest folder from here up holding one or an irq.toml)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from here."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Ledger file (default: $IRQ_DB, else the project's queue.db: in the nearest folder from here up holding one or an irq.toml). Its project's irq.toml (from its folder up) applies, else the one found from here."),
+    config: Optional[Path] = typer.Option(None, "--config", help="irq.toml to use instead of the one found from the ledger or from here."),
     _v: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print irq's version."),
 ) -> None:
     from irq.ledger.location import DEFAULT_DB, given_db, project_db  # stdlib only: no ORM here
 
     given = given_db(db)
+    if given is not None and config is None:  # a ledger named from elsewhere: its own project's irq.toml
+        from irq.config_files import find_config
+
+        config = find_config(given.absolute().parent)
     c.obj = Ctx(given or project_db(), config, UI(), given or Path(DEFAULT_DB))
 
 
