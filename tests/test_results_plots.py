@@ -218,11 +218,18 @@ def test_runs_without_a_curve_are_told_apart_from_runs_without_the_metric(irq, l
 
 def test_a_metric_named_in_dollars_is_drawn_as_the_text_it_is(exps, tmp_path):
     """matplotlib read `$...$` in a metric's name as math: `$\\foo{x}$` crashed `irq plot` and `irq
-    report` (ParseFatalException), and `$\\alpha$` was drawn as α."""
+    report` (ParseFatalException), and `$\\alpha$` was drawn as α. Its dollars are escaped; the
+    axes keep math for their own ticks (turning math off everywhere wrote log ticks as
+    `$\\mathdefault{10^{-2}}$`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     for name in (r"$\foo{x}$", r"$\alpha$"):
         fig = plots.final(exps, metric=name)
         ax = fig.get_axes()[0]
-        assert ax.get_ylabel() == name
-        assert not ax.yaxis.label._parse_math  # drawn verbatim, never as math
+        assert ax.get_ylabel() == name.replace("$", r"\$")
         plots.save(fig, tmp_path / "figs", "final")
         assert (tmp_path / "figs" / "final.png").stat().st_size > 0
+    fig = plots.curves(exps)  # a log y axis
+    FigureCanvasAgg(fig).draw()
+    ticks = [t.get_text() for t in fig.get_axes()[0].get_yticklabels() if t.get_text()]
+    assert ticks and all(t._parse_math is not False for t in fig.get_axes()[0].get_yticklabels())

@@ -34,15 +34,20 @@ def _plt():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    matplotlib.rcParams["text.parse_math"] = False  # names and titles are data: `$\\alpha$` stays as typed
     import matplotlib.pyplot as plt
 
     return plt
 
 
+def typed(text: str) -> str:
+    """User text (a metric's name) as typed: matplotlib reads `$...$` as math (`$\\foo$` fails,
+    `$\\alpha$` becomes α), so its dollars are escaped; irq's own labels and the axes' ticks keep math."""
+    return text.replace("$", "\\$")
+
+
 def label(metric: str) -> str:
     unit = UNITS.get(metric)
-    return f"{metric} ({unit})" if unit else metric
+    return typed(f"{metric} ({unit})" if unit else metric)
 
 
 def _series(curves: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +106,7 @@ def curves(exps: list[ExperimentRuns], metric: str = "val_mse", goal: str = "min
     ax.set_ylabel(label(metric))
     if log_y and ax.lines and positive:
         ax.set_yscale("log")
-    ax.set_title(f"{metric} over training: mean over seeds, 95 % t band; ★ best, ● final")
+    ax.set_title(f"{typed(metric)} over training\nmean over seeds, 95 % t band; ★ best, ● final", fontsize="medium")
     if ax.lines:
         ax.legend(fontsize="small")
     fig.tight_layout()
@@ -130,7 +135,7 @@ def final(exps: list[ExperimentRuns], metric: str = "val_mse", resamples: int = 
     ax.set_xticks(range(len(exps)), [f"{e.id}\nn = {len(g)}" for e, g in zip(exps, groups)])
     ax.set_xlabel("experiment")
     ax.set_ylabel(label(metric))
-    ax.set_title(f"final {metric}: seeds, and mean with 95 % bootstrap interval")
+    ax.set_title(f"final {typed(metric)}\nseeds, and mean with 95 % bootstrap interval", fontsize="medium")
     fig.tight_layout()
     return fig
 
