@@ -194,6 +194,13 @@ def test_a_point_that_runs_what_an_experiment_runs_is_refused_unless_forced(irq,
     assert r.code == 0 and "created 1 experiment" in r.out, r
 
 
+def test_the_bundled_trainers_seed_is_not_swept(irq, base):
+    """`irq sweep Q-003 seed=1,2` made copies differing only in a parameter the trainer never takes
+    (its --seed is the job's seed, from --seeds)."""
+    r = irq("sweep", "Q-003", "seed=1,2")
+    assert r.code == 2 and "{seed} is irq's own value" in r.err and "--seeds 0-9" in r.err, r
+
+
 def test_irqs_own_values_are_not_swept(irq, tmp_path):
     """`seed=1,2` said "the command has no placeholder {seed}" of a command that has one."""
     (tmp_path / "irq.toml").write_text('backend = "local"\n[project]\ncommand = "python t.py {lr} {seed} {run_dir}"\n')

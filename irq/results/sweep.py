@@ -162,14 +162,14 @@ def plan(ledger: Ledger, base_id: str, overrides: list[str], seeds: list[int] | 
         taken = Ledger.ids(s)
     swept = {k for p in points for k in p}
     command = base.command or default_command
-    if command:
-        from irq.formats.command import IRQ_VALUES, placeholders
+    from irq.formats.command import IRQ_VALUES, placeholders
 
+    if own := sorted(swept & set(IRQ_VALUES)):  # the bundled trainer's --seed too comes from the job's seed
+        raise errors.UsageError(f"{{{own[0]}}} is irq's own value, not a parameter a sweep sets",
+                                "seeds come from --seeds: irq sweep BASE key=v1,v2 --seeds 0-9"
+                                if own[0] == "seed" else "sweep the command's parameters")
+    if command:
         known = [k for k in dict.fromkeys(placeholders(command)) if k not in IRQ_VALUES]
-        if own := sorted(swept & set(IRQ_VALUES)):
-            raise errors.UsageError(f"{{{own[0]}}} is irq's own value, not a parameter a sweep sets",
-                                    "seeds come from --seeds: irq sweep BASE key=v1,v2 --seeds 0-9"
-                                    if own[0] == "seed" else "sweep the command's parameters")
         if unknown := sorted(swept - set(known)):
             raise errors.UsageError(f"the command {base.id} runs has no placeholder {', '.join(f'{{{k}}}' for k in unknown)}",
                                     "sweep keys are its placeholders: " + (", ".join(known) or "it has none"))
