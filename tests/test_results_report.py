@@ -244,3 +244,13 @@ def test_report_paths_and_ids_stay_links_and_text(irq, project):
     assert irq("report", "x._y_.z", "-o", "r/summary.md").code == 0
     summary = (project / "r" / "summary.md").read_text()
     assert '<a id="x._y_.z"></a>' in summary and "### x.\\_y\\_.z: plain" in summary
+
+
+def test_csv_with_verdicts_stays_one_table_the_verdicts_on_stderr(irq, project):
+    """`--format csv --criterion ...` appended a blank line and the verdict sentences to the file:
+    a CSV reader met rows of 0 and 1 fields."""
+    r = irq("results", "--baseline", "Q-001", "--criterion", "val_mse -20%", "--format", "csv")
+    assert r.code == 0, r
+    rows = list(csv.reader(io.StringIO(r.out)))
+    assert len({len(row) for row in rows}) == 1 and len(rows) == 5, rows  # the header and four experiments
+    assert "Q-003 vs Q-001: −25.0 % (95 % CI" in r.err

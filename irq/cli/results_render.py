@@ -20,7 +20,10 @@ def print_results(ui: UI, ans: Any, fmt: str) -> None:
         return
     if fmt != "rich":
         sys.stdout.write({"md": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](ans.table))
-        if ans.verdicts:
+        if ans.verdicts and fmt == "csv":  # the file stays one table a reader can parse: the verdicts beside it
+            for v in ans.verdicts:
+                ui.note(f"{v.outcome}: {v.sentence}")
+        elif ans.verdicts:  # a document: they follow the table (a list, or LaTeX comments)
             mark = "%" if fmt == "latex" else "-"
             sys.stdout.write("\n" + "".join(f"{mark} {v.sentence}\n" for v in ans.verdicts))
         return
