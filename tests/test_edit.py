@@ -41,7 +41,18 @@ def test_edit_changes_fields_and_records_the_change(ledger):
     kind, state, reason = _events(ledger, "Q-001")[-1]
     assert kind == "edit" and state == "READY"
     assert "title: 'Baseline' -> 'Baseline, adversarial'" in reason and "parameters" in reason
-    assert len(said) == 6
+    assert len(said) == 8  # title, priority, dependencies, seeds; two parameters and two resources, each said
+    assert "parameters.mining: 'none' -> 'adversarial'" in said and "parameters.rank: 20 -> (unset)" in said
+    assert "resources.time_minutes: (unset) -> 120" in said
+
+
+def test_an_edit_of_one_of_many_parameters_says_that_one(ledger):
+    """`irq edit T -p diagnostics=true` printed both whole dicts cut at 77 characters, before the
+    changed key: the change itself was not shown."""
+    params = {f"key_{i}": i for i in range(20)}
+    add_experiment(ledger, "Q-001", "many", params=params, command="echo " + " ".join(f"{{{k}}}" for k in params))
+    _, said = edit(ledger, "Q-001", Changes(params={"key_19": 99}))
+    assert said == ["parameters.key_19: 19 -> 99"]
 
 
 def test_edit_without_a_change_writes_nothing(ledger):

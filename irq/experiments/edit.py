@@ -296,7 +296,7 @@ def edit(ledger: Ledger, exp_id: str, changes: Changes) -> tuple[Experiment, lis
                 new.setdefault(k, v)  # a sweep point's label follows its values, unless this edit sets it
         if "depends_on" in new:
             _no_cycle(s, exp.id, new["depends_on"])
-        said = [f"{k}: {_short(getattr(exp, k))} -> {_short(v)}" for k, v in new.items()]
+        said = [line for k, v in new.items() for line in _changes(k, getattr(exp, k), v)]
         if new:
             record_edit(s, exp, new, "edited: " + "; ".join(said))
         return exp, said
@@ -312,6 +312,23 @@ def _no_cycle(s: Any, exp_id: str, deps: list[str]) -> None:
     if cycle := find_cycle(graph, exp_id):
         raise errors.UsageError(f"--after would make a dependency cycle: {describe(cycle)}",
                                 f"drop --after {cycle[1]}: {exp_id} would wait for itself")
+
+
+def _changes(field: str, old: Any, new: Any) -> list[str]:
+    """What an edit changes in one field, said: a dict (parameters, resources) key by key, so the
+    change is never cut off behind the keys that stayed."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k, _UNSET) != new.get(k, _UNSET)]
+        return [f"{field}.{k}: {_short(old.get(k, _UNSET))} -> {_short(new.get(k, _UNSET))}" for k in keys]
+    return [f"{field}: {_short(old)} -> {_short(new)}"]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "(unset)"
+
+
+_UNSET = _Unset()
 
 
 def _short(v: Any) -> str:
