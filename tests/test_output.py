@@ -347,3 +347,29 @@ def test_a_fetched_failure_names_its_state_once():
     assert render.fetched(rep) == ["Q-001 attempt 1: FAILED (exit code 1)",
                                    "Q-002 attempt 1: FAILED (`python: command not found`)",
                                    "Q-003 attempt 1: DONE (val_mse 0.0121)"]
+
+
+def test_log_follow_of_an_array_follows_each_tasks_log_and_drops_no_line():
+    """The tasks' logs were joined into one text: a line a task wrote mid-way changed the middle of
+    it, the follower took it for a new window and printed the tail only, so seeds' lines went
+    missing. Each log is followed on its own, its lines named by its seed."""
+    from types import SimpleNamespace
+
+    from irq.cli.follow import LogFollower
+    from irq.ui import UI
+
+    ui, printed = UI(), []
+    ui.print = lambda *a, **k: printed.append(a[0])  # type: ignore[method-assign]
+    ui.note = lambda m: None  # type: ignore[method-assign]
+    follower = LogFollower(ui, lines=40)
+
+    def look(a: str, b: str):
+        return SimpleNamespace(exp_id="A", attempt=1, job_id="5", logs={"seed_0": a, "seed_1": b}, curve={},
+                               finished=False)
+
+    follower.show(look("s0 step 1\n", "s1 step 1\n"))
+    follower.show(look("s0 step 1\ns0 step 2\n", "s1 step 1\n"))
+    follower.show(look("s0 step 1\ns0 step 2\n", "s1 step 1\ns1 step 2\ns1 step 3\n"))
+    follower.show(look("s0 step 1\ns0 step 2\ns0 step 3\n", "s1 step 1\ns1 step 2\ns1 step 3\n"))
+    assert printed == ["seed_0: s0 step 1", "seed_1: s1 step 1", "seed_0: s0 step 2", "seed_1: s1 step 2",
+                       "seed_1: s1 step 3", "seed_0: s0 step 3"]

@@ -40,7 +40,7 @@ class LogFollower:
 
     def __init__(self, ui: UI, lines: int) -> None:
         self.ui, self.lines = ui, lines
-        self.shown: str | None = None
+        self.shown: dict[str, str] | None = None  # each log's text as last shown (an array: one per task)
         self.attempt: int | None = None
         self.steps: dict[str, int] = {}
 
@@ -48,14 +48,16 @@ class LogFollower:
         if look.attempt != self.attempt:  # first look, or a newer attempt started
             self.ui.note(f"{look.exp_id} attempt {look.attempt}, job {look.job_id}:")
             self.attempt, self.shown, self.steps = look.attempt, None, {}
-        if self.shown is None:
-            tail = look.log.splitlines()[-self.lines:] if self.lines > 0 else []  # -n 0: only what comes next
-            add = "\n".join(tail) + ("\n" if tail else "")
-        else:
-            add = new_text(self.shown, look.log)
-        self.shown = look.log
-        for line in add.splitlines():
-            self.ui.print(line)
+        first, shown = self.shown is None, self.shown or {}
+        for name, text in look.logs.items():  # each log followed on its own: tasks write at once
+            if first:
+                tail = text.splitlines()[-self.lines:] if self.lines > 0 else []  # -n 0: only what comes next
+                add = "\n".join(tail) + ("\n" if tail else "")
+            else:
+                add = new_text(shown.get(name, ""), text)
+            for line in add.splitlines():
+                self.ui.print(f"{name}: {line}" if len(look.logs) > 1 else line)
+        self.shown = dict(look.logs)
         for sub, rows in look.curve.items():
             for row in rows:
                 if row["step"] > self.steps.get(sub, -1):

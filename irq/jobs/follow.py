@@ -30,7 +30,7 @@ class Look:
     exp_id: str
     attempt: int
     job_id: str | None
-    log: str  # the log's tail as read now (the whole of what `read_file` returns)
+    logs: dict[str, str]  # each log's tail as read now ("" for a single run, seed_N per array task)
     curve: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run folder ("" or seed_N) -> rows
     finished: bool = False  # status.json written everywhere, or the ledger says the attempt ended
 
@@ -60,10 +60,12 @@ def _folders(a: Attempt, seeds: list[int]) -> list[str]:
 def look(backend: Backend, a: Attempt, seeds: list[int], with_log: bool = True) -> Look:
     """Read the log tail, the curves and whether the trainer wrote status.json, now (`seeds`:
     the experiment's, which its array's tasks ran in order)."""
-    logs = [t for p in log_paths(a) if with_log and (t := backend.read_file(p, 1 << 20))]
-    out = Look(a.experiment_id, a.number, a.job_id, "\n".join(logs))
+    folders, paths = _folders(a, seeds), log_paths(a)
+    names = folders if len(folders) == len(paths) else [p.rsplit("/", 1)[-1] for p in paths]
+    logs = {n: t for n, p in zip(names, paths) if with_log and (t := backend.read_file(p, 1 << 20))}
+    out = Look(a.experiment_id, a.number, a.job_id, logs)
     done = []
-    for sub in _folders(a, seeds):
+    for sub in folders:
         base = f"{a.run_dir}/{sub}" if sub else a.run_dir
         out.curve[sub] = curve_rows(backend.read_file(f"{base}/curve.jsonl", 1 << 18))
         done.append(backend.read_file(f"{base}/status.json", 4096) is not None)
