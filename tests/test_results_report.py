@@ -254,3 +254,28 @@ def test_csv_with_verdicts_stays_one_table_the_verdicts_on_stderr(irq, project):
     rows = list(csv.reader(io.StringIO(r.out)))
     assert len({len(row) for row in rows}) == 1 and len(rows) == 5, rows  # the header and four experiments
     assert "Q-003 vs Q-001: −25.0 % (95 % CI" in r.err
+
+
+def test_goal_says_which_way_a_metric_is_better(irq, project):
+    """`--metric accuracy` was judged as lower-is-better (the project's val_mse goal), with no way to
+    say otherwise: P(better) and "first in" rewarded the worse runs."""
+    lo = json.loads(irq("results", "--baseline", "Q-001", "--format", "json").out)["table"]
+    hi = json.loads(irq("results", "--baseline", "Q-001", "--goal", "max", "--format", "json").out)["table"]
+    assert (lo["goal"], hi["goal"]) == ("min", "max")
+    p = {t["goal"]: next(r for r in t["rows"] if r["id"] == "Q-003")["comparison"]["prob_improvement"] for t in (lo, hi)}
+    assert p["min"] == pytest.approx(1 - p["max"])
+    r = irq("results", "--goal", "up")
+    assert r.code == 2 and "--goal 'up': min (lower is better) or max (higher is better)" in r.err, r
+
+
+def test_the_trainers_trivial_baselines_go_only_beside_an_mse():
+    """predict-mean and predict-zero (MSEs of the trainer's trivial predictors) were shown beside
+    any metric, accuracy too."""
+    from irq.results.collect import ExperimentRuns, Run
+    from irq.results.table import build
+
+    runs = [Run("A", 1, s, {"val_mse": 0.1, "accuracy": 0.9, "baseline_mean_mse": 0.3, "baseline_zero_mse": 0.5})
+            for s in range(2)]
+    exps = [ExperimentRuns("A", "a", "DONE", {}, runs)]
+    assert build(exps, "val_mse", resamples=100).rows[0].runs.trivial == {"predict-mean": 0.3, "predict-zero": 0.5}
+    assert build(exps, "accuracy", resamples=100).rows[0].runs.trivial == {}

@@ -21,6 +21,7 @@ def results(
     c: typer.Context,
     ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
     metric: str | None = typer.Option(None, "--metric", help="Metric to compare (default: [project] metric, val_mse)."),
+    goal: str | None = typer.Option(None, "--goal", help="min | max: which way the metric is better (default: [project] goal)."),
     baseline: str | None = typer.Option(None, "--baseline", help="Compare every other row with this experiment."),
     criterion: list[str] | None = typer.Option(None, "--criterion",
                                                   help='A stated criterion, e.g. "val_mse -20%" (needs --baseline).'),
@@ -46,7 +47,8 @@ def results(
         raise errors.UsageError(f"unknown format {fmt!r}", "use " + ", ".join(FORMATS))
     x = ctx(c)  # the read path: no ORM or pydantic, read-only ledgers too
     with gc_paused(freeze=True):  # a table's objects hold no cycles: nothing for the collector to find
-        ans = answer(x.db, read_settings(x.config), ids, metric, baseline, list(criterion or []), threshold, resamples)
+        ans = answer(x.db, read_settings(x.config), ids, metric, baseline, list(criterion or []), threshold, resamples,
+                     goal)
         print_results(x.ui, ans, fmt)
 
 
@@ -80,6 +82,7 @@ def plot(
     ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all with results)."),
     out: Path = typer.Option(Path("results/figures"), "-o", "--out", help="Folder for the PNG and PDF."),
     metric: str | None = typer.Option(None, "--metric"),
+    goal: str | None = typer.Option(None, "--goal", help="min | max: which way the metric is better (default: [project] goal)."),
 ) -> None:
     """Figures from the fetched runs (PNG and PDF): learning curves, final values, conditioning, energy.
 
@@ -89,7 +92,7 @@ def plot(
     from irq.results.service import plot as plot_
 
     x = ctx(c)
-    drawn = plot_(x.db, read_settings(x.config), kind, list(ids or []), out, metric)
+    drawn = plot_(x.db, read_settings(x.config), kind, list(ids or []), out, metric, goal)
     for p in drawn.paths:
         x.ui.print(f"wrote {p}")
     if drawn.note:
@@ -102,6 +105,7 @@ def report(
     ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
     out: Path = typer.Option(Path("results/summary.md"), "-o", "--out", help="The summary (figures go beside it)."),
     metric: str | None = typer.Option(None, "--metric"),
+    goal: str | None = typer.Option(None, "--goal", help="min | max: which way the metric is better (default: [project] goal)."),
     baseline: str | None = typer.Option(None, "--baseline"),
     criterion: list[str] | None = typer.Option(None, "--criterion"),
     threshold: float | None = typer.Option(None, "--threshold"),
@@ -119,7 +123,7 @@ def report(
     check_threshold(threshold)
     x = ctx(c)
     settings = read_settings(x.config)
-    metric, goal = metric_goal(settings, metric)
+    metric, goal = metric_goal(settings, metric, goal)
     rep = write(x.db, project_root(settings), out, metric, goal, baseline, list(criterion or []),
                 with_baseline(ids, baseline), threshold)
     x.ui.print(f"wrote {rep.path} ({counted(len(rep.table.rows), 'experiment')}, "

@@ -89,7 +89,7 @@ def measure(e: ExperimentRuns, metric: str, root: Path | None = None) -> Collect
 
     have, vals, missing = e.measured(metric)
     trivial = {}
-    for key, label in TRIVIAL:
+    for key, label in TRIVIAL if metric.endswith("mse") else ():  # the trainer's baselines are of an MSE
         got = [v for r in have if (v := r.value(key)) is not None]
         if got:
             trivial[label] = statistics.fmean(got)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irq import errors
-from irq.config_files import ReadSettings
+from irq.config_files import GOALS, ReadSettings
 
 if TYPE_CHECKING:
     from irq.config import Config
@@ -44,7 +44,8 @@ class Drawn:
     note: str = ""
 
 
-def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path, metric: str | None) -> Drawn:
+def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path, metric: str | None,
+         goal: str | None = None) -> Drawn:
     """One figure of `kind` from the named experiments' fetched runs (default: all that have
     some, at most plots.MAX_SHOWN of them, the best by the metric); an error when it would draw nothing."""
     from irq.results import plots
@@ -52,7 +53,7 @@ def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path,
 
     if kind not in plots.KINDS:
         raise errors.UsageError(f"unknown plot kind {kind!r}", "kinds: " + ", ".join(plots.KINDS))
-    metric, goal = metric_goal(settings, metric)
+    metric, goal = metric_goal(settings, metric, goal)
     if len(set(ids)) > plots.MAX_SHOWN:
         raise errors.UsageError(f"a figure draws at most {plots.MAX_SHOWN} experiments ({len(set(ids))} named)",
                                 f"name fewer, or none: then the {plots.MAX_SHOWN} with the best mean are drawn")
@@ -78,11 +79,14 @@ def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path,
     return Drawn(plots.save(fig, out, kind), note)
 
 
-def metric_goal(settings: ReadSettings, metric: str | None) -> tuple[str, str]:
-    """The metric to compare (the flag, else irq.toml's [project] metric) and its direction."""
+def metric_goal(settings: ReadSettings, metric: str | None, goal: str | None = None) -> tuple[str, str]:
+    """The metric to compare (the flag, else irq.toml's [project] metric) and its direction (the
+    flag, else irq.toml's goal: that of its metric, so another metric says which way is better)."""
     if metric is not None and (not metric.strip() or not metric.isprintable()):
         raise errors.UsageError(f"--metric {metric!r} names no metric", "e.g. --metric val_mse")
-    return metric or settings.metric, settings.goal
+    if goal is not None and goal not in GOALS:
+        raise errors.UsageError(f"--goal {goal!r}: min (lower is better) or max (higher is better)", "e.g. --goal max")
+    return metric or settings.metric, goal or settings.goal
 
 
 def check_threshold(threshold: float | None) -> None:
@@ -107,7 +111,7 @@ def with_baseline(ids: list[str] | None, baseline: str | None) -> list[str] | No
 
 
 def answer(db: Path, settings: ReadSettings, ids: list[str] | None, metric: str | None, baseline: str | None,
-           criteria: list[str], threshold: float | None, resamples: int) -> ResultsAnswer:
+           criteria: list[str], threshold: float | None, resamples: int, goal: str | None = None) -> ResultsAnswer:
     """Collect every experiment's runs from the ledger file `db`, summarise them, and judge the
     stated criteria."""
     from irq.results.cache import ResultsCache
@@ -118,7 +122,7 @@ def answer(db: Path, settings: ReadSettings, ids: list[str] | None, metric: str 
     if criteria and not baseline:
         raise errors.UsageError("a criterion compares with a baseline", "add --baseline Q-001")
     check_threshold(threshold)
-    metric, goal = metric_goal(settings, metric)
+    metric, goal = metric_goal(settings, metric, goal)
     root, wanted = project_root(settings), with_baseline(ids, baseline)
     with gc_paused():  # the rows, the runs and the cache's entries hold no cycles: nothing to collect
         cache = ResultsCache.open(db)  # beside the user's files, never in the ledger: this command only reads it
