@@ -207,14 +207,15 @@ def test_hand_edits_of_the_exported_queue_md_are_kept_aside_never_overwritten(ir
 
     r = irq("add", "Q-101", "-t", "first", "-p", "rank=5")
     assert r.code == 0 and len(kept()) == 1 and "years of notes" in kept()[0].read_text()
-    assert "queue.md had changes made by hand since irq wrote it; they are kept in queue.md.edited-" in r.err
+    assert "queue.md held text irq did not write there (kept by hand, or changed by hand since irq wrote it); " \
+           "it is kept in queue.md.edited-" in r.err
     assert "### Q-101: first" in queue.read_text()
     kept()[0].unlink()
     assert irq("add", "Q-102", "-t", "second", "-p", "rank=6").code == 0
     assert kept() == []  # what irq wrote, replaced quietly
     queue.write_text(queue.read_text().replace("### Q-101: first", "### Q-101: first\n- **Notes**: my edit"))
     r = irq("edit", "Q-102", "-t", "renamed")
-    assert r.code == 0 and "had changes made by hand" in r.err, r
+    assert r.code == 0 and "held text irq did not write there" in r.err, r
     (copy,) = kept()
     assert "- **Notes**: my edit" in copy.read_text() and "my edit" not in queue.read_text()
     assert "### Q-102: renamed" in queue.read_text()
@@ -223,7 +224,7 @@ def test_hand_edits_of_the_exported_queue_md_are_kept_aside_never_overwritten(ir
     r = irq("daemon", "run", "--once", "--dry-run")
     assert kept() == [], r  # a dry run writes nothing
     r = irq("daemon", "run", "--once")
-    assert r.code == 0 and "had changes made by hand" in r.err, r
+    assert r.code == 0 and "held text irq did not write there" in r.err, r
     assert "a note to self" in kept()[0].read_text() and "a note to self" not in queue.read_text()
 
 
@@ -282,7 +283,7 @@ def test_edits_kept_aside_are_never_lost_to_a_later_copy_or_to_irq_export(irq, t
     for n in (1, 2):
         queue.write_text(queue.read_text() + f"\n<!-- edit {n} -->\n")
         r = irq("export", "queue.md")
-        assert r.code == 0 and "had changes made by hand" in r.err, r
+        assert r.code == 0 and "held text irq did not write there" in r.err, r
     copies = sorted(tmp_path.glob("queue.md.edited-*"))
     assert [p.name for p in copies] == ["queue.md.edited-20261205T000000Z", "queue.md.edited-20261205T000000Z-2",
                                         "queue.md.edited-20261205T000000Z-3"]
@@ -328,7 +329,7 @@ def test_an_export_through_a_symlink_keeps_the_link_and_copies_the_hand_edits(ir
     target.write_text("# My queue\n\nyears of notes\n")
     (tmp_path / "link.md").symlink_to(target)
     r = irq("export", "link.md")
-    assert r.code == 0 and "had changes made by hand" in r.err, r
+    assert r.code == 0 and "held text irq did not write there" in r.err, r
     assert (tmp_path / "link.md").is_symlink() and "<!-- irq:queue v1" in target.read_text()
     (copy,) = tmp_path.glob("link.md.edited-*")
     assert not copy.is_symlink() and copy.read_text() == "# My queue\n\nyears of notes\n"

@@ -182,8 +182,9 @@ def _keep_aside(path: Path, record: Path | None) -> Path | None:
 
 def hand_edits_kept(path: Path, kept: Path) -> str:
     """What irq says when write_export() kept a person's changes aside."""
-    return (f"{path.name} had changes made by hand since irq wrote it; they are kept in {kept.name} (irq does not "
-            "read queue.md back: `irq edit ID` changes an experiment, `irq add` adds one)")
+    return (f"{path.name} held text irq did not write there (kept by hand, or changed by hand since irq wrote it); "
+            f"it is kept in {kept.name} (irq does not read queue.md back: `irq edit ID` changes an experiment, "
+            "`irq add` adds one)")
 
 
 def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = None,
