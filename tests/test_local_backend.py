@@ -347,19 +347,51 @@ def test_a_broken_job_counter_never_stops_the_queue(tmp_path, irq, counter):
     assert int((local / "next_id").read_text()) == int(job) + 1
 
 
-def test_a_job_whose_runner_never_started_says_that_nothing_ran(tmp_path):
-    """A kill between writing job.json and starting the runner left a job that was reported as
-    "the local runner died": it never ran, and the reason now says so (`irq retry` runs it)."""
+def test_a_job_whose_runner_never_came_up_says_that_nothing_ran(tmp_path):
+    """A runner started (its `started` mark made) that never wrote its state: reported as never
+    started, nothing ran, not as "the local runner died"."""
     from irq.backends.local import LocalBackend
 
     backend = LocalBackend(tmp_path / ".irq" / "local", slots=2)
     d = backend.jobs / "1000"
     d.mkdir(parents=True)
-    (d / "job.json").write_text(json.dumps({"id": "1000", "name": "Q-001.t", "tasks": None}))
+    (d / "job.json").write_text(json.dumps({"id": "1000", "name": "Q-001.t", "tasks": None,
+                                            "run_dir": str(tmp_path / "run")}))
+    (d / "started").write_text("")
     old = time.time() - 120
-    os.utime(d, (old, old))
+    os.utime(d / "started", (old, old))
     (info,) = backend.query(["1000"], datetime_now())["1000"]
     assert info.state == "NODE_FAIL" and info.reason.startswith("the job never started") and "nothing ran" in info.reason
+
+
+def test_a_job_its_submitter_never_started_is_started_by_the_next_query_once(tmp_path, monkeypatch):
+    """The submitter stopped (Ctrl-Z, a loaded machine) or was killed between writing job.json and
+    starting the runner: 30 s later any irq declared the job dead ("never started") and its
+    experiment FAILED, though the resumed submitter then ran it (or, killed, nothing ran and nothing
+    retried). The job was accepted: the next query starts it, and a resumed submitter starts nothing."""
+    from irq.backends.base import JobRequest
+    from irq.backends.local import FINAL, LocalBackend
+
+    backend = LocalBackend(tmp_path / ".irq" / "local", slots=2)
+    run = tmp_path / "run"
+    script = "#!/bin/bash\necho ran >> " + str(tmp_path / "ran.txt") + "\n"
+    real_start = LocalBackend._start
+    monkeypatch.setattr(LocalBackend, "_start", lambda self, d, run_dir: None)  # the submitter stops here
+    job = backend.submit(JobRequest(token="t", name="Q-001.t", script=script, run_dir=str(run), array=None,
+                                    log_name="slurm-%j.out"))
+    monkeypatch.setattr(LocalBackend, "_start", real_start)
+    d = backend.jobs / job
+    (info,) = backend.query([job], datetime_now())[job]
+    assert info.state == "PENDING" and not (d / "started").exists()  # its submitter may still start it
+    old = time.time() - 60
+    os.utime(d, (old, old))
+    deadline = time.monotonic() + 30
+    while (info := backend.query([job], datetime_now())[job][0]).state not in FINAL and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert info.state == "COMPLETED", info
+    backend._start(d, str(run))  # the submitter, resumed, launches its runner: it finds the job claimed
+    time.sleep(3)
+    assert (tmp_path / "ran.txt").read_text() == "ran\n" and backend.query([job], datetime_now())[job][0] == info
 
 
 def datetime_now():

@@ -27,6 +27,8 @@ from irq.cache_files import write_atomically
 
 CHECK_TIMEOUT = 120.0  # seconds a preflight script may take (it may clone a repository)
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+START_GRACE = 5.0  # seconds a submitter has to launch its job's runner before a query launches one
+NEVER_STARTED = 600.0  # seconds without a runner's state (launched again by every query) before a job counts as lost
 
 
 def parse_array(spec: str | None) -> tuple[list[int], int]:
@@ -136,9 +138,14 @@ class LocalBackend:
             names = [e.name for e in it if os.path.exists(os.path.join(e.path, "job.json"))]
         return sorted(names, key=int)
 
-    def _infos(self, d: Path) -> list[JobInfo]:
+    def _infos(self, d: Path, start: bool = False) -> list[JobInfo]:
+        """The job's tasks as the scheduler would list them. With `start` (a query for an attempt
+        that is still active), a job whose submitter never started its runner is started now."""
         base, name = os.fspath(d), d.name  # string paths: a status reads hundreds of these folders
         job = _read_json(f"{base}/job.json")
+        if start and not os.path.exists(f"{base}/started") and not os.path.exists(f"{base}/supervisor.json") \
+                and _age(d) > START_GRACE and job.get("run_dir"):
+            self._start(d, job["run_dir"])  # its submitter stopped or died between job.json and the runner
         sup = _read_json(f"{base}/supervisor.json")
         sup_alive = pid_alive(sup.get("pid"))
         out = []
@@ -148,11 +155,10 @@ class LocalBackend:
             state = st["state"]
             reason = st.get("reason")
             if state not in FINAL and not sup_alive and not pid_alive(st.get("pid")):
-                started = os.path.exists(f"{base}/supervisor.json")
-                if started:
+                if os.path.exists(f"{base}/supervisor.json"):
                     state, reason = "NODE_FAIL", "the local runner died (machine restart or killed)"
-                elif _age(d) > 30:
-                    state, reason = "NODE_FAIL", "the job never started: irq stopped while starting its local runner (nothing ran)"
+                elif (_age(d / "started") > 30 if os.path.exists(f"{base}/started") else _age(d) > NEVER_STARTED):
+                    state, reason = "NODE_FAIL", "the job never started: its local runner did not come up (nothing ran)"
             out.append(JobInfo(job_id=tid, state=state, name=job.get("name", ""),
                                exit_code=st.get("exit_code"), signal=st.get("signal"), reason=reason,
                                start=_dt(st.get("start")), end=_dt(st.get("end"))))
@@ -183,7 +189,16 @@ class LocalBackend:
                 # share the cores between the slots: two torch jobs each using every core thrash
                 "cpus_per_task": max(1, (os.cpu_count() or 1) // max(1, self.limit)),
             })
-        Path(req.run_dir).mkdir(parents=True, exist_ok=True)
+        self._start(d, req.run_dir)
+        self.counter.add("sbatch", round_trips=0)
+        return job_id
+
+    def _start(self, d: Path, run_dir: str) -> None:
+        """Launch a runner for the job. A job is accepted once its job.json is written, as sbatch
+        accepts one: if its submitter stops or dies before launching the runner, the next query
+        launches one (see _infos). Each runner first claims the job (`started`, made with O_EXCL,
+        irq/backends/localrun.py): a second one, from a submitter that resumes, exits at once."""
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
         log = open(d / "supervisor.log", "ab")
         # cwd = the job folder: `-m` puts the cwd first on sys.path, and the user's folder may hold
         # another copy of irq (a checkout); the supervisor must run this one
@@ -191,8 +206,6 @@ class LocalBackend:
                          stdout=log, stderr=log, start_new_session=True, close_fds=True, cwd=d,
                          env={**os.environ, "PYTHONPATH": _irq_path()})
         log.close()
-        self.counter.add("sbatch", round_trips=0)
-        return job_id
 
     def find(self, names: list[str], since: datetime) -> dict[str, str]:
         wanted = set(names)
@@ -212,7 +225,7 @@ class LocalBackend:
         for jid in job_ids:
             d = self.jobs / jid.split("_")[0]
             if (d / "job.json").exists():
-                seen[d.name] = self._infos(d)
+                seen[d.name] = self._infos(d, start=True)
             else:  # this machine knows every job it ran: one without its folder is lost, not "unknown"
                 lost[d.name] = [JobInfo(job_id=d.name, state="NODE_FAIL",
                                         reason=f"its job folder {d} is gone (deleted, or [local] workdir moved)")]

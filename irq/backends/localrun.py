@@ -18,6 +18,10 @@ from irq.backends.local import _now, _read_json, write_json
 
 def main(job_dir: str) -> int:
     d = Path(job_dir)
+    try:  # one runner per job: its submitter's, or one a later query started for a submitter that stopped
+        os.close(os.open(d / "started", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return 0
     job = _read_json(d / "job.json")
     write_json(d / "supervisor.json", {"pid": os.getpid(), "start": _now()})
     tasks = job.get("tasks") or [None]

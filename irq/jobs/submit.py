@@ -292,7 +292,9 @@ def _send(ledger: Ledger, backend: Backend, att: Attempt, req: JobRequest) -> Su
         return SubmitOutcome(exp_id, "unknown", message=f"{exc.message}; the next run adopts the job if it exists")
     faults.point("after_sbatch")
     with ledger.transaction() as s:
-        Ledger.set_attempt_state(s, s.get(Attempt, att.id), AttemptState.PENDING, f"submitted as job {job_id}", job_id=job_id)
+        a = s.get(Attempt, att.id)
+        if a.state == SUBMITTING:  # else another irq adopted the job meanwhile (this one was stopped): it is recorded
+            Ledger.set_attempt_state(s, a, AttemptState.PENDING, f"submitted as job {job_id}", job_id=job_id)
     return SubmitOutcome(exp_id, "submitted", job_id=job_id)
 
 
