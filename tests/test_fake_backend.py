@@ -588,3 +588,13 @@ def test_cancel_opens_a_cluster_irq_toml_still_names_even_when_it_cannot_connect
     con.close()
     with Backends(config) as b:
         assert "ran on slurm:gone, which irq.toml no longer names" in cancel(ledger, b, UI(), "Q-001")
+
+
+def test_an_experiment_retired_while_its_script_is_made_is_said_to_be_retired(ledger, backends, fake) -> None:
+    """A retire beside a submit was reported as "submitted meanwhile by another irq"."""
+    from irq.experiments.edit import retire
+
+    add_experiment(ledger, "Q-001", "first")
+    out = go(ledger, backends, "Q-001", preflight=lambda exp, *_a: retire(ledger, exp.id))
+    assert out["Q-001"].status == "skipped" and out["Q-001"].message.startswith("RETIRED meanwhile"), out
+    assert fake.jobs == {} and attempts(ledger) == []

@@ -256,8 +256,10 @@ def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, ta
         if definition(exp) != planned:  # it stays as it is: the next submit or cycle sends the new definition
             return SubmitOutcome(exp_id, "skipped", message="edited meanwhile; the next submit sends it as it is now")
         live = active_attempt(s, exp.id) is not None
-        if not submittable(exp, live) or len(Ledger.attempts(s, exp.id)) + 1 != number:
+        if live or len(Ledger.attempts(s, exp.id)) + 1 != number:
             return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
+        if not submittable(exp, live):  # retired, or taken off the queue (irq cancel), while its script was made
+            return SubmitOutcome(exp_id, "skipped", message=f"{exp.state} meanwhile (not waiting to run); nothing submitted")
         if Ledger.run_id_taken(s, run_id):  # it stays READY
             return SubmitOutcome(exp_id, "queued", message=f"run name {run_id} was just taken; the next submit picks another")
         att = Ledger.new_attempt(
