@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from irq import errors
 from irq.formats.export import Derived, export_pieces, export_text
+from irq.formats.queue_layout import is_irq_export
 
 
 @dataclass
@@ -166,11 +167,8 @@ def _keep_aside(path: Path, record: Path | None) -> Path | None:
         current, written = None, None
     if current is None or hashlib.sha256(current).hexdigest() == written:
         return None
-    if written is None:
-        from irq.formats.queuelines import is_irq_export  # (loads the ORM: only without a record)
-
-        if is_irq_export(current.decode("utf-8", "replace")):
-            return None
+    if written is None and is_irq_export(current.decode("utf-8", "replace")):
+        return None
     base = path.with_name(f"{path.name}.edited-{_stamp()}")
     kept = next(p for n in range(1, 10_000) if not (p := base if n == 1 else base.with_name(f"{base.name}-{n}")).exists())
     if path.is_symlink():  # the link stays (the new text is written through it): its target's text is copied

@@ -26,6 +26,7 @@ from irq.ledger import reader
 from irq.ledger.reader import records
 from irq.ledger.states import State
 
+FORMAT_MARKER = "<!-- irq:queue v1"  # the line after the title: what import and export know irq's layout by
 CHUNK = 500  # experiments' texts per written piece: large writes, never the whole file in memory
 _DONE, _PROPOSED, _RETIRED = State.DONE.value, State.PROPOSED.value, State.RETIRED.value
 
@@ -48,9 +49,15 @@ class Made:
         self.texts.setdefault(seq, [""] * len(PARTS))[part] = text
 
 
+def is_irq_export(text: str) -> bool:
+    """Whether the text starts as `irq export` writes queue.md: a title line, then the marker."""
+    first, _, rest = text.partition("\n")
+    return first.startswith("# ") and rest.startswith(FORMAT_MARKER)
+
+
 def head(conn: sqlite3.Connection, ids: Iterable[str]) -> str:
     """The title line, the order comment (every id in ledger order) and the preamble."""
-    text = (f"# {reader.meta(conn, 'title') or x.DEFAULT_TITLE}\n<!-- irq:queue v1 (rendered from the ledger by "
+    text = (f"# {reader.meta(conn, 'title') or x.DEFAULT_TITLE}\n{FORMAT_MARKER} (rendered from the ledger by "
             f"`irq export`; import with `irq import`) order: {' '.join(ids)} -->\n")
     if preamble := reader.meta(conn, "preamble"):
         text += f"\n{preamble}\n"

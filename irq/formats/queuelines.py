@@ -14,10 +14,10 @@ from pathlib import Path
 
 from irq import errors
 from irq.fields import parse_free_text
+from irq.formats.queue_layout import FORMAT_MARKER, is_irq_export
 from irq.ledger.drafts import Draft
 from irq.ledger.states import AttemptState, State, normalize_scheduler_state
 
-FORMAT_MARKER = "<!-- irq:queue v1"
 JOB_STATES = frozenset(a.value for a in AttemptState)
 EXPERIMENT_ONLY = frozenset(s.value for s in State) - JOB_STATES  # READY, DONE, …: never a job's state
 SECTIONS = {"READY": State.READY, "IN_PROGRESS": State.IN_PROGRESS, "DONE": State.DONE, "FAILED": State.FAILED,
@@ -144,12 +144,6 @@ def read_text(path: Path) -> tuple[str, int]:
         repaired += fixed != line
         fixed_lines.append(fixed)
     return "\n".join(fixed_lines), repaired
-
-
-def is_irq_export(text: str) -> bool:
-    """Whether the text starts as `irq export` writes queue.md: a title line, then the marker."""
-    first, _, rest = text.partition("\n")
-    return first.startswith("# ") and rest.startswith(FORMAT_MARKER)
 
 
 # -- structure ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from irq.ledger.states import (
     AttemptState,
     State,
 )
-from irq.policy.diagnose import Diagnosis, diagnose
+from irq.policy.diagnose import MODULE_MISSING, Diagnosis, diagnose
 from irq.ui import UI
 
 
@@ -171,11 +171,9 @@ def _why(att: Attempt, log: str, problem: str | None, job_error: str | None) -> 
 def _left_out(config: Config, att: Attempt, d: Diagnosis) -> Diagnosis | None:
     """A module the job could not import that is a file of the project missing from the commit
     that ran (a helper.py never committed): the code, not the environment, and what to do."""
-    import re
-
     from irq.jobs.git import missing_from_commit
 
-    m = re.search(r"No module named '([\w.]+)'", d.error)
+    m = MODULE_MISSING.search(d.error)
     rel = missing_from_commit(config.root, att.git_sha, m.group(1)) if m else None
     if rel is None:
         return None

@@ -24,6 +24,9 @@ class Rule:
     build: Callable[[re.Match[str] | None, str], Diagnosis] | None = None
 
 
+MODULE_MISSING = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
+
+
 def _d(name: str, error: str, cause: str, fix: str) -> Diagnosis:
     return Diagnosis(error, cause, fix, name)
 
@@ -52,7 +55,7 @@ CATALOGUE: list[Rule] = [
     Rule("nan_loss", re.compile(r"NaN loss at step (\d+)"),
          build=lambda m, log: _d("nan_loss", f"NaN loss at step {m.group(1)}", "training diverged",
                                  "lower learning_rate, keep grad_clip on, or check the data")),
-    Rule("python_package_missing", re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'"),
+    Rule("python_package_missing", MODULE_MISSING,
          build=lambda m, log: _d("python_package_missing",
                                  f"ModuleNotFoundError: No module named '{m.group(1)}'",
                                  f"an environment problem, not the code: the job's python cannot import "
