@@ -265,7 +265,8 @@ def test_goal_says_which_way_a_metric_is_better(irq, project):
     p = {t["goal"]: next(r for r in t["rows"] if r["id"] == "Q-003")["comparison"]["prob_improvement"] for t in (lo, hi)}
     assert p["min"] == pytest.approx(1 - p["max"])
     r = irq("results", "--goal", "up")
-    assert r.code == 2 and "--goal 'up': min (lower is better) or max (higher is better)" in r.err, r
+    assert r.code == 2 and "'up' is not one of 'min', 'max'" in r.err, r
+    assert "--goal <min|max>" in irq("results", "-h").out
 
 
 def test_the_trainers_trivial_baselines_go_only_beside_an_mse():

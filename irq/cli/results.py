@@ -4,6 +4,7 @@ scipy and matplotlib are imported inside irq.results' functions, never at import
 """
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -13,7 +14,37 @@ from irq.cli.app import app, ctx
 from irq.cli.common import _config
 from irq.ui import counted
 
-FORMATS = ("rich", "md", "latex", "csv", "json")
+
+
+class Format(str, Enum):
+    """How `irq results` writes its table (the choices -h lists)."""
+
+    rich = "rich"
+    md = "md"
+    latex = "latex"
+    csv = "csv"
+    json = "json"
+
+
+class Goal(str, Enum):
+    """Which way the metric is better."""
+
+    min = "min"
+    max = "max"
+
+
+class PlotKind(str, Enum):
+    curves = "curves"
+    final = "final"
+    conditioning = "conditioning"
+    energy = "energy"
+
+
+GOAL_HELP = "Which way the metric is better: min (lower) or max (higher); default: [project] goal."
+
+
+def _goal(goal: Goal | None) -> str | None:
+    return goal.value if goal is not None else None
 
 
 @app.command()
@@ -21,12 +52,12 @@ def results(
     c: typer.Context,
     ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
     metric: str | None = typer.Option(None, "--metric", help="Metric to compare (default: [project] metric, val_mse)."),
-    goal: str | None = typer.Option(None, "--goal", help="min | max: which way the metric is better (default: [project] goal)."),
+    goal: Goal | None = typer.Option(None, "--goal", case_sensitive=False, help=GOAL_HELP),
     baseline: str | None = typer.Option(None, "--baseline", help="Compare every other row with this experiment."),
     criterion: list[str] | None = typer.Option(None, "--criterion",
                                                   help='A stated criterion, e.g. "val_mse -20%" (needs --baseline).'),
     threshold: float | None = typer.Option(None, "--threshold", help="Steps until the curve reaches this value."),
-    fmt: str = typer.Option("rich", "--format", help="rich | md | latex | csv | json"),
+    fmt: Format = typer.Option(Format.rich, "--format", case_sensitive=False, help="How the table is written."),
     resamples: int = typer.Option(10_000, "--resamples", min=100, max=1_000_000,
                                   help="Bootstrap resamples (100 to 1,000,000: each costs memory per experiment)."),
     as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
@@ -40,16 +71,14 @@ def results(
     from irq.results.collect import gc_paused
     from irq.results.service import answer
 
-    if as_json and fmt not in ("rich", "json"):
-        raise errors.UsageError(f"--json and --format {fmt} ask for two formats", "give one of them")
-    fmt = "json" if as_json else fmt
-    if fmt not in FORMATS:
-        raise errors.UsageError(f"unknown format {fmt!r}", "use " + ", ".join(FORMATS))
+    if as_json and fmt not in (Format.rich, Format.json):
+        raise errors.UsageError(f"--json and --format {fmt.value} ask for two formats", "give one of them")
+    form = "json" if as_json else fmt.value
     x = ctx(c)  # the read path: no ORM or pydantic, read-only ledgers too
     with gc_paused(freeze=True):  # a table's objects hold no cycles: nothing for the collector to find
         ans = answer(x.db, read_settings(x.config), ids, metric, baseline, list(criterion or []), threshold, resamples,
-                     goal)
-        print_results(x.ui, ans, fmt)
+                     _goal(goal))
+        print_results(x.ui, ans, form)
 
 
 @app.command()
@@ -78,11 +107,12 @@ def sweep(
 @app.command()
 def plot(
     c: typer.Context,
-    kind: str = typer.Argument(..., metavar="KIND", help="curves | final | conditioning | energy"),
+    kind: PlotKind = typer.Argument(..., metavar="KIND", case_sensitive=False,
+                                    help="curves, final, conditioning or energy."),
     ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all with results)."),
     out: Path = typer.Option(Path("results/figures"), "-o", "--out", help="Folder for the PNG and PDF."),
     metric: str | None = typer.Option(None, "--metric"),
-    goal: str | None = typer.Option(None, "--goal", help="min | max: which way the metric is better (default: [project] goal)."),
+    goal: Goal | None = typer.Option(None, "--goal", case_sensitive=False, help=GOAL_HELP),
 ) -> None:
     """Figures from the fetched runs (PNG and PDF): learning curves, final values, conditioning, energy.
 
@@ -92,7 +122,7 @@ def plot(
     from irq.results.service import plot as plot_
 
     x = ctx(c)
-    drawn = plot_(x.db, read_settings(x.config), kind, list(ids or []), out, metric, goal)
+    drawn = plot_(x.db, read_settings(x.config), kind.value, list(ids or []), out, metric, _goal(goal))
     for p in drawn.paths:
         x.ui.print(f"wrote {p}")
     if drawn.note:
@@ -105,7 +135,7 @@ def report(
     ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
     out: Path = typer.Option(Path("results/summary.md"), "-o", "--out", help="The summary (figures go beside it)."),
     metric: str | None = typer.Option(None, "--metric"),
-    goal: str | None = typer.Option(None, "--goal", help="min | max: which way the metric is better (default: [project] goal)."),
+    goal: Goal | None = typer.Option(None, "--goal", case_sensitive=False, help=GOAL_HELP),
     baseline: str | None = typer.Option(None, "--baseline"),
     criterion: list[str] | None = typer.Option(None, "--criterion"),
     threshold: float | None = typer.Option(None, "--threshold"),
@@ -123,8 +153,8 @@ def report(
     check_threshold(threshold)
     x = ctx(c)
     settings = read_settings(x.config)
-    metric, goal = metric_goal(settings, metric, goal)
-    rep = write(x.db, project_root(settings), out, metric, goal, baseline, list(criterion or []),
+    metric, goal_ = metric_goal(settings, metric, _goal(goal))
+    rep = write(x.db, project_root(settings), out, metric, goal_, baseline, list(criterion or []),
                 with_baseline(ids, baseline), threshold)
     x.ui.print(f"wrote {rep.path} ({counted(len(rep.table.rows), 'experiment')}, "
                f"{counted(len(rep.verdicts), 'verdict')}, {counted(len(rep.figures) // 2, 'figure')})")
