@@ -598,3 +598,66 @@ def test_an_experiment_retired_while_its_script_is_made_is_said_to_be_retired(le
     out = go(ledger, backends, "Q-001", preflight=lambda exp, *_a: retire(ledger, exp.id))
     assert out["Q-001"].status == "skipped" and out["Q-001"].message.startswith("RETIRED meanwhile"), out
     assert fake.jobs == {} and attempts(ledger) == []
+
+
+def test_a_sender_whose_job_lands_while_reconcile_asks_is_never_given_up(ledger, backends, fake, monkeypatch) -> None:
+    """reconcile asked the scheduler, then looked at the sender's claim: a sender whose sbatch was
+    accepted just after the scheduler answered, and whose link then dropped (claim let go), was
+    given up although its job existed; the experiment was queued again and sent twice. Whom no
+    live process sends is now read before the scheduler is asked."""
+    import subprocess
+    import sys
+
+    from irq.backends.base import JobRequest
+
+    add_experiment(ledger, "Q-001", "slow sbatch")
+    monkeypatch.setenv("IRQ_FAULT", "before_sbatch")
+    monkeypatch.setenv("IRQ_FAULT_ACTION", "drop")
+    with pytest.raises(errors.BackendError):  # leaves a SUBMITTING row, as a sender mid-sbatch has
+        go(ledger, backends, "Q-001")
+    monkeypatch.delenv("IRQ_FAULT")
+    with ledger.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+        a.submitted_at = utcnow() - timedelta(minutes=2)  # a slow sbatch: long in flight
+        s.add(a)
+        aid, token, run_dir = a.id, a.token, a.run_dir
+    sender = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from irq.ledger.claims import Claims; "
+        f"c = Claims(Path({str(ledger.path)!r})); c.hold({aid}); print('held', flush=True); "
+        f"sys.stdin.readline(); c.release({aid})")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert sender.stdout.readline().strip() == "held"
+    asked = fake.ran
+
+    def ran(run_dirs):
+        out = asked(run_dirs)  # the scheduler answers: no such job yet; then it accepts the sender's
+        fake._create(JobRequest(token=token, name=f"Q-001.{token}", script="", run_dir=run_dir))
+        sender.stdin.write("go\n")  # and the sender's link drops: it lets go of its claim
+        sender.stdin.flush()
+        sender.wait()
+        return out
+
+    monkeypatch.setattr(fake, "ran", ran)
+    assert reconcile(ledger, backends, UI()) == []
+    assert attempts(ledger)[0].state == "SUBMITTING"
+    monkeypatch.setattr(fake, "ran", asked)
+    assert reconcile(ledger, backends, UI()) == ["Q-001: adopted job 100 (submitted before irq could record it)"]
+    assert go(ledger, backends, all_ready=True) == {} and list(fake.jobs) == ["100"]
+
+
+def test_a_sender_that_lost_the_link_is_waited_for_before_its_attempt_is_given_up(ledger, backends, fake,
+                                                                                    monkeypatch) -> None:
+    """An sbatch the link dropped under may still be accepted: the grace before an attempt is given
+    up counts from the drop, not from when the attempt was written."""
+    add_experiment(ledger, "Q-001", "link drops")
+    monkeypatch.setattr(fake, "submit", lambda req: (_ for _ in ()).throw(errors.BackendError("link dropped")))
+    assert go(ledger, backends, "Q-001")["Q-001"].status == "unknown"
+    with ledger.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+        a.submitted_at = utcnow() - timedelta(minutes=2)  # a slow sbatch, whose link dropped just now
+        s.add(a)
+    assert reconcile(ledger, backends, UI()) == []
+    with ledger.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+        a.unknown_since = utcnow() - timedelta(minutes=1)
+        s.add(a)
+    assert reconcile(ledger, backends, UI()) == ["Q-001: attempt 1 never reached the scheduler; queued again"]

@@ -44,13 +44,17 @@ def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
         backend = backends.get(name)
         since = min(a.submitted_at or utcnow() for a in atts) - timedelta(minutes=5)
         names = {f"{a.experiment_id}.{a.token}": a for a in atts}
+        # whom no live process sends, asked before the scheduler is: a sender still at work now may
+        # get its job accepted after the scheduler answered below, and let go of its claim then
+        idle = {a.id for a in atts if not ledger.claims.in_flight(a.id)}
         found = backend.find(list(names), since)
         unseen = [a.run_dir for n, a in names.items() if n not in found and a.run_dir and _old(a)]
         ran = backend.ran(unseen) if unseen else {}  # one round trip, and only when a decision is due
         for jname, a in names.items():
             job_id = found.get(jname) or ran.get(a.run_dir or "")
             with ledger.transaction() as s:
-                if (note := _settle(ledger, s, s.get(Attempt, a.id), job_id, jname in found)) is not None:
+                att = s.get(Attempt, a.id)
+                if (note := _settle(ledger, s, att, job_id, jname in found, a.id in idle)) is not None:
                     notes.append(note)
     for n in notes:
         ui.log(n)
@@ -59,19 +63,22 @@ def reconcile(ledger: Ledger, backends: Backends, ui: UI) -> list[str]:
 
 
 def _old(a: Attempt) -> bool:
-    return utcnow() - (a.submitted_at or utcnow()) >= ADOPT_GRACE
+    """Sent long enough ago, and long enough after its sender lost the link (if it did: an sbatch
+    the link dropped under may still be accepted), for a job to show if there is one."""
+    last = max((t for t in (a.submitted_at, a.unknown_since) if t is not None), default=None)
+    return utcnow() - (last or utcnow()) >= ADOPT_GRACE
 
 
-def _settle(ledger: Ledger, s: Any, att: Attempt, job_id: str | None, by_name: bool) -> str | None:
+def _settle(ledger: Ledger, s: Any, att: Attempt, job_id: str | None, by_name: bool, idle: bool) -> str | None:
     """Adopt the job found for an unconfirmed attempt, or give the attempt up: what was done, in
-    words (None: nothing yet)."""
-    if att.state != SUBMITTING:
+    words (None: nothing yet). `idle`: no live process sent it when the scheduler was asked."""
+    if att is None or att.state != SUBMITTING:
         return None
     if job_id:
         how = "its token" if by_name else "the log it wrote in the run folder"
         Ledger.set_attempt_state(s, att, AttemptState.PENDING, f"adopted job {job_id} by {how}", job_id=job_id, error=None)
         return f"{att.experiment_id}: adopted job {job_id} (submitted before irq could record it)"
-    if not _old(att) or ledger.claims.in_flight(att.id):
+    if not idle or not _old(att) or ledger.claims.in_flight(att.id):
         return None
     Ledger.set_attempt_state(s, att, NOT_SUBMITTED, "no job carries its token",
                              error="never reached the scheduler (irq stopped or the link dropped before sbatch)")
