@@ -661,3 +661,38 @@ def test_a_sender_that_lost_the_link_is_waited_for_before_its_attempt_is_given_u
         a.unknown_since = utcnow() - timedelta(minutes=1)
         s.add(a)
     assert reconcile(ledger, backends, UI()) == ["Q-001: attempt 1 never reached the scheduler; queued again"]
+
+
+def test_a_config_outside_the_cloned_repository_holds_that_experiment_only(tmp_path: Path) -> None:
+    """The check that an experiment's config lies in the repository a cluster job clones ran
+    before the checks that hold an experiment: one such experiment stopped the whole submit, and
+    every daemon cycle after it, with no READY experiment sent."""
+    import subprocess
+
+    from irq.ledger.models import Experiment
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "irq.toml").write_text("")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@irq", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text("{}")
+    ledger = Ledger(repo / "queue.db", create=True)
+    with ledger.transaction() as s:
+        Ledger.add_experiment(s, Experiment(id="Q-001", seq=0, title="outside", command="true",
+                                            config_path=str(outside), priority="HIGH"))
+        Ledger.add_experiment(s, Experiment(id="Q-002", seq=1, title="fine", command="true"))
+    fake = FakeBackend(name="slurm:c", limit=None)
+    config = Config(path=repo / "irq.toml", root=repo)
+    with Backends(config) as b:
+        b.provide(fake, Target(kind="slurm", name="slurm:c", workdir="/scratch/u", clone=True, repo_url="git@x:y.git"))
+        outs = {o.id: o for o in submit(ledger, config, b, UI(), all_ready=True, backend_name="slurm:c")}
+    assert outs["Q-001"].status == "held" and "outside the repository" in outs["Q-001"].message
+    assert outs["Q-002"].status == "submitted" and len(fake.jobs) == 1
+    with ledger.transaction() as s:
+        held = Ledger.experiment(s, "Q-001")
+        assert "outside the repository" in held.waiting_reason and held.held_fix
+    ledger.close()

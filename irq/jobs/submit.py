@@ -209,8 +209,12 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
         number = len(Ledger.attempts(s, exp.id)) + 1
         run_id = run_id_for(exp_id, utcnow(), lambda name: Ledger.run_id_taken(s, name))
         planned = definition(exp)
-    sha = target_sha(config, target)
-    job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
+    try:  # the commit and where the config lies in it: a failure holds this experiment, the others go on
+        sha = target_sha(config, target)
+        job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
+    except errors.PreflightFailed as exc:
+        _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
+        return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
     try:
         req, skipped = build_job(job_exp, token=new_token(), attempt=number, target=target, git_sha=sha,
                                  run_id=run_id, template_dir=project_templates(config),
