@@ -696,3 +696,30 @@ def test_a_config_outside_the_cloned_repository_holds_that_experiment_only(tmp_p
         held = Ledger.experiment(s, "Q-001")
         assert "outside the repository" in held.waiting_reason and held.held_fix
     ledger.close()
+
+
+def test_a_process_killed_as_the_job_limit_refuses_leaves_the_experiment_to_be_sent_again(ledger, backends, fake,
+                                                                                          monkeypatch) -> None:
+    """The job limit's refusal closed the attempt and queued the experiment again in two
+    transactions: a process killed between them left the experiment with no job and no place in
+    the queue, so `irq submit` said "already submitted" and `irq cancel` "nothing to cancel"."""
+    from irq.jobs import submit as submitting
+
+    add_experiment(ledger, "Q-001", "refused for the limit")
+    fake.refuse_next()
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(submitting, "wait_locally", killed)
+    with pytest.raises(SystemExit):
+        go(ledger, backends, "Q-001")
+    monkeypatch.undo()
+    (att,) = attempts(ledger)
+    assert att.state == "SUBMITTING"  # nothing of the refusal was kept without the queue entry
+    with ledger.transaction() as s:
+        a = Ledger.attempts(s, "Q-001")[0]
+        a.submitted_at = utcnow() - timedelta(minutes=2)
+        s.add(a)
+    assert reconcile(ledger, backends, UI()) == ["Q-001: attempt 1 never reached the scheduler; queued again"]
+    assert go(ledger, backends, all_ready=True)["Q-001"].status == "submitted"

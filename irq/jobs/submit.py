@@ -189,15 +189,20 @@ def definition(exp: Experiment) -> tuple:
 
 
 def _wait(ledger: Ledger, exp_id: str, reason: str, fix: str | None = None) -> None:
+    """Queue or hold locally (in a transaction of its own)."""
+    with ledger.transaction() as s:
+        _wait_in(s, exp_id, reason, fix)
+
+
+def _wait_in(s: Any, exp_id: str, reason: str, fix: str | None = None) -> None:
     """Queue or hold locally. Waiting for a slot does not hide a failed preflight: that hold
     stays until a preflight passes (the attempt opens) or the user takes it off the queue."""
-    with ledger.transaction() as s:
-        exp = s.get(Experiment, exp_id)
-        if exp is None:  # removed since it was planned
-            return
-        if fix is None and (exp.waiting_reason or "").startswith(PREFLIGHT_FAILED) and exp.held_fix is not None:
-            return
-        wait_locally(s, exp, reason, fix)
+    exp = s.get(Experiment, exp_id)
+    if exp is None:  # removed since it was planned
+        return
+    if fix is None and (exp.waiting_reason or "").startswith(PREFLIGHT_FAILED) and exp.held_fix is not None:
+        return
+    wait_locally(s, exp, reason, fix)
 
 
 def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target, exp_id: str, ui: UI,
@@ -285,8 +290,7 @@ def _send(ledger: Ledger, backend: Backend, att: Attempt, req: JobRequest) -> Su
         job_id = backend.submit(req)
     except errors.SlotLimit as exc:  # nothing ran: the attempt was never submitted, the experiment waits for a slot
         _close_attempt(ledger, att.id, NOT_SUBMITTED, error=exc.message,
-                       reason="the scheduler's job limit was reached: nothing ran")
-        _wait(ledger, exp_id, exc.message)
+                       reason="the scheduler's job limit was reached: nothing ran", wait=exc.message)
         return SubmitOutcome(exp_id, "queued", message=exc.message)
     except errors.SubmissionRefused as exc:
         _close_attempt(ledger, att.id, REFUSED, error=exc.message, reason="scheduler refused the job",
@@ -305,9 +309,15 @@ def _send(ledger: Ledger, backend: Backend, att: Attempt, req: JobRequest) -> Su
 
 
 def _close_attempt(ledger: Ledger, attempt_id: int, state: AttemptState, *, error: str, reason: str,
-                   root_cause: str | None = None, fix: str | None = None, fail_experiment: bool = False) -> None:
+                   root_cause: str | None = None, fix: str | None = None, fail_experiment: bool = False,
+                   wait: str | None = None) -> None:
+    """Close an attempt that never ran and, in the same transaction, fail its experiment or
+    (`wait`: why) queue it again: a process killed in between must not leave an experiment with
+    neither a job nor a place in the queue."""
     with ledger.transaction() as s:
         a = s.get(Attempt, attempt_id)
         Ledger.set_attempt_state(s, a, state, reason, error=error, root_cause=root_cause, suggested_fix=fix)
         if fail_experiment:
             Ledger.set_state(s, Ledger.experiment(s, a.experiment_id), State.FAILED, reason, attempt=a)
+        if wait is not None:
+            _wait_in(s, a.experiment_id, wait)
