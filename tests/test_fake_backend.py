@@ -723,3 +723,79 @@ def test_a_process_killed_as_the_job_limit_refuses_leaves_the_experiment_to_be_s
         s.add(a)
     assert reconcile(ledger, backends, UI()) == ["Q-001: attempt 1 never reached the scheduler; queued again"]
     assert go(ledger, backends, all_ready=True)["Q-001"].status == "submitted"
+
+
+def _given_up_while_sbatch_runs(ledger: Ledger, fake: FakeBackend, monkeypatch, then=None) -> None:
+    """fake.submit that, before the scheduler accepts, lets another irq give the attempt up (as a
+    reconcile that could not see its sender's claim does) and then run `then`."""
+    from irq.ledger.states import NOT_SUBMITTED
+    from irq.ledger.transitions import wait_locally
+
+    accept = fake.submit
+
+    def submit(req):
+        with ledger.transaction() as s:
+            a = next(a for a in Ledger.attempts(s, "Q-001") if a.token == req.token)
+            Ledger.set_attempt_state(s, a, NOT_SUBMITTED, "no job carries its token")
+            wait_locally(s, Ledger.experiment(s, "Q-001"), "re-queued")
+        if then is not None:
+            then()
+        return accept(req)
+
+    monkeypatch.setattr(fake, "submit", submit)
+
+
+def test_a_job_accepted_after_its_attempt_was_given_up_is_recorded_and_not_sent_again(ledger, backends, fake,
+                                                                                       monkeypatch) -> None:
+    """sbatch answered after a reconcile elsewhere had given the attempt up: the job id was
+    dropped (the attempt stayed NOT_SUBMITTED, the experiment queued again) and the next submit
+    started a second job, the first one followed by nobody."""
+    add_experiment(ledger, "Q-001", "late answer")
+    _given_up_while_sbatch_runs(ledger, fake, monkeypatch)
+    assert go(ledger, backends, "Q-001")["Q-001"].status == "submitted"
+    monkeypatch.undo()
+    (att,) = attempts(ledger)
+    assert (att.state, att.job_id) == ("PENDING", "100")
+    assert experiment(ledger).waiting_reason is None
+    assert go(ledger, backends, all_ready=True) == {} and list(fake.jobs) == ["100"]
+
+
+def test_a_job_accepted_after_its_experiment_was_sent_again_is_recorded_and_cancelled(ledger, backends, fake,
+                                                                                      monkeypatch) -> None:
+    add_experiment(ledger, "Q-001", "late answer, sent again meanwhile")
+
+    def sent_again() -> None:
+        monkeypatch.setattr(fake, "submit", type(fake).submit.__get__(fake))
+        assert go(ledger, backends, "Q-001")["Q-001"].status == "submitted"  # another irq sends it again
+
+    _given_up_while_sbatch_runs(ledger, fake, monkeypatch, then=sent_again)
+    monkeypatch.setattr(fake, "submit", fake.submit)
+    out = go(ledger, backends, "Q-001")["Q-001"]
+    assert out.status == "skipped" and "recorded and cancelled" in out.message, out
+    by_number = {a.number: a for a in attempts(ledger)}
+    assert by_number[1].job_id == out.job_id
+    assert [r.state for r in fake.jobs[out.job_id].rows.values()] == ["CANCELLED"]
+    assert [r.state for r in fake.jobs[by_number[2].job_id].rows.values()] == ["PENDING"]
+
+
+def test_the_claims_file_has_the_ledgers_permissions_and_an_unreadable_one_counts_as_claimed(tmp_path: Path) -> None:
+    """It was made 0600 whatever the ledger's mode: on a ledger a group shares, another member's
+    irq could not open it and took every claim for free, giving up attempts still being sent."""
+    import os
+    import stat
+
+    from irq.ledger.claims import Claims
+
+    db = tmp_path / "queue.db"
+    db.write_bytes(b"")
+    os.chmod(db, 0o664)
+    c = Claims(db)
+    c.hold(3)
+    assert stat.S_IMODE(os.stat(c.path).st_mode) == 0o664
+    c.close()
+    other = tmp_path / "other.db"
+    other.write_bytes(b"")
+    blocked = Claims(other)
+    os.mkdir(blocked.path)  # there, but cannot be opened for writing (as another user's 0600 file)
+    assert blocked.in_flight(3)
+    assert not Claims(tmp_path / "gone" / "x.db").in_flight(3)  # none, and none can be made

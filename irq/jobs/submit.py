@@ -33,6 +33,7 @@ from irq.ledger.states import ACTIVE_STATES, NOT_SUBMITTED, REFUSED, SUBMITTING,
 from irq.ledger.transitions import (
     active_attempt,
     mark_unknown,
+    record_late_job,
     submittable,
     wait_locally,
 )
@@ -301,11 +302,31 @@ def _send(ledger: Ledger, backend: Backend, att: Attempt, req: JobRequest) -> Su
             mark_unknown(s, s.get(Attempt, att.id), f"submission unconfirmed: {exc.message}")
         return SubmitOutcome(exp_id, "unknown", message=f"{exc.message}; the next run adopts the job if it exists")
     faults.point("after_sbatch")
+    wanted = True
     with ledger.transaction() as s:
         a = s.get(Attempt, att.id)
-        if a.state == SUBMITTING:  # else another irq adopted the job meanwhile (this one was stopped): it is recorded
+        if a.state == SUBMITTING:
             Ledger.set_attempt_state(s, a, AttemptState.PENDING, f"submitted as job {job_id}", job_id=job_id)
+        elif a.state == NOT_SUBMITTED:  # given up meanwhile: the job exists all the same, and is kept
+            wanted = record_late_job(s, a, job_id)
+        # else another irq adopted the job by its token meanwhile (this one was stopped): it is recorded
+    if not wanted:
+        return _cancel_extra(backend, exp_id, job_id)
     return SubmitOutcome(exp_id, "submitted", job_id=job_id)
+
+
+def _cancel_extra(backend: Backend, exp_id: str, job_id: str) -> SubmitOutcome:
+    """A job accepted after its attempt was given up and its experiment sent again (or stopped):
+    one too many. It is recorded; cancelled here, the next refresh records its end."""
+    try:
+        backend.cancel(job_id)
+    except errors.BackendError as exc:
+        return SubmitOutcome(exp_id, "unknown", job_id=job_id,
+                             message=f"job {job_id} was accepted after this submission had been given up and "
+                                     f"{exp_id} moved on; cancelling it failed ({exc.message}): `irq cancel {exp_id}`")
+    return SubmitOutcome(exp_id, "skipped", job_id=job_id,
+                         message=f"job {job_id} was accepted after this submission had been given up and "
+                                 f"{exp_id} moved on: recorded and cancelled")
 
 
 def _close_attempt(ledger: Ledger, attempt_id: int, state: AttemptState, *, error: str, reason: str,

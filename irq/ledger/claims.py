@@ -29,13 +29,25 @@ def lock_beside(ledger_path: Path, suffix: str) -> Path:
 
 class Claims:
     def __init__(self, ledger_path: Path) -> None:
+        self.ledger = Path(os.path.realpath(ledger_path))
         self.path = lock_beside(ledger_path, ".submit.lock")
         self.fd: int | None = None
         self.mine: set[int] = set()
 
     def _open(self) -> int:
+        """The lock file, made with the ledger's own permissions (as SQLite makes its -wal and
+        -shm): whoever may write a shared ledger may claim, and see claims, in it."""
         if self.fd is None:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                fd = os.open(self.path, os.O_RDWR)
+            else:
+                try:
+                    os.fchmod(fd, os.stat(self.ledger).st_mode & 0o666 or 0o600)
+                except OSError:
+                    pass
+            self.fd = fd
         return self.fd
 
     def hold(self, attempt_id: int) -> None:
@@ -55,8 +67,10 @@ class Claims:
             return True
         try:
             fd = self._open()
-        except OSError:  # no lock file can be made (a read-only folder): nobody could have claimed it here
-            return False
+        except OSError:
+            # there but not ours to open: whether another user's irq sends it cannot be told, so it
+            # may; none there, and none can be made (a read-only folder): nobody could have claimed it
+            return os.path.lexists(self.path)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, attempt_id)
         except OSError:  # EACCES or EAGAIN: another process holds it

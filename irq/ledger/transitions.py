@@ -147,6 +147,22 @@ def move_attempt(s: Session, att: Attempt, to: AttemptState | str, reason: str |
     return True
 
 
+def record_late_job(s: Session, att: Attempt, job_id: str) -> bool:
+    """A job the scheduler accepted for an attempt already given up (NOT_SUBMITTED, its experiment
+    queued again: a reconcile could not see its sender's claim). The job exists, so it is recorded
+    and followed like any other; its experiment stops waiting to be sent again. Returns False when
+    the experiment has moved on meanwhile (another attempt runs, or it left IN_PROGRESS): the job
+    is then one too many, for the caller to cancel."""
+    exp = s.get(Experiment, att.experiment_id)
+    wanted = exp is not None and exp.state == State.IN_PROGRESS and active_attempt(s, exp.id) is None
+    move_attempt(s, att, AttemptState.PENDING, f"submitted as job {job_id} after it had been given up",
+                 job_id=job_id, error=None)
+    if wanted:
+        _clear_waiting(exp)
+        s.add(exp)
+    return wanted
+
+
 def mark_unknown(s: Session, att: Attempt, error: str | None = None) -> None:
     """The scheduler could not be asked (or did not list the job): keep the state, stamp when."""
     if att.unknown_since is None:
