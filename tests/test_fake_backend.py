@@ -799,3 +799,22 @@ def test_the_claims_file_has_the_ledgers_permissions_and_an_unreadable_one_count
     os.mkdir(blocked.path)  # there, but cannot be opened for writing (as another user's 0600 file)
     assert blocked.in_flight(3)
     assert not Claims(tmp_path / "gone" / "x.db").in_flight(3)  # none, and none can be made
+
+
+def test_the_script_and_the_ledger_give_an_attempt_one_number_after_an_imported_gap(ledger, backends, fake) -> None:
+    """A queue.md may record only a later attempt (3, its 1 and 2 never written down): the ledger
+    numbered the new attempt 4 while its job script said attempt 2 (IRQ_ATTEMPT=2)."""
+    import re
+
+    from irq.ledger.models import Experiment
+
+    with ledger.transaction() as s:
+        Ledger.add_experiment(s, Experiment(id="Q-004", seq=0, title="t", command="true", state="FAILED"))
+    with ledger.transaction() as s:
+        s.add(Attempt(experiment_id="Q-004", number=3, token="irq-imported0", backend="imported", state="FAILED"))
+    with ledger.transaction() as s:
+        Ledger.set_state(s, Ledger.experiment(s, "Q-004"), "READY", "retry")
+    assert go(ledger, backends, "Q-004")["Q-004"].status == "submitted"
+    with ledger.transaction() as s:
+        a = Ledger.latest_attempt(s, "Q-004")
+    assert a.number == 4 and "IRQ_ATTEMPT=4" in a.script and re.search(r"\battempt 4\b", a.script), a.script[:400]

@@ -163,3 +163,15 @@ def test_a_time_that_is_no_duration_is_refused(text):
 
     with pytest.raises(FieldError):
         parse_minutes(text)
+
+
+def test_a_seed_given_as_a_parameter_reaches_the_shell_as_one_word(tmp_path):
+    """`SEED={{ seed }}` was the one unquoted value: a `seed` parameter that no check had seen
+    (an imported queue.md sent with --no-check) ran as shell code."""
+    cfg = ClusterConfig(name="x", host="h", repo_url="r", workdir="/w")
+    exp = q003(parameters={"seed": "1; touch PWNED #"}, seeds=[])
+    req, _ = build_job(exp, token="irq-0123456789", attempt=1, target=Target.cluster(cfg), git_sha="a", run_id="r")
+    line = next(ln for ln in req.script.splitlines() if ln.startswith("SEED="))
+    assert line == "SEED='1; touch PWNED #'"
+    subprocess.run(["bash", "-c", line], cwd=tmp_path, check=True)
+    assert not (tmp_path / "PWNED").exists()

@@ -68,6 +68,11 @@ def _sbatch_value(v: Any) -> str:
     return f'"{s}"' if any(c.isspace() or c in "'$`\\;&|<>()*?[]#~" for c in s) else s
 
 
+def shell_word(value: object) -> str:
+    """A value as one shell word (the templates' `q`): a number too, which shlex.quote refuses."""
+    return shlex.quote(str(value))
+
+
 def build_job(exp: Experiment, *, token: str, attempt: int, target: Target, git_sha: str,
               run_id: str, template_dir: Path | None = None,
               default_command: str = "") -> tuple[JobRequest, list[str]]:
@@ -98,7 +103,7 @@ def build_job(exp: Experiment, *, token: str, attempt: int, target: Target, git_
         "params_json": json.dumps(exp.parameters, sort_keys=True),
         "needs_config": skipped is not None and not exp.config_path,  # the bundled trainer needs one
     }
-    script = render(TEMPLATE, ctx, template_dir, filters={"q": shlex.quote, "sq": _sbatch_value})
+    script = render(TEMPLATE, ctx, template_dir, filters={"q": shell_word, "sq": _sbatch_value})
     req = JobRequest(token=token, name=ctx["job_name"], script=script, run_dir=run_dir, array=array,
                      log_name="slurm-%A_%a.out" if array else "slurm-%j.out")
     return req, skipped or []

@@ -18,6 +18,7 @@ from irq.jobs.jobscript import build_job, run_id_for, with_command
 from irq.jobs.preflight import Check, run_checks
 from irq.ledger.database import Ledger
 from irq.ledger.models import Experiment, utcnow
+from irq.ledger.transitions import next_attempt_number
 
 PREVIEW_TOKEN = "irq-0000000000"
 
@@ -58,7 +59,7 @@ def preview_job(ledger: Ledger, config: Config, backends: Backends, exp_id: str,
     target = backends.target(name)
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
-        number = len(Ledger.attempts(s, exp.id)) + 1
+        number = next_attempt_number(s, exp.id)
     exp = with_command(config_in_repo(exp, config, target), config.project.command)
     sha = target_sha(config, target)
     req, skipped = build_job(exp, token=PREVIEW_TOKEN, attempt=number, target=target, git_sha=sha,

@@ -33,6 +33,7 @@ from irq.ledger.states import ACTIVE_STATES, NOT_SUBMITTED, REFUSED, SUBMITTING,
 from irq.ledger.transitions import (
     active_attempt,
     mark_unknown,
+    next_attempt_number,
     record_late_job,
     submittable,
     wait_locally,
@@ -212,7 +213,7 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
         exp = s.get(Experiment, exp_id)
         if exp is None:  # removed (irq rm) since it was planned
             return SubmitOutcome(exp_id, "skipped", message=REMOVED)
-        number = len(Ledger.attempts(s, exp.id)) + 1
+        number = next_attempt_number(s, exp.id)
         run_id = run_id_for(exp_id, utcnow(), lambda name: Ledger.run_id_taken(s, name))
         planned = definition(exp)
     try:  # the commit and where the config lies in it: a failure holds this experiment, the others go on
@@ -266,7 +267,7 @@ def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, ta
         if definition(exp) != planned:  # it stays as it is: the next submit or cycle sends the new definition
             return SubmitOutcome(exp_id, "skipped", message="edited meanwhile; the next submit sends it as it is now")
         live = active_attempt(s, exp.id) is not None
-        if live or len(Ledger.attempts(s, exp.id)) + 1 != number:
+        if live or next_attempt_number(s, exp.id) != number:
             return SubmitOutcome(exp_id, "skipped", message="submitted meanwhile by another irq; see `irq status`")
         if not submittable(exp, live):  # retired, or taken off the queue (irq cancel), while its script was made
             return SubmitOutcome(exp_id, "skipped", message=f"{exp.state} meanwhile (not waiting to run); nothing submitted")

@@ -90,6 +90,13 @@ def wait_locally(s: Session, exp: Experiment, reason: str, fix: str | None = Non
     return True
 
 
+def next_attempt_number(s: Session, exp_id: str) -> int:
+    """The number the experiment's next attempt takes: one past its highest (an imported history
+    may skip numbers, so not one past how many it has)."""
+    last = s.exec(select(func.max(Attempt.number)).where(Attempt.experiment_id == exp_id)).one()
+    return (last or 0) + 1
+
+
 def open_attempt(s: Session, exp: Experiment, **fields: Any) -> Attempt:
     """A new attempt (SUBMITTING unless told otherwise). Refuses while another is active: the
     check runs in the writing transaction, so two submitters can never both pass it."""
@@ -97,10 +104,9 @@ def open_attempt(s: Session, exp: Experiment, **fields: Any) -> Attempt:
         raise errors.IllegalTransition(
             f"{exp.id} already has attempt {live.number} in state {live.state}",
             f"`irq status` shows it; `irq cancel {exp.id}` stops it")
-    last = s.exec(select(func.max(Attempt.number)).where(Attempt.experiment_id == exp.id)).one()
     state = AttemptState(fields.pop("state", AttemptState.SUBMITTING)).value
     fields.setdefault("token", new_token())
-    att = Attempt(experiment_id=exp.id, number=(last or 0) + 1, state=state, **fields)
+    att = Attempt(experiment_id=exp.id, number=next_attempt_number(s, exp.id), state=state, **fields)
     if exp.pending_resource_change:
         att.resource_change, exp.pending_resource_change = exp.pending_resource_change, None
     s.add(att)
