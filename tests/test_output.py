@@ -81,8 +81,9 @@ def test_a_filter_that_matches_nothing_says_what_the_ledger_holds(irq):
 def test_imported_attempts_say_irq_never_refreshed_them(irq, seed_queue):
     irq("import", str(seed_queue))
     rows = {x["id"]: x for x in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
-    assert rows["Q-001"]["detail"] == "RUNNING when imported; never refreshed by irq"
-    assert "irq has never refreshed it" in irq("show", "Q-001").out
+    assert rows["Q-001"]["detail"] == "RUNNING when imported; irq cannot ask about it (`irq record Q-001` once it ends)"
+    assert "irq cannot ask its scheduler: once it ended, `irq record Q-001 completed|failed|cancelled`" in irq(
+        "show", "Q-001").out
 
 
 TIME_LIKE = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d[^\"]*")
@@ -140,10 +141,11 @@ def test_fetch_names_a_job_still_completing(tmp_path, irq, seed_queue, ledger):
     con.commit()
     con.close()
     still = still_finishing(ledger)
-    assert [(a.experiment_id, a.state) for a in still] == [("Q-001", "COMPLETING")]
-    (line,) = render.fetched(FetchReport([], still))
-    assert line == "Q-001 attempt 1: job 55239690 is still COMPLETING; fetch again once it ends"
-    assert [a.experiment_id for a in still_finishing(ledger, ["Q-002"])] == []  # imported: not irq's job
+    assert [(a.experiment_id, a.state) for a in still] == [("Q-001", "COMPLETING"), ("Q-002", "PENDING")]
+    first, second = render.fetched(FetchReport([], still))
+    assert first == "Q-001 attempt 1: job 55239690 is still COMPLETING; fetch again once it ends"
+    assert second.startswith("Q-002 attempt 1: imported from queue.md as PENDING; irq cannot ask its scheduler")
+    assert [a.experiment_id for a in still_finishing(ledger, ["Q-001"])] == ["Q-001"]
     assert render.fetched(FetchReport([], [])) == ["nothing to fetch: no attempt has finished since the last fetch"]
 
 

@@ -171,6 +171,40 @@ def retry(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
 
 
 @app.command()
+def record(
+    c: typer.Context,
+    exp_id: str = typer.Argument(..., metavar="ID"),
+    ending: str = typer.Argument(..., metavar="HOW", help="completed, failed or cancelled."),
+    result: Optional[list[str]] = typer.Option(None, "--result", "-r", metavar="KEY=VALUE",
+                                               help="A result of a completed run, e.g. val_mse=0.0097 (repeatable)."),
+    ended: Optional[str] = typer.Option(None, "--ended", metavar="TIME", help="When it ended (UTC), e.g. 2026-01-14T06:30:00Z; default: now."),
+    note: Optional[str] = typer.Option(None, "--note", help="Why, or where the results come from; kept in its history."),
+) -> None:
+    """Record how a job irq cannot follow ended: one imported from queue.md as RUNNING or PENDING
+    (irq never submitted it), or one on a cluster irq.toml no longer names.
+
+    \b
+    Example:
+      irq record Q-001 completed --result val_mse=0.0096761 --ended 2026-01-14T06:31:00Z
+    """
+    from irq.fields import FieldError, parse_time
+    from irq.jobs.record import Ending, parse_results, record_end
+
+    try:
+        how = Ending(ending.strip().lower())
+    except ValueError:
+        raise errors.UsageError(f"{ending!r} is not how a job ends", "give completed, failed or cancelled") from None
+    try:
+        when = parse_time(ended) if ended is not None else None
+    except FieldError as exc:
+        raise errors.UsageError(f"--ended: {exc}", "e.g. --ended 2026-01-14T06:30:00Z") from None
+    results = parse_results(list(result or []))
+    x = ctx(c)
+    with exported_after(x):
+        x.ui.print(record_end(x.ledger(), _config(x), exp_id, how, results, when, note))
+
+
+@app.command()
 def edit(
     c: typer.Context,
     exp_id: str = typer.Argument(..., metavar="ID"),

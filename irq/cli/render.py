@@ -57,7 +57,7 @@ def show(ui: UI, v: Any) -> None:
     for line in definition_lines(e):
         _print_line(ui, line)
     for a in v.attempts:
-        body = [NEVER_REFRESHED] if a.backend == "imported" and is_active(a.state) else []
+        body = [NEVER_REFRESHED.format(id=a.experiment_id)] if a.backend == "imported" and is_active(a.state) else []
         for line in attempt_lines(a):
             body.extend(shown_lines(line))
         if not ui.interactive:
@@ -68,7 +68,8 @@ def show(ui: UI, v: Any) -> None:
         ui.print(Panel(Text(clean("\n".join(body))), title=f"attempt {a.number}", title_align="left"))
 
 
-NEVER_REFRESHED = "state as imported from queue.md; irq has never refreshed it"
+NEVER_REFRESHED = ("state as imported from queue.md; irq cannot ask its scheduler: once it ended, "
+                   "`irq record {id} completed|failed|cancelled` records how")
 
 
 def show_json(v: Any) -> dict:
@@ -97,9 +98,11 @@ def fetched(rep: Any) -> list[str]:
     """`irq fetch`: one line per fetched attempt, and why the others are not fetched yet."""
     lines = [f"{o.id} attempt {o.attempt}: " + (o.detail if o.detail.startswith(o.state) else f"{o.state} ({o.detail})")
              for o in rep.outcomes]  # not "FAILED (FAILED (exit code 1))"
-    lines += [f"{a.experiment_id} attempt {a.number}: job {a.job_id} " + (
-        f"was {a.state} when last seen (the cluster did not answer)" if a.unknown_since else
-        f"is still {a.state}; fetch again once it ends") for a in rep.still]
+    lines += [f"{a.experiment_id} attempt {a.number}: " + (
+        f"imported from queue.md as {a.state}; irq cannot ask its scheduler: once it ended, "
+        f"`irq record {a.experiment_id} completed|failed|cancelled`" if a.backend == "imported" else
+        f"job {a.job_id} was {a.state} when last seen (the cluster did not answer)" if a.unknown_since else
+        f"job {a.job_id} is still {a.state}; fetch again once it ends") for a in rep.still]
     lines += [str(d) for d in rep.deferred]
     if not lines and not rep.unreachable:
         lines.append("nothing to fetch: no attempt has finished since the last fetch")

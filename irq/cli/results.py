@@ -15,7 +15,6 @@ from irq.cli.common import _config
 from irq.ui import counted
 
 
-
 class Format(str, Enum):
     """How `irq results` writes its table (the choices -h lists)."""
 

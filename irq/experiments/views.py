@@ -228,7 +228,7 @@ def _detail(r: Record, states: dict[str, str]) -> str:
     if r.attempt_state is None:
         return ""
     if r.attempt_backend == "imported" and r.attempt_state in _ACTIVE_NAMES:
-        return f"{r.attempt_state} when imported; never refreshed by irq"
+        return f"{r.attempt_state} when imported; irq cannot ask about it (`irq record {r.id}` once it ends)"
     if r.unknown_since:
         return f"state unknown since {fmt_time(r.unknown_since)} (scheduler unreachable)"
     if r.state == _FAILED:

@@ -5,18 +5,16 @@ from typing import Any
 
 from irq import errors
 from irq.backends.registry import Backends, record_calls
+from irq.jobs.record import unreachable_why
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, Experiment
-from irq.ledger.states import SUBMITTING, AttemptState, State, is_active
+from irq.ledger.states import SUBMITTING, AttemptState, State
 from irq.ledger.transitions import active_attempt, waiting
 from irq.ui import UI
 
 
-IMPORTED = "was imported from queue.md"
-
-
-def _close_unreachable(s: Any, exp: Experiment, a: Attempt, why: str = IMPORTED) -> str:
+def _close_unreachable(s: Any, exp: Experiment, a: Attempt, why: str) -> str:
     """An attempt whose job irq cannot ask or stop (imported from queue.md, or run on a cluster
     irq.toml no longer names): cancelling it records that the user ended it (CANCELLED, the
     experiment FAILED: `irq retry` runs it again), and says to stop the job itself where it runs."""
@@ -43,15 +41,8 @@ def cancel(ledger: Ledger, backends: Backends, ui: UI, exp_id: str) -> str:
             raise errors.IllegalTransition(f"{exp.id} is {exp.state}: nothing to cancel",
                                            "`irq fetch` records a job that has ended" if exp.state == State.IN_PROGRESS
                                            else None)
-        if a.backend == "imported":
-            return _close_unreachable(s, exp, a)
-    if a.backend.startswith("slurm:") and a.backend[6:] not in backends.config.clusters:
-        with ledger.transaction() as s:  # a cluster taken out of irq.toml: its jobs cannot be reached any more
-            att = s.get(Attempt, a.id)
-            if not is_active(att.state):
-                return f"{exp.id}: attempt {att.number} ended meanwhile ({att.state}); nothing to cancel"
-            return _close_unreachable(s, s.get(Experiment, exp.id), att,
-                                      f"ran on {a.backend}, which irq.toml no longer names")
+        if (why := unreachable_why(a, backends.config)) is not None:  # imported, or its cluster left irq.toml
+            return _close_unreachable(s, exp, a, why)
     if a.state == SUBMITTING or not a.job_id:
         reconcile(ledger, backends, ui)
         with ledger.transaction() as s:

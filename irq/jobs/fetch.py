@@ -12,6 +12,7 @@ from irq.backends.registry import Backends, record_calls
 from irq.config import Config, ProjectConfig
 from irq.formats.blocks import headline
 from irq.jobs.contract import CONTRACT, read_run
+from irq.jobs.record import no_log
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
@@ -80,12 +81,13 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
 
 def still_finishing(ledger: Ledger, ids: list[str] | None = None) -> list[Attempt]:
     """Attempts a fetch cannot take yet: COMPLETING ones (the job ended, the scheduler is still
-    closing it), and with `ids`, any of theirs still active."""
+    closing it), with `ids` any of theirs still active, and those imported as active (irq cannot
+    ask about them: a person records their end)."""
     with ledger.transaction() as s:
         wanted = {Ledger.experiment(s, i).id for i in ids} if ids else None
         return [a for a in Ledger.attempts(s, states=ACTIVE_STATES)
-                if a.backend != "imported" and a.job_id
-                and (a.state == AttemptState.COMPLETING.value if wanted is None else a.experiment_id in wanted)]
+                if (wanted is None or a.experiment_id in wanted) and (
+                    a.backend == "imported" or a.job_id and (wanted is not None or a.state == AttemptState.COMPLETING.value))]
 
 
 def _seed_key(p: Path) -> int:
@@ -216,7 +218,7 @@ def log_tail(ledger: Ledger, backends: Backends, exp_id: str, lines: int = 40) -
     if a is None or not a.job_id:
         raise errors.IrqError(f"{exp_id} has no submitted attempt yet", f"`irq submit {exp_id}`")
     if a.backend == "imported":
-        raise errors.IrqError(f"{exp_id}'s attempts were imported from queue.md; irq has no log for them")
+        raise no_log(exp_id)
     text = _log_tail(backends.get(a.backend), a, 1 << 20)
     record_calls(ledger, backends)
     return a, "\n".join(text.splitlines()[-lines:] if lines > 0 else [])  # [-0:] is every line

@@ -18,6 +18,7 @@ from irq import errors
 from irq.backends.base import Backend
 from irq.backends.registry import Backends
 from irq.jobs.fetch import log_paths
+from irq.jobs.record import no_log
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import ACTIVE_STATES, is_active
@@ -82,7 +83,7 @@ def latest(ledger: Ledger, exp_id: str) -> tuple[Attempt, list[int]]:
     if a is None or not a.job_id or not a.run_dir:
         raise errors.IrqError(f"{exp_id} has no submitted attempt yet", f"`irq submit {exp_id}`")
     if a.backend == "imported":
-        raise errors.IrqError(f"{exp_id}'s attempts were imported from queue.md; irq has no log for them")
+        raise no_log(exp_id)
     return a, seeds
 
 
