@@ -219,7 +219,8 @@ def test_the_daemon_holds_an_experiment_whose_preflight_fails(ledger, config, tm
 def test_an_experiment_without_a_runnable_config_is_held_until_edited(ledger, config, tmp_path):
     fake = FakeBackend(name="local", limit=2)
     with ledger.transaction() as s:  # as an import brings it: a value the trainer refuses
-        Ledger.add_experiment(s, Experiment(id="Q-001", seq=0, title="imported", parameters={"mining": "greedy"}))
+        Ledger.add_experiment(s, Experiment(id="Q-001", seq=0, title="imported", parameters={"mining": "greedy"},
+                                            config_path="trainer/configs/tiny.json"))
     hook = preflight_hook(config, ledger)
     for _ in range(3):
         with opener(fake, tmp_path)(config) as b:
@@ -230,6 +231,22 @@ def test_an_experiment_without_a_runnable_config_is_held_until_edited(ledger, co
     with opener(fake, tmp_path)(config) as b:
         rep = cycle(ledger, config, UI(), b, hook)
     assert rep.submitted == ["Q-001"] and len(fake.jobs) == 1
+
+
+@pytest.mark.parametrize("config_path, said", [(None, "Q-002 has no trainer config"),
+                                               ("configs/gone.json", "trainer config configs/gone.json is not in")])
+def test_the_bundled_trainer_without_a_config_file_is_held_never_sent(ledger, config, tmp_path, config_path, said):
+    """Its job script stops at once without one (exit 2: "has no trainer config"), and a config
+    file the job cannot read fails the trainer at once: `irq check` passed both, and submit sent them."""
+    fake = FakeBackend(name="local", limit=2)
+    with ledger.transaction() as s:
+        Ledger.add_experiment(s, Experiment(id="Q-002", seq=0, title="no config", parameters={"rank": 3},
+                                            config_path=config_path))
+    with opener(fake, tmp_path)(config) as b:
+        rep = cycle(ledger, config, UI(), b, preflight_hook(config, ledger))
+    exp = _held(ledger, "Q-002")
+    assert rep.submitted == [] and not fake.jobs
+    assert said in exp.waiting_reason and "irq edit Q-002" in exp.held_fix
 
 
 def test_an_export_into_a_missing_folder_is_logged_and_the_daemon_keeps_serving(ledger, tmp_path):

@@ -196,12 +196,12 @@ def test_a_dead_local_runner_is_noticed(tmp_path, irq):
     add(irq, "Q-001", "-p", "train_steps=100000")
     irq("submit", "Q-001")
     job = next((tmp_path / ".irq" / "local" / "jobs").iterdir())
-    for _ in range(50):
-        if (job / "supervisor.json").exists():
+    task: dict = {}
+    for _ in range(100):  # the runner writes the task PENDING first, then RUNNING with its pid
+        if (job / "task-x.json").exists() and "pid" in (task := json.loads((job / "task-x.json").read_text())):
             break
         time.sleep(0.1)
     sup = json.loads((job / "supervisor.json").read_text())["pid"]
-    task = json.loads((job / "task-x.json").read_text())
     os.kill(sup, signal.SIGKILL)
     os.killpg(task["pid"], signal.SIGKILL)
     time.sleep(0.5)

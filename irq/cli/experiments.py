@@ -121,6 +121,9 @@ def add(
         x.ui.json(_dump(exp))
     else:
         x.ui.print(f"added {exp.id} ({exp.state}): {exp.title}")
+    if not (exp.config_path or exp.command or _config(x).project.command):  # preflight holds it (no trainer config)
+        x.ui.note(f"note: {exp.id} has no trainer config, so it is held when submitted until it has one: "
+                  f"`irq edit {exp.id} -c FILE`")
 
 
 def _retry_policy(on: list[str], max_time: Optional[str], max_mem: Optional[str], attempts: int) -> dict:

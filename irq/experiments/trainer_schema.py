@@ -18,6 +18,13 @@ from irq.backends.target import REPO_ROOT
 
 TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
 HINT = "see docs/trainer.md for the trainer's keys, or `python -m trainer --help`"
+BUNDLED_CONFIGS = REPO_ROOT / "trainer" / "configs"  # in a checkout, and where pip installed irq
+
+
+def config_hint() -> str:
+    """Where a trainer config can come from, wherever irq is installed (the docs' paths are the
+    checkout's)."""
+    return f"pass a trainer config JSON file, e.g. {BUNDLED_CONFIGS / 'tiny.json'} (the bundled trainer's own configs are in that folder)"
 
 
 @lru_cache(maxsize=4)

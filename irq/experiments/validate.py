@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from irq import errors
-from irq.experiments.trainer_schema import check_parameters, schema
+from irq.experiments.trainer_schema import check_parameters, config_hint, schema
 from irq.fields import (
     PARAM_NAME,
     SBATCH_UNSAFE,
@@ -68,13 +68,12 @@ def read_trainer_config(path: Path) -> dict[str, Any]:
     """The experiment parameters a trainer config JSON sets (rank, steps, mining, ...), after
     checking the whole file against the trainer's schema: a file the trainer would refuse is
     refused here."""
-    hint = "pass a trainer config JSON file, e.g. trainer/configs/tiny.json"
+    hint = config_hint()
     raw = read_at_most(path, MB, "a trainer config", hint)
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise errors.ParseError(str(path), None, "not a text file (a trainer config is JSON)",
-                                "pass a trainer config JSON file, e.g. trainer/configs/tiny.json") from None
+        raise errors.ParseError(str(path), None, "not a text file (a trainer config is JSON)", hint) from None
     except json.JSONDecodeError as exc:
         raise errors.ParseError(str(path), exc.lineno, f"not valid JSON: {exc.msg}",
                                 "a trainer config is one JSON object, e.g. {\"rank\": 20}") from None

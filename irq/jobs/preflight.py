@@ -22,7 +22,7 @@ from irq import errors
 from irq.backends.base import Backend
 from irq.backends.target import Target
 from irq.config import Config
-from irq.experiments.trainer_schema import check_parameters
+from irq.experiments.trainer_schema import BUNDLED_CONFIGS, check_parameters
 from irq.experiments.validate import read_trainer_config
 from irq.fields import fmt_memory, fmt_minutes, parse_minutes
 from irq.formats.command import check_command
@@ -235,11 +235,17 @@ def config_check(exp: Experiment, target: Target) -> Check:
         except errors.IrqError as exc:
             return Check("command", False, exc.message, f"`irq edit {exp.id}` with -p NAME=VALUE for it")
         return Check("command", True, "every {placeholder} has a value")
+    if not exp.config_path:  # the job script refuses to start the trainer without one (exit 2)
+        return Check("trainer config", False, f"{exp.id} has no trainer config: the bundled trainer runs from one",
+                     f"`irq edit {exp.id} -c FILE` (the bundled trainer's own configs are in {BUNDLED_CONFIGS}), "
+                     f"or `irq edit {exp.id} --command '...'` to run a script of your own")
     try:
         check_parameters(exp.parameters)
-        path = Path(exp.config_path or "")
+        path = Path(exp.config_path)
         path = path if path.is_absolute() else Path(target.code_dir) / path
-        if exp.config_path and target.kind == "local" and path.is_file():
+        if target.kind == "local" and not path.is_file():
+            raise errors.PreflightFailed(f"{exp.id}'s trainer config {exp.config_path} is not in {target.code_dir}")
+        if target.kind == "local":
             read_trainer_config(path)
     except errors.IrqError as exc:
         return Check("trainer config", False, exc.message, f"`irq edit {exp.id}` with a value the trainer accepts")
