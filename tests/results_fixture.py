@@ -70,10 +70,11 @@ def add_array_attempt(ledger: Ledger, root: Path, exp_id: str, values: dict[int,
     return root / out
 
 
-def add_single_attempt(ledger: Ledger, exp_id: str, metrics: dict, output: str | None = None) -> None:
+def add_single_attempt(ledger: Ledger, exp_id: str, metrics: dict, output: str | None = None,
+                       state: str = "COMPLETED") -> None:
     with ledger.transaction() as s:
         exp = Ledger.experiment(s, exp_id)
-        Ledger.new_attempt(s, exp, backend="local", state="COMPLETED", results=metrics, output=output)
+        Ledger.new_attempt(s, exp, backend="local", state=state, results=metrics, output=output)
 
 
 def study(ledger: Ledger, root: Path, diagnostics: bool = True) -> None:

@@ -44,14 +44,14 @@ def test_nan_and_missing_metric_are_listed_as_missing_never_zero(ledger, tmp_pat
     have, missing = e.values("val_mse")
     assert [r.seed for r in have] == [0, 2]
     reasons = {m.seed: m.reason for m in missing}
-    assert "not a number" in reasons[1] and "no val_mse" in reasons[3]
+    assert "not a number" in reasons[1] and reasons[3] == "its task ended FAILED, with no metrics"
     t = build([e], "val_mse")
     row = t.rows[0]
     assert row.summary.n == 2 and row.summary.mean == pytest.approx(0.045)  # not (0.04 + 0 + 0.05 + 0) / 4
     md = to_markdown(t)
     assert "Q-001: missing attempt 1 seed 1" in md and "seed 3" in md
     assert e.values("ood_mse")[0] == []  # a metric no run has: all missing
-    assert all("no ood_mse" in m.reason for m in e.values("ood_mse")[1])
+    assert all("no ood_mse" in m.reason for m in e.values("ood_mse")[1] if m.seed != 3)
 
 
 def test_rerun_of_a_seed_replaces_the_earlier_one_and_single_runs_add_seeds(ledger, tmp_path):
@@ -228,3 +228,30 @@ def test_latex_keeps_double_hyphens_and_angle_brackets_as_typed():
     from irq.results.table import _tex
 
     assert _tex("x<y>---") == "x\\textless{}y\\textgreater{}-{}-{}-"
+
+
+def test_metrics_of_a_run_that_did_not_complete_are_left_out_and_said(ledger, tmp_path):
+    """A job that wrote metrics.json and then failed (exit 1) was counted in the mean, the
+    intervals and the verdicts like any other, with nothing shown but the experiment's state."""
+    add_exp(ledger, "Q-001", "single runs", seeds=[0])
+    add_single_attempt(ledger, "Q-001", {"val_mse": 0.5, "seed": 0}, state="FAILED")
+    add_exp(ledger, "Q-002", "an array with one crashed task", seeds=[0, 1, 2])
+    add_array_attempt(ledger, tmp_path, "Q-002", {0: 0.04, 1: 0.9, 2: 0.05}, state="FAILED")
+    with ledger.transaction() as s:
+        from irq.ledger.database import Ledger
+
+        a = Ledger.latest_attempt(s, "Q-002")
+        a.tasks = {"0": {"state": "COMPLETED"}, "1": {"state": "FAILED"}, "2": {"state": "COMPLETED"}}
+        s.add(a)
+    exps = by_id(collect(ledger, tmp_path))
+    have, missing = exps["Q-001"].values("val_mse")
+    assert have == [] and [str(m) for m in missing] == ["attempt 1 seed 0: its run ended FAILED: its metrics are left out"]
+    have, missing = exps["Q-002"].values("val_mse")
+    assert [r.seed for r in have] == [0, 2]
+    assert [str(m) for m in missing] == ["attempt 1 seed 1: its task ended FAILED: its metrics are left out"]
+    t = build([exps["Q-001"], exps["Q-002"]], "val_mse")
+    assert [r.summary.n for r in t.rows] == [0, 2] and t.rows[1].summary.mean == pytest.approx(0.045)
+    assert "Q-002: missing attempt 1 seed 1: its task ended FAILED" in to_markdown(t)
+    add_single_attempt(ledger, "Q-001", {"val_mse": 0.25, "seed": 0})  # run again, completed: no note left
+    have, missing = by_id(collect(ledger, tmp_path))["Q-001"].values("val_mse")
+    assert [r.value("val_mse") for r in have] == [0.25] and missing == []

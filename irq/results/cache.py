@@ -57,7 +57,7 @@ from irq.results.records import (
     Summary,
 )
 
-VERSION = 4  # bump whenever irq/results/stats.py could compute any number differently, or the file's layout changes
+VERSION = 5  # bump whenever irq/results/stats.py could compute any number differently, or the file's layout changes
 FORMAT = "irq-results-cache"
 LIMIT = 100_000  # entries kept per part: this run's first, then earlier ones (about 15 MB of statistics)
 PARTS = 16  # parts kept (summaries per resample count, comparisons per goal and count, their whole tables, rows

@@ -93,6 +93,7 @@ class ExperimentRuns:
     parameters: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
     no_results: str | None = None  # why the experiment has no runs at all
+    left_out: list[Missing] = field(default_factory=list)  # metrics of runs that did not complete
 
     def values(self, metric: str) -> tuple[list[Run], list[Missing]]:
         """The runs that have a finite value of `metric`, and what is missing (with why)."""
@@ -111,7 +112,8 @@ class ExperimentRuns:
                 missing.append(Missing(r.attempt, r.seed, f"{metric} is not a number ({r.metrics[key]!r})"))
             else:
                 missing.append(Missing(r.attempt, r.seed, f"no {metric} in the fetched metrics"))
-        if not self.runs:
+        missing += self.left_out
+        if not self.runs and not self.left_out:
             missing.append(Missing(None, None, self.no_results or "no results"))
         return have, vals, missing
 
@@ -160,7 +162,7 @@ def read(conn: Any, root: Path, wanted: list[str] | None = None) -> list[Experim
     with gc_paused():
         for eid, title, state, params, seeds in exps:
             e = ExperimentRuns(eid, title, state, _json(params, {}))
-            e.runs, e.no_results = _runs(eid, by_exp.get(eid, []), _json(seeds, []), e.parameters, root)
+            e.runs, e.no_results, e.left_out = _runs(eid, by_exp.get(eid, []), _json(seeds, []), e.parameters, root)
             out.append(e)
     return out
 
@@ -213,9 +215,14 @@ def _json(text: Any, default: Any) -> Any:
         return default
 
 
-def _runs(eid: str, attempts: list[tuple], seeds: list[int], params: dict, root: Path) -> tuple[list[Run], str | None]:
+def _runs(eid: str, attempts: list[tuple], seeds: list[int], params: dict,
+          root: Path) -> tuple[list[Run], str | None, list[Missing]]:
+    """The experiment's runs (a seed's latest measurement), why it has none, and the metrics
+    left out because their run did not complete (a job that wrote metrics.json, then failed):
+    a number from a failed run never reaches a mean or a verdict unsaid."""
     by_seed: dict[int, Run] = {}
     unseeded: list[Run] = []
+    failed: dict[int | None, Missing] = {}
     for _eid, number, state, array, tasks, results, output, sha in attempts:
         res = _json(results, {})
         if not res or type(res) is not dict:
@@ -232,17 +239,26 @@ def _runs(eid: str, attempts: list[tuple], seeds: list[int], params: dict, root:
                     flat[k] = v
         if per_seed or array:
             # an array's task i ran seeds[i] (job.sbatch.j2): with --seeds 3,7 tasks 0 and 1 are seeds 3 and 7
-            tasks_run = [int(t) for t in _json(tasks, {}) if str(t).isdigit()]
+            task_states = _json(tasks, {})
+            tasks_run = [int(t) for t in task_states if str(t).isdigit()]
             expected = sorted(set(seeds) if seeds else set(tasks_run)) if array else []
             for sd in sorted(set(per_seed) | set(expected)):
                 if sd in by_seed and not per_seed.get(sd):
                     continue  # a rerun that measured nothing does not hide the earlier measurement
+                ended = _task_state(task_states, seeds.index(sd) if sd in seeds else sd, state)
+                if ended != SUCCESS:
+                    failed[sd] = Missing(number, sd, f"its task ended {ended}"
+                                         + (": its metrics are left out" if per_seed.get(sd) else ", with no metrics"))
+                    continue
                 by_seed[sd] = Run(eid, number, sd, per_seed.get(sd, {}), sha, root,
                                   f"{output}/seed_{sd}" if output else None)
             continue
         seed = flat.get("seed")
         if not isinstance(seed, int) or isinstance(seed, bool):
             seed = seeds[0] if len(seeds) == 1 else params.get("seed") if isinstance(params.get("seed"), int) else None
+        if state != SUCCESS:
+            failed[seed] = Missing(number, seed, f"its run ended {state}: its metrics are left out")
+            continue
         run = Run(eid, number, seed, flat, sha or (flat.get("git_sha") if isinstance(flat.get("git_sha"), str) else None),
                   root, output)
         if seed is None:
@@ -250,12 +266,23 @@ def _runs(eid: str, attempts: list[tuple], seeds: list[int], params: dict, root:
         else:
             by_seed[seed] = run
     runs = [by_seed[k] for k in sorted(by_seed)] + unseeded
-    if runs:
-        return runs, None
+    left_out = [m for sd, m in failed.items() if (sd not in by_seed if sd is not None else not unseeded)]
+    if runs or left_out:
+        return runs, None, left_out
     if not attempts:
-        return [], "no attempt in the ledger"
+        return [], "no attempt in the ledger", []
     last = attempts[-1]
-    return [], f"no fetched results (latest attempt {last[1]} is {last[2]})"
+    return [], f"no fetched results (latest attempt {last[1]} is {last[2]})", []
+
+
+SUCCESS = "COMPLETED"  # the one attempt (or task) state whose metrics count
+
+
+def _task_state(tasks: Any, index: int, attempt_state: str) -> str:
+    """How an array's task ended, as the scheduler said; the attempt's state when it did not say."""
+    row = tasks.get(str(index)) if isinstance(tasks, dict) else None
+    st = row.get("state") if isinstance(row, dict) else None
+    return st if isinstance(st, str) and st else attempt_state
 
 
 def load_curve(run: Run) -> list[dict[str, Any]]:
