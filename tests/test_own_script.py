@@ -158,6 +158,17 @@ def test_a_broken_results_contract_is_one_root_cause(project, irq, command, caus
     assert "run-contract.md" in a["suggested_fix"]
 
 
+def test_a_job_that_says_why_in_status_json_and_exits_0_has_its_words_as_the_cause(project, irq):
+    """With no metrics.json, the contract's "no metrics.json" hid the reason the job gave."""
+    irq("init")
+    cmd = "echo '{{\"status\": \"failed\", \"error\": \"dataset shard 7 is corrupt\"}}' > {run_dir}/status.json"
+    assert irq("add", "said-1", "-t", "t", "--command", cmd).code == 0
+    assert run_all(irq)["said-1"]["state"] == "FAILED"
+    a = attempt(irq, "said-1")
+    assert a["root_cause"] == "the job reported: dataset shard 7 is corrupt", a
+    assert "no metrics.json" in a["error"] and a["exit_code"] == 0
+
+
 def test_metrics_are_optional_when_the_project_says_so(project, irq):
     irq("init")
     toml = project / "irq.toml"

@@ -166,6 +166,9 @@ def _why(att: Attempt, log: str, problem: str | None, job_error: str | None) -> 
         found = diagnose(att.state, att.exit_code, log)
         if found.pattern not in ("no_results", "unknown"):  # the log knows better (a traceback at exit 0)
             return found
+        if job_error:  # the job said why in status.json (and still exited 0): its words are the cause
+            return Diagnosis(f"{problem}; the job reported: {job_error}", f"the job reported: {job_error}",
+                             "`irq log ID` shows the job's output", "job_reported")
         return Diagnosis(problem, problem, f"see {CONTRACT}; `irq log ID` shows the job's output", "contract")
     return diagnose(att.state, att.exit_code, log, trainer_error=job_error)
 
