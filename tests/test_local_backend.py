@@ -424,3 +424,24 @@ def test_a_job_id_used_again_in_a_new_workdir_is_never_read_as_the_old_jobs(tmp_
     from irq.backends.local import LocalBackend
 
     LocalBackend(tmp_path / ".irq" / "local", 2).cancel("1000")  # the old job, which irq no longer sees
+
+
+def test_a_run_that_ended_before_the_project_moved_is_fetched_from_where_it_is_now(tmp_path, irq, monkeypatch):
+    """The attempt recorded its run folder's path; after `mv proj proj-moved` the job was found in
+    the moved workdir, but fetch looked at the old path and failed the good run ("the job deleted
+    it"), and `irq log` printed nothing."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    monkeypatch.chdir(proj)
+    irq("init")
+    cmd = "echo 'hello from the run'; echo '{{\"val_loss\": 0.1}}' > {run_dir}/metrics.json"
+    assert irq("add", "a", "-t", "t", "--command", cmd).code == 0
+    assert irq("submit", "a").code == 0
+    assert wait_until_finished(irq)["a"]["scheduler_state"] == "COMPLETED"
+    moved = tmp_path / "proj-moved"
+    proj.rename(moved)
+    monkeypatch.chdir(moved)
+    assert "hello from the run" in irq("log", "a").out
+    r = irq("fetch")
+    assert "a attempt 1: DONE" in r.out, r
+    assert json.loads((next((moved / "results").iterdir()) / "metrics.json").read_text()) == {"val_loss": 0.1}

@@ -250,8 +250,21 @@ class LocalBackend:
                     write_json(p, {**st, "state": "CANCELLED", "end": _now(), "reason": "by user"})
         self.counter.add("scancel", round_trips=0)
 
+    def _here(self, path: str) -> Path:
+        """A run folder (or a file in one) as an attempt recorded it, or where it is now when the
+        project, and with it the workdir, moved since: the jobs' folders moved too, and query()
+        found them there."""
+        p = Path(path)
+        if p.exists():
+            return p
+        parts = p.parts
+        for i, part in enumerate(parts[:-1]):
+            if part == "runs" and (moved := self.root.joinpath("runs", *parts[i + 1:])).exists():
+                return moved
+        return p
+
     def fetch(self, run_dir: str, dest: Path, exclude: tuple[str, ...] = ("checkpoints",)) -> list[Path]:
-        src = Path(run_dir)
+        src = self._here(run_dir)
         if not src.is_dir():
             return []
         copied = []
@@ -273,7 +286,7 @@ class LocalBackend:
         return copied
 
     def read_file(self, path: str, max_bytes: int = 65536) -> str | None:
-        p = Path(path)
+        p = self._here(path)
         if not p.is_file():
             return None
         with open(p, "rb") as f:

@@ -150,6 +150,9 @@ def log(
     x.ui.note(f"{exp_id} attempt {att.number}, job {att.job_id}:")
     for line in text.splitlines():
         x.ui.print(line)
+    if not text:
+        x.ui.note(f"(no output in its log yet: the job is {att.state})" if att.state in ("PENDING", "SUBMITTING", "RUNNING")
+                  else f"(no log found: the job is {att.state}; `irq fetch` keeps what it left in results/)")
 
 
 @app.command()
