@@ -280,3 +280,15 @@ def test_the_trainers_trivial_baselines_go_only_beside_an_mse():
     exps = [ExperimentRuns("A", "a", "DONE", {}, runs)]
     assert build(exps, "val_mse", resamples=100).rows[0].runs.trivial == {"predict-mean": 0.3, "predict-zero": 0.5}
     assert build(exps, "accuracy", resamples=100).rows[0].runs.trivial == {}
+
+
+def test_report_and_plot_write_into_the_projects_results_from_any_subfolder(irq, project, monkeypatch):
+    """From a subfolder (or with --db from elsewhere) they made a results/ folder there, while
+    `irq fetch` keeps runs in the project's results/."""
+    sub = project / "notebooks" / "deep"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    assert irq("report", "--baseline", "Q-001").code == 0
+    assert irq("plot", "final").code == 0
+    assert (project / "results" / "summary.md").is_file() and (project / "results" / "figures" / "final.png").is_file()
+    assert not (sub / "results").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -109,7 +110,7 @@ def plot(
     kind: PlotKind = typer.Argument(..., metavar="KIND", case_sensitive=False,
                                     help="curves, final, conditioning or energy."),
     ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all with results)."),
-    out: Path = typer.Option(Path("results/figures"), "-o", "--out", help="Folder for the PNG and PDF."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Folder for the PNG and PDF (default: the project's results/figures)."),
     metric: str | None = typer.Option(None, "--metric"),
     goal: Goal | None = typer.Option(None, "--goal", case_sensitive=False, help=GOAL_HELP),
 ) -> None:
@@ -132,7 +133,7 @@ def plot(
 def report(
     c: typer.Context,
     ids: list[str] | None = typer.Argument(None, metavar="[ID...]", help="Experiments (default: all)."),
-    out: Path = typer.Option(Path("results/summary.md"), "-o", "--out", help="The summary (figures go beside it)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="The summary, figures beside it (default: the project's results/summary.md)."),
     metric: str | None = typer.Option(None, "--metric"),
     goal: Goal | None = typer.Option(None, "--goal", case_sensitive=False, help=GOAL_HELP),
     baseline: str | None = typer.Option(None, "--baseline"),
@@ -153,7 +154,8 @@ def report(
     x = ctx(c)
     settings = read_settings(x.config)
     metric, goal_ = metric_goal(settings, metric, _goal(goal))
-    rep = write(x.db, project_root(settings), out, metric, goal_, baseline, list(criterion or []),
+    root = project_root(settings)
+    rep = write(x.db, root, out or root / "results" / "summary.md", metric, goal_, baseline, list(criterion or []),
                 with_baseline(ids, baseline), threshold)
     x.ui.print(f"wrote {rep.path} ({counted(len(rep.table.rows), 'experiment')}, "
                f"{counted(len(rep.verdicts), 'verdict')}, {counted(len(rep.figures) // 2, 'figure')})")

@@ -44,10 +44,12 @@ class Drawn:
     note: str = ""
 
 
-def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path, metric: str | None,
+def plot(db: Path, settings: ReadSettings, kind: str, ids: list[str], out: Path | None, metric: str | None,
          goal: str | None = None) -> Drawn:
     """One figure of `kind` from the named experiments' fetched runs (default: all that have
-    some, at most plots.MAX_SHOWN of them, the best by the metric); an error when it would draw nothing."""
+    some, at most plots.MAX_SHOWN of them, the best by the metric), into `out` (default: the
+    project's results/figures, wherever the command runs from); an error when it would draw nothing."""
+    out = out if out is not None else project_root(settings) / "results" / "figures"
     from irq.results import plots
     from irq.results.collect import collect
 
