@@ -155,6 +155,11 @@ CLI = [  # (name, files, argv, words)
     ("daemon --interval -1", {}, ["daemon", "run", "--interval", "-1"], "--interval -1"),
     ("plot more than a figure draws", {}, ["plot", "final", *(f"Q-{k:03d}" for k in range(1, 23))],
      "a figure draws at most 20 experiments (22 named)"),
+    # an output named by mistake onto the ledger or irq.toml destroyed it (render -o wrote the script over queue.db)
+    ("render onto the ledger", {}, ["render", "Q-001", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
+    ("report onto the ledger", {}, ["report", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
+    ("export onto the ledger", {}, ["export", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
+    ("export onto irq.toml", {}, ["export", "irq.toml"], "irq.toml is a project's irq.toml: irq never writes over it"),
     ("plot an unknown kind", {}, ["plot", "violin"], "'violin' is not one of 'curves', 'final'"),
     ("results in an unknown format", {}, ["results", "--format", "xml"], "'xml' is not one of 'rich', 'md'"),
     ("results --goal up", {}, ["results", "--goal", "up"], "'up' is not one of 'min', 'max'"),

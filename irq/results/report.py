@@ -39,6 +39,9 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
     example = "-o results/summary.md"
     if out.is_dir():  # before anything is read or drawn: the figures would go beside it
         raise errors.UsageError(f"{out} is a folder: -o names the summary file", f"e.g. -o {out / 'summary.md'}")
+    from irq.formats.queue_io import never_over_irqs_own, write_atomically
+
+    never_over_irqs_own(out, example="summary.md")  # the ledger named by mistake: before anything is drawn
     exps = collect(db, root, ids)  # an unknown id is refused here, before a folder is made
     plots.folder(out.parent, example)  # before the statistics: a folder that cannot be made is said at once
     plots.folder(out.parent / "figures", example)
@@ -59,8 +62,6 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
             plt.close(fig)
             rep.skipped.append(f"{kind}: no fetched run has the data it plots"
                                + (" (run the trainer with --diagnostics true)" if kind in ("conditioning", "energy") else ""))
-    from irq.formats.queue_io import write_atomically
-
     write_atomically(out, [render(rep, out.parent)], example="summary.md")
     # queue.md's DONE entries link here (formats/export.py) until the next report
     record = report_record(out, rep.figures, [r.id for r in table.rows])
