@@ -260,3 +260,31 @@ def test_rm_deletes_an_experiment_retired_before_it_ever_ran(ledger):
     remove(ledger, "Q-001")
     with ledger.transaction() as s:
         assert s.get(Experiment, "Q-001") is None and Ledger.events(s, "Q-001") == []
+
+
+@pytest.mark.parametrize("verb, setup, said", [
+    ("ready", ["--proposed"], "Q-001 is READY"),
+    ("retire", [], "Q-001 is RETIRED"),
+    ("rm", [], "removed Q-001"),
+    ("cancel", [], "Q-001 was queued locally"),
+])
+def test_an_id_given_twice_is_acted_on_once(irq, verb, setup, said):
+    """`irq ready Q-001 Q-001` made Q-001 READY, then failed on the second turn ("already READY",
+    exit 1): the command had changed the ledger and said it had not."""
+    irq("init")
+    assert irq("add", "Q-001", "-t", "a", "-p", "lr=1", *setup).code == 0
+    if verb == "cancel":
+        assert irq("add", "Q-002", "-t", "b", "-p", "lr=2", "--proposed").code == 0
+        assert irq("edit", "Q-001", "--after", "Q-002").code == 0
+        assert irq("submit", "Q-001").code == 0  # it waits for Q-002: queued locally
+    r = irq(verb, "Q-001", "Q-001")
+    assert r.code == 0 and r.out.count(said) == 1 and "error" not in r.err, r
+
+
+def test_submitting_a_retired_experiment_says_it_is_retired(irq):
+    """It said "skipped: already submitted" (once per time it was named)."""
+    irq("init")
+    assert irq("add", "Q-001", "-t", "a", "-p", "lr=1").code == 0
+    assert irq("retire", "Q-001").code == 0
+    r = irq("submit", "Q-001", "Q-001")
+    assert r.code != 0 and "Q-001 is RETIRED: it will not run" in r.err and r.err.count("error:") == 1, r

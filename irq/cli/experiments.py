@@ -148,7 +148,7 @@ def ready(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
     from irq.experiments.edit import promote
 
     x = ctx(c)
-    _known(x, ids)  # every id first: a typo in the last one changes nothing
+    ids = _known(x, ids)  # every id first: a typo in the last one changes nothing
     with exported_after(x):
         for i in ids:
             e = promote(x.ledger(), i)
@@ -166,7 +166,7 @@ def retry(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID..."
     from irq.experiments.edit import retry as retry_
 
     x = ctx(c)
-    _known(x, ids)  # every id first: a typo in the last one changes nothing
+    ids = _known(x, ids)  # every id first: a typo in the last one changes nothing
     with exported_after(x):
         for i in ids:
             e = retry_(x.ledger(), i)
@@ -258,7 +258,7 @@ def retire(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...
     from irq.experiments.edit import retire as retire_
 
     x = ctx(c)
-    _known(x, ids)  # every id first: a typo in the last one changes nothing
+    ids = _known(x, ids)  # every id first: a typo in the last one changes nothing
     with exported_after(x):
         for i in ids:
             e, held = retire_(x.ledger(), i, reason)
@@ -269,8 +269,10 @@ def retire(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...
                           f"(or --after its others), or retire {'it' if len(held) == 1 else 'them'} too")
 
 
-def _known(x: Ctx, ids: list[str]) -> None:
-    """Refuse, before anything changes, ids the ledger does not hold (one read)."""
+def _known(x: Ctx, ids: list[str]) -> list[str]:
+    """The ids, each once, in order; refused, before anything changes, when the ledger does not
+    hold one (one read). An id given twice (`irq ready Q-001 Q-001`) changed the experiment, then
+    failed on its second turn."""
     from irq.ledger.database import Ledger
     from irq.ledger.reader import unknown_id
 
@@ -279,6 +281,7 @@ def _known(x: Ctx, ids: list[str]) -> None:
     for i in ids:
         if i.strip() not in held:
             raise unknown_id(i, sorted(held))
+    return list(dict.fromkeys(i.strip() for i in ids))
 
 
 @app.command("rm")
@@ -290,7 +293,7 @@ def rm(c: typer.Context, ids: list[str] = typer.Argument(..., metavar="ID...")) 
     from irq.experiments.edit import remove
 
     x = ctx(c)
-    _known(x, ids)  # every id first: a typo in the last one changes nothing
+    ids = _known(x, ids)  # every id first: a typo in the last one changes nothing
     with exported_after(x):
         for i in ids:
             e = remove(x.ledger(), i)

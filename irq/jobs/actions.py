@@ -90,7 +90,7 @@ def fetch_results(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt
 def cancel_experiments(ledger: Ledger, config: Config, ui: UI, ids: list[str], prompt: Prompt = None) -> list[str]:
     """`irq cancel`: one line per experiment saying what happened."""
     with Backends(config, prompt=prompt) as backends:
-        lines = [cancel(ledger, backends, ui, i) for i in ids]
+        lines = [cancel(ledger, backends, ui, i) for i in dict.fromkeys(ids)]  # each once
     export_after_change(ledger, config, ui)
     return lines
 

@@ -70,8 +70,12 @@ def candidates(s: Any, per_task: bool = False) -> tuple[list[Candidate], dict[st
 def _named(s: Any, ids: list[str], cands: list[Candidate], outcomes: list[SubmitOutcome]) -> list[Candidate]:
     """The candidates the user named; a named experiment that cannot be submitted says why."""
     wanted = []
-    for i in ids:
+    for i in dict.fromkeys(ids):  # each once
         exp = Ledger.experiment(s, i)
+        if exp.id in wanted:
+            continue
+        if exp.state == State.RETIRED:
+            raise errors.IllegalTransition(f"{exp.id} is RETIRED: it will not run", "add a new experiment to run it")
         if exp.state == State.PROPOSED:
             raise errors.IllegalTransition(f"{exp.id} is PROPOSED (a future extension)",
                                            f"promote it first: `irq ready {exp.id}`")
