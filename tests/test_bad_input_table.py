@@ -156,6 +156,14 @@ CLI = [  # (name, files, argv, words)
     ("plot more than a figure draws", {}, ["plot", "final", *(f"Q-{k:03d}" for k in range(1, 23))],
      "a figure draws at most 20 experiments (22 named)"),
     # an output named by mistake onto the ledger or irq.toml destroyed it (render -o wrote the script over queue.db)
+    # an imported Job ID or Run ID became a path: the local backend ran a runner in '../../evil', fetch copied to '../x'
+    ("import a Job ID that is a path", {"q.md": "# Q\n\n## IN_PROGRESS\n\n### X-1: a\n- **Command**: `echo`\n\n"
+                                               "### X-1: a - ATTEMPT 1\n- **Status**: RUNNING\n- **Backend**: local\n"
+                                               "- **Job ID**: ../../../evil\n"},
+     ["import", "q.md"], "q.md:11: Job ID '../../../evil' is not a plain name"),
+    ("import a Run ID that is a path", {"q.md": "# Q\n\n## IN_PROGRESS\n\n### X-1: a\n- **Command**: `echo`\n\n"
+                                               "### X-1: a - ATTEMPT 1\n- **Status**: RUNNING\n- **Run ID**: /tmp/escaped\n"},
+     ["import", "q.md"], "q.md:10: Run ID '/tmp/escaped' is not a plain name"),
     ("render onto the ledger", {}, ["render", "Q-001", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("report onto the ledger", {}, ["report", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("export onto the ledger", {}, ["export", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),

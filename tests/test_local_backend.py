@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -445,3 +446,29 @@ def test_a_run_that_ended_before_the_project_moved_is_fetched_from_where_it_is_n
     r = irq("fetch")
     assert "a attempt 1: DONE" in r.out, r
     assert json.loads((next((moved / "results").iterdir()) / "metrics.json").read_text()) == {"val_loss": 0.1}
+
+
+def test_a_job_id_that_is_a_path_names_no_folder(tmp_path):
+    """An imported `Job ID: ../../../evil` made the local backend read, and start a runner in, a
+    folder of the file's choosing (a cloned repository's, on `irq import` and `irq status`)."""
+    from irq import errors
+    from irq.backends.local import LocalBackend
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "job.json").write_text(json.dumps({"id": "1", "name": "X-1.irq-0", "run_dir": "run", "tasks": None}))
+    b = LocalBackend(tmp_path / "work" / ".irq" / "local")
+    rows = b.query(["../../../evil"], datetime.now(timezone.utc))
+    assert [r.state for r in rows["../../../evil"]] == ["NODE_FAIL"]
+    assert sorted(p.name for p in evil.iterdir()) == ["job.json"]  # nothing started or written there
+    with pytest.raises(errors.BackendError, match="is no job id of this machine's"):
+        b.cancel("../../../evil")
+
+
+def test_a_run_name_that_is_a_path_is_fetched_inside_results():
+    from irq.jobs.fetch import results_folder
+    from irq.ledger.models import Attempt
+
+    assert results_folder(Attempt(experiment_id="X-1", number=2, token="t", run_id="../../escaped")) == "X-1-2"
+    assert results_folder(Attempt(experiment_id="X-1", number=2, token="t", run_id="x1_20260101_000000")) == \
+        "x1_20260101_000000"

@@ -68,6 +68,9 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+_LOCAL_ID = re.compile(r"\d+(_\d+)?", re.ASCII)  # the ids submit() gives: a number, and a task's
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -223,6 +226,9 @@ class LocalBackend:
         self.counter.add("squeue", "sacct", round_trips=0)
         seen, lost = {}, {}
         for jid in job_ids:
+            if not _LOCAL_ID.fullmatch(jid):  # never a path: an imported 'Job ID: ../../x' must not name a folder
+                lost[jid.split("_")[0]] = [JobInfo(job_id=jid, state="NODE_FAIL", reason=f"{jid!r} is no job id of this machine's")]
+                continue
             d = self.jobs / jid.split("_")[0]
             if (d / "job.json").exists():
                 seen[d.name] = self._infos(d, start=True)
@@ -234,6 +240,8 @@ class LocalBackend:
 
     def cancel(self, job_id: str) -> None:
         self._seen = {}
+        if not _LOCAL_ID.fullmatch(job_id):
+            raise errors.BackendError(f"{job_id!r} is no job id of this machine's", "see `irq show ID`")
         d = self.jobs / job_id.split("_")[0]
         if not (d / "job.json").exists():
             return  # its folder is gone: no runner of it can be found, and query() reports it lost

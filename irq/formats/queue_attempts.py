@@ -102,6 +102,22 @@ def _a_set(attr: str, parse: Callable[[str], Any] = str) -> AttemptSetter:
     return setter
 
 
+# a job's id and its run's name become paths (the local backend's job folder, fetch's results/RUN_ID):
+# one with a '/' or starting with '.' would reach outside them
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}", re.ASCII)
+
+
+def plain_name(label: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip()
+        if not PLAIN_NAME.fullmatch(value):
+            raise FieldError(f"{label} {value[:80]!r} is not a plain name (letters, digits, '.', '_', '+', '-'; "
+                             "no '/', not starting with '.')")
+        return value
+
+    return parse
+
+
 def exit_code(text: str) -> int:
     """An exit code as a shell or the scheduler reports one: a 32-bit integer (a longer one could
     not be stored)."""
@@ -116,6 +132,7 @@ def _attempt_setter(attr: str) -> AttemptSetter:
     special: dict[str, AttemptSetter] = {
         "state": _a_state, "git_sha": _a_git_sha, "results": _a_results, "tasks": _a_tasks,
         "exit_code": _a_set("exit_code", exit_code),
+        "job_id": _a_set("job_id", plain_name("Job ID")), "run_id": _a_set("run_id", plain_name("Run ID")),
         "modules": _a_set("modules", lambda v: [m.strip() for m in v.split(",") if m.strip()]),
     }
     if attr in special:

@@ -123,8 +123,16 @@ def read_results(dest: Path, a: Attempt, project: ProjectConfig) -> tuple[dict[s
     return results, problems[0] if problems else None, "; ".join(job_errors) or None
 
 
+def results_folder(a: Attempt) -> str:
+    """The attempt's folder in results/: its run's name, when that is a plain name (an imported
+    one that is a path, '../x' or '/x', would put the copy outside results/)."""
+    from irq.formats.queue_attempts import PLAIN_NAME
+
+    return a.run_id if a.run_id and PLAIN_NAME.fullmatch(a.run_id) else f"{a.experiment_id}-{a.number}"
+
+
 def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> FetchOutcome | None:
-    dest = config.resolve("results") / (a.run_id or f"{a.experiment_id}-{a.number}")
+    dest = config.resolve("results") / results_folder(a)
     copied = backend.fetch(a.run_dir, dest)
     faults.point("mid_fetch")
     if not copied and not dest.exists():
