@@ -31,3 +31,29 @@ def test_without_torch_the_demo_says_how_to_get_it_and_queues_nothing(tmp_path, 
     r = irq("demo", "--quick", "--dir", "demo")
     assert r.code == 1 and "needs torch" in r.err and "pip install 'irq[train]'" in r.err
     assert not (tmp_path / "demo" / "queue.db").exists()
+
+
+def test_the_demo_never_runs_a_projects_own_queue_nor_passes_one_kind_off_as_the_other(tmp_path, irq, monkeypatch):
+    """`irq demo --dir .` in a project found its queue.db and submitted the project's own
+    experiments; `irq demo` after `irq demo --quick` showed the tiny runs as the pilot's."""
+    import sqlite3
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    monkeypatch.chdir(proj)
+    assert irq("init").code == 0
+    assert irq("add", "Q-001", "-t", "mine", "-p", "lr=1").code == 0
+    before = "\n".join(sqlite3.connect(proj / "queue.db").iterdump())
+    r = irq("demo", "--quick", "--dir", ".")
+    assert r.code != 0 and "already holds a ledger that irq demo did not make" in r.err, r
+    assert "\n".join(sqlite3.connect(proj / "queue.db").iterdump()) == before
+    from irq.daemon.demo import DEMO_META
+    from irq.ledger.database import Ledger
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    lg = Ledger(demo / "queue.db", create=True)
+    lg.set_meta(DEMO_META, "quick")
+    lg.close()
+    r = irq("demo", "--dir", str(demo))
+    assert r.code != 0 and "holds the quick demo's runs, not the pilot one's" in r.err, r

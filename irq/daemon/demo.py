@@ -25,6 +25,7 @@ from irq.ui import UI
 STRATEGIES = (("Q-041", "none", "Pilot: no negative mining (baseline)"),
               ("Q-042", "random", "Pilot: random negatives"),
               ("Q-043", "adversarial", "Pilot: adversarial negatives"))
+DEMO_META = "irq_demo"  # which demo made the ledger: "quick" (the tiny config) or "pilot"
 RESULT_KEYS = ("val_mse", "baseline_mean_mse", "baseline_zero_mse", "steps_per_s")
 
 
@@ -42,10 +43,14 @@ def run_demo(folder: Path, ui: UI, quick: bool = False, poll: float = 2.0) -> De
     _check_trainer_python(config.local.python or sys.executable)  # before the ledger: nothing queued to fail
     db = folder / "queue.db"
     fresh = not db.exists()
+    kind = "quick" if quick else "pilot"
     ledger = Ledger(db, create=True)
     if fresh:
         _queue_pilot(ledger, quick)
+        ledger.set_meta(DEMO_META, kind)
         ui.log(f"queued {len(STRATEGIES)} pilot experiments in {db}")
+    else:
+        _same_demo(ledger, folder, kind)
     lock = DaemonLock(db)
     lock.acquire()  # a daemon on this ledger would run the same cycle: one at a time
     try:
@@ -54,6 +59,28 @@ def run_demo(folder: Path, ui: UI, quick: bool = False, poll: float = 2.0) -> De
         lock.release()
     export_queue(ledger, folder / "queue.md", derived=Derived(dest_dir=folder))
     return DemoResult(folder, _rows(ledger))
+
+
+def _same_demo(ledger: Ledger, folder: Path, kind: str) -> None:
+    """A ledger there is this demo's, from an earlier run (it goes on where that stopped): not a
+    project's own (the demo would run its queue), nor the other kind's (its results would be shown
+    as these)."""
+    was = ledger.get_meta(DEMO_META)
+    if was is None and _only_the_pilot(ledger):  # made by an irq that did not yet say which demo
+        return
+    if was is None:
+        raise errors.UsageError(f"{folder} already holds a ledger that irq demo did not make: the demo would run its queue",
+                                "run the demo in a folder of its own: `irq demo` (it makes irq-demo/), or --dir NEW_FOLDER")
+    if was != kind:
+        other = "--quick " if kind == "quick" else ""
+        raise errors.UsageError(f"{folder} holds the {was} demo's runs, not the {kind} one's",
+                                f"`irq demo {other}--dir {folder}-{kind}`, or delete {folder} to start over")
+
+
+def _only_the_pilot(ledger: Ledger) -> bool:
+    with ledger.transaction() as s:
+        ids = Ledger.ids(s)
+    return bool(ids) and set(ids) <= {e for e, _, _ in STRATEGIES}
 
 
 def _check_trainer_python(python: str) -> None:
