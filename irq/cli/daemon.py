@@ -87,7 +87,7 @@ def status(c: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
 def demo(
     c: typer.Context,
     folder: Path = typer.Option(Path("irq-demo"), "--dir", help="Where the demo's ledger, runs and results go."),
-    quick: bool = typer.Option(False, "--quick", help="A tiny config (seconds) instead of the seed's pilot (minutes)."),
+    quick: bool = typer.Option(False, "--quick", help="A tiny config (under a minute) instead of the seed's pilot (minutes)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run the study's pilot end to end on this machine: queue, train, fetch, compare.
