@@ -112,6 +112,31 @@ def test_corrupt_ledger_says_how_to_recover(filled: Path, irq, cmd: tuple) -> No
     assert digest(filled.parent) == before
 
 
+@pytest.mark.parametrize("cmd", [("add", "Z-1", "-t", "x", "-p", "lr=9"), ("ready", "Q-003"), ("retire", "Q-003")])
+def test_a_ledger_with_a_damaged_page_says_how_to_recover_on_a_write_too(filled: Path, irq, cmd: tuple) -> None:
+    """A header intact and one page overwritten: the read commands said "damaged"; every command
+    that writes ended "irq failed unexpectedly" with SQLite's statement in the message."""
+    conn = sqlite3.connect(filled)
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'experiment'").fetchone()
+    conn.close()
+    data = bytearray(filled.read_bytes())
+    data[4096 * (root - 1):4096 * root] = b"\xff" * 4096  # the experiment table's page: the schema and meta still read
+    filled.write_bytes(bytes(data))
+    r = irq(*cmd)
+    assert r.code == 1 and "damaged" in r.err and ".recover" in r.err, r
+    assert r.err.count("error:") == 1 and "unexpectedly" not in r.err and "[SQL" not in r.err, r
+
+
+def test_a_schema_version_that_is_no_number_is_a_damaged_ledger(filled: Path, irq) -> None:
+    conn = sqlite3.connect(filled)
+    conn.execute("UPDATE meta SET value = 'abc' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    for cmd in (("status", "--offline"), ("add", "Z-1", "-t", "x", "-p", "lr=9")):
+        r = irq(*cmd)
+        assert r.code == 1 and "its schema version is 'abc', not a number" in r.err and "unexpectedly" not in r.err, r
+
+
 @pytest.mark.parametrize("where", ["file", "folder"])
 def test_read_only_ledger_serves_every_read_command(filled: Path, irq, monkeypatch, where: str) -> None:
     unwritable(monkeypatch, filled if where == "file" else filled.parent)

@@ -159,6 +159,12 @@ class Ledger:
                         "try again; if it persists, look for a hung irq process",
                     ) from exc
                 raise errors.LedgerError(f"ledger {self.path}: {exc.orig}") from exc
+            except DatabaseError as exc:  # a damaged page ("database disk image is malformed"): said as a read says it
+                try:
+                    s.rollback()
+                except DatabaseError:
+                    pass
+                raise reader.corrupt(self.path, exc.orig) from exc
             except BaseException:
                 s.rollback()
                 raise

@@ -63,8 +63,14 @@ def check_ledger(conn: sqlite3.Connection, path: Path) -> int:
         what = "an empty file" if not tables else "a SQLite file of something else (no meta table)"
         raise errors.LedgerError(f"{path} is not an irq ledger: it is {what}",
                                  "point --db / IRQ_DB at your queue.db, or run `irq init` to make a new ledger")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    version = int(row[0]) if row else 0
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise corrupt(path, exc) from exc
+    try:
+        version = int(row[0]) if row else 0
+    except (TypeError, ValueError):
+        raise corrupt(path, ValueError(f"its schema version is {row[0]!r}, not a number")) from None
     if version > SCHEMA_VERSION:
         raise errors.SchemaTooNew(
             f"ledger {path} has schema version {version}; this irq reads up to {SCHEMA_VERSION}")
