@@ -98,7 +98,13 @@ class LocalBackend:
     def __init__(self, workdir: Path, slots: int = 2) -> None:
         self.root = Path(workdir)
         self.jobs = self.root / "jobs"
-        self.jobs.mkdir(parents=True, exist_ok=True)
+        try:
+            self.jobs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, a folder that cannot be made
+            raise errors.ConfigError(f"[local] workdir {self.root}: cannot make its jobs folder there "
+                                     f"({exc.strerror or exc})",
+                                     "set [local] workdir to a folder you may write (default .irq/local); "
+                                     "see docs/configuration.md") from None
         self.limit = slots
         self.counter = CallCounter()
         # the job folders this session's query read, by job id: slots() takes them as read (a

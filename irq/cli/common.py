@@ -48,7 +48,12 @@ def finite_seconds(value: float | None) -> float | None:
 
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a number of seconds (e.g. 30)")
+    if value is not None and value > MAX_SECONDS:  # sleep() overflows long before inf
+        raise typer.BadParameter(f"{value:g} seconds is more than a day (at most {MAX_SECONDS:,})")
     return value
+
+
+MAX_SECONDS = 86_400
 
 
 @contextmanager

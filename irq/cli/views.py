@@ -16,7 +16,7 @@ def status(
     as_json: bool = typer.Option(False, "--json"),
     offline: bool = typer.Option(False, "--offline", help="Do not ask the backend first."),
     state: Optional[list[str]] = typer.Option(None, "--state", help="Only this state (repeatable), e.g. FAILED."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1,
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, max=1_000_000_000,
                                         help="At most N experiments per state, the most recently changed."),
     watch: Optional[float] = typer.Option(None, "--watch", "-w", metavar="SECONDS", min=0.1, callback=finite_seconds,
                                           help="Refresh every SECONDS until Ctrl-C, with each run's newest curve row."),

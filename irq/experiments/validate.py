@@ -77,6 +77,9 @@ def read_trainer_config(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise errors.ParseError(str(path), exc.lineno, f"not valid JSON: {exc.msg}",
                                 "a trainer config is one JSON object, e.g. {\"rank\": 20}") from None
+    except RecursionError:
+        raise errors.ParseError(str(path), None, "nested too deeply to be a trainer config",
+                                "a trainer config is one flat JSON object, e.g. {\"rank\": 20}") from None
     if not isinstance(data, dict):
         raise errors.ParseError(str(path), 1, "a trainer config is a JSON object",
                                 "write it as {\"key\": value, ...}")

@@ -98,3 +98,10 @@ def render_stream(name: str, context: dict[str, Any], extra_dir: Path | None = N
         raise errors.TemplateError(f"template {name}: {exc.message}") from None
     except jinja2.TemplateSyntaxError as exc:
         raise errors.TemplateError(f"template {exc.filename or name}:{exc.lineno}: {exc.message}") from None
+    except errors.IrqError:
+        raise
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as exc:
+        # a project's template that fails as it runs ({{ 1/0 }}, a file that is not UTF-8, one that extends itself)
+        raise errors.TemplateError(f"template {name} failed while rendering: {type(exc).__name__}: {exc}"[:400],
+                                   f"fix your {name} (in {', '.join(str(d) for d in dirs) or 'your templates folder'}), "
+                                   "or remove it to use irq's own") from None
