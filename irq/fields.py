@@ -17,7 +17,7 @@ from typing import Any
 Scalar = Any  # int | float | str | bool | None
 
 _NUM = re.compile(
-    r"^(?P<num>-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\.\d+(?:[eE][-+]?\d+)?)"
+    r"^(?P<num>-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|-?\.[0-9]+(?:[eE][-+]?[0-9]+)?)"
     r"(?:\s+(?P<rest>.+))?$"
 )
 # in free text, a word shaped as an experiment id usually is one ('Q-1', 'lr-01')
@@ -206,11 +206,11 @@ def parse_minutes(text: str) -> int:
     (00:01:30 and '1.5 minutes' are 2 minutes, 45 seconds is 1). SLURM's forms: MM:SS, HH:MM:SS,
     D-HH:MM:SS; or a number and a unit."""
     t = text.strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)", t)
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)", t)
     if m:
         seconds = float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[m.group(2)[0]]
         return math.ceil(round(seconds, 6) / 60)  # round(): 0.1 hours is 6 minutes, not 6.000000000000001
-    m = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", t)
+    m = re.fullmatch(r"(?:([0-9]+)-)?([0-9]+):([0-9]{2})(?::([0-9]{2}))?", t)
     if m:
         days = int(m.group(1) or 0)
         if m.group(4) is not None:
@@ -235,7 +235,7 @@ def fmt_memory(mb: int) -> str:
 
 
 def parse_memory(text: str) -> int:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(TB|T|GB|G|MB|M)", text.strip(), re.I)
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(TB|T|GB|G|MB|M)", text.strip(), re.I)
     if not m:
         raise FieldError(f"not an amount of memory: {text!r} (expected e.g. 16GB or 512MB)")
     n, unit = float(m.group(1)), m.group(2).upper()[0]
@@ -274,11 +274,11 @@ def parse_resources(text: str) -> dict[str, Any]:
         if not part:
             continue
         low = part.lower()
-        if m := re.fullmatch(r"(\d+)\s*gpus?", low):
+        if m := re.fullmatch(r"([0-9]+)\s*gpus?", low):
             out["gpus"] = int(m.group(1))
-        elif m := re.fullmatch(r"(\d+)\s*(?:cpus?|cores?)", low):
+        elif m := re.fullmatch(r"([0-9]+)\s*(?:cpus?|cores?)", low):
             out["cpus"] = int(m.group(1))
-        elif m := re.fullmatch(r"(\d+(?:\.\d+)?\s*(?:tb|t|gb|g|mb|m))\s*(?:ram|memory|mem)", low):
+        elif m := re.fullmatch(r"([0-9]+(?:\.[0-9]+)?\s*(?:tb|t|gb|g|mb|m))\s*(?:ram|memory|mem)", low):
             out["memory_mb"] = parse_memory(m.group(1))
         elif m := re.fullmatch(r"(\S+)\s+partition", part):
             out["partition"] = m.group(1)

@@ -177,6 +177,10 @@ CLI = [  # (name, files, argv, words)
      "template queue.md.j2 failed while rendering: ZeroDivisionError"),
     ("a template that extends itself", {"templates/queue.md.j2": '{% extends "queue.md.j2" %}'}, ["export"],
      "template queue.md.j2 failed while rendering: RecursionError"),
+    # digits of another script were read as numbers (int() reads '٢' as 2); ids and seeds already refused them
+    ("--gpus in Arabic-Indic digits", {}, ["add", "Q-010", "-t", "x", "--gpus", "٢"], "'٢' is not a whole number (digits 0-9)"),
+    ("--mem in Arabic-Indic digits", {}, ["add", "Q-010", "-t", "x", "--mem", "٢GB"], "not an amount of memory: '٢GB'"),
+    ("--time in Arabic-Indic digits", {}, ["add", "Q-010", "-t", "x", "--time", "٢ hours"], "not a duration: '٢ hours'"),
     ("render onto the ledger", {}, ["render", "Q-001", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("report onto the ledger", {}, ["report", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("export onto the ledger", {}, ["export", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),

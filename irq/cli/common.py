@@ -56,6 +56,21 @@ def finite_seconds(value: float | None) -> float | None:
 MAX_SECONDS = 86_400
 
 
+def whole_number(text: str | int) -> int:
+    """An option's whole number, in the digits 0-9 (int() also reads '٢' as 2: a count typed in
+    another script would be taken silently)."""
+    import re
+
+    import typer
+
+    if isinstance(text, int):  # the option's default
+        return text
+    t = text.strip()
+    if not re.fullmatch(r"-?[0-9]+", t):
+        raise typer.BadParameter(f"{text!r} is not a whole number (digits 0-9)")
+    return int(t)
+
+
 @contextmanager
 def exported_after(x: Ctx) -> Iterator[None]:
     """after_change() once the block ends, also when a later id of several fails: the earlier

@@ -8,7 +8,7 @@ import typer
 
 from irq import errors
 from irq.cli.app import Ctx, app, ctx
-from irq.cli.common import _config, _dump, after_change, exported_after
+from irq.cli.common import _config, _dump, after_change, exported_after, whole_number
 from irq.ledger.states import Priority
 from irq.ui import counted
 
@@ -84,8 +84,8 @@ def add(
     priority: Priority = typer.Option(Priority.MEDIUM, "--priority", case_sensitive=False, help="Which READY work goes first."),
     after: list[str] = typer.Option([], "--after", help="Run after this experiment (repeatable)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="'0-9' or '0,1,2': a seed array."),
-    gpus: Optional[int] = typer.Option(None, "--gpus"),
-    cpus: Optional[int] = typer.Option(None, "--cpus"),
+    gpus: Optional[int] = typer.Option(None, "--gpus", parser=whole_number, metavar="N"),
+    cpus: Optional[int] = typer.Option(None, "--cpus", parser=whole_number, metavar="N"),
     memory: Optional[str] = typer.Option(None, "--mem", help="e.g. 16GB"),
     time: Optional[str] = typer.Option(None, "--time", help="e.g. '2 hours' or 02:00:00"),
     partition: Optional[str] = typer.Option(None, "--partition"),
@@ -94,7 +94,7 @@ def add(
     retry_on: list[str] = typer.Option([], "--retry-on", help="TIMEOUT or OUT_OF_MEMORY: resubmit with more time/memory (repeatable)."),
     retry_max_time: Optional[str] = typer.Option(None, "--retry-max-time", help="Cap for --retry-on TIMEOUT, e.g. '8 hours'."),
     retry_max_mem: Optional[str] = typer.Option(None, "--retry-max-mem", help="Cap for --retry-on OUT_OF_MEMORY, e.g. 64GB."),
-    retry_max_attempts: int = typer.Option(3, "--retry-max-attempts"),
+    retry_max_attempts: int = typer.Option(3, "--retry-max-attempts", parser=whole_number, metavar="N"),
     command: Optional[str] = typer.Option(None, "--command", help="What it runs, e.g. 'python train.py --lr {lr} --seed {seed}' (default: [project] command, else the bundled trainer)."),
     force: bool = typer.Option(False, "--force", help="Add it even if an experiment runs the same command, parameters and seeds."),
     as_json: bool = typer.Option(False, "--json"),
@@ -220,8 +220,8 @@ def edit(
     after: Optional[list[str]] = typer.Option(None, "--after", help="Replace the dependencies (repeatable)."),
     no_after: bool = typer.Option(False, "--no-after", help="Drop every dependency: it runs after nothing."),
     seeds: Optional[str] = typer.Option(None, "--seeds"),
-    gpus: Optional[int] = typer.Option(None, "--gpus"),
-    cpus: Optional[int] = typer.Option(None, "--cpus"),
+    gpus: Optional[int] = typer.Option(None, "--gpus", parser=whole_number, metavar="N"),
+    cpus: Optional[int] = typer.Option(None, "--cpus", parser=whole_number, metavar="N"),
     memory: Optional[str] = typer.Option(None, "--mem"),
     time: Optional[str] = typer.Option(None, "--time"),
     partition: Optional[str] = typer.Option(None, "--partition"),
