@@ -78,11 +78,13 @@ def parse_scalar(text: str) -> tuple[Scalar, str | None]:
 
 
 def _json_string(text: str) -> str | None:
+    """The text of a JSON string ('"a\\nb"'); None for anything else, and for one holding a NUL
+    (\\u0000: no shell or C string keeps it), which then stays the literal text written."""
     try:
         v = json.loads(text)
     except ValueError:
         return None
-    return v if type(v) is str else None
+    return v if type(v) is str and "\x00" not in v else None
 
 
 def quoted(text: str) -> str:

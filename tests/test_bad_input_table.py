@@ -181,6 +181,9 @@ CLI = [  # (name, files, argv, words)
     ("--gpus in Arabic-Indic digits", {}, ["add", "Q-010", "-t", "x", "--gpus", "٢"], "'٢' is not a whole number (digits 0-9)"),
     ("--mem in Arabic-Indic digits", {}, ["add", "Q-010", "-t", "x", "--mem", "٢GB"], "not an amount of memory: '٢GB'"),
     ("--time in Arabic-Indic digits", {}, ["add", "Q-010", "-t", "x", "--time", "٢ hours"], "not a duration: '٢ hours'"),
+    ("import a NUL character", {"q.md": "# Q\n\n## READY\n\n### X-1: a\n- **Command**: `echo {tag}`\n"
+                                       "- **Parameters**:\n  - `tag`: a\x00b\n"},
+     ["import", "q.md"], "q.md:8: a NUL character: a queue.md is text"),
     ("render onto the ledger", {}, ["render", "Q-001", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("report onto the ledger", {}, ["report", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("export onto the ledger", {}, ["export", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),

@@ -38,9 +38,10 @@ scalar = st.one_of(
     st.booleans(),
     text,
 )
-# any character at all: control characters, NUL, and text that reads as double-encoded UTF-8 ('Â«'),
-# which import repairs only in a hand-kept queue.md, never in irq's own export
-any_char = st.characters(exclude_categories=("Cs",))
+# any character the ledger can hold: control characters, and text that reads as double-encoded UTF-8
+# ('Â«'), which import repairs only in a hand-kept queue.md, never in irq's own export; but no NUL,
+# which nothing writes into the ledger (a command line cannot carry one, import refuses it)
+any_char = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 
 
 # what a job's metrics.json or a -p value may hold: any text (line breaks, colons, quotes, backticks,

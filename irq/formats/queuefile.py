@@ -62,6 +62,9 @@ def parse_file(path: Path, known: Collection[str] = ()) -> QueueDoc:
 
 # -- meaning -------------------------------------------------------------------------------
 def parse_text(text: str, src: str = "<queue.md>", known: Collection[str] = ()) -> QueueDoc:
+    if (at := text.find("\x00")) >= 0:  # it would reach a job's shell, which drops it silently
+        raise errors.ParseError(src, text.count("\n", 0, at) + 1, "a NUL character: a queue.md is text",
+                                "remove it (binary data pasted in?)")
     doc, blocks = read_blocks(text, src)
     named = {b.exp_id for b in blocks}.union(known)  # what free-text dependencies may name
     defs: dict[str, tuple[Draft, Block]] = {}
