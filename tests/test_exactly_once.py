@@ -191,10 +191,12 @@ def test_a_run_name_taken_meanwhile_leaves_the_experiment_ready(project, irq, mo
         calls.append(name)
         return False if len(calls) == 1 else real(s, name)
 
+    _add(irq, "R-009")
     monkeypatch.setattr(Ledger, "run_id_taken", staticmethod(blind_first))
-    r = irq("submit", "q001", "--no-check")
-    assert "q001: queued: run name q001_20260114_042054 was just taken; the next submit picks another" in r.out, r
-    assert set(_runs(project)) == {"Q-001"}
+    r = irq("submit", "q001", "R-009", "--no-check")
+    assert "q001: skipped: run name q001_20260114_042054 was just taken; the next submit picks another" in r.out, r
+    assert "R-009: submitted" in r.out, r  # the limit was not reached: the next one goes (it read "queued", and stopped all)
+    assert set(_runs(project)) == {"Q-001", "R-009"}
     state = {e["id"]: e["state"] for e in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
     assert state["q001"] == "READY"
     monkeypatch.setattr(Ledger, "run_id_taken", staticmethod(real))

@@ -121,9 +121,10 @@ class SlurmBackend:
         self._used = None  # the queue changes (or may have): count it again
         rc, out, err = self._sh(script, req.run_dir, *opts, calls=("sbatch",), stdin=req.script)
         if rc != 0:
-            if rc == 97:
-                raise errors.SubmissionRefused(f"cannot write the job script in {req.run_dir}: {err.strip()}",
-                                               "check workdir in irq.toml: it must be writable on the cluster")
+            if rc == 97:  # before sbatch: no job exists; a full quota or a stale mount passes, so not a refusal
+                raise errors.BackendError(f"cannot write the job script in {req.run_dir}: {err.strip()[:300]}",
+                                          "check the cluster's free space and that workdir in irq.toml is writable "
+                                          "there; irq sends the experiment again next time")
             if rc == 127:
                 raise errors.BackendError(f"sbatch is not on the PATH of {self.user} on {self.cfg.name}: "
                                           f"{err.strip()[:200]}",

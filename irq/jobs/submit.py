@@ -276,7 +276,8 @@ def _open_attempt(ledger: Ledger, exp_id: str, number: int, backend: Backend, ta
         if not submittable(exp, live):  # retired, or taken off the queue (irq cancel), while its script was made
             return SubmitOutcome(exp_id, "skipped", message=f"{exp.state} meanwhile (not waiting to run); nothing submitted")
         if Ledger.run_id_taken(s, run_id):  # it stays READY
-            return SubmitOutcome(exp_id, "queued", message=f"run name {run_id} was just taken; the next submit picks another")
+            # "skipped", not "queued": that word means the scheduler's limit is reached, and nothing more goes
+            return SubmitOutcome(exp_id, "skipped", message=f"run name {run_id} was just taken; the next submit picks another")
         att = Ledger.new_attempt(
             s, exp, token=req.token, backend=backend.name, state=SUBMITTING, run_id=run_id, git_sha=sha,
             partition=exp.resources.get("partition") or target.partition, run_dir=req.run_dir,

@@ -273,6 +273,46 @@ def test_fetch_copies_run_dir_without_checkpoints(cluster: Cluster, backend: Slu
     assert backend.fetch(f"{run_dir}/missing", tmp_path / "none") == []
 
 
+@pytest.mark.parametrize("transport", ["openssh", "paramiko"])
+def test_fetch_copies_files_never_what_links_point_at(cfg: ClusterConfig, run_dir: str, tmp_path: Path,
+                                                      transport: str) -> None:
+    """Over paramiko, a folder link was followed: a run that left `ln -s . loop` was copied into
+    itself level after level, and a link to a dataset copied the dataset. Both transports copy the
+    run's own files, as the local backend does."""
+    b = SlurmBackend(cfg.model_copy(update={"transport": transport}))
+    try:
+        s = b.remote
+        rc, _, err = s.run(["sh", "-c", 'mkdir -p "$1/data" "$1/run" && echo big > "$1/data/shard" && cd "$1/run" '
+                            '&& echo "{}" > metrics.json && ln -s . loop && ln -s ../data data && ln -s metrics.json m',
+                            "sh", run_dir])
+        assert rc == 0, err
+        got = b.fetch(f"{run_dir}/run", tmp_path / "out")
+        assert sorted(str(p.relative_to(tmp_path / "out")) for p in got) == ["metrics.json"]
+    finally:
+        b.close()
+
+
+def test_a_job_script_that_cannot_be_written_is_a_fault_not_a_refusal(backend: SlurmBackend) -> None:
+    """mkdir or the script's write failing (a full quota, a stale mount) was a refusal: the
+    experiment FAILED, and each next candidate failed the same way."""
+    with pytest.raises(errors.BackendError) as got:
+        backend.submit(request("/proc/irq-no-such/run", "true"))
+    assert not isinstance(got.value, errors.SubmissionRefused)
+    assert "cannot write the job script in /proc/irq-no-such/run" in got.value.message
+
+
+def test_a_command_killed_by_a_signal_is_a_fault_over_paramiko(cfg: ClusterConfig) -> None:
+    """paramiko keeps no exit-signal: exit -1 came back as an exit code, and an sbatch killed that
+    way read as the scheduler's refusal (never adopted, though the job may exist)."""
+    b = SlurmBackend(cfg.model_copy(update={"transport": "paramiko"}))
+    try:
+        with pytest.raises(errors.BackendError, match="ended without an exit status"):
+            b.remote.run(["sh", "-c", 'kill -9 "$$"'])
+        assert b.remote.run(["true"])[0] == 0  # and the next command goes on
+    finally:
+        b.close()
+
+
 def test_read_file_tails_a_log(cluster: Cluster, backend: SlurmBackend, run_dir: str) -> None:
     backend.remote.run(["mkdir", "-p", run_dir])
     text = "".join(f"line {i}\n" for i in range(20000))

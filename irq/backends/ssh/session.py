@@ -229,6 +229,10 @@ class SSHSession(AtEndpoint):
         rc = chan.recv_exit_status()
         if rc == -1 and not t.is_active():  # closed, not exited: the link dropped
             raise self._lost(self._dropped(what))
+        if rc == -1:  # no exit status: the command was killed by a signal (paramiko keeps no exit-signal)
+            raise errors.BackendError(f"{what} on {self.endpoint.where} ended without an exit status (killed by a signal?)",
+                                      "irq keeps every experiment as it was and looks again next time "
+                                      "(a job it may have started is found by its name)")
         return rc, out, err
 
     def _dropped(self, what: str) -> str:
@@ -314,10 +318,7 @@ class SSHSession(AtEndpoint):
                 rpath = f"{rdir.rstrip('/')}/{name}"
                 mode = e.st_mode or 0
                 if stat.S_ISLNK(mode):
-                    try:
-                        mode = sftp.stat(rpath).st_mode or 0
-                    except OSError:
-                        continue  # a dangling link
+                    continue  # files only, as the tar stream and the local backend copy: a link may loop or point at a dataset
                 if stat.S_ISDIR(mode):
                     if name not in exclude:
                         walk(rpath, ldir / name)
