@@ -8,6 +8,7 @@ or a couple of seconds long, so the file stays well under three minutes.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import time
@@ -279,7 +280,7 @@ def test_fetch_copies_files_never_what_links_point_at(cfg: ClusterConfig, run_di
     """Over paramiko, a folder link was followed: a run that left `ln -s . loop` was copied into
     itself level after level, and a link to a dataset copied the dataset. Both transports copy the
     run's own files, as the local backend does."""
-    b = SlurmBackend(cfg.model_copy(update={"transport": transport}))
+    b = SlurmBackend(dataclasses.replace(cfg, transport=transport))
     try:
         s = b.remote
         rc, _, err = s.run(["sh", "-c", 'mkdir -p "$1/data" "$1/run" && echo big > "$1/data/shard" && cd "$1/run" '
@@ -304,7 +305,7 @@ def test_a_job_script_that_cannot_be_written_is_a_fault_not_a_refusal(backend: S
 def test_a_command_killed_by_a_signal_is_a_fault_over_paramiko(cfg: ClusterConfig) -> None:
     """paramiko keeps no exit-signal: exit -1 came back as an exit code, and an sbatch killed that
     way read as the scheduler's refusal (never adopted, though the job may exist)."""
-    b = SlurmBackend(cfg.model_copy(update={"transport": "paramiko"}))
+    b = SlurmBackend(dataclasses.replace(cfg, transport="paramiko"))
     try:
         with pytest.raises(errors.BackendError, match="ended without an exit status"):
             b.remote.run(["sh", "-c", 'kill -9 "$$"'])
