@@ -184,6 +184,13 @@ CLI = [  # (name, files, argv, words)
     ("import a NUL character", {"q.md": "# Q\n\n## READY\n\n### X-1: a\n- **Command**: `echo {tag}`\n"
                                        "- **Parameters**:\n  - `tag`: a\x00b\n"},
      ["import", "q.md"], "q.md:8: a NUL character: a queue.md is text"),
+    # Python's JSON reader takes these; the value reached the job's params.json (not JSON then), or one value was lost
+    ("a trainer config with Infinity", {"c.json": '{"learning_rate": Infinity}'}, ["add", "Q-010", "-t", "x", "-c", "c.json"],
+     "c.json: Infinity is not a JSON number"),
+    ("a trainer config with a key twice", {"c.json": '{"rank": 3, "rank": 4}'}, ["add", "Q-010", "-t", "x", "-c", "c.json"],
+     "c.json: key 'rank' is given twice"),
+    ("record a result twice", {}, ["record", "Q-001", "completed", "-r", "val_mse=1", "-r", "val_mse=2"],
+     "--result val_mse is given twice"),
     ("render onto the ledger", {}, ["render", "Q-001", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("report onto the ledger", {}, ["report", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("export onto the ledger", {}, ["export", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),

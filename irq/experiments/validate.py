@@ -64,6 +64,24 @@ def resources(gpus: int | None, cpus: int | None, memory: str | None, time: str 
     return out
 
 
+class _Refused(ValueError):
+    """JSON that Python's reader takes and JSON itself does not, or that would lose a value."""
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity: Python reads them, and they reached the job's params.json, which then was not JSON
+    raise _Refused(f"{name} is not a JSON number (give a finite number)")
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in seen:
+            raise _Refused(f"key {k!r} is given twice: only one value can be kept")
+        seen[k] = v
+    return seen
+
+
 def read_trainer_config(path: Path) -> dict[str, Any]:
     """The experiment parameters a trainer config JSON sets (rank, steps, mining, ...), after
     checking the whole file against the trainer's schema: a file the trainer would refuse is
@@ -71,7 +89,9 @@ def read_trainer_config(path: Path) -> dict[str, Any]:
     hint = config_hint()
     raw = read_at_most(path, MB, "a trainer config", hint)
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, object_pairs_hook=_no_repeats)
+    except _Refused as exc:
+        raise errors.ParseError(str(path), None, str(exc), "a trainer config is one JSON object, e.g. {\"rank\": 20}") from None
     except UnicodeDecodeError:
         raise errors.ParseError(str(path), None, "not a text file (a trainer config is JSON)", hint) from None
     except json.JSONDecodeError as exc:

@@ -35,6 +35,8 @@ def parse_results(items: list[str]) -> dict[str, Any]:
         if not eq or not key.strip() or not text.strip():
             raise errors.UsageError(f"--result {item!r} is not KEY=VALUE", "e.g. --result val_mse=0.0097")
         value, rest = parse_scalar(text)
+        if key.strip() in out:
+            raise errors.UsageError(f"--result {key.strip()} is given twice", "give each result once")
         out[key.strip()] = text.strip() if rest else value
     return out
 
