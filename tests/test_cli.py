@@ -354,3 +354,10 @@ def test_a_ledger_named_from_another_folder_works_in_its_own_project(irq, tmp_pa
     (elsewhere / "irq.toml").write_text('[project]\ncommand = "echo other {x}"\n')
     r = irq("--db", "../proj/queue.db", "--config", "irq.toml", "render", "Q-001")  # --config still wins
     assert "echo other 1" in r.out, r
+
+
+@pytest.mark.parametrize("argv", [[], ["daemon"]])
+def test_a_command_group_alone_prints_its_help_on_stdout(irq, argv):
+    """`irq` alone printed `error: Usage: …` and the whole help to stderr (52 lines, exit 2)."""
+    r = irq(*argv)
+    assert r.code == 0 and r.out.startswith("Usage: irq") and "Commands:" in r.out and r.err == "", r

@@ -189,6 +189,9 @@ def _run(ui: UI, argv: list[str] | None) -> int:
     except typer.Exit as exc:
         code = exc.exit_code
     except TyperException as exc:  # click's own usage errors read like irq's: one error, one hint
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `irq` or `irq daemon` alone: the help asked for, on stdout
+            ui.print(exc.format_message())
+            return 0
         where = getattr(getattr(exc, "ctx", None), "command_path", None) or "irq"
         ui.error(errors.UsageError(exc.format_message(), f"see `{where} -h` for its arguments and options"))
         code = exc.exit_code
