@@ -71,7 +71,8 @@ def test_done_beyond_the_latest_20_is_folded(big: Path, irq) -> None:
     assert done > 20
     text = irq("status", "--offline")
     assert text.code == 0
-    assert f"… and {done - 20:,} more DONE: irq status --state DONE" in text.out
+    assert f"… and {done - 20:,} more DONE: irq status --state DONE" in text.err  # piped: beside the rows, not among them
+    assert all(line.count("\t") >= 5 for line in text.out.splitlines()), text.out[-300:]
     every = irq("status", "--offline", "--state", "done", "--json")
     assert len(json.loads(every.out)["experiments"]) == done
     assert len(json.loads(irq("status", "--offline", "--json", "--all").out)["experiments"]) == 120
@@ -95,7 +96,7 @@ def test_growing_states_fold_and_the_queue_never_does(tmp_path: Path, irq) -> No
     assert shown["IN_PROGRESS"] == counts["IN_PROGRESS"] == 30 and shown["READY"] == counts["READY"] > 20
     for st in ("DONE", "FAILED", "PROPOSED"):
         assert shown[st] == 20 and data["folded"][st] == counts[st] - 20, st
-    text = irq("status", "--offline").out
+    text = irq("status", "--offline").err
     assert f"… and {counts['FAILED'] - 20:,} more FAILED: irq status --state FAILED" in text
     assert len(json.loads(irq("status", "--offline", "--json", "-a").out)["experiments"]) == 400
 

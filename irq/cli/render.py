@@ -147,5 +147,6 @@ def status_page(ui: UI, report: Any, as_json: bool, one_line: bool = False) -> N
         ui.json_line(data) if one_line else ui.json_rows(data)
         return
     status(ui, report)
+    say = ui.print if ui.interactive else ui.note  # piped: stdout holds the rows only, one per line
     for line in report.folded_lines() + report.notes:
-        ui.print(line)
+        say(line)
