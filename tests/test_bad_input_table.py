@@ -225,7 +225,10 @@ CLI = [  # (name, files, argv, words)
     ("sweep override repeating a value", {}, ["sweep", "Q-001", "rank=4,4"], "repeats a value"),
     # a parameter once took the place of irq's value: a "3-seed" array ran seed 7 three times
     ("parameter named seed", {}, ["add", "Q-010", "--command", "echo {seed}", "--seeds", "0-2", "-p", "seed=7"],
-     "parameter 'seed' is irq's own {seed}"),
+     "parameter 'seed' is irq's own: seeds come from --seeds"),
+    # for the bundled trainer too: it was taken as the run's seed, and render said it was not passed
+    ("parameter named seed, bundled trainer", {}, ["add", "Q-010", "-p", "rank=3", "-p", "seed=7"],
+     "parameter 'seed' is irq's own: seeds come from --seeds"),
     ("parameter named run_dir", {}, ["add", "Q-010", "--command", "echo {run_dir}", "-p", "run_dir=/tmp/x"],
      "parameter 'run_dir' is irq's own {run_dir}"),
     ("parameters sharing one variable", {}, ["add", "Q-010", "--command", "echo x", "-p", "a.b=1", "-p", "a_b=2"],

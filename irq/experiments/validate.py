@@ -120,6 +120,9 @@ def param_names(params: dict[str, Any]) -> dict[str, Any]:
         if not PARAM_NAME.fullmatch(k):
             raise errors.UsageError(f"parameter name {k!r} is not a name",
                                     "letters, digits, _ . and -, starting with a letter or _ (e.g. -p lr=0.01, -p model.depth=4)")
+        if k == "seed":  # each task's seed is irq's, from --seeds: a parameter would take its place unsaid
+            raise errors.UsageError("parameter 'seed' is irq's own: seeds come from --seeds",
+                                    f"e.g. --seeds {params[k]}" if isinstance(params[k], int) else "e.g. --seeds 0-4")
     return params
 
 
