@@ -113,7 +113,7 @@ def test_plain_text_table_for_long_outputs(ledger, tmp_path):
     assert set(lines[1]) <= {"-", " "}
     assert len({len(line) for line in lines[2:5]}) == 1  # aligned columns
     assert lines[2].split()[:3] == ["Q-001", "3", "0.04"]
-    assert lines[-1] == "Q-004: missing no attempt in the ledger"
+    assert lines[-1] == "no attempt yet (n = 0): Q-004"
 
 
 def test_long_tables_print_as_text_from_the_cli(irq, ledger, tmp_path, monkeypatch):
@@ -127,7 +127,7 @@ def test_long_tables_print_as_text_from_the_cli(irq, ledger, tmp_path, monkeypat
     lines = [line.split("\t") for line in r.out.splitlines()]
     assert lines[0][:3] == ["id", "n", "mean"] and [row[0] for row in lines[1:]] == ["Q-001", "Q-002", "Q-003", "Q-004"]
     assert {len(row) for row in lines} == {len(lines[0])}
-    assert "Q-004: missing no attempt in the ledger" in r.err
+    assert "no attempt yet (n = 0): Q-004" in r.err
     monkeypatch.setattr(cli_results, "RICH_ROWS", 2)
     monkeypatch.setattr("irq.ui.UI.interactive", property(lambda self: True))
     r = irq("results")  # a terminal, and more rows than rich lays out: aligned text
@@ -255,3 +255,20 @@ def test_metrics_of_a_run_that_did_not_complete_are_left_out_and_said(ledger, tm
     add_single_attempt(ledger, "Q-001", {"val_mse": 0.25, "seed": 0})  # run again, completed: no note left
     have, missing = by_id(collect(ledger, tmp_path))["Q-001"].values("val_mse")
     assert [r.value("val_mse") for r in have] == [0.25] and missing == []
+
+
+def test_experiments_that_never_ran_are_one_note_and_a_metric_without_baselines_has_no_baseline_columns(ledger, tmp_path):
+    """A study's proposed experiments added a note each ("missing no attempt in the ledger"),
+    burying the ones that matter; with an own script's val_loss, the trainer's predict-mean and
+    predict-zero stood as two columns of dashes."""
+    from irq.results.table import columns, notes
+
+    add_exp(ledger, "Q-001", "measured", seeds=[0])
+    add_single_attempt(ledger, "Q-001", {"val_loss": 0.5, "seed": 0})
+    for k in range(2, 16):
+        add_exp(ledger, f"Q-{k:03d}", "proposed")
+    t = build(collect(ledger, tmp_path), "val_loss")
+    said = notes(t)
+    assert said[-1] == ("no attempt yet (n = 0): " + ", ".join(f"Q-{k:03d}" for k in range(2, 14)) + " and 2 more")
+    assert not any("missing no attempt" in n for n in said)
+    assert "predict-mean" not in columns(t) and len(to_csv(t).splitlines()[0].split(",")) == 11  # ten, and notes

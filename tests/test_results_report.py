@@ -29,7 +29,7 @@ def test_results_table_rich(irq, project, monkeypatch):
     assert r.code == 0, r
     for e in ("Q-001", "Q-002", "Q-003"):
         assert e in r.out
-    assert "Q-004: missing no attempt in the ledger" in r.out
+    assert "no attempt yet (n = 0): Q-004" in r.out
     assert "predict-mean" in r.out
 
 

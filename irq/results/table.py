@@ -53,6 +53,7 @@ class Table:
     rank_note: str = ""
     threshold: float | None = None
     resamples: int = RESAMPLES
+    trivial: bool = False  # some row has the trainer's trivial baselines: their columns are shown
 
 
 def build(exps: Sequence[ExperimentRuns | Collected], metric: str, goal: str = "min", baseline: str | None = None,
@@ -65,7 +66,8 @@ def build(exps: Sequence[ExperimentRuns | Collected], metric: str, goal: str = "
         per = [c.numbers for c in got]
         sums = summaries(cache, per, resamples)
         rows = [Row(c.id, c.title, c.state, s, c) for c, s in zip(got, sums)]
-    t = Table(metric, goal, baseline, rows, threshold=threshold, resamples=resamples)
+    t = Table(metric, goal, baseline, rows, threshold=threshold, resamples=resamples,
+              trivial=any(r.runs.trivial for r in rows))
     if threshold is not None:
         import numpy as np
 
@@ -112,8 +114,9 @@ def rel(v: float | None) -> str:
 
 
 def columns(t: Table) -> list[str]:
-    cols = ["id", "n", "mean", "std", "min", "median", "max", "95% CI (bootstrap)", "95% CI (t)", "IQM",
-            "predict-mean", "predict-zero"]
+    cols = ["id", "n", "mean", "std", "min", "median", "max", "95% CI (bootstrap)", "95% CI (t)", "IQM"]
+    if t.trivial:  # only where some row has them (beside an MSE the trainer measured), never a column of dashes
+        cols += ["predict-mean", "predict-zero"]
     if t.threshold is not None:
         cols += [f"steps to {t.threshold:g}", "reached"]
     if t.baseline:
@@ -130,9 +133,10 @@ def cells(t: Table, r: Row) -> list[str]:
            nil if (v := s.max) is None else f"{v:.4g}",
            nil if (lo := s.ci_low) is None or (hi := s.ci_high) is None else f"[{lo:.4g}, {hi:.4g}]",
            nil if (lo := s.t_low) is None or (hi := s.t_high) is None else f"[{lo:.4g}, {hi:.4g}]",
-           nil if (v := s.iqm) is None else f"{v:.4g}",
-           nil if (v := tr.get("predict-mean")) is None else f"{v:.4g}",
-           nil if (v := tr.get("predict-zero")) is None else f"{v:.4g}"]
+           nil if (v := s.iqm) is None else f"{v:.4g}"]
+    if t.trivial:
+        out += [nil if (v := tr.get("predict-mean")) is None else f"{v:.4g}",
+                nil if (v := tr.get("predict-zero")) is None else f"{v:.4g}"]
     if t.threshold is not None:
         out += [num(r.steps_to_threshold, 6), r.reached or "–"]
     if t.baseline:
@@ -151,15 +155,29 @@ def row_notes(t: Table, r: Row) -> list[str]:
     """What a row's cells cannot show: why an interval is absent, its missing runs, why it was
     not compared (the ids are the caller's to add)."""
     out = [r.summary.note] if r.summary.note and r.summary.n == 1 else []
-    out += [f"missing {m}" for m in r.missing]
+    out += [f"missing {m}" for m in r.missing]  # NEVER_RAN, for a row with no attempt
     if r.comparison is not None and r.comparison.note:
         out.append(f"vs {t.baseline}: {r.comparison.note}")
     return out
 
 
+NEVER_RAN = "missing no attempt in the ledger"
+
+
 def notes(t: Table) -> list[str]:
-    """What the table cannot show in a cell, a line each: missing runs, why an interval is absent."""
-    out = [f"{r.id}{'' if n.startswith('vs ') else ':'} {n}" for r in t.rows for n in row_notes(t, r)]
+    """What the table cannot show in a cell, a line each: missing runs, why an interval is absent.
+    The experiments that never ran (a study's proposed ones, its queue) are one line, not one each:
+    they would bury the notes that matter."""
+    out, never = [], []
+    for r in t.rows:
+        said = row_notes(t, r)
+        if said == [NEVER_RAN]:
+            never.append(r.id)
+            continue
+        out += [f"{r.id}{'' if n.startswith('vs ') else ':'} {n}" for n in said]
+    if never:
+        shown = ", ".join(never[:12]) + (f" and {len(never) - 12} more" if len(never) > 12 else "")
+        out.append(f"no attempt yet (n = 0): {shown}")
     if t.baseline and t.rank_note:
         out.append(f"rank consistency: {t.rank_note}")
     return out
