@@ -472,3 +472,24 @@ def test_a_run_name_that_is_a_path_is_fetched_inside_results():
     assert results_folder(Attempt(experiment_id="X-1", number=2, token="t", run_id="../../escaped")) == "X-1-2"
     assert results_folder(Attempt(experiment_id="X-1", number=2, token="t", run_id="x1_20260101_000000")) == \
         "x1_20260101_000000"
+
+
+def test_a_local_job_finds_python_where_irq_runs_when_nothing_else_provides_it(tmp_path, irq, monkeypatch):
+    """Run as `.venv/bin/irq` (its venv not activated) on a machine with no other `python`, a job's
+    `python train.py` failed with "command not found" (and was diagnosed as a missing module load)."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # python3 lives there; `python` does not
+    irq("init")
+    cmd = "python -c 'import sys; print(sys.prefix)' > {run_dir}/which.txt; echo '{{\"val_loss\": 1}}' > {run_dir}/metrics.json"
+    assert irq("add", "py", "-t", "t", "--command", cmd).code == 0
+    assert irq("submit", "py").code == 0
+    assert wait_until_finished(irq)["py"]["scheduler_state"] == "COMPLETED"
+    assert "py attempt 1: DONE" in irq("fetch").out
+    assert (next((tmp_path / "results").iterdir()) / "which.txt").read_text().strip() == sys.prefix
+
+
+def test_a_python_earlier_on_path_still_wins():
+    from irq.backends.localrun import with_own_bin
+
+    here = os.path.dirname(sys.executable)
+    assert with_own_bin("/opt/conda/bin:/usr/bin") == f"/opt/conda/bin:/usr/bin:{here}"
+    assert with_own_bin(f"{here}:/usr/bin") == f"{here}:/usr/bin" and with_own_bin("") == here

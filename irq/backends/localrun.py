@@ -77,6 +77,15 @@ def main(job_dir: str) -> int:
     return 0
 
 
+def with_own_bin(path: str) -> str:
+    """PATH with the folder of the Python running irq added last: `irq` run as `.venv/bin/irq`
+    (its venv not activated) gave a job's `python train.py` "command not found" on a machine with
+    no other `python`; a python found earlier on PATH still wins, as in the person's own shell."""
+    here = os.path.dirname(sys.executable)
+    parts = path.split(os.pathsep) if path else []
+    return path if not here or here in parts else os.pathsep.join([*parts, here])
+
+
 def _start(d: Path, job: dict, key: object) -> subprocess.Popen:
     base = job["id"]
     task_job_id = f"{base}{key:03d}" if key is not None else base
@@ -91,6 +100,7 @@ def _start(d: Path, job: dict, key: object) -> subprocess.Popen:
            "SLURM_JOB_PARTITION": "local"}
     if key is not None:
         env.update(SLURM_ARRAY_JOB_ID=base, SLURM_ARRAY_TASK_ID=str(key))
+    env["PATH"] = with_own_bin(env.get("PATH", ""))
     out = open(run_dir / log_name, "ab")
     proc = subprocess.Popen(["bash", str(d / "job.sbatch")], cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
