@@ -74,3 +74,12 @@ def test_fetch_and_log_say_how_to_close_an_imported_job(irq, study):
     r = irq("log", "Q-001")
     assert r.code != 0 and "irq never ran them, so it has no log" in r.err
     assert "hint: look where the job ran; once it ended, `irq record Q-001 completed|failed|cancelled`" in r.err
+
+
+def test_a_queued_experiment_says_what_its_dependencies_are_now(irq, study):
+    """Q-003 waits in the local queue for Q-001 and Q-002; once Q-001 failed, status still gave
+    the reason the last submit had recorded (the job limit), until the next submit."""
+    row = lambda: next(e for e in json.loads(irq("status", "--offline", "--json").out)["experiments"] if e["id"] == "Q-003")
+    assert row()["detail"] == "queued locally, waiting for Q-001 (IN_PROGRESS), Q-002 (IN_PROGRESS)"
+    assert irq("record", "Q-001", "failed").code == 0
+    assert row()["detail"] == "queued locally, held: dependency Q-001 FAILED"

@@ -186,7 +186,8 @@ def _json_path(key: str) -> str:
 
 
 def _dependency_states(conn: sqlite3.Connection, rows: list[Record]) -> dict[str, str]:
-    deps = sorted({d for r in rows if r.state == _READY for d in r.depends_on})
+    deps = sorted({d for r in rows if r.state == _READY or r.state == _IN_PROGRESS and r.waiting_reason is not None
+                   for d in r.depends_on})
     out: dict[str, str] = {}
     for i in range(0, len(deps), 500):  # SQLite's limit on bound parameters
         part = deps[i:i + 500]
@@ -219,6 +220,11 @@ def _detail(r: Record, states: dict[str, str]) -> str:
     from irq.ui import num
 
     if r.waiting_reason is not None and r.state == _IN_PROGRESS and (line := waiting_line(r, r.n_active > 0)):
+        if r.depends_on and line.startswith("queued"):  # what its dependencies are now, not what the last submit saw
+            if held := hold(r.depends_on, states):
+                return f"queued locally, held: {held[0]}"
+            if waits := pending(r.depends_on, states):
+                return "queued locally, waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in waits)
         return line
     if r.state == _READY and r.depends_on:
         if held := hold(r.depends_on, states):
