@@ -58,7 +58,7 @@ def test_status_groups_by_state_and_speaks_json(irq, seed_queue):
     assert states == ["IN_PROGRESS"] * 3 + ["DONE"] + ["PROPOSED"] * 6
     data = json.loads(irq("status", "--offline", "--json").out)
     rows = {row["id"]: row for row in data["experiments"]}
-    assert rows["Q-003"]["detail"].startswith("queued locally, waiting for a slot")
+    assert rows["Q-003"]["detail"] == "queued locally, waiting for Q-001 (IN_PROGRESS), Q-002 (IN_PROGRESS)"  # its dependencies first
     assert rows["Q-004"]["attempts"] == 6 and rows["Q-004"]["detail"] == "val_mse 0.0688"
     assert rows["Q-001"]["job_id"] == "55239690" and rows["Q-001"]["scheduler_state"] == "RUNNING"
 

@@ -288,3 +288,15 @@ def test_submitting_a_retired_experiment_says_it_is_retired(irq):
     assert irq("retire", "Q-001").code == 0
     r = irq("submit", "Q-001", "Q-001")
     assert r.code != 0 and "Q-001 is RETIRED: it will not run" in r.err and r.err.count("error:") == 1, r
+
+
+def test_show_gives_the_history_with_its_reasons(irq):
+    """An edit "kept as an event (`irq show ID`)" and a retire's --reason were in --json only."""
+    irq("init")
+    assert irq("add", "Q-001", "-t", "a", "-p", "lr=1").code == 0
+    assert irq("edit", "Q-001", "-p", "lr=2").code == 0
+    assert irq("retire", "Q-001", "--reason", "superseded by Q-002").code == 0
+    lines = irq("show", "Q-001").out.splitlines()
+    at = lines.index("history")
+    assert [ln.split("  ", 2)[-1] for ln in lines[at + 1:]] == [
+        "READY: created", "edit: edited: parameters.lr: 1 -> 2", "READY -> RETIRED: retired by the user: superseded by Q-002"]

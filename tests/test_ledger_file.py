@@ -181,7 +181,7 @@ def test_online_status_on_read_only_ledger_shows_last_recorded(filled: Path, irq
     settled(filled)
     unwritable(monkeypatch, filled)
     r = irq("status")
-    assert r.code == 0 and "read-only" in r.out and "not refreshed" in r.out, r
+    assert r.code == 0 and "read-only" in r.err and "not refreshed" in r.err, r  # piped: a note, beside the rows
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")

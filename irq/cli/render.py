@@ -66,6 +66,25 @@ def show(ui: UI, v: Any) -> None:
                 ui.print("  " + b)
             continue
         ui.print(Panel(Text(clean("\n".join(body))), title=f"attempt {a.number}", title_align="left"))
+    _history(ui, v.events)
+
+
+SHOWN_EVENTS = 10
+
+
+def _history(ui: UI, events: list[Any]) -> None:
+    """The experiment's latest state changes, with their reasons (an edit, `irq retire --reason`,
+    `irq record --note`): the rest in `irq show ID --json`."""
+    from irq.fields import fmt_time
+
+    mine = [e for e in events if e.kind != "attempt"]
+    if not mine:
+        return
+    ui.print("history" + (f" (latest {SHOWN_EVENTS} of {len(mine)}; all in --json)" if len(mine) > SHOWN_EVENTS else ""))
+    for e in mine[-SHOWN_EVENTS:]:
+        move = (e.to_state if e.from_state is None else f"{e.from_state} -> {e.to_state}" if e.from_state != e.to_state
+                else e.kind)
+        ui.print(f"  {fmt_time(e.at)}  {move}" + (f": {e.reason}" if e.reason else ""))
 
 
 NEVER_REFRESHED = ("state as imported from queue.md; irq cannot ask its scheduler: once it ended, "
