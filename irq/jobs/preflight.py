@@ -153,7 +153,8 @@ def remote_checks(exp: Experiment, target: Target, sha: str, backend: Backend, p
             else:
                 checks.append(Check(f"file {path}", False, f"{path} does not exist in commit {sha[:12]}",
                                     "git add it, commit, push" if path != target.in_checkout(ENTRY_POINT) else
-                                    "the repository must hold trainer/"))
+                                    "on a cluster the bundled trainer runs from your repository: commit a copy of "
+                                    "irq's trainer/ folder there (docs/clusters.md), or run your own script with --command"))
         elif kind == "MODULE":
             checks.append(Check(f"module {f[0]}", f[1] == "ok",
                                 "available" if f[1] == "ok" else f"module {f[0]} does not exist on the cluster",
