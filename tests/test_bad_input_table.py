@@ -122,6 +122,7 @@ CLI = [  # (name, files, argv, words)
     ("parameter name with a space", {}, ["add", "Q-010", "-t", "x", "-p", "a b=1"], "parameter name 'a b' is not a name"),
     ("parameter name with a line break", {}, ["add", "Q-010", "-t", "x", "-p", "a\nb=1"], "is not a name"),
     ("priority URGENT", {}, ["add", "Q-010", "-t", "x", "--priority", "URGENT"], "'URGENT' is not one of"),
+    ("edit to priority URGENT", {}, ["edit", "Q-001", "--priority", "URGENT"], "'URGENT' is not one of 'highest'"),
     ("bad seeds", {}, ["add", "Q-010", "-t", "x", "--seeds", "x-y"], "x-y"),
     ("export into a missing folder", {}, ["export", "nodir/queue.md"], "does not exist"),
     ("export onto a folder", {"sub/keep": "x"}, ["export", "sub"], "is a folder"),

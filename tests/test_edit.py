@@ -300,3 +300,11 @@ def test_show_gives_the_history_with_its_reasons(irq):
     at = lines.index("history")
     assert [ln.split("  ", 2)[-1] for ln in lines[at + 1:]] == [
         "READY: created", "edit: edited: parameters.lr: 1 -> 2", "READY -> RETIRED: retired by the user: superseded by Q-002"]
+
+
+def test_edit_lists_the_priorities_and_says_unset_for_a_field_that_had_none(irq):
+    irq("init")
+    assert irq("add", "Q-001", "-t", "a", "-p", "lr=1").code == 0
+    assert "--priority <highest|high|medium|low>" in irq("edit", "-h").out
+    r = irq("edit", "Q-001", "--notes", "hello", "--priority", "high")
+    assert r.out.strip() == "edited Q-001: notes: (unset) -> 'hello'; priority: 'MEDIUM' -> 'HIGH'", r

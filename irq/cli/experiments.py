@@ -216,7 +216,7 @@ def edit(
     hypothesis: Optional[str] = typer.Option(None, "--hypothesis"),
     param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE, repeatable."),
     unset: list[str] = typer.Option([], "--unset", help="Drop parameter KEY (repeatable)."),
-    priority: Optional[str] = typer.Option(None, "--priority", help="HIGHEST, HIGH, MEDIUM or LOW."),
+    priority: Optional[Priority] = typer.Option(None, "--priority", case_sensitive=False, help="Which READY work goes first."),
     after: Optional[list[str]] = typer.Option(None, "--after", help="Replace the dependencies (repeatable)."),
     no_after: bool = typer.Option(False, "--no-after", help="Drop every dependency: it runs after nothing."),
     seeds: Optional[str] = typer.Option(None, "--seeds"),
@@ -239,7 +239,8 @@ def edit(
     if no_after and after:
         raise errors.UsageError("--no-after drops every dependency; --after names new ones",
                                 "give one of them: `--no-after`, or `--after ID` (repeatable)")
-    changes = Changes(title=title, hypothesis=hypothesis, notes=notes, priority=priority, config=config,
+    changes = Changes(title=title, hypothesis=hypothesis, notes=notes, priority=priority.value if priority else None,
+                      config=config,
                       params=_params(param), unset=unset, seeds=seeds, gpus=gpus, cpus=cpus, memory=memory,
                       time=time, partition=partition, after=[] if no_after else after, command=command,
                       default_command=_config(x).project.command or "")

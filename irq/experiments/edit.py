@@ -320,7 +320,7 @@ def _changes(field: str, old: Any, new: Any) -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k, _UNSET) != new.get(k, _UNSET)]
         return [f"{field}.{k}: {_short(old.get(k, _UNSET))} -> {_short(new.get(k, _UNSET))}" for k in keys]
-    return [f"{field}: {_short(old)} -> {_short(new)}"]
+    return [f"{field}: {_short(_UNSET if old is None else old)} -> {_short(_UNSET if new is None else new)}"]
 
 
 class _Unset:
