@@ -292,3 +292,14 @@ def test_report_and_plot_write_into_the_projects_results_from_any_subfolder(irq,
     assert irq("plot", "final").code == 0
     assert (project / "results" / "summary.md").is_file() and (project / "results" / "figures" / "final.png").is_file()
     assert not (sub / "results").exists()
+
+
+def test_a_second_report_in_the_same_folder_keeps_its_figures_apart(irq, project):
+    """`irq report -o results/h.md` drew its final.png over summary.md's: the summary then showed
+    another report's figure."""
+    assert irq("report", "--baseline", "Q-001").code == 0
+    before = (project / "results" / "figures" / "final.png").read_bytes()
+    assert irq("report", "Q-002", "Q-003", "-o", "results/h.md").code == 0
+    assert (project / "results" / "figures" / "final.png").read_bytes() == before
+    assert (project / "results" / "h-figures" / "final.png").is_file()
+    assert "h-figures/final.png" in (project / "results" / "h.md").read_text()

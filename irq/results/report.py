@@ -31,6 +31,12 @@ class Report:
     shown_note: str = ""  # which experiments the figures draw, when not all (plots.choose)
 
 
+def figures_folder(out: Path) -> Path:
+    """Where a report's figures go: `figures/` beside summary.md, `<name>-figures/` beside any other
+    report, so a second report in the same folder never draws over the first one's figures."""
+    return out.parent / ("figures" if out.stem == "summary" else f"{out.stem}-figures")
+
+
 def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseline: str | None = None,
           criteria: list[str] | None = None, ids: list[str] | None = None, threshold: float | None = None,
           resamples: int = RESAMPLES) -> Report:
@@ -44,12 +50,12 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
     never_over_irqs_own(out, example="summary.md")  # the ledger named by mistake: before anything is drawn
     exps = collect(db, root, ids)  # an unknown id is refused here, before a folder is made
     plots.folder(out.parent, example)  # before the statistics: a folder that cannot be made is said at once
-    plots.folder(out.parent / "figures", example)
+    fig_dir = figures_folder(out)
+    plots.folder(fig_dir, example)
     cache = ResultsCache.open(Path(db.path if hasattr(db, "path") else db))  # the table's statistics, as irq results keeps them
     table = build(exps, metric, goal, baseline, threshold, resamples, cache)
     cache.save()
     rep = Report(out, table, verdicts(exps, table, criteria or [], resamples))
-    fig_dir = out.parent / "figures"
     shown, rep.shown_note = plots.choose(exps, metric, goal, baseline)
     drawn, sums = [exps[i] for i in shown], [table.rows[i].summary for i in shown]
     for kind in plots.KINDS:
@@ -62,6 +68,8 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
             plt.close(fig)
             rep.skipped.append(f"{kind}: no fetched run has the data it plots"
                                + (" (run the trainer with --diagnostics true)" if kind in ("conditioning", "energy") else ""))
+            for stale in (fig_dir / f"{kind}.png", fig_dir / f"{kind}.pdf"):  # an earlier run's: not this report's
+                stale.unlink(missing_ok=True)
     write_atomically(out, [render(rep, out.parent)], example="summary.md")
     # queue.md's DONE entries link here (formats/export.py) until the next report
     record = report_record(out, rep.figures, [r.id for r in table.rows])
