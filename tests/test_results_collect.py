@@ -272,3 +272,16 @@ def test_experiments_that_never_ran_are_one_note_and_a_metric_without_baselines_
     assert said[-1] == ("no attempt yet (n = 0): " + ", ".join(f"Q-{k:03d}" for k in range(2, 14)) + " and 2 more")
     assert not any("missing no attempt" in n for n in said)
     assert "predict-mean" not in columns(t) and len(to_csv(t).splitlines()[0].split(",")) == 11  # ten, and notes
+
+
+def test_a_bad_line_in_a_curve_is_skipped_and_a_step_must_be_a_whole_number(ledger, tmp_path):
+    """One line that was not JSON cut off the rest of the curve (steps to a threshold then read
+    "1, reached 1/2"), and `"step": true` was read as step 1."""
+    from irq.results.collect import Run
+
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "curve.jsonl").write_text('{"step": 10, "val_loss": 0.9}\ngarbage\n{"step": true, "val_loss": 0.1}\n'
+                                   '{"step": 20, "val_loss": 0.5}\n{"step": 30, "val_loss": 0.2}\n')
+    rows = load_curve(Run("X-1", 1, 0, {}, root=tmp_path, output="run"))
+    assert [r["step"] for r in rows] == [10, 20, 30]

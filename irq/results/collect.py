@@ -286,7 +286,9 @@ def _task_state(tasks: Any, index: int, attempt_state: str) -> str:
 
 
 def load_curve(run: Run) -> list[dict[str, Any]]:
-    """The run's curve.jsonl rows (a line cut short ends the curve, as the trainer reads it)."""
+    """The run's curve.jsonl rows with a whole-number step. A line that is not JSON is skipped, not
+    the end of the curve: the trainer rewrites its curve clean when it resumes after a kill, and a
+    script of the user's own may leave one bad line among good ones."""
     if run.folder is None:
         return []
     p = run.folder / "curve.jsonl"
@@ -299,7 +301,7 @@ def load_curve(run: Run) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except ValueError:
-            break
-        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            continue
+        if isinstance(row, dict) and type(row.get("step")) is int:  # `true` is no step
             rows.append(row)
     return rows
