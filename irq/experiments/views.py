@@ -238,7 +238,8 @@ def _detail(r: Record, states: dict[str, str]) -> str:
     if r.unknown_since:
         return f"state unknown since {fmt_time(r.unknown_since)} (scheduler unreachable)"
     if r.state == _FAILED:
-        return (r.root_cause or r.error or r.attempt_state)[:120]
+        why = r.root_cause or r.error or r.attempt_state
+        return why if len(why) <= 120 else why[:119] + "…"  # the whole of it: `irq show ID`
     if r.state == _DONE:
         return f"{r.val_key} {num(r.val)}" if r.val is not None else ""
     return r.attempt_state
