@@ -493,3 +493,16 @@ def test_a_python_earlier_on_path_still_wins():
     here = os.path.dirname(sys.executable)
     assert with_own_bin("/opt/conda/bin:/usr/bin") == f"/opt/conda/bin:/usr/bin:{here}"
     assert with_own_bin(f"{here}:/usr/bin") == f"{here}:/usr/bin" and with_own_bin("") == here
+
+
+def test_check_names_the_python_a_local_command_runs(monkeypatch):
+    """`irq check` reported [local] python (the trainer's) for a script of the user's own, not the
+    python its command finds on PATH."""
+    from irq.jobs.preflight import _command_python
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    (ok,) = _command_python("python3 train.py --lr {lr}")
+    assert ok.ok and ok.detail == "the command's python3 is /usr/bin/python3"
+    (bad,) = _command_python("python9 train.py")
+    assert not bad.ok and "`python9` is not on this machine's PATH" in bad.detail
+    assert _command_python("bash run.sh") == [] and _command_python("'unclosed") == []

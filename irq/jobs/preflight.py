@@ -220,10 +220,31 @@ def local_checks(exp: Experiment, target: Target) -> list[Check]:
         p = p if p.is_absolute() else Path(target.code_dir) / p
         checks.append(Check(f"file {exp.config_path}", p.is_file(), "exists" if p.is_file() else f"{p} does not exist",
                             "fix the experiment's config path"))
+    if exp.command:  # a command of the user's own: the python it names, as the job's PATH finds it
+        return checks + _command_python(exp.command)
     exe = shutil.which(target.python)
     checks.append(Check("python", exe is not None, f"{target.python} is {exe}" if exe else f"`{target.python}` is not found",
                         "fix [local] python in irq.toml"))
     return checks
+
+
+def _command_python(command: str) -> list[Check]:
+    """Which interpreter a local command's `python`/`python3` is (PATH as the job has it, with
+    irq's own folder last: localrun.with_own_bin); nothing for any other program."""
+    import os
+    import shlex
+
+    from irq.backends.localrun import with_own_bin
+
+    try:
+        prog = shlex.split(command)[0] if command.strip() else ""
+    except ValueError:
+        return []
+    if not re.fullmatch(r"python[0-9.]*", prog):
+        return []
+    exe = shutil.which(prog, path=with_own_bin(os.environ.get("PATH", "")))
+    return [Check("python", exe is not None, f"the command's {prog} is {exe}" if exe else f"`{prog}` is not on this machine's PATH",
+                  "install it, or write the interpreter's full path in the command")]
 
 
 def config_check(exp: Experiment, target: Target) -> Check:
