@@ -361,3 +361,10 @@ def test_a_command_group_alone_prints_its_help_on_stdout(irq, argv):
     """`irq` alone printed `error: Usage: …` and the whole help to stderr (52 lines, exit 2)."""
     r = irq(*argv)
     assert r.code == 0 and r.out.startswith("Usage: irq") and "Commands:" in r.out and r.err == "", r
+
+
+def test_submit_with_nothing_ready_says_so(irq):
+    """It printed nothing at all."""
+    irq("init")
+    r = irq("submit", "--all-ready")
+    assert r.code == 0 and r.out == "" and "nothing to submit: no READY experiment" in r.err, r

@@ -74,6 +74,8 @@ def submit(
         return
     for o in outs:
         x.ui.print(render.outcome(o))
+    if not outs:
+        x.ui.note("nothing to submit: no READY experiment (`irq status` shows the queue)")
 
 
 @app.command()
