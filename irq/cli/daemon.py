@@ -9,7 +9,7 @@ import typer
 from irq import errors
 from irq.cli import render
 from irq.cli.app import app, ctx
-from irq.cli.common import _config, _prompt
+from irq.cli.common import _config, _prompt, finite_seconds
 
 daemon_app = typer.Typer(
     name="daemon", no_args_is_help=True,
@@ -24,7 +24,7 @@ INTERVAL_HELP = "Seconds between cycles (default: irq.toml [daemon])."
 def run(
     c: typer.Context,
     once: bool = typer.Option(False, "--once", help="One cycle, then exit."),
-    interval: Optional[float] = typer.Option(None, "--interval", help=INTERVAL_HELP),
+    interval: Optional[float] = typer.Option(None, "--interval", callback=finite_seconds, help=INTERVAL_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what a cycle would submit; change nothing."),
     as_json: bool = typer.Option(False, "--json", help="With --dry-run: the plan as JSON."),
 ) -> None:
@@ -50,7 +50,7 @@ def run(
 @daemon_app.command("start")
 def start(
     c: typer.Context,
-    interval: Optional[float] = typer.Option(None, "--interval", help=INTERVAL_HELP),
+    interval: Optional[float] = typer.Option(None, "--interval", callback=finite_seconds, help=INTERVAL_HELP),
 ) -> None:
     """Start the daemon detached; it logs to .irq/daemon.log beside the ledger."""
     from irq.daemon import service

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from irq import errors
 from irq.cli import follow, render
 from irq.cli.app import app, ctx
 from irq.cli.common import _config, _prompt, finite_seconds
@@ -145,6 +146,8 @@ def log(
     """
     from irq.jobs.actions import follow_log, latest_log
 
+    if (count is not None or interval != 5.0) and not follow_:  # they were ignored without -f
+        raise errors.UsageError("--count and --interval go with -f (follow)", f"e.g. irq log {exp_id} -f --interval 10")
     x = ctx(c)
     if follow_:
         return follow.follow_log(x.ui, follow_log(x.ledger(), _config(x), exp_id, interval, count, _prompt(x)), lines)

@@ -5,6 +5,7 @@ from typing import Optional
 
 import typer
 
+from irq import errors
 from irq.cli import follow, render
 from irq.cli.app import app, ctx
 from irq.cli.common import after_change, finite_seconds
@@ -40,6 +41,8 @@ def status(
     from irq.experiments.views import StatusQuery
     from irq.jobs.status import status_report
 
+    if count is not None and watch is None:  # it was ignored: one status, not the count asked for
+        raise errors.UsageError("--count goes with --watch (how many refreshes)", "e.g. irq status --watch 30 --count 5")
     x = ctx(c)
     query = StatusQuery.from_options(state, limit, fold=not all_)
 

@@ -144,6 +144,8 @@ def _priority(priority: str) -> str:
 
 
 def _seeds(seeds: str | None) -> list[int]:
+    if seeds is not None and not seeds.strip():  # taken as "no seeds", while an imported `Seeds:` with none is refused
+        raise errors.UsageError("--seeds '' names no seed", "e.g. --seeds 0-9 or --seeds 0,1,2")
     try:
         return parse_seeds(seeds) if seeds else []
     except FieldError as exc:
@@ -151,11 +153,18 @@ def _seeds(seeds: str | None) -> list[int]:
 
 
 def _policy_can_act(exp: Experiment) -> None:
-    """A retry policy doubles the time or memory the experiment asks for: it must ask for some."""
+    """A retry policy doubles the time or memory the experiment asks for: it must ask for some,
+    and its cap must leave room to grow."""
     for state, key, flag in (("TIMEOUT", "time_minutes", "--time '2 hours'"), ("OUT_OF_MEMORY", "memory_mb", "--mem 16GB")):
+        what = "time" if key == "time_minutes" else "memory"
         if state in exp.retry_policy.get("on", ()) and not exp.resources.get(key):
-            raise errors.UsageError(f"--retry-on {state} doubles the {'time' if key == 'time_minutes' else 'memory'} "
+            raise errors.UsageError(f"--retry-on {state} doubles the {what} "
                                     "the experiment asks for, and it asks for none", f"give it one, e.g. {flag}")
+        cap = exp.retry_policy.get("max_time_minutes" if what == "time" else "max_memory_mb")
+        if state in exp.retry_policy.get("on", ()) and cap and exp.resources.get(key) and cap <= exp.resources[key]:
+            raise errors.UsageError(f"--retry-max-{'time' if what == 'time' else 'mem'} is no more than the {what} the "
+                                    "experiment asks for already: the policy could never act",
+                                    f"cap it above, e.g. twice the {what}")
 
 
 def _policy(retry: dict[str, Any] | None) -> dict[str, Any]:
@@ -239,6 +248,8 @@ def _changed_fields(exp: Experiment, ch: Changes) -> dict[str, Any]:
         if key not in params:
             raise errors.UsageError(f"{exp.id} has no parameter {key!r}", f"`irq show {exp.id}` lists its parameters")
         del params[key]
+    if ch.command is not None and not ch.command.strip():  # as `irq add --command ''`: it said "nothing to change"
+        raise errors.UsageError("--command '' runs nothing", "give the command to run, e.g. --command 'python train.py --lr {lr}'")
     runs = ch.command if ch.command is not None else (exp.command or ch.default_command)
     if runs:
         check_command(runs, params)  # every placeholder still has a value

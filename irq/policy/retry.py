@@ -19,6 +19,7 @@ from irq.fields import (
 
 RETRYABLE = ("TIMEOUT", "OUT_OF_MEMORY")
 DEFAULT_MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 20  # 2^19 times the first time limit is past any cluster's
 SYNTAX = "on TIMEOUT, OUT_OF_MEMORY; max time 8 hours; max memory 64GB; max attempts 3"
 
 
@@ -35,6 +36,8 @@ class RetryPolicy:
             raise FieldError(f"a retry policy acts on TIMEOUT or OUT_OF_MEMORY, not {bad[0]!r}")
         if self.max_attempts is not None and self.max_attempts < 1:  # 0 read as the default, -2 broke import
             raise FieldError(f"max attempts {self.max_attempts}: an experiment runs at least once (1 or more)")
+        if self.max_attempts is not None and self.max_attempts > MAX_ATTEMPTS:  # each doubles the time or memory
+            raise FieldError(f"max attempts {self.max_attempts}: at most {MAX_ATTEMPTS} (each retry doubles what it asks for)")
 
     @property
     def triggers(self) -> tuple[str, ...]:

@@ -150,9 +150,9 @@ def sweep(ledger: Ledger, config: Config, base: str, overrides: list[str], seeds
     from irq.results import sweep as sw
 
     try:
-        seed_list = parse_seeds(seeds) if seeds else None
+        seed_list = parse_seeds(seeds) if seeds is not None else None  # '' names no seed: refused, not "the base's"
     except FieldError as exc:
-        raise errors.UsageError(str(exc)) from None
+        raise errors.UsageError(str(exc), "e.g. --seeds 0-9") from None
     base_exp, points = sw.plan(ledger, base, overrides, seed_list, trainer_keys(), config.project.command)
     cfg_file = sw.base_config(base_exp, config.root)
     made = sw.drafts(base_exp, points, config.root, proposed, config.project.command)
