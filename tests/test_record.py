@@ -83,3 +83,24 @@ def test_a_queued_experiment_says_what_its_dependencies_are_now(irq, study):
     assert row()["detail"] == "queued locally, waiting for Q-001 (IN_PROGRESS), Q-002 (IN_PROGRESS)"
     assert irq("record", "Q-001", "failed").code == 0
     assert row()["detail"] == "queued locally, held: dependency Q-001 FAILED"
+
+
+def test_a_job_on_a_cluster_taken_out_of_irq_toml_is_recorded_and_fetch_goes_on(irq, tmp_path):
+    """Recording (or cancelling) it left an attempt to fetch on a backend irq.toml no longer
+    names: every later `irq fetch` and daemon cycle stopped there ("no cluster 'gone'")."""
+    assert irq("init").code == 0
+    assert irq("add", "Q-001", "-t", "a", "--command", "true").code == 0
+    assert irq("add", "Q-002", "-t", "b", "--command", "true", "--force").code == 0
+    assert irq("submit", "Q-001", "Q-002").code == 0
+    con = sqlite3.connect(tmp_path / "queue.db")
+    con.execute("UPDATE attempt SET backend = 'slurm:gone', state = 'RUNNING', job_id = '4242'")
+    con.commit()
+    con.close()
+    r = irq("status")
+    assert r.code == 0 and "slurm:gone is no longer in irq.toml" in r.err, r
+    assert irq("record", "Q-001", "completed", "-r", "val_mse=0.1").code == 0
+    assert irq("cancel", "Q-002").code == 0
+    r = irq("fetch")
+    assert r.code == 0 and "nothing to fetch" in r.out, r
+    r = irq("daemon", "run", "--once")
+    assert r.code == 0 and "cycle ended early" not in r.out + r.err, r

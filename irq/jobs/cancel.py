@@ -8,7 +8,7 @@ from irq.backends.registry import Backends, record_calls
 from irq.jobs.record import unreachable_why
 from irq.jobs.sync import reconcile
 from irq.ledger.database import Ledger
-from irq.ledger.models import Attempt, Experiment
+from irq.ledger.models import Attempt, Experiment, utcnow
 from irq.ledger.states import SUBMITTING, AttemptState, State
 from irq.ledger.transitions import active_attempt, waiting
 from irq.ui import UI
@@ -20,7 +20,8 @@ def _close_unreachable(s: Any, exp: Experiment, a: Attempt, why: str) -> str:
     experiment FAILED: `irq retry` runs it again), and says to stop the job itself where it runs."""
     to = AttemptState.NOT_SUBMITTED if a.state == SUBMITTING else AttemptState.CANCELLED
     Ledger.set_attempt_state(s, a, to, f"cancelled by the user (it {why}: irq cannot reach its job)",
-                             error=f"cancelled with `irq cancel`; the attempt {why}, so irq cannot reach its job")
+                             error=f"cancelled with `irq cancel`; the attempt {why}, so irq cannot reach its job",
+                             fetched_at=utcnow())  # nothing irq could fetch: fetch must not try
     if exp.state == State.IN_PROGRESS.value:
         Ledger.set_state(s, exp, State.FAILED, f"attempt {a.number} cancelled by the user", attempt=a)
     job = f"job {a.job_id}" if a.job_id else "its job"

@@ -12,7 +12,7 @@ from irq.backends.registry import Backends, record_calls
 from irq.config import Config, ProjectConfig
 from irq.formats.blocks import headline
 from irq.jobs.contract import CONTRACT, read_run
-from irq.jobs.record import no_log
+from irq.jobs.record import no_log, unreachable_why
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
@@ -56,6 +56,11 @@ def fetch(ledger: Ledger, config: Config, backends: Backends, ui: UI, ids: list[
         wanted = {Ledger.experiment(s, i).id for i in ids} if ids else None
         todo = [a for a in Ledger.attempts(s, states=FINAL_STATES, unfetched=True)
                 if a.backend != "imported" and (wanted is None or a.experiment_id in wanted)]
+    gone = [a for a in todo if unreachable_why(a, config) is not None]  # its cluster left irq.toml
+    for a in gone:
+        why = Deferred(a.experiment_id, a.number, a.backend, f"{a.backend} is no longer in irq.toml: add it back to fetch")
+        ui.log(str(why)) if deferred is None else deferred.append(why)
+    todo = [a for a in todo if a not in gone]
     out: list[FetchOutcome] = []
     if not todo:
         return out

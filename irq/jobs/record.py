@@ -92,9 +92,12 @@ def record_end(ledger: Ledger, config: Config, exp_id: str, ending: Ending, resu
         if ended is not None and a.submitted_at is not None and ended < _aware(a.submitted_at):
             raise errors.UsageError(f"--ended {fmt_time(ended)} is before the job was submitted "
                                     f"({fmt_time(a.submitted_at)})", "give when the job ended")
-        to = AttemptState.NOT_SUBMITTED if a.state == SUBMITTING else _STATES[ending]
+        if a.state == SUBMITTING:  # no job was confirmed: nothing ran whose end could be recorded
+            raise errors.IllegalTransition(f"{exp.id}'s attempt {a.number} was never confirmed by the scheduler",
+                                           f"`irq cancel {exp.id}` gives it up")
+        to = _STATES[ending]
         reason = f"recorded by hand with `irq record` (the attempt {why})" + (f": {note}" if note else "")
-        Ledger.set_attempt_state(s, a, to, reason, ended_at=ended,
+        Ledger.set_attempt_state(s, a, to, reason, ended_at=ended, fetched_at=utcnow(),  # nothing left to fetch
                                  results={**(a.results or {}), **results} if results else a.results)
         done = to is AttemptState.COMPLETED
         Ledger.set_state(s, exp, State.DONE if done else State.FAILED, f"attempt {a.number} {to.value} (recorded by hand)",

@@ -12,6 +12,7 @@ from irq.backends.registry import Backends, record_calls
 from irq.backends.registry import slots as cached_slots
 from irq.config import load_config
 from irq.jobs.observed import mine, observation
+from irq.jobs.record import unreachable_why
 from irq.ledger.database import Ledger
 from irq.ledger.models import Attempt, utcnow
 from irq.ledger.states import (
@@ -103,6 +104,9 @@ def refresh(ledger: Ledger, backends: Backends, ui: UI) -> RefreshReport:
     by_backend: dict[str, list[Attempt]] = {}
     for a in active:
         by_backend.setdefault(a.backend, []).append(a)
+    for name in [n for n, atts in by_backend.items() if unreachable_why(atts[0], backends.config) is not None]:
+        del by_backend[name]  # its cluster left irq.toml: nothing to ask; `irq record` or `irq cancel` closes them
+        report.unreachable[name] = f"{name} is no longer in irq.toml (`irq record ID` or `irq cancel ID` closes its jobs)"
     for name, atts in by_backend.items():
         since = min(a.submitted_at or utcnow() for a in atts) - timedelta(hours=1)
         try:
