@@ -269,3 +269,23 @@ def test_an_idle_daemon_asks_the_scheduler_nothing_and_logs_one_quiet_line(ledge
         assert Ledger.calls_since(s, datetime(2000, 1, 1, tzinfo=timezone.utc)) == 0
     log = capsys.readouterr().err
     assert log.count("cycle: nothing changed") == 1, log
+
+
+def test_an_export_named_onto_the_ledger_is_refused_each_cycle_and_the_daemon_serves_on(ledger, tmp_path, capsys):
+    """`export = "queue.db"`: the daemon read the ledger as text and ended 'irq failed unexpectedly'."""
+    config = Config(path=None, root=tmp_path, export=ledger.path.name, daemon=DaemonConfig(interval=0.1, max_interval=HOUR))
+    add_experiment(ledger, "Q-001", "x")
+    import sqlite3
+
+    con = sqlite3.connect(ledger.path)  # bytes no UTF-8 text holds (as any ledger of some size has)
+    con.execute("CREATE TABLE blob_ (b BLOB)")
+    con.execute("INSERT INTO blob_ VALUES (x'fffefdfc')")
+    con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    assert run(ledger, config, UI(), max_cycles=2, open_backends=opener(FakeBackend(name="local", limit=1), tmp_path)) == 0
+    said = capsys.readouterr()
+    assert "is a SQLite database (an irq ledger?): irq never writes over it" in said.out + said.err
+    from irq.ledger.database import Ledger
+
+    Ledger(ledger.path).close()  # the ledger is whole

@@ -211,3 +211,21 @@ def test_another_users_ledger_in_a_read_only_folder_for_real(filled: Path, tmp_p
         assert digest(shared) == before
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_broken_rule_is_not_taken_for_a_damaged_ledger(tmp_path: Path) -> None:
+    """The damaged-page answer caught every DatabaseError: a UNIQUE constraint (a bug) read as
+    "damaged: restore a backup"."""
+    from sqlalchemy.exc import IntegrityError
+
+    from irq.ledger.database import Ledger
+    from irq.ledger.models import Attempt, Experiment
+
+    lg = Ledger(tmp_path / "queue.db", create=True)
+    with lg.transaction() as s:
+        Ledger.add_experiment(s, Experiment(id="Q-001", seq=0, title="t"))
+    with pytest.raises(IntegrityError):
+        with lg.transaction() as s:
+            s.add(Attempt(experiment_id="Q-001", number=1, token="same"))
+            s.add(Attempt(experiment_id="Q-001", number=2, token="same"))
+    lg.close()

@@ -454,8 +454,8 @@ def test_a_job_id_that_is_a_path_names_no_folder(tmp_path):
     from irq import errors
     from irq.backends.local import LocalBackend
 
-    evil = tmp_path / "evil"
-    evil.mkdir()
+    evil = tmp_path / "work" / "evil"  # where jobs/../../../evil lands
+    evil.mkdir(parents=True)
     (evil / "job.json").write_text(json.dumps({"id": "1", "name": "X-1.irq-0", "run_dir": "run", "tasks": None}))
     b = LocalBackend(tmp_path / "work" / ".irq" / "local")
     rows = b.query(["../../../evil"], datetime.now(timezone.utc))
@@ -492,7 +492,8 @@ def test_a_python_earlier_on_path_still_wins():
 
     here = os.path.dirname(sys.executable)
     assert with_own_bin("/opt/conda/bin:/usr/bin") == f"/opt/conda/bin:/usr/bin:{here}"
-    assert with_own_bin(f"{here}:/usr/bin") == f"{here}:/usr/bin" and with_own_bin("") == here
+    assert with_own_bin(f"{here}:/usr/bin") == f"{here}:/usr/bin"
+    assert with_own_bin("") == f"{os.defpath}:{here}"  # no PATH: the default search, then irq's folder
 
 
 def test_check_names_the_python_a_local_command_runs(monkeypatch):

@@ -82,7 +82,8 @@ def with_own_bin(path: str) -> str:
     (its venv not activated) gave a job's `python train.py` "command not found" on a machine with
     no other `python`; a python found earlier on PATH still wins, as in the person's own shell."""
     here = os.path.dirname(sys.executable)
-    parts = path.split(os.pathsep) if path else []
+    path = path or os.defpath  # no PATH at all: what the shell would search, never irq's folder alone
+    parts = path.split(os.pathsep)
     return path if not here or here in parts else os.pathsep.join([*parts, here])
 
 

@@ -136,11 +136,13 @@ def _export_if_stale(ledger: Ledger, path: Path, rep: CycleReport, template_dir:
     """Re-export queue.md whenever it differs from the ledger (also after a crash mid-export);
     a person's changes to it are kept aside (queue_io.write_export): that copy, if any."""
     from irq.formats.export import export_text
+    from irq.formats.queue_io import never_over_irqs_own
 
+    never_over_irqs_own(path)  # `export = "queue.db"`: said each cycle (UsageError), the ledger left whole
     text = export_text(ledger, template_dir, derived)
     try:
         current = path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, ValueError):  # gone, or not text: written over as any stale export is
         current = None
     if text == current:
         return None

@@ -159,12 +159,14 @@ class Ledger:
                         "try again; if it persists, look for a hung irq process",
                     ) from exc
                 raise errors.LedgerError(f"ledger {self.path}: {exc.orig}") from exc
-            except DatabaseError as exc:  # a damaged page ("database disk image is malformed"): said as a read says it
+            except DatabaseError as exc:
                 try:
                     s.rollback()
                 except DatabaseError:
                     pass
-                raise reader.corrupt(self.path, exc.orig) from exc
+                if reader.damaged(exc.orig):  # a damaged page: said as a read says it
+                    raise reader.corrupt(self.path, exc.orig) from exc
+                raise  # a constraint (a bug of irq's), never "restore a backup"
             except BaseException:
                 s.rollback()
                 raise

@@ -48,6 +48,13 @@ def uri(path: Path, mode: str) -> str:
     return base + {"rwc": "?mode=rwc", "rw": "?mode=rw", "ro": "?mode=ro", "immutable": "?mode=ro&immutable=1"}[mode]
 
 
+def damaged(exc: BaseException | None) -> bool:
+    """Whether SQLite's error says the file itself is damaged or not a database (SQLITE_CORRUPT,
+    SQLITE_NOTADB), not that a statement broke a rule."""
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "disk image" in text
+
+
 def corrupt(path: Path, exc: BaseException) -> errors.LedgerError:
     return errors.LedgerError(f"cannot open ledger {path}: it is damaged or not a SQLite file ({exc})",
                               RECOVER_HINT.format(path=path))
