@@ -818,3 +818,25 @@ def test_the_script_and_the_ledger_give_an_attempt_one_number_after_an_imported_
     with ledger.transaction() as s:
         a = Ledger.latest_attempt(s, "Q-004")
     assert a.number == 4 and "IRQ_ATTEMPT=4" in a.script and re.search(r"\battempt 4\b", a.script), a.script[:400]
+
+
+def test_a_refusal_after_the_attempt_was_given_up_is_said_not_a_crash(ledger, backends, fake, monkeypatch) -> None:
+    """sbatch refused after a reconcile elsewhere had given the attempt up: NOT_SUBMITTED -> REFUSED
+    is no move the states allow, and the whole submit ended on IllegalTransition."""
+    add_experiment(ledger, "Q-001", "refused late")
+    fake.refuse_next(errors.SubmissionRefused("sbatch: error: invalid partition"))
+    _given_up_while_sbatch_runs(ledger, fake, monkeypatch)
+    assert go(ledger, backends, "Q-001")["Q-001"].status == "refused"
+    assert attempts(ledger)[0].state == "NOT_SUBMITTED" and experiment(ledger).waiting_reason == "re-queued"
+
+
+def test_a_claims_file_that_cannot_be_opened_stops_the_send_in_one_line(tmp_path: Path) -> None:
+    import os
+
+    from irq.ledger.claims import Claims
+
+    (tmp_path / "queue.db").write_bytes(b"")
+    c = Claims(tmp_path / "queue.db")
+    os.mkdir(c.path)
+    with pytest.raises(errors.LedgerError, match="cannot claim the submission"):
+        c.hold(1)

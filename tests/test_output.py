@@ -81,7 +81,7 @@ def test_a_filter_that_matches_nothing_says_what_the_ledger_holds(irq):
 def test_imported_attempts_say_irq_never_refreshed_them(irq, seed_queue):
     irq("import", str(seed_queue))
     rows = {x["id"]: x for x in json.loads(irq("status", "--offline", "--json").out)["experiments"]}
-    assert rows["Q-001"]["detail"] == "RUNNING when imported; irq cannot ask about it (`irq record Q-001` once it ends)"
+    assert rows["Q-001"]["detail"] == "RUNNING when imported; irq cannot ask about it (`irq record Q-001 HOW` once it ends)"
     assert "irq cannot ask its scheduler: once it ended, `irq record Q-001 completed|failed|cancelled`" in irq(
         "show", "Q-001").out
 

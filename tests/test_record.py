@@ -104,3 +104,25 @@ def test_a_job_on_a_cluster_taken_out_of_irq_toml_is_recorded_and_fetch_goes_on(
     assert r.code == 0 and "nothing to fetch" in r.out, r
     r = irq("daemon", "run", "--once")
     assert r.code == 0 and "cycle ended early" not in r.out + r.err, r
+
+
+def test_a_queued_experiment_whose_dependencies_are_done_says_so(irq, tmp_path):
+    """Once A was DONE, status still said B was "waiting for A (IN_PROGRESS)"."""
+    import time
+
+    assert irq("init").code == 0
+    assert irq("add", "A", "-t", "a", "--command", "echo '{{\"val_mse\": 1}}' > {run_dir}/metrics.json").code == 0
+    assert irq("add", "B", "-t", "b", "--command", "true", "--after", "A").code == 0
+    assert irq("submit", "A", "B").code == 0
+    detail = lambda: next(e for e in json.loads(irq("status", "--json").out)["experiments"] if e["id"] == "B")["detail"]
+    assert detail() == "queued locally, waiting for A (IN_PROGRESS)"
+    for _ in range(100):
+        if "A attempt 1: DONE" in irq("fetch").out:
+            break
+        time.sleep(0.2)
+    assert detail() == "queued locally: its dependencies are done; the next submit or daemon cycle sends it"
+
+
+def test_fetch_json_says_how_to_close_an_imported_job(irq, study):
+    (row,) = [r for r in json.loads(irq("fetch", "Q-001", "--json").out) if r["id"] == "Q-001"]
+    assert "irq record Q-001 completed|failed|cancelled" in row["detail"], row

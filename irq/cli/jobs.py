@@ -97,12 +97,8 @@ def fetch(
     x = ctx(c)
     x.ui.verbose = False  # each fetched attempt prints once, below
     rep = fetch_results(x.ledger(), _config(x), x.ui, ids or [], prompt=_prompt(x))
-    if as_json:  # the fetched ones, DONE or FAILED, then those not finished yet, then those not fetched yet
-        x.ui.json([asdict(o) for o in rep.outcomes]
-                  + [{"id": a.experiment_id, "attempt": a.number, "state": a.state,
-                      "detail": f"job {a.job_id} is still {a.state}; fetch again once it ends"} for a in rep.still]
-                  + [{"id": d.id, "attempt": d.attempt, "state": "NOT_FETCHED", "detail": f"cannot fetch yet: {d.why}"}
-                     for d in rep.deferred])
+    if as_json:
+        x.ui.json(render.fetched_json(rep))
     else:
         for line in render.fetched(rep):
             x.ui.print(line)
@@ -145,6 +141,7 @@ def log(
       irq log -f Q-003
     """
     from irq.jobs.actions import follow_log, latest_log
+    from irq.ledger.states import is_active
 
     if (count is not None or interval != 5.0) and not follow_:  # they were ignored without -f
         raise errors.UsageError("--count and --interval go with -f (follow)", f"e.g. irq log {exp_id} -f --interval 10")
@@ -156,7 +153,7 @@ def log(
     for line in text.splitlines():
         x.ui.print(line)
     if not text:
-        x.ui.note(f"(no output in its log yet: the job is {att.state})" if att.state in ("PENDING", "SUBMITTING", "RUNNING")
+        x.ui.note(f"(no output in its log yet: the job is {att.state})" if is_active(att.state)
                   else f"(no log found: the job is {att.state}; `irq fetch` keeps what it left in results/)")
 
 

@@ -1,6 +1,7 @@
 """How the CLI shows what services return: rich tables, panels and plain lines. No work here."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from rich.text import Text
@@ -84,7 +85,7 @@ def _history(ui: UI, events: list[Any]) -> None:
     for e in mine[-SHOWN_EVENTS:]:
         move = (e.to_state if e.from_state is None else f"{e.from_state} -> {e.to_state}" if e.from_state != e.to_state
                 else e.kind)
-        ui.print(f"  {fmt_time(e.at)}  {move}" + (f": {e.reason}" if e.reason else ""))
+        ui.print(f"  {fmt_time(e.at)}  {move}" + (f": {' '.join(e.reason.split())}" if e.reason else ""))  # one line each
 
 
 NEVER_REFRESHED = ("state as imported from queue.md; irq cannot ask its scheduler: once it ended, "
@@ -113,15 +114,29 @@ def outcome(o: Any) -> str:
     return f"{o.id}: {o.status}" + (f" as job {o.job_id}" if o.job_id else "") + (f": {o.message}" if o.message else "")
 
 
+def still_detail(a: Any) -> str:
+    """Why an attempt `irq fetch` could not take is not fetched yet, in words."""
+    if a.backend == "imported":
+        return (f"imported from queue.md as {a.state}; irq cannot ask its scheduler: once it ended, "
+                f"`irq record {a.experiment_id} completed|failed|cancelled`")
+    if a.unknown_since:
+        return f"job {a.job_id} was {a.state} when last seen (the cluster did not answer)"
+    return f"job {a.job_id} is still {a.state}; fetch again once it ends"
+
+
+def fetched_json(rep: Any) -> list[dict]:
+    """The fetched ones, DONE or FAILED, then those not finished yet, then those not fetched yet."""
+    return ([asdict(o) for o in rep.outcomes]
+            + [{"id": a.experiment_id, "attempt": a.number, "state": a.state, "detail": still_detail(a)} for a in rep.still]
+            + [{"id": d.id, "attempt": d.attempt, "state": "NOT_FETCHED", "detail": f"cannot fetch yet: {d.why}"}
+               for d in rep.deferred])
+
+
 def fetched(rep: Any) -> list[str]:
     """`irq fetch`: one line per fetched attempt, and why the others are not fetched yet."""
     lines = [f"{o.id} attempt {o.attempt}: " + (o.detail if o.detail.startswith(o.state) else f"{o.state} ({o.detail})")
              for o in rep.outcomes]  # not "FAILED (FAILED (exit code 1))"
-    lines += [f"{a.experiment_id} attempt {a.number}: " + (
-        f"imported from queue.md as {a.state}; irq cannot ask its scheduler: once it ended, "
-        f"`irq record {a.experiment_id} completed|failed|cancelled`" if a.backend == "imported" else
-        f"job {a.job_id} was {a.state} when last seen (the cluster did not answer)" if a.unknown_since else
-        f"job {a.job_id} is still {a.state}; fetch again once it ends") for a in rep.still]
+    lines += [f"{a.experiment_id} attempt {a.number}: {still_detail(a)}" for a in rep.still]
     lines += [str(d) for d in rep.deferred]
     if not lines and not rep.unreachable:
         lines.append("nothing to fetch: no attempt has finished since the last fetch")

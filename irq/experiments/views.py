@@ -224,17 +224,19 @@ def _detail(r: Record, states: dict[str, str]) -> str:
             if held := hold(r.depends_on, states):
                 return f"queued locally, held: {held[0]}"
             if waits := pending(r.depends_on, states):
-                return "queued locally, waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in waits)
+                return "queued locally, waiting for " + ", ".join(f"{d} ({states.get(d, 'unknown')})" for d in waits)
+            if (r.waiting_reason or "").startswith("waiting for "):  # what it waited for has happened
+                return "queued locally: its dependencies are done; the next submit or daemon cycle sends it"
         return line
     if r.state == _READY and r.depends_on:
         if held := hold(r.depends_on, states):
             return f"held: {held[0]}"
         if waits := pending(r.depends_on, states):
-            return "waiting for " + ", ".join(f"{d} ({states.get(d)})" for d in waits)
+            return "waiting for " + ", ".join(f"{d} ({states.get(d, 'unknown')})" for d in waits)
     if r.attempt_state is None:
         return ""
     if r.attempt_backend == "imported" and r.attempt_state in _ACTIVE_NAMES:
-        return f"{r.attempt_state} when imported; irq cannot ask about it (`irq record {r.id}` once it ends)"
+        return f"{r.attempt_state} when imported; irq cannot ask about it (`irq record {r.id} HOW` once it ends)"
     if r.unknown_since:
         return f"state unknown since {fmt_time(r.unknown_since)} (scheduler unreachable)"
     if r.state == _FAILED:

@@ -343,6 +343,8 @@ def _close_attempt(ledger: Ledger, attempt_id: int, state: AttemptState, *, erro
     neither a job nor a place in the queue."""
     with ledger.transaction() as s:
         a = s.get(Attempt, attempt_id)
+        if a.state != SUBMITTING:  # given up meanwhile (a reconcile that could not see the claim): closed already
+            return
         Ledger.set_attempt_state(s, a, state, reason, error=error, root_cause=root_cause, suggested_fix=fix)
         if fail_experiment:
             Ledger.set_state(s, Ledger.experiment(s, a.experiment_id), State.FAILED, reason, attempt=a)

@@ -42,18 +42,26 @@ class Claims:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 fd = os.open(self.path, os.O_RDWR)
-            else:
-                try:
-                    os.fchmod(fd, os.stat(self.ledger).st_mode & 0o666 or 0o600)
-                except OSError:
-                    pass
+            try:  # made now, or by an older irq (0600): as open as the ledger, when the file is ours
+                want, st = os.stat(self.ledger).st_mode & 0o666, os.fstat(fd)
+                if st.st_uid == os.geteuid() and want & ~st.st_mode & 0o666:
+                    os.fchmod(fd, (st.st_mode | want) & 0o666)
+            except OSError:
+                pass
             self.fd = fd
         return self.fd
 
     def hold(self, attempt_id: int) -> None:
-        """Claim an attempt being sent (OSError when the file cannot be made: the caller's write
-        transaction fails with it, and nothing is sent)."""
-        fcntl.lockf(self._open(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, attempt_id)
+        """Claim an attempt being sent (a LedgerError when the file cannot be opened: the caller's
+        write transaction fails with it, and nothing is sent)."""
+        try:
+            fcntl.lockf(self._open(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, attempt_id)
+        except OSError as exc:
+            from irq import errors
+
+            raise errors.LedgerError(f"cannot claim the submission in {self.path}: {exc.strerror or exc}",
+                                     "it must be a file you may write, as the ledger is (`chmod g+rw` it on a "
+                                     "shared ledger); nothing was sent") from None
         self.mine.add(attempt_id)
 
     def release(self, attempt_id: int) -> None:

@@ -68,8 +68,6 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
             plt.close(fig)
             rep.skipped.append(f"{kind}: no fetched run has the data it plots"
                                + (" (run the trainer with --diagnostics true)" if kind in ("conditioning", "energy") else ""))
-            for stale in (fig_dir / f"{kind}.png", fig_dir / f"{kind}.pdf"):  # an earlier run's: not this report's
-                stale.unlink(missing_ok=True)
     write_atomically(out, [render(rep, out.parent)], example="summary.md")
     # queue.md's DONE entries link here (formats/export.py) until the next report
     record = report_record(out, rep.figures, [r.id for r in table.rows])
