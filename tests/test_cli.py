@@ -368,3 +368,15 @@ def test_submit_with_nothing_ready_says_so(irq):
     irq("init")
     r = irq("submit", "--all-ready")
     assert r.code == 0 and r.out == "" and "nothing to submit: no READY experiment" in r.err, r
+
+
+def test_a_shown_login_prompt_goes_to_stderr(monkeypatch, capsys):
+    """input() wrote the prompt to stdout, into what `--json` prints."""
+    import io
+
+    from irq.cli.common import _echoed
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("me\n"))
+    assert _echoed("User: ") == "me"
+    got = capsys.readouterr()
+    assert got.out == "" and got.err == "User: "

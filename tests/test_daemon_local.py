@@ -266,3 +266,27 @@ def test_a_ledger_opened_through_a_symlink_has_the_same_daemon_and_submit_locks(
             assert Claims(other).path == Claims(tmp_path / "real" / "queue.db").path
     finally:
         first.release()
+
+
+def test_stop_says_so_when_the_daemon_is_still_finishing_its_step(tmp_path):
+    """It printed "stopped the daemon" for one still running after the wait."""
+    import signal
+    import subprocess
+    import sys
+
+    from irq import errors
+    from irq.daemon.detached import stop_detached
+
+    db = tmp_path / "queue.db"
+    db.write_bytes(b"")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import signal, sys, time; from pathlib import Path; from irq.daemon.loop import DaemonLock; "
+        f"signal.signal(signal.SIGTERM, signal.SIG_IGN); l = DaemonLock(Path({str(db)!r})); l.acquire(); "
+        "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(errors.IrqError, match="still finishing its current step"):
+            stop_detached(db, timeout=0.5)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()

@@ -71,6 +71,13 @@ def whole_number(text: str | int) -> int:
     return int(t)
 
 
+def _echoed(prompt: str) -> str:
+    """A shown answer (a user name), its prompt on stderr: input() writes its prompt to stdout."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return sys.stdin.readline().rstrip("\n")
+
+
 @contextmanager
 def exported_after(x: Ctx) -> Iterator[None]:
     """after_change() once the block ends, also when a later id of several fails: the earlier
@@ -88,9 +95,10 @@ def _prompt(x: Ctx):
     import getpass
 
     def ask(title: str, instructions: str, prompts: list) -> list[str]:
-        if instructions:
-            x.ui.note(instructions)
-        return [getpass.getpass(p) if not echo else input(p) for p, echo in prompts]
+        for said in (title, instructions):  # on stderr, as the prompts: stdout stays the command's (--json)
+            if said:
+                x.ui.note(said)
+        return [getpass.getpass(p) if not echo else _echoed(p) for p, echo in prompts]
 
     return ask
 

@@ -61,6 +61,9 @@ def stop_detached(db: Path, timeout: float = 30) -> int | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and DaemonLock(db).holder() is not None:
         time.sleep(0.2)
+    if DaemonLock(db).holder() is not None:  # still finishing its step (a long fetch): not "stopped"
+        raise errors.IrqError(f"the daemon (pid {pid}) was asked to stop and is still finishing its current step "
+                              f"after {timeout:g}s", f"`irq daemon status` shows when it is gone; `kill {pid}` again to insist")
     return pid
 
 
