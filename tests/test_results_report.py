@@ -303,3 +303,9 @@ def test_a_second_report_in_the_same_folder_keeps_its_figures_apart(irq, project
     assert (project / "results" / "figures" / "final.png").read_bytes() == before
     assert (project / "results" / "h-figures" / "final.png").is_file()
     assert "h-figures/final.png" in (project / "results" / "h.md").read_text()
+
+
+def test_the_report_stamps_its_time_as_every_irq_time_is_written(irq, project):
+    assert irq("report").code == 0
+    text = (project / "results" / "summary.md").read_text()
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text) and "+00:00" not in text

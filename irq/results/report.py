@@ -86,7 +86,7 @@ def write(db: Any, root: Path, out: Path, metric: str, goal: str = "min", baseli
 
 def render(rep: Report, base: Path) -> str:
     t = rep.table
-    when = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # the one time format irq writes
     goal = "lower is better" if t.goal == "min" else "higher is better"
     metric = md_text(t.metric)  # a metric's name, a title, a job's words: shown as written, never markup
     lines = [f"# Results: {metric}", "",
