@@ -308,3 +308,10 @@ def test_edit_lists_the_priorities_and_says_unset_for_a_field_that_had_none(irq)
     assert "--priority <highest|high|medium|low>" in irq("edit", "-h").out
     r = irq("edit", "Q-001", "--notes", "hello", "--priority", "high")
     assert r.out.strip() == "edited Q-001: notes: (unset) -> 'hello'; priority: 'MEDIUM' -> 'HIGH'", r
+
+
+def test_a_title_made_from_parameters_writes_them_as_they_read_back(irq):
+    """`-p mode=null` made the title `mode=None` (Python's word, which reads back as text)."""
+    irq("init")
+    r = irq("add", "a", "--command", "echo {mode} {on}", "-p", "mode=null", "-p", "on=true")
+    assert r.out.strip() == "added a (READY): mode=null, on=true", r

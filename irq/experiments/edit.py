@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import select
 
 from irq import errors
-from irq.experiments.labels import relabel
+from irq.experiments.labels import label_of, relabel
 from irq.experiments.trainer_schema import check_parameters
 from irq.experiments.validate import (
     one_line,
@@ -114,7 +114,7 @@ TITLE_MAX = 80  # characters of a title made from the parameters (a queue.md hea
 def default_title(exp_id: str, params: dict[str, Any], config: Path | None) -> str:
     """The title of an experiment added without --title: what it sets (`lr=0.01, steps=40`), else
     its trainer config's name, else its id; a quick `irq add` still reads well in irq status and queue.md."""
-    said = ", ".join(f"{k}={v}" for k, v in params.items()) or (config.stem if config is not None else "")
+    said = label_of(list(params), params) or (config.stem if config is not None else "")  # mode=null, never None
     if not said.strip() or not said.isprintable():
         return exp_id
     return said if len(said) <= TITLE_MAX else said[:TITLE_MAX - 1].rstrip() + "…"
