@@ -148,8 +148,7 @@ class Config:
             if name == "local":  # the default backend: this machine, reached without a login
                 raise errors.UsageError(
                     "the backend is local (this machine): no cluster to log in to, out of or trust",
-                    f"name a cluster, e.g. `irq login NAME`, from irq.toml's [clusters.NAME] tables (known: {known}); "
-                    "see docs/clusters.md")
+                    f"name one of irq.toml's [clusters.NAME] tables (known: {known}); docs/clusters.md shows how to add one")
             raise errors.ConfigError(f"no cluster {name!r} in {self.path or FILENAME} (known: {known})",
                                      f"add a [clusters.{name}] table to irq.toml; see {DOCS}")
         return self.clusters[name]
@@ -158,6 +157,9 @@ class Config:
         """`local`, `slurm:NAME`, or a bare cluster NAME (irq.toml's form) as `slurm:NAME`."""
         if not name:
             return "local" if self.backend == "local" else f"slurm:{self.backend}"
+        if name == "slurm:":
+            known = ", ".join(f"slurm:{c}" for c in self.clusters) or "none configured"
+            raise errors.UsageError("--backend slurm: names no cluster", f"e.g. --backend slurm:NAME (known: {known})")
         if name == "local" or (name.startswith("slurm:") and name[6:] in self.clusters):
             return name
         if name in self.clusters:

@@ -203,6 +203,7 @@ CLI = [  # (name, files, argv, words)
                                               "--retry-max-time", "30 minutes"], "the policy could never act"),
     ("retry attempts past any use", {}, ["add", "Q-010", "-p", "a=1", "--time", "1 hour", "--retry-on", "TIMEOUT",
                                          "--retry-max-attempts", "99999999999999999999"], "at most 20"),
+    ("--backend slurm: with no name", {}, ["render", "Q-001", "--backend", "slurm:"], "--backend slurm: names no cluster"),
     ("render onto the ledger", {}, ["render", "Q-001", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("report onto the ledger", {}, ["report", "-o", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),
     ("export onto the ledger", {}, ["export", "queue.db"], "queue.db is a SQLite database (an irq ledger?)"),

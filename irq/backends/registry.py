@@ -34,7 +34,7 @@ class Backends:
 
     def resolve_name(self, name: str | None) -> str:
         """`--backend` as the user wrote it (`local`, `slurm:NAME` or irq.toml's bare NAME) as stored."""
-        if name and (name == "local" or name.startswith("slurm:") or name in self._open):
+        if name and (name == "local" or (name.startswith("slurm:") and name != "slurm:") or name in self._open):
             return name
         return self.config.backend_name(name)
 
