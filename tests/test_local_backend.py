@@ -507,3 +507,16 @@ def test_check_names_the_python_a_local_command_runs(monkeypatch):
     (bad,) = _command_python("python9 train.py")
     assert not bad.ok and "`python9` is not on this machine's PATH" in bad.detail
     assert _command_python("bash run.sh") == [] and _command_python("'unclosed") == []
+
+
+def test_a_command_not_found_on_this_machine_is_not_blamed_on_a_module_load(tmp_path, irq):
+    """On the local backend the cause read "a module load is missing or commented out" and the fix
+    "load the module that provides it (irq.toml modules)": there are no modules here."""
+    irq("init")
+    assert irq("add", "nf", "-t", "t", "--command", "no-such-tool-xyz --go").code == 0
+    assert irq("submit", "nf").code == 0
+    wait_until_finished(irq)
+    irq("fetch")
+    a = json.loads(irq("show", "nf", "--json").out)["attempts"][-1]
+    assert "`no-such-tool-xyz` is not on the job's PATH: it is not installed on this machine" in a["root_cause"], a
+    assert "module" not in a["suggested_fix"], a
