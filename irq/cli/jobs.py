@@ -12,6 +12,7 @@ from irq import errors
 from irq.cli import follow, render
 from irq.cli.app import app, ctx
 from irq.cli.common import _config, _prompt, finite_seconds
+from irq.ledger.states import is_active
 
 BACKEND_HELP = "local, or slurm:NAME (default: irq.toml's backend)."
 
@@ -141,7 +142,6 @@ def log(
       irq log -f Q-003
     """
     from irq.jobs.actions import follow_log, latest_log
-    from irq.ledger.states import is_active
 
     if (count is not None or interval != 5.0) and not follow_:  # they were ignored without -f
         raise errors.UsageError("--count and --interval go with -f (follow)", f"e.g. irq log {exp_id} -f --interval 10")

@@ -210,29 +210,18 @@ def stream_export(ledger: Any, path: Path | None, template_dir: Path | None = No
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def never_over_irqs_own(path: Path, st: Any = False, example: str = "queue.md") -> None:
+def never_over_irqs_own(path: Path, example: str = "queue.md") -> None:
     """Refuse an output onto a ledger (any SQLite database) or a project's irq.toml: named by
-    mistake (`-o queue.db`, `export = "irq.toml"`), it would destroy what irq keeps there. `st`:
-    the path's stat when known (None: it does not exist)."""
-    import os
-    import stat
-
-    what = None
-    if path.name == "irq.toml":
-        what = "a project's irq.toml"
-    else:
-        if st is False:
-            try:
-                st = os.stat(path)
-            except OSError:
-                st = None
-        if st is not None and stat.S_ISREG(st.st_mode):
-            try:
-                with open(path, "rb") as f:
-                    head = f.read(len(SQLITE_HEADER))
-            except OSError:
-                head = b""
-            what = "a SQLite database (an irq ledger?)" if head == SQLITE_HEADER else None
+    mistake (`-o queue.db`, `export = "irq.toml"`), it would destroy what irq keeps there. Only a
+    regular file is opened (a pipe would wait for a writer)."""
+    what = "a project's irq.toml" if path.name == "irq.toml" else None
+    if what is None and path.is_file():
+        try:
+            with open(path, "rb") as f:
+                if f.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
+                    what = "a SQLite database (an irq ledger?)"
+        except OSError:
+            pass
     if what is not None:
         raise errors.UsageError(f"{path} is {what}: irq never writes over it", f"name another file, e.g. {example}")
 
@@ -264,7 +253,7 @@ def write_atomically(path: Path, chunks: Iterable[str | bytes] | str, example: s
         st = None
     except OSError as exc:
         raise refused(exc, path) from None
-    never_over_irqs_own(path, st, example)
+    never_over_irqs_own(path, example)
     if st is not None and not stat.S_ISREG(st.st_mode):
         try:
             with open(path, "wb") as f:

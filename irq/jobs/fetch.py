@@ -22,7 +22,7 @@ from irq.ledger.states import (
     AttemptState,
     State,
 )
-from irq.policy.diagnose import MODULE_MISSING, Diagnosis, diagnose
+from irq.policy.diagnose import MODULE_MISSING, Diagnosis, diagnose, on_this_machine
 from irq.ui import UI
 
 
@@ -164,11 +164,8 @@ def _fetch_one(ledger: Ledger, config: Config, backend: Backend, a: Attempt) -> 
         d = _why(att, log, problem, job_error)
         if d.pattern == "python_package_missing" and (left := _left_out(config, att, d)) is not None:
             d = left
-        if d.pattern == "command_not_found" and att.backend == "local":  # no modules here: this machine's PATH
-            d = Diagnosis(d.error, d.root_cause.replace("a module load is missing or commented out",
-                                                        "it is not installed on this machine, or not on its PATH"),
-                          "install it, or write its full path in the command; `irq check ID` shows the python a "
-                          "command finds", d.pattern)
+        if att.backend == "local":
+            d = on_this_machine(d)
         error = f"{d.error}: {att.error}" if d.pattern == "node_fail" and att.error else d.error  # the scheduler's why
         att.error, att.root_cause, att.suggested_fix = error, d.root_cause, d.fix.replace("ID", exp.id)
         s.add(att)

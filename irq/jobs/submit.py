@@ -211,6 +211,12 @@ def _wait_in(s: Any, exp_id: str, reason: str, fix: str | None = None) -> None:
     wait_locally(s, exp, reason, fix)
 
 
+def _held(ledger: Ledger, exp_id: str, exc: errors.PreflightFailed) -> SubmitOutcome:
+    """Hold the experiment for a failed check (its commit, its config's place, its preflight)."""
+    _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
+    return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
+
+
 def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target, exp_id: str, ui: UI,
                 preflight: Callable[..., None] | None) -> SubmitOutcome:
     with ledger.transaction() as s:
@@ -224,8 +230,7 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
         sha = target_sha(config, target)
         job_exp = with_command(config_in_repo(exp, config, target), config.project.command)
     except errors.PreflightFailed as exc:
-        _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
-        return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        return _held(ledger, exp_id, exc)
     try:
         req, skipped = build_job(job_exp, token=new_token(), attempt=number, target=target, git_sha=sha,
                                  run_id=run_id, template_dir=project_templates(config),
@@ -241,8 +246,7 @@ def _submit_one(ledger: Ledger, config: Config, backend: Backend, target: Target
         if preflight is not None:
             preflight(job_exp, target, sha, backend, req.script)
     except errors.PreflightFailed as exc:
-        _wait(ledger, exp_id, PREFLIGHT_FAILED + exc.message, exc.hint or "see `irq check ID`")
-        return SubmitOutcome(exp_id, "held", message=exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        return _held(ledger, exp_id, exc)
     att = _open_attempt(ledger, exp_id, number, backend, target, req, sha, run_id, planned)
     if isinstance(att, SubmitOutcome):
         return att

@@ -25,6 +25,7 @@ class Rule:
 
 
 MODULE_MISSING = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
+NO_MODULE = "a module load is missing or commented out"  # a cluster's cause of a command not found
 
 
 def _d(name: str, error: str, cause: str, fix: str) -> Diagnosis:
@@ -72,8 +73,8 @@ CATALOGUE: list[Rule] = [
     # bash: "line 7: tool: command not found"; dash (sh): "train.sh: 7: tool: not found"
     Rule("command_not_found", re.compile(r"(?:line \d+: )?(\S+): command not found|^\S+: \d+: (\S+): not found$", re.M),
          build=lambda m, log: _d("command_not_found", f"`{m.group(1) or m.group(2)}: command not found`",
-                                 f"`{m.group(1) or m.group(2)}` is not on the job's PATH: a module load is missing or "
-                                 "commented out", "load the module that provides it (irq.toml modules), then `irq check ID`")),
+                                 f"`{m.group(1) or m.group(2)}` is not on the job's PATH: {NO_MODULE}",
+                                 "load the module that provides it (irq.toml modules), then `irq check ID`")),
     Rule("commit_missing", re.compile(r"irq: commit (\S+) not found in (\S+)"),
          build=lambda m, log: _d("commit_missing", f"commit {m.group(1)} not found in {m.group(2)}",
                                  "the commit was not pushed to the repository the cluster clones",
@@ -118,6 +119,16 @@ CATALOGUE: list[Rule] = [
 TRACEBACK = re.compile(r"^Traceback \(most recent call last\)", re.M)
 STATE_FIRST = {"OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "CANCELLED", "BOOT_FAIL", "LOST"}
 
+
+
+def on_this_machine(d: Diagnosis) -> Diagnosis:
+    """A diagnosis for a job that ran on this machine (the local backend): no modules here, so a
+    command not found is a program missing from its PATH."""
+    if d.pattern != "command_not_found":
+        return d
+    return Diagnosis(d.error, d.root_cause.replace(NO_MODULE, "it is not installed on this machine, or not on its PATH"),
+                     "install it, or write its full path in the command; `irq check ID` shows the python a command "
+                     "finds", d.pattern)
 
 def diagnose(state: str, exit_code: int | None, log_tail: str, reason: str | None = None,
              trainer_error: str | None = None) -> Diagnosis:
